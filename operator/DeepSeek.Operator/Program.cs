@@ -1,0 +1,3 @@
+using DeepSeek.Operator.Cli;
+
+return await OperatorCli.Build().Parse(args).InvokeAsync();

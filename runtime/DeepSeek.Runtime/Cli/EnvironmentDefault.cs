@@ -1,0 +1,29 @@
+using System.Globalization;
+
+namespace DeepSeek.Runtime.Cli;
+
+/// <summary>
+/// Defaults for command-line options that a container sets through its environment: the option
+/// <c>--http-port</c> reads <c>DEEPSEEK_HTTP_PORT</c> when the flag is absent. A flag always wins.
+/// </summary>
+public static class EnvironmentDefault
+{
+    public static string VariableFor(string optionName) =>
+        "DEEPSEEK_" + optionName.TrimStart('-').Replace('-', '_').ToUpperInvariant();
+
+    public static T Get<T>(string optionName, T fallback) where T : IParsable<T>
+    {
+        var variable = VariableFor(optionName);
+        var text = Environment.GetEnvironmentVariable(variable);
+        if (string.IsNullOrWhiteSpace(text)) return fallback;
+        return T.TryParse(text, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw new InvalidOperationException($"Environment variable {variable}='{text}' is not a valid {typeof(T).Name} for {optionName}.");
+    }
+
+    public static string? GetString(string optionName)
+    {
+        var text = Environment.GetEnvironmentVariable(VariableFor(optionName));
+        return string.IsNullOrWhiteSpace(text) ? null : text;
+    }
+}

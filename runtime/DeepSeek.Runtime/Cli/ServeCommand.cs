@@ -1,0 +1,52 @@
+using System.CommandLine;
+using DeepSeek.Runtime.Hosting;
+
+namespace DeepSeek.Runtime.Cli;
+
+/// <summary><c>serve</c>: the long-running server a pod runs.</summary>
+public static class ServeCommand
+{
+    public static Command Build()
+    {
+        var host = new Option<string>("--host")
+        {
+            Description = "Address to bind (IP address or localhost). Env: DEEPSEEK_HOST.",
+            DefaultValueFactory = _ => EnvironmentDefault.GetString("--host") ?? "0.0.0.0",
+        };
+        var httpPort = PortOption("--http-port", 8000, "HTTP port: OpenAI API, /health, /ready, /metrics.");
+        var grpcPort = PortOption("--grpc-port", 50051, "gRPC port: inference, health, reflection.");
+
+        var command = new Command("serve", "Serve the model over HTTP (OpenAI-compatible) and gRPC.")
+        {
+            host, httpPort, grpcPort,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var settings = new ServeSettings
+            {
+                Host = parse.GetValue(host)!,
+                HttpPort = parse.GetValue(httpPort),
+                GrpcPort = parse.GetValue(grpcPort),
+            };
+            await using var app = RuntimeHost.Build(settings);
+            await app.RunAsync(cancellationToken);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Option<int> PortOption(string name, int fallback, string description)
+    {
+        var option = new Option<int>(name)
+        {
+            Description = $"{description} Env: {EnvironmentDefault.VariableFor(name)}.",
+            DefaultValueFactory = _ => EnvironmentDefault.Get(name, fallback),
+        };
+        option.Validators.Add(result =>
+        {
+            var port = result.GetValueOrDefault<int>();
+            if (port is < 0 or > 65535) result.AddError($"{name} must be between 0 and 65535, not {port}.");
+        });
+        return option;
+    }
+}

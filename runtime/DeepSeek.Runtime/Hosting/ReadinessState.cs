@@ -1,0 +1,8 @@
+namespace DeepSeek.Runtime.Hosting;
+
+public enum ReadinessState
+{
+    Loading,
+    Ready,
+    Draining,
+}

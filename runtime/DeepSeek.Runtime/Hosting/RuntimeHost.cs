@@ -1,0 +1,64 @@
+using System.Net;
+using Grpc.Health.V1;
+using Grpc.HealthCheck;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using OpenTelemetry.Metrics;
+
+namespace DeepSeek.Runtime.Hosting;
+
+/// <summary>
+/// Builds the runtime's web host: HTTP/1.1 (probes, metrics, later the OpenAI API) on one port and
+/// HTTP/2 cleartext (gRPC) on another, as the pods the operator creates expose them.
+/// </summary>
+public static class RuntimeHost
+{
+    public const string MeterName = "DeepSeek.Runtime";
+
+    public static WebApplication Build(ServeSettings settings, string[]? args = null)
+    {
+        var address = ResolveListenAddress(settings.Host);
+        var builder = WebApplication.CreateSlimBuilder(args ?? []);
+        // Per-request framework logs drown the engine's own lines at serving rates.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(address, settings.HttpPort, o => o.Protocols = HttpProtocols.Http1);
+            kestrel.Listen(address, settings.GrpcPort, o => o.Protocols = HttpProtocols.Http2);
+        });
+
+        builder.Services.AddSingleton<Readiness>();
+        builder.Services.AddGrpc();
+        builder.Services.AddGrpcReflection();
+        builder.Services.AddSingleton<HealthServiceImpl>();
+        builder.Services.AddHostedService<GrpcHealthPublisher>();
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(MeterName)
+            .AddPrometheusExporter());
+
+        var app = builder.Build();
+        var grpcHost = $"*:{settings.GrpcPort}";
+        var httpHost = $"*:{settings.HttpPort}";
+
+        app.MapGet("/health", () => Results.Ok(new { status = "up" })).RequireHost(httpHost);
+        app.MapGet("/ready", (Readiness readiness) => readiness.IsReady
+                ? Results.Ok(new { status = "ready" })
+                : Results.Json(new { status = readiness.State.ToString().ToLowerInvariant() }, statusCode: StatusCodes.Status503ServiceUnavailable))
+            .RequireHost(httpHost);
+        app.MapPrometheusScrapingEndpoint("/metrics").RequireHost(httpHost);
+
+        app.MapGrpcService<HealthServiceImpl>().RequireHost(grpcHost);
+        app.MapGrpcReflectionService().RequireHost(grpcHost);
+
+        app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<Readiness>().MarkReady());
+        app.Lifetime.ApplicationStopping.Register(() => app.Services.GetRequiredService<Readiness>().MarkDraining());
+        return app;
+    }
+
+    /// <summary>Accepts an IP address or <c>localhost</c>; anything else is a configuration error worth saying so.</summary>
+    public static IPAddress ResolveListenAddress(string host)
+    {
+        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase)) return IPAddress.Loopback;
+        if (IPAddress.TryParse(host, out var address)) return address;
+        throw new ArgumentException($"--host '{host}' is not an IP address; use 0.0.0.0 for all interfaces or 127.0.0.1 for loopback only.", nameof(host));
+    }
+}

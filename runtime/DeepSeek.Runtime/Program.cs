@@ -1,0 +1,3 @@
+using DeepSeek.Runtime.Cli;
+
+return await RuntimeCli.Build().Parse(args).InvokeAsync();
