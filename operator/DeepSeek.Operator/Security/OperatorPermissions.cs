@@ -1,0 +1,30 @@
+namespace DeepSeek.Operator.Security;
+
+/// <summary>
+/// Every Kubernetes API call the operator makes, as RBAC rules. The single source of truth: the
+/// test API server refuses (403) any request these rules do not allow, and the Helm chart's
+/// ClusterRole/Role is checked against this list, so a new call without a new right fails a test.
+/// </summary>
+public static class OperatorPermissions
+{
+    private static readonly string[] Read = ["get", "list", "watch"];
+    private static readonly string[] Manage = ["get", "list", "watch", "create", "update", "patch", "delete"];
+
+    public static IReadOnlyList<PermissionRule> Rules { get; } =
+    [
+        new("serving.deepseek-operator.io", "deepseekmodels", Read),
+        new("serving.deepseek-operator.io", "deepseekmodels/status", ["get", "update", "patch"]),
+        new("apps", "deployments", Manage),
+        new("apps", "statefulsets", Manage),
+        new("", "services", Manage),
+        new("", "configmaps", Manage),
+        new("policy", "poddisruptionbudgets", Manage),
+        new("", "pods", Read),
+        new("", "events", ["create", "patch"]),
+        new("coordination.k8s.io", "leases", ["get", "create", "update"]),
+    ];
+
+    /// <summary>Whether the rules allow <paramref name="verb"/> on <paramref name="resource"/> of <paramref name="apiGroup"/>.</summary>
+    public static bool Allows(string apiGroup, string resource, string verb) =>
+        Rules.Any(r => r.ApiGroup == apiGroup && r.Resource == resource && r.Verbs.Contains(verb));
+}
