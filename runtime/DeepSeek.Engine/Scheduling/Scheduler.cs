@@ -53,6 +53,12 @@ public sealed class Scheduler
         ArgumentNullException.ThrowIfNull(request);
         if (request.State != RequestState.Waiting || request.NumComputedTokens != 0)
             throw new InvalidOperationException($"Request {request.Id} was scheduled before; create a new request.");
+        // A request that cannot fit the whole pool alone would preempt itself forever.
+        var longest = Math.Min(Options.MaxModelLength, request.NumPromptTokens + (request.Sampling.MaxTokens ?? Options.MaxModelLength));
+        if (BlockTable.BlocksFor(longest, Pool.BlockSize) > Pool.NumBlocks)
+            throw new InvalidRequestException("max_tokens",
+                $"The request may grow to {longest} tokens, but the KV cache holds {Pool.CapacityTokens}. Lower max_tokens, or give the cache more blocks (--kv-cache-blocks).",
+                "context_length_exceeded");
         if (!_requests.TryAdd(request.Id, request))
             throw new InvalidOperationException($"A request with id {request.Id} is already in the engine.");
         _waiting.AddLast(request);

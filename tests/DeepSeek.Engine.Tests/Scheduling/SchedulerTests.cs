@@ -228,4 +228,15 @@ public sealed class SchedulerTests
         loop.RunToCompletion();
         Assert.Throws<InvalidOperationException>(() => loop.Scheduler.Add(request));
     }
+
+    [Fact]
+    public void A_request_that_cannot_fit_the_whole_pool_is_refused()
+    {
+        var loop = new EngineLoop(Options, numBlocks: 4, blockSize: 4);
+        var error = Assert.Throws<InvalidRequestException>(() => loop.Scheduler.Add(new EngineRequest("big", Prompt(1, 10), Tokens(7))));
+        Assert.Contains("17 tokens", error.Message);
+        Assert.Contains("holds 16", error.Message);
+        loop.Scheduler.Add(new EngineRequest("fits", Prompt(1, 10), Tokens(6)));
+        Assert.Equal(1, loop.Scheduler.NumWaiting);
+    }
 }
