@@ -239,4 +239,33 @@ public sealed class SchedulerTests
         loop.Scheduler.Add(new EngineRequest("fits", Prompt(1, 10), Tokens(6)));
         Assert.Equal(1, loop.Scheduler.NumWaiting);
     }
+
+    [Fact]
+    public void The_most_recently_admitted_request_is_preempted_and_requeued_at_the_front()
+    {
+        // 4 blocks of 4. "old" and "new" each fill 2 blocks with 8 prompt tokens; the first decode needs a third block.
+        var loop = new EngineLoop(Options with { EnablePrefixCaching = false }, numBlocks: 4, blockSize: 4);
+        var old = new EngineRequest("old", Prompt(1, 8), Tokens(4));
+        var young = new EngineRequest("new", Prompt(2, 8), Tokens(4));
+        var late = new EngineRequest("late", Prompt(3, 4), Tokens(2));
+        loop.Scheduler.Add(old);
+        loop.Scheduler.Add(young);
+        loop.Step();
+        loop.Scheduler.Add(late);
+        loop.Step();
+
+        var step = loop.Steps[^1];
+        Assert.Equal([young], step.Preempted);
+        Assert.Equal(RequestState.Preempted, young.State);
+        Assert.Equal(0, young.NumComputedTokens);
+        Assert.Equal(1, young.NumPreemptions);
+        Assert.Equal([old], step.Sequences.Select(s => s.Request)); // nobody admitted in a step that preempted
+        loop.RunToCompletion();
+        var resumed = loop.Steps.Skip(2).SelectMany(s => s.Sequences).First(s => s.Request == young);
+        Assert.Equal(0, resumed.StartPosition);
+        Assert.Equal(9, resumed.NumTokens); // prompt and the token it had generated, recomputed
+        Assert.True(loop.Steps.FindIndex(s => s.Sequences.Any(q => q.Request == young && q.NumTokens == 9))
+            <= loop.Steps.FindIndex(s => s.Sequences.Any(q => q.Request == late)));
+        Assert.Equal(EngineLoop.RunAlone(young.PromptTokenIds, young.Sampling, Options), young.OutputTokenIds);
+    }
 }
