@@ -11,6 +11,7 @@ using OpenTelemetry.Metrics;
 namespace DeepSeek.Engine.Tests.Telemetry;
 
 /// <summary>Scrapes OpenTelemetry's Prometheus exporter, as the runtime wires it, and checks design.md §2.4's names.</summary>
+[Collection(MeterCollection.Name)]
 public sealed partial class PrometheusNamesTests
 {
     private static readonly string[] DesignNames =

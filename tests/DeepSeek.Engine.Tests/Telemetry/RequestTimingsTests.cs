@@ -4,6 +4,7 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace DeepSeek.Engine.Tests.Telemetry;
 
+[Collection(MeterCollection.Name)]
 public sealed class RequestTimingsTests
 {
     [Fact]
