@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Text.Json;
+using DeepSeek.Model.Tests.Support;
+
+namespace DeepSeek.Model.Tests.Cli;
+
+/// <summary>The runtime executable's verbs, run as a real process.</summary>
+public sealed class GenerateVerbTests
+{
+    private static (int ExitCode, string Stdout, string Stderr) RunRuntime(params string[] arguments)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "deepseek-runtime.dll"));
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            process.Kill();
+            throw new TimeoutException("deepseek-runtime did not finish within 2 minutes.");
+        }
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void Greedy_json_output_matches_reference_continuation()
+    {
+        var prompt = Fixtures.LoadReference(Fixtures.V2LiteTiny).Prompts[1];
+        var (code, stdout, stderr) = RunRuntime("generate", "--model", Fixtures.Dir(Fixtures.V2LiteTiny),
+            "--prompt-ids", string.Join(',', prompt.InputIds), "--max-new-tokens", "24", "--temperature", "0",
+            "--output", "json", "--logprobs", "3");
+        Assert.True(code == 0, stderr);
+
+        using var json = JsonDocument.Parse(stdout.TrimEnd().Split('\n')[^1]);
+        var ids = json.RootElement.GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+        // generate stops after end-of-sentence (id 1); the reference continuation does not.
+        var eos = Array.IndexOf(prompt.Greedy, 1L);
+        var expectedLength = eos < 0 ? prompt.Greedy.Length : eos + 1;
+        for (var step = 0; step < expectedLength; step++)
+        {
+            Assert.Equal(prompt.Greedy[step], ids[step]);
+            if (prompt.GreedyMargins[step] < 1e-3) break;
+        }
+        var logprobs = json.RootElement.GetProperty("logprobs").EnumerateArray().ToArray();
+        Assert.Equal(ids.Length, logprobs.Length);
+        foreach (var (entry, id) in logprobs.Zip(ids))
+        {
+            Assert.Equal(id, entry.GetProperty("token_id").GetInt64());
+            var top = entry.GetProperty("top").EnumerateArray().ToArray();
+            Assert.Equal(3, top.Length);
+            // Greedy picks the most likely token, so it heads its own top list.
+            Assert.Equal(id, top[0].GetProperty("token_id").GetInt64());
+            Assert.Equal(entry.GetProperty("logprob").GetDouble(), top[0].GetProperty("logprob").GetDouble(), 12);
+        }
+        Assert.True(json.RootElement.TryGetProperty("text", out _));
+    }
+
+    [Fact]
+    public void Default_embedded_model_generates_from_text_reproducibly_with_a_seed()
+    {
+        string[] arguments = ["generate", "--prompt", "The quick brown fox", "--max-new-tokens", "6", "--temperature", "0.9",
+            "--top-p", "0.95", "--top-k", "40", "--seed", "7", "--output", "json"];
+        var first = RunRuntime(arguments);
+        var second = RunRuntime(arguments);
+        Assert.True(first.ExitCode == 0, first.Stderr);
+        var a = JsonDocument.Parse(first.Stdout.TrimEnd().Split('\n')[^1]).RootElement.GetProperty("token_ids").GetRawText();
+        var b = JsonDocument.Parse(second.Stdout.TrimEnd().Split('\n')[^1]).RootElement.GetProperty("token_ids").GetRawText();
+        Assert.Equal(a, b);
+        Assert.NotEqual("[]", a);
+    }
+
+    [Fact]
+    public void Bad_input_fails_with_a_message_not_a_crash()
+    {
+        var (code, _, stderr) = RunRuntime("generate", "--prompt-ids", "1,2,999");
+        Assert.Equal(1, code);
+        Assert.Contains("999", stderr, StringComparison.Ordinal);
+        Assert.Contains("vocabulary", stderr, StringComparison.Ordinal);
+
+        var both = RunRuntime("generate", "--prompt", "x", "--prompt-ids", "1");
+        Assert.NotEqual(0, both.ExitCode);
+        Assert.Contains("exactly one", both.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Inspect_reports_parameters_and_active_parameters()
+    {
+        var (code, stdout, stderr) = RunRuntime("inspect", "--model", Fixtures.Dir(Fixtures.V3Tiny));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("deepseek_v3", stdout, StringComparison.Ordinal);
+        // 207,968 in the file; 2 MoE layers × 6 unused experts × 6,144 parameters are inactive per token.
+        Assert.Contains("207,968", stdout, StringComparison.Ordinal);
+        Assert.Contains("134,240", stdout, StringComparison.Ordinal);
+    }
+}
