@@ -3,6 +3,7 @@ using System.ComponentModel.DataAnnotations;
 using System.Reflection;
 using DeepSeek.Operator.Api.V1Alpha1;
 using DeepSeek.Operator.Crd;
+using DeepSeek.Operator.Desired;
 
 namespace DeepSeek.Operator.Validation;
 
@@ -17,9 +18,11 @@ public static class ModelValidator
     /// <summary>Longest metadata.name whose derived names (<c>name-g999-63</c>, Services) stay valid DNS labels.</summary>
     public const int MaxNameLength = 47;
 
-    public static IReadOnlyList<FieldError> Validate(V1Alpha1DeepSeekModel model)
+    public static IReadOnlyList<FieldError> Validate(V1Alpha1DeepSeekModel model, OperatorDefaults? defaults = null)
     {
         var errors = new List<FieldError>();
+        if (defaults is not null && string.IsNullOrEmpty(model.Spec?.Runtime?.Image) && string.IsNullOrEmpty(defaults.RuntimeImage))
+            errors.Add(new("spec.runtime.image", "is required: the operator was started without --runtime-image"));
         var name = model.Metadata?.Name;
         if (string.IsNullOrEmpty(name))
             errors.Add(new("metadata.name", "is required"));
