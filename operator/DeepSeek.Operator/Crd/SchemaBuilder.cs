@@ -34,7 +34,7 @@ public sealed class SchemaBuilder(XmlDocumentation documentation)
             if (property.GetCustomAttribute<JsonIgnoreAttribute>() is not null || property.GetIndexParameters().Length > 0) continue;
             var name = JsonName(property);
             var propertySchema = ForProperty(property, withDefaults, depth);
-            if (instance is not null && DefaultOf(property, instance) is { } value) propertySchema["default"] = value;
+            if (instance is not null && property.GetCustomAttribute<RequiredAttribute>() is null && DefaultOf(property, instance) is { } value) propertySchema["default"] = value;
             properties[name] = propertySchema;
             if (property.GetCustomAttribute<RequiredAttribute>() is not null) required.Add(name);
         }
