@@ -37,8 +37,8 @@ public sealed class TestApiServer : IAsyncDisposable
 
     public Uri BaseUri { get; private set; } = null!;
 
-    /// <summary>Decides each request by (API group, resource[/subresource], verb); null allows everything.</summary>
-    public Func<string, string, string, bool>? Authorizer { get; set; }
+    /// <summary>Decides each request by (user, API group, resource[/subresource], verb); null allows everything.</summary>
+    public Func<string, string, string, string, bool>? Authorizer { get; set; }
 
     /// <summary>Delay before every answer.</summary>
     public TimeSpan Latency { get; set; }
@@ -133,7 +133,7 @@ public sealed class TestApiServer : IAsyncDisposable
         var resource = sub is null ? plural : $"{plural}/{sub}";
         var user = context.Request.Headers.Authorization.ToString() is { Length: > 7 } auth && auth.StartsWith("Bearer ", StringComparison.Ordinal) ? auth[7..] : "anonymous";
 
-        if (Authorizer is { } authorize && !authorize(group, resource, verb))
+        if (Authorizer is { } authorize && !authorize(user, group, resource, verb))
         {
             var (code, body) = Errors.Forbidden(user, verb, group, resource, ns);
             Record(user, verb, group, resource, ns, name, code);
