@@ -108,7 +108,7 @@ public sealed class ObjectStore(TimeProvider time)
             metadata["namespace"] = ns;
             metadata["uid"] = Guid.NewGuid().ToString();
             metadata["creationTimestamp"] = Timestamp();
-            metadata["generation"] = 1;
+            metadata["generation"] = 1L;
             obj["apiVersion"] = type.GroupVersion;
             obj["kind"] = type.Kind;
             if (type.HasStatus) obj.Remove("status");
@@ -200,7 +200,7 @@ public sealed class ObjectStore(TimeProvider time)
         static string Content(JsonObject o) => new JsonObject(o.Where(kv => kv.Key is not ("metadata" or "status" or "apiVersion" or "kind"))
             .OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, kv.Value?.DeepClone()))).ToJsonString();
         if (Content(before) != Content(after))
-            after["metadata"]!["generation"] = ((long?)before["metadata"]!["generation"] ?? 1) + 1;
+            after["metadata"]!["generation"] = (before["metadata"]!["generation"] is { } g ? long.Parse(g.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture) : 1L) + 1;
     }
 
     private JsonObject Commit(ResourceType type, string ns, string name, JsonObject obj, string eventType)

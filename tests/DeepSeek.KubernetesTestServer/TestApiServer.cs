@@ -159,7 +159,17 @@ public sealed class TestApiServer : IAsyncDisposable
             return;
         }
 
-        var (status, result) = await DispatchAsync(context, type, verb, ns, name, sub);
+        int status;
+        JsonObject result;
+        try
+        {
+            (status, result) = await DispatchAsync(context, type, verb, ns, name, sub);
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.Text.Json.JsonException or NullReferenceException or KeyNotFoundException)
+        {
+            // A bug of this server or a malformed body: say what, as a real server's 500 would.
+            (status, result) = Errors.Failure(500, "InternalError", e.ToString(), type, name);
+        }
         Record(user, verb, group, resource, ns, name, status);
         await Write(context, status, result);
     }

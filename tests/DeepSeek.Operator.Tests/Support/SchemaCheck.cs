@@ -46,14 +46,14 @@ public static class SchemaCheck
                 return;
             case "string" when value is JsonValue s && s.GetValueKind() == JsonValueKind.String:
                 var text = s.GetValue<string>();
-                if (schema["minLength"] is { } minLength && text.Length < (int)minLength) errors.Add($"{path}: shorter than {minLength}");
+                if (schema["minLength"] is { } minLength && text.Length < int.Parse(minLength.ToJsonString(), CultureInfo.InvariantCulture)) errors.Add($"{path}: shorter than {minLength}");
                 if (schema["enum"] is JsonArray allowed && allowed.All(a => (string?)a != text)) errors.Add($"{path}: unsupported value \"{text}\"");
                 return;
             case "integer" when value is JsonValue i && i.GetValueKind() == JsonValueKind.Number && i.ToJsonString().All(c => char.IsDigit(c) || c == '-'):
             case "number" when value is JsonValue n && n.GetValueKind() == JsonValueKind.Number:
                 var number = double.Parse(value.ToJsonString(), CultureInfo.InvariantCulture);
-                if (schema["minimum"] is { } min && number < (double)min) errors.Add($"{path}: must be >= {min}");
-                if (schema["maximum"] is { } max && number > (double)max) errors.Add($"{path}: must be <= {max}");
+                if (schema["minimum"] is { } min && number < double.Parse(min.ToJsonString(), CultureInfo.InvariantCulture)) errors.Add($"{path}: must be >= {min}");
+                if (schema["maximum"] is { } max && number > double.Parse(max.ToJsonString(), CultureInfo.InvariantCulture)) errors.Add($"{path}: must be <= {max}");
                 return;
             case "boolean" when value is JsonValue b && b.GetValueKind() is JsonValueKind.True or JsonValueKind.False:
                 return;
