@@ -84,7 +84,8 @@ public sealed class LeaderElection(IKubernetes client, LeaderElectionSettings se
         {
             var current = await client.CoordinationV1.ReadNamespacedLeaseAsync(settings.LeaseName, settings.Namespace, cancellationToken: timeout.Token);
             if (current.Spec?.HolderIdentity != settings.Identity) return;
-            current.Spec.HolderIdentity = null;
+            // Empty, not absent: KubernetesClient's elector treats a lease without a holder field as missing and tries to create it.
+            current.Spec.HolderIdentity = "";
             current.Spec.LeaseDurationSeconds = 1;
             await client.CoordinationV1.ReplaceNamespacedLeaseAsync(current, settings.LeaseName, settings.Namespace, cancellationToken: timeout.Token);
             logger.LogInformation("{Identity} released the lease", settings.Identity);
