@@ -11,6 +11,8 @@ public static class OperatorCli
         var root = new RootCommand("DeepSeek operator: reconciles DeepSeekModel resources into GPU workloads")
         {
             run,
+            CrdCommand.Build(),
+            RenderCommand.Build(),
         };
         foreach (var option in run.Options) root.Options.Add(option);
         root.Action = run.Action;

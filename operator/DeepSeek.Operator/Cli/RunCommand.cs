@@ -1,5 +1,9 @@
 using System.CommandLine;
+using DeepSeek.Operator.Desired;
+using DeepSeek.Operator.Hosting;
+using DeepSeek.Operator.Leadership;
 using k8s;
+using Microsoft.Extensions.Logging;
 
 namespace DeepSeek.Operator.Cli;
 
@@ -7,6 +11,8 @@ namespace DeepSeek.Operator.Cli;
 public static class RunCommand
 {
     public const int ExitClusterUnreachable = 2;
+    public const int ExitUsage = 64;
+    public const string DefaultRuntimeImage = "ghcr.io/deepseek-operator/runtime:0.1.0";
 
     public static Command Build()
     {
@@ -14,18 +20,78 @@ public static class RunCommand
         {
             Description = "Path to a kubeconfig file (default: KUBECONFIG, then in-cluster configuration, then ~/.kube/config).",
         };
+        var watchNamespace = new Option<string[]>("--watch-namespace")
+        {
+            Description = "Namespace to watch (repeatable; default: all namespaces).",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var leaderElect = new Option<bool>("--leader-elect")
+        {
+            Description = "Reconcile only while holding the leader Lease, so several replicas can run.",
+            DefaultValueFactory = _ => true,
+        };
+        var leaderNamespace = new Option<string>("--leader-election-namespace")
+        {
+            Description = "Namespace of the leader Lease (default: POD_NAMESPACE, else default).",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("POD_NAMESPACE") is { Length: > 0 } ns ? ns : "default",
+        };
+        var leaderId = new Option<string>("--leader-election-id")
+        {
+            Description = "Name of the leader Lease.",
+            DefaultValueFactory = _ => "deepseek-operator-leader",
+        };
+        var healthPort = new Option<int>("--health-port") { Description = "Port of /healthz and /readyz.", DefaultValueFactory = _ => 8081 };
+        var metricsPort = new Option<int>("--metrics-port") { Description = "Port of /metrics (Prometheus).", DefaultValueFactory = _ => 8080 };
+        var runtimeImage = new Option<string>("--runtime-image")
+        {
+            Description = "Runtime image for models that set none.",
+            DefaultValueFactory = _ => DefaultRuntimeImage,
+        };
+        var nodeSelector = new Option<string[]>("--default-node-selector") { Description = "key=value node label for models that set no nodeSelector (repeatable)." };
+        var toleration = new Option<string[]>("--default-toleration")
+        {
+            Description = "Toleration for models that set none, kubectl taint syntax: key=value:Effect, or key:Effect for operator Exists (repeatable).",
+        };
         var command = new Command("run", "Connect to the cluster and reconcile DeepSeekModel resources (the default verb).")
         {
-            kubeconfig,
+            kubeconfig, watchNamespace, leaderElect, leaderNamespace, leaderId, healthPort, metricsPort, runtimeImage, nodeSelector, toleration,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
+            OperatorDefaults defaults;
+            try
+            {
+                defaults = new OperatorDefaults
+                {
+                    RuntimeImage = parse.GetValue(runtimeImage),
+                    NodeSelector = (parse.GetValue(nodeSelector) ?? []).Select(SchedulingFlags.ParseNodeSelector).ToDictionary(),
+                    Tolerations = (parse.GetValue(toleration) ?? []).Select(SchedulingFlags.ParseToleration).ToList(),
+                };
+            }
+            catch (FormatException e)
+            {
+                await Console.Error.WriteLineAsync($"error: {e.Message}");
+                return ExitUsage;
+            }
+            var options = new OperatorOptions
+            {
+                WatchNamespaces = parse.GetValue(watchNamespace) ?? [],
+                LeaderElection = parse.GetValue(leaderElect)
+                    ? new LeaderElectionSettings { Namespace = parse.GetValue(leaderNamespace)!, LeaseName = parse.GetValue(leaderId)! }
+                    : null,
+                HealthPort = parse.GetValue(healthPort),
+                MetricsPort = parse.GetValue(metricsPort),
+                Defaults = defaults,
+            };
             try
             {
                 var config = ClusterConnection.Resolve(parse.GetValue(kubeconfig));
                 using var client = new Kubernetes(config);
                 var version = await ClusterConnection.ProbeAsync(client, TimeSpan.FromSeconds(10), cancellationToken);
-                Console.WriteLine($"Connected to Kubernetes {version} at {client.BaseUri}.");
+                using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information));
+                loggers.CreateLogger("DeepSeek.Operator").LogInformation("Connected to Kubernetes {Version} at {Server}", version, client.BaseUri);
+                using var host = new OperatorHost(client, options, TimeProvider.System, loggers);
+                await host.RunAsync(cancellationToken);
                 return 0;
             }
             catch (ClusterUnreachableException e)

@@ -8,19 +8,19 @@ namespace DeepSeek.Operator.Security;
 public static class OperatorPermissions
 {
     private static readonly string[] Read = ["get", "list", "watch"];
-    private static readonly string[] Manage = ["get", "list", "watch", "create", "update", "patch", "delete"];
+    // Children are listed by label (no get), replaced when their hash changes (no patch).
+    private static readonly string[] Manage = ["list", "watch", "create", "update", "delete"];
 
     public static IReadOnlyList<PermissionRule> Rules { get; } =
     [
         new("serving.deepseek-operator.io", "deepseekmodels", Read),
-        new("serving.deepseek-operator.io", "deepseekmodels/status", ["get", "update", "patch"]),
+        new("serving.deepseek-operator.io", "deepseekmodels/status", ["update"]),
         new("apps", "deployments", Manage),
         new("apps", "statefulsets", Manage),
         new("", "services", Manage),
         new("", "configmaps", Manage),
         new("policy", "poddisruptionbudgets", Manage),
-        new("", "pods", Read),
-        new("", "events", ["create", "patch"]),
+        new("", "events", ["create"]),
         new("coordination.k8s.io", "leases", ["get", "create", "update"]),
     ];
 

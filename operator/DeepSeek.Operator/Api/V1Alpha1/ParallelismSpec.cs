@@ -1,0 +1,23 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace DeepSeek.Operator.Api.V1Alpha1;
+
+/// <summary>How one replica is laid out: pods per replica and expert-parallel ranks.</summary>
+public sealed class ParallelismSpec
+{
+    /// <summary>Pods in one replica group; 1 gives a Deployment, more give one StatefulSet per group.</summary>
+    [Range(1, 64)]
+    public int PodsPerReplica { get; set; } = 1;
+
+    /// <summary>Expert-parallel ranks per replica (default: podsPerReplica × gpusPerPod).</summary>
+    [Range(1, 4096)]
+    public int? ExpertParallelSize { get; set; }
+
+    /// <summary>Extra copies of the hottest routed experts spread over the ranks.</summary>
+    [Range(0, 1024)]
+    public int RedundantExperts { get; set; }
+
+    /// <summary>Seconds between expert rebalancing passes from observed load; 0 turns rebalancing off.</summary>
+    [Range(0, 86400)]
+    public int RebalanceIntervalSeconds { get; set; } = 600;
+}

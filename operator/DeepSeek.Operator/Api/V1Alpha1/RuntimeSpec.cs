@@ -1,0 +1,42 @@
+using System.ComponentModel.DataAnnotations;
+using DeepSeek.Operator.Crd;
+using k8s.Models;
+
+namespace DeepSeek.Operator.Api.V1Alpha1;
+
+/// <summary>The runtime container and where its pods may run.</summary>
+public sealed class RuntimeSpec
+{
+    /// <summary>Runtime container image (default: the operator's --runtime-image).</summary>
+    public string? Image { get; set; }
+
+    /// <summary>GPUs (nvidia.com/gpu) each pod requests; one expert-parallel rank runs per GPU.</summary>
+    [Range(1, 64)]
+    public int GpusPerPod { get; set; } = 1;
+
+    /// <summary>CPU and memory requests and limits of the runtime container; the GPU limit is set from gpusPerPod.</summary>
+    public V1ResourceRequirements? Resources { get; set; }
+
+    /// <summary>Extra environment variables of the runtime container.</summary>
+    public IList<V1EnvVar>? Env { get; set; }
+
+    /// <summary>Node labels the pods require (default: the operator's --default-node-selector).</summary>
+    public IDictionary<string, string>? NodeSelector { get; set; }
+
+    /// <summary>Taints the pods tolerate (default: the operator's --default-toleration).</summary>
+    public IList<V1Toleration>? Tolerations { get; set; }
+
+    /// <summary>Pod affinity and anti-affinity, passed to the pods unchanged.</summary>
+    [PreserveUnknownFields]
+    public V1Affinity? Affinity { get; set; }
+
+    /// <summary>PriorityClass of the pods.</summary>
+    public string? PriorityClassName { get; set; }
+
+    /// <summary>Secrets for pulling the runtime image.</summary>
+    public IList<V1LocalObjectReference>? ImagePullSecrets { get; set; }
+
+    /// <summary>Seconds a pod may take to load the model before its startup probe gives up.</summary>
+    [Range(60, 86400)]
+    public int StartupTimeoutSeconds { get; set; } = 1800;
+}

@@ -1,0 +1,15 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace DeepSeek.Operator.Api.V1Alpha1;
+
+/// <summary>A key of a Secret in the model's namespace.</summary>
+public sealed class SecretKeyReference
+{
+    /// <summary>Name of the Secret.</summary>
+    [Required]
+    [MinLength(1)]
+    public string Name { get; set; } = "";
+
+    /// <summary>Key inside the Secret.</summary>
+    public string Key { get; set; } = "api-key";
+}

@@ -1,0 +1,8 @@
+namespace DeepSeek.Operator.Controller;
+
+public enum ChildActionKind
+{
+    Create,
+    Update,
+    Delete,
+}

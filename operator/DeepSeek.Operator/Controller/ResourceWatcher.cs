@@ -1,0 +1,103 @@
+using System.Net;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+
+namespace DeepSeek.Operator.Controller;
+
+/// <summary>
+/// List, then watch from the list's resourceVersion; follow bookmarks; when the stream ends, resume
+/// from the last version seen; when the server says that version is gone (410), list again. Errors
+/// back off exponentially with jitter. Every object seen is handed to <c>onObject</c>, which maps it
+/// to a work-queue key: the queue, not the watcher, holds the work.
+/// </summary>
+public sealed class ResourceWatcher<T, TList>(
+    WatchSource<T, TList> source,
+    Action<WatchEventType, T> onObject,
+    TimeProvider time,
+    ILogger logger)
+    where T : IKubernetesObject<V1ObjectMeta>
+    where TList : IKubernetesObject<V1ListMeta>, IItems<T>
+{
+    private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+    private readonly TaskCompletionSource synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes after the first full list.</summary>
+    public Task Synced => synced.Task;
+
+    /// <summary>How many times the watcher listed (1 + relists after 410).</summary>
+    public int Lists { get; private set; }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        string? version = null;
+        var failures = 0;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (version is null)
+                {
+                    using var list = await source.Call(null, false, cancellationToken);
+                    Lists++;
+                    foreach (var item in list.Body.Items) onObject(WatchEventType.Added, item);
+                    version = list.Body.Metadata.ResourceVersion;
+                    synced.TrySetResult();
+                }
+                Exception? streamError = null;
+                // The generic WatchAsync over a list call is marked for replacement by per-kind WatchList*
+                // methods, which exist for neither custom resources of our own types nor a shared code path.
+#pragma warning disable CS0618
+                await foreach (var (type, item) in source.Call(version, true, cancellationToken)
+                                   .WatchAsync<T, TList>(e => streamError = e, cancellationToken))
+                {
+                    version = item.Metadata?.ResourceVersion ?? version;
+                    if (type is WatchEventType.Bookmark) continue;
+                    onObject(type, item);
+                    failures = 0;
+                }
+#pragma warning restore CS0618
+                if (streamError is KubernetesException { Status.Code: 410 })
+                {
+                    logger.LogInformation("Watch of {Source} expired at {Version}; listing again", source.Description, version);
+                    version = null;
+                }
+                else if (streamError is not null)
+                {
+                    throw streamError;
+                }
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Gone)
+            {
+                version = null;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is HttpOperationException or HttpRequestException or KubernetesException or IOException or System.Text.Json.JsonException)
+            {
+                failures++;
+                var delay = Backoff(failures);
+                logger.LogWarning("Watch of {Source} failed ({Error}); retrying in {Delay}", source.Description, e.Message, delay);
+                try
+                {
+                    await Task.Delay(delay, time, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private static TimeSpan Backoff(int failures)
+    {
+        var ms = Math.Min(MaxBackoff.TotalMilliseconds, MinBackoff.TotalMilliseconds * Math.Pow(2, Math.Min(failures - 1, 20)));
+        // Jitter, so that many watchers that failed together do not retry together.
+        return TimeSpan.FromMilliseconds(ms * (0.5 + Random.Shared.NextDouble() / 2));
+    }
+}

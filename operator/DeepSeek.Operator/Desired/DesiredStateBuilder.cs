@@ -1,0 +1,189 @@
+using System.Globalization;
+using DeepSeek.Operator.Api.V1Alpha1;
+using k8s;
+using k8s.Models;
+
+namespace DeepSeek.Operator.Desired;
+
+/// <summary>
+/// The objects a (validated) DeepSeekModel should own — a pure function of the model and the
+/// operator's defaults. One pod per replica: a Deployment. Several: one StatefulSet and headless
+/// Service per replica group, so a group is created, scaled and deleted as a whole.
+/// </summary>
+public static class DesiredStateBuilder
+{
+    public static DesiredState Build(V1Alpha1DeepSeekModel model, OperatorDefaults defaults)
+    {
+        var name = model.Metadata.Name;
+        var shape = ModelShape.Of(model);
+        var objects = new List<IKubernetesObject<V1ObjectMeta>>();
+        var settings = RuntimeSettings(model);
+        var configHash = SpecHash.Of(settings.Data);
+        objects.Add(settings);
+
+        if (!shape.IsMultiPod)
+        {
+            objects.Add(new V1Deployment
+            {
+                ApiVersion = "apps/v1",
+                Kind = "Deployment",
+                Metadata = Metadata(model, ObjectNames.Deployment(name)),
+                Spec = new V1DeploymentSpec
+                {
+                    Replicas = shape.Replicas,
+                    Selector = new V1LabelSelector { MatchLabels = ModelLabels.Selector(name) },
+                    Strategy = new V1DeploymentStrategy
+                    {
+                        Type = "RollingUpdate",
+                        // GPUs are scarce: replace one pod at a time rather than ask for a spare GPU node.
+                        RollingUpdate = new V1RollingUpdateDeployment { MaxSurge = "0", MaxUnavailable = "1" },
+                    },
+                    Template = PodTemplateBuilder.Build(model, defaults, PodLabels(name, group: null), configHash, group: null),
+                },
+            });
+            objects.Add(Service(model, ObjectNames.Service(name), ModelLabels.Selector(name), headless: false));
+        }
+        else
+        {
+            for (var k = 0; k < shape.Replicas; k++)
+            {
+                var group = ObjectNames.Group(name, k);
+                var groupSelector = GroupSelector(name, k);
+                objects.Add(Service(model, group, groupSelector, headless: true));
+                objects.Add(new V1StatefulSet
+                {
+                    ApiVersion = "apps/v1",
+                    Kind = "StatefulSet",
+                    Metadata = Metadata(model, group, k),
+                    Spec = new V1StatefulSetSpec
+                    {
+                        Replicas = shape.PodsPerReplica,
+                        ServiceName = group,
+                        // The ranks of a group start together: no rank waits for the one before to be ready.
+                        PodManagementPolicy = "Parallel",
+                        Selector = new V1LabelSelector { MatchLabels = groupSelector },
+                        Template = PodTemplateBuilder.Build(model, defaults, PodLabels(name, k), configHash, k),
+                    },
+                });
+            }
+            // Clients talk to the leader (rank 0) of every group.
+            var leaders = ModelLabels.Selector(name);
+            leaders[ModelLabels.PodIndex] = "0";
+            objects.Add(Service(model, ObjectNames.Service(name), leaders, headless: false));
+        }
+
+        objects.Add(new V1PodDisruptionBudget
+        {
+            ApiVersion = "policy/v1",
+            Kind = "PodDisruptionBudget",
+            Metadata = Metadata(model, ObjectNames.DisruptionBudget(name)),
+            Spec = new V1PodDisruptionBudgetSpec
+            {
+                // Voluntary evictions take one model pod at a time (a whole group stops serving when one of its ranks goes).
+                MaxUnavailable = "1",
+                Selector = new V1LabelSelector { MatchLabels = ModelLabels.Selector(name) },
+            },
+        });
+
+        foreach (var item in objects) Stamp(item);
+        return new DesiredState(objects);
+    }
+
+    /// <summary>The in-cluster URL of the model's HTTP API.</summary>
+    public static string Endpoint(V1Alpha1DeepSeekModel model) =>
+        $"http://{ObjectNames.Service(model.Metadata.Name)}.{model.Metadata.NamespaceProperty ?? "default"}.svc:{RuntimePorts.Http}";
+
+    private static V1ConfigMap RuntimeSettings(V1Alpha1DeepSeekModel model)
+    {
+        var spec = model.Spec;
+        var shape = ModelShape.Of(model);
+        // Read by the runtime as DEEPSEEK_<FLAG> defaults of its serve flags (mounted with envFrom).
+        var data = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["DEEPSEEK_DTYPE"] = spec.Model.Dtype,
+            ["DEEPSEEK_DEVICE"] = "cuda",
+            ["DEEPSEEK_MAX_RUNNING_REQUESTS"] = Invariant(spec.Engine.MaxRunningRequests),
+            ["DEEPSEEK_MAX_QUEUED_REQUESTS"] = Invariant(spec.Engine.MaxQueuedRequests),
+            ["DEEPSEEK_MAX_BATCH_TOKENS"] = Invariant(spec.Engine.MaxBatchTokens),
+            ["DEEPSEEK_KV_CACHE_MEMORY_FRACTION"] = spec.Engine.KvCacheMemoryFraction.ToString("R", CultureInfo.InvariantCulture),
+            ["DEEPSEEK_DRAIN_TIMEOUT"] = Invariant(spec.Engine.DrainTimeoutSeconds),
+            ["DEEPSEEK_PREFIX_CACHING"] = spec.Engine.PrefixCaching ? "true" : "false",
+            ["DEEPSEEK_REDUNDANT_EXPERTS"] = Invariant(spec.Parallelism.RedundantExperts),
+            ["DEEPSEEK_REBALANCE_INTERVAL"] = Invariant(spec.Parallelism.RebalanceIntervalSeconds),
+            ["DEEPSEEK_EXPERT_PARALLEL_SIZE"] = Invariant(shape.ExpertParallelSize),
+        };
+        if (spec.Model.MaxContextLength is { } context) data["DEEPSEEK_MAX_CONTEXT_LENGTH"] = Invariant(context);
+        return new V1ConfigMap
+        {
+            ApiVersion = "v1",
+            Kind = "ConfigMap",
+            Metadata = Metadata(model, ObjectNames.RuntimeSettings(model.Metadata.Name)),
+            Data = new Dictionary<string, string>(data),
+        };
+    }
+
+    private static V1Service Service(V1Alpha1DeepSeekModel model, string name, IDictionary<string, string> selector, bool headless) => new()
+    {
+        ApiVersion = "v1",
+        Kind = "Service",
+        Metadata = Metadata(model, name),
+        Spec = new V1ServiceSpec
+        {
+            Selector = new Dictionary<string, string>(selector),
+            ClusterIP = headless ? "None" : null,
+            // Peers find each other before they are ready (rank 0 waits for the others to join).
+            PublishNotReadyAddresses = headless ? true : null,
+            Ports =
+            [
+                new V1ServicePort { Name = RuntimePorts.HttpName, Port = RuntimePorts.Http, TargetPort = RuntimePorts.HttpName, Protocol = "TCP" },
+                new V1ServicePort { Name = RuntimePorts.GrpcName, Port = RuntimePorts.Grpc, TargetPort = RuntimePorts.GrpcName, Protocol = "TCP" },
+            ],
+        },
+    };
+
+    private static Dictionary<string, string> GroupSelector(string model, int group)
+    {
+        var selector = ModelLabels.Selector(model);
+        selector[ModelLabels.Group] = ObjectNames.GroupLabel(group);
+        return selector;
+    }
+
+    private static Dictionary<string, string> PodLabels(string model, int? group)
+    {
+        var labels = ModelLabels.For(model);
+        if (group is { } k) labels[ModelLabels.Group] = ObjectNames.GroupLabel(k);
+        return labels;
+    }
+
+    private static V1ObjectMeta Metadata(V1Alpha1DeepSeekModel model, string name, int? group = null)
+    {
+        var labels = ModelLabels.For(model.Metadata.Name);
+        if (group is { } k) labels[ModelLabels.Group] = ObjectNames.GroupLabel(k);
+        var metadata = new V1ObjectMeta { Name = name, NamespaceProperty = model.Metadata.NamespaceProperty, Labels = labels };
+        if (!string.IsNullOrEmpty(model.Metadata.Uid))
+        {
+            metadata.OwnerReferences =
+            [
+                new V1OwnerReference
+                {
+                    ApiVersion = V1Alpha1DeepSeekModel.GroupVersion,
+                    Kind = V1Alpha1DeepSeekModel.KindName,
+                    Name = model.Metadata.Name,
+                    Uid = model.Metadata.Uid,
+                    Controller = true,
+                    BlockOwnerDeletion = true,
+                },
+            ];
+        }
+        return metadata;
+    }
+
+    /// <summary>Records the object's own hash on it, the basis of "update only on real change".</summary>
+    private static void Stamp(IKubernetesObject<V1ObjectMeta> item)
+    {
+        var hash = SpecHash.Of(item);
+        item.Metadata.Annotations = new Dictionary<string, string> { [ModelLabels.SpecHash] = hash };
+    }
+
+    private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,26 @@
+using DeepSeek.Operator.Api.V1Alpha1;
+
+namespace DeepSeek.Operator.Desired;
+
+/// <summary>The effective layout of a model after defaults: replicas, pods per group, ranks.</summary>
+public sealed record ModelShape(int Replicas, int PodsPerReplica, int GpusPerPod, int ExpertParallelSize)
+{
+    public bool IsMultiPod => PodsPerReplica > 1;
+
+    public static ModelShape Of(V1Alpha1DeepSeekModel model)
+    {
+        var spec = model.Spec;
+        var pods = spec.Parallelism.PodsPerReplica;
+        var gpus = spec.Runtime.GpusPerPod;
+        return new ModelShape(DesiredReplicas(model), pods, gpus, spec.Parallelism.ExpertParallelSize ?? pods * gpus);
+    }
+
+    /// <summary>spec.replicas, or while autoscaling is on, the autoscaler's last decision kept within its bounds.</summary>
+    public static int DesiredReplicas(V1Alpha1DeepSeekModel model)
+    {
+        var autoscaling = model.Spec.Autoscaling;
+        if (!autoscaling.Enabled) return model.Spec.Replicas;
+        var decided = model.Status?.DesiredReplicas ?? autoscaling.MinReplicas;
+        return Math.Clamp(decided, autoscaling.MinReplicas, Math.Max(autoscaling.MinReplicas, autoscaling.MaxReplicas));
+    }
+}

@@ -1,0 +1,43 @@
+using System.Diagnostics.Metrics;
+using DeepSeek.Operator.Controller;
+
+namespace DeepSeek.Operator.Hosting;
+
+/// <summary>
+/// The operator's own metrics (meter <see cref="MeterName"/>), exported on /metrics as
+/// <c>deepseek_operator_reconciles_total{result}</c>, <c>deepseek_operator_reconcile_errors_total</c>,
+/// <c>deepseek_operator_reconcile_duration_seconds</c>, <c>deepseek_operator_workqueue_depth</c>,
+/// <c>deepseek_operator_leader</c>.
+/// </summary>
+public sealed class OperatorMetrics : IDisposable
+{
+    public const string MeterName = "DeepSeek.Operator";
+    private readonly Meter meter = new(MeterName);
+    private readonly Counter<long> reconciles;
+    private readonly Counter<long> errors;
+    private readonly Histogram<double> duration;
+    private WorkQueue? queue;
+    private volatile bool leader;
+
+    public OperatorMetrics()
+    {
+        reconciles = meter.CreateCounter<long>("deepseek_operator_reconciles", description: "Reconciles run, by result (success, conflict, error).");
+        errors = meter.CreateCounter<long>("deepseek_operator_reconcile_errors", description: "Reconciles that failed and were requeued with backoff.");
+        duration = meter.CreateHistogram<double>("deepseek_operator_reconcile_duration", unit: "s", description: "Time one reconcile took.");
+        meter.CreateObservableGauge("deepseek_operator_workqueue_depth", () => queue?.Depth ?? 0, description: "Keys waiting in the work queue.");
+        meter.CreateObservableGauge("deepseek_operator_leader", () => leader ? 1 : 0, description: "1 while this process holds the leader lease.");
+    }
+
+    public void ObserveQueue(WorkQueue workQueue) => queue = workQueue;
+
+    public void Leading(bool isLeader) => leader = isLeader;
+
+    public void Reconciled(string result, TimeSpan elapsed)
+    {
+        reconciles.Add(1, new KeyValuePair<string, object?>("result", result));
+        if (result == "error") errors.Add(1);
+        duration.Record(elapsed.TotalSeconds);
+    }
+
+    public void Dispose() => meter.Dispose();
+}

@@ -1,0 +1,23 @@
+using DeepSeek.Operator.Desired;
+using DeepSeek.Operator.Leadership;
+
+namespace DeepSeek.Operator.Hosting;
+
+/// <summary>Everything the run verb configures.</summary>
+public sealed record OperatorOptions
+{
+    /// <summary>Namespaces to watch; empty: all.</summary>
+    public IReadOnlyList<string> WatchNamespaces { get; init; } = [];
+
+    public LeaderElectionSettings? LeaderElection { get; init; } = new();
+
+    /// <summary>Port of /healthz and /readyz; null: no health endpoint (tests).</summary>
+    public int? HealthPort { get; init; } = 8081;
+
+    /// <summary>Port of /metrics; null: no metrics endpoint (tests).</summary>
+    public int? MetricsPort { get; init; } = 8080;
+
+    public OperatorDefaults Defaults { get; init; } = new();
+
+    public int Workers { get; init; } = 2;
+}

@@ -1,0 +1,224 @@
+using System.Text.Json.Nodes;
+using System.Threading.Channels;
+
+namespace DeepSeek.KubernetesTestServer;
+
+/// <summary>
+/// The server's state: objects as JSON, one global resourceVersion counter, an event history for
+/// watches to resume from (versions below the compaction mark answer 410 Gone), and live watchers.
+/// </summary>
+public sealed class ObjectStore(TimeProvider time)
+{
+    private readonly object gate = new();
+    private readonly Dictionary<(ResourceType Type, string Ns, string Name), JsonObject> objects = [];
+    private readonly List<(long Version, ResourceType Type, string EventType, JsonObject Object)> history = [];
+    private readonly List<Watcher> watchers = [];
+    private long revision = 1;
+    private long compactedBelow;
+
+    public sealed class Watcher(ResourceType type, string? ns, string? selector)
+    {
+        public ResourceType Type { get; } = type;
+        public string? Namespace { get; } = ns;
+        public string? Selector { get; } = selector;
+        public Channel<(string EventType, JsonObject Object)> Events { get; } = Channel.CreateUnbounded<(string, JsonObject)>();
+
+        public bool Wants(ResourceType type, JsonObject obj) =>
+            type == Type && (Namespace is null || (string?)obj["metadata"]?["namespace"] == Namespace) && LabelSelector.Matches(Selector, obj);
+    }
+
+    public long Revision { get { lock (gate) return revision; } }
+
+    /// <summary>Forget history up to now: watches from older versions get 410 and must list again.</summary>
+    public void Compact()
+    {
+        lock (gate)
+        {
+            compactedBelow = revision + 1;
+            history.Clear();
+        }
+    }
+
+    /// <summary>Ends every open watch stream, as an API server restart or a load balancer timeout would.</summary>
+    public void DropWatches()
+    {
+        lock (gate)
+        {
+            foreach (var w in watchers) w.Events.Writer.TryComplete();
+            watchers.Clear();
+        }
+    }
+
+    public int OpenWatches { get { lock (gate) return watchers.Count; } }
+
+    public JsonObject? Get(ResourceType type, string ns, string name)
+    {
+        lock (gate) return objects.GetValueOrDefault((type, ns, name))?.DeepClone().AsObject();
+    }
+
+    public (List<JsonObject> Items, long Version) List(ResourceType type, string? ns, string? selector)
+    {
+        lock (gate)
+        {
+            var items = objects.Where(kv => kv.Key.Type == type && (ns is null || kv.Key.Ns == ns) && LabelSelector.Matches(selector, kv.Value))
+                .OrderBy(kv => kv.Key.Ns, StringComparer.Ordinal).ThenBy(kv => kv.Key.Name, StringComparer.Ordinal)
+                .Select(kv => kv.Value.DeepClone().AsObject()).ToList();
+            return (items, revision);
+        }
+    }
+
+    /// <summary>Opens a watch: null when <paramref name="fromVersion"/> was compacted away (410).</summary>
+    public Watcher? Watch(ResourceType type, string? ns, string? selector, long? fromVersion)
+    {
+        lock (gate)
+        {
+            var watcher = new Watcher(type, ns, selector);
+            if (fromVersion is null or 0)
+            {
+                foreach (var obj in objects.Where(kv => kv.Key.Type == type).Select(kv => kv.Value))
+                    if (watcher.Wants(type, obj)) watcher.Events.Writer.TryWrite(("ADDED", obj.DeepClone().AsObject()));
+            }
+            else
+            {
+                if (fromVersion < compactedBelow - 1) return null;
+                foreach (var e in history.Where(h => h.Version > fromVersion))
+                    if (watcher.Wants(e.Type, e.Object)) watcher.Events.Writer.TryWrite((e.EventType, e.Object.DeepClone().AsObject()));
+            }
+            watchers.Add(watcher);
+            return watcher;
+        }
+    }
+
+    public void Unwatch(Watcher watcher)
+    {
+        lock (gate) watchers.Remove(watcher);
+    }
+
+    public (int Status, JsonObject Body) Create(ResourceType type, string ns, JsonObject obj)
+    {
+        lock (gate)
+        {
+            var metadata = obj["metadata"] as JsonObject ?? new JsonObject();
+            obj["metadata"] = metadata;
+            var name = (string?)metadata["name"];
+            if (string.IsNullOrEmpty(name) && (string?)metadata["generateName"] is { } prefix)
+                metadata["name"] = name = prefix + Guid.NewGuid().ToString("N")[..5];
+            if (string.IsNullOrEmpty(name)) return Errors.Invalid("metadata.name: Required value");
+            if (objects.ContainsKey((type, ns, name))) return Errors.AlreadyExists(type, name);
+            metadata["namespace"] = ns;
+            metadata["uid"] = Guid.NewGuid().ToString();
+            metadata["creationTimestamp"] = Timestamp();
+            metadata["generation"] = 1L;
+            obj["apiVersion"] = type.GroupVersion;
+            obj["kind"] = type.Kind;
+            if (type.HasStatus) obj.Remove("status");
+            return (201, Commit(type, ns, name, obj, "ADDED"));
+        }
+    }
+
+    /// <summary>PUT of the object (status kept) or of its status subresource (only status taken).</summary>
+    public (int Status, JsonObject Body) Update(ResourceType type, string ns, string name, JsonObject incoming, bool statusOnly)
+    {
+        lock (gate)
+        {
+            if (!objects.TryGetValue((type, ns, name), out var current)) return Errors.NotFound(type, name);
+            var sentVersion = (string?)incoming["metadata"]?["resourceVersion"];
+            if (!string.IsNullOrEmpty(sentVersion) && sentVersion != (string?)current["metadata"]!["resourceVersion"])
+                return Errors.Conflict(type, name);
+            var next = current.DeepClone().AsObject();
+            if (statusOnly)
+            {
+                next["status"] = incoming["status"]?.DeepClone();
+            }
+            else
+            {
+                var metadata = next["metadata"]!.AsObject();
+                var sent = incoming["metadata"] as JsonObject;
+                foreach (var field in new[] { "labels", "annotations", "ownerReferences", "finalizers" })
+                    metadata[field] = sent?[field]?.DeepClone();
+                foreach (var (key, value) in incoming)
+                    if (key is not ("metadata" or "status" or "apiVersion" or "kind")) next[key] = value?.DeepClone();
+                foreach (var key in next.Select(kv => kv.Key).ToList())
+                    if (key is not ("metadata" or "status" or "apiVersion" or "kind") && !incoming.ContainsKey(key)) next.Remove(key);
+                if (!type.HasStatus && incoming["status"] is { } status) next["status"] = status.DeepClone();
+                BumpGenerationIfSpecChanged(current, next);
+            }
+            return (200, Commit(type, ns, name, next, "MODIFIED"));
+        }
+    }
+
+    public (int Status, JsonObject Body) Patch(ResourceType type, string ns, string name, JsonNode patch, bool statusOnly)
+    {
+        lock (gate)
+        {
+            if (!objects.TryGetValue((type, ns, name), out var current)) return Errors.NotFound(type, name);
+            var sentVersion = (string?)patch["metadata"]?["resourceVersion"];
+            if (!string.IsNullOrEmpty(sentVersion) && sentVersion != (string?)current["metadata"]!["resourceVersion"])
+                return Errors.Conflict(type, name);
+            var patched = JsonMergePatch.Apply(current.DeepClone(), patch)!.AsObject();
+            var next = current.DeepClone().AsObject();
+            if (statusOnly) next["status"] = patched["status"]?.DeepClone();
+            else
+            {
+                foreach (var (key, value) in patched)
+                    if (key is not ("status" or "apiVersion" or "kind") || !type.HasStatus) next[key] = value?.DeepClone();
+                // Identity fields are the server's.
+                foreach (var field in new[] { "uid", "creationTimestamp", "namespace", "name", "generation", "resourceVersion" })
+                    next["metadata"]![field] = current["metadata"]![field]?.DeepClone();
+                BumpGenerationIfSpecChanged(current, next);
+            }
+            return (200, Commit(type, ns, name, next, "MODIFIED"));
+        }
+    }
+
+    public (int Status, JsonObject Body) Delete(ResourceType type, string ns, string name, IReadOnlyList<ResourceType> allTypes)
+    {
+        lock (gate)
+        {
+            if (!objects.Remove((type, ns, name), out var current)) return Errors.NotFound(type, name);
+            Publish(type, "DELETED", current);
+            CollectGarbage((string)current["metadata"]!["uid"]!, allTypes);
+            return (200, Errors.Success(type, name));
+        }
+    }
+
+    /// <summary>Owner-reference garbage collection, foreground and immediate: dependents of a deleted uid go too, recursively.</summary>
+    private void CollectGarbage(string uid, IReadOnlyList<ResourceType> allTypes)
+    {
+        var dependents = objects.Where(kv => kv.Value["metadata"]?["ownerReferences"] is JsonArray owners
+                && owners.Any(o => (string?)o?["uid"] == uid)).ToList();
+        foreach (var (key, value) in dependents)
+        {
+            objects.Remove(key);
+            Publish(key.Type, "DELETED", value);
+            CollectGarbage((string)value["metadata"]!["uid"]!, allTypes);
+        }
+    }
+
+    private static void BumpGenerationIfSpecChanged(JsonObject before, JsonObject after)
+    {
+        static string Content(JsonObject o) => new JsonObject(o.Where(kv => kv.Key is not ("metadata" or "status" or "apiVersion" or "kind"))
+            .OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, kv.Value?.DeepClone()))).ToJsonString();
+        if (Content(before) != Content(after))
+            after["metadata"]!["generation"] = (before["metadata"]!["generation"] is { } g ? long.Parse(g.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture) : 1L) + 1;
+    }
+
+    private JsonObject Commit(ResourceType type, string ns, string name, JsonObject obj, string eventType)
+    {
+        obj["metadata"]!["resourceVersion"] = (++revision).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        objects[(type, ns, name)] = obj;
+        Publish(type, eventType, obj);
+        return obj.DeepClone().AsObject();
+    }
+
+    private void Publish(ResourceType type, string eventType, JsonObject obj)
+    {
+        if (eventType == "DELETED")
+            obj["metadata"]!["resourceVersion"] = (++revision).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        history.Add((revision, type, eventType, obj.DeepClone().AsObject()));
+        foreach (var w in watchers)
+            if (w.Wants(type, obj)) w.Events.Writer.TryWrite((eventType, obj.DeepClone().AsObject()));
+    }
+
+    private string Timestamp() => time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,338 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace DeepSeek.KubernetesTestServer;
+
+/// <summary>
+/// An in-process Kubernetes API server on 127.0.0.1 (Kestrel, plain HTTP) for the kinds an operator
+/// uses: discovery, get/list/watch with resourceVersion, bookmarks and 410 Gone, create, update with
+/// 409 on a stale resourceVersion, JSON merge patch, delete with owner-reference garbage collection,
+/// status and scale subresources, generation bumped on spec changes only; RBAC through an
+/// authorizer (403 in the Status shape), injected faults, and a request log.
+/// </summary>
+public sealed class TestApiServer : IAsyncDisposable
+{
+    private readonly WebApplication app;
+    private readonly List<ResourceType> types = [.. ResourceType.BuiltIn];
+    private readonly List<Fault> faults = [];
+    private readonly ConcurrentQueue<RequestRecord> log = new();
+    private readonly TimeProvider time;
+
+    private TestApiServer(WebApplication app, TimeProvider time)
+    {
+        this.app = app;
+        this.time = time;
+        Store = new ObjectStore(time);
+    }
+
+    public ObjectStore Store { get; }
+
+    public Uri BaseUri { get; private set; } = null!;
+
+    /// <summary>Decides each request by (user, API group, resource[/subresource], verb); null allows everything.</summary>
+    public Func<string, string, string, string, bool>? Authorizer { get; set; }
+
+    /// <summary>Delay before every answer.</summary>
+    public TimeSpan Latency { get; set; }
+
+    /// <summary>How often an open watch that asked for bookmarks gets one.</summary>
+    public TimeSpan BookmarkInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    public IReadOnlyList<RequestRecord> Requests => [.. log];
+
+    public static async Task<TestApiServer> StartAsync(TimeProvider? time = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
+        var server = new TestApiServer(builder.Build(), time ?? TimeProvider.System);
+        server.app.Run(server.HandleAsync);
+        await server.app.StartAsync();
+        var address = server.app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        server.BaseUri = new Uri(address);
+        return server;
+    }
+
+    public void Register(ResourceType type)
+    {
+        lock (types) types.Add(type);
+    }
+
+    /// <summary>The next <paramref name="count"/> requests with this RBAC verb on this resource ("*" matches any) fail with <paramref name="status"/>.</summary>
+    public void InjectFault(string verb, string resource, int status, int count = 1)
+    {
+        lock (faults) faults.Add(new Fault(verb, resource, status, count));
+    }
+
+    /// <summary>A kubeconfig that points at this server, authenticating as <paramref name="user"/> (a bearer token).</summary>
+    public string Kubeconfig(string user = "operator") => $"""
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: test
+          cluster: {"{"}server: "{BaseUri.ToString().TrimEnd('/')}"{"}"}
+        contexts:
+        - name: test
+          context: {"{"}cluster: test, user: {user}, namespace: default{"}"}
+        current-context: test
+        users:
+        - name: {user}
+          user: {"{"}token: {user}{"}"}
+        """;
+
+    public async ValueTask DisposeAsync()
+    {
+        Store.DropWatches();
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        if (Latency > TimeSpan.Zero) await Task.Delay(Latency, time, context.RequestAborted);
+        var path = context.Request.Path.Value ?? "/";
+        var segments = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        if (path == "/version") { await Write(context, 200, new JsonObject { ["major"] = "1", ["minor"] = "34", ["gitVersion"] = "v1.34.0-deepseek-test", ["platform"] = "linux/amd64" }); return; }
+        if (Discovery(segments) is { } discovery) { await Write(context, 200, discovery); return; }
+
+        // /api/v1/... or /apis/{group}/{version}/...
+        string group, version;
+        int rest;
+        if (segments.Length >= 2 && segments[0] == "api") (group, version, rest) = ("", segments[1], 2);
+        else if (segments.Length >= 3 && segments[0] == "apis") (group, version, rest) = (segments[1], segments[2], 3);
+        else { await Write(context, 404, Errors.Failure(404, "NotFound", $"the server could not find {path}", null, null).Item2); return; }
+        string? ns = null;
+        if (segments.Length > rest + 1 && segments[rest] == "namespaces") { ns = segments[rest + 1]; rest += 2; }
+        if (segments.Length <= rest) { await Write(context, 404, Errors.Failure(404, "NotFound", path, null, null).Item2); return; }
+        var plural = segments[rest];
+        var name = segments.Length > rest + 1 ? segments[rest + 1] : null;
+        var sub = segments.Length > rest + 2 ? segments[rest + 2] : null;
+        ResourceType? type;
+        lock (types) type = types.FirstOrDefault(t => t.Group == group && t.Version == version && t.Plural == plural);
+        if (type is null) { await Write(context, 404, Errors.Failure(404, "NotFound", $"the server could not find the requested resource {path}", null, null).Item2); return; }
+
+        var query = context.Request.Query;
+        var watch = query["watch"] is var w && (w == "true" || w == "1");
+        var verb = context.Request.Method switch
+        {
+            "GET" => name is null ? (watch ? "watch" : "list") : "get",
+            "POST" => "create",
+            "PUT" => "update",
+            "PATCH" => "patch",
+            "DELETE" => "delete",
+            _ => "unknown",
+        };
+        var resource = sub is null ? plural : $"{plural}/{sub}";
+        var user = context.Request.Headers.Authorization.ToString() is { Length: > 7 } auth && auth.StartsWith("Bearer ", StringComparison.Ordinal) ? auth[7..] : "anonymous";
+
+        if (Authorizer is { } authorize && !authorize(user, group, resource, verb))
+        {
+            var (code, body) = Errors.Forbidden(user, verb, group, resource, ns);
+            Record(user, verb, group, resource, ns, name, code);
+            await Write(context, code, body);
+            return;
+        }
+        Fault? fault;
+        lock (faults)
+        {
+            fault = faults.FirstOrDefault(f => f.Matches(verb, resource));
+            if (fault is not null) fault.Remaining--;
+        }
+        if (fault is not null)
+        {
+            Record(user, verb, group, resource, ns, name, fault.Status);
+            await Write(context, fault.Status, Errors.Injected(fault.Status).Item2);
+            return;
+        }
+        if (watch)
+        {
+            Record(user, verb, group, resource, ns, name, 200);
+            await WatchAsync(context, type, ns);
+            return;
+        }
+
+        int status;
+        JsonObject result;
+        try
+        {
+            (status, result) = await DispatchAsync(context, type, verb, ns, name, sub);
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.Text.Json.JsonException or NullReferenceException or KeyNotFoundException)
+        {
+            // A bug of this server or a malformed body: say what, as a real server's 500 would.
+            (status, result) = Errors.Failure(500, "InternalError", e.ToString(), type, name);
+        }
+        Record(user, verb, group, resource, ns, name, status);
+        await Write(context, status, result);
+    }
+
+    private async Task<(int, JsonObject)> DispatchAsync(HttpContext context, ResourceType type, string verb, string? ns, string? name, string? sub)
+    {
+        var selector = context.Request.Query["labelSelector"].ToString();
+        switch (verb)
+        {
+            case "list":
+                var (items, listVersion) = Store.List(type, ns, selector);
+                return (200, new JsonObject
+                {
+                    ["kind"] = type.Kind + "List",
+                    ["apiVersion"] = type.GroupVersion,
+                    ["metadata"] = new JsonObject { ["resourceVersion"] = listVersion.ToString(CultureInfo.InvariantCulture) },
+                    ["items"] = new JsonArray([.. items]),
+                });
+            case "get":
+                var found = Store.Get(type, ns ?? "default", name!);
+                if (found is null) return Errors.NotFound(type, name!);
+                return sub == "scale" ? (200, Scale(type, found)) : (200, found);
+            case "create":
+                return Store.Create(type, ns ?? "default", (await ReadBody(context))!.AsObject());
+            case "update" when sub == "scale":
+                var scale = (await ReadBody(context))!;
+                return Store.Patch(type, ns ?? "default", name!, new JsonObject { ["spec"] = new JsonObject { ["replicas"] = scale["spec"]?["replicas"]?.DeepClone() } }, statusOnly: false) is var (code, body) && code == 200
+                    ? (200, Scale(type, body)) : (code, body);
+            case "update":
+                return Store.Update(type, ns ?? "default", name!, (await ReadBody(context))!.AsObject(), statusOnly: sub == "status");
+            case "patch":
+                var contentType = context.Request.ContentType ?? "";
+                if (!contentType.StartsWith("application/merge-patch+json", StringComparison.Ordinal))
+                    return Errors.Failure(415, "UnsupportedMediaType", $"only application/merge-patch+json is served here, not {contentType}", type, name);
+                return Store.Patch(type, ns ?? "default", name!, (await ReadBody(context))!, statusOnly: sub == "status");
+            case "delete":
+                List<ResourceType> all;
+                lock (types) all = [.. types];
+                return Store.Delete(type, ns ?? "default", name!, all);
+            default:
+                return Errors.Failure(405, "MethodNotAllowed", verb, type, name);
+        }
+    }
+
+    private static JsonObject Scale(ResourceType type, JsonObject obj) => new()
+    {
+        ["kind"] = "Scale",
+        ["apiVersion"] = "autoscaling/v1",
+        ["metadata"] = new JsonObject { ["name"] = obj["metadata"]!["name"]!.DeepClone(), ["namespace"] = obj["metadata"]!["namespace"]!.DeepClone(), ["resourceVersion"] = obj["metadata"]!["resourceVersion"]!.DeepClone() },
+        ["spec"] = new JsonObject { ["replicas"] = obj["spec"]?["replicas"]?.DeepClone() ?? 0 },
+        ["status"] = new JsonObject
+        {
+            ["replicas"] = obj["status"]?["replicas"]?.DeepClone() ?? 0,
+            ["selector"] = obj["status"]?["selector"]?.DeepClone()
+                ?? (obj["spec"]?["selector"]?["matchLabels"] is JsonObject labels ? string.Join(",", labels.Select(kv => $"{kv.Key}={kv.Value}")) : null),
+        },
+    };
+
+    private async Task WatchAsync(HttpContext context, ResourceType type, string? ns)
+    {
+        var query = context.Request.Query;
+        long? from = long.TryParse(query["resourceVersion"], CultureInfo.InvariantCulture, out var v) ? v : null;
+        var bookmarks = query["allowWatchBookmarks"] == "true";
+        var timeout = int.TryParse(query["timeoutSeconds"], CultureInfo.InvariantCulture, out var t) ? TimeSpan.FromSeconds(t) : TimeSpan.FromMinutes(30);
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "application/json";
+        var watcher = Store.Watch(type, ns, query["labelSelector"].ToString(), from);
+        if (watcher is null)
+        {
+            // Real API servers answer an expired version inside the stream, as an ERROR event.
+            await WriteEvent(context, "ERROR", Errors.Gone($"too old resource version: {from} ({Store.Revision})").Item2);
+            return;
+        }
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            await context.Response.Body.FlushAsync(deadline.Token);
+            var reader = watcher.Events.Reader;
+            while (true)
+            {
+                var waitForEvent = reader.WaitToReadAsync(deadline.Token).AsTask();
+                var tick = Task.Delay(BookmarkInterval, time, deadline.Token);
+                var first = await Task.WhenAny(waitForEvent, tick);
+                if (first == waitForEvent)
+                {
+                    if (!await waitForEvent) return; // dropped by the test
+                    while (reader.TryRead(out var e)) await WriteEvent(context, e.EventType, e.Object);
+                }
+                else if (bookmarks)
+                {
+                    await WriteEvent(context, "BOOKMARK", new JsonObject
+                    {
+                        ["kind"] = type.Kind,
+                        ["apiVersion"] = type.GroupVersion,
+                        ["metadata"] = new JsonObject { ["resourceVersion"] = Store.Revision.ToString(CultureInfo.InvariantCulture) },
+                    });
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            Store.Unwatch(watcher);
+        }
+    }
+
+    private static async Task WriteEvent(HttpContext context, string type, JsonObject obj)
+    {
+        var line = new JsonObject { ["type"] = type, ["object"] = obj }.ToJsonString() + "\n";
+        await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(line));
+        await context.Response.Body.FlushAsync();
+    }
+
+    private JsonObject? Discovery(string[] segments)
+    {
+        List<ResourceType> all;
+        lock (types) all = [.. types];
+        if (segments is ["api"]) return new JsonObject { ["kind"] = "APIVersions", ["versions"] = new JsonArray("v1") };
+        if (segments is ["apis"])
+            return new JsonObject
+            {
+                ["kind"] = "APIGroupList",
+                ["apiVersion"] = "v1",
+                ["groups"] = new JsonArray([.. all.Where(t => t.Group.Length > 0).GroupBy(t => t.Group).Select(g => (JsonNode)new JsonObject
+                {
+                    ["name"] = g.Key,
+                    ["versions"] = new JsonArray([.. g.Select(t => t.Version).Distinct().Select(ver => (JsonNode)new JsonObject { ["groupVersion"] = $"{g.Key}/{ver}", ["version"] = ver })]),
+                    ["preferredVersion"] = new JsonObject { ["groupVersion"] = $"{g.Key}/{g.First().Version}", ["version"] = g.First().Version },
+                })]),
+            };
+        string? groupVersion = segments switch
+        {
+            ["api", var ver] => ver,
+            ["apis", var g, var ver] => $"{g}/{ver}",
+            _ => null,
+        };
+        if (groupVersion is null) return null;
+        var resources = new JsonArray();
+        foreach (var t in all.Where(t => t.GroupVersion == groupVersion))
+        {
+            resources.Add(new JsonObject { ["name"] = t.Plural, ["kind"] = t.Kind, ["namespaced"] = t.Namespaced, ["verbs"] = new JsonArray("get", "list", "watch", "create", "update", "patch", "delete") });
+            if (t.HasStatus) resources.Add(new JsonObject { ["name"] = t.Plural + "/status", ["kind"] = t.Kind, ["namespaced"] = t.Namespaced, ["verbs"] = new JsonArray("get", "update", "patch") });
+            if (t.HasScale) resources.Add(new JsonObject { ["name"] = t.Plural + "/scale", ["kind"] = "Scale", ["namespaced"] = t.Namespaced, ["verbs"] = new JsonArray("get", "update", "patch") });
+        }
+        return new JsonObject { ["kind"] = "APIResourceList", ["apiVersion"] = "v1", ["groupVersion"] = groupVersion, ["resources"] = resources };
+    }
+
+    private void Record(string user, string verb, string group, string resource, string? ns, string? name, int status) =>
+        log.Enqueue(new RequestRecord(user, verb, group, resource, ns, name, status, time.GetUtcNow()));
+
+    private static async Task<JsonNode?> ReadBody(HttpContext context)
+    {
+        using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
+        return JsonNode.Parse(await reader.ReadToEndAsync());
+    }
+
+    private static async Task Write(HttpContext context, int status, JsonObject body)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(body.ToJsonString());
+    }
+}

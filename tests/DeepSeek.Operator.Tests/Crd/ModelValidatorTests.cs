@@ -1,0 +1,66 @@
+using DeepSeek.Operator.Api.V1Alpha1;
+using DeepSeek.Operator.Validation;
+using k8s.Models;
+
+namespace DeepSeek.Operator.Tests.Crd;
+
+public sealed class ModelValidatorTests
+{
+    internal static V1Alpha1DeepSeekModel Valid() => new()
+    {
+        Metadata = new V1ObjectMeta { Name = "m", NamespaceProperty = "default", Uid = "uid-1", Generation = 1 },
+        Spec = new DeepSeekModelSpec
+        {
+            Model = new ModelSpec { Source = new ModelSource { Pvc = new PvcModelSource { ClaimName = "weights", Path = "v2" } } },
+            Runtime = new RuntimeSpec { Image = "runtime:test" },
+        },
+    };
+
+    [Fact]
+    public void A_valid_model_has_no_errors() => Assert.Empty(ModelValidator.Validate(Valid()));
+
+    [Theory]
+    [InlineData("two sources", "spec.model.source")]
+    [InlineData("no source", "spec.model.source")]
+    [InlineData("min above max", "spec.autoscaling.minReplicas")]
+    [InlineData("zero pods", "spec.parallelism.podsPerReplica")]
+    [InlineData("ranks not a multiple of pods", "spec.parallelism.expertParallelSize")]
+    [InlineData("ranks per pod do not divide gpus", "spec.parallelism.expertParallelSize")]
+    [InlineData("bad dtype", "spec.model.dtype")]
+    [InlineData("fraction above 1", "spec.engine.kvCacheMemoryFraction")]
+    [InlineData("absolute pvc path", "spec.model.source.pvc.path")]
+    [InlineData("name too long", "metadata.name")]
+    public void Invalid_models_name_the_field(string change, string field)
+    {
+        var model = Valid();
+        var spec = model.Spec;
+        switch (change)
+        {
+            case "two sources": spec.Model.Source.HostPath = new HostPathModelSource { Path = "/x" }; break;
+            case "no source": spec.Model.Source.Pvc = null; break;
+            case "min above max": spec.Autoscaling.MinReplicas = 5; spec.Autoscaling.MaxReplicas = 2; break;
+            case "zero pods": spec.Parallelism.PodsPerReplica = 0; break;
+            case "ranks not a multiple of pods": spec.Parallelism.PodsPerReplica = 2; spec.Runtime.GpusPerPod = 8; spec.Parallelism.ExpertParallelSize = 3; break;
+            case "ranks per pod do not divide gpus": spec.Parallelism.PodsPerReplica = 2; spec.Runtime.GpusPerPod = 8; spec.Parallelism.ExpertParallelSize = 6; break;
+            case "bad dtype": spec.Model.Dtype = "int4"; break;
+            case "fraction above 1": spec.Engine.KvCacheMemoryFraction = 1.5; break;
+            case "absolute pvc path": spec.Model.Source.Pvc!.Path = "/etc"; break;
+            case "name too long": model.Metadata.Name = new string('a', 60); break;
+        }
+        var errors = ModelValidator.Validate(model);
+        Assert.Contains(errors, e => e.Field == field);
+    }
+
+    [Fact]
+    public void Consistent_expert_parallel_sizes_pass()
+    {
+        var model = Valid();
+        model.Spec.Parallelism.PodsPerReplica = 2;
+        model.Spec.Runtime.GpusPerPod = 8;
+        foreach (var ranks in new[] { 2, 4, 8, 16 })
+        {
+            model.Spec.Parallelism.ExpertParallelSize = ranks;
+            Assert.Empty(ModelValidator.Validate(model));
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using System.Text.Json.Nodes;
+using DeepSeek.Operator.Api.V1Alpha1;
+using DeepSeek.Operator.Cli;
+using DeepSeek.Operator.Crd;
+using DeepSeek.Operator.Desired;
+using DeepSeek.Operator.Serialization;
+using DeepSeek.Operator.Tests.Support;
+using DeepSeek.Operator.Validation;
+using k8s;
+using k8s.Models;
+
+namespace DeepSeek.Operator.Tests.Crd;
+
+public sealed class SampleTests
+{
+    public static TheoryData<string> Samples => new()
+    {
+        "serving_v1alpha1_deepseekmodel_v2lite.yaml",
+        "serving_v1alpha1_deepseekmodel_v3_expert_parallel.yaml",
+        "serving_v1alpha1_deepseekmodel_autoscaled.yaml",
+    };
+
+    private static JsonObject Schema() =>
+        DeepSeekModelCrd.Generate()["spec"]!["versions"]![0]!["schema"]!["openAPIV3Schema"]!.AsObject();
+
+    [Theory]
+    [MemberData(nameof(Samples))]
+    public void Sample_is_valid_against_the_crd_schema_and_the_cel_rules(string file)
+    {
+        var node = YamlJson.ParseAll(File.ReadAllText(RepositoryFiles.PathOf("samples", file)))[0]!;
+        Assert.Empty(SchemaCheck.Validate(node, Schema()));
+        var model = KubernetesJson.Deserialize<V1Alpha1DeepSeekModel>(node.ToJsonString());
+        Assert.Empty(ModelValidator.Validate(model, new OperatorDefaults { RuntimeImage = "runtime:test" }));
+    }
+
+    [Theory]
+    [MemberData(nameof(Samples))]
+    public void Sample_renders_into_owned_labelled_hardened_workloads(string file)
+    {
+        var (yaml, errors) = RenderCommand.Render(File.ReadAllText(RepositoryFiles.PathOf("samples", file)), new OperatorDefaults { RuntimeImage = "runtime:test" });
+        Assert.Empty(errors);
+        var documents = YamlJson.ParseAll(yaml!);
+        Assert.Contains(documents, d => (string?)d!["kind"] is "Deployment" or "StatefulSet");
+        foreach (var doc in documents)
+        {
+            Assert.Equal("deepseek-operator", (string?)doc!["metadata"]!["labels"]![ModelLabels.ManagedBy]);
+            Assert.NotNull(doc["metadata"]!["labels"]![ModelLabels.Instance]);
+            Assert.NotNull(doc["metadata"]!["labels"]![ModelLabels.Name]);
+        }
+        foreach (var workload in documents.Where(d => (string?)d!["kind"] is "Deployment" or "StatefulSet"))
+        {
+            var container = workload!["spec"]!["template"]!["spec"]!["containers"]![0]!;
+            Assert.Equal(false, (bool?)container["securityContext"]!["allowPrivilegeEscalation"]);
+            Assert.Equal(true, (bool?)container["securityContext"]!["readOnlyRootFilesystem"]);
+            Assert.Equal("ALL", (string?)container["securityContext"]!["capabilities"]!["drop"]![0]);
+            Assert.NotNull(container["resources"]!["limits"]!["nvidia.com/gpu"]);
+        }
+    }
+
+    [Fact]
+    public void Render_names_the_offending_field_of_an_invalid_manifest()
+    {
+        var manifest = File.ReadAllText(RepositoryFiles.PathOf("samples", "serving_v1alpha1_deepseekmodel_autoscaled.yaml"))
+            .Replace("minReplicas: 1", "minReplicas: 9", StringComparison.Ordinal);
+        var (yaml, errors) = RenderCommand.Render(manifest, new OperatorDefaults { RuntimeImage = "runtime:test" });
+        Assert.Null(yaml);
+        Assert.Contains(errors, e => e.Field == "spec.autoscaling.minReplicas");
+    }
+
+    [Fact]
+    public void Render_without_uid_has_no_owner_references_and_with_uid_points_at_the_model()
+    {
+        var manifest = File.ReadAllText(RepositoryFiles.PathOf("samples", "serving_v1alpha1_deepseekmodel_v2lite.yaml"));
+        var withUid = manifest.Replace("  namespace: default", "  namespace: default\n  uid: 0f1e2d3c-aaaa-bbbb-cccc-000000000001", StringComparison.Ordinal);
+        var plain = YamlJson.ParseAll(RenderCommand.Render(manifest, new OperatorDefaults { RuntimeImage = "x" }).Yaml!);
+        var owned = YamlJson.ParseAll(RenderCommand.Render(withUid, new OperatorDefaults { RuntimeImage = "x" }).Yaml!);
+        Assert.All(plain, d => Assert.Null(d!["metadata"]!["ownerReferences"]));
+        Assert.All(owned, d => Assert.Equal("0f1e2d3c-aaaa-bbbb-cccc-000000000001", (string?)d!["metadata"]!["ownerReferences"]![0]!["uid"]));
+    }
+}
