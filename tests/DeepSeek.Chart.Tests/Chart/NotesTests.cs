@@ -6,8 +6,8 @@ namespace DeepSeek.Chart.Tests.Chart;
 public sealed class NotesTests
 {
     [Theory]
-    [InlineData(ValuesMode.Default, "kubectl apply -n default -f samples/serving_v1alpha1_deepseekmodel.yaml")]
-    [InlineData(ValuesMode.Namespaced, "kubectl apply -n team-a -f samples/serving_v1alpha1_deepseekmodel.yaml")]
+    [InlineData(ValuesMode.Default, "kubectl apply -n default -f samples/serving_v1alpha1_deepseekmodel_v2lite.yaml")]
+    [InlineData(ValuesMode.Namespaced, "kubectl apply -n team-a -f samples/serving_v1alpha1_deepseekmodel_v2lite.yaml")]
     public void Notes_say_how_to_create_and_watch_a_model(string mode, string applyCommand)
     {
         var files = ValuesMode.Files(mode).SelectMany(f => new[] { "--values", Path.Combine(Repository.ChartDirectory, f) });
