@@ -10,7 +10,8 @@ namespace DeepSeek.Runtime.Api.Grpc;
 /// </summary>
 public sealed class ApiKeyInterceptor(ApiKey? key) : Interceptor
 {
-    private const string OpenMethod = "/deepseek.runtime.v1.Inference/GetLoad";
+    private const string GuardedService = "/deepseek.runtime.v1.Inference/";
+    private const string OpenMethod = GuardedService + "GetLoad";
 
     public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
@@ -26,7 +27,7 @@ public sealed class ApiKeyInterceptor(ApiKey? key) : Interceptor
 
     private void Check(ServerCallContext context)
     {
-        if (key is null || context.Method == OpenMethod) return;
+        if (key is null || !context.Method.StartsWith(GuardedService, StringComparison.Ordinal) || context.Method == OpenMethod) return;
         if (!key.MatchesAuthorizationHeader(context.RequestHeaders.GetValue("authorization")))
             throw new RpcException(new Status(StatusCode.Unauthenticated, "Send metadata 'authorization: Bearer <key>' with the server's API key."));
     }
