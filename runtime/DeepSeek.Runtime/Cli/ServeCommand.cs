@@ -15,10 +15,26 @@ public static class ServeCommand
         };
         var httpPort = PortOption("--http-port", 8000, "HTTP port: OpenAI API, /health, /ready, /metrics.");
         var grpcPort = PortOption("--grpc-port", 50051, "gRPC port: inference, health, reflection.");
+        var apiKey = new Option<string?>("--api-key")
+        {
+            Description = "Require 'Authorization: Bearer <key>' on /v1/* and gRPC Inference. Env: DEEPSEEK_API_KEY.",
+            DefaultValueFactory = _ => EnvironmentDefault.GetString("--api-key"),
+        };
+        var apiKeyFile = new Option<string?>("--api-key-file")
+        {
+            Description = "File whose first line is the API key (a mounted Secret). Env: DEEPSEEK_API_KEY_FILE.",
+            DefaultValueFactory = _ => EnvironmentDefault.GetString("--api-key-file"),
+        };
+        var maxRequestBytes = new Option<long>("--max-request-bytes")
+        {
+            Description = "Largest HTTP request body; larger ones get 413. Env: DEEPSEEK_MAX_REQUEST_BYTES.",
+            DefaultValueFactory = _ => EnvironmentDefault.Get("--max-request-bytes", 8L * 1024 * 1024),
+        };
 
         var command = new Command("serve", "Serve the model over HTTP (OpenAI-compatible) and gRPC.")
         {
             host, httpPort, grpcPort,
+            apiKey, apiKeyFile, maxRequestBytes,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -27,6 +43,9 @@ public static class ServeCommand
                 Host = parse.GetValue(host)!,
                 HttpPort = parse.GetValue(httpPort),
                 GrpcPort = parse.GetValue(grpcPort),
+                ApiKey = parse.GetValue(apiKey),
+                ApiKeyFile = parse.GetValue(apiKeyFile),
+                MaxRequestBytes = parse.GetValue(maxRequestBytes),
             };
             await using var app = RuntimeHost.Build(settings);
             await app.RunAsync(cancellationToken);

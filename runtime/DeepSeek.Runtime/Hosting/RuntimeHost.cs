@@ -1,4 +1,8 @@
 using System.Net;
+using DeepSeek.Runtime.Api.Auth;
+using DeepSeek.Runtime.Api.Grpc;
+using DeepSeek.Runtime.Api.OpenAi;
+using DeepSeek.Runtime.Serving;
 using Grpc.Health.V1;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -14,7 +18,14 @@ public static class RuntimeHost
 {
     public const string MeterName = "DeepSeek.Runtime";
 
-    public static WebApplication Build(ServeSettings settings, string[]? args = null)
+    /// <summary>Probes and metrics only, ready at startup: the host without a model.</summary>
+    public static WebApplication Build(ServeSettings settings, string[]? args = null) => Build(settings, backend: null, args);
+
+    /// <summary>
+    /// The serving host: with a <paramref name="backend"/>, the OpenAI API and the gRPC Inference
+    /// service run on it, and <c>/ready</c> turns true only after its warm-up.
+    /// </summary>
+    public static WebApplication Build(ServeSettings settings, IInferenceBackend? backend, string[]? args = null)
     {
         var address = ResolveListenAddress(settings.Host);
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
@@ -27,7 +38,19 @@ public static class RuntimeHost
         });
 
         builder.Services.AddSingleton<Readiness>();
-        builder.Services.AddGrpc();
+        var apiKey = ApiKey.Resolve(settings.ApiKey, settings.ApiKeyFile);
+        if (backend is not null)
+        {
+            builder.Services.AddSingleton(backend);
+            builder.Services.AddSingleton(TimeProvider.System);
+            builder.Services.AddSingleton(new OpenAiOptions { MaxRequestBytes = settings.MaxRequestBytes });
+            builder.Services.AddSingleton<LoadGauges>();
+            builder.Services.AddHostedService<BackendWarmUp>();
+            // The API reads bodies itself under MaxRequestBytes, to answer 413 in OpenAI's shape.
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = Math.Max(settings.MaxRequestBytes + 1, 30_000_000));
+        }
+        builder.Services.AddSingleton(new ApiKeyInterceptor(apiKey));
+        builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<ApiKeyInterceptor>());
         builder.Services.AddGrpcReflection();
         builder.Services.AddSingleton<HealthServiceImpl>();
         builder.Services.AddHostedService<GrpcHealthPublisher>();
@@ -46,10 +69,19 @@ public static class RuntimeHost
             .RequireHost(httpHost);
         app.MapPrometheusScrapingEndpoint("/metrics").RequireHost(httpHost);
 
+        if (backend is not null)
+        {
+            if (apiKey is not null) app.UseMiddleware<ApiKeyMiddleware>(apiKey, settings.HttpPort);
+            app.MapOpenAi(httpHost);
+            app.MapGrpcService<InferenceService>().RequireHost(grpcHost);
+            // Created now so the gauge exists before the first scrape.
+            app.Services.GetRequiredService<LoadGauges>();
+        }
+
         app.MapGrpcService<HealthServiceImpl>().RequireHost(grpcHost);
         app.MapGrpcReflectionService().RequireHost(grpcHost);
 
-        app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<Readiness>().MarkReady());
+        if (backend is null) app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<Readiness>().MarkReady());
         app.Lifetime.ApplicationStopping.Register(() => app.Services.GetRequiredService<Readiness>().MarkDraining());
         return app;
     }

@@ -6,4 +6,10 @@ public sealed record ServeSettings
     public string Host { get; init; } = "0.0.0.0";
     public int HttpPort { get; init; } = 8000;
     public int GrpcPort { get; init; } = 50051;
+    /// <summary>When set, <c>/v1/*</c> and the gRPC Inference service need <c>Authorization: Bearer</c> with it.</summary>
+    public string? ApiKey { get; init; }
+    /// <summary>A file whose first line is the key (a mounted Secret); exclusive with <see cref="ApiKey"/>.</summary>
+    public string? ApiKeyFile { get; init; }
+    /// <summary>Largest accepted HTTP request body; larger ones get 413.</summary>
+    public long MaxRequestBytes { get; init; } = 8 * 1024 * 1024;
 }

@@ -1,0 +1,121 @@
+using System.Text;
+using System.Text.Json;
+using DeepSeek.Runtime.Serving;
+
+namespace DeepSeek.Runtime.Api.OpenAi;
+
+/// <summary>Pure readers for the OpenAI fields that accept several JSON shapes (stop, prompt, input, message content).</summary>
+public static class OpenAiInputs
+{
+    /// <summary>One prompt: either text to tokenize or token ids as sent.</summary>
+    public readonly record struct PromptInput(string? Text, int[]? TokenIds);
+
+    /// <summary><c>stop</c>: absent, null, a string, or a list of strings.</summary>
+    public static IReadOnlyList<string> Stop(JsonElement stop) => stop.ValueKind switch
+    {
+        JsonValueKind.Undefined or JsonValueKind.Null => [],
+        JsonValueKind.String => [stop.GetString()!],
+        JsonValueKind.Array => [.. stop.EnumerateArray().Select((item, i) => item.ValueKind == JsonValueKind.String
+            ? item.GetString()!
+            : throw Invalid($"stop[{i}]", "stop must be a string or a list of strings."))],
+        _ => throw Invalid("stop", "stop must be a string or a list of strings."),
+    };
+
+    /// <summary>
+    /// <c>prompt</c> (completions) or <c>input</c> (embeddings): a string, a list of strings, a list of
+    /// token ids, or a list of token-id lists.
+    /// </summary>
+    public static IReadOnlyList<PromptInput> Prompts(JsonElement value, string param)
+    {
+        var shapes = $"{param} must be a string, a list of strings, a list of token ids, or a list of token-id lists.";
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.Undefined or JsonValueKind.Null:
+                throw Invalid(param, $"{param} is required; {shapes}");
+            case JsonValueKind.String:
+                return [new PromptInput(value.GetString(), null)];
+            case JsonValueKind.Array:
+                break;
+            default:
+                throw Invalid(param, shapes);
+        }
+
+        var items = value.EnumerateArray().ToList();
+        if (items.Count == 0) throw Invalid(param, $"{param} is an empty list; send at least one input.");
+        var first = items[0].ValueKind;
+        if (first == JsonValueKind.Number) return [new PromptInput(null, TokenIds(value, param))];
+        var prompts = new List<PromptInput>(items.Count);
+        for (var i = 0; i < items.Count; i++)
+        {
+            var item = items[i];
+            if (item.ValueKind != first) throw Invalid($"{param}[{i}]", $"{param} mixes shapes; {shapes}");
+            prompts.Add(item.ValueKind switch
+            {
+                JsonValueKind.String => new PromptInput(item.GetString(), null),
+                JsonValueKind.Array => new PromptInput(null, TokenIds(item, $"{param}[{i}]")),
+                _ => throw Invalid($"{param}[{i}]", shapes),
+            });
+        }
+        return prompts;
+    }
+
+    /// <summary>Chat message content: a string or a list of text parts (joined without separators).</summary>
+    public static string MessageContent(JsonElement content, string param)
+    {
+        switch (content.ValueKind)
+        {
+            case JsonValueKind.String:
+                return content.GetString()!;
+            case JsonValueKind.Array:
+                var text = new StringBuilder();
+                var i = 0;
+                foreach (var part in content.EnumerateArray())
+                {
+                    if (part.ValueKind != JsonValueKind.Object
+                        || !part.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || type.GetString() != "text"
+                        || !part.TryGetProperty("text", out var partText) || partText.ValueKind != JsonValueKind.String)
+                        throw Invalid($"{param}[{i}]", $"{param}[{i}] must be a text part {{\"type\": \"text\", \"text\": \"...\"}}; this model reads text only.");
+                    text.Append(partText.GetString());
+                    i++;
+                }
+                return text.ToString();
+            case JsonValueKind.Undefined or JsonValueKind.Null:
+                throw Invalid(param, $"{param} is required; send the message text as a string.");
+            default:
+                throw Invalid(param, $"{param} must be a string or a list of text parts.");
+        }
+    }
+
+    public static ChatRole Role(string? role, string param) => role switch
+    {
+        "system" or "developer" => ChatRole.System,
+        "user" => ChatRole.User,
+        "assistant" => ChatRole.Assistant,
+        null => throw Invalid(param, $"{param} is required; use \"system\", \"user\" or \"assistant\"."),
+        _ => throw Invalid(param, $"{param} '{role}' is not supported; use \"system\", \"user\" or \"assistant\"."),
+    };
+
+    /// <summary>Rejects fields this server does not implement, naming the first one.</summary>
+    public static void RejectUnknown(Dictionary<string, JsonElement>? unknown, string prefix = "")
+    {
+        if (unknown is not { Count: > 0 }) return;
+        var name = prefix + unknown.Keys.First();
+        throw Invalid(name, $"Unknown field '{name}'; remove it (docs/api.md lists the fields this server accepts).");
+    }
+
+    private static int[] TokenIds(JsonElement array, string param)
+    {
+        var ids = new int[array.GetArrayLength()];
+        var i = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt32(out ids[i]))
+                throw Invalid($"{param}[{i}]", $"{param}[{i}] must be an integer token id.");
+            i++;
+        }
+        if (ids.Length == 0) throw Invalid(param, $"{param} is an empty list of token ids; send at least one.");
+        return ids;
+    }
+
+    private static ApiFailure Invalid(string param, string message) => new(ApiError.Invalid(param, message));
+}

@@ -1,0 +1,13 @@
+namespace DeepSeek.Runtime.Api.OpenAi;
+
+/// <summary>Limits of the OpenAI-compatible API (documented in docs/api.md).</summary>
+public sealed record OpenAiOptions
+{
+    public long MaxRequestBytes { get; init; } = 8 * 1024 * 1024;
+    /// <summary>Inputs per <c>/v1/embeddings</c> call.</summary>
+    public int MaxEmbeddingInputs { get; init; } = 64;
+    /// <summary>Sequences per generation call: <c>n</c> times the number of prompts.</summary>
+    public int MaxSequencesPerRequest { get; init; } = 64;
+    /// <summary>Default <c>max_tokens</c> of <c>/v1/completions</c>, as OpenAI's legacy API.</summary>
+    public int DefaultCompletionMaxTokens { get; init; } = 16;
+}

@@ -1,0 +1,37 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+
+namespace DeepSeek.Runtime.Api.OpenAi;
+
+/// <summary>OpenAI's streaming framing: one <c>data: {json}</c> event per chunk, flushed at once, then <c>data: [DONE]</c>.</summary>
+internal sealed class ServerSentEvents(HttpResponse response, CancellationToken cancellationToken)
+{
+    private static readonly byte[] Prefix = "data: "u8.ToArray();
+    private static readonly byte[] Separator = "\n\n"u8.ToArray();
+    private static readonly byte[] Done = Encoding.UTF8.GetBytes("data: [DONE]\n\n");
+
+    public async Task StartAsync()
+    {
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "text/event-stream; charset=utf-8";
+        response.Headers.CacheControl = "no-cache";
+        // Proxies such as nginx otherwise buffer the stream and the client sees nothing until the end.
+        response.Headers["X-Accel-Buffering"] = "no";
+        await response.StartAsync(cancellationToken);
+    }
+
+    public async Task WriteAsync<T>(T chunk, JsonTypeInfo<T> typeInfo)
+    {
+        await response.Body.WriteAsync(Prefix, cancellationToken);
+        await response.Body.WriteAsync(JsonSerializer.SerializeToUtf8Bytes(chunk, typeInfo), cancellationToken);
+        await response.Body.WriteAsync(Separator, cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+    }
+
+    public async Task WriteDoneAsync()
+    {
+        await response.Body.WriteAsync(Done, cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+    }
+}

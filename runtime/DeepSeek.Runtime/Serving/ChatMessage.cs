@@ -1,0 +1,3 @@
+namespace DeepSeek.Runtime.Serving;
+
+public sealed record ChatMessage(ChatRole Role, string Content);

@@ -1,0 +1,8 @@
+namespace DeepSeek.Runtime.Serving;
+
+public enum ChatRole
+{
+    System,
+    User,
+    Assistant,
+}

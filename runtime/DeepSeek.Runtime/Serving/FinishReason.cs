@@ -1,0 +1,11 @@
+namespace DeepSeek.Runtime.Serving;
+
+public enum FinishReason
+{
+    /// <summary>End of sequence, a stop string or a stop token id.</summary>
+    Stop,
+    /// <summary>max_tokens reached, or the context is full.</summary>
+    Length,
+    /// <summary>The caller went away or cancelled.</summary>
+    Cancelled,
+}

@@ -1,0 +1,3 @@
+namespace DeepSeek.Runtime.Serving;
+
+public readonly record struct TokenLogprob(int TokenId, float Logprob);

@@ -1,0 +1,185 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Threading.Channels;
+using DeepSeek.Runtime.Serving;
+
+namespace DeepSeek.Api.Tests.Backend;
+
+/// <summary>
+/// A deterministic stand-in for the engine: a byte-level tokenizer (ids 0-255 are bytes, then a few
+/// specials), generated tokens a pure function of prompt, seed and position (lowercase letters),
+/// stop strings and stop ids honoured, a bounded queue, an optional per-token delay, and a record of
+/// every cancellation it saw.
+/// </summary>
+public sealed class TestBackend : IInferenceBackend
+{
+    public const int Bos = 256, Eos = 257, SystemMarker = 258, UserMarker = 259, AssistantMarker = 260;
+    public const int Vocab = 300, Context = 512, Dimensions = 8;
+
+    private readonly Lock _gate = new();
+    private int _waiting, _running;
+
+    public int MaxRunning { get; init; } = 64;
+    public int MaxQueued { get; init; } = 64;
+    public TimeSpan TokenDelay { get; init; }
+    /// <summary>Completes the warm-up; tests that check "loading" hold it open.</summary>
+    public TaskCompletionSource WarmUpGate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public ConcurrentQueue<string> Cancelled { get; } = new();
+    public TaskCompletionSource<string> FirstCancellation { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ModelDescription Model { get; } = new()
+    {
+        ServedName = "deepseek-test",
+        Architecture = "deepseek_v3",
+        VocabSize = Vocab,
+        MaxContextLength = Context,
+        EmbeddingDimensions = Dimensions,
+        NumLayers = 2,
+        NumRoutedExperts = 4,
+        ExpertsPerToken = 2,
+        DType = "float32",
+        Device = "cpu",
+        ParameterCount = 1234,
+        CreatedUnixSeconds = 1_700_000_000,
+    };
+
+    public Task WarmUpAsync(CancellationToken cancellationToken) => WarmUpGate.Task.WaitAsync(cancellationToken);
+
+    public int[] Encode(string text, bool addSpecialTokens) =>
+        [.. (addSpecialTokens ? new[] { Bos } : []), .. Encoding.UTF8.GetBytes(text).Select(b => (int)b)];
+
+    public string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens)
+    {
+        var text = new StringBuilder();
+        var bytes = new List<byte>();
+        foreach (var id in tokenIds)
+        {
+            if (id < 256) { bytes.Add((byte)id); continue; }
+            text.Append(Encoding.UTF8.GetString([.. bytes]));
+            bytes.Clear();
+            if (!skipSpecialTokens) text.Append($"<special_{id}>");
+        }
+        return text.Append(Encoding.UTF8.GetString([.. bytes])).ToString();
+    }
+
+    public int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages)
+    {
+        var ids = new List<int> { Bos };
+        foreach (var message in messages)
+        {
+            ids.Add(message.Role switch { ChatRole.System => SystemMarker, ChatRole.User => UserMarker, _ => AssistantMarker });
+            ids.AddRange(Encode(message.Content, addSpecialTokens: false));
+        }
+        ids.Add(AssistantMarker);
+        return [.. ids];
+    }
+
+    /// <summary>The token the backend generates at <paramref name="position"/>: what tests compare clients against.</summary>
+    public static int TokenAt(IReadOnlyList<int> prompt, SamplingParameters sampling, int position)
+    {
+        var hash = 17L;
+        foreach (var id in prompt) hash = (hash * 31 + id) % 1_000_003;
+        if (sampling.Temperature > 0 && sampling.Seed is { } seed) hash = (hash + (long)(seed % 1_000_003)) % 1_000_003;
+        return 'a' + (int)((hash + position * 7L) % 26);
+    }
+
+    public static string ExpectedText(IReadOnlyList<int> prompt, SamplingParameters sampling) =>
+        new([.. Enumerable.Range(0, sampling.MaxTokens).Select(i => (char)TokenAt(prompt, sampling, i))]);
+
+    public GenerationHandle Submit(GenerationRequest request, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (_running >= MaxRunning && _waiting >= MaxQueued)
+                throw new OverloadedException($"The queue is full ({MaxQueued} waiting); retry later.", TimeSpan.FromSeconds(2));
+            _waiting++;
+        }
+        var events = Channel.CreateUnbounded<GenerationEvent>();
+        _ = Task.Run(() => RunAsync(request, events.Writer, cancellationToken), CancellationToken.None);
+        return new GenerationHandle(request.RequestId, events.Reader);
+    }
+
+    private async Task RunAsync(GenerationRequest request, ChannelWriter<GenerationEvent> events, CancellationToken cancellationToken)
+    {
+        var sampling = request.Sampling;
+        var generated = 0;
+        var reason = FinishReason.Length;
+        var text = new StringBuilder();
+        var emitted = 0;
+        var holdBack = sampling.Stop.Count == 0 ? 0 : sampling.Stop.Max(s => s.Length) - 1;
+        var admitted = false;
+        try
+        {
+            while (true)
+            {
+                lock (_gate)
+                {
+                    if (_running < MaxRunning) { _waiting--; _running++; admitted = true; break; }
+                }
+                await Task.Delay(10, cancellationToken);
+            }
+            for (; generated < sampling.MaxTokens; generated++)
+            {
+                if (TokenDelay > TimeSpan.Zero) await Task.Delay(TokenDelay, cancellationToken);
+                cancellationToken.ThrowIfCancellationRequested();
+                var token = TokenAt(request.PromptTokenIds, sampling, generated);
+                if (generated >= sampling.MinTokens && sampling.StopTokenIds.Contains(token)) { reason = FinishReason.Stop; break; }
+                text.Append((char)token);
+                var full = text.ToString();
+                var stopAt = generated + 1 >= sampling.MinTokens
+                    ? sampling.Stop.Select(s => full.IndexOf(s, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(-1).Min()
+                    : -1;
+                if (stopAt >= 0)
+                {
+                    text.Length = stopAt;
+                    generated++;
+                    reason = FinishReason.Stop;
+                    break;
+                }
+                var safe = Math.Max(emitted, full.Length - holdBack);
+                var delta = full[emitted..safe];
+                emitted = safe;
+                var top = Enumerable.Range(0, sampling.TopLogprobs).Select(k => new TokenLogprob(k == 0 ? token : 'a' + (token - 'a' + k) % 26, Logprob(generated) - k * 0.5f)).ToList();
+                events.TryWrite(new TokenGenerated(token, delta, Logprob(generated), top));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            reason = FinishReason.Cancelled;
+            Cancelled.Enqueue(request.RequestId);
+            FirstCancellation.TrySetResult(request.RequestId);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                if (admitted) _running--;
+                else _waiting--;
+            }
+        }
+        var rest = emitted <= text.Length ? text.ToString(emitted, text.Length - emitted) : "";
+        events.TryWrite(new GenerationFinished(reason, new GenerationUsage(request.PromptTokenIds.Length, generated), rest));
+        events.TryComplete();
+    }
+
+    private static float Logprob(int position) => -0.25f * (1 + position % 3);
+
+    public LoadSnapshot GetLoad()
+    {
+        lock (_gate)
+            return new LoadSnapshot { Waiting = _waiting, Running = _running, Ready = WarmUpGate.Task.IsCompleted, MaxRunningRequests = MaxRunning, MaxQueuedRequests = MaxQueued };
+    }
+
+    public Task<float[][]> EmbedAsync(IReadOnlyList<int[]> inputs, CancellationToken cancellationToken) =>
+        Task.FromResult(inputs.Select(Embed).ToArray());
+
+    /// <summary>A deterministic unit vector per input, so tests can recompute it.</summary>
+    public static float[] Embed(int[] ids)
+    {
+        var vector = new float[Dimensions];
+        foreach (var id in ids)
+            for (var k = 0; k < Dimensions; k++) vector[k] += MathF.Sin(id * (k + 1));
+        var norm = MathF.Sqrt(vector.Sum(v => v * v));
+        return norm == 0 ? vector : [.. vector.Select(v => v / norm)];
+    }
+}

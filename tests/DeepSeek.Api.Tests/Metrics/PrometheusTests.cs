@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Text.Json;
+using DeepSeek.Api.Tests.Infrastructure;
+
+namespace DeepSeek.Api.Tests.Metrics;
+
+/// <summary><c>/metrics</c> checked by promtool and scraped by a real Prometheus server.</summary>
+public sealed class PrometheusTests
+{
+    [Fact]
+    public async Task Metrics_pass_promtool_check()
+    {
+        var promtool = ExternalTool.Require("promtool", "scripts/setup/prometheus.sh");
+        await using var server = await RunningServer.StartAsync();
+        var text = await server.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        Assert.Contains("deepseek_requests_waiting", text, StringComparison.Ordinal);
+
+        var (exitCode, stdout, stderr) = await ExternalTool.RunAsync(new ProcessStartInfo(promtool, ["check", "metrics"]), text, TimeSpan.FromSeconds(30));
+        Assert.True(exitCode == 0, $"promtool check metrics failed:\n{stdout}\n{stderr}\n{text}");
+    }
+
+    [Fact]
+    public async Task Prometheus_scrapes_requests_waiting()
+    {
+        var prometheus = ExternalTool.Require("prometheus", "scripts/setup/prometheus.sh");
+        await using var server = await RunningServer.StartAsync();
+        var dir = Directory.CreateTempSubdirectory("deepseek-prometheus-");
+        var port = FreePort.Next();
+        var config = Path.Combine(dir.FullName, "prometheus.yml");
+        await File.WriteAllTextAsync(config, $"""
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: runtime
+                static_configs:
+                  - targets: ["127.0.0.1:{server.Settings.HttpPort}"]
+            """);
+        var start = new ProcessStartInfo(prometheus,
+            [$"--config.file={config}", $"--storage.tsdb.path={Path.Combine(dir.FullName, "data")}", $"--web.listen-address=127.0.0.1:{port}"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        using var process = Process.Start(start)!;
+        var log = process.StandardError.ReadToEndAsync();
+        try
+        {
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
+            JsonElement? sample = null;
+            for (var attempt = 0; attempt < 120 && sample is null; attempt++)
+            {
+                await Task.Delay(500);
+                try
+                {
+                    var body = await client.GetStringAsync(new Uri("/api/v1/query?query=deepseek_requests_waiting", UriKind.Relative));
+                    var result = JsonDocument.Parse(body).RootElement.GetProperty("data").GetProperty("result");
+                    if (result.GetArrayLength() > 0) sample = result[0].Clone();
+                }
+                catch (HttpRequestException)
+                {
+                    // Prometheus is still starting.
+                }
+            }
+            Assert.True(sample is not null, "Prometheus never returned deepseek_requests_waiting within 60 s.");
+            Assert.Equal("deepseek-test", sample.Value.GetProperty("metric").GetProperty("model").GetString());
+            Assert.Equal("0", sample.Value.GetProperty("value")[1].GetString());
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            _ = await log;
+            dir.Delete(recursive: true);
+        }
+    }
+}

@@ -1,0 +1,67 @@
+// Drives the runtime's gRPC API with @grpc/grpc-js on the project's own .proto and prints JSON.
+// Env: GRPC_ADDRESS, API_KEY, PROTO, SCENARIO (generate | health).
+import grpc from "@grpc/grpc-js";
+import protoLoader from "@grpc/proto-loader";
+
+const address = process.env.GRPC_ADDRESS;
+const credentials = grpc.credentials.createInsecure();
+const definition = protoLoader.loadSync(process.env.PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+const proto = grpc.loadPackageDefinition(definition);
+
+function deadline() {
+  return new Date(Date.now() + 30_000);
+}
+
+const scenarios = {
+  generate() {
+    const client = new proto.deepseek.runtime.v1.Inference(address, credentials);
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${process.env.API_KEY}`);
+    return new Promise((resolve, reject) => {
+      const tokenIds = [];
+      let text = "";
+      let finish = null;
+      let usage = null;
+      const call = client.Generate(
+        { token_ids: { ids: JSON.parse(process.env.PROMPT_IDS) }, sampling: { temperature: 0, max_tokens: Number(process.env.MAX_TOKENS) } },
+        metadata,
+        { deadline: deadline() });
+      call.on("data", (response) => {
+        for (const token of response.tokens) tokenIds.push(token.token_id);
+        text += response.text_delta;
+        if (response.finish_reason) {
+          finish = response.finish_reason;
+          usage = response.usage;
+        }
+      });
+      call.on("error", reject);
+      call.on("end", () => resolve({ tokenIds, text, finish, usage }));
+    });
+  },
+  health() {
+    const health = new grpc.Client(address, credentials);
+    const check = health.makeUnaryRequest.bind(health);
+    // grpc.health.v1 is not in the project's proto; a hand-written codec for its two tiny messages.
+    const serialize = () => Buffer.alloc(0);
+    const deserialize = (buffer) => ({ status: buffer.length >= 2 && buffer[0] === 0x08 ? buffer[1] : 0 });
+    return new Promise((resolve, reject) => {
+      check("/grpc.health.v1.Health/Check", serialize, deserialize, {}, new grpc.Metadata(), { deadline: deadline() }, (error, response) => {
+        if (error) reject(error);
+        else resolve({ status: ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"][response.status] });
+      });
+    });
+  },
+};
+
+const scenario = scenarios[process.env.SCENARIO];
+if (!scenario) {
+  console.error(`unknown SCENARIO '${process.env.SCENARIO}'`);
+  process.exit(2);
+}
+try {
+  console.log(JSON.stringify(await scenario()));
+  process.exit(0);
+} catch (error) {
+  console.error(`${error.code ?? ""} ${error.message}`);
+  process.exit(1);
+}

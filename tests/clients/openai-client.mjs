@@ -1,0 +1,81 @@
+// Drives the runtime's OpenAI-compatible API with the official openai SDK and prints what it got as
+// JSON, for tests/DeepSeek.Api.Tests to check. Env: BASE_URL, API_KEY, MODEL, SCENARIO.
+import OpenAI from "openai";
+
+const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: process.env.API_KEY, maxRetries: 0, timeout: 30_000 });
+const model = process.env.MODEL;
+
+const scenarios = {
+  async chat() {
+    const response = await client.chat.completions.create({
+      model,
+      messages: [{ role: "system", content: "be brief" }, { role: "user", content: "hello" }],
+      max_tokens: 12,
+      temperature: 0,
+      user: "test-user",
+    });
+    return { content: response.choices[0].message.content, finish: response.choices[0].finish_reason, usage: response.usage };
+  },
+  async chatStream() {
+    const stream = await client.chat.completions.create({
+      model,
+      messages: [{ role: "system", content: "be brief" }, { role: "user", content: "hello" }],
+      max_tokens: 12,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let content = "";
+    let finish = null;
+    let usage = null;
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks++;
+      if (chunk.usage) usage = chunk.usage;
+      for (const choice of chunk.choices) {
+        content += choice.delta?.content ?? "";
+        if (choice.finish_reason) finish = choice.finish_reason;
+      }
+    }
+    return { content, finish, usage, chunks };
+  },
+  async completionsLogprobs() {
+    const response = await client.completions.create({
+      model,
+      prompt: [[1, 2, 3, 4], [5, 6, 7]],
+      max_tokens: 5,
+      temperature: 0,
+      logprobs: 2,
+    });
+    return {
+      choices: response.choices.map((c) => ({ index: c.index, text: c.text, finish: c.finish_reason, logprobs: c.logprobs })),
+      usage: response.usage,
+    };
+  },
+  async models() {
+    const page = await client.models.list();
+    return { ids: page.data.map((m) => m.id) };
+  },
+  async embeddings() {
+    // The SDK asks for base64 and decodes it when no encoding_format is given.
+    const base64 = await client.embeddings.create({ model, input: ["hello", "world"] });
+    const floats = await client.embeddings.create({ model, input: [[1, 2, 3]], encoding_format: "float" });
+    return {
+      base64: base64.data.map((d) => Array.from(d.embedding)),
+      floats: floats.data.map((d) => d.embedding),
+      usage: base64.usage,
+    };
+  },
+};
+
+const scenario = scenarios[process.env.SCENARIO];
+if (!scenario) {
+  console.error(`unknown SCENARIO '${process.env.SCENARIO}'; one of ${Object.keys(scenarios).join(", ")}`);
+  process.exit(2);
+}
+try {
+  console.log(JSON.stringify(await scenario()));
+} catch (error) {
+  console.error(`${error.status ?? ""} ${error.message}`);
+  process.exit(1);
+}
