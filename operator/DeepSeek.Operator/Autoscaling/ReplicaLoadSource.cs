@@ -76,6 +76,11 @@ public sealed class ReplicaLoadSource(TimeSpan callTimeout) : IReplicaLoadSource
         {
             return ReplicaLoad.Unreachable(name, Describe(e, channel.Target));
         }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled)
+        {
+            // The caller's cancellation is not the replica's failure.
+            throw new OperationCanceledException("Reading replica load was cancelled.", e, cancellationToken);
+        }
     }
 
     private string Describe(RpcException e, string target) => e.StatusCode switch
@@ -121,8 +126,8 @@ public sealed class ReplicaLoadSource(TimeSpan callTimeout) : IReplicaLoadSource
         DisposeHttpClient = true,
     });
 
-    /// <summary>The addresses with an open channel for a model (for tests and diagnostics).</summary>
-    internal IReadOnlyCollection<Uri> ChannelAddresses(string modelKey)
+    /// <summary>The addresses a model has an open channel to (diagnostics).</summary>
+    public IReadOnlyCollection<Uri> OpenChannels(string modelKey)
     {
         lock (gate) return channels.TryGetValue(modelKey, out var c) ? [.. c.Keys] : [];
     }
