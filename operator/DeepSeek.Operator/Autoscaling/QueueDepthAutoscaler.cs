@@ -174,17 +174,19 @@ public static class QueueDepthAutoscaler
     /// <summary>
     /// Applies the drain rule and builds the decision. A scale-down removes only replicas known to
     /// be idle (reachable, running = 0): desired ≥ current − idle. Not-ready idle replicas go
-    /// first, then ready idle ones from the highest ordinal down.
+    /// first, then ready idle ones from the highest ordinal down. When busy replicas hold the
+    /// count up, the ones with the fewest running requests are named to drain.
     /// </summary>
     private static ScalingDecision Finish(
         int current, int desired, ScalingLimit limit, LoadSummary load, int? recommendation,
         IReadOnlyList<ReplicaLoad> replicas, string reason)
     {
         IReadOnlyList<string> toRemove = [];
+        IReadOnlyList<string> toDrain = [];
         if (desired < current)
         {
-            var idle = replicas.Where(r => r.IsIdle)
-                .Select((r, index) => (Replica: r, Index: index))
+            var ordered = replicas.Select((r, index) => (Replica: r, Index: index)).ToList();
+            var idle = ordered.Where(x => x.Replica.IsIdle)
                 .OrderBy(x => x.Replica.State == ReplicaLoadState.NotReady ? 0 : 1)
                 .ThenByDescending(x => x.Index)
                 .Select(x => x.Replica.Name)
@@ -194,6 +196,12 @@ public static class QueueDepthAutoscaler
             if (desired < floor)
             {
                 reason += $"; kept at {floor}: only {idle.Count} of {current} replicas are idle, the others run requests or did not answer";
+                toDrain = ordered.Where(x => x.Replica.Load is { Running: > 0 })
+                    .OrderBy(x => x.Replica.Load!.Running)
+                    .ThenByDescending(x => x.Index)
+                    .Select(x => x.Replica.Name)
+                    .Take(floor - desired)
+                    .ToList();
                 desired = floor;
                 limit = ScalingLimit.ReplicasBusy;
             }
@@ -209,7 +217,10 @@ public static class QueueDepthAutoscaler
             ScalingDirection.Down => $"scaling down from {current} to {desired}",
             _ => $"keeping {current}",
         };
-        return new ScalingDecision(current, desired, direction, limit, $"{verb}: {reason}", load, recommendation, toRemove);
+        return new ScalingDecision(current, desired, direction, limit, $"{verb}: {reason}", load, recommendation, toRemove)
+        {
+            ReplicasToDrain = toDrain,
+        };
     }
 
     private static ScalingDecision Hold(int current, LoadSummary load, string reason) =>

@@ -17,6 +17,13 @@ public sealed record ScalingDecision(
     int? Recommendation,
     IReadOnlyList<string> ReplicasToRemove)
 {
+    /// <summary>
+    /// Set when busy replicas held a scale-down back (<see cref="ScalingLimit.ReplicasBusy"/>): the
+    /// replicas the scale-down would take next, fewest running requests first. A reconciler that
+    /// can stop routing new requests to them lets them go idle, and a later poll removes them.
+    /// </summary>
+    public IReadOnlyList<string> ReplicasToDrain { get; init; } = [];
+
     /// <summary>True when min/max, a rate limit or busy replicas held the count back.</summary>
     public bool IsLimited => Limit != ScalingLimit.None;
 

@@ -241,6 +241,8 @@ public class QueueDepthAutoscalerTests
         Assert.Equal(["r2", "r1"], decision.ReplicasToRemove);
         Assert.DoesNotContain("r0", decision.ReplicasToRemove);
         Assert.DoesNotContain("r3", decision.ReplicasToRemove);
+        // The scale-down wanted 1: the next to go, once drained, is r3 (1 running) before r0 (2).
+        Assert.Equal(["r3"], decision.ReplicasToDrain);
     }
 
     [Fact]
@@ -255,6 +257,7 @@ public class QueueDepthAutoscalerTests
         Assert.Equal(ScalingDirection.None, decision.Direction);
         Assert.Equal(ScalingLimit.ReplicasBusy, decision.Limit);
         Assert.Empty(decision.ReplicasToRemove);
+        Assert.Equal(["r0"], decision.ReplicasToDrain);
     }
 
     [Fact]
