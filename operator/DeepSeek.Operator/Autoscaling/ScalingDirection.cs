@@ -1,0 +1,8 @@
+namespace DeepSeek.Operator.Autoscaling;
+
+public enum ScalingDirection
+{
+    None,
+    Up,
+    Down,
+}
