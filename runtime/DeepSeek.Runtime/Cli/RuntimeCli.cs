@@ -8,5 +8,7 @@ public static class RuntimeCli
     public static RootCommand Build() => new("DeepSeek mixture-of-experts inference runtime")
     {
         ServeCommand.Build(),
+        GenerateCommand.Build(),
+        InspectCommand.Build(),
     };
 }

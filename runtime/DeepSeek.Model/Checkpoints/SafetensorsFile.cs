@@ -1,0 +1,199 @@
+using System.IO.MemoryMappedFiles;
+using System.Text;
+using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Model.Checkpoints;
+
+/// <summary>
+/// One <c>.safetensors</c> file, memory-mapped: an 8-byte little-endian header length, a JSON header
+/// naming each tensor's dtype, shape and byte range, then the raw little-endian data. Tensors are
+/// copied from the mapping straight into tensor storage, one at a time, so loading never holds a
+/// managed copy of the file. The header is validated up front so a truncated or corrupt file fails
+/// at open with the file named, not halfway through a load.
+/// </summary>
+public sealed class SafetensorsFile : IDisposable
+{
+    /// <summary>Headers past this size are not safetensors headers (the format itself caps them at 100 MB).</summary>
+    private const long MaxHeaderBytes = 100L * 1024 * 1024;
+
+    private readonly MemoryMappedFile? _mapping;
+    private readonly MemoryMappedViewAccessor? _view;
+    private readonly long _dataStart;
+
+    public string Path { get; }
+
+    public IReadOnlyDictionary<string, SafetensorsTensorInfo> Tensors { get; }
+
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    private SafetensorsFile(string path, MemoryMappedFile? mapping, MemoryMappedViewAccessor? view, long dataStart,
+        IReadOnlyDictionary<string, SafetensorsTensorInfo> tensors, IReadOnlyDictionary<string, string> metadata)
+    {
+        Path = path;
+        _mapping = mapping;
+        _view = view;
+        _dataStart = dataStart;
+        Tensors = tensors;
+        Metadata = metadata;
+    }
+
+    public static SafetensorsFile Open(string path)
+    {
+        if (!BitConverter.IsLittleEndian)
+            throw new PlatformNotSupportedException("safetensors data is little-endian; this machine is not.");
+        var fileName = System.IO.Path.GetFileName(path);
+        if (!File.Exists(path)) throw new CheckpointFormatException($"{path}: file not found.");
+        var length = new FileInfo(path).Length;
+        if (length < 8)
+            throw new CheckpointFormatException($"{fileName}: {length} bytes is too short for a safetensors file (truncated?).");
+
+        byte[] header;
+        using (var stream = File.OpenRead(path))
+        {
+            Span<byte> prefix = stackalloc byte[8];
+            stream.ReadExactly(prefix);
+            var headerLength = BitConverter.ToInt64(prefix);
+            if (headerLength <= 0 || headerLength > MaxHeaderBytes)
+                throw new CheckpointFormatException($"{fileName}: header length {headerLength} is not plausible; the file is corrupt or not safetensors.");
+            if (8 + headerLength > length)
+                throw new CheckpointFormatException($"{fileName}: header claims {headerLength} bytes but the file has {length - 8} after the length prefix (truncated).");
+            header = new byte[headerLength];
+            stream.ReadExactly(header);
+        }
+
+        var dataStart = 8 + header.LongLength;
+        var dataLength = length - dataStart;
+        var (tensors, metadata) = ParseHeader(fileName, header, dataLength);
+
+        if (dataLength == 0) return new SafetensorsFile(path, null, null, dataStart, tensors, metadata);
+        var mapping = MemoryMappedFile.CreateFromFile(path, FileMode.Open, mapName: null, capacity: 0, MemoryMappedFileAccess.Read);
+        var view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        return new SafetensorsFile(path, mapping, view, dataStart, tensors, metadata);
+    }
+
+    internal static (Dictionary<string, SafetensorsTensorInfo>, Dictionary<string, string>) ParseHeader(
+        string fileName, byte[] header, long dataLength)
+    {
+        JsonDocument document;
+        try
+        {
+            var text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(header);
+            document = JsonDocument.Parse(text);
+        }
+        catch (Exception e) when (e is JsonException or DecoderFallbackException)
+        {
+            throw new CheckpointFormatException($"{fileName}: the header is not valid UTF-8 JSON ({e.Message}); the file is corrupt.", e);
+        }
+
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+                throw new CheckpointFormatException($"{fileName}: the header is not a JSON object; the file is corrupt.");
+            var tensors = new Dictionary<string, SafetensorsTensorInfo>(StringComparer.Ordinal);
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                if (property.Name == "__metadata__")
+                {
+                    if (property.Value.ValueKind == JsonValueKind.Object)
+                        foreach (var item in property.Value.EnumerateObject())
+                            metadata[item.Name] = item.Value.ToString();
+                    continue;
+                }
+                tensors[property.Name] = ParseEntry(fileName, property.Name, property.Value, dataLength);
+            }
+            return (tensors, metadata);
+        }
+    }
+
+    private static SafetensorsTensorInfo ParseEntry(string fileName, string name, JsonElement entry, long dataLength)
+    {
+        string Where() => $"{fileName}: tensor '{name}'";
+        if (entry.ValueKind != JsonValueKind.Object
+            || !entry.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String
+            || !entry.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array
+            || !entry.TryGetProperty("data_offsets", out var offsetsElement) || offsetsElement.ValueKind != JsonValueKind.Array
+            || offsetsElement.GetArrayLength() != 2)
+            throw new CheckpointFormatException($"{Where()}: header entry needs dtype, shape and two data_offsets; the file is corrupt.");
+
+        var dtype = dtypeElement.GetString()!;
+        long[] shape;
+        long begin, end;
+        try
+        {
+            shape = shapeElement.EnumerateArray().Select(d => d.GetInt64()).ToArray();
+            begin = offsetsElement[0].GetInt64();
+            end = offsetsElement[1].GetInt64();
+        }
+        catch (FormatException e)
+        {
+            throw new CheckpointFormatException($"{Where()}: shape and data_offsets must be integers; the file is corrupt.", e);
+        }
+        if (shape.Any(d => d < 0))
+            throw new CheckpointFormatException($"{Where()}: negative dimension in shape [{string.Join(", ", shape)}].");
+        if (begin < 0 || end < begin)
+            throw new CheckpointFormatException($"{Where()}: data_offsets [{begin}, {end}] are not a byte range; the file is corrupt.");
+        if (end > dataLength)
+            throw new CheckpointFormatException($"{Where()}: data ends at byte {end} but the data section has only {dataLength} bytes (truncated file).");
+        var info = new SafetensorsTensorInfo(name, dtype, shape, begin, end);
+        if (SafetensorsDtypes.TryGet(dtype, out _, out var elementSize) && info.ElementCount * elementSize != info.ByteLength)
+            throw new CheckpointFormatException(
+                $"{Where()}: shape [{string.Join(", ", shape)}] of {dtype} needs {info.ElementCount * elementSize} bytes but data_offsets span {info.ByteLength}; the file is corrupt.");
+        return info;
+    }
+
+    /// <summary>
+    /// Materialises one tensor as <paramref name="dtype"/> on <paramref name="device"/>. Floating data is
+    /// checked for NaN and infinity: a random checkpoint never holds them, a corrupted one often does.
+    /// </summary>
+    public Tensor Load(string name, ScalarType dtype, Device device)
+    {
+        var fileName = System.IO.Path.GetFileName(Path);
+        if (!Tensors.TryGetValue(name, out var info))
+            throw new CheckpointFormatException($"{fileName}: no tensor named '{name}'.");
+        if (!SafetensorsDtypes.TryGet(info.Dtype, out var sourceType, out _))
+            throw new CheckpointFormatException(
+                $"{fileName}: tensor '{name}' has dtype {info.Dtype}, which this runtime does not read (supported: {string.Join(", ", SafetensorsDtypes.Codes)}).");
+
+        using var scope = NewDisposeScope();
+        var host = empty(info.Shape, sourceType, CPU);
+        if (info.ByteLength > 0) CopyInto(host, info);
+        var result = host.to(dtype, device);
+        if (result.is_floating_point() && !isfinite(result).all().item<bool>())
+            throw new CheckpointFormatException($"{fileName}: tensor '{name}' holds NaN or infinite values; the file is corrupt.");
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Copies in chunks of at most 1 GiB: a span over tensor storage is limited to 2 GiB.</summary>
+    private unsafe void CopyInto(Tensor host, SafetensorsTensorInfo info)
+    {
+        var handle = _view!.SafeMemoryMappedViewHandle;
+        byte* basePointer = null;
+        handle.AcquirePointer(ref basePointer);
+        try
+        {
+            var source = basePointer + _view.PointerOffset + _dataStart + info.Begin;
+            var elementSize = info.ByteLength / info.ElementCount;
+            var chunkElements = (1L << 30) / elementSize;
+            using var flat = host.view(-1);
+            for (long start = 0; start < info.ElementCount; start += chunkElements)
+            {
+                var count = Math.Min(chunkElements, info.ElementCount - start);
+                using var chunk = flat.narrow(0, start, count);
+                new ReadOnlySpan<byte>(source + start * elementSize, checked((int)(count * elementSize))).CopyTo(chunk.bytes);
+            }
+        }
+        finally
+        {
+            handle.ReleasePointer();
+        }
+    }
+
+    public void Dispose()
+    {
+        _view?.Dispose();
+        _mapping?.Dispose();
+    }
+}

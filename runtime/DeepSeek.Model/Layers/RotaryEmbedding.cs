@@ -1,0 +1,90 @@
+using DeepSeek.Model.Configuration;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Model.Layers;
+
+/// <summary>
+/// Rotary position embedding of the decoupled rope part of MLA, with DeepSeek's interleaved layout
+/// (rotated pairs are adjacent dimensions) and optional YaRN scaling. Frequencies and angles are
+/// computed in float32, as transformers does, then cast to the model's dtype.
+/// </summary>
+public sealed class RotaryEmbedding
+{
+    private readonly float[] _inverseFrequencies;
+
+    /// <summary>YaRN's magnitude factor on cos and sin (1 without scaling).</summary>
+    public double AttentionFactor { get; }
+
+    public int Dimension { get; }
+
+    public RotaryEmbedding(DeepSeekConfig config)
+    {
+        Dimension = config.QkRopeHeadDim;
+        (_inverseFrequencies, AttentionFactor) = Frequencies(config.Rope, Dimension, config.MaxPositionEmbeddings);
+    }
+
+    public IReadOnlyList<float> InverseFrequencies => _inverseFrequencies;
+
+    internal static (float[] InverseFrequencies, double AttentionFactor) Frequencies(RopeScaling rope, int dim, int maxPositions)
+    {
+        using var scope = NewDisposeScope();
+        // base^(2i/dim) in float32 exactly as transformers computes it.
+        var exponents = arange(0, dim, 2, ScalarType.Int64).to(ScalarType.Float32) / dim;
+        var positionFrequencies = pow(tensor((float)rope.Theta), exponents);
+        var extrapolation = 1.0f / positionFrequencies;
+        if (!rope.IsYarn) return (extrapolation.data<float>().ToArray(), 1.0);
+
+        var factor = rope.Factor;
+        var original = rope.OriginalMaxPositionEmbeddings ?? maxPositions;
+        var attentionFactor = rope.AttentionFactor
+            ?? (rope.Mscale != 0 && rope.MscaleAllDim != 0
+                ? RopeScaling.YarnMscale(factor, rope.Mscale) / RopeScaling.YarnMscale(factor, rope.MscaleAllDim)
+                : RopeScaling.YarnMscale(factor, 1.0));
+
+        double CorrectionDim(double rotations) =>
+            dim * Math.Log(original / (rotations * 2 * Math.PI)) / (2 * Math.Log(rope.Theta));
+        var low = CorrectionDim(rope.BetaFast);
+        var high = CorrectionDim(rope.BetaSlow);
+        if (rope.Truncate)
+        {
+            low = Math.Floor(low);
+            high = Math.Ceiling(high);
+        }
+        low = Math.Max(low, 0);
+        high = Math.Min(high, dim - 1);
+        if (low == high) high += 0.001;
+
+        var interpolation = 1.0f / (positionFrequencies * (float)factor);
+        var ramp = ((arange(0, dim / 2, 1, ScalarType.Float32) - (float)low) / (float)(high - low)).clamp(0, 1);
+        var extrapolationWeight = 1 - ramp;
+        var inverse = interpolation * (1 - extrapolationWeight) + extrapolation * extrapolationWeight;
+        return (inverse.data<float>().ToArray(), attentionFactor);
+    }
+
+    /// <summary>cos and sin of each token's angles, shaped <c>[T, 1, dim/2]</c> to broadcast over heads.</summary>
+    public (Tensor Cos, Tensor Sin) CosSin(Tensor positions, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var inverse = tensor(_inverseFrequencies, device: positions.device);
+        var angles = positions.to(ScalarType.Float32).unsqueeze(1) * inverse.unsqueeze(0);
+        var cos = (angles.cos() * AttentionFactor).to(dtype).unsqueeze(1);
+        var sin = (angles.sin() * AttentionFactor).to(dtype).unsqueeze(1);
+        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// Rotates <c>x [T, heads, dim]</c> whose pairs (2i, 2i+1) share a frequency. The result is in
+    /// half-split layout (all first members, then all second members); queries and keys both get it,
+    /// so their dot products are those of the interleaved rotation.
+    /// </summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        using var scope = NewDisposeScope();
+        var shape = x.shape;
+        var pairs = x.view(shape[0], shape[1], shape[2] / 2, 2);
+        var first = pairs.select(-1, 0);
+        var second = pairs.select(-1, 1);
+        var rotated = cat([first * cos - second * sin, second * cos + first * sin], -1);
+        return rotated.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,39 @@
+using System.CommandLine;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Runtime.Cli;
+
+/// <summary>Options shared by the verbs that read a model folder.</summary>
+public static class ModelOptions
+{
+    /// <summary>The tiny DeepSeek-V3 checkpoint copied into the build output (see the csproj).</summary>
+    public static string EmbeddedModelDirectory => Path.Combine(AppContext.BaseDirectory, "models", "deepseek-v3-tiny");
+
+    public static Option<string> Model() => new("--model")
+    {
+        Description = "Hugging Face-layout model folder (config.json, *.safetensors, tokenizer.json). "
+            + "Default: the embedded tiny DeepSeek-V3. Env: DEEPSEEK_MODEL.",
+        DefaultValueFactory = _ => EnvironmentDefault.GetString("--model") ?? EmbeddedModelDirectory,
+    };
+
+    public static Option<string> Device() => new("--device")
+    {
+        Description = "cpu or cuda (cuda:N). Env: DEEPSEEK_DEVICE.",
+        DefaultValueFactory = _ => EnvironmentDefault.GetString("--device") ?? "cpu",
+    };
+
+    public static Option<string> DType() => new("--dtype")
+    {
+        Description = "Weights and activations: float32, bfloat16, float16 or float64. Env: DEEPSEEK_DTYPE.",
+        DefaultValueFactory = _ => EnvironmentDefault.GetString("--dtype") ?? "float32",
+    };
+
+    public static ScalarType ParseDType(string name) => name switch
+    {
+        "float32" => ScalarType.Float32,
+        "bfloat16" => ScalarType.BFloat16,
+        "float16" => ScalarType.Float16,
+        "float64" => ScalarType.Float64,
+        _ => throw new ArgumentException($"--dtype {name} is not supported; use float32, bfloat16, float16 or float64."),
+    };
+}

@@ -1,0 +1,96 @@
+using DeepSeek.Model.Experts;
+using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Tests.Support;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Model.Tests.Modeling;
+
+/// <summary>What the engine relies on: slots anywhere, sequences mixed in one batch, results unchanged.</summary>
+public sealed class BatchingTests
+{
+    [Fact]
+    public void Mixed_prefill_and_decode_batch_over_scattered_slots_equals_each_sequence_alone()
+    {
+        using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.Float64, CPU);
+        var prompts = Fixtures.LoadReference(Fixtures.V3Tiny).Prompts;
+        long[] a = prompts[0].InputIds, b = prompts[1].InputIds;
+
+        // Alone: a as one prefill; b as a prefill of all but its last token, then a decode of the last.
+        using var aloneCache = model.CreateCache(a.Length + b.Length);
+        using var aAlone = model.Forward(ForwardBatch.Contiguous(a, 0), aloneCache);
+        using var bCache = model.CreateCache(b.Length);
+        using (model.Forward(ForwardBatch.Contiguous(b[..^1], 0), bCache)) { }
+        using var bAlone = model.Forward(ForwardBatch.Contiguous([b[^1]], b.Length - 1), bCache);
+
+        // Together: b's context already sits in odd slots of a shared cache; a prefills into even slots.
+        using var shared = model.CreateCache(2 * (a.Length + b.Length));
+        var bSlots = Enumerable.Range(0, b.Length).Select(i => 2L * i + 1).ToArray();
+        var aSlots = Enumerable.Range(0, a.Length).Select(i => 2L * i).ToArray();
+        var bPrefix = new ForwardBatch(b[..^1], Enumerable.Range(0, b.Length - 1).Select(i => (long)i).ToArray(), bSlots[..^1],
+            [new SequenceSpan(0, b.Length - 1, bSlots[..^1])]);
+        using (model.Forward(bPrefix, shared)) { }
+        var mixed = new ForwardBatch(
+            [b[^1], .. a],
+            [b.Length - 1, .. Enumerable.Range(0, a.Length).Select(i => (long)i)],
+            [bSlots[^1], .. aSlots],
+            [new SequenceSpan(0, 1, bSlots), new SequenceSpan(1, a.Length, aSlots)]);
+        using var together = model.Forward(mixed, shared);
+
+        Assert.Equal(2, together.Logits.shape[0]);
+        Assert.True((together.Logits[0] - bAlone.Logits[0]).abs().max().item<double>() < 1e-10);
+        Assert.True((together.Logits[1] - aAlone.Logits[0]).abs().max().item<double>() < 1e-10);
+        // Every MoE layer routed each of the batch's tokens to num_experts_per_tok experts.
+        Assert.Equal(2, together.ExpertLoads.Count);
+        Assert.All(together.ExpertLoads, load => Assert.Equal((1 + a.Length) * model.Config.NumExpertsPerTok, load.TokensPerExpert.Sum()));
+    }
+
+    [Fact]
+    public void Batch_that_writes_a_slot_outside_its_context_is_rejected()
+    {
+        using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V2LiteTiny), ScalarType.Float32, CPU);
+        using var cache = model.CreateCache(8);
+        var batch = new ForwardBatch([5, 6], [0, 1], [0, 3], [new SequenceSpan(0, 2, [0, 1])]);
+        var error = Assert.Throws<ArgumentException>(() => model.Forward(batch, cache));
+        Assert.Contains("slot 3", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Local_dispatcher_equals_per_token_expert_sum()
+    {
+        using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.Float64, CPU);
+        var moe = model.MoeLayers.First();
+        using var scope = NewDisposeScope();
+        var hidden = randn([9, model.Config.HiddenSize], ScalarType.Float64, generator: new Generator(5));
+        var ids = tensor(new long[,] { { 0, 7 }, { 3, 3 }, { 1, 2 }, { 7, 0 }, { 5, 6 }, { 4, 4 }, { 2, 1 }, { 6, 5 }, { 0, 1 } });
+        var weights = rand([9, 2], ScalarType.Float64, generator: new Generator(6));
+        var counts = bincount(ids.reshape(-1), minlength: 8).data<long>().ToArray();
+
+        var dispatched = new LocalExpertDispatcher(moe.LocalExperts).Dispatch(new RoutedTokens(1, hidden, ids, weights, counts));
+
+        for (var t = 0; t < 9; t++)
+        {
+            var expected = zeros([model.Config.HiddenSize], ScalarType.Float64);
+            for (var k = 0; k < 2; k++)
+                expected += moe.LocalExperts[(int)ids[t, k].item<long>()].forward(hidden[t].unsqueeze(0))[0] * weights[t, k];
+            Assert.True((dispatched[t] - expected).abs().max().item<double>() < 1e-12, $"token {t}");
+        }
+    }
+
+    [Fact]
+    public void Placement_is_contiguous_and_all_local_by_default()
+    {
+        Assert.Equal([0, 0, 0, 1, 1, 1, 2, 2], ExpertPlacement.Contiguous(8, 3).RankOfExpert);
+        Assert.All(ExpertPlacement.AllLocal(64).RankOfExpert, rank => Assert.Equal(0, rank));
+        Assert.Equal([4, 5, 6, 7], ExpertPlacement.Contiguous(8, 2).ExpertsOn(1));
+    }
+
+    [Fact]
+    public void A_rank_loads_only_its_experts_and_refuses_tokens_for_others()
+    {
+        using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.Float32, CPU, ExpertPlacement.Contiguous(8, 2), rank: 1);
+        Assert.Equal([4, 5, 6, 7], model.MoeLayers.First().LocalExperts.Keys.Order());
+        using var cache = model.CreateCache(40);
+        var error = Assert.Throws<InvalidOperationException>(() => model.Forward(ForwardBatch.Contiguous(Enumerable.Range(5, 40).Select(i => (long)i).ToArray(), 0), cache));
+        Assert.Contains("not loaded", error.Message, StringComparison.Ordinal);
+    }
+}
