@@ -43,6 +43,9 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     private volatile bool _cancelAll;
     private volatile bool _stopRequested;
     private long _nextRequestId;
+    private long _preemptions;
+    private long _reportedQueries;
+    private long _reportedHits;
 
     private InferenceEngine(EngineOptions options, Func<DeepSeekForCausalLM> loadModel, ITokenDecoder decoder, EngineMetrics metrics, TimeProvider time)
     {
@@ -324,6 +327,13 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     private void Step(Scheduler scheduler)
     {
         var step = scheduler.Schedule();
+        _preemptions += step.Preempted.Count;
+        var cache = scheduler.PrefixCache;
+        if (cache.QueriedTokens != _reportedQueries)
+        {
+            _metrics.AddPrefixCacheLookup(cache.QueriedTokens - _reportedQueries, cache.HitTokens - _reportedHits);
+            (_reportedQueries, _reportedHits) = (cache.QueriedTokens, cache.HitTokens);
+        }
         foreach (var cancelled in step.Cancelled)
             if (_active.TryGetValue(cancelled.Id, out var active)) End(active, FinishReason.Cancelled, null);
         if (step.IsEmpty)
@@ -474,6 +484,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         var waiting = scheduler.NumWaiting + _input.Reader.Count;
         var usage = scheduler.Pool.UsageRatio;
         _metrics.SetQueueState(waiting, scheduler.NumRunning, usage);
-        _load = new EngineLoad(waiting, scheduler.NumRunning, usage, 0, false);
+        _load = new EngineLoad(waiting, scheduler.NumRunning, usage, 0, false,
+            scheduler.PrefixCache.QueriedTokens, scheduler.PrefixCache.HitTokens, _preemptions);
     }
 }
