@@ -44,6 +44,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     private volatile bool _stopRequested;
     private long _nextRequestId;
     private long _preemptions;
+    private Action<StepTiming>? _onStep;
     private long _reportedQueries;
     private long _reportedHits;
 
@@ -68,14 +69,14 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     /// to it), sizes the KV pool and then serves. Completes when the engine accepts requests.
     /// </summary>
     public static async Task<InferenceEngine> StartAsync(EngineOptions options, Func<DeepSeekForCausalLM> loadModel,
-        ITokenDecoder decoder, EngineMetrics metrics, TimeProvider? time = null)
+        ITokenDecoder decoder, EngineMetrics metrics, TimeProvider? time = null, Action<StepTiming>? onStep = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loadModel);
         ArgumentNullException.ThrowIfNull(decoder);
         ArgumentNullException.ThrowIfNull(metrics);
         options.Validate();
-        var engine = new InferenceEngine(options, loadModel, decoder, metrics, time ?? TimeProvider.System);
+        var engine = new InferenceEngine(options, loadModel, decoder, metrics, time ?? TimeProvider.System) { _onStep = onStep };
         engine._thread.Start();
         await engine._started.Task.ConfigureAwait(false);
         return engine;
@@ -101,6 +102,21 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     /// <summary>Admits a request and queues it; its events arrive on the handle. Throws <see cref="InvalidRequestException"/>, <see cref="EngineOverloadedException"/> or <see cref="EngineDrainingException"/>.</summary>
     public GenerationHandle Submit(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, CancellationToken cancellationToken = default)
     {
+        var active = Admit(promptTokenIds, sampling, cancellationToken, out _);
+        try
+        {
+            Enqueue(new EngineWork.Submit([active]));
+        }
+        catch
+        {
+            active.Ticket.Dispose();
+            throw;
+        }
+        return Register(active);
+    }
+
+    private ActiveRequest Admit(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, CancellationToken cancellationToken, out AdmissionTicket ticket)
+    {
         ArgumentNullException.ThrowIfNull(promptTokenIds);
         ArgumentNullException.ThrowIfNull(sampling);
         var admission = _admission ?? throw new InvalidOperationException("The engine has not started.");
@@ -110,8 +126,6 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
                 _metrics.RecordFailure("invalid");
                 throw new InvalidRequestException("prompt", $"Token id {promptTokenIds[i]} at prompt index {i} is outside the model's vocabulary of {Config.VocabSize} tokens.");
             }
-
-        AdmissionTicket ticket;
         try
         {
             ticket = admission.Admit(promptTokenIds.Count, sampling);
@@ -121,30 +135,51 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
             _metrics.RecordFailure(e switch { EngineOverloadedException => "overloaded", EngineDrainingException => "draining", _ => "invalid" });
             throw;
         }
+        var id = "req-" + Interlocked.Increment(ref _nextRequestId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var output = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleWriter = true });
+        return new ActiveRequest(
+            new EngineRequest(id, promptTokenIds, sampling),
+            new RequestSampler(sampling, promptTokenIds, _eosTokenIds),
+            new OutputTextAssembler(_decoder, sampling, promptTokenIds),
+            output,
+            ticket,
+            new RequestTimings(_time),
+            cancellationToken);
+    }
 
+    private void Enqueue(EngineWork.Submit work)
+    {
+        if (_stopRequested || !_input.Writer.TryWrite(work))
+            throw _stopRequested || IsDraining ? new EngineDrainingException() : new EngineOverloadedException(_options.MaxQueuedRequests);
+    }
+
+    private GenerationHandle Register(ActiveRequest active)
+    {
+        var id = active.Request.Id;
+        if (active.Cancellation.CanBeCanceled)
+            active.Registration = active.Cancellation.Register(() => _cancellations.Enqueue(id));
+        return new GenerationHandle(id, active.Events);
+    }
+
+    /// <summary>
+    /// Admits several prompts at once (all or none) and hands them to the engine as one item, so they
+    /// can share their first step: a list of prompts in one API call, or a benchmark's batch.
+    /// </summary>
+    public IReadOnlyList<GenerationHandle> SubmitBatch(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingParameters sampling, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        var requests = new List<ActiveRequest>(prompts.Count);
         try
         {
-            var id = "req-" + Interlocked.Increment(ref _nextRequestId).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var output = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleWriter = true });
-            var active = new ActiveRequest(
-                new EngineRequest(id, promptTokenIds, sampling),
-                new RequestSampler(sampling, promptTokenIds, _eosTokenIds),
-                new OutputTextAssembler(_decoder, sampling, promptTokenIds),
-                output.Writer,
-                ticket,
-                new RequestTimings(_time),
-                cancellationToken);
-            if (_stopRequested || !_input.Writer.TryWrite(new EngineWork.Submit(active)))
-                throw _stopRequested || admission.IsDraining ? new EngineDrainingException() : new EngineOverloadedException(_options.MaxQueuedRequests);
-            if (cancellationToken.CanBeCanceled)
-                active.Registration = cancellationToken.Register(() => _cancellations.Enqueue(id));
-            return new GenerationHandle(id, output.Reader);
+            foreach (var prompt in prompts) requests.Add(Admit(prompt, sampling, cancellationToken, out _));
+            Enqueue(new EngineWork.Submit([.. requests]));
         }
         catch
         {
-            ticket.Dispose();
+            foreach (var request in requests) request.Ticket.Dispose();
             throw;
         }
+        return requests.Select(Register).ToList();
     }
 
     /// <summary>Waiting, running, KV usage and recent tokens/s; cheap and safe from any thread.</summary>
@@ -293,21 +328,8 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         {
             switch (work)
             {
-                case EngineWork.Submit { Request: var active }:
-                    if (active.Cancellation.IsCancellationRequested)
-                    {
-                        End(active, FinishReason.Cancelled, null);
-                        break;
-                    }
-                    try
-                    {
-                        _scheduler!.Add(active.Request);
-                        _active[active.Request.Id] = active;
-                    }
-                    catch (InvalidRequestException e)
-                    {
-                        End(active, FinishReason.Error, e.Message);
-                    }
+                case EngineWork.Submit submit:
+                    foreach (var active in submit.Requests) Accept(active);
                     break;
                 case EngineWork.WarmUp warmUp:
                     try
@@ -324,8 +346,27 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         }
     }
 
+    private void Accept(ActiveRequest active)
+    {
+        if (active.Cancellation.IsCancellationRequested)
+        {
+            End(active, FinishReason.Cancelled, null);
+            return;
+        }
+        try
+        {
+            _scheduler!.Add(active.Request);
+            _active[active.Request.Id] = active;
+        }
+        catch (InvalidRequestException e)
+        {
+            End(active, FinishReason.Error, e.Message);
+        }
+    }
+
     private void Step(Scheduler scheduler)
     {
+        var started = Stopwatch.GetTimestamp();
         var step = scheduler.Schedule();
         _preemptions += step.Preempted.Count;
         var cache = scheduler.PrefixCache;
@@ -404,6 +445,11 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
             if (tokenEvent.FinishReason is { } finish) Complete(active, finish);
         }
 
+        if (_onStep is { } onStep)
+        {
+            var decodes = step.Sequences.Count(q => q.IsDecode);
+            onStep(new StepTiming(step.TotalTokens - decodes, decodes, generated, Stopwatch.GetElapsedTime(started)));
+        }
         _metrics.AddGenerationTokens(generated);
         _rate.Add(generated);
         foreach (var load in logits.ExpertLoads)
@@ -467,7 +513,8 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     {
         while (_input.Reader.TryRead(out var work))
         {
-            if (work is EngineWork.Submit { Request: var queued }) End(queued, FinishReason.Cancelled, null);
+            if (work is EngineWork.Submit submit)
+                foreach (var queued in submit.Requests) End(queued, FinishReason.Cancelled, null);
             else if (work is EngineWork.WarmUp warmUp) warmUp.Done.TrySetCanceled();
         }
         foreach (var active in _active.Values.ToList())

@@ -12,7 +12,7 @@ internal sealed class ActiveRequest(
     EngineRequest request,
     RequestSampler sampler,
     OutputTextAssembler assembler,
-    ChannelWriter<TokenEvent> output,
+    Channel<TokenEvent> output,
     AdmissionTicket ticket,
     RequestTimings timings,
     CancellationToken cancellation)
@@ -20,7 +20,8 @@ internal sealed class ActiveRequest(
     public EngineRequest Request { get; } = request;
     public RequestSampler Sampler { get; } = sampler;
     public OutputTextAssembler Assembler { get; } = assembler;
-    public ChannelWriter<TokenEvent> Output { get; } = output;
+    public ChannelWriter<TokenEvent> Output { get; } = output.Writer;
+    public ChannelReader<TokenEvent> Events { get; } = output.Reader;
     public AdmissionTicket Ticket { get; } = ticket;
     public RequestTimings Timings { get; } = timings;
     public CancellationToken Cancellation { get; } = cancellation;

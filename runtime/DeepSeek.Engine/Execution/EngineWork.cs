@@ -3,9 +3,10 @@ namespace DeepSeek.Engine.Execution;
 /// <summary>An item of the engine's input channel: a request (<see cref="ActiveRequest"/>), a warm-up, or a wake-up.</summary>
 internal abstract class EngineWork
 {
-    internal sealed class Submit(ActiveRequest request) : EngineWork
+    /// <summary>One request, or several admitted together that may share their first step.</summary>
+    internal sealed class Submit(ActiveRequest[] requests) : EngineWork
     {
-        public ActiveRequest Request { get; } = request;
+        public IReadOnlyList<ActiveRequest> Requests { get; } = requests;
     }
 
     internal sealed class WarmUp : EngineWork
