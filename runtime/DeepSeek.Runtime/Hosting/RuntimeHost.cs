@@ -1,4 +1,6 @@
+using System.Diagnostics.Metrics;
 using System.Net;
+using DeepSeek.Engine.Telemetry;
 using Grpc.Health.V1;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -27,6 +29,15 @@ public static class RuntimeHost
         });
 
         builder.Services.AddSingleton<Readiness>();
+        if (settings.Engine is { } engine)
+        {
+            builder.Services.AddSingleton(engine);
+            builder.Services.AddSingleton(services => new EngineMetrics(engine.Options.ServedModelName, services.GetRequiredService<IMeterFactory>()));
+            builder.Services.AddSingleton<EngineHost>();
+            builder.Services.AddHostedService(services => services.GetRequiredService<EngineHost>());
+            // The drain runs inside the host's shutdown; give it its timeout and a margin for the step under way.
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = engine.DrainTimeout + TimeSpan.FromSeconds(30));
+        }
         builder.Services.AddGrpc();
         builder.Services.AddGrpcReflection();
         builder.Services.AddSingleton<HealthServiceImpl>();
@@ -49,7 +60,8 @@ public static class RuntimeHost
         app.MapGrpcService<HealthServiceImpl>().RequireHost(grpcHost);
         app.MapGrpcReflectionService().RequireHost(grpcHost);
 
-        app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<Readiness>().MarkReady());
+        // With an engine, EngineHost marks readiness once the model is loaded and warmed up.
+        if (settings.Engine is null) app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<Readiness>().MarkReady());
         app.Lifetime.ApplicationStopping.Register(() => app.Services.GetRequiredService<Readiness>().MarkDraining());
         return app;
     }
