@@ -65,7 +65,10 @@ public sealed class DeepSeekForCausalLM : nn.Module
         ArgumentNullException.ThrowIfNull(config);
         var result = new DeepSeekForCausalLM(config, dtype, device, placement, rank);
         using var noGrad = no_grad();
-        using var generator = new Generator(unchecked((ulong)seed), device);
+        // TorchSharp's Generator is a CPU generator whatever device it is given, and CUDA kernels
+        // refuse it; on CUDA seed the device's default generator instead.
+        using var generator = device.type == DeviceType.CPU ? new Generator(unchecked((ulong)seed), device) : null;
+        if (generator is null) cuda.manual_seed(seed);
         foreach (var (name, parameter) in result.named_parameters())
         {
             if (name.EndsWith("norm.weight", StringComparison.Ordinal)) parameter.fill_(1.0);

@@ -18,7 +18,6 @@ namespace DeepSeek.Runtime.Cli;
 /// <summary><c>bench</c>: offline engine throughput in-process, on a checkpoint or a random-weight model of a named shape.</summary>
 public static class BenchCommand
 {
-    private static readonly JsonSerializerOptions JsonRows = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     public static Command Build()
     {
@@ -118,17 +117,9 @@ public static class BenchCommand
                 AnsiConsole.Write(Render(rows, parse.GetValue(bandwidth)));
                 if (parse.GetValue(json) is { } path)
                 {
-                    var document = new
-                    {
-                        shape = parse.GetValue(shape),
-                        model = checkpoint,
-                        layers = config.NumHiddenLayers,
-                        device = deviceName,
-                        dtype = parse.GetValue(dtype),
-                        bandwidth_gbs = parse.GetValue(bandwidth),
-                        rows,
-                    };
-                    await File.WriteAllTextAsync(path, JsonSerializer.Serialize(document, JsonRows), cancellationToken);
+                    var report = new BenchReport(parse.GetValue(shape), checkpoint, config.NumHiddenLayers, deviceName,
+                        parse.GetValue(dtype), parse.GetValue(bandwidth), rows);
+                    await File.WriteAllTextAsync(path, JsonSerializer.Serialize(report, BenchJsonContext.Default.BenchReport), cancellationToken);
                 }
                 return 0;
             }

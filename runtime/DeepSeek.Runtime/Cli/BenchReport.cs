@@ -1,0 +1,19 @@
+using System.Text.Json.Serialization;
+using DeepSeek.Runtime.Bench;
+
+namespace DeepSeek.Runtime.Cli;
+
+/// <summary>What <c>bench --json</c> writes: the run's settings and one row per batch size.</summary>
+public sealed record BenchReport(
+    string? Shape,
+    string? Model,
+    int Layers,
+    string Device,
+    string? Dtype,
+    double BandwidthGbs,
+    IReadOnlyList<BenchResult> Rows);
+
+/// <summary>Source-generated serialisation: the GPU bundle is trimmed, where reflection-based JSON is off.</summary>
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(BenchReport))]
+internal sealed partial class BenchJsonContext : JsonSerializerContext;
