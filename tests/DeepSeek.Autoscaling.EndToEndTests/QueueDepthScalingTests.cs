@@ -33,7 +33,8 @@ public sealed class QueueDepthScalingTests
             await harness.CreateModelAsync(AutoscalingHarness.Model("lite", max: 3, target: 2, downWindowSeconds: 3));
 
             await Eventually.HoldsAsync(async () => await harness.DeploymentReplicasAsync("lite") == 1, Deadline, "the Deployment starts at minReplicas 1");
-            await Eventually.HoldsAsync(async () => replicas[0].Calls > 0 && Limited(await harness.GetModelAsync("lite"))?.Status == "False", Deadline, "the first replica is polled, within range");
+            // An empty queue recommends 0: held at minReplicas, as the HPA says it.
+            await Eventually.HoldsAsync(async () => replicas[0].Calls > 0 && Limited(await harness.GetModelAsync("lite")) is { Status: "True", Reason: "TooFewReplicas" }, Deadline, "the first replica is polled, held at min");
 
             // 10 waiting on one replica, target 2: recommends 5, max is 3.
             replicas[0].Waiting = 10;

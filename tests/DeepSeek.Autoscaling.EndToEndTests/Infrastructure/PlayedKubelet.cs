@@ -46,7 +46,7 @@ public sealed class PlayedKubelet : IAsyncDisposable
             {
                 return;
             }
-            catch (Exception e) when (e is HttpOperationException or HttpRequestException)
+            catch (Exception e) when (e is HttpOperationException or HttpRequestException or System.Text.Json.JsonException)
             {
                 // A conflict or a race with the operator: the next round sees fresh state.
             }
