@@ -19,7 +19,7 @@ public static class PodTemplateBuilder
         var spec = model.Spec;
         var name = model.Metadata.Name;
         var shape = ModelShape.Of(model);
-        var (volume, modelPath) = ModelVolume(spec.Model.Source, spec.Runtime);
+        var (volume, subPath) = ModelVolume(spec.Model.Source);
         var container = new V1Container
         {
             Name = "runtime",
@@ -27,7 +27,7 @@ public static class PodTemplateBuilder
             Args =
             [
                 "serve",
-                "--model", modelPath,
+                "--model", RuntimePorts.ModelMountPath,
                 "--served-name", spec.Model.ServedName ?? name,
                 "--host", "0.0.0.0",
                 "--http-port", RuntimePorts.Http.ToString(CultureInfo.InvariantCulture),
@@ -48,7 +48,8 @@ public static class PodTemplateBuilder
                 failureThreshold: (int)Math.Ceiling(spec.Runtime.StartupTimeoutSeconds / (double)ProbePeriodSeconds)),
             VolumeMounts =
             [
-                new V1VolumeMount { Name = "model", MountPath = RuntimePorts.ModelMountPath, ReadOnlyProperty = true },
+                // A pvc.path mounts only that directory of the claim, so the runtime sees nothing else on it.
+                new V1VolumeMount { Name = "model", MountPath = RuntimePorts.ModelMountPath, SubPath = subPath, ReadOnlyProperty = true },
                 new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
                 new V1VolumeMount { Name = "dshm", MountPath = "/dev/shm" },
             ],
@@ -101,18 +102,19 @@ public static class PodTemplateBuilder
         };
     }
 
-    private static (V1Volume Volume, string ModelPath) ModelVolume(ModelSource source, RuntimeSpec runtime)
+    /// <returns>The model volume and the sub-path of it to mount (null: all of it).</returns>
+    private static (V1Volume Volume, string? SubPath) ModelVolume(ModelSource source)
     {
         if (source.Pvc is { } pvc)
         {
             var path = pvc.Path.Trim('/');
             return (new V1Volume { Name = "model", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = pvc.ClaimName, ReadOnlyProperty = true } },
-                path.Length == 0 ? RuntimePorts.ModelMountPath : $"{RuntimePorts.ModelMountPath}/{path}");
+                path.Length == 0 ? null : path);
         }
         if (source.HostPath is { } hostPath)
-            return (new V1Volume { Name = "model", HostPath = new V1HostPathVolumeSource { Path = hostPath.Path, Type = "Directory" } }, RuntimePorts.ModelMountPath);
+            return (new V1Volume { Name = "model", HostPath = new V1HostPathVolumeSource { Path = hostPath.Path, Type = "Directory" } }, null);
         if (source.Image is { } image)
-            return (new V1Volume { Name = "model", Image = new V1ImageVolumeSource { Reference = image.Reference, PullPolicy = image.PullPolicy } }, RuntimePorts.ModelMountPath);
+            return (new V1Volume { Name = "model", Image = new V1ImageVolumeSource { Reference = image.Reference, PullPolicy = image.PullPolicy } }, null);
         throw new ArgumentException("model.source has no source set; validate the model before building it.", nameof(source));
     }
 

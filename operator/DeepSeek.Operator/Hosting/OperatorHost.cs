@@ -27,7 +27,6 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         await using var web = await StartEndpointsAsync(cancellationToken);
-        Health.MarkReady();
         if (options.LeaderElection is null)
         {
             Health.SetLeading(true);
@@ -36,8 +35,10 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
             return;
         }
         var election = new LeaderElection(client, options.LeaderElection, loggers.CreateLogger<LeaderElection>());
+        election.LeaderObserved += _ => Health.MarkConnected();
         election.LeadershipChanged += leading =>
         {
+            if (leading) Health.MarkConnected();
             Health.SetLeading(leading);
             metrics.Leading(leading);
         };
@@ -54,7 +55,11 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
         var controller = new ModelController(client, reconciler, options.WatchNamespaces, metrics, time, loggers, options.Workers);
         try
         {
-            await controller.RunAsync(cancellationToken);
+            var run = controller.RunAsync(cancellationToken);
+            // RunAsync has started every watch by the time it first yields, so Synced covers them all.
+            await Task.WhenAny(controller.Synced, run);
+            if (controller.Synced.IsCompletedSuccessfully && !cancellationToken.IsCancellationRequested) Health.MarkSynced();
+            await run;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -68,14 +73,14 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            foreach (var port in new[] { options.HealthPort, options.MetricsPort }.OfType<int>().Distinct()) kestrel.ListenAnyIP(port);
+            foreach (var port in new[] { options.HealthPort, options.MetricsPort }.OfType<int>().Distinct()) kestrel.Listen(options.ListenAddress, port);
         });
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(OperatorMetrics.MeterName, AutoscalingMetrics.MeterName).AddPrometheusExporter());
         var app = builder.Build();
         if (options.HealthPort is { } health)
         {
             app.MapGet("/healthz", () => Results.Text("ok")).RequireHost($"*:{health}");
-            app.MapGet("/readyz", () => Health.Ready ? Results.Text("ok") : Results.StatusCode(StatusCodes.Status503ServiceUnavailable)).RequireHost($"*:{health}");
+            app.MapGet("/readyz", () => Results.Text(Health.Describe(), statusCode: Health.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable)).RequireHost($"*:{health}");
         }
         if (options.MetricsPort is { } metricsPort)
             app.MapPrometheusScrapingEndpoint("/metrics").RequireHost($"*:{metricsPort}");

@@ -23,7 +23,9 @@ public sealed class OperatorMetrics : IDisposable
     {
         reconciles = meter.CreateCounter<long>("deepseek_operator_reconciles", description: "Reconciles run, by result (success, conflict, error).");
         errors = meter.CreateCounter<long>("deepseek_operator_reconcile_errors", description: "Reconciles that failed and were requeued with backoff.");
-        duration = meter.CreateHistogram<double>("deepseek_operator_reconcile_duration", unit: "s", description: "Time one reconcile took.");
+        duration = meter.CreateHistogram<double>("deepseek_operator_reconcile_duration", unit: "s", description: "Time one reconcile took.", tags: null,
+            // The SDK's default boundaries (0 to 10000) are for milliseconds; reconciles take milliseconds to seconds.
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
         meter.CreateObservableGauge("deepseek_operator_workqueue_depth", () => queue?.Depth ?? 0, description: "Keys waiting in the work queue.");
         meter.CreateObservableGauge("deepseek_operator_leader", () => leader ? 1 : 0, description: "1 while this process holds the leader lease.");
     }

@@ -1,3 +1,4 @@
+using System.Net;
 using DeepSeek.Operator.Desired;
 using DeepSeek.Operator.Leadership;
 
@@ -16,6 +17,9 @@ public sealed record OperatorOptions
 
     /// <summary>Port of /metrics; null: no metrics endpoint (tests).</summary>
     public int? MetricsPort { get; init; } = 8080;
+
+    /// <summary>Address the health and metrics endpoints listen on (all interfaces in a pod; loopback in tests).</summary>
+    public IPAddress ListenAddress { get; init; } = IPAddress.Any;
 
     public OperatorDefaults Defaults { get; init; } = new();
 

@@ -17,6 +17,9 @@ public sealed class LeaderElection(IKubernetes client, LeaderElectionSettings se
 {
     public event Action<bool>? LeadershipChanged;
 
+    /// <summary>The lease was read and names a holder (another process, or none): the API server answers.</summary>
+    public event Action<string>? LeaderObserved;
+
     public async Task RunAsync(Func<CancellationToken, Task> whileLeading, CancellationToken cancellationToken)
     {
         try
@@ -54,6 +57,7 @@ public sealed class LeaderElection(IKubernetes client, LeaderElectionSettings se
             logger.LogInformation("{Identity} stopped leading", settings.Identity);
             leading.Cancel();
         };
+        elector.OnNewLeader += holder => LeaderObserved?.Invoke(holder);
         elector.OnError += e => logger.LogDebug("Leader election: {Error}", e.Message);
         try
         {

@@ -56,6 +56,24 @@ public sealed class DeepSeekForCausalLM : nn.Module
         }
     }
 
+    /// <summary>
+    /// A model of <paramref name="config"/>'s shape without a checkpoint, for benchmarks: weights
+    /// drawn from normal(0, 0.02), norm weights 1, other buffers as constructed. Same seed, same weights.
+    /// </summary>
+    public static DeepSeekForCausalLM CreateRandom(DeepSeekConfig config, ScalarType dtype, Device device, long seed, ExpertPlacement? placement = null, int rank = 0)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var result = new DeepSeekForCausalLM(config, dtype, device, placement, rank);
+        using var noGrad = no_grad();
+        using var generator = new Generator(unchecked((ulong)seed), device);
+        foreach (var (name, parameter) in result.named_parameters())
+        {
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) parameter.fill_(1.0);
+            else parameter.normal_(0.0, 0.02, generator);
+        }
+        return result;
+    }
+
     public void LoadWeights(SafetensorsCheckpoint checkpoint)
     {
         using var noGrad = no_grad();

@@ -10,5 +10,6 @@ public static class RuntimeCli
         ServeCommand.Build(),
         GenerateCommand.Build(),
         InspectCommand.Build(),
+        BenchCommand.Build(),
     };
 }

@@ -31,13 +31,72 @@ public static class ServeCommand
             DefaultValueFactory = _ => EnvironmentDefault.Get("--max-request-bytes", 8L * 1024 * 1024),
         };
 
+        var model = ModelOptions.Model();
+        var servedName = new Option<string?>("--served-name")
+        {
+            Description = "Model name clients use and the metrics' model label. Default: the model folder's name. Env: DEEPSEEK_SERVED_NAME.",
+            DefaultValueFactory = _ => EnvironmentDefault.GetString("--served-name"),
+        };
+        var device = ModelOptions.Device();
+        var dtype = ModelOptions.DType();
+        var maxRunning = IntOption("--max-running-requests", 64, "Requests decoded together at most (the batch).");
+        var maxQueued = IntOption("--max-queued-requests", 256, "Requests waiting at most; more are refused with 429 / RESOURCE_EXHAUSTED.");
+        var maxBatchTokens = IntOption("--max-batch-tokens", 2048, "Tokens (prefill chunks and decodes) in one forward pass.");
+        var kvBlocks = new Option<int?>("--kv-cache-blocks")
+        {
+            Description = "KV-cache blocks; wins over --kv-cache-memory-fraction. Env: DEEPSEEK_KV_CACHE_BLOCKS.",
+            DefaultValueFactory = _ => EnvironmentDefault.GetString("--kv-cache-blocks") is null ? null : EnvironmentDefault.Get("--kv-cache-blocks", 0),
+        };
+        var kvFraction = new Option<double>("--kv-cache-memory-fraction")
+        {
+            Description = "Share of the device memory free after loading the weights that the KV cache takes (CPU: of the memory available to the process). Env: DEEPSEEK_KV_CACHE_MEMORY_FRACTION.",
+            DefaultValueFactory = _ => EnvironmentDefault.Get("--kv-cache-memory-fraction", 0.9),
+        };
+        var blockSize = IntOption("--block-size", 16, "Tokens per KV-cache block.");
+        var prefixCaching = new Option<bool>("--prefix-caching")
+        {
+            Description = "Reuse the KV cache of shared prompt prefixes (true or false). Env: DEEPSEEK_PREFIX_CACHING.",
+            DefaultValueFactory = _ => EnvironmentDefault.Get("--prefix-caching", true),
+        };
+        var drainTimeout = new Option<double>("--drain-timeout")
+        {
+            Description = "Seconds in-flight requests may take to finish after SIGTERM before they are cancelled. Env: DEEPSEEK_DRAIN_TIMEOUT.",
+            DefaultValueFactory = _ => EnvironmentDefault.Get("--drain-timeout", 30.0),
+        };
+
         var command = new Command("serve", "Serve the model over HTTP (OpenAI-compatible) and gRPC.")
         {
-            host, httpPort, grpcPort,
-            apiKey, apiKeyFile, maxRequestBytes,
+            host, httpPort, grpcPort, apiKey, apiKeyFile, maxRequestBytes, model, servedName, device, dtype, maxRunning, maxQueued, maxBatchTokens,
+            kvBlocks, kvFraction, blockSize, prefixCaching, drainTimeout,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
+            var directory = parse.GetValue(model)!;
+            var options = new DeepSeek.Engine.EngineOptions
+            {
+                ServedModelName = parse.GetValue(servedName) ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(directory)),
+                Device = parse.GetValue(device)!,
+                MaxRunningRequests = parse.GetValue(maxRunning),
+                MaxQueuedRequests = parse.GetValue(maxQueued),
+                MaxBatchTokens = parse.GetValue(maxBatchTokens),
+                KvCacheBlocks = parse.GetValue(kvBlocks),
+                KvCacheMemoryFraction = parse.GetValue(kvFraction),
+                BlockSize = parse.GetValue(blockSize),
+                EnablePrefixCaching = parse.GetValue(prefixCaching),
+            };
+            var drain = parse.GetValue(drainTimeout);
+            try
+            {
+                options.Validate();
+                ModelOptions.ParseDType(parse.GetValue(dtype)!);
+                if (!(drain >= 0)) throw new ArgumentException($"--drain-timeout must be 0 or more seconds, got {drain}.");
+                if (!File.Exists(Path.Combine(directory, "config.json"))) throw new ArgumentException($"--model {directory} has no config.json; give a Hugging Face-layout model folder.");
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"serve: {e.Message}");
+                return 1;
+            }
             var settings = new ServeSettings
             {
                 Host = parse.GetValue(host)!,
@@ -46,12 +105,27 @@ public static class ServeCommand
                 ApiKey = parse.GetValue(apiKey),
                 ApiKeyFile = parse.GetValue(apiKeyFile),
                 MaxRequestBytes = parse.GetValue(maxRequestBytes),
+                Engine = new EngineSettings(directory, parse.GetValue(dtype)!, options, TimeSpan.FromSeconds(drain)),
             };
             await using var app = RuntimeHost.Build(settings);
             await app.RunAsync(cancellationToken);
             return 0;
         });
         return command;
+    }
+
+    private static Option<int> IntOption(string name, int fallback, string description)
+    {
+        var option = new Option<int>(name)
+        {
+            Description = $"{description} Env: {EnvironmentDefault.VariableFor(name)}.",
+            DefaultValueFactory = _ => EnvironmentDefault.Get(name, fallback),
+        };
+        option.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() < (name == "--max-queued-requests" ? 0 : 1)) result.AddError($"{name} is too small: {result.GetValueOrDefault<int>()}.");
+        });
+        return option;
     }
 
     private static Option<int> PortOption(string name, int fallback, string description)

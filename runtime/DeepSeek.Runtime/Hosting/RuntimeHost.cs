@@ -1,8 +1,10 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using DeepSeek.Runtime.Api.Auth;
 using DeepSeek.Runtime.Api.Grpc;
 using DeepSeek.Runtime.Api.OpenAi;
 using DeepSeek.Runtime.Serving;
+using DeepSeek.Engine.Telemetry;
 using Grpc.Health.V1;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -50,6 +52,15 @@ public static class RuntimeHost
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = Math.Max(settings.MaxRequestBytes + 1, 30_000_000));
         }
         builder.Services.AddSingleton(new ApiKeyInterceptor(apiKey));
+        if (settings.Engine is { } engine)
+        {
+            builder.Services.AddSingleton(engine);
+            builder.Services.AddSingleton(services => new EngineMetrics(engine.Options.ServedModelName, services.GetRequiredService<IMeterFactory>()));
+            builder.Services.AddSingleton<EngineHost>();
+            builder.Services.AddHostedService(services => services.GetRequiredService<EngineHost>());
+            // The drain runs inside the host's shutdown; give it its timeout and a margin for the step under way.
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = engine.DrainTimeout + TimeSpan.FromSeconds(30));
+        }
         builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<ApiKeyInterceptor>());
         builder.Services.AddGrpcReflection();
         builder.Services.AddSingleton<HealthServiceImpl>();
@@ -81,7 +92,8 @@ public static class RuntimeHost
         app.MapGrpcService<HealthServiceImpl>().RequireHost(grpcHost);
         app.MapGrpcReflectionService().RequireHost(grpcHost);
 
-        if (backend is null) app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<Readiness>().MarkReady());
+        // With a backend or an engine, readiness waits for the model to be loaded and warmed up.
+        if (backend is null && settings.Engine is null) app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<Readiness>().MarkReady());
         app.Lifetime.ApplicationStopping.Register(() => app.Services.GetRequiredService<Readiness>().MarkDraining());
         return app;
     }

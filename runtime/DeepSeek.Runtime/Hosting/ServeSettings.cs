@@ -1,3 +1,5 @@
+using DeepSeek.Engine;
+
 namespace DeepSeek.Runtime.Hosting;
 
 /// <summary>What <c>serve</c> was asked to do, after flags and environment defaults are merged.</summary>
@@ -12,4 +14,7 @@ public sealed record ServeSettings
     public string? ApiKeyFile { get; init; }
     /// <summary>Largest accepted HTTP request body; larger ones get 413.</summary>
     public long MaxRequestBytes { get; init; } = 8 * 1024 * 1024;
+
+    /// <summary>The model and its engine; null serves probes and metrics only (host tests).</summary>
+    public EngineSettings? Engine { get; init; }
 }

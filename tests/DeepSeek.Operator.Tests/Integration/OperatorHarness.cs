@@ -1,3 +1,4 @@
+using System.Net;
 using DeepSeek.KubernetesTestServer;
 using DeepSeek.Operator.Api.V1Alpha1;
 using DeepSeek.Operator.Desired;
@@ -36,13 +37,19 @@ public sealed class OperatorHarness : IAsyncDisposable
     public Kubernetes Client(string user) => new(new KubernetesClientConfiguration { Host = Server.BaseUri.ToString(), AccessToken = user });
 
     /// <summary>Starts an operator as <paramref name="identity"/>; stop it by cancelling the returned source.</summary>
-    public (CancellationTokenSource Stop, Task Run) StartOperator(string identity, LeaderElectionSettings? election = null, bool leaderElect = false)
+    /// <param name="identity">User name towards the API server and leader-election identity.</param>
+    /// <param name="election">Lease settings (with leaderElect).</param>
+    /// <param name="leaderElect">Reconcile only while holding the lease.</param>
+    /// <param name="healthPort">Loopback port of /healthz and /readyz; null: none.</param>
+    /// <param name="metricsPort">Loopback port of /metrics; null: none.</param>
+    public (CancellationTokenSource Stop, Task Run) StartOperator(string identity, LeaderElectionSettings? election = null, bool leaderElect = false, int? healthPort = null, int? metricsPort = null)
     {
         var client = Client(identity);
         var options = new OperatorOptions
         {
-            HealthPort = null,
-            MetricsPort = null,
+            HealthPort = healthPort,
+            MetricsPort = metricsPort,
+            ListenAddress = IPAddress.Loopback,
             Defaults = new OperatorDefaults { RuntimeImage = "runtime:test" },
             LeaderElection = leaderElect ? (election ?? new LeaderElectionSettings()) with { Identity = identity } : null,
         };

@@ -1,0 +1,22 @@
+namespace DeepSeek.Engine.Execution;
+
+/// <summary>An item of the engine's input channel: a request (<see cref="ActiveRequest"/>), a warm-up, or a wake-up.</summary>
+internal abstract class EngineWork
+{
+    /// <summary>One request, or several admitted together that may share their first step.</summary>
+    internal sealed class Submit(ActiveRequest[] requests) : EngineWork
+    {
+        public IReadOnlyList<ActiveRequest> Requests { get; } = requests;
+    }
+
+    internal sealed class WarmUp : EngineWork
+    {
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>Makes an idle engine look at its flags (cancel everything, stop).</summary>
+    internal sealed class Wake : EngineWork
+    {
+        public static Wake Instance { get; } = new();
+    }
+}

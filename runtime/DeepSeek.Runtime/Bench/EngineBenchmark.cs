@@ -1,0 +1,69 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using DeepSeek.Engine;
+using DeepSeek.Engine.Execution;
+using DeepSeek.Engine.Requests;
+
+namespace DeepSeek.Runtime.Bench;
+
+/// <summary>
+/// Offline throughput of the engine in-process, as the Hugging Face peer measures it: a batch of
+/// random prompts submitted together (one prefill step when the token budget allows), then greedy
+/// decoding to a fixed length. Prefill tokens/s is prompt tokens over the time of the steps that
+/// prefill; decode tokens/s is tokens sampled in pure decode steps over those steps' time. Step times
+/// are taken on the engine thread and include scheduling, the logits copy and sampling.
+/// </summary>
+public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<StepTiming> steps, int vocabSize, int seed)
+{
+    public async Task<BenchResult> RunAsync(int batch, int promptTokens, int outputTokens, DecodeFloor floor, double bandwidthGBs, Action<int> onTokens)
+    {
+        var random = new Random(seed + batch);
+        var prompts = Enumerable.Range(0, batch)
+            .Select(_ => (IReadOnlyList<int>)Enumerable.Range(0, promptTokens).Select(_ => random.Next(vocabSize)).ToArray())
+            .ToList();
+        var sampling = new SamplingParameters { Temperature = 0f, MaxTokens = outputTokens, IgnoreEos = true };
+        steps.Clear();
+
+        var clock = Stopwatch.StartNew();
+        var handles = engine.SubmitBatch(prompts, sampling);
+        var perRequest = await Task.WhenAll(handles.Select(async handle =>
+        {
+            var times = new List<double>(outputTokens);
+            await foreach (var item in handle.Events.ReadAllAsync())
+            {
+                if (item.FinishReason is FinishReason.Error or FinishReason.Cancelled)
+                    throw new InvalidOperationException($"A benchmark request ended with {item.FinishReason}: {item.ErrorMessage}");
+                if (item.TokenId is null) continue;
+                times.Add(clock.Elapsed.TotalMilliseconds);
+                onTokens(1);
+            }
+            return times;
+        })).ConfigureAwait(false);
+
+        var all = steps.ToArray();
+        var prefill = all.Where(s => s.PrefillTokens > 0).ToArray();
+        var decode = all.Where(s => s.PrefillTokens == 0).ToArray();
+        var prefillSeconds = prefill.Sum(s => s.Elapsed.TotalSeconds);
+        var decodeSeconds = decode.Sum(s => s.Elapsed.TotalSeconds);
+        var ttft = perRequest.Select(t => t[0]).ToArray();
+        var itl = perRequest.SelectMany(t => t.Zip(t.Skip(1), (a, b) => b - a)).ToArray();
+        var floorMs = floor.MsPerStep(batch, bandwidthGBs);
+        return new BenchResult(
+            batch, promptTokens, outputTokens, prefill.Length,
+            prefillSeconds > 0 ? prefill.Sum(s => s.PrefillTokens) / prefillSeconds : 0,
+            decodeSeconds > 0 ? decode.Sum(s => s.SampledTokens) / decodeSeconds : 0,
+            decode.Length > 0 ? decodeSeconds * 1e3 / decode.Length : 0,
+            Percentile(ttft, 0.5), Percentile(ttft, 0.9), Percentile(ttft, 0.99),
+            Percentile(itl, 0.5), Percentile(itl, 0.9), Percentile(itl, 0.99),
+            floorMs, batch / (floorMs / 1e3));
+    }
+
+    /// <summary>Nearest-rank percentile; 0 for no samples.</summary>
+    public static double Percentile(IReadOnlyCollection<double> values, double quantile)
+    {
+        if (values.Count == 0) return 0;
+        var sorted = values.Order().ToArray();
+        var rank = (int)Math.Ceiling(quantile * sorted.Length) - 1;
+        return sorted[Math.Clamp(rank, 0, sorted.Length - 1)];
+    }
+}

@@ -1,0 +1,177 @@
+using System.Collections.Concurrent;
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using DeepSeek.Engine;
+using DeepSeek.Engine.Execution;
+using DeepSeek.Engine.Telemetry;
+using DeepSeek.Engine.Text;
+using DeepSeek.Model.Checkpoints;
+using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Devices;
+using DeepSeek.Model.Modeling;
+using DeepSeek.Runtime.Bench;
+using Spectre.Console;
+
+namespace DeepSeek.Runtime.Cli;
+
+/// <summary><c>bench</c>: offline engine throughput in-process, on a checkpoint or a random-weight model of a named shape.</summary>
+public static class BenchCommand
+{
+    private static readonly JsonSerializerOptions JsonRows = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public static Command Build()
+    {
+        var shape = new Option<string?>("--shape") { Description = $"Random-weight model of this shape instead of a checkpoint: {string.Join(", ", ModelShapes.Names)}." };
+        shape.AcceptOnlyFromAmong([.. ModelShapes.Names]);
+        var model = new Option<string?>("--model") { Description = "Model folder (Hugging Face layout). Default without --shape: the embedded tiny model." };
+        var layers = new Option<int?>("--layers") { Description = "Keep only the first N decoder layers (shorter random-weight models)." };
+        var batches = new Option<string>("--batches") { Description = "Comma-separated batch sizes, one run and one row each.", DefaultValueFactory = _ => "1,8,32" };
+        var promptTokens = new Option<int>("--prompt-tokens") { Description = "Random prompt tokens per request.", DefaultValueFactory = _ => 256 };
+        var outputTokens = new Option<int>("--output-tokens") { Description = "Generated tokens per request (greedy, end-of-sequence ignored).", DefaultValueFactory = _ => 48 };
+        var bandwidth = new Option<double>("--bandwidth-gbs") { Description = "Device memory bandwidth in GB/s for the decode floor (H100 SXM: about 3000).", DefaultValueFactory = _ => 3000 };
+        var seed = new Option<int>("--seed") { Description = "Seed of the random weights and prompts.", DefaultValueFactory = _ => 0 };
+        var json = new Option<string?>("--json") { Description = "Also write the rows as JSON to this file." };
+        var device = ModelOptions.Device();
+        var dtype = ModelOptions.DType();
+
+        var command = new Command("bench", "Engine throughput: prefill and decode tokens/s, time to first token and inter-token latency per batch size.")
+        {
+            shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, device, dtype,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(shape) is not null && result.GetValue(model) is not null) result.AddError("Give --shape or --model, not both.");
+        });
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            try
+            {
+                // Checked here, not in a validator: validators see no default values.
+                if (parse.GetValue(layers) is < 1) throw new ArgumentException("--layers must be at least 1.");
+                if (parse.GetValue(promptTokens) < 1) throw new ArgumentException("--prompt-tokens must be at least 1.");
+                if (parse.GetValue(outputTokens) < 2) throw new ArgumentException("--output-tokens must be at least 2 (decode needs tokens after the first).");
+                if (parse.GetValue(bandwidth) <= 0) throw new ArgumentException("--bandwidth-gbs must be positive.");
+                var sizes = ParseBatches(parse.GetValue(batches)!);
+                var config = parse.GetValue(shape) is { } shapeName
+                    ? ModelShapes.Get(shapeName, ModelOptions.EmbeddedModelDirectory)
+                    : DeepSeekConfig.Load(parse.GetValue(model) ?? ModelOptions.EmbeddedModelDirectory);
+                if (parse.GetValue(layers) is { } keep) config = config with { NumHiddenLayers = Math.Min(keep, config.NumHiddenLayers) };
+                var prompt = parse.GetValue(promptTokens);
+                var output = parse.GetValue(outputTokens);
+                if (prompt + output > config.MaxPositionEmbeddings)
+                    throw new ArgumentException($"--prompt-tokens + --output-tokens ({prompt + output}) exceed the model's context of {config.MaxPositionEmbeddings}.");
+                var scalar = ModelOptions.ParseDType(parse.GetValue(dtype)!);
+                var deviceName = parse.GetValue(device)!;
+                var seedValue = parse.GetValue(seed);
+                var maxBatch = sizes.Max();
+                var blockSize = 16;
+                var options = new EngineOptions
+                {
+                    ServedModelName = "bench",
+                    Device = deviceName,
+                    MaxRunningRequests = maxBatch,
+                    MaxQueuedRequests = maxBatch,
+                    // One prefill step for a whole batch, as the peer's single forward over all prompts.
+                    MaxBatchTokens = Math.Max(maxBatch * prompt, 256),
+                    KvCacheBlocks = maxBatch * ((prompt + output + blockSize - 1) / blockSize) + 1,
+                    BlockSize = blockSize,
+                    EnablePrefixCaching = false,
+                };
+
+                DecodeFloor? floor = null;
+                var checkpoint = parse.GetValue(model);
+                var steps = new ConcurrentQueue<StepTiming>();
+                using var metrics = new EngineMetrics("bench");
+                AnsiConsole.MarkupLine($"[grey]Loading {(checkpoint is null ? $"a random-weight {Markup.Escape(parse.GetValue(shape) ?? "tiny")} model" : Markup.Escape(checkpoint))} ({config.NumHiddenLayers} layers, {scalar}) on {Markup.Escape(deviceName)}…[/]");
+                await using var engine = await InferenceEngine.StartAsync(options, () =>
+                {
+                    var torchDevice = TorchRuntime.Resolve(deviceName);
+                    var built = checkpoint is null && parse.GetValue(shape) is not null
+                        ? DeepSeekForCausalLM.CreateRandom(config, scalar, torchDevice, seedValue)
+                        : LoadShortened(checkpoint ?? ModelOptions.EmbeddedModelDirectory, config, scalar, torchDevice);
+                    floor = DecodeFloor.Of(built);
+                    return built;
+                }, new DelegateTokenDecoder(_ => ""), metrics, onStep: steps.Enqueue);
+                AnsiConsole.MarkupLine($"[grey]Model ready in {engine.ModelLoadTime.TotalSeconds:0.0} s; KV cache {engine.NumKvBlocks} blocks of {blockSize}.[/]");
+
+                await engine.WarmUpAsync();
+                var benchmark = new EngineBenchmark(engine, steps, config.VocabSize, seedValue);
+                await benchmark.RunAsync(1, Math.Min(prompt, 16), 2, floor!, 1, _ => { }); // first real steps, not reported
+
+                var rows = new List<BenchResult>();
+                await AnsiConsole.Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                    .StartAsync(async context =>
+                    {
+                        foreach (var size in sizes)
+                        {
+                            cancellationToken.ThrowIfCancellationRequested();
+                            var task = context.AddTask($"batch {size}", maxValue: size * output);
+                            rows.Add(await benchmark.RunAsync(size, prompt, output, floor!, parse.GetValue(bandwidth), n => task.Increment(n)));
+                            task.StopTask();
+                        }
+                    });
+
+                // Redirected output (a log, CI) would otherwise wrap the table at 80 columns.
+                if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 220;
+                AnsiConsole.Write(Render(rows, parse.GetValue(bandwidth)));
+                if (parse.GetValue(json) is { } path)
+                {
+                    var document = new
+                    {
+                        shape = parse.GetValue(shape),
+                        model = checkpoint,
+                        layers = config.NumHiddenLayers,
+                        device = deviceName,
+                        dtype = parse.GetValue(dtype),
+                        bandwidth_gbs = parse.GetValue(bandwidth),
+                        rows,
+                    };
+                    await File.WriteAllTextAsync(path, JsonSerializer.Serialize(document, JsonRows), cancellationToken);
+                }
+                return 0;
+            }
+            catch (Exception e) when (e is ArgumentException or ConfigException or CheckpointFormatException or InvalidOperationException
+                                          or FileNotFoundException or DirectoryNotFoundException or FormatException)
+            {
+                Console.Error.WriteLine($"bench: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    /// <summary>A checkpoint's model, with only the first layers when the config was shortened.</summary>
+    private static DeepSeekForCausalLM LoadShortened(string directory, DeepSeekConfig config, TorchSharp.torch.ScalarType dtype, TorchSharp.torch.Device device)
+    {
+        var full = DeepSeekConfig.Load(directory);
+        if (full.NumHiddenLayers == config.NumHiddenLayers) return DeepSeekForCausalLM.Load(directory, dtype, device);
+        throw new ArgumentException("--layers shortens random-weight models only (--shape); a checkpoint runs all its layers.");
+    }
+
+    internal static int[] ParseBatches(string text)
+    {
+        var sizes = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(part => int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var size) && size >= 1
+                ? size
+                : throw new ArgumentException($"--batches: \"{part}\" is not a batch size (a positive integer)."))
+            .ToArray();
+        return sizes.Length > 0 ? sizes : throw new ArgumentException("--batches needs at least one batch size, such as 1,8,32.");
+    }
+
+    private static Table Render(IEnumerable<BenchResult> rows, double bandwidth)
+    {
+        static string F(double value, string format = "N1") => value.ToString(format, CultureInfo.InvariantCulture);
+        var table = new Table().Title("engine throughput")
+            .AddColumn("batch").AddColumn("prefill tok/s").AddColumn("prefill steps").AddColumn("decode tok/s").AddColumn("decode ms/step")
+            .AddColumn("TTFT p50/p90/p99 ms").AddColumn("ITL p50/p90/p99 ms").AddColumn($"floor ms/step @ {F(bandwidth, "N0")} GB/s").AddColumn("floor decode tok/s");
+        foreach (var r in rows)
+            table.AddRow(
+                r.Batch.ToString(CultureInfo.InvariantCulture), F(r.PrefillTokensPerSecond), r.PrefillSteps.ToString(CultureInfo.InvariantCulture),
+                F(r.DecodeTokensPerSecond), F(r.DecodeMsPerStep, "N2"),
+                $"{F(r.TtftP50Ms)} / {F(r.TtftP90Ms)} / {F(r.TtftP99Ms)}", $"{F(r.ItlP50Ms, "N2")} / {F(r.ItlP90Ms, "N2")} / {F(r.ItlP99Ms, "N2")}",
+                F(r.FloorMsPerStep, "N4"), F(r.FloorDecodeTokensPerSecond));
+        return table;
+    }
+}

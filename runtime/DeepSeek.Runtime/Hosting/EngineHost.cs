@@ -1,0 +1,75 @@
+using DeepSeek.Engine;
+using DeepSeek.Engine.Telemetry;
+using DeepSeek.Engine.Text;
+using DeepSeek.Model.Devices;
+using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Tokenization;
+using DeepSeek.Runtime.Cli;
+
+namespace DeepSeek.Runtime.Hosting;
+
+/// <summary>
+/// The engine inside the web host. Starts loading when the host starts (so <c>/health</c> answers
+/// during a long load), marks readiness once the model is loaded, warmed up and the host listens,
+/// and on shutdown drains the engine within the drain timeout before the server stops.
+/// </summary>
+public sealed class EngineHost(EngineSettings settings, Readiness readiness, EngineMetrics metrics, IHostApplicationLifetime lifetime, ILogger<EngineHost> logger)
+    : IHostedService, IAsyncDisposable
+{
+    private readonly TaskCompletionSource<InferenceEngine> _engine = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes with the warmed-up engine (what the API adapters call), or faults if loading failed.</summary>
+    public Task<InferenceEngine> Engine => _engine.Task;
+
+    /// <summary>The tokenizer of the served model, when it has one.</summary>
+    public BpeTokenizer? Tokenizer { get; private set; }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _ = Task.Run(LoadAsync, CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    private async Task LoadAsync()
+    {
+        try
+        {
+            var directory = settings.ModelDirectory;
+            var tokenizerPath = Path.Combine(directory, "tokenizer.json");
+            Tokenizer = File.Exists(tokenizerPath) ? BpeTokenizer.Load(tokenizerPath) : null;
+            var tokenizer = Tokenizer;
+            var dtype = ModelOptions.ParseDType(settings.DType);
+            var engine = await InferenceEngine.StartAsync(settings.Options,
+                () => DeepSeekForCausalLM.Load(directory, dtype, TorchRuntime.Resolve(settings.Options.Device)),
+                new DelegateTokenDecoder(ids => tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
+                metrics).ConfigureAwait(false);
+            await engine.WarmUpAsync().ConfigureAwait(false);
+            if (logger.IsEnabled(LogLevel.Information))
+                logger.LogInformation("Model {Model} loaded in {Seconds:0.0} s and warmed up; KV cache {Blocks} blocks of {BlockSize} tokens, context {Context}.",
+                directory, engine.ModelLoadTime.TotalSeconds, engine.NumKvBlocks, settings.Options.BlockSize, engine.MaxContextTokens);
+            _engine.TrySetResult(engine);
+            // Ready means: listening, model loaded and warmed up, not draining.
+            lifetime.ApplicationStarted.Register(readiness.MarkReady);
+        }
+        catch (Exception e)
+        {
+            logger.LogCritical(e, "Loading the model failed; the process stops.");
+            _engine.TrySetException(e);
+            lifetime.StopApplication();
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        readiness.MarkDraining();
+        if (!_engine.Task.IsCompletedSuccessfully) return;
+        if (logger.IsEnabled(LogLevel.Information))
+            logger.LogInformation("Draining: finishing in-flight requests for up to {Seconds} s.", settings.DrainTimeout.TotalSeconds);
+        await _engine.Task.Result.DrainAsync(settings.DrainTimeout).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_engine.Task.IsCompletedSuccessfully) await _engine.Task.Result.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,111 @@
+using System.Net;
+using DeepSeek.Operator.Leadership;
+using DeepSeek.Operator.Security;
+using DeepSeek.Operator.Tests.Support;
+
+namespace DeepSeek.Operator.Tests.Integration;
+
+/// <summary>The operator's own /healthz, /readyz and /metrics, served by the real host on loopback ports.</summary>
+public sealed class OperatorEndpointTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+
+    private static readonly LeaderElectionSettings Lease = new()
+    {
+        LeaseName = "endpoints-test",
+        LeaseDuration = TimeSpan.FromSeconds(3),
+        RenewDeadline = TimeSpan.FromSeconds(2),
+        RetryPeriod = TimeSpan.FromMilliseconds(200),
+    };
+
+    private static async Task<(HttpStatusCode Status, string Body)> GetAsync(HttpClient http, int port, string path)
+    {
+        using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{port}{path}"));
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Readyz_waits_for_the_leaders_watches_and_a_standby_is_ready()
+    {
+        await using var harness = await OperatorHarness.StartAsync();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        // Until the operator may list PodDisruptionBudgets, one of its watches cannot sync.
+        var allowPdbList = false;
+        harness.Server.Authorizer = (user, group, resource, verb) =>
+            user == "admin" || (OperatorPermissions.Allows(group, resource, verb) && (allowPdbList || resource != "poddisruptionbudgets" || verb != "list"));
+
+        int healthA = FreePort.Next(), metricsA = FreePort.Next();
+        harness.StartOperator("operator-a", Lease, leaderElect: true, healthPort: healthA, metricsPort: metricsA);
+
+        await Eventually.HoldsAsync(async () => (await GetAsync(http, healthA, "/healthz")).Status == HttpStatusCode.OK, Wait, "/healthz answers 200");
+        await Eventually.HoldsAsync(async () => (await GetAsync(http, healthA, "/readyz")).Body == "leader: waiting for the watches to list", Wait, "the leader says it waits for its watches");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await GetAsync(http, healthA, "/readyz")).Status);
+        Assert.Contains(harness.Server.Requests, r => r.User == "operator-a" && r.Resource == "poddisruptionbudgets" && r.Status == 403);
+
+        allowPdbList = true;
+        await Eventually.HoldsAsync(async () => (await GetAsync(http, healthA, "/readyz")) is (HttpStatusCode.OK, "leader: watches synced"), Wait, "the leader is ready once its watches listed");
+
+        int healthB = FreePort.Next();
+        harness.StartOperator("operator-b", Lease, leaderElect: true, healthPort: healthB);
+        await Eventually.HoldsAsync(async () => (await GetAsync(http, healthB, "/readyz")) is (HttpStatusCode.OK, "standby: following the leader lease"), Wait, "the standby is ready");
+        Assert.Equal(HttpStatusCode.OK, (await GetAsync(http, healthB, "/healthz")).Status);
+        // Each endpoint is served on its own port only.
+        Assert.Equal(HttpStatusCode.NotFound, (await GetAsync(http, healthA, "/metrics")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await GetAsync(http, metricsA, "/healthz")).Status);
+    }
+
+    [Fact]
+    public async Task Metrics_export_reconciles_errors_durations_queue_depth_and_leadership()
+    {
+        await using var harness = await OperatorHarness.StartAsync();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        int health = FreePort.Next(), metrics = FreePort.Next();
+        harness.StartOperator("operator-a", healthPort: health, metricsPort: metrics);
+        await harness.CreateModelAsync(OperatorHarness.Model("lite"));
+        // One failed reconcile: the first ConfigMap create gets a 500.
+        harness.Server.InjectFault("create", "configmaps", 500);
+        await harness.CreateModelAsync(OperatorHarness.Model("other"));
+
+        string text = "";
+        await Eventually.HoldsAsync(async () =>
+        {
+            text = (await GetAsync(http, metrics, "/metrics")).Body;
+            return Sample(text, "deepseek_operator_reconcile_errors_total") >= 1 && Sample(text, "deepseek_operator_reconciles_total", "result=\"success\"") >= 2;
+        }, Wait, "reconciles and an error are counted");
+
+        Assert.Contains("# TYPE deepseek_operator_reconciles_total counter", text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE deepseek_operator_reconcile_errors_total counter", text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE deepseek_operator_reconcile_duration_seconds histogram", text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE deepseek_operator_workqueue_depth gauge", text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE deepseek_operator_leader gauge", text, StringComparison.Ordinal);
+        Assert.True(Sample(text, "deepseek_operator_reconcile_errors_total") >= 1);
+        Assert.Equal(Sample(text, "deepseek_operator_reconcile_errors_total"), Sample(text, "deepseek_operator_reconciles_total", "result=\"error\""));
+        Assert.True(Sample(text, "deepseek_operator_reconcile_duration_seconds_count") >= 3);
+        Assert.Equal(Sample(text, "deepseek_operator_reconcile_duration_seconds_count"), Sample(text, "deepseek_operator_reconcile_duration_seconds_bucket", "le=\"+Inf\""));
+        // Buckets sized for seconds (the SDK's default boundaries, 0 to 10000, suit milliseconds).
+        foreach (var le in new[] { "0.005", "0.1", "1", "60" })
+            Assert.True(Sample(text, "deepseek_operator_reconcile_duration_seconds_bucket", $"le=\"{le}\"") >= 0, $"no bucket le={le}");
+        Assert.Equal(-1, Sample(text, "deepseek_operator_reconcile_duration_seconds_bucket", "le=\"10000\""));
+        Assert.True(Sample(text, "deepseek_operator_workqueue_depth") >= 0);
+        Assert.Equal(1, Sample(text, "deepseek_operator_leader"));
+    }
+
+    /// <summary>
+    /// The value of the sample named <paramref name="name"/> whose labels include <paramref name="labels"/>
+    /// (<c>key="value"</c>, comma-separated), or -1. The exporter adds labels of its own (otel_scope_name).
+    /// </summary>
+    private static double Sample(string text, string name, string labels = "")
+    {
+        var wanted = labels.Length == 0 ? [] : labels.Split(',');
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith('#') || line.Length == 0) continue;
+            var nameEnd = line.IndexOfAny([' ', '{']);
+            if (nameEnd < 0 || line[..nameEnd] != name) continue;
+            var have = line[nameEnd] == '{' ? line[(nameEnd + 1)..line.IndexOf('}', StringComparison.Ordinal)].Split(',') : [];
+            if (!wanted.All(have.Contains)) continue;
+            return double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return -1;
+    }
+}
