@@ -27,6 +27,9 @@ public sealed class PlayedKubelet : IAsyncDisposable
         loop = Task.Run(() => RunAsync(stop.Token));
     }
 
+    /// <summary>The last failure of a round (diagnostics for a test that times out).</summary>
+    public string? LastError { get; private set; }
+
     /// <summary>Called before a replica's Pod is deleted (to drain a real process); by ordinal.</summary>
     public Func<int, Task>? BeforeDelete { get; init; }
 
@@ -46,9 +49,10 @@ public sealed class PlayedKubelet : IAsyncDisposable
             {
                 return;
             }
-            catch (Exception e) when (e is HttpOperationException or HttpRequestException or System.Text.Json.JsonException)
+            catch (Exception e) when (e is HttpOperationException or HttpRequestException or System.Text.Json.JsonException or TimeoutException)
             {
-                // A conflict or a race with the operator: the next round sees fresh state.
+                // A conflict or a race with the operator, or a process slow to start: the next round tries again.
+                LastError = e.Message;
             }
         }
     }
