@@ -85,6 +85,9 @@ Keep the two equal: tests/DeepSeek.Chart.Tests renders this chart and fails on a
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 {{- end }}
 
 {{/* The Lease of leader election, granted only in the release namespace (see workloadRules). */}}

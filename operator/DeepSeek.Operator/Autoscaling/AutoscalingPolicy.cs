@@ -1,3 +1,5 @@
+using DeepSeek.Operator.Api.V1Alpha1;
+
 namespace DeepSeek.Operator.Autoscaling;
 
 /// <summary>
@@ -40,6 +42,22 @@ public sealed record AutoscalingPolicy
     {
         ScaleUpStabilization, ScaleDownStabilization, ScaleUpRate.Period, ScaleDownRate.Period,
     }.Max();
+
+    /// <summary>The policy of a model's <c>spec.autoscaling</c>; tolerance and rate limits at their defaults.</summary>
+    public static AutoscalingPolicy From(AutoscalingSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return new AutoscalingPolicy
+        {
+            Enabled = spec.Enabled,
+            MinReplicas = spec.MinReplicas,
+            MaxReplicas = spec.MaxReplicas,
+            TargetQueueDepth = spec.TargetQueueDepth,
+            ScaleUpStabilizationSeconds = spec.ScaleUpStabilizationSeconds,
+            ScaleDownStabilizationSeconds = spec.ScaleDownStabilizationSeconds,
+            PollIntervalSeconds = spec.PollIntervalSeconds,
+        };
+    }
 
     /// <summary>Every problem with the values, as messages that name the field; empty when valid.</summary>
     public IReadOnlyList<string> Validate()

@@ -8,7 +8,7 @@ using k8s.Models;
 namespace DeepSeek.Operator.Controller;
 
 /// <summary><see cref="IModelCluster"/> over KubernetesClient's typed clients.</summary>
-public sealed class KubernetesModelCluster(IKubernetes client, TimeProvider time) : IModelCluster
+public sealed class KubernetesModelCluster(IKubernetes client, TimeProvider time) : IModelCluster, IModelPods
 {
     private const string G = V1Alpha1DeepSeekModel.Group;
     private const string V = V1Alpha1DeepSeekModel.Version;
@@ -47,6 +47,9 @@ public sealed class KubernetesModelCluster(IKubernetes client, TimeProvider time
         children.AddRange(Typed((await client.PolicyV1.ListNamespacedPodDisruptionBudgetAsync(ns, labelSelector: selector, cancellationToken: cancellationToken)).Items, "policy/v1", "PodDisruptionBudget"));
         return children;
     }
+
+    public async Task<IReadOnlyList<V1Pod>> ListPodsAsync(string ns, string labelSelector, CancellationToken cancellationToken) =>
+        (await client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.ToList();
 
     public async Task ApplyAsync(ChildAction action, CancellationToken cancellationToken)
     {

@@ -1,5 +1,6 @@
 using System.Net;
 using DeepSeek.Operator.Api.V1Alpha1;
+using DeepSeek.Operator.Autoscaling;
 using DeepSeek.Operator.Desired;
 using DeepSeek.Operator.Status;
 using DeepSeek.Operator.Validation;
@@ -13,16 +14,28 @@ namespace DeepSeek.Operator.Controller;
 /// <summary>
 /// One reconcile of one DeepSeekModel: read it, validate it, build the desired children, apply the
 /// difference, compute and write status. Idempotent; reads fresh state every time, so a conflict
-/// (409) is answered by running again.
+/// (409) is answered by running again. With <paramref name="autoscaling"/> and
+/// <c>spec.autoscaling.enabled</c>, each due poll's decision sets the replica count (through
+/// <c>status.desiredReplicas</c>, which the desired state is built from) and the model is looked at
+/// again when the next poll is due.
 /// </summary>
-public sealed class ModelReconciler(IModelCluster cluster, OperatorDefaults defaults, TimeProvider time, ILogger<ModelReconciler> logger)
+public sealed class ModelReconciler(
+    IModelCluster cluster,
+    OperatorDefaults defaults,
+    TimeProvider time,
+    ILogger<ModelReconciler> logger,
+    ModelAutoscaling? autoscaling = null)
 {
     public async Task<ReconcileResult> ReconcileAsync(string key, CancellationToken cancellationToken)
     {
         var (ns, name) = ObjectKey.Split(key);
         var model = await cluster.GetModelAsync(ns, name, cancellationToken);
         // Gone or going: its children carry owner references, the garbage collector removes them.
-        if (model is null || model.Metadata.DeletionTimestamp is not null) return ReconcileResult.Done;
+        if (model is null || model.Metadata.DeletionTimestamp is not null)
+        {
+            autoscaling?.Forget(key);
+            return ReconcileResult.Done;
+        }
         try
         {
             return await ReconcileModelAsync(model, cancellationToken);
@@ -54,7 +67,30 @@ public sealed class ModelReconciler(IModelCluster cluster, OperatorDefaults defa
             return ReconcileResult.Done;
         }
 
-        var desired = DesiredStateBuilder.Build(model, defaults);
+        var key = ObjectKey.Of(model.Metadata.NamespaceProperty, model.Metadata.Name);
+        // What the children and status are built from: the model with the autoscaler's part of status.
+        var scaled = model;
+        ScalingPoll? poll = null;
+        if (autoscaling is not null)
+        {
+            DeepSeekModelStatus scaling;
+            if (model.Spec.Autoscaling.Enabled)
+            {
+                poll = await autoscaling.PollAsync(model, cancellationToken);
+                // Between polls the last decision (status.desiredReplicas) stands.
+                scaling = poll.Decision is { } decided
+                    ? ScalingStatus.WithDecision(model.Status, decided, model.Metadata.Generation, time.GetUtcNow().UtcDateTime)
+                    : model.Status ?? new DeepSeekModelStatus();
+            }
+            else
+            {
+                autoscaling.Forget(key);
+                scaling = ScalingStatus.WithoutAutoscaling(model.Status);
+            }
+            scaled = new V1Alpha1DeepSeekModel { ApiVersion = model.ApiVersion, Kind = model.Kind, Metadata = model.Metadata, Spec = model.Spec, Status = scaling };
+        }
+
+        var desired = DesiredStateBuilder.Build(scaled, defaults);
         var existing = (await cluster.ListChildrenAsync(model.Metadata.NamespaceProperty, model.Metadata.Name, cancellationToken))
             .Where(c => c.Metadata.OwnerReferences?.Any(o => o.Controller == true && o.Uid == model.Metadata.Uid) == true)
             .ToList();
@@ -67,10 +103,23 @@ public sealed class ModelReconciler(IModelCluster cluster, OperatorDefaults defa
 
         // Status from what exists now: workloads just created have no pods yet.
         var workloads = Observe(existing, desired, plan);
-        var status = StatusCalculator.Compute(model, workloads, reconcileError: null, time.GetUtcNow().UtcDateTime);
+        var status = StatusCalculator.Compute(scaled, workloads, reconcileError: null, time.GetUtcNow().UtcDateTime);
         if (!StatusCalculator.Same(model.Status, status)) await cluster.WriteStatusAsync(model, status, cancellationToken);
-        return ReconcileResult.Done;
+
+        if (poll?.Decision is { } decision && autoscaling is not null)
+        {
+            // Recorded once the count is in status: a conflict above leaves the history as it was.
+            autoscaling.Applied(key, decision);
+            if (decision.Direction != ScalingDirection.None)
+            {
+                var reason = decision.Direction == ScalingDirection.Up ? ModelConditions.ReasonScaledUp : ModelConditions.ReasonScaledDown;
+                await RecordAsync(model, "Normal", reason, Capitalized(decision.Reason), cancellationToken);
+            }
+        }
+        return poll is null ? ReconcileResult.Done : ReconcileResult.After(poll.NextPollIn);
     }
+
+    private static string Capitalized(string text) => text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..];
 
     internal static List<WorkloadObservation> Observe(IReadOnlyList<IKubernetesObject<V1ObjectMeta>> existing, DesiredState desired, IReadOnlyList<ChildAction> plan)
     {

@@ -1,3 +1,4 @@
+using DeepSeek.Operator.Autoscaling;
 using DeepSeek.Operator.Controller;
 using DeepSeek.Operator.Leadership;
 using k8s;
@@ -16,6 +17,9 @@ namespace DeepSeek.Operator.Hosting;
 public sealed class OperatorHost(IKubernetes client, OperatorOptions options, TimeProvider time, ILoggerFactory loggers) : IDisposable
 {
     private readonly OperatorMetrics metrics = new();
+    // The autoscaler's instruments come from a meter factory; the exporter picks meters up by name.
+    private readonly ServiceProvider meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
+    private AutoscalingMetrics? autoscalingMetrics;
 
     public HealthState Health { get; } = new();
 
@@ -44,7 +48,10 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
     private async Task RunControllerAsync(CancellationToken cancellationToken)
     {
         var cluster = new KubernetesModelCluster(client, time);
-        var reconciler = new ModelReconciler(cluster, options.Defaults, time, loggers.CreateLogger<ModelReconciler>());
+        // Per term of leadership: a new leader starts the autoscaler's windows afresh.
+        using var loads = new ReplicaLoadSource();
+        var autoscaling = new ModelAutoscaling(cluster, loads, new ScalingHistoryStore(time), autoscalingMetrics ??= new AutoscalingMetrics(meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
+        var reconciler = new ModelReconciler(cluster, options.Defaults, time, loggers.CreateLogger<ModelReconciler>(), autoscaling);
         var controller = new ModelController(client, reconciler, options.WatchNamespaces, metrics, time, loggers, options.Workers);
         try
         {
@@ -68,7 +75,7 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
         {
             foreach (var port in new[] { options.HealthPort, options.MetricsPort }.OfType<int>().Distinct()) kestrel.Listen(options.ListenAddress, port);
         });
-        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(OperatorMetrics.MeterName).AddPrometheusExporter());
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(OperatorMetrics.MeterName, AutoscalingMetrics.MeterName).AddPrometheusExporter());
         var app = builder.Build();
         if (options.HealthPort is { } health)
         {
@@ -81,5 +88,9 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
         return app;
     }
 
-    public void Dispose() => metrics.Dispose();
+    public void Dispose()
+    {
+        metrics.Dispose();
+        meters.Dispose();
+    }
 }

@@ -21,6 +21,8 @@ public static class OperatorPermissions
         new("", "configmaps", Manage),
         new("policy", "poddisruptionbudgets", Manage),
         new("", "events", ["create"]),
+        // The autoscaler lists a model's pods each poll to find the replica leaders' addresses.
+        new("", "pods", ["list"]),
         new("coordination.k8s.io", "leases", ["get", "create", "update"]),
     ];
 

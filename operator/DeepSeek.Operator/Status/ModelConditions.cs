@@ -6,7 +6,7 @@ public static class ModelConditions
     public const string Available = "Available";
     public const string Progressing = "Progressing";
     public const string Degraded = "Degraded";
-    /// <summary>Reserved for the autoscaler: the wanted replica count is outside min/max.</summary>
+    /// <summary>Written by the autoscaler: True while min/max, a rate limit or busy replicas hold the count back.</summary>
     public const string ScalingLimited = "ScalingLimited";
 
     public const string ReasonReplicasReady = "ReplicasReady";
@@ -17,6 +17,9 @@ public static class ModelConditions
     public const string ReasonInvalidSpec = "InvalidSpec";
     public const string ReasonReconcileFailed = "ReconcileFailed";
     public const string ReasonAsExpected = "AsExpected";
+    /// <summary>Events of the autoscaler's decisions that change the replica count.</summary>
+    public const string ReasonScaledUp = "ScaledUp";
+    public const string ReasonScaledDown = "ScaledDown";
 
     public const string True = "True";
     public const string False = "False";
