@@ -19,7 +19,13 @@ public sealed class ReconcileTests
         harness.StartOperator("operator-a");
         await harness.CreateModelAsync(OperatorHarness.Model("v2lite"));
 
-        await Eventually.HoldsAsync(async () => (await harness.Admin.AppsV1.ListNamespacedDeploymentAsync("default")).Items.Count == 1, Wait, "the Deployment is created");
+        // The reconciler creates the children one after another: wait for the last of them, then
+        // check there is exactly one of each.
+        await Eventually.HoldsAsync(async () => (await harness.Admin.AppsV1.ListNamespacedDeploymentAsync("default")).Items.Count == 1
+            && (await harness.Admin.CoreV1.ListNamespacedServiceAsync("default")).Items.Count > 0
+            && (await harness.Admin.CoreV1.ListNamespacedConfigMapAsync("default")).Items.Count > 0
+            && (await harness.Admin.PolicyV1.ListNamespacedPodDisruptionBudgetAsync("default")).Items.Count > 0, Wait, "the children are created");
+        Assert.Single((await harness.Admin.AppsV1.ListNamespacedDeploymentAsync("default")).Items);
         Assert.Single((await harness.Admin.CoreV1.ListNamespacedServiceAsync("default")).Items);
         Assert.Single((await harness.Admin.CoreV1.ListNamespacedConfigMapAsync("default")).Items);
         Assert.Single((await harness.Admin.PolicyV1.ListNamespacedPodDisruptionBudgetAsync("default")).Items);
