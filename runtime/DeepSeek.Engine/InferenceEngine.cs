@@ -185,6 +185,32 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     /// <summary>Waiting, running, KV usage and recent tokens/s; cheap and safe from any thread.</summary>
     public EngineLoad GetLoad() => _load with { TokensPerSecond = _rate.TokensPerSecond(), Draining = IsDraining };
 
+    /// <summary>
+    /// One L2-normalised embedding per input: the mean of the model's final hidden states (after the
+    /// final norm) over the input's tokens. Runs on the engine thread between steps, in a temporary
+    /// cache, so it neither takes KV blocks nor touches the prefix cache. Throws
+    /// <see cref="InvalidRequestException"/> for empty, too long or out-of-vocabulary inputs.
+    /// </summary>
+    public Task<float[][]> EmbedAsync(IReadOnlyList<IReadOnlyList<int>> inputs, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (_admission is null) throw new InvalidOperationException("The engine has not started.");
+        for (var n = 0; n < inputs.Count; n++)
+        {
+            var input = inputs[n];
+            if (input.Count == 0) throw new InvalidRequestException("input", $"Input {n} is empty; give at least one token.");
+            if (input.Count > MaxContextTokens)
+                throw new InvalidRequestException("input", $"Input {n} is {input.Count} tokens; the model's context is {MaxContextTokens}. Shorten it.");
+            for (var i = 0; i < input.Count; i++)
+                if (input[i] < 0 || input[i] >= Config.VocabSize)
+                    throw new InvalidRequestException("input", $"Token id {input[i]} at index {i} of input {n} is outside the model's vocabulary of {Config.VocabSize} tokens.");
+        }
+        if (_stopRequested || IsDraining) throw new EngineDrainingException();
+        var work = new EngineWork.Embed(inputs, cancellationToken);
+        if (!_input.Writer.TryWrite(work)) throw _stopRequested ? new EngineDrainingException() : new EngineOverloadedException(_options.MaxQueuedRequests);
+        return work.Done.Task;
+    }
+
     /// <summary>Runs one real step through the model (and frees it), so the first request does not pay for lazy initialisation.</summary>
     public Task WarmUpAsync()
     {
@@ -331,6 +357,9 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
                 case EngineWork.Submit submit:
                     foreach (var active in submit.Requests) Accept(active);
                     break;
+                case EngineWork.Embed embed:
+                    RunEmbed(embed);
+                    break;
                 case EngineWork.WarmUp warmUp:
                     try
                     {
@@ -460,6 +489,23 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         PublishLoad();
     }
 
+    private void RunEmbed(EngineWork.Embed embed)
+    {
+        if (embed.Cancellation.IsCancellationRequested)
+        {
+            embed.Done.TrySetCanceled(embed.Cancellation);
+            return;
+        }
+        try
+        {
+            embed.Done.TrySetResult(embed.Inputs.Select(_runner!.Embed).ToArray());
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            embed.Done.TrySetException(e);
+        }
+    }
+
     /// <summary>One short prompt through the model on a borrowed block, which goes straight back to the pool.</summary>
     private void RunWarmUp()
     {
@@ -516,6 +562,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
             if (work is EngineWork.Submit submit)
                 foreach (var queued in submit.Requests) End(queued, FinishReason.Cancelled, null);
             else if (work is EngineWork.WarmUp warmUp) warmUp.Done.TrySetCanceled();
+            else if (work is EngineWork.Embed embed) embed.Done.TrySetException(new EngineDrainingException());
         }
         foreach (var active in _active.Values.ToList())
         {

@@ -1,3 +1,6 @@
+using System.CommandLine;
 using DeepSeek.Runtime.Cli;
 
-return await RuntimeCli.Build().Parse(args).InvokeAsync();
+// The host handles SIGTERM itself (drain, then stop); System.CommandLine's own handler would end the
+// process after its short termination timeout, cutting in-flight requests off mid-drain.
+return await RuntimeCli.Build().Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

@@ -1,5 +1,5 @@
 // Drives the runtime's gRPC API with @grpc/grpc-js on the project's own .proto and prints JSON.
-// Env: GRPC_ADDRESS, API_KEY, PROTO, SCENARIO (generate | health).
+// Env: GRPC_ADDRESS, API_KEY, PROTO, SCENARIO (generate | loadUntilWaiting | health).
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
 
@@ -37,6 +37,19 @@ const scenarios = {
       call.on("error", reject);
       call.on("end", () => resolve({ tokenIds, text, finish, usage }));
     });
+  },
+  // Polls GetLoad (open without a key, as the autoscaler reads it) until waiting > 0 or 30 s pass; prints the last report.
+  async loadUntilWaiting() {
+    const client = new proto.deepseek.runtime.v1.Inference(address, credentials);
+    const getLoad = () => new Promise((resolve, reject) =>
+      client.GetLoad({}, new grpc.Metadata(), { deadline: deadline() }, (error, response) => (error ? reject(error) : resolve(response))));
+    const end = Date.now() + 30_000;
+    let report = await getLoad();
+    while (report.waiting <= 0 && Date.now() < end) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      report = await getLoad();
+    }
+    return report;
   },
   health() {
     const health = new grpc.Client(address, credentials);

@@ -14,6 +14,16 @@ internal abstract class EngineWork
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
+    /// <summary>Embeddings of whole inputs, computed between steps (see <see cref="ModelRunner.Embed"/>).</summary>
+    internal sealed class Embed(IReadOnlyList<IReadOnlyList<int>> inputs, CancellationToken cancellation) : EngineWork
+    {
+        public IReadOnlyList<IReadOnlyList<int>> Inputs { get; } = inputs;
+
+        public CancellationToken Cancellation { get; } = cancellation;
+
+        public TaskCompletionSource<float[][]> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
     /// <summary>Makes an idle engine look at its flags (cancel everything, stop).</summary>
     internal sealed class Wake : EngineWork
     {

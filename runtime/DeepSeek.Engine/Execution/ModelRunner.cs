@@ -71,6 +71,22 @@ public sealed class ModelRunner : IDisposable
         return new StepLogits(host.data<float>().ToArray(), Model.Config.VocabSize, rowOfSequence, loads);
     }
 
+    /// <summary>
+    /// The mean of the final hidden states over <paramref name="tokenIds"/>, L2-normalised. Runs in a
+    /// cache of its own, freed at once, so the serving pool and the prefix cache are untouched.
+    /// </summary>
+    public float[] Embed(IReadOnlyList<int> tokenIds)
+    {
+        ArgumentNullException.ThrowIfNull(tokenIds);
+        using var scope = NewDisposeScope();
+        using var cache = Model.CreateCache(tokenIds.Count);
+        var batch = ForwardBatch.Contiguous(tokenIds.Select(id => (long)id).ToArray(), 0, LogitsSelection.AllTokens);
+        using var hidden = Model.FinalHiddenStates(batch, cache);
+        var mean = hidden.to(ScalarType.Float32).mean([0L]);
+        var unit = nn.functional.normalize(mean.unsqueeze(0), p: 2, dim: 1).squeeze(0);
+        return unit.to(CPU).contiguous().data<float>().ToArray();
+    }
+
     public void Dispose()
     {
         _cache.Dispose();

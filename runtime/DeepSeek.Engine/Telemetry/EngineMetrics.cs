@@ -61,6 +61,10 @@ public sealed class EngineMetrics : IDisposable
         _expertTokens = _meter.CreateCounter<long>("deepseek_expert_tokens", "{token}", "Tokens routed to each expert, per MoE layer.");
         _expertImbalance = _meter.CreateGauge<double>("deepseek_expert_load_imbalance_ratio", "1", "Max over mean of tokens per expert shard, per MoE layer.");
         _modelLoad = _meter.CreateGauge<double>("deepseek_model_load", "s", "Seconds the model took to load.");
+
+        // Known label values start at 0, so rates and alerts see the series before the first event.
+        foreach (var reason in new[] { FinishReason.Stop, FinishReason.Length }) _success.Add(0, _model, new("finish_reason", FinishReasonLabel(reason)));
+        foreach (var reason in new[] { "overloaded", "draining", "invalid", "cancelled", "error" }) _failure.Add(0, _model, new("reason", reason));
     }
 
     public void SetQueueState(int waiting, int running, double kvCacheUsageRatio)

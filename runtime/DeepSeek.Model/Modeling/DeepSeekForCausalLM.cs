@@ -105,9 +105,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
     /// </summary>
     public ForwardOutput Forward(ForwardBatch batch, MlaKvCache cache)
     {
-        batch.Validate(Config.VocabSize, cache.SlotCount);
-        if (cache.LayerCount != Config.NumHiddenLayers || cache.LatentDimension != Config.KvLoraRank + Config.QkRopeHeadDim)
-            throw new ArgumentException("The KV cache was not made for this model (use CreateCache).", nameof(cache));
+        CheckBatch(batch, cache);
 
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -122,5 +120,26 @@ public sealed class DeepSeekForCausalLM : nn.Module
         var logits = lm_head.forward(model.Norm(hidden));
         var loads = MoeLayers.Select(m => m.LastLoad!).ToArray();
         return new ForwardOutput(logits.MoveToOuterDisposeScope(), loads);
+    }
+
+    /// <summary>
+    /// Final hidden states (after the final norm, before the LM head) of every token of the batch,
+    /// <c>[tokens, hidden]</c>; the caller owns them. What embeddings are made of.
+    /// </summary>
+    public Tensor FinalHiddenStates(ForwardBatch batch, MlaKvCache cache)
+    {
+        CheckBatch(batch, cache);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        using var metadata = AttentionMetadata.Build(batch, _rotary, DType, Device);
+        var hidden = model.forward(tensor(batch.TokenIds, device: Device), metadata, cache);
+        return model.Norm(hidden).MoveToOuterDisposeScope();
+    }
+
+    private void CheckBatch(ForwardBatch batch, MlaKvCache cache)
+    {
+        batch.Validate(Config.VocabSize, cache.SlotCount);
+        if (cache.LayerCount != Config.NumHiddenLayers || cache.LatentDimension != Config.KvLoraRank + Config.QkRopeHeadDim)
+            throw new ArgumentException("The KV cache was not made for this model (use CreateCache).", nameof(cache));
     }
 }

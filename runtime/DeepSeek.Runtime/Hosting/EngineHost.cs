@@ -10,19 +10,24 @@ namespace DeepSeek.Runtime.Hosting;
 
 /// <summary>
 /// The engine inside the web host. Starts loading when the host starts (so <c>/health</c> answers
-/// during a long load), marks readiness once the model is loaded, warmed up and the host listens,
-/// and on shutdown drains the engine within the drain timeout before the server stops.
+/// during a long load) and warms it up; <see cref="BackendWarmUp"/> marks readiness once
+/// <see cref="Engine"/> completes. On shutdown it drains the engine before the server stops
+/// listening, so requests arriving meanwhile get 503 / UNAVAILABLE rather than a refused connection.
 /// </summary>
 public sealed class EngineHost(EngineSettings settings, Readiness readiness, EngineMetrics metrics, IHostApplicationLifetime lifetime, ILogger<EngineHost> logger)
-    : IHostedService, IAsyncDisposable
+    : IHostedLifecycleService, IAsyncDisposable
 {
     private readonly TaskCompletionSource<InferenceEngine> _engine = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes with the warmed-up engine (what the API adapters call), or faults if loading failed.</summary>
     public Task<InferenceEngine> Engine => _engine.Task;
 
-    /// <summary>The tokenizer of the served model, when it has one.</summary>
-    public BpeTokenizer? Tokenizer { get; private set; }
+    /// <summary>The tokenizer of the served model, when its folder has a tokenizer.json.</summary>
+    public BpeTokenizer? Tokenizer { get; } = File.Exists(Path.Combine(settings.ModelDirectory, "tokenizer.json"))
+        ? BpeTokenizer.Load(Path.Combine(settings.ModelDirectory, "tokenizer.json"))
+        : null;
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -30,13 +35,13 @@ public sealed class EngineHost(EngineSettings settings, Readiness readiness, Eng
         return Task.CompletedTask;
     }
 
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     private async Task LoadAsync()
     {
         try
         {
             var directory = settings.ModelDirectory;
-            var tokenizerPath = Path.Combine(directory, "tokenizer.json");
-            Tokenizer = File.Exists(tokenizerPath) ? BpeTokenizer.Load(tokenizerPath) : null;
             var tokenizer = Tokenizer;
             var dtype = ModelOptions.ParseDType(settings.DType);
             var engine = await InferenceEngine.StartAsync(settings.Options,
@@ -48,8 +53,6 @@ public sealed class EngineHost(EngineSettings settings, Readiness readiness, Eng
                 logger.LogInformation("Model {Model} loaded in {Seconds:0.0} s and warmed up; KV cache {Blocks} blocks of {BlockSize} tokens, context {Context}.",
                 directory, engine.ModelLoadTime.TotalSeconds, engine.NumKvBlocks, settings.Options.BlockSize, engine.MaxContextTokens);
             _engine.TrySetResult(engine);
-            // Ready means: listening, model loaded and warmed up, not draining.
-            lifetime.ApplicationStarted.Register(readiness.MarkReady);
         }
         catch (Exception e)
         {
@@ -59,7 +62,8 @@ public sealed class EngineHost(EngineSettings settings, Readiness readiness, Eng
         }
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    /// <summary>Runs before any hosted service stops, Kestrel included: the server still answers while in-flight requests finish.</summary>
+    public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         readiness.MarkDraining();
         if (!_engine.Task.IsCompletedSuccessfully) return;
@@ -67,6 +71,10 @@ public sealed class EngineHost(EngineSettings settings, Readiness readiness, Eng
             logger.LogInformation("Draining: finishing in-flight requests for up to {Seconds} s.", settings.DrainTimeout.TotalSeconds);
         await _engine.Task.Result.DrainAsync(settings.DrainTimeout).ConfigureAwait(false);
     }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async ValueTask DisposeAsync()
     {

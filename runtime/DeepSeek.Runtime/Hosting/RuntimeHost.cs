@@ -13,7 +13,7 @@ using OpenTelemetry.Metrics;
 namespace DeepSeek.Runtime.Hosting;
 
 /// <summary>
-/// Builds the runtime's web host: HTTP/1.1 (probes, metrics, later the OpenAI API) on one port and
+/// Builds the runtime's web host: HTTP/1.1 (probes, metrics, the OpenAI API) on one port and
 /// HTTP/2 cleartext (gRPC) on another, as the pods the operator creates expose them.
 /// </summary>
 public static class RuntimeHost
@@ -24,8 +24,9 @@ public static class RuntimeHost
     public static WebApplication Build(ServeSettings settings, string[]? args = null) => Build(settings, backend: null, args);
 
     /// <summary>
-    /// The serving host: with a <paramref name="backend"/>, the OpenAI API and the gRPC Inference
-    /// service run on it, and <c>/ready</c> turns true only after its warm-up.
+    /// The serving host: with a <paramref name="backend"/> (tests) or <see cref="ServeSettings.Engine"/>
+    /// (<c>serve</c>: an <see cref="EngineBackend"/> over the real engine), the OpenAI API and the gRPC
+    /// Inference service run on it, and <c>/ready</c> turns true only after the backend's warm-up.
     /// </summary>
     public static WebApplication Build(ServeSettings settings, IInferenceBackend? backend, string[]? args = null)
     {
@@ -41,26 +42,29 @@ public static class RuntimeHost
 
         builder.Services.AddSingleton<Readiness>();
         var apiKey = ApiKey.Resolve(settings.ApiKey, settings.ApiKeyFile);
-        if (backend is not null)
-        {
-            builder.Services.AddSingleton(backend);
-            builder.Services.AddSingleton(TimeProvider.System);
-            builder.Services.AddSingleton(new OpenAiOptions { MaxRequestBytes = settings.MaxRequestBytes });
-            builder.Services.AddSingleton<LoadGauges>();
-            builder.Services.AddHostedService<BackendWarmUp>();
-            // The API reads bodies itself under MaxRequestBytes, to answer 413 in OpenAI's shape.
-            builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = Math.Max(settings.MaxRequestBytes + 1, 30_000_000));
-        }
-        builder.Services.AddSingleton(new ApiKeyInterceptor(apiKey));
         if (settings.Engine is { } engine)
         {
             builder.Services.AddSingleton(engine);
+            // The one source of design §2.4's metrics, deepseek_requests_waiting included.
             builder.Services.AddSingleton(services => new EngineMetrics(engine.Options.ServedModelName, services.GetRequiredService<IMeterFactory>()));
             builder.Services.AddSingleton<EngineHost>();
             builder.Services.AddHostedService(services => services.GetRequiredService<EngineHost>());
             // The drain runs inside the host's shutdown; give it its timeout and a margin for the step under way.
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = engine.DrainTimeout + TimeSpan.FromSeconds(30));
         }
+        var serving = backend is not null || settings.Engine is not null;
+        if (serving)
+        {
+            if (backend is not null) builder.Services.AddSingleton(backend);
+            else builder.Services.AddSingleton<IInferenceBackend>(services => new EngineBackend(services.GetRequiredService<EngineHost>(), settings.Engine!));
+            builder.Services.AddSingleton(TimeProvider.System);
+            builder.Services.AddSingleton(new OpenAiOptions { MaxRequestBytes = settings.MaxRequestBytes });
+            // The one readiness path: ready once the backend has loaded and run its warm-up step.
+            builder.Services.AddHostedService<BackendWarmUp>();
+            // The API reads bodies itself under MaxRequestBytes, to answer 413 in OpenAI's shape.
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = Math.Max(settings.MaxRequestBytes + 1, 30_000_000));
+        }
+        builder.Services.AddSingleton(new ApiKeyInterceptor(apiKey));
         builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<ApiKeyInterceptor>());
         builder.Services.AddGrpcReflection();
         builder.Services.AddSingleton<HealthServiceImpl>();
@@ -80,20 +84,20 @@ public static class RuntimeHost
             .RequireHost(httpHost);
         app.MapPrometheusScrapingEndpoint("/metrics").RequireHost(httpHost);
 
-        if (backend is not null)
+        if (serving)
         {
             if (apiKey is not null) app.UseMiddleware<ApiKeyMiddleware>(apiKey, settings.HttpPort);
             app.MapOpenAi(httpHost);
             app.MapGrpcService<InferenceService>().RequireHost(grpcHost);
-            // Created now so the gauge exists before the first scrape.
-            app.Services.GetRequiredService<LoadGauges>();
+            // Created now so the instruments exist before the first scrape.
+            if (settings.Engine is not null) app.Services.GetRequiredService<EngineMetrics>();
         }
 
         app.MapGrpcService<HealthServiceImpl>().RequireHost(grpcHost);
         app.MapGrpcReflectionService().RequireHost(grpcHost);
 
         // With a backend or an engine, readiness waits for the model to be loaded and warmed up.
-        if (backend is null && settings.Engine is null) app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<Readiness>().MarkReady());
+        if (!serving) app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<Readiness>().MarkReady());
         app.Lifetime.ApplicationStopping.Register(() => app.Services.GetRequiredService<Readiness>().MarkDraining());
         return app;
     }

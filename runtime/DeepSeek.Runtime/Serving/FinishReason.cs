@@ -8,4 +8,6 @@ public enum FinishReason
     Length,
     /// <summary>The caller went away or cancelled.</summary>
     Cancelled,
+    /// <summary>The engine failed while running it (its log says why).</summary>
+    Error,
 }

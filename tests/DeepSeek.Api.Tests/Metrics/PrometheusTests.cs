@@ -4,26 +4,14 @@ using DeepSeek.Api.Tests.Infrastructure;
 
 namespace DeepSeek.Api.Tests.Metrics;
 
-/// <summary><c>/metrics</c> checked by promtool and scraped by a real Prometheus server.</summary>
+/// <summary><c>/metrics</c> of the real <c>serve</c> process scraped by a real Prometheus server (promtool: ServeApiTests).</summary>
 public sealed class PrometheusTests
 {
-    [Fact]
-    public async Task Metrics_pass_promtool_check()
-    {
-        var promtool = ExternalTool.Require("promtool", "scripts/setup/prometheus.sh");
-        await using var server = await RunningServer.StartAsync();
-        var text = await server.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
-        Assert.Contains("deepseek_requests_waiting", text, StringComparison.Ordinal);
-
-        var (exitCode, stdout, stderr) = await ExternalTool.RunAsync(new ProcessStartInfo(promtool, ["check", "metrics"]), text, TimeSpan.FromSeconds(30));
-        Assert.True(exitCode == 0, $"promtool check metrics failed:\n{stdout}\n{stderr}\n{text}");
-    }
-
     [Fact]
     public async Task Prometheus_scrapes_requests_waiting()
     {
         var prometheus = ExternalTool.Require("prometheus", "scripts/setup/prometheus.sh");
-        await using var server = await RunningServer.StartAsync();
+        await using var server = await ServeProcess.StartAsync();
         var dir = Directory.CreateTempSubdirectory("deepseek-prometheus-");
         var port = FreePort.Next();
         var config = Path.Combine(dir.FullName, "prometheus.yml");
@@ -33,7 +21,7 @@ public sealed class PrometheusTests
             scrape_configs:
               - job_name: runtime
                 static_configs:
-                  - targets: ["127.0.0.1:{server.Settings.HttpPort}"]
+                  - targets: ["127.0.0.1:{server.HttpPort}"]
             """);
         var start = new ProcessStartInfo(prometheus,
             [$"--config.file={config}", $"--storage.tsdb.path={Path.Combine(dir.FullName, "data")}", $"--web.listen-address=127.0.0.1:{port}"])
@@ -63,7 +51,7 @@ public sealed class PrometheusTests
                 }
             }
             Assert.True(sample is not null, "Prometheus never returned deepseek_requests_waiting within 60 s.");
-            Assert.Equal("deepseek-test", sample.Value.GetProperty("metric").GetProperty("model").GetString());
+            Assert.Equal(ServeProcess.ModelName, sample.Value.GetProperty("metric").GetProperty("model").GetString());
             Assert.Equal("0", sample.Value.GetProperty("value")[1].GetString());
         }
         finally

@@ -75,6 +75,7 @@ public static class OpenAiEndpoints
     {
         FinishReason.Stop => "stop",
         FinishReason.Length => "length",
+        FinishReason.Error => "error",
         _ => "cancelled",
     };
 

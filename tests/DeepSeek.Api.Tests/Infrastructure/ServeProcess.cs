@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace DeepSeek.Api.Tests.Infrastructure;
+
+/// <summary>
+/// <c>deepseek-runtime serve</c> from the runtime's build output as a child process on loopback ports,
+/// serving the embedded tiny model; ready when started, killed by its id when disposed.
+/// </summary>
+public sealed class ServeProcess : IAsyncDisposable
+{
+    public const string ModelName = "deepseek-v3-tiny";
+
+    private static readonly TimeSpan ReadyDeadline = TimeSpan.FromSeconds(120);
+
+    private readonly Process _process;
+    private readonly StringBuilder _log = new();
+
+    private ServeProcess(Process process, int httpPort, int grpcPort)
+    {
+        _process = process;
+        HttpPort = httpPort;
+        GrpcPort = grpcPort;
+        Http = new HttpClient { BaseAddress = new Uri(HttpUrl), Timeout = TimeSpan.FromSeconds(120) };
+    }
+
+    public int HttpPort { get; }
+    public int GrpcPort { get; }
+    public HttpClient Http { get; }
+    public string HttpUrl => $"http://127.0.0.1:{HttpPort}";
+    public string GrpcAddress => $"127.0.0.1:{GrpcPort}";
+    public int ProcessId => _process.Id;
+
+    /// <summary>What the server printed so far (for failure messages).</summary>
+    public string Log
+    {
+        get { lock (_log) return _log.ToString(); }
+    }
+
+    /// <summary>The runtime's own build output, in the configuration and framework these tests were built with.</summary>
+    public static string RuntimeDll
+    {
+        get
+        {
+            var framework = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+            var configuration = framework.Parent!.Name;
+            var dll = Path.Combine(ExternalTool.RepoRoot, "runtime", "DeepSeek.Runtime", "bin", configuration, framework.Name, "deepseek-runtime.dll");
+            return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} is missing; build runtime/DeepSeek.Runtime in {configuration} first.");
+        }
+    }
+
+    public static async Task<ServeProcess> StartAsync(params string[] extraArgs)
+    {
+        var httpPort = FreePort.Next();
+        var grpcPort = FreePort.Next();
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { RuntimeDll, "serve", "--host", "127.0.0.1", "--http-port", $"{httpPort}", "--grpc-port", $"{grpcPort}" }.Concat(extraArgs))
+            start.ArgumentList.Add(arg);
+        // Flags decide, not the environment of whoever runs the tests.
+        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("DEEPSEEK_", StringComparison.Ordinal)).ToList()) start.Environment.Remove(name);
+        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start dotnet.");
+        var server = new ServeProcess(process, httpPort, grpcPort);
+        process.OutputDataReceived += (_, e) => server.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => server.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            await server.WaitReadyAsync();
+            return server;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null) return;
+        lock (_log) _log.AppendLine(line);
+    }
+
+    private async Task WaitReadyAsync()
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < ReadyDeadline)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"serve exited with {_process.ExitCode} before it was ready:\n{Log}");
+            try
+            {
+                using var ready = await Http.GetAsync(new Uri("/ready", UriKind.Relative));
+                if (ready.IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"serve was not ready within {ReadyDeadline.TotalSeconds} s:\n{Log}");
+    }
+
+    /// <summary>What Kubernetes sends on pod deletion: SIGTERM, by process id.</summary>
+    public async Task SendSigtermAsync()
+    {
+        var (exitCode, _, stderr) = await ExternalTool.RunAsync(new ProcessStartInfo("kill", ["-s", "TERM", $"{_process.Id}"]), null, TimeSpan.FromSeconds(10));
+        if (exitCode != 0) throw new InvalidOperationException($"kill -s TERM {_process.Id} failed: {stderr}");
+    }
+
+    /// <summary>The exit code once the process ends, or a timeout naming the log.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"serve did not exit within {timeout.TotalSeconds} s:\n{Log}");
+        }
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}

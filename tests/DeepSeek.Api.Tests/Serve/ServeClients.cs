@@ -1,0 +1,50 @@
+using System.Text;
+using System.Text.Json;
+using DeepSeek.Api.Tests.Infrastructure;
+
+namespace DeepSeek.Api.Tests.Serve;
+
+/// <summary>The real clients and plain HTTP calls the serve tests drive the server with.</summary>
+public static class ServeClients
+{
+    public static async Task<JsonElement> OpenAiAsync(ServeProcess server, string scenario)
+    {
+        var output = await ExternalTool.RunNodeAsync("openai-client.mjs", new Dictionary<string, string>
+        {
+            ["BASE_URL"] = server.HttpUrl + "/v1",
+            ["API_KEY"] = "unused",
+            ["MODEL"] = ServeProcess.ModelName,
+            ["SCENARIO"] = scenario,
+        }, TimeSpan.FromSeconds(120));
+        return JsonDocument.Parse(output).RootElement;
+    }
+
+    public static async Task<JsonElement> GrpcAsync(ServeProcess server, string scenario, Dictionary<string, string>? extra = null)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["GRPC_ADDRESS"] = server.GrpcAddress,
+            ["API_KEY"] = "unused",
+            ["PROTO"] = ExternalTool.ProtoPath,
+            ["SCENARIO"] = scenario,
+        };
+        foreach (var (name, value) in extra ?? []) environment[name] = value;
+        var output = await ExternalTool.RunNodeAsync("grpc-client.mjs", environment, TimeSpan.FromSeconds(120));
+        return JsonDocument.Parse(output).RootElement;
+    }
+
+    public static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
+
+    /// <summary>Greedy <c>/v1/completions</c> on token ids; returns the generated ids (from <c>return_tokens_as_token_ids</c>) and the choice.</summary>
+    public static async Task<(int[] Ids, JsonElement Choice)> GreedyCompletionAsync(ServeProcess server, IReadOnlyList<int> prompt, int maxTokens)
+    {
+        using var response = await server.Http.PostAsync(new Uri("/v1/completions", UriKind.Relative), Json(
+            $$"""{"model":"{{ServeProcess.ModelName}}","prompt":{{JsonSerializer.Serialize(prompt)}},"max_tokens":{{maxTokens}},"temperature":0,"logprobs":0,"return_tokens_as_token_ids":true}"""));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode}: {body}");
+        var choice = JsonDocument.Parse(body).RootElement.GetProperty("choices")[0].Clone();
+        var ids = choice.GetProperty("logprobs").GetProperty("tokens").EnumerateArray()
+            .Select(t => int.Parse(t.GetString()!["token_id:".Length..], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        return (ids, choice);
+    }
+}
