@@ -53,6 +53,11 @@ public static class ServeCommand
             DefaultValueFactory = _ => EnvironmentDefault.Get("--kv-cache-memory-fraction", 0.9),
         };
         var blockSize = IntOption("--block-size", 16, "Tokens per KV-cache block.");
+        var maxContext = new Option<int?>("--max-context-length")
+        {
+            Description = "Longest prompt plus completion in tokens; default and upper bound: the model's max_position_embeddings. Env: DEEPSEEK_MAX_CONTEXT_LENGTH.",
+            DefaultValueFactory = _ => EnvironmentDefault.GetString("--max-context-length") is null ? null : EnvironmentDefault.Get("--max-context-length", 0),
+        };
         var prefixCaching = new Option<bool>("--prefix-caching")
         {
             Description = "Reuse the KV cache of shared prompt prefixes (true or false). Env: DEEPSEEK_PREFIX_CACHING.",
@@ -66,7 +71,7 @@ public static class ServeCommand
 
         var command = new Command("serve", "Serve the model over HTTP (OpenAI-compatible) and gRPC.")
         {
-            host, httpPort, grpcPort, apiKey, apiKeyFile, maxRequestBytes, model, servedName, device, dtype, maxRunning, maxQueued, maxBatchTokens,
+            host, httpPort, grpcPort, apiKey, apiKeyFile, maxRequestBytes, model, servedName, device, dtype, maxRunning, maxQueued, maxBatchTokens, maxContext,
             kvBlocks, kvFraction, blockSize, prefixCaching, drainTimeout,
         };
         command.SetAction(async (parse, cancellationToken) =>
@@ -79,6 +84,7 @@ public static class ServeCommand
                 MaxRunningRequests = parse.GetValue(maxRunning),
                 MaxQueuedRequests = parse.GetValue(maxQueued),
                 MaxBatchTokens = parse.GetValue(maxBatchTokens),
+                MaxModelLength = parse.GetValue(maxContext),
                 KvCacheBlocks = parse.GetValue(kvBlocks),
                 KvCacheMemoryFraction = parse.GetValue(kvFraction),
                 BlockSize = parse.GetValue(blockSize),
