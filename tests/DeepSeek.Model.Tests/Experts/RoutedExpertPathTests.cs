@@ -81,6 +81,7 @@ public sealed class RoutedExpertPathTests
         using var other = Run();
 
         Assert.True((sorted.Logits - other.Logits).abs().max().item<double>() < 1e-10);
+        Assert.NotEmpty(other.ExpertLoads);
         Assert.Equal(sorted.ExpertLoads.Select(l => l.LayerIndex), other.ExpertLoads.Select(l => l.LayerIndex));
         Assert.All(sorted.ExpertLoads.Zip(other.ExpertLoads), pair => Assert.Equal(pair.First.TokensPerExpert, pair.Second.TokensPerExpert));
         Assert.All(other.ExpertLoads, load => Assert.Equal(model.Config.NumExpertsPerTok, load.TokensPerExpert.Sum()));
