@@ -80,8 +80,14 @@ public sealed class DeepSeekForCausalLM : nn.Module
     public void LoadWeights(SafetensorsCheckpoint checkpoint)
     {
         using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        // Routed experts are stored stacked; each checkpoint tensor (one per expert and matrix) is
+        // copied into its slice of the stack.
+        var stacks = named_modules().Where(m => m.module is StackedExperts).ToList();
         var targets = named_parameters().Select(p => (p.name, (Tensor)p.parameter))
-            .Concat(named_buffers().Select(b => (b.name, b.buffer)));
+            .Concat(named_buffers().Select(b => (b.name, b.buffer)))
+            .Where(t => !stacks.Any(s => t.name.StartsWith(s.name + ".", StringComparison.Ordinal)))
+            .Concat(stacks.SelectMany(s => ((StackedExperts)s.module).CheckpointSlices(s.name)));
         foreach (var (name, target) in targets)
         {
             // Tied embeddings: a checkpoint may omit lm_head.weight and reuse the embedding table.
@@ -118,7 +124,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
             hidden = hidden.index_select(0, tensor(rows, device: Device));
         }
         var logits = lm_head.forward(model.Norm(hidden));
-        var loads = MoeLayers.Select(m => m.LastLoad!).ToArray();
+        var loads = MoeLayer.CollectLoads(MoeLayers);
         return new ForwardOutput(logits.MoveToOuterDisposeScope(), loads);
     }
 
