@@ -74,6 +74,9 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
         var outputs = bmm(activated.transpose(0, 1), _experts.Down.transpose(1, 2));
         // scatter_add: a token that names one expert in two slots gets both weights, as in the sum.
         var routing = zeros([count, experts], tokens.Weights.dtype, hidden.device).scatter_add_(1, tokens.ExpertIds, tokens.Weights);
+        // Experts a token did not pick still ran on it; an overflow there (inf) times a zero weight
+        // would be NaN in the sum, so their outputs are zeroed first rather than only weighted by 0.
+        outputs.masked_fill_(routing.eq(0).t().unsqueeze(-1), 0.0);
         return bmm(routing.unsqueeze(1), outputs.transpose(0, 1)).squeeze(1);
     }
 
