@@ -44,6 +44,7 @@ public sealed class RealRuntimeScalingTests(ITestOutputHelper output)
         using var heavy = new CancellationTokenSource();
         using var trickle = new CancellationTokenSource();
         var clients = new List<Task>();
+        var passed = false;
         try
         {
             await using var harness = await AutoscalingHarness.StartAsync();
@@ -108,6 +109,7 @@ public sealed class RealRuntimeScalingTests(ITestOutputHelper output)
             var byReplica = results.GroupBy(r => r.Replica).Select(g => $"{g.Key}: {g.Count()}");
             output.WriteLine($"{clock.Elapsed:mm\\:ss} done; requests per replica: {string.Join(", ", byReplica)}");
             Assert.All(results, r => Assert.Equal("ok", r.Outcome));
+            passed = true;
         }
         finally
         {
@@ -115,7 +117,7 @@ public sealed class RealRuntimeScalingTests(ITestOutputHelper output)
             await trickle.CancelAsync();
             foreach (var p in processes.Values)
             {
-                output.WriteLine($"replica {p.Address} log tail:\n{p.LogTail}");
+                if (!passed) output.WriteLine($"replica {p.Address} log tail:\n{p.LogTail}");
                 await p.DisposeAsync();
             }
             await Task.WhenAny(Task.WhenAll(clients), Task.Delay(TimeSpan.FromSeconds(30)));
