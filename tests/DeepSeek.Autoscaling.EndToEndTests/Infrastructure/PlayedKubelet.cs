@@ -36,6 +36,9 @@ public sealed class PlayedKubelet : IAsyncDisposable
     /// <summary>Called before a replica's Pod is created (to start a real process); by ordinal.</summary>
     public Func<int, Task>? BeforeCreate { get; init; }
 
+    /// <summary>Called once a replica's Pod exists and is Ready (to route to it); by ordinal.</summary>
+    public Func<int, Task>? AfterReady { get; init; }
+
     private async Task RunAsync(CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)
@@ -76,7 +79,16 @@ public sealed class PlayedKubelet : IAsyncDisposable
         var pods = (await admin.CoreV1.ListNamespacedPodAsync("default", labelSelector: ModelLabels.SelectorString(model), cancellationToken: cancellationToken)).Items;
         foreach (var pod in pods.Where(p => !wanted.ContainsKey(p.Metadata.Name)))
         {
-            if (BeforeDelete is { } drain) await drain(Ordinal(pod));
+            if (BeforeDelete is { } drain)
+            {
+                // A terminating pod is no longer Ready while it drains (the operator reads it so).
+                if (ReplicaReady(pod))
+                {
+                    pod.Status.Conditions = [new V1PodCondition { Type = "Ready", Status = "False" }];
+                    await admin.CoreV1.ReplaceNamespacedPodStatusAsync(pod, pod.Metadata.Name, "default", cancellationToken: cancellationToken);
+                }
+                await drain(Ordinal(pod));
+            }
             await admin.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, "default", cancellationToken: cancellationToken);
         }
         foreach (var (name, (ordinal, labels)) in wanted.Where(w => pods.All(p => p.Metadata.Name != w.Key)))
@@ -104,8 +116,12 @@ public sealed class PlayedKubelet : IAsyncDisposable
                 Conditions = [new V1PodCondition { Type = "Ready", Status = "True" }],
             };
             await admin.CoreV1.ReplaceNamespacedPodStatusAsync(created, name, "default", cancellationToken: cancellationToken);
+            if (AfterReady is { } route) await route(ordinal);
         }
     }
+
+    private static bool ReplicaReady(V1Pod pod) =>
+        pod.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true;
 
     private static int Ordinal(V1Pod pod) =>
         int.Parse(pod.Metadata.Annotations["test/ordinal"], System.Globalization.CultureInfo.InvariantCulture);

@@ -11,6 +11,7 @@ namespace DeepSeek.Autoscaling.EndToEndTests.Infrastructure;
 public sealed class RuntimeProcess : IAsyncDisposable
 {
     private readonly Process process;
+    private readonly Queue<string> log = new();
 
     private RuntimeProcess(Process process, IPAddress address, int httpPort, int grpcPort)
     {
@@ -26,6 +27,12 @@ public sealed class RuntimeProcess : IAsyncDisposable
     public Uri BaseUri => new($"http://{Address}:{HttpPort}/");
     public bool Exited => process.HasExited;
 
+    /// <summary>The last lines the process printed (for failure messages).</summary>
+    public string LogTail
+    {
+        get { lock (log) return string.Join('\n', log); }
+    }
+
     public static async Task<RuntimeProcess> StartAsync(IPAddress address, int httpPort, int grpcPort, TimeSpan readyWithin)
     {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
@@ -35,15 +42,17 @@ public sealed class RuntimeProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add(RuntimeDll());
-        foreach (var a in new[] { "serve", "--host", address.ToString(), "--http-port", $"{httpPort}", "--grpc-port", $"{grpcPort}", "--max-running-requests", "1", "--max-queued-requests", "64", "--drain-timeout", "60" })
+        foreach (var a in new[] { "serve", "--host", address.ToString(), "--http-port", $"{httpPort}", "--grpc-port", $"{grpcPort}", "--max-running-requests", "1", "--max-queued-requests", "64", "--drain-timeout", "90" })
             start.ArgumentList.Add(a);
+        // Flags decide, not the environment of whoever runs the tests.
+        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("DEEPSEEK_", StringComparison.Ordinal)).ToList()) start.Environment.Remove(name);
         var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
-        // Drain the pipes so the process never blocks on a full one.
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var runtime = new RuntimeProcess(process, address, httpPort, grpcPort);
+        // Read the pipes (so the process never blocks on a full one), keeping the tail.
+        process.OutputDataReceived += (_, e) => runtime.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => runtime.Append(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var runtime = new RuntimeProcess(process, address, httpPort, grpcPort);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         var deadline = DateTime.UtcNow + readyWithin;
         while (DateTime.UtcNow < deadline && !process.HasExited)
@@ -62,7 +71,27 @@ public sealed class RuntimeProcess : IAsyncDisposable
             await Task.Delay(200);
         }
         await runtime.DisposeAsync();
-        throw new TimeoutException($"deepseek-runtime serve on {address}:{httpPort} was not ready within {readyWithin}.");
+        throw new TimeoutException($"deepseek-runtime serve on {address}:{httpPort} was not ready within {readyWithin}:\n{runtime.LogTail}");
+    }
+
+    /// <summary>Requests the engine holds (running + waiting), from its <c>/metrics</c> gauges.</summary>
+    public async Task<double> InFlightAsync(HttpClient http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var text = await http.GetStringAsync(new Uri(BaseUri, "metrics"));
+        return text.Split('\n')
+            .Where(line => line.StartsWith("deepseek_requests_running{", StringComparison.Ordinal) || line.StartsWith("deepseek_requests_waiting{", StringComparison.Ordinal))
+            .Sum(line => double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null) return;
+        lock (log)
+        {
+            log.Enqueue(line);
+            while (log.Count > 40) log.Dequeue();
+        }
     }
 
     /// <summary>SIGTERM and wait for the drain to finish and the process to exit.</summary>
