@@ -18,9 +18,16 @@ public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<Step
     public async Task<BenchResult> RunAsync(int batch, int promptTokens, int outputTokens, DecodeFloor floor, double bandwidthGBs, Action<int> onTokens)
     {
         var random = new Random(seed + batch);
-        var prompts = Enumerable.Range(0, batch)
+        List<IReadOnlyList<int>> RandomPrompts() => Enumerable.Range(0, batch)
             .Select(_ => (IReadOnlyList<int>)Enumerable.Range(0, promptTokens).Select(_ => random.Next(vocabSize)).ToArray())
             .ToList();
+
+        // Warm up this batch shape first, as the peer does (library heuristics and allocator growth
+        // for new shapes stay out of the numbers), on other prompts so no prefix-cache hit follows.
+        foreach (var handle in engine.SubmitBatch(RandomPrompts(), new SamplingParameters { Temperature = 0f, MaxTokens = 4, IgnoreEos = true }))
+            await foreach (var _ in handle.Events.ReadAllAsync()) { }
+
+        var prompts = RandomPrompts();
         var sampling = new SamplingParameters { Temperature = 0f, MaxTokens = outputTokens, IgnoreEos = true };
         steps.Clear();
 
