@@ -1,5 +1,6 @@
 using System.Globalization;
 using DeepSeek.Runtime.Serving;
+using SamplingParameters = DeepSeek.Engine.Requests.SamplingParameters;
 
 namespace DeepSeek.Runtime.Api;
 
@@ -76,8 +77,8 @@ public static class SamplingRules
             StopTokenIds = stopTokenIds,
             MinTokens = minTokens,
             MaxTokens = maxTokens,
-            Logprobs = input.Logprobs,
-            TopLogprobs = input.Logprobs ? topLogprobs : 0,
+            // The API's logprobs flag plus top count is the engine's one optional count.
+            Logprobs = input.Logprobs ? topLogprobs : null,
         };
     }
 

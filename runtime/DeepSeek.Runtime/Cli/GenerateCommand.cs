@@ -2,16 +2,17 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using DeepSeek.Engine;
+using DeepSeek.Engine.Requests;
+using DeepSeek.Engine.Telemetry;
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
-using DeepSeek.Model.Devices;
-using DeepSeek.Model.Generation;
-using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tokenization;
+using DeepSeek.Runtime.Hosting;
 
 namespace DeepSeek.Runtime.Cli;
 
-/// <summary><c>generate</c>: one prompt, one continuation, printed as text or as one JSON line.</summary>
+/// <summary><c>generate</c>: one prompt, one continuation through the serving engine, printed as text or as one JSON line.</summary>
 public static class GenerateCommand
 {
     public static Command Build()
@@ -41,69 +42,111 @@ public static class GenerateCommand
             if (result.GetValue(maxNewTokens) < 0) result.AddError("--max-new-tokens must not be negative.");
             if (result.GetValue(logprobs) < 0) result.AddError("--logprobs must not be negative.");
         });
-        command.SetAction((parse, _) =>
+        command.SetAction(async (parse, cancellationToken) =>
         {
             try
             {
                 var directory = parse.GetValue(model)!;
                 var config = DeepSeekConfig.Load(directory);
-                var tokenizerPath = Path.Combine(directory, "tokenizer.json");
-                var tokenizer = File.Exists(tokenizerPath) ? BpeTokenizer.Load(tokenizerPath) : null;
+                var tokenizer = CheckpointEngine.LoadTokenizer(directory);
                 var ids = parse.GetValue(prompt) is { } text
                     ? EncodePrompt(text, tokenizer ?? throw new ArgumentException($"{directory} has no tokenizer.json; give --prompt-ids instead of --prompt."), config)
                     : ParseIds(parse.GetValue(promptIds)!);
-
-                var sampling = new SamplingOptions(parse.GetValue(temperature), parse.GetValue(topP), parse.GetValue(topK), parse.GetValue(seed));
+                var newTokens = parse.GetValue(maxNewTokens);
+                var topLogprobs = parse.GetValue(logprobs);
+                var sampling = new SamplingParameters
+                {
+                    Temperature = (float)parse.GetValue(temperature),
+                    TopP = (float)parse.GetValue(topP),
+                    TopK = parse.GetValue(topK),
+                    Seed = parse.GetValue(seed) is { } value ? unchecked((ulong)value) : null,
+                    MaxTokens = newTokens > 0 ? newTokens : null,
+                    Logprobs = topLogprobs > 0 ? topLogprobs : null,
+                };
                 sampling.Validate();
-                var torchDevice = TorchRuntime.Resolve(parse.GetValue(device)!);
-                using var loaded = DeepSeekForCausalLM.Load(directory, ModelOptions.ParseDType(parse.GetValue(dtype)!), torchDevice);
-                long[] stop = config.EosTokenId is { } eos ? [eos] : [];
-                var result = new SequenceGenerator(loaded).Generate(ids, parse.GetValue(maxNewTokens), sampling, parse.GetValue(logprobs), stop);
-                var generatedText = tokenizer?.Decode(result.TokenIds.Select(id => (int)id), skipSpecialTokens: true) ?? "";
 
-                if (parse.GetValue(output) == "json") Console.Out.WriteLine(ToJson(result, generatedText));
-                else Console.Out.WriteLine(generatedText);
-                return Task.FromResult(0);
+                using var metrics = new EngineMetrics("generate");
+                await using var engine = await CheckpointEngine.StartAsync(directory, parse.GetValue(dtype)!, OneRequest(ids.Length, newTokens, parse.GetValue(device)!), tokenizer, metrics);
+                var result = newTokens == 0 ? new GeneratedSequence() : await RunAsync(engine, ids, sampling, cancellationToken);
+
+                if (parse.GetValue(output) == "json") Console.Out.WriteLine(ToJson(result, topLogprobs > 0));
+                else Console.Out.WriteLine(result.Text);
+                return 0;
             }
             catch (Exception e) when (e is ArgumentException or ConfigException or CheckpointFormatException or InvalidOperationException
-                                          or NotSupportedException or FileNotFoundException or FormatException)
+                                          or NotSupportedException or FileNotFoundException or FormatException or InvalidRequestException)
             {
                 Console.Error.WriteLine($"generate: {e.Message}");
-                return Task.FromResult(1);
+                return 1;
             }
         });
         return command;
     }
 
-    internal static long[] EncodePrompt(string text, BpeTokenizer tokenizer, DeepSeekConfig config)
+    /// <summary>
+    /// Room for this one request only: its prompt in one prefill step (as a contiguous forward would
+    /// run it) and KV blocks for prompt plus output, not a share of the device's memory.
+    /// </summary>
+    internal static EngineOptions OneRequest(int promptTokens, int newTokens, string device)
     {
-        var ids = tokenizer.Encode(text).Select(id => (long)id).ToList();
+        const int blockSize = 16;
+        return new EngineOptions
+        {
+            ServedModelName = "generate",
+            Device = device,
+            MaxRunningRequests = 1,
+            MaxQueuedRequests = 1,
+            MaxBatchTokens = Math.Max(promptTokens, 1),
+            BlockSize = blockSize,
+            KvCacheBlocks = ((promptTokens + newTokens + blockSize - 1) / blockSize) + 1,
+            EnablePrefixCaching = false,
+        };
+    }
+
+    private static async Task<GeneratedSequence> RunAsync(InferenceEngine engine, int[] prompt, SamplingParameters sampling, CancellationToken cancellationToken)
+    {
+        var handle = engine.Submit(prompt, sampling, cancellationToken);
+        var result = new GeneratedSequence();
+        await foreach (var item in handle.Events.ReadAllAsync(CancellationToken.None))
+        {
+            if (item.TokenId is { } token) result.TokenIds.Add(token);
+            if (item.Logprobs is { } logprobs) result.Logprobs.Add(logprobs);
+            result.Text += item.TextDelta;
+            if (item.FinishReason == FinishReason.Error) throw new InvalidOperationException(item.ErrorMessage ?? "The engine failed.");
+            if (item.FinishReason == FinishReason.Cancelled) throw new OperationCanceledException("generate was cancelled.");
+        }
+        return result;
+    }
+
+    internal static int[] EncodePrompt(string text, BpeTokenizer tokenizer, DeepSeekConfig config)
+    {
+        var ids = tokenizer.Encode(text).ToList();
         if (config.BosTokenId is { } bos && (ids.Count == 0 || ids[0] != bos)) ids.Insert(0, bos);
         return ids.ToArray();
     }
 
-    internal static long[] ParseIds(string text)
+    internal static int[] ParseIds(string text)
     {
         var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         if (parts.Length == 0) throw new ArgumentException("--prompt-ids needs at least one token id, such as 1,2,3.");
-        return parts.Select(part => long.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var id) && id >= 0
+        return parts.Select(part => int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var id) && id >= 0
             ? id
             : throw new ArgumentException($"--prompt-ids: \"{part}\" is not a token id (a non-negative integer).")).ToArray();
     }
 
-    internal static string ToJson(GenerationResult result, string text)
+    internal static string ToJson(GeneratedSequence result, bool withLogprobs)
     {
         var json = new JsonObject
         {
             ["token_ids"] = new JsonArray(result.TokenIds.Select(id => (JsonNode)id).ToArray()),
-            ["text"] = text,
+            ["text"] = result.Text,
         };
-        if (result.Logprobs is { } logprobs)
+        if (withLogprobs)
         {
-            json["logprobs"] = new JsonArray(logprobs.Select(lp => (JsonNode)new JsonObject
+            json["logprobs"] = new JsonArray(result.Logprobs.Select(lp => (JsonNode)new JsonObject
             {
-                ["token_id"] = lp.TokenId,
-                ["logprob"] = lp.Logprob,
+                ["token_id"] = lp.Chosen.TokenId,
+                ["logprob"] = lp.Chosen.Logprob,
                 ["top"] = new JsonArray(lp.Top.Select(t => (JsonNode)new JsonObject { ["token_id"] = t.TokenId, ["logprob"] = t.Logprob }).ToArray()),
             }).ToArray());
         }

@@ -1,10 +1,6 @@
 using DeepSeek.Engine;
 using DeepSeek.Engine.Telemetry;
-using DeepSeek.Engine.Text;
-using DeepSeek.Model.Devices;
-using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tokenization;
-using DeepSeek.Runtime.Cli;
 
 namespace DeepSeek.Runtime.Hosting;
 
@@ -23,9 +19,7 @@ public sealed class EngineHost(EngineSettings settings, Readiness readiness, Eng
     public Task<InferenceEngine> Engine => _engine.Task;
 
     /// <summary>The tokenizer of the served model, when its folder has a tokenizer.json.</summary>
-    public BpeTokenizer? Tokenizer { get; } = File.Exists(Path.Combine(settings.ModelDirectory, "tokenizer.json"))
-        ? BpeTokenizer.Load(Path.Combine(settings.ModelDirectory, "tokenizer.json"))
-        : null;
+    public BpeTokenizer? Tokenizer { get; } = CheckpointEngine.LoadTokenizer(settings.ModelDirectory);
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -42,12 +36,7 @@ public sealed class EngineHost(EngineSettings settings, Readiness readiness, Eng
         try
         {
             var directory = settings.ModelDirectory;
-            var tokenizer = Tokenizer;
-            var dtype = ModelOptions.ParseDType(settings.DType);
-            var engine = await InferenceEngine.StartAsync(settings.Options,
-                () => DeepSeekForCausalLM.Load(directory, dtype, TorchRuntime.Resolve(settings.Options.Device)),
-                new DelegateTokenDecoder(ids => tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
-                metrics).ConfigureAwait(false);
+            var engine = await CheckpointEngine.StartAsync(directory, settings.DType, settings.Options, Tokenizer, metrics).ConfigureAwait(false);
             await engine.WarmUpAsync().ConfigureAwait(false);
             if (logger.IsEnabled(LogLevel.Information))
                 logger.LogInformation("Model {Model} loaded in {Seconds:0.0} s and warmed up; KV cache {Blocks} blocks of {BlockSize} tokens, context {Context}.",

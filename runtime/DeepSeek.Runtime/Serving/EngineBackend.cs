@@ -10,7 +10,7 @@ namespace DeepSeek.Runtime.Serving;
 
 /// <summary>
 /// The API faces' <see cref="IInferenceBackend"/> over the real <see cref="InferenceEngine"/> that
-/// <see cref="EngineHost"/> loads: maps parameters in, engine admission errors to the API's
+/// <see cref="EngineHost"/> loads: passes the validated parameters on, maps engine admission errors to the API's
 /// rejections, and token events out. Holds no tensors; the engine thread does all model work.
 /// </summary>
 public sealed class EngineBackend : IInferenceBackend
@@ -93,7 +93,7 @@ public sealed class EngineBackend : IInferenceBackend
         Engine.GenerationHandle handle;
         try
         {
-            handle = engine.Submit(request.PromptTokenIds, ToEngine(request.Sampling), cancellationToken);
+            handle = engine.Submit(request.PromptTokenIds, request.Sampling, cancellationToken);
         }
         catch (Exception e) when (Rejection(e) is { } rejected)
         {
@@ -194,21 +194,5 @@ public sealed class EngineBackend : IInferenceBackend
         EngineOverloadedException overloaded => new OverloadedException(overloaded.Message, OverloadRetryAfter),
         EngineDrainingException draining => new UnavailableException(draining.Message),
         _ => null,
-    };
-
-    private static EngineRequests.SamplingParameters ToEngine(SamplingParameters sampling) => new()
-    {
-        Temperature = sampling.Temperature,
-        TopP = sampling.TopP,
-        TopK = sampling.TopK,
-        Seed = sampling.Seed,
-        PresencePenalty = sampling.PresencePenalty,
-        FrequencyPenalty = sampling.FrequencyPenalty,
-        RepetitionPenalty = sampling.RepetitionPenalty,
-        Stop = sampling.Stop,
-        StopTokenIds = sampling.StopTokenIds,
-        MinTokens = sampling.MinTokens,
-        MaxTokens = sampling.MaxTokens,
-        Logprobs = sampling.Logprobs ? sampling.TopLogprobs : null,
     };
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using System.Threading.Channels;
 using DeepSeek.Runtime.Serving;
+using SamplingParameters = DeepSeek.Engine.Requests.SamplingParameters;
 
 namespace DeepSeek.Api.Tests.Backend;
 
@@ -84,7 +85,7 @@ public sealed class TestBackend : IInferenceBackend
     }
 
     public static string ExpectedText(IReadOnlyList<int> prompt, SamplingParameters sampling) =>
-        new([.. Enumerable.Range(0, sampling.MaxTokens).Select(i => (char)TokenAt(prompt, sampling, i))]);
+        new([.. Enumerable.Range(0, sampling.MaxTokens ?? Context).Select(i => (char)TokenAt(prompt, sampling, i))]);
 
     public GenerationHandle Submit(GenerationRequest request, CancellationToken cancellationToken)
     {
@@ -118,7 +119,7 @@ public sealed class TestBackend : IInferenceBackend
                 }
                 await Task.Delay(10, cancellationToken);
             }
-            for (; generated < sampling.MaxTokens; generated++)
+            for (; generated < (sampling.MaxTokens ?? Context); generated++)
             {
                 if (TokenDelay > TimeSpan.Zero) await Task.Delay(TokenDelay, cancellationToken);
                 cancellationToken.ThrowIfCancellationRequested();
@@ -139,7 +140,7 @@ public sealed class TestBackend : IInferenceBackend
                 var safe = Math.Max(emitted, full.Length - holdBack);
                 var delta = full[emitted..safe];
                 emitted = safe;
-                var top = Enumerable.Range(0, sampling.TopLogprobs).Select(k => new TokenLogprob(k == 0 ? token : 'a' + (token - 'a' + k) % 26, Logprob(generated) - k * 0.5f)).ToList();
+                var top = Enumerable.Range(0, sampling.Logprobs ?? 0).Select(k => new TokenLogprob(k == 0 ? token : 'a' + (token - 'a' + k) % 26, Logprob(generated) - k * 0.5f)).ToList();
                 events.TryWrite(new TokenGenerated(token, delta, Logprob(generated), top));
             }
         }

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using DeepSeek.KubernetesTestServer;
 using DeepSeek.Operator.Api.V1Alpha1;
 using DeepSeek.Operator.Desired;
@@ -43,7 +41,7 @@ public sealed class AutoscalingHarness : IAsyncDisposable
 
     public void StartOperator()
     {
-        MetricsPort = FreePort();
+        MetricsPort = FreePort.Next();
         operatorClient = new Kubernetes(new KubernetesClientConfiguration { Host = Server.BaseUri.ToString(), AccessToken = "operator" });
         host = new OperatorHost(operatorClient, new OperatorOptions
         {
@@ -97,15 +95,6 @@ public sealed class AutoscalingHarness : IAsyncDisposable
             },
         },
     };
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 
     public async ValueTask DisposeAsync()
     {

@@ -1,36 +1,28 @@
 using System.Net;
 using DeepSeek.Runtime.Grpc.V1;
 using Grpc.Core;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace DeepSeek.Autoscaling.EndToEndTests.Infrastructure;
 
 /// <summary>
-/// A runtime stand-in on its own loopback address (127.0.0.N, as a pod has its own IP): Kestrel,
-/// HTTP/2 cleartext, the real <c>Inference</c> contract, GetLoad answering the queue the test sets.
+/// A runtime stand-in on its own loopback address (127.0.0.N, as a pod has its own IP): a
+/// <see cref="GrpcTestServer"/> serving the real <c>Inference</c> contract, GetLoad answering the queue the test sets.
 /// </summary>
 public sealed class FakeReplica : IAsyncDisposable
 {
-    private readonly WebApplication app;
+    private readonly GrpcTestServer server;
     private readonly LoadState state;
 
-    private FakeReplica(WebApplication app, LoadState state, IPAddress address, int port)
+    private FakeReplica(GrpcTestServer server, LoadState state, IPAddress address)
     {
-        this.app = app;
+        this.server = server;
         this.state = state;
         Address = address;
-        Port = port;
     }
 
     public IPAddress Address { get; }
-    public int Port { get; }
+    public int Port => server.Port;
 
     /// <summary>Requests admitted and waiting; what the autoscaler compares with the target.</summary>
     public int Waiting { get => state.Waiting; set => state.Waiting = value; }
@@ -41,25 +33,12 @@ public sealed class FakeReplica : IAsyncDisposable
 
     public static async Task<FakeReplica> StartAsync(IPAddress address)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(address, 0, o => o.Protocols = HttpProtocols.Http2));
-        builder.Services.AddGrpc();
         var state = new LoadState();
-        builder.Services.AddSingleton(state);
-        var app = builder.Build();
-        app.MapGrpcService<Service>();
-        await app.StartAsync();
-        var bound = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single());
-        return new FakeReplica(app, state, address, bound.Port);
+        var server = await GrpcTestServer.StartAsync<Service>(address, services => services.AddSingleton(state));
+        return new FakeReplica(server, state, address);
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        await app.StopAsync(stop.Token);
-        await app.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => server.DisposeAsync();
 
     internal sealed class LoadState
     {

@@ -21,7 +21,7 @@ public class ReplicaLoadSourceTests
             MaxRunningRequests = 16, MaxQueuedRequests = 64,
         });
         await using var loading = await FakeRuntimeServer.AnsweringAsync(new LoadReport { Waiting = 0, Running = 0, Ready = false });
-        var nobody = new Uri($"http://127.0.0.1:{FreePort.Pick()}");
+        var nobody = new Uri($"http://127.0.0.1:{FreePort.Next()}");
         using var source = new ReplicaLoadSource(CallTimeout);
 
         var loads = await source.ReadAsync(Model,

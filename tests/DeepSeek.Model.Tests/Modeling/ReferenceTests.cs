@@ -56,7 +56,7 @@ public sealed class ReferenceTests
         using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(name), ScalarType.Float32, CPU);
         foreach (var prompt in reference.Prompts)
         {
-            var generated = GreedyCached(model, prompt.InputIds, prompt.Greedy.Length);
+            var generated = GreedyDecoding.Cached(model, prompt.InputIds, prompt.Greedy.Length);
             for (var step = 0; step < prompt.Greedy.Length; step++)
             {
                 Assert.Equal(prompt.Greedy[step], generated[step]);
@@ -72,7 +72,7 @@ public sealed class ReferenceTests
         var reference = Fixtures.LoadReference(name);
         using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(name), ScalarType.Float64, CPU);
         foreach (var prompt in reference.Prompts)
-            Assert.Equal(prompt.Greedy, GreedyCached(model, prompt.InputIds, prompt.Greedy.Length));
+            Assert.Equal(prompt.Greedy, GreedyDecoding.Cached(model, prompt.InputIds, prompt.Greedy.Length));
     }
 
     [Theory]
@@ -95,22 +95,5 @@ public sealed class ReferenceTests
             Assert.True(difference < 1e-10, $"{name}: step {step} cached and recomputed logits differ by {difference}");
             tokens.Add(full.Logits[-1].argmax().item<long>());
         }
-    }
-
-    internal static long[] GreedyCached(DeepSeekForCausalLM model, long[] prompt, int count)
-    {
-        using var cache = model.CreateCache(prompt.Length + count);
-        var generated = new List<long>();
-        var next = prompt;
-        var position = 0;
-        for (var step = 0; step < count; step++)
-        {
-            using var output = model.Forward(ForwardBatch.Contiguous(next, position), cache);
-            position += next.Length;
-            var token = output.Logits[-1].argmax().item<long>();
-            generated.Add(token);
-            next = [token];
-        }
-        return generated.ToArray();
     }
 }

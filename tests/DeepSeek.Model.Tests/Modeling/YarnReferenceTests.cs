@@ -23,7 +23,7 @@ public sealed class YarnReferenceTests
             var last = output.Logits[-1].data<double>().ToArray();
             for (var v = 0; v < last.Length; v++)
                 Assert.True(Math.Abs(last[v] - prompt.LastLogits[v]) <= 1e-4, $"logit {v}: {last[v]} vs {prompt.LastLogits[v]}");
-            Assert.Equal(prompt.Greedy, ReferenceTests.GreedyCached(model, prompt.InputIds, prompt.Greedy.Length));
+            Assert.Equal(prompt.Greedy, GreedyDecoding.Cached(model, prompt.InputIds, prompt.Greedy.Length));
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.Text;
 using DeepSeek.Runtime.Api.OpenAi.Contracts;
 using DeepSeek.Runtime.Serving;
+using SamplingParameters = DeepSeek.Engine.Requests.SamplingParameters;
 
 namespace DeepSeek.Runtime.Api.OpenAi;
 

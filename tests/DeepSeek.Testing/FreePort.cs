@@ -1,12 +1,12 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace DeepSeek.Autoscaling.Tests.Infrastructure;
+namespace DeepSeek.Testing;
 
-internal static class FreePort
+/// <summary>A loopback port nothing listens on right now (the OS picks it, then it is released; the caller binds it soon after).</summary>
+public static class FreePort
 {
-    /// <summary>A loopback port that nothing listens on (taken from the OS, then released).</summary>
-    public static int Pick()
+    public static int Next()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -1,0 +1,30 @@
+using DeepSeek.Model.Modeling;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Model.Tests.Support;
+
+/// <summary>
+/// Greedy continuation straight through <see cref="DeepSeekForCausalLM.Forward"/> with one contiguous
+/// cache: the prompt in one forward, then one token per forward. The reference the model tests check
+/// decoding against, independent of the serving engine's paged cache and sampler.
+/// </summary>
+public static class GreedyDecoding
+{
+    public static long[] Cached(DeepSeekForCausalLM model, IReadOnlyList<long> prompt, int count)
+    {
+        using var cache = model.CreateCache(prompt.Count + count);
+        var generated = new List<long>(count);
+        IReadOnlyList<long> next = prompt;
+        var position = 0;
+        for (var step = 0; step < count; step++)
+        {
+            using var scope = NewDisposeScope();
+            using var output = model.Forward(ForwardBatch.Contiguous(next, position), cache);
+            position += next.Count;
+            var token = output.Logits[-1].argmax().item<long>();
+            generated.Add(token);
+            next = [token];
+        }
+        return generated.ToArray();
+    }
+}
