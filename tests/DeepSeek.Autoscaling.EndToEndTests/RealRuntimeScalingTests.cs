@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json;
 using DeepSeek.Autoscaling.EndToEndTests.Infrastructure;
 using DeepSeek.Operator.Status;
@@ -34,8 +33,8 @@ public sealed class RealRuntimeScalingTests(ITestOutputHelper output)
     public async Task The_queue_of_real_runtimes_scales_the_model_up_and_back_down_and_no_request_fails()
     {
         var clock = Stopwatch.StartNew();
-        var grpcPort = FreePort();
-        var httpPort = FreePort();
+        var grpcPort = FreePort.Next();
+        var httpPort = FreePort.Next();
         var processes = new ConcurrentDictionary<int, RuntimeProcess>();
         var endpoints = new ServiceEndpoints();
         var results = new ConcurrentQueue<(string Replica, string Outcome)>();
@@ -158,14 +157,5 @@ public sealed class RealRuntimeScalingTests(ITestOutputHelper output)
         {
             return $"{runtime.Address}: {e.Message}";
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 }
