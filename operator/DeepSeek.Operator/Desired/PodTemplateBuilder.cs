@@ -7,6 +7,9 @@ namespace DeepSeek.Operator.Desired;
 /// <summary>The runtime pod of a model: container, probes, model volume, security context, scheduling.</summary>
 public static class PodTemplateBuilder
 {
+    /// <summary>How long a terminating runtime pod keeps serving before it is sent SIGTERM.</summary>
+    public const int PreStopSeconds = 5;
+
     private const int ProbePeriodSeconds = 10;
 
     /// <param name="model">The model (validated).</param>
@@ -53,6 +56,9 @@ public static class PodTemplateBuilder
                 new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
                 new V1VolumeMount { Name = "dshm", MountPath = "/dev/shm" },
             ],
+            // Endpoints controllers and proxies learn of a terminating pod a moment after the kubelet
+            // does; waiting before SIGTERM lets them stop routing here before the runtime answers 503.
+            Lifecycle = new V1Lifecycle { PreStop = new V1LifecycleHandler { Sleep = new V1SleepAction { Seconds = PreStopSeconds } } },
             SecurityContext = new V1SecurityContext
             {
                 AllowPrivilegeEscalation = false,
@@ -78,8 +84,8 @@ public static class PodTemplateBuilder
                     // NCCL and the engine use shared memory between processes of a pod; the default 64 MiB is too small.
                     new V1Volume { Name = "dshm", EmptyDir = new V1EmptyDirVolumeSource { Medium = "Memory" } },
                 ],
-                // The runtime drains in-flight requests for drainTimeoutSeconds after SIGTERM; leave it that long plus a margin.
-                TerminationGracePeriodSeconds = spec.Engine.DrainTimeoutSeconds + 15,
+                // The preStop wait, then the runtime's drain of drainTimeoutSeconds after SIGTERM, plus a margin.
+                TerminationGracePeriodSeconds = PreStopSeconds + spec.Engine.DrainTimeoutSeconds + 15,
                 SecurityContext = new V1PodSecurityContext
                 {
                     RunAsNonRoot = true,

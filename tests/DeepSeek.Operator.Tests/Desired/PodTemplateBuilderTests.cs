@@ -78,7 +78,10 @@ public sealed class PodTemplateBuilderTests
     {
         var model = Models.SinglePod();
         model.Spec.Engine.DrainTimeoutSeconds = drainSeconds;
-        Assert.True(Pod(model).TerminationGracePeriodSeconds > drainSeconds);
+        var pod = Pod(model);
+        Assert.True(pod.TerminationGracePeriodSeconds > PodTemplateBuilder.PreStopSeconds + drainSeconds);
+        // The pod keeps serving while endpoints drop it, and only then gets SIGTERM and drains.
+        Assert.Equal(PodTemplateBuilder.PreStopSeconds, Runtime(pod).Lifecycle.PreStop.Sleep.Seconds);
     }
 
     [Fact]
