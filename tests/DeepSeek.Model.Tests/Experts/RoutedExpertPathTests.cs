@@ -61,6 +61,39 @@ public sealed class RoutedExpertPathTests
         }
     }
 
+    /// <summary>
+    /// The dense path runs every expert on every token; an expert nobody picked that overflows must
+    /// not turn the result into NaN (0 × inf), nor change it.
+    /// </summary>
+    [Fact]
+    public void Dense_path_ignores_an_unpicked_expert_that_overflows()
+    {
+        var directory = Fixtures.Dir(Fixtures.V3Tiny);
+        using var model = DeepSeekForCausalLM.Load(directory, ScalarType.Float32, CPU);
+        var moe = model.MoeLayers.Single(m => m.LayerIndex == Layer);
+        var dispatcher = new LocalExpertDispatcher(moe.LocalExperts, model.Config.NRoutedExperts, model.Config.NumExpertsPerTok, ExpertDeviceProfile.Cpu)
+        {
+            Thresholds = ExpertPathThresholds.Only(ExpertComputePath.Dense),
+        };
+        using var scope = NewDisposeScope();
+        int experts = model.Config.NRoutedExperts, topK = model.Config.NumExpertsPerTok, tokens = 9;
+        const int unpicked = 3;
+        var hidden = randn([tokens, model.Config.HiddenSize], generator: new Generator(11));
+        var raw = randint(experts - 1, [tokens, topK], ScalarType.Int64, generator: new Generator(12));
+        var ids = raw + raw.ge(unpicked).to(ScalarType.Int64); // every expert but the unpicked one
+        var weights = rand([tokens, topK], generator: new Generator(13));
+        var flat = ids.reshape(-1);
+        var counts = zeros([experts], ScalarType.Int64).scatter_add_(0, flat, ones_like(flat));
+        var before = dispatcher.Dispatch(new RoutedTokens(Layer, hidden, ids, weights, counts)).clone();
+
+        using (no_grad())
+            moe.LocalExperts.Down[unpicked].fill_(float.PositiveInfinity);
+        var after = dispatcher.Dispatch(new RoutedTokens(Layer, hidden, ids, weights, counts));
+
+        Assert.True(after.isfinite().all().item<bool>(), "an unpicked expert's overflow reached the output");
+        Assert.True(after.eq(before).all().item<bool>(), "zeroing an unpicked expert changed the output");
+    }
+
     [Theory]
     [InlineData(ExpertComputePath.Gather)]
     [InlineData(ExpertComputePath.Dense)]
