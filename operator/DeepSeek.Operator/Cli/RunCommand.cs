@@ -12,7 +12,9 @@ public static class RunCommand
 {
     public const int ExitClusterUnreachable = 2;
     public const int ExitUsage = 64;
-    public const string DefaultRuntimeImage = "ghcr.io/deepseek-operator/runtime:0.1.0";
+    /// <summary>The runtime image of this release (the chart's <c>runtimeDefaults.image</c> default is the same).</summary>
+    public static readonly string DefaultRuntimeImage =
+        $"ghcr.io/deepseek-operator/deepseek-runtime:{typeof(RunCommand).Assembly.GetName().Version!.ToString(3)}";
 
     public static Command Build()
     {
