@@ -18,7 +18,7 @@ public static class EnvironmentDefault
         if (string.IsNullOrWhiteSpace(text)) return fallback;
         return T.TryParse(text, CultureInfo.InvariantCulture, out var value)
             ? value
-            : throw new InvalidOperationException($"Environment variable {variable}='{text}' is not a valid {typeof(T).Name} for {optionName}.");
+            : throw new EnvironmentDefaultException($"Environment variable {variable}='{text}' is not a valid {typeof(T).Name} for {optionName}.");
     }
 
     public static string? GetString(string optionName)

@@ -40,24 +40,16 @@ public static class ServeCommand
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
         var maxRunning = IntOption("--max-running-requests", 64, "Requests decoded together at most (the batch).");
-        var maxQueued = IntOption("--max-queued-requests", 256, "Requests waiting at most; more are refused with 429 / RESOURCE_EXHAUSTED.");
+        var maxQueued = IntOption("--max-queued-requests", 256, "Requests waiting at most; more are refused with 429 / RESOURCE_EXHAUSTED.", minimum: 0);
         var maxBatchTokens = IntOption("--max-batch-tokens", 2048, "Tokens (prefill chunks and decodes) in one forward pass.");
-        var kvBlocks = new Option<int?>("--kv-cache-blocks")
-        {
-            Description = "KV-cache blocks; wins over --kv-cache-memory-fraction. Env: DEEPSEEK_KV_CACHE_BLOCKS.",
-            DefaultValueFactory = _ => EnvironmentDefault.GetString("--kv-cache-blocks") is null ? null : EnvironmentDefault.Get("--kv-cache-blocks", 0),
-        };
+        var kvBlocks = OptionalIntOption("--kv-cache-blocks", "KV-cache blocks; wins over --kv-cache-memory-fraction.");
         var kvFraction = new Option<double>("--kv-cache-memory-fraction")
         {
             Description = "Share of the device memory free after loading the weights that the KV cache takes (CPU: of the memory available to the process). Env: DEEPSEEK_KV_CACHE_MEMORY_FRACTION.",
             DefaultValueFactory = _ => EnvironmentDefault.Get("--kv-cache-memory-fraction", 0.9),
         };
         var blockSize = IntOption("--block-size", 16, "Tokens per KV-cache block.");
-        var maxContext = new Option<int?>("--max-context-length")
-        {
-            Description = "Longest prompt plus completion in tokens; default and upper bound: the model's max_position_embeddings. Env: DEEPSEEK_MAX_CONTEXT_LENGTH.",
-            DefaultValueFactory = _ => EnvironmentDefault.GetString("--max-context-length") is null ? null : EnvironmentDefault.Get("--max-context-length", 0),
-        };
+        var maxContext = OptionalIntOption("--max-context-length", "Longest prompt plus completion in tokens; default and upper bound: the model's max_position_embeddings.");
         var prefixCaching = new Option<bool>("--prefix-caching")
         {
             Description = "Reuse the KV cache of shared prompt prefixes (true or false). Env: DEEPSEEK_PREFIX_CACHING.",
@@ -125,7 +117,7 @@ public static class ServeCommand
         return command;
     }
 
-    private static Option<int> IntOption(string name, int fallback, string description)
+    private static Option<int> IntOption(string name, int fallback, string description, int minimum = 1)
     {
         var option = new Option<int>(name)
         {
@@ -134,10 +126,17 @@ public static class ServeCommand
         };
         option.Validators.Add(result =>
         {
-            if (result.GetValueOrDefault<int>() < (name == "--max-queued-requests" ? 0 : 1)) result.AddError($"{name} is too small: {result.GetValueOrDefault<int>()}.");
+            if (result.GetValueOrDefault<int>() < minimum) result.AddError($"{name} must be at least {minimum}, not {result.GetValueOrDefault<int>()}.");
         });
         return option;
     }
+
+    /// <summary>An integer with no default: absent unless the flag or its environment variable is given.</summary>
+    private static Option<int?> OptionalIntOption(string name, string description) => new(name)
+    {
+        Description = $"{description} Env: {EnvironmentDefault.VariableFor(name)}.",
+        DefaultValueFactory = _ => EnvironmentDefault.GetString(name) is null ? null : EnvironmentDefault.Get(name, 0),
+    };
 
     private static Option<int> PortOption(string name, int fallback, string description)
     {
