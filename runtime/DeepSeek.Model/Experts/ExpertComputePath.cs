@@ -21,4 +21,14 @@ public enum ExpertComputePath
     /// synchronisation for the counts, amortised over many tokens; the only exact-FLOP path.
     /// </summary>
     Sorted,
+
+    /// <summary>
+    /// Large batches on a rank that holds every expert: pairs sorted by expert, copied into a
+    /// zero-padded <c>[E, capacity, hidden]</c> buffer (capacity = the largest count, rounded up), two
+    /// <c>bmm</c>s over all experts at once, valid rows combined per token. A constant number of
+    /// launches (per expert chunk, when the temporaries would outgrow the device's cap) instead of a
+    /// few per active expert; costs E · capacity rows of FLOPs, so skewed routing makes it dearer
+    /// than Sorted. Chosen against Sorted after the one host read of the counts.
+    /// </summary>
+    Grouped,
 }

@@ -3,37 +3,53 @@ using static TorchSharp.torch;
 namespace DeepSeek.Model.Experts;
 
 /// <summary>
-/// Computes routed experts in this process from <see cref="StackedExperts"/>, by one of three
-/// <see cref="ExpertComputePath"/>s chosen on the host from the token count alone (see
-/// <see cref="ExpertCostModel"/>). Gather and Dense never synchronise with the device; Sorted reads
-/// the per-expert counts back once. All three compute <c>Σ_k weight[t,k] · expert_{id[t,k]}(hidden[t])</c>.
-/// Gather and Dense index the stacks by expert id, so they need every routed expert here; a rank
-/// holding only some (expert parallelism without its dispatcher) always takes Sorted, which names
-/// an expert that is not loaded.
+/// Computes routed experts in this process from <see cref="StackedExperts"/>, by one of four
+/// <see cref="ExpertComputePath"/>s (see <see cref="ExpertCostModel"/>): Gather or Dense chosen on
+/// the host from the token count alone, never synchronising with the device; beyond them the pairs
+/// are sorted by expert and the per-expert counts read back once, and those counts choose Sorted or
+/// Grouped. All four compute <c>Σ_k weight[t,k] · expert_{id[t,k]}(hidden[t])</c>.
+/// Gather, Dense and Grouped index the stacks by expert id, so they need every routed expert here;
+/// a rank holding only some (expert parallelism without its dispatcher) always takes Sorted, which
+/// names an expert that is not loaded.
 /// </summary>
 public sealed class LocalExpertDispatcher : IExpertDispatcher
 {
     private readonly StackedExperts _experts;
     private readonly Dictionary<int, int> _slotOfExpert;
     private readonly bool _holdsAllExperts;
+    private readonly MoeShape _shape;
+    private readonly ExpertDeviceProfile _device;
 
     public LocalExpertDispatcher(StackedExperts experts, int routedExperts, int expertsPerToken, ExpertDeviceProfile device)
     {
         ArgumentNullException.ThrowIfNull(experts);
         ArgumentNullException.ThrowIfNull(device);
         _experts = experts;
+        _device = device;
         _slotOfExpert = experts.ExpertIds.Select((expert, slot) => (expert, slot)).ToDictionary(p => p.expert, p => p.slot);
         _holdsAllExperts = routedExperts > 0 && experts.ExpertIds.SequenceEqual(Enumerable.Range(0, routedExperts));
-        var shape = new MoeShape(experts.ExpertIds.Count, expertsPerToken, experts.HiddenSize, experts.IntermediateSize, (int)experts.GateUp.element_size());
-        Thresholds = _holdsAllExperts ? ExpertCostModel.Thresholds(shape, device) : ExpertPathThresholds.Only(ExpertComputePath.Sorted);
+        _shape = new MoeShape(experts.ExpertIds.Count, expertsPerToken, experts.HiddenSize, experts.IntermediateSize, (int)experts.GateUp.element_size());
+        Thresholds = _holdsAllExperts ? ExpertCostModel.Thresholds(_shape, device) : ExpertPathThresholds.Only(ExpertComputePath.Sorted);
     }
 
     /// <summary>Where the paths switch; settable to force a path (tests, measurements).</summary>
     public ExpertPathThresholds Thresholds { get; set; }
 
-    /// <summary>The path a batch of <paramref name="tokens"/> tokens takes.</summary>
-    public ExpertComputePath PathFor(long tokens) =>
+    /// <summary>
+    /// The path a batch of <paramref name="tokens"/> tokens takes, or null when it is a large batch
+    /// whose path <see cref="LargeBatchPathFor"/> picks from the counts.
+    /// </summary>
+    public ExpertComputePath? PathFor(long tokens) =>
         _holdsAllExperts ? Thresholds.Choose(tokens) : ExpertComputePath.Sorted;
+
+    /// <summary>
+    /// Sorted or Grouped for a large batch with these per-expert pair counts (read on the host):
+    /// forced by <see cref="Thresholds"/>, else the cheaper by <see cref="ExpertCostModel.LargeBatchPath"/>;
+    /// Sorted on a rank that holds only some experts.
+    /// </summary>
+    public ExpertComputePath LargeBatchPathFor(IReadOnlyList<long> tokensPerExpert) =>
+        !_holdsAllExperts ? ExpertComputePath.Sorted
+        : Thresholds.LargeBatchPath ?? ExpertCostModel.LargeBatchPath(tokensPerExpert, _shape, _device);
 
     public Tensor Dispatch(RoutedTokens tokens)
     {
@@ -43,7 +59,7 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
         {
             ExpertComputePath.Gather => Gather(tokens),
             ExpertComputePath.Dense => Dense(tokens),
-            _ => Sorted(tokens),
+            _ => LargeBatch(tokens),
         };
         return output.MoveToOuterDisposeScope();
     }
@@ -81,18 +97,28 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
     }
 
     /// <summary>
-    /// Pairs sorted by expert so each active expert runs once on all its tokens; weighted outputs
-    /// summed back per token with one <c>index_add</c>. Reads the counts back (one synchronisation).
+    /// Pairs sorted by expert on the device, then the counts read back (the one synchronisation),
+    /// which pick Sorted or Grouped.
     /// </summary>
-    private Tensor Sorted(RoutedTokens tokens)
+    private Tensor LargeBatch(RoutedTokens tokens)
+    {
+        var (sortedIds, order) = tokens.ExpertIds.reshape(-1).sort(0, false);
+        var counts = tokens.TokensPerExpert.cpu().data<long>().ToArray();
+        return LargeBatchPathFor(counts) == ExpertComputePath.Grouped
+            ? Grouped(tokens, sortedIds, order, counts)
+            : Sorted(tokens, order, counts);
+    }
+
+    /// <summary>
+    /// Each active expert runs once on all its tokens; weighted outputs summed back per token with
+    /// one <c>index_add</c>.
+    /// </summary>
+    private Tensor Sorted(RoutedTokens tokens, Tensor order, long[] counts)
     {
         var topK = tokens.ExpertIds.shape[1];
-        var flatIds = tokens.ExpertIds.reshape(-1);
-        var order = flatIds.argsort(0, false);
         var tokenOfPair = order.div(topK, rounding_mode: RoundingMode.floor);
         var inputs = tokens.Hidden.index_select(0, tokenOfPair);
         var weights = tokens.Weights.reshape(-1).index_select(0, order).unsqueeze(1);
-        var counts = tokens.TokensPerExpert.cpu().data<long>().ToArray();
 
         var outputs = new List<Tensor>();
         long offset = 0;
@@ -107,5 +133,51 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
         }
         var combined = cat(outputs, 0).mul_(weights);
         return zeros_like(tokens.Hidden).index_add_(0, tokenOfPair, combined, 1);
+    }
+
+    /// <summary>
+    /// Sorted pairs copied into a zero-padded <c>[E, capacity, hidden]</c> buffer (row
+    /// <c>expert·capacity + rank among the expert's pairs</c>), gate/up and down as one <c>bmm</c>
+    /// each over all experts, the valid rows read back, weighted and summed per token. Experts are
+    /// taken in chunks whose temporaries fit the device's cap (one chunk unless routing is skewed or
+    /// the batch huge). Needs every routed expert here: slot = expert id.
+    /// </summary>
+    private Tensor Grouped(RoutedTokens tokens, Tensor sortedIds, Tensor order, long[] counts)
+    {
+        var hidden = tokens.Hidden;
+        long topK = tokens.ExpertIds.shape[1], size = hidden.shape[1], inter = _experts.IntermediateSize, experts = counts.Length;
+        var output = zeros_like(hidden);
+        var capacity = ExpertCostModel.GroupedCapacity(counts.Length == 0 ? 0 : counts.Max());
+        if (capacity == 0) return output;
+        var pairs = sortedIds.shape[0];
+        var tokenOfPair = order.div(topK, rounding_mode: RoundingMode.floor);
+        var inputs = hidden.index_select(0, tokenOfPair);
+        var weights = tokens.Weights.reshape(-1).index_select(0, order).unsqueeze(1);
+        // Sorted pair i of expert e goes to row e·capacity + (i − first pair of e); the shift per
+        // expert comes from the device's copy of the counts, so no second host transfer.
+        var deviceCounts = tokens.TokensPerExpert;
+        var shift = arange(0, experts * capacity, capacity, ScalarType.Int64, hidden.device) - (deviceCounts.cumsum(0) - deviceCounts);
+        var rowOfPair = shift.index_select(0, sortedIds) + arange(pairs, ScalarType.Int64, hidden.device);
+
+        var chunk = ExpertCostModel.GroupedChunkExperts(capacity, _shape, _device);
+        long firstPair = 0;
+        for (long first = 0; first < experts; first += chunk)
+        {
+            var n = Math.Min(chunk, experts - first);
+            var chunkPairs = counts.AsSpan((int)first, (int)n).ToArray().Sum();
+            if (chunkPairs == 0) continue;
+            // Each chunk's temporaries are freed before the next, so the cap bounds the peak.
+            using var chunkScope = NewDisposeScope();
+            var rows = rowOfPair.narrow(0, firstPair, chunkPairs);
+            if (first > 0) rows = rows - (first * capacity);
+            var padded = zeros([n * capacity, size], hidden.dtype, hidden.device).index_copy_(0, rows, inputs.narrow(0, firstPair, chunkPairs));
+            var gateUp = bmm(padded.view(n, capacity, size), _experts.GateUp.narrow(0, first, n).transpose(1, 2));
+            var activated = nn.functional.silu(gateUp.narrow(2, 0, inter)) * gateUp.narrow(2, inter, inter);
+            var down = bmm(activated, _experts.Down.narrow(0, first, n).transpose(1, 2)).view(n * capacity, size);
+            var combined = down.index_select(0, rows).mul_(weights.narrow(0, firstPair, chunkPairs));
+            output.index_add_(0, tokenOfPair.narrow(0, firstPair, chunkPairs), combined, 1);
+            firstPair += chunkPairs;
+        }
+        return output;
     }
 }

@@ -8,12 +8,15 @@ using static TorchSharp.torch;
 namespace DeepSeek.Model.Tests.Experts;
 
 /// <summary>
-/// The three routed-expert paths against the per-token sum computed straight from the checkpoint's
+/// The four routed-expert paths against the per-token sum computed straight from the checkpoint's
 /// per-expert tensors (so the stacking at load is checked too), and against each other in a whole model.
 /// </summary>
 public sealed class RoutedExpertPathTests
 {
     private const int Layer = 1;
+
+    /// <summary>Routed experts and experts per token of the V3 tiny fixture.</summary>
+    private const int Experts = 8, TopK = 2;
 
     public static TheoryData<ExpertComputePath, int> PathsAndTokenCounts()
     {
@@ -28,24 +31,63 @@ public sealed class RoutedExpertPathTests
     [MemberData(nameof(PathsAndTokenCounts))]
     public void Each_path_equals_the_per_token_expert_sum(ExpertComputePath path, int tokens)
     {
+        using var scope = NewDisposeScope();
+        var ids = randint(Experts, [tokens, TopK], ScalarType.Int64, generator: new Generator((ulong)(7 + tokens)));
+        ids[0, 1] = ids[0, 0].clone(); // one token names the same expert in two slots: both weights count
+        AssertPathEqualsReference(path, ids, ExpertDeviceProfile.Cpu);
+    }
+
+    /// <summary>
+    /// Skewed routing: one expert gets most pairs, so the grouped path's capacity is far above the
+    /// mean and most of its padded rows are empty; every path still gives the exact sum.
+    /// </summary>
+    [Theory]
+    [InlineData(ExpertComputePath.Gather)]
+    [InlineData(ExpertComputePath.Dense)]
+    [InlineData(ExpertComputePath.Sorted)]
+    [InlineData(ExpertComputePath.Grouped)]
+    public void Each_path_equals_the_per_token_expert_sum_when_one_expert_gets_most_pairs(ExpertComputePath path)
+    {
+        using var scope = NewDisposeScope();
+        const int tokens = 33, favourite = 5;
+        var ids = randint(Experts, [tokens, TopK], ScalarType.Int64, generator: new Generator(21));
+        ids[.., 0] = favourite; // every token's first slot …
+        ids.narrow(0, 0, 20)[.., 1] = favourite; // … and most tokens' second slot: same expert twice
+        var counts = Counts(ids).data<long>().ToArray();
+        Assert.True(counts[favourite] > counts.Sum() / 2, "the routing is not skewed");
+        AssertPathEqualsReference(path, ids, ExpertDeviceProfile.Cpu);
+    }
+
+    /// <summary>With a temporaries cap below one expert's padded rows the grouped path runs one expert at a time.</summary>
+    [Fact]
+    public void Grouped_path_in_expert_chunks_equals_the_per_token_expert_sum()
+    {
+        using var scope = NewDisposeScope();
+        var ids = randint(Experts, [33, TopK], ScalarType.Int64, generator: new Generator(31));
+        var tinyCap = ExpertDeviceProfile.Cpu with { MaxGroupedTemporaryBytes = 1 };
+        var shape = new MoeShape(Experts, TopK, 1, 1, 8);
+        Assert.Equal(1, ExpertCostModel.GroupedChunkExperts(ExpertCostModel.GroupedCapacity(Counts(ids).max().item<long>()), shape, tinyCap));
+        AssertPathEqualsReference(ExpertComputePath.Grouped, ids, tinyCap);
+    }
+
+    /// <summary>Runs <paramref name="path"/> on random states routed to <paramref name="ids"/> and compares every token with the float64 reference.</summary>
+    private static void AssertPathEqualsReference(ExpertComputePath path, Tensor ids, ExpertDeviceProfile device)
+    {
         var directory = Fixtures.Dir(Fixtures.V3Tiny);
         using var model = DeepSeekForCausalLM.Load(directory, ScalarType.Float64, CPU);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
+        Assert.Equal((Experts, TopK), (model.Config.NRoutedExperts, model.Config.NumExpertsPerTok));
         var moe = model.MoeLayers.Single(m => m.LayerIndex == Layer);
-        var dispatcher = new LocalExpertDispatcher(moe.LocalExperts, model.Config.NRoutedExperts, model.Config.NumExpertsPerTok, ExpertDeviceProfile.Cpu)
+        var dispatcher = new LocalExpertDispatcher(moe.LocalExperts, model.Config.NRoutedExperts, model.Config.NumExpertsPerTok, device)
         {
             Thresholds = ExpertPathThresholds.Only(path),
         };
-        Assert.Equal(path, dispatcher.PathFor(tokens));
+        var tokens = ids.shape[0];
+        var counts = Counts(ids);
+        Assert.Equal(path, dispatcher.PathFor(tokens) ?? dispatcher.LargeBatchPathFor(counts.data<long>().ToArray()));
 
-        using var scope = NewDisposeScope();
-        int experts = model.Config.NRoutedExperts, topK = model.Config.NumExpertsPerTok;
         var hidden = randn([tokens, model.Config.HiddenSize], ScalarType.Float64, generator: new Generator(5));
-        var ids = randint(experts, [tokens, topK], ScalarType.Int64, generator: new Generator((ulong)(7 + tokens)));
-        ids[0, 1] = ids[0, 0].clone(); // one token names the same expert in two slots: both weights count
-        var weights = rand([tokens, topK], ScalarType.Float64, generator: new Generator(6));
-        var flat = ids.reshape(-1);
-        var counts = zeros([experts], ScalarType.Int64).scatter_add_(0, flat, ones_like(flat));
+        var weights = rand([tokens, TopK], ScalarType.Float64, generator: new Generator(6));
 
         var dispatched = dispatcher.Dispatch(new RoutedTokens(Layer, hidden, ids, weights, counts));
 
@@ -54,11 +96,17 @@ public sealed class RoutedExpertPathTests
         for (var t = 0; t < tokens; t++)
         {
             var expected = zeros([model.Config.HiddenSize], ScalarType.Float64);
-            for (var k = 0; k < topK; k++)
-                expected += ReferenceExpert(checkpoint, (int)idRows[(t * topK) + k], hidden[t]) * weights[t, k];
+            for (var k = 0; k < TopK; k++)
+                expected += ReferenceExpert(checkpoint, (int)idRows[(t * TopK) + k], hidden[t]) * weights[t, k];
             var difference = (dispatched[t] - expected).abs().max().item<double>();
             Assert.True(difference < 1e-12, $"{path}, {tokens} tokens: token {t} differs by {difference}");
         }
+    }
+
+    private static Tensor Counts(Tensor ids)
+    {
+        var flat = ids.reshape(-1);
+        return zeros([Experts], ScalarType.Int64).scatter_add_(0, flat, ones_like(flat));
     }
 
     /// <summary>
@@ -97,6 +145,7 @@ public sealed class RoutedExpertPathTests
     [Theory]
     [InlineData(ExpertComputePath.Gather)]
     [InlineData(ExpertComputePath.Dense)]
+    [InlineData(ExpertComputePath.Grouped)]
     public void Whole_model_gives_the_same_logits_and_loads_on_every_path(ExpertComputePath path)
     {
         using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V2LiteTiny), ScalarType.Float64, CPU);
@@ -121,24 +170,40 @@ public sealed class RoutedExpertPathTests
     }
 
     [Fact]
-    public void Cost_model_gathers_small_decode_batches_and_goes_dense_up_to_the_temporaries_cap_on_a_gpu()
+    public void Cost_model_gathers_small_decode_batches_and_goes_dense_until_grouped_is_cheaper_on_a_gpu()
     {
         // DeepSeek-V2-Lite in bf16: 64 experts, 6 per token, hidden 2048, moe_intermediate 1408.
         var v2Lite = new MoeShape(64, 6, 2048, 1408, 2);
         var gpu = ExpertCostModel.Thresholds(v2Lite, ExpertDeviceProfile.Cuda);
-        Assert.Equal(new ExpertPathThresholds(3, 334), gpu);
+        Assert.Equal(new ExpertPathThresholds(3, 225), gpu);
         Assert.Equal(ExpertComputePath.Gather, gpu.Choose(1));
         Assert.Equal(ExpertComputePath.Dense, gpu.Choose(8));
         Assert.Equal(ExpertComputePath.Dense, gpu.Choose(64));
-        Assert.Equal(ExpertComputePath.Sorted, gpu.Choose(2048));
-        // The dense cap is where its temporaries outgrow the profile's limit.
-        Assert.True(ExpertCostModel.DenseTemporaryBytes(gpu.MaxDenseTokens, v2Lite) <= ExpertDeviceProfile.Cuda.MaxDenseTemporaryBytes);
-        Assert.True(ExpertCostModel.DenseTemporaryBytes(gpu.MaxDenseTokens + 1, v2Lite) > ExpertDeviceProfile.Cuda.MaxDenseTemporaryBytes);
+        Assert.Null(gpu.Choose(2048)); // large batch: Sorted or Grouped from the counts
+        // Dense stops where uniformly routed Grouped (capacity ≈ 1.5 × the mean) becomes cheaper, before its temporaries cap.
+        Assert.True(ExpertCostModel.DenseTemporaryBytes(gpu.MaxDenseTokens + 1, v2Lite) <= ExpertDeviceProfile.Cuda.MaxDenseTemporaryBytes);
+        Assert.True(ExpertCostModel.Seconds(ExpertComputePath.Grouped, gpu.MaxDenseTokens + 1, v2Lite, ExpertDeviceProfile.Cuda)
+                    < ExpertCostModel.Seconds(ExpertComputePath.Dense, gpu.MaxDenseTokens + 1, v2Lite, ExpertDeviceProfile.Cuda));
 
-        // On a CPU a matmul is memory-bound and a "synchronisation" free: only the chosen experts are read.
-        var cpu = ExpertCostModel.Thresholds(v2Lite with { ElementSize = 4 }, ExpertDeviceProfile.Cpu);
-        Assert.Equal(ExpertComputePath.Sorted, cpu.Choose(1));
-        Assert.Equal(ExpertComputePath.Sorted, cpu.Choose(64));
+        // Prefill of 2,048 and 8,192 balanced tokens: Grouped (one expert chunk, then two); one
+        // expert taking a third of 2,048 tokens' pairs makes the padding cost more than Sorted's launches.
+        Assert.Equal(ExpertComputePath.Grouped, ExpertCostModel.LargeBatchPath(Balanced(2048 * 6, 64), v2Lite, ExpertDeviceProfile.Cuda));
+        Assert.Equal(ExpertComputePath.Grouped, ExpertCostModel.LargeBatchPath(Balanced(8192 * 6, 64), v2Lite, ExpertDeviceProfile.Cuda));
+        Assert.Equal(64, ExpertCostModel.GroupedChunkExperts(ExpertCostModel.GroupedCapacity(2048 * 6 / 64), v2Lite, ExpertDeviceProfile.Cuda));
+        Assert.Equal(42, ExpertCostModel.GroupedChunkExperts(ExpertCostModel.GroupedCapacity(8192 * 6 / 64), v2Lite, ExpertDeviceProfile.Cuda));
+        var skewed = Balanced((2048 * 6) - 4096, 64);
+        skewed[0] += 4096;
+        Assert.Equal(ExpertComputePath.Sorted, ExpertCostModel.LargeBatchPath(skewed, v2Lite, ExpertDeviceProfile.Cuda));
+
+        // On a CPU a matmul is memory-bound and a "synchronisation" free: only the chosen experts are
+        // read, and Grouped's padded rows are extra FLOPs.
+        var cpuShape = v2Lite with { ElementSize = 4 };
+        var cpu = ExpertCostModel.Thresholds(cpuShape, ExpertDeviceProfile.Cpu);
+        Assert.Null(cpu.Choose(1));
+        Assert.Equal(ExpertComputePath.Sorted, ExpertCostModel.LargeBatchPath(Balanced(6, 64), cpuShape, ExpertDeviceProfile.Cpu));
+        var nearlyBalanced = Balanced(2048 * 6, 64);
+        (nearlyBalanced[0], nearlyBalanced[1]) = (nearlyBalanced[0] + 16, nearlyBalanced[1] - 16);
+        Assert.Equal(ExpertComputePath.Sorted, ExpertCostModel.LargeBatchPath(nearlyBalanced, cpuShape, ExpertDeviceProfile.Cpu));
     }
 
     [Fact]
@@ -146,10 +211,21 @@ public sealed class RoutedExpertPathTests
     {
         var shape = new MoeShape(64, 6, 2048, 1408, 2);
         var bandwidthOnly = new ExpertDeviceProfile(1e12, 1e18, 1e18, 0, 0, long.MaxValue);
-        // Gather reads 3·6 experts for one token, Dense all 64, Sorted the 6 chosen.
+        // Gather reads 3·6 experts for one token, Dense and Grouped all 64, Sorted the 6 chosen.
         Assert.True(ExpertCostModel.Seconds(ExpertComputePath.Sorted, 1, shape, bandwidthOnly) < ExpertCostModel.Seconds(ExpertComputePath.Gather, 1, shape, bandwidthOnly));
         Assert.True(ExpertCostModel.Seconds(ExpertComputePath.Gather, 1, shape, bandwidthOnly) < ExpertCostModel.Seconds(ExpertComputePath.Dense, 1, shape, bandwidthOnly));
-        Assert.Equal(ExpertComputePath.Sorted, ExpertCostModel.Thresholds(shape, bandwidthOnly).Choose(1));
+        Assert.True(ExpertCostModel.Seconds(ExpertComputePath.Gather, 1, shape, bandwidthOnly) < ExpertCostModel.Seconds(ExpertComputePath.Grouped, 1, shape, bandwidthOnly));
+        Assert.Null(ExpertCostModel.Thresholds(shape, bandwidthOnly).Choose(1));
+        Assert.Equal(ExpertComputePath.Sorted, ExpertCostModel.LargeBatchPath(Balanced(6, 64), shape, bandwidthOnly));
+    }
+
+    [Fact]
+    public void Grouped_capacity_is_the_largest_count_rounded_up_to_sixteen()
+    {
+        Assert.Equal(0, ExpertCostModel.GroupedCapacity(0));
+        Assert.Equal(16, ExpertCostModel.GroupedCapacity(1));
+        Assert.Equal(16, ExpertCostModel.GroupedCapacity(16));
+        Assert.Equal(208, ExpertCostModel.GroupedCapacity(193));
     }
 
     [Fact]
@@ -159,7 +235,14 @@ public sealed class RoutedExpertPathTests
         var dispatcher = Assert.IsType<LocalExpertDispatcher>(model.MoeLayers.First().Dispatcher);
         dispatcher.Thresholds = ExpertPathThresholds.Only(ExpertComputePath.Dense);
         Assert.Equal(ExpertComputePath.Sorted, dispatcher.PathFor(4));
+        dispatcher.Thresholds = ExpertPathThresholds.Only(ExpertComputePath.Grouped);
+        Assert.Equal(ExpertComputePath.Sorted, dispatcher.PathFor(4));
+        Assert.Equal(ExpertComputePath.Sorted, dispatcher.LargeBatchPathFor([1, 2, 3, 4, 0, 0, 0, 0]));
     }
+
+    /// <summary><paramref name="pairs"/> spread as evenly as possible over <paramref name="experts"/> experts.</summary>
+    private static long[] Balanced(long pairs, int experts) =>
+        [.. Enumerable.Range(0, experts).Select(e => (pairs / experts) + (e < pairs % experts ? 1 : 0))];
 
     private static void SetPath(DeepSeekForCausalLM model, ExpertComputePath path)
     {
