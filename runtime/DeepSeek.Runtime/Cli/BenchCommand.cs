@@ -24,7 +24,7 @@ public static class BenchCommand
         var shape = new Option<string?>("--shape") { Description = $"Random-weight model of this shape instead of a checkpoint: {string.Join(", ", ModelShapes.Names)}." };
         shape.AcceptOnlyFromAmong([.. ModelShapes.Names]);
         var model = new Option<string?>("--model") { Description = "Model folder (Hugging Face layout); default without --shape: the embedded tiny model. With --url: the served model's name (default: the first of GET /v1/models)." };
-        var url = new Option<Uri?>("--url") { Description = "Benchmark a running OpenAI-compatible server at this address (http://HOST:PORT) instead of the engine in-process; --batches are then numbers of concurrent clients." };
+        var url = new Option<string?>("--url") { Description = "Benchmark a running OpenAI-compatible server at this address (http://HOST:PORT) instead of the engine in-process; --batches are then numbers of concurrent clients." };
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer token for --url.", DefaultValueFactory = _ => EnvironmentDefault.GetString("--api-key") };
         var requestsPerClient = new Option<int>("--requests-per-client") { Description = "With --url: streamed completions each client sends, one after another.", DefaultValueFactory = _ => 4 };
         var layers = new Option<int?>("--layers") { Description = "Keep only the first N decoder layers (shorter random-weight models)." };
@@ -57,8 +57,10 @@ public static class BenchCommand
                 if (parse.GetValue(outputTokens) < 2) throw new ArgumentException("--output-tokens must be at least 2 (decode needs tokens after the first).");
                 if (parse.GetValue(bandwidth) <= 0) throw new ArgumentException("--bandwidth-gbs must be positive.");
                 var sizes = ParseBatches(parse.GetValue(batches)!);
-                if (parse.GetValue(url) is { } serverUrl)
+                if (parse.GetValue(url) is { } urlText)
                 {
+                    if (!Uri.TryCreate(urlText, UriKind.Absolute, out var serverUrl) || serverUrl.Scheme is not ("http" or "https"))
+                        throw new ArgumentException($"--url must be an absolute address such as http://127.0.0.1:8000, not \"{urlText}\".");
                     if (parse.GetValue(requestsPerClient) < 1) throw new ArgumentException("--requests-per-client must be at least 1.");
                     return await RunHttpAsync(serverUrl, parse.GetValue(apiKey), parse.GetValue(model), sizes, parse.GetValue(requestsPerClient),
                         parse.GetValue(promptTokens), parse.GetValue(outputTokens), parse.GetValue(seed), parse.GetValue(json), cancellationToken);
@@ -152,7 +154,6 @@ public static class BenchCommand
     private static async Task<int> RunHttpAsync(Uri url, string? apiKey, string? model, int[] levels, int requestsPerClient,
         int promptTokens, int outputTokens, int seed, string? jsonPath, CancellationToken cancellationToken)
     {
-        if (url.Scheme is not ("http" or "https")) throw new ArgumentException($"--url must be http://HOST:PORT or https://…, not {url}.");
         const int promptIdBound = 256;
         var baseUrl = new Uri(url.GetLeftPart(UriPartial.Authority) + "/");
         using var http = new HttpClient(HttpLoadBenchmark.Handler(levels.Max())) { Timeout = TimeSpan.FromMinutes(10) };
