@@ -15,7 +15,7 @@ using Spectre.Console;
 
 namespace DeepSeek.Runtime.Cli;
 
-/// <summary><c>bench</c>: offline engine throughput in-process, on a checkpoint or a random-weight model of a named shape.</summary>
+/// <summary><c>bench</c>: offline engine throughput in-process, on a checkpoint or a random-weight model of a named shape; or, with <c>--url</c>, a running server over HTTP.</summary>
 public static class BenchCommand
 {
 
@@ -23,7 +23,10 @@ public static class BenchCommand
     {
         var shape = new Option<string?>("--shape") { Description = $"Random-weight model of this shape instead of a checkpoint: {string.Join(", ", ModelShapes.Names)}." };
         shape.AcceptOnlyFromAmong([.. ModelShapes.Names]);
-        var model = new Option<string?>("--model") { Description = "Model folder (Hugging Face layout). Default without --shape: the embedded tiny model." };
+        var model = new Option<string?>("--model") { Description = "Model folder (Hugging Face layout); default without --shape: the embedded tiny model. With --url: the served model's name (default: the first of GET /v1/models)." };
+        var url = new Option<string?>("--url") { Description = "Benchmark a running OpenAI-compatible server at this address (http://HOST:PORT) instead of the engine in-process; --batches are then numbers of concurrent clients." };
+        var apiKey = new Option<string?>("--api-key") { Description = "Bearer token for --url.", DefaultValueFactory = _ => EnvironmentDefault.GetString("--api-key") };
+        var requestsPerClient = new Option<int>("--requests-per-client") { Description = "With --url: streamed completions each client sends, one after another.", DefaultValueFactory = _ => 4 };
         var layers = new Option<int?>("--layers") { Description = "Keep only the first N decoder layers (shorter random-weight models)." };
         var batches = new Option<string>("--batches") { Description = "Comma-separated batch sizes, one run and one row each.", DefaultValueFactory = _ => "1,8,32" };
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "Random prompt tokens per request.", DefaultValueFactory = _ => 256 };
@@ -36,11 +39,13 @@ public static class BenchCommand
 
         var command = new Command("bench", "Engine throughput: prefill and decode tokens/s, time to first token and inter-token latency per batch size.")
         {
-            shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, device, dtype,
+            shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, device, dtype, url, apiKey, requestsPerClient,
         };
         command.Validators.Add(result =>
         {
             if (result.GetValue(shape) is not null && result.GetValue(model) is not null) result.AddError("Give --shape or --model, not both.");
+            if (result.GetValue(url) is not null && (result.GetValue(shape) is not null || result.GetValue(layers) is not null))
+                result.AddError("--url benchmarks a running server; --shape and --layers make an in-process model. Give one or the other.");
         });
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -52,6 +57,14 @@ public static class BenchCommand
                 if (parse.GetValue(outputTokens) < 2) throw new ArgumentException("--output-tokens must be at least 2 (decode needs tokens after the first).");
                 if (parse.GetValue(bandwidth) <= 0) throw new ArgumentException("--bandwidth-gbs must be positive.");
                 var sizes = ParseBatches(parse.GetValue(batches)!);
+                if (parse.GetValue(url) is { } urlText)
+                {
+                    if (!Uri.TryCreate(urlText, UriKind.Absolute, out var serverUrl) || serverUrl.Scheme is not ("http" or "https"))
+                        throw new ArgumentException($"--url must be an absolute address such as http://127.0.0.1:8000, not \"{urlText}\".");
+                    if (parse.GetValue(requestsPerClient) < 1) throw new ArgumentException("--requests-per-client must be at least 1.");
+                    return await RunHttpAsync(serverUrl, parse.GetValue(apiKey), parse.GetValue(model), sizes, parse.GetValue(requestsPerClient),
+                        parse.GetValue(promptTokens), parse.GetValue(outputTokens), parse.GetValue(seed), parse.GetValue(json), cancellationToken);
+                }
                 var config = parse.GetValue(shape) is { } shapeName
                     ? ModelShapes.Get(shapeName, ModelOptions.EmbeddedModelDirectory)
                     : DeepSeekConfig.Load(parse.GetValue(model) ?? ModelOptions.EmbeddedModelDirectory);
@@ -131,6 +144,75 @@ public static class BenchCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// <c>bench --url</c>: closed-loop clients per concurrency level against a running server. Prompt
+    /// ids stay below 256, the smallest vocabulary of the models served here: <c>/v1/models</c> does not
+    /// say the vocabulary size.
+    /// </summary>
+    private static async Task<int> RunHttpAsync(Uri url, string? apiKey, string? model, int[] levels, int requestsPerClient,
+        int promptTokens, int outputTokens, int seed, string? jsonPath, CancellationToken cancellationToken)
+    {
+        const int promptIdBound = 256;
+        var baseUrl = new Uri(url.GetLeftPart(UriPartial.Authority) + "/");
+        using var http = new HttpClient(HttpLoadBenchmark.Handler(levels.Max())) { Timeout = TimeSpan.FromMinutes(10) };
+        string served;
+        try
+        {
+            served = model ?? await HttpLoadBenchmark.FirstModelAsync(http, baseUrl, apiKey, cancellationToken);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new InvalidOperationException($"Cannot reach {baseUrl}: {e.Message}. Is the server running, and is --url right?", e);
+        }
+        AnsiConsole.MarkupLine($"[grey]Model {Markup.Escape(served)} at {Markup.Escape(baseUrl.ToString())}; prompt token ids below {promptIdBound} (/v1/models does not give the vocabulary size).[/]");
+        var benchmark = new HttpLoadBenchmark(http, baseUrl, apiKey, served, promptIdBound, seed);
+
+        // One request first, not reported: connection set-up and the server's first steps stay out of the numbers.
+        var warm = await benchmark.SendAsync(Enumerable.Range(0, promptTokens).Select(i => i % promptIdBound).ToArray(), outputTokens, cancellationToken);
+        if (!warm.Succeeded) throw new InvalidOperationException($"The warm-up request failed ({warm.Failure}): {warm.Detail}");
+
+        var rows = new List<HttpBenchResult>();
+        await AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .StartAsync(async context =>
+            {
+                foreach (var level in levels)
+                {
+                    var task = context.AddTask($"{level} client(s)", maxValue: level * requestsPerClient);
+                    var run = await benchmark.RunLevelAsync(level, requestsPerClient, promptTokens, outputTokens, () => task.Increment(1), cancellationToken);
+                    rows.Add(HttpBenchResult.From(run));
+                    task.StopTask();
+                }
+            });
+
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 220;
+        AnsiConsole.Write(RenderHttp(rows, promptTokens, outputTokens));
+        foreach (var row in rows.Where(r => r.Failures.Count > 0))
+            Console.Error.WriteLine($"bench: {row.Concurrency} client(s): {row.Requests - row.Succeeded} of {row.Requests} requests failed.");
+        if (jsonPath is not null)
+        {
+            var report = new HttpBenchReport(baseUrl.ToString(), served, promptTokens, outputTokens, requestsPerClient, promptIdBound, rows);
+            await File.WriteAllTextAsync(jsonPath, JsonSerializer.Serialize(report, BenchJsonContext.Default.HttpBenchReport), cancellationToken);
+        }
+        return rows.All(r => r.Failures.Count == 0) ? 0 : 2;
+    }
+
+    private static Table RenderHttp(IEnumerable<HttpBenchResult> rows, int promptTokens, int outputTokens)
+    {
+        static string F(double value, string format = "N1") => value.ToString(format, CultureInfo.InvariantCulture);
+        static string P(double p50, double p90, double p99, string format) => $"{F(p50, format)} / {F(p90, format)} / {F(p99, format)}";
+        var table = new Table().Title($"server over HTTP ({promptTokens} prompt, {outputTokens} output tokens per request)")
+            .AddColumn("clients").AddColumn("requests ok").AddColumn("failures").AddColumn("req/s").AddColumn("output tok/s")
+            .AddColumn("TTFT p50/p90/p99 ms").AddColumn("ITL p50/p90/p99 ms").AddColumn("e2e p50/p90/p99 ms");
+        foreach (var r in rows)
+            table.AddRow(
+                r.Concurrency.ToString(CultureInfo.InvariantCulture), $"{r.Succeeded}/{r.Requests}",
+                r.Failures.Count == 0 ? "0" : Markup.Escape(string.Join(", ", r.Failures.Select(f => $"{f.Key} ×{f.Value}"))),
+                F(r.RequestsPerSecond, "N2"), F(r.OutputTokensPerSecond),
+                P(r.TtftP50Ms, r.TtftP90Ms, r.TtftP99Ms, "N1"), P(r.ItlP50Ms, r.ItlP90Ms, r.ItlP99Ms, "N2"), P(r.E2eP50Ms, r.E2eP90Ms, r.E2eP99Ms, "N1"));
+        return table;
     }
 
     /// <summary>A checkpoint's model, with only the first layers when the config was shortened.</summary>

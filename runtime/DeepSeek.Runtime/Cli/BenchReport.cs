@@ -16,4 +16,5 @@ public sealed record BenchReport(
 /// <summary>Source-generated serialisation: the GPU bundle is trimmed, where reflection-based JSON is off.</summary>
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(BenchReport))]
+[JsonSerializable(typeof(HttpBenchReport))]
 internal sealed partial class BenchJsonContext : JsonSerializerContext;
