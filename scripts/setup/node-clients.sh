@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real API clients the runtime's API tests drive (the official openai SDK, @grpc/grpc-js,
-# @grpc/proto-loader) into tests/clients/node_modules, exactly as package-lock.json pins them.
+# @grpc/proto-loader) and the CEL evaluator the CRD rule tests use (@bufbuild/cel) into
+# tests/clients/node_modules, exactly as package-lock.json pins them.
 # Idempotent: skips npm when the installed lock matches the committed one.
 set -euo pipefail
 cd "$(dirname "$0")/../../tests/clients"
@@ -19,4 +20,4 @@ fi
 
 npm ci --no-audit --no-fund --loglevel=error
 cp package-lock.json "$stamp"
-echo "node clients: installed openai $(node -p 'require("./node_modules/openai/package.json").version'), @grpc/grpc-js $(node -p 'require("./node_modules/@grpc/grpc-js/package.json").version')"
+echo "node clients: installed openai $(node -p 'require("./node_modules/openai/package.json").version'), @grpc/grpc-js $(node -p 'require("./node_modules/@grpc/grpc-js/package.json").version'), @bufbuild/cel $(node -p 'require("./node_modules/@bufbuild/cel/package.json").version')"
