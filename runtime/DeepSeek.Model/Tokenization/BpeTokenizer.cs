@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -21,7 +22,11 @@ public sealed class BpeTokenizer
     private readonly Regex? _addedPattern;
     private readonly PreTokenizer _preTokenizer;
     private readonly bool _ignoreMerges;
-    private readonly Dictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
+    // Request handlers encode concurrently: the word cache takes concurrent readers and writers, and
+    // stops growing at WordCacheLimit entries so arbitrary client text cannot grow it without bound.
+    private const int WordCacheLimit = 100_000;
+    private readonly ConcurrentDictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
+    private int _wordCacheSize;
 
     private BpeTokenizer(Dictionary<string, int> vocabulary, Dictionary<(string, string), int> mergeRank,
         IReadOnlyList<AddedToken> added, PreTokenizer preTokenizer, bool ignoreMerges)
@@ -123,7 +128,8 @@ public sealed class BpeTokenizer
             if (!_wordCache.TryGetValue(word, out var ids))
             {
                 ids = EncodeWord(word);
-                if (_wordCache.Count < 100_000) _wordCache[word] = ids;
+                if (Volatile.Read(ref _wordCacheSize) < WordCacheLimit && _wordCache.TryAdd(word, ids))
+                    Interlocked.Increment(ref _wordCacheSize);
             }
             into.AddRange(ids);
         }

@@ -67,6 +67,28 @@ public sealed class BpeTokenizerTests
         Assert.Equal(new int?[] { tokenizer.IdOf("12"), tokenizer.IdOf("3"), tokenizer.IdOf("4"), tokenizer.IdOf("5") }, ids.Select(i => (int?)i));
     }
 
+    /// <summary>
+    /// Request handlers encode concurrently through one tokenizer; its word cache must survive that
+    /// (a plain Dictionary here once corrupted under load and failed every later request).
+    /// </summary>
+    [Fact]
+    public void Concurrent_encoding_gives_the_same_ids_as_sequential_encoding()
+    {
+        var texts = Enumerable.Range(0, 20_000).Select(i => $"w{i} v{i * 7919} {i % 97}x{i}").ToArray();
+        var sequential = Fixture(Fixtures.V3Tiny);
+        var expected = texts.Select(t => sequential.Encode(t).ToArray()).ToArray();
+
+        // Several fresh tokenizers so the cache fills under contention more than once.
+        var actual = new int[texts.Length][];
+        for (var round = 0; round < 5; round++)
+        {
+            var shared = Fixture(Fixtures.V3Tiny);
+            Parallel.For(0, texts.Length, new ParallelOptions { MaxDegreeOfParallelism = 16 }, i => actual[i] = shared.Encode(texts[i]).ToArray());
+        }
+
+        for (var i = 0; i < texts.Length; i++) Assert.Equal(expected[i], actual[i]);
+    }
+
     private sealed record ReferenceCase(string Tokenizer, string Text, int[] Ids, string Decoded);
 
     private sealed record ReferenceFile(List<ReferenceCase> Cases);
