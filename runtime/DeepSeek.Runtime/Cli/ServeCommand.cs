@@ -85,9 +85,10 @@ public static class ServeCommand
             var drain = parse.GetValue(drainTimeout);
             // The operator describes multi-pod groups to every rank; until the rank transport exists,
             // say plainly that this pod serves the whole model on its own.
-            if (EnvironmentDefault.Get("--world-size", 1) > 1)
+            var worldSize = EnvironmentDefault.Get("--world-size", 1);
+            if (worldSize > 1)
                 await Console.Error.WriteLineAsync(
-                    $"warning: {EnvironmentDefault.VariableFor("--world-size")} is {EnvironmentDefault.Get("--world-size", 1)}, but expert parallelism between ranks is not implemented; this rank loads and serves every expert itself.");
+                    $"warning: {EnvironmentDefault.VariableFor("--world-size")} is {worldSize}, but expert parallelism between ranks is not implemented; this rank loads and serves every expert itself.");
             try
             {
                 options.Validate();
