@@ -112,7 +112,15 @@ public sealed class ObjectStore(TimeProvider time)
             obj["apiVersion"] = type.GroupVersion;
             obj["kind"] = type.Kind;
             if (type.HasStatus) obj.Remove("status");
-            return (201, Commit(type, ns, name, obj, "ADDED"));
+            var created = Commit(type, ns, name, obj, "ADDED");
+            // Kubernetes' garbage collector also removes a dependent whose owners are all gone, such as
+            // a child a controller created just after its owner was deleted; here it happens at once.
+            if (OwnersAllGone(obj))
+            {
+                objects.Remove((type, ns, name));
+                Publish(type, "DELETED", obj);
+            }
+            return (201, created);
         }
     }
 
@@ -180,6 +188,13 @@ public sealed class ObjectStore(TimeProvider time)
             CollectGarbage((string)current["metadata"]!["uid"]!, allTypes);
             return (200, Errors.Success(type, name));
         }
+    }
+
+    private bool OwnersAllGone(JsonObject obj)
+    {
+        if (obj["metadata"]?["ownerReferences"] is not JsonArray { Count: > 0 } owners) return false;
+        var live = objects.Values.Select(o => (string?)o["metadata"]?["uid"]).ToHashSet();
+        return owners.All(o => !live.Contains((string?)o?["uid"]));
     }
 
     /// <summary>Owner-reference garbage collection, foreground and immediate: dependents of a deleted uid go too, recursively.</summary>
