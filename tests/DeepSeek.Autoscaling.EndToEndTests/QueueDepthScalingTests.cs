@@ -43,6 +43,7 @@ public sealed class QueueDepthScalingTests
             var model = await harness.GetModelAsync("lite");
             Assert.Equal(3, model.Status!.DesiredReplicas);
             Assert.NotNull(model.Status.QueueDepth);
+            await Eventually.HoldsAsync(async () => (await harness.EventsAsync(ModelConditions.ReasonScaledUp)).Count > 0, Deadline, "a ScaledUp event");
             var up = Assert.Single(await harness.EventsAsync(ModelConditions.ReasonScaledUp));
             Assert.Contains("from 1 to 3", up.Message, StringComparison.Ordinal);
             Assert.Contains("maxReplicas", up.Message, StringComparison.Ordinal);
@@ -51,6 +52,8 @@ public sealed class QueueDepthScalingTests
             // Load gone: after the 3 s window, one replica per 15 s down to minReplicas.
             foreach (var r in replicas) r.Waiting = 0;
             await Eventually.HoldsAsync(async () => await harness.DeploymentReplicasAsync("lite") == 1, Deadline, "scale down to minReplicas 1");
+            // The event of a decision is written after the workload and status, so it may trail them.
+            await Eventually.HoldsAsync(async () => (await harness.EventsAsync(ModelConditions.ReasonScaledDown)).Count >= 2, Deadline, "two ScaledDown events");
             var downs = await harness.EventsAsync(ModelConditions.ReasonScaledDown);
             Assert.Equal(["Scaling down from 3 to 2", "Scaling down from 2 to 1"], downs.OrderBy(e => e.FirstTimestamp).Select(e => e.Message[..24]));
             Assert.Equal(1, (await harness.GetModelAsync("lite")).Status!.DesiredReplicas);

@@ -89,7 +89,8 @@ public sealed class RealRuntimeScalingTests(ITestOutputHelper output)
 
                 await Eventually.HoldsAsync(async () => await harness.DeploymentReplicasAsync("tiny") == 2, Deadline, $"scale up to 2 under load (kubelet: {kubelet.LastError})");
                 output.WriteLine($"{clock.Elapsed:mm\\:ss} Deployment scaled to 2");
-                Assert.NotEmpty(await harness.EventsAsync(ModelConditions.ReasonScaledUp));
+                // The event of a decision is written after the workload and status, so it may trail them.
+                await Eventually.HoldsAsync(async () => (await harness.EventsAsync(ModelConditions.ReasonScaledUp)).Count > 0, Deadline, "a ScaledUp event");
                 await Eventually.HoldsAsync(() => Task.FromResult(results.Any(r => r.Replica == Address(1).ToString())), Deadline, $"the second replica serves requests (kubelet: {kubelet.LastError})");
                 output.WriteLine($"{clock.Elapsed:mm\\:ss} replica 1 served a request");
 
@@ -98,7 +99,7 @@ public sealed class RealRuntimeScalingTests(ITestOutputHelper output)
                 await Eventually.HoldsAsync(async () => await harness.DeploymentReplicasAsync("tiny") == 1, Deadline, "scale back down to 1 after the window");
                 output.WriteLine($"{clock.Elapsed:mm\\:ss} Deployment scaled to 1");
                 await Eventually.HoldsAsync(() => Task.FromResult(processes.Count == 1 && processes.ContainsKey(0)), Deadline, $"the removed replica drained and stopped (kubelet: {kubelet.LastError})");
-                Assert.NotEmpty(await harness.EventsAsync(ModelConditions.ReasonScaledDown));
+                await Eventually.HoldsAsync(async () => (await harness.EventsAsync(ModelConditions.ReasonScaledDown)).Count > 0, Deadline, "a ScaledDown event");
                 Assert.Equal([1], drained);
 
                 await trickle.CancelAsync();
