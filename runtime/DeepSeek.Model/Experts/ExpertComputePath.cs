@@ -1,6 +1,6 @@
 namespace DeepSeek.Model.Experts;
 
-/// <summary>How <see cref="LocalExpertDispatcher"/> computes a batch's routed experts.</summary>
+/// <summary>How <see cref="LocalExperts"/> computes a batch's routed experts.</summary>
 public enum ExpertComputePath
 {
     /// <summary>

@@ -1,4 +1,24 @@
 namespace DeepSeek.Model.Experts;
 
-/// <summary>How many tokens each routed expert of one MoE layer received in one forward.</summary>
-public sealed record ExpertLoad(int LayerIndex, long[] TokensPerExpert);
+/// <summary>
+/// How many routed (token, expert) picks each expert of one MoE layer received: what one forward
+/// observed (<see cref="Modeling.ForwardOutput.ExpertLoads"/>), or a sum of many (the input of a placement).
+/// </summary>
+public sealed record ExpertLoad(int LayerIndex, long[] TokensPerExpert)
+{
+    /// <summary>
+    /// Max over mean of tokens per shard (per rank of a placement, or per expert): 1 is perfectly
+    /// even; 0 when nothing was routed.
+    /// </summary>
+    public static double ImbalanceRatio(ReadOnlySpan<long> tokensPerShard)
+    {
+        if (tokensPerShard.IsEmpty) return 0;
+        long max = 0, sum = 0;
+        foreach (var tokens in tokensPerShard)
+        {
+            max = Math.Max(max, tokens);
+            sum += tokens;
+        }
+        return sum == 0 ? 0 : max / ((double)sum / tokensPerShard.Length);
+    }
+}

@@ -3,8 +3,10 @@ using static TorchSharp.torch;
 namespace DeepSeek.Model.Experts;
 
 /// <summary>
-/// One MoE layer's routing decision for a batch: token states <c>[T, hidden]</c>, chosen expert ids
-/// <c>[T, k]</c> with their weights <c>[T, k]</c>, and how many (token, slot) pairs each expert got
-/// (<c>[n_routed_experts]</c> int64, on the device: reading it on the host is a synchronisation).
+/// Routed tokens for the experts this process holds: token states <c>[T, hidden]</c>, for each of a
+/// token's k picks the slot of its expert in the held stack <c>[T, k]</c> (int64; equal to the expert
+/// id where every expert is held) with its weight <c>[T, k]</c>, and the pairs per slot
+/// <c>[held experts]</c> (int64, on the device: reading it on the host is a synchronisation). A pick
+/// computed elsewhere has the sentinel slot <c>held experts</c> and is not counted.
 /// </summary>
-public sealed record RoutedTokens(int LayerIndex, Tensor Hidden, Tensor ExpertIds, Tensor Weights, Tensor TokensPerExpert);
+public sealed record RoutedTokens(int LayerIndex, Tensor Hidden, Tensor Slots, Tensor Weights, Tensor PairsPerSlot);

@@ -1,53 +1,76 @@
+using System.Globalization;
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Experts;
 using DeepSeek.Model.Layers;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Modeling;
 
 /// <summary>
-/// A DeepSeek-V2/V3 causal language model over flattened <c>[tokens, hidden]</c> batches with
-/// explicit positions and KV-cache slots (see <see cref="ForwardBatch"/>). Field names equal the
+/// DeepSeek-V2/V3 as a causal language model over flattened <c>[tokens, hidden]</c> batches with
+/// explicit positions and KV-cache slots (<see cref="ForwardBatch"/>). Field names equal the
 /// checkpoint's tensor names, so weights load by state-dict name.
+/// <para>
+/// Life cycle: <see cref="Build"/> declares every weight on the meta device (no memory, nothing about
+/// ranks); passes may then reshape the built model (expert parallelism keeps a rank's experts only);
+/// <see cref="Materialise"/> allocates what is declared on the target device and fills it from the
+/// memory-mapped checkpoint. <see cref="Load"/> does the first and last step for one process.
+/// </para>
 /// </summary>
 public sealed class DeepSeekForCausalLM : nn.Module
 {
     private readonly DeepSeekModel model;
-    private readonly Projection lm_head;
+    private readonly Linear lm_head;
     private readonly RotaryEmbedding _rotary;
+    private Device? _device;
 
-    public DeepSeekConfig Config { get; }
-
-    public ScalarType DType { get; }
-
-    public Device Device { get; }
-
-    public DeepSeekForCausalLM(DeepSeekConfig config, ScalarType dtype, Device device, ExpertPlacement? placement = null, int rank = 0)
-        : base(nameof(DeepSeekForCausalLM))
+    private DeepSeekForCausalLM(DeepSeekConfig config, ScalarType dtype) : base(nameof(DeepSeekForCausalLM))
     {
         if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Float64))
             throw new ArgumentException($"dtype {dtype} is not supported; use float32, bfloat16, float16 or float64.", nameof(dtype));
         Config = config;
         DType = dtype;
-        Device = device;
         _rotary = new RotaryEmbedding(config);
-        model = new DeepSeekModel(nameof(model), config, placement ?? ExpertPlacement.AllLocal(config.NRoutedExperts), rank, dtype, device);
-        lm_head = new Projection(nameof(lm_head), config.HiddenSize, config.VocabSize, false, dtype, device);
+        model = new DeepSeekModel(nameof(model), config, dtype);
+        lm_head = new Linear(nameof(lm_head), config.HiddenSize, config.VocabSize, false, dtype);
         RegisterComponents();
     }
 
-    /// <summary>Builds the model and fills every parameter and buffer from the folder's safetensors.</summary>
-    public static DeepSeekForCausalLM Load(string directory, ScalarType dtype, Device device, ExpertPlacement? placement = null, int rank = 0)
+    public DeepSeekConfig Config { get; }
+
+    public ScalarType DType { get; }
+
+    /// <summary>Where the weights live; set by <see cref="Materialise"/>.</summary>
+    public Device Device => _device ?? throw new InvalidOperationException("The model is built but not materialised yet.");
+
+    public bool IsMaterialised => _device is not null;
+
+    /// <summary>The routed experts of every MoE layer, in layer order: what a placement pass shards.</summary>
+    public IReadOnlyList<RoutedExperts> RoutedExperts => model.RoutedExperts;
+
+    /// <summary>Parameters declared (before materialisation) or held (after): what this process allocates.</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+
+    public long ParameterBytes => parameters().Sum(p => p.numel() * p.element_size());
+
+    /// <summary>The module tree of <paramref name="config"/> with every weight declared on the meta device.</summary>
+    public static DeepSeekForCausalLM Build(DeepSeekConfig config, ScalarType dtype)
     {
-        var config = DeepSeekConfig.Load(directory);
+        ArgumentNullException.ThrowIfNull(config);
+        return new DeepSeekForCausalLM(config, dtype);
+    }
+
+    /// <summary>Builds the model of the folder's config.json and materialises every weight from its safetensors.</summary>
+    public static DeepSeekForCausalLM Load(string directory, ScalarType dtype, Device device)
+    {
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
-        var result = new DeepSeekForCausalLM(config, dtype, device, placement, rank);
+        var result = Build(DeepSeekConfig.Load(directory), dtype);
         try
         {
-            result.LoadWeights(checkpoint);
-            return result;
+            return result.Materialise(checkpoint, device);
         }
         catch
         {
@@ -57,49 +80,58 @@ public sealed class DeepSeekForCausalLM : nn.Module
     }
 
     /// <summary>
-    /// A model of <paramref name="config"/>'s shape without a checkpoint, for benchmarks: weights
-    /// drawn from normal(0, 0.02), norm weights 1, other buffers as constructed. Same seed, same weights.
+    /// A model of <paramref name="config"/>'s shape without a checkpoint, for benchmarks: weights from
+    /// normal(0, 0.02), norms 1, router biases 0; see <see cref="MaterialiseRandom"/>.
     /// </summary>
-    public static DeepSeekForCausalLM CreateRandom(DeepSeekConfig config, ScalarType dtype, Device device, long seed, ExpertPlacement? placement = null, int rank = 0)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        var result = new DeepSeekForCausalLM(config, dtype, device, placement, rank);
-        using var noGrad = no_grad();
-        // TorchSharp's Generator is a CPU generator whatever device it is given, and CUDA kernels
-        // refuse it; on CUDA seed the device's default generator instead.
-        using var generator = device.type == DeviceType.CPU ? new Generator(unchecked((ulong)seed), device) : null;
-        if (generator is null) cuda.manual_seed(seed);
-        foreach (var (name, parameter) in result.named_parameters())
-        {
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) parameter.fill_(1.0);
-            else parameter.normal_(0.0, 0.02, generator);
-        }
-        return result;
-    }
+    public static DeepSeekForCausalLM CreateRandom(DeepSeekConfig config, ScalarType dtype, Device device, long seed) =>
+        Build(config, dtype).MaterialiseRandom(seed, device);
 
-    public void LoadWeights(SafetensorsCheckpoint checkpoint)
+    /// <summary>Allocates every declared weight on <paramref name="device"/> and copies it from the checkpoint.</summary>
+    public DeepSeekForCausalLM Materialise(SafetensorsCheckpoint checkpoint, Device device)
     {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        Allocate(device);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        // Routed experts are stored stacked; each checkpoint tensor (one per expert and matrix) is
-        // copied into its slice of the stack.
-        var stacks = named_modules().Where(m => m.module is StackedExperts).ToList();
-        var targets = named_parameters().Select(p => (p.name, (Tensor)p.parameter))
-            .Concat(named_buffers().Select(b => (b.name, b.buffer)))
-            .Where(t => !stacks.Any(s => t.name.StartsWith(s.name + ".", StringComparison.Ordinal)))
-            .Concat(stacks.SelectMany(s => ((StackedExperts)s.module).CheckpointSlices(s.name)));
-        foreach (var (name, target) in targets)
+        foreach (var (name, target) in CheckpointTensors())
         {
             // Tied embeddings: a checkpoint may omit lm_head.weight and reuse the embedding table.
             var source = name == "lm_head.weight" && Config.TieWordEmbeddings && !checkpoint.Contains(name) ? "model.embed_tokens.weight" : name;
             using var loaded = checkpoint.Load(source, target.shape, target.dtype, target.device);
             target.copy_(loaded);
         }
+        return this;
     }
 
-    public IReadOnlyList<DecoderLayer> Layers => model.Layers;
-
-    public IEnumerable<MoeLayer> MoeLayers => model.Layers.Select(l => l.Moe).OfType<MoeLayer>();
+    /// <summary>
+    /// Allocates every declared weight and fills it as <see cref="CreateRandom"/> describes. Each
+    /// checkpoint tensor is drawn from its own seed (mixed from <paramref name="seed"/> and its name),
+    /// so an expert has the same weights on whichever rank holds it.
+    /// </summary>
+    public DeepSeekForCausalLM MaterialiseRandom(long seed, Device device)
+    {
+        Allocate(device);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        foreach (var (name, target) in CheckpointTensors())
+        {
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) target.fill_(1.0);
+            else if (name.EndsWith("e_score_correction_bias", StringComparison.Ordinal)) target.zero_();
+            else if (device.type == DeviceType.CPU)
+            {
+                using var generator = new Generator(TensorSeed(seed, name), device);
+                target.normal_(0.0, 0.02, generator);
+            }
+            else
+            {
+                // TorchSharp's Generator is a CPU generator whatever device it is given, and CUDA
+                // kernels refuse it; seed the device's default generator instead.
+                cuda.manual_seed((long)TensorSeed(seed, name));
+                target.normal_(0.0, 0.02);
+            }
+        }
+        return this;
+    }
 
     /// <summary>A cache of <paramref name="slotCount"/> token slots sized for this model.</summary>
     public MlaKvCache CreateCache(long slotCount) =>
@@ -107,25 +139,23 @@ public sealed class DeepSeekForCausalLM : nn.Module
 
     /// <summary>
     /// Runs one step: writes every token's latent to its slot, attends over each sequence's context
-    /// slots, and returns logits for the rows <see cref="ForwardBatch.Logits"/> selects.
+    /// slots, and returns logits for the rows <see cref="ForwardBatch.Logits"/> selects, with the
+    /// routed (token, expert) pairs each expert of each MoE layer received.
     /// </summary>
     public ForwardOutput Forward(ForwardBatch batch, MlaKvCache cache)
     {
         CheckBatch(batch, cache);
-
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         using var metadata = AttentionMetadata.Build(batch, _rotary, DType, Device);
-        var tokenIds = tensor(batch.TokenIds, device: Device);
-        var hidden = model.forward(tokenIds, metadata, cache);
+        var (hidden, counts) = model.Forward(tensor(batch.TokenIds, device: Device), metadata, cache);
         if (batch.Logits == LogitsSelection.LastTokenOfEachSequence)
         {
             var rows = batch.Sequences.Select(s => (long)(s.Start + s.Length - 1)).ToArray();
             hidden = hidden.index_select(0, tensor(rows, device: Device));
         }
-        var logits = lm_head.forward(model.Norm(hidden));
-        var loads = MoeLayer.CollectLoads(MoeLayers);
-        return new ForwardOutput(logits.MoveToOuterDisposeScope(), loads);
+        var logits = lm_head.Forward(model.Norm(hidden));
+        return new ForwardOutput(logits.MoveToOuterDisposeScope(), ReadLoads(counts));
     }
 
     /// <summary>
@@ -138,8 +168,50 @@ public sealed class DeepSeekForCausalLM : nn.Module
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         using var metadata = AttentionMetadata.Build(batch, _rotary, DType, Device);
-        var hidden = model.forward(tensor(batch.TokenIds, device: Device), metadata, cache);
+        var (hidden, _) = model.Forward(tensor(batch.TokenIds, device: Device), metadata, cache);
         return model.Norm(hidden).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Every layer's per-expert counts copied to the host in one transfer (one synchronisation per forward).</summary>
+    private static IReadOnlyList<ExpertLoad> ReadLoads(IReadOnlyList<(int Layer, Tensor Counts)> counts)
+    {
+        if (counts.Count == 0) return [];
+        var host = stack(counts.Select(c => c.Counts).ToArray()).cpu();
+        var width = (int)host.shape[1];
+        var flat = host.data<long>().ToArray();
+        return [.. counts.Select((c, i) => new ExpertLoad(c.Layer, flat.AsSpan(i * width, width).ToArray()))];
+    }
+
+    private void Allocate(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (_device is not null) throw new InvalidOperationException("The model is already materialised.");
+        foreach (var (_, module) in named_modules())
+            if (module is WeightedModule weighted) weighted.Allocate(device);
+        _device = device;
+    }
+
+    /// <summary>
+    /// Every tensor the checkpoint holds for this model, as the allocated tensor (or view) it goes to:
+    /// parameters by name, and each routed expert's matrices as slices of the stacks.
+    /// </summary>
+    private IEnumerable<(string Name, Tensor Target)> CheckpointTensors()
+    {
+        foreach (var (prefix, module) in named_modules())
+        {
+            if (module is RoutedExperts experts)
+                foreach (var slice in experts.CheckpointSlices(prefix)) yield return slice;
+            else if (module is WeightedModule)
+                foreach (var (name, parameter) in module.named_parameters(recurse: false)) yield return ($"{prefix}.{name}", parameter);
+        }
+    }
+
+    /// <summary>FNV-1a of the name, mixed with the seed: stable across runs and processes, unlike string.GetHashCode.</summary>
+    private static ulong TensorSeed(long seed, string name)
+    {
+        var hash = 14695981039346656037UL ^ unchecked((ulong)seed);
+        foreach (var c in name) hash = (hash ^ c) * 1099511628211UL;
+        return hash;
     }
 
     private void CheckBatch(ForwardBatch batch, MlaKvCache cache)
@@ -148,4 +220,355 @@ public sealed class DeepSeekForCausalLM : nn.Module
         if (cache.LayerCount != Config.NumHiddenLayers || cache.LatentDimension != Config.KvLoraRank + Config.QkRopeHeadDim)
             throw new ArgumentException("The KV cache was not made for this model (use CreateCache).", nameof(cache));
     }
+}
+
+/// <summary>The decoder stack (<c>model.*</c> in the checkpoint): embeddings, layers, final norm.</summary>
+internal sealed class DeepSeekModel : nn.Module
+{
+    private readonly Embedding embed_tokens;
+    private readonly ModuleList<DecoderLayer> layers;
+    private readonly RmsNorm norm;
+
+    public DeepSeekModel(string name, DeepSeekConfig config, ScalarType dtype) : base(name)
+    {
+        embed_tokens = new Embedding(nameof(embed_tokens), config.VocabSize, config.HiddenSize, dtype);
+        layers = new ModuleList<DecoderLayer>([.. Enumerable.Range(0, config.NumHiddenLayers).Select(i => new DecoderLayer(i, config, dtype))]);
+        norm = new RmsNorm(nameof(norm), config.HiddenSize, config.RmsNormEps, dtype);
+        RoutedExperts = [.. layers.Select(l => l.Moe?.Experts).OfType<RoutedExperts>()];
+        RegisterComponents();
+    }
+
+    public IReadOnlyList<RoutedExperts> RoutedExperts { get; }
+
+    /// <summary>Hidden states after the last layer, before the final norm, and each MoE layer's counts per expert (on the device).</summary>
+    public (Tensor Hidden, IReadOnlyList<(int Layer, Tensor Counts)> Counts) Forward(Tensor tokenIds, AttentionMetadata batch, MlaKvCache cache)
+    {
+        var hidden = embed_tokens.Forward(tokenIds);
+        var counts = new List<(int, Tensor)>();
+        for (var i = 0; i < layers.Count; i++)
+        {
+            // A layer's temporaries are freed when it ends, not when the forward does.
+            using var layerScope = NewDisposeScope();
+            var (output, layerCounts) = layers[i].Forward(hidden, batch, cache.Layer(i));
+            hidden = output.MoveToOuterDisposeScope();
+            if (layerCounts is not null) counts.Add((i, layerCounts.MoveToOuterDisposeScope()));
+        }
+        return (hidden, counts);
+    }
+
+    public Tensor Norm(Tensor hidden) => norm.Forward(hidden);
+}
+
+/// <summary>Pre-norm transformer block: <c>x + attn(norm(x))</c>, then <c>x + mlp(norm(x))</c>.</summary>
+internal sealed class DecoderLayer : nn.Module
+{
+    private readonly RmsNorm input_layernorm;
+    private readonly MlaAttention self_attn;
+    private readonly RmsNorm post_attention_layernorm;
+    private readonly nn.Module mlp;
+
+    public DecoderLayer(int layerIndex, DeepSeekConfig config, ScalarType dtype) : base(layerIndex.ToString(CultureInfo.InvariantCulture))
+    {
+        input_layernorm = new RmsNorm(nameof(input_layernorm), config.HiddenSize, config.RmsNormEps, dtype);
+        self_attn = new MlaAttention(nameof(self_attn), config, dtype);
+        post_attention_layernorm = new RmsNorm(nameof(post_attention_layernorm), config.HiddenSize, config.RmsNormEps, dtype);
+        mlp = config.IsMoeLayer(layerIndex)
+            ? new Moe(nameof(mlp), layerIndex, config, dtype)
+            : new Mlp(nameof(mlp), config.HiddenSize, config.IntermediateSize, dtype);
+        RegisterComponents();
+    }
+
+    public Moe? Moe => mlp as Moe;
+
+    /// <returns>The layer's output and, for a MoE layer, its pairs per expert.</returns>
+    public (Tensor Hidden, Tensor? Counts) Forward(Tensor hidden, AttentionMetadata batch, Tensor cache)
+    {
+        var attended = hidden + self_attn.Forward(input_layernorm.Forward(hidden), batch, cache);
+        var normed = post_attention_layernorm.Forward(attended);
+        if (mlp is Moe moe)
+        {
+            var (routed, counts) = moe.Forward(normed);
+            return (attended + routed, counts);
+        }
+        return (attended + ((Mlp)mlp).Forward(normed), null);
+    }
+}
+
+/// <summary>
+/// Multi-head latent attention. Each token is compressed to a latent <c>c</c> (after
+/// <c>kv_a_layernorm</c>) plus one shared roped key part; both go to the <see cref="MlaKvCache"/>.
+/// <c>kv_b_proj</c> is absorbed rather than expanded: queries are mapped into latent space
+/// (<c>q·W_UK</c>), scores are taken against cached latents, and the weighted latent sum is mapped
+/// out by <c>W_UV</c>. A decode step therefore reads the cache once and never re-expands past
+/// tokens into per-head K and V, so one new token costs one token of work plus one pass over its context.
+/// </summary>
+internal sealed class MlaAttention : nn.Module
+{
+    private readonly Linear? q_proj;
+    private readonly Linear? q_a_proj;
+    private readonly RmsNorm? q_a_layernorm;
+    private readonly Linear? q_b_proj;
+    private readonly Linear kv_a_proj_with_mqa;
+    private readonly RmsNorm kv_a_layernorm;
+    private readonly Linear kv_b_proj;
+    private readonly Linear o_proj;
+    private readonly int _heads, _nope, _rope, _value, _latent;
+    private readonly double _scale;
+
+    public MlaAttention(string name, DeepSeekConfig config, ScalarType dtype) : base(name)
+    {
+        (_heads, _nope, _rope, _value, _latent, _scale) =
+            (config.NumAttentionHeads, config.QkNopeHeadDim, config.QkRopeHeadDim, config.VHeadDim, config.KvLoraRank, config.SoftmaxScale);
+        var hidden = config.HiddenSize;
+        var bias = config.AttentionBias;
+        if (config.QLoraRank is { } qRank)
+        {
+            q_a_proj = new Linear(nameof(q_a_proj), hidden, qRank, bias, dtype);
+            q_a_layernorm = new RmsNorm(nameof(q_a_layernorm), qRank, config.RmsNormEps, dtype);
+            q_b_proj = new Linear(nameof(q_b_proj), qRank, _heads * config.QkHeadDim, false, dtype);
+        }
+        else
+        {
+            q_proj = new Linear(nameof(q_proj), hidden, _heads * config.QkHeadDim, false, dtype);
+        }
+        kv_a_proj_with_mqa = new Linear(nameof(kv_a_proj_with_mqa), hidden, _latent + _rope, bias, dtype);
+        kv_a_layernorm = new RmsNorm(nameof(kv_a_layernorm), _latent, config.RmsNormEps, dtype);
+        kv_b_proj = new Linear(nameof(kv_b_proj), _latent, _heads * (_nope + _value), false, dtype);
+        o_proj = new Linear(nameof(o_proj), _heads * _value, hidden, bias, dtype);
+        RegisterComponents();
+    }
+
+    /// <param name="hidden"><c>[T, hidden]</c>, already normalised.</param>
+    /// <param name="batch">Per-forward metadata shared by all layers.</param>
+    /// <param name="cache">This layer's <c>[slots, kv_lora_rank + qk_rope_head_dim]</c> cache.</param>
+    public Tensor Forward(Tensor hidden, AttentionMetadata batch, Tensor cache)
+    {
+        var tokens = hidden.shape[0];
+        var q = q_proj is not null
+            ? q_proj.Forward(hidden)
+            : q_b_proj!.Forward(q_a_layernorm!.Forward(q_a_proj!.Forward(hidden)));
+        q = q.view(tokens, _heads, _nope + _rope);
+        var qNope = q.narrow(-1, 0, _nope);
+        var qRope = RotaryEmbedding.Apply(q.narrow(-1, _nope, _rope), batch.Cos, batch.Sin);
+
+        var compressed = kv_a_proj_with_mqa.Forward(hidden);
+        var latent = kv_a_layernorm.Forward(compressed.narrow(-1, 0, _latent));
+        var kRope = RotaryEmbedding.Apply(compressed.narrow(-1, _latent, _rope).unsqueeze(1), batch.Cos, batch.Sin).squeeze(1);
+        cache.index_copy_(0, batch.SlotMapping, cat([latent, kRope], -1));
+
+        // kv_b_proj.weight is [heads · (nope + v), latent]: per head W_UK [nope, latent] and W_UV [v, latent].
+        var wkv = kv_b_proj.Weight.view(_heads, _nope + _value, _latent);
+        var wUk = wkv.narrow(1, 0, _nope);
+        var wUv = wkv.narrow(1, _nope, _value);
+        var qLatent = bmm(qNope.transpose(0, 1), wUk).transpose(0, 1);          // [T, H, latent]
+        var query = cat([qLatent, qRope], -1);                                       // [T, H, latent + rope]
+
+        var s = batch.SequenceCount;
+        var paddedQuery = query.index_select(0, batch.QueryRows).view(s, batch.MaxQueries * _heads, _latent + _rope);
+        var context = cache.index_select(0, batch.ContextSlots).view(s, batch.MaxContext, _latent + _rope);
+        var scores = bmm(paddedQuery, context.transpose(1, 2)).mul_(_scale)
+            .view(s, batch.MaxQueries, _heads, batch.MaxContext)
+            .masked_fill(batch.Masked, double.NegativeInfinity);
+        var probabilities = scores.dtype is ScalarType.Float16 or ScalarType.BFloat16
+            ? scores.softmax(-1, ScalarType.Float32).to(scores.dtype)
+            : scores.softmax(-1);
+        var attended = bmm(probabilities.view(s, batch.MaxQueries * _heads, batch.MaxContext), context.narrow(-1, 0, _latent))
+            .view(s * batch.MaxQueries, _heads, _latent)
+            .index_select(0, batch.UnpadRows);                                       // [T, H, latent]
+        var values = bmm(attended.transpose(0, 1), wUv.transpose(1, 2))              // [H, T, v]
+            .transpose(0, 1).reshape(tokens, _heads * _value);
+        return o_proj.Forward(values);
+    }
+}
+
+/// <summary>
+/// A mixture-of-experts MLP: shared experts on every token plus the routed experts the
+/// <see cref="MoeGate"/> picks. Where the routed experts are computed is <see cref="RoutedExperts"/>'
+/// business (here, or on other ranks after a placement pass); this layer does not know.
+/// </summary>
+internal sealed class Moe : nn.Module
+{
+    private readonly MoeGate gate;
+    private readonly RoutedExperts experts;
+    private readonly Mlp? shared_experts;
+    private readonly int _expertCount;
+
+    public Moe(string name, int layerIndex, DeepSeekConfig config, ScalarType dtype) : base(name)
+    {
+        _expertCount = config.NRoutedExperts;
+        gate = new MoeGate(nameof(gate), config, dtype);
+        experts = new RoutedExperts(nameof(experts), layerIndex, config.NRoutedExperts, config.NumExpertsPerTok, config.HiddenSize, config.MoeIntermediateSize, dtype);
+        if (config.NSharedExperts > 0)
+            shared_experts = new Mlp(nameof(shared_experts), config.HiddenSize, (long)config.MoeIntermediateSize * config.NSharedExperts, dtype);
+        RegisterComponents();
+    }
+
+    public RoutedExperts Experts => experts;
+
+    /// <returns>The layer's output and the (token, slot) pairs each expert received, <c>[n_routed_experts]</c> on the device.</returns>
+    public (Tensor Output, Tensor Counts) Forward(Tensor hidden)
+    {
+        var (ids, weights) = gate.Forward(hidden);
+        var flatIds = ids.reshape(-1);
+        // Not bincount: on CUDA it reads the largest id back to size its output (a synchronisation).
+        var counts = zeros([_expertCount], ScalarType.Int64, hidden.device).scatter_add_(0, flatIds, ones_like(flatIds));
+        var routed = experts.Forward(hidden, ids, weights, counts);
+        return (shared_experts is null ? routed : routed + shared_experts.Forward(hidden), counts);
+    }
+}
+
+/// <summary>
+/// The router (<c>mlp.gate</c>): scores every routed expert per token and picks the top k.
+/// V2: softmax scores, greedy (or group-limited greedy) top-k. V3: sigmoid scores, selection on
+/// scores + <c>e_score_correction_bias</c> restricted to the best <c>topk_group</c> of
+/// <c>n_group</c> groups (each group scored by its two best experts), weights from the unbiased
+/// scores. Then optional renormalisation and <c>routed_scaling_factor</c>. Routing runs in float32
+/// (float64 for a float64 model) whatever the model dtype, as transformers does.
+/// </summary>
+internal sealed class MoeGate : WeightedModule
+{
+    private Parameter weight;
+    private Parameter? e_score_correction_bias;
+    private readonly DeepSeekConfig _config;
+    private readonly ScalarType _routingType;
+
+    public MoeGate(string name, DeepSeekConfig config, ScalarType dtype) : base(name)
+    {
+        _config = config;
+        _routingType = dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        weight = Declare(_routingType, config.NRoutedExperts, config.HiddenSize);
+        if (config.TopkMethod == "noaux_tc") e_score_correction_bias = Declare(_routingType, config.NRoutedExperts);
+        RegisterComponents();
+    }
+
+    internal override void Allocate(Device device)
+    {
+        weight = Allocated(nameof(weight), weight, device);
+        if (e_score_correction_bias is not null) e_score_correction_bias = Allocated(nameof(e_score_correction_bias), e_score_correction_bias, device);
+    }
+
+    public (Tensor ExpertIds, Tensor Weights) Forward(Tensor hidden)
+    {
+        var c = _config;
+        var tokens = hidden.shape[0];
+        var logits = nn.functional.linear(hidden.to(_routingType), weight);
+        var scores = c.ScoringFunc == "sigmoid" ? logits.sigmoid() : logits.softmax(-1);
+        var groupSize = c.NRoutedExperts / c.NGroup;
+
+        Tensor ids, weights;
+        switch (c.TopkMethod)
+        {
+            case "noaux_tc":
+            {
+                var choice = scores + e_score_correction_bias!;
+                var groupScores = choice.view(tokens, c.NGroup, groupSize).topk(2, -1).values.sum(-1);
+                var candidates = MaskToBestGroups(choice, groupScores, tokens, groupSize);
+                ids = candidates.topk(c.NumExpertsPerTok, -1, largest: true, sorted: false).indexes;
+                weights = scores.gather(1, ids);
+                break;
+            }
+            case "group_limited_greedy":
+            {
+                var groupScores = scores.view(tokens, c.NGroup, groupSize).max(-1).values;
+                var candidates = MaskToBestGroups(scores, groupScores, tokens, groupSize);
+                (weights, ids) = candidates.topk(c.NumExpertsPerTok, -1, largest: true, sorted: false);
+                break;
+            }
+            default:
+                (weights, ids) = scores.topk(c.NumExpertsPerTok, -1, largest: true, sorted: false);
+                break;
+        }
+        if (c.NormTopkProb) weights = weights / (weights.sum(-1, keepdim: true) + 1e-20);
+        return (ids, (weights * c.RoutedScalingFactor).to(hidden.dtype));
+    }
+
+    /// <summary>Zeroes (as the reference does, not −∞) every expert outside the best topk_group groups.</summary>
+    private Tensor MaskToBestGroups(Tensor scores, Tensor groupScores, long tokens, long groupSize)
+    {
+        var best = groupScores.topk(_config.TopkGroup, -1, largest: true, sorted: false).indexes;
+        var groupMask = zeros_like(groupScores).scatter_(1, best, ones_like(best, dtype: groupScores.dtype));
+        var expertMask = groupMask.unsqueeze(-1).expand(tokens, _config.NGroup, groupSize).reshape(tokens, _config.NRoutedExperts);
+        return scores.masked_fill(expertMask.eq(0), 0.0);
+    }
+}
+
+/// <summary>SwiGLU MLP <c>down(silu(gate(x)) · up(x))</c>: the dense layers and the shared experts.</summary>
+internal sealed class Mlp : nn.Module
+{
+    private readonly Linear gate_proj;
+    private readonly Linear up_proj;
+    private readonly Linear down_proj;
+
+    public Mlp(string name, long hiddenSize, long intermediateSize, ScalarType dtype) : base(name)
+    {
+        gate_proj = new Linear(nameof(gate_proj), hiddenSize, intermediateSize, false, dtype);
+        up_proj = new Linear(nameof(up_proj), hiddenSize, intermediateSize, false, dtype);
+        down_proj = new Linear(nameof(down_proj), intermediateSize, hiddenSize, false, dtype);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor input) => down_proj.Forward(nn.functional.silu(gate_proj.Forward(input)) * up_proj.Forward(input));
+}
+
+/// <summary>RMSNorm: <c>w · x / √(mean(x²) + ε)</c>, reduced in at least float32 as transformers does.</summary>
+internal sealed class RmsNorm : WeightedModule
+{
+    private Parameter weight;
+    private readonly double _eps;
+
+    public RmsNorm(string name, long size, double eps, ScalarType dtype) : base(name)
+    {
+        _eps = eps;
+        weight = Declare(dtype, size);
+        RegisterComponents();
+    }
+
+    internal override void Allocate(Device device) => weight = Allocated(nameof(weight), weight, device);
+
+    public Tensor Forward(Tensor input)
+    {
+        var x = input.dtype is ScalarType.Float16 or ScalarType.BFloat16 ? input.to(ScalarType.Float32) : input;
+        var normed = x * rsqrt(x.pow(2).mean([-1], keepdim: true) + _eps);
+        return weight * normed.to(input.dtype);
+    }
+}
+
+/// <summary>A linear layer <c>x·Wᵀ (+ b)</c>, as <c>nn.Linear</c> but declared, never randomly initialised.</summary>
+internal sealed class Linear : WeightedModule
+{
+    private Parameter weight;
+    private Parameter? bias;
+
+    public Linear(string name, long inFeatures, long outFeatures, bool hasBias, ScalarType dtype) : base(name)
+    {
+        weight = Declare(dtype, outFeatures, inFeatures);
+        if (hasBias) bias = Declare(dtype, outFeatures);
+        RegisterComponents();
+    }
+
+    public Tensor Weight => weight;
+
+    internal override void Allocate(Device device)
+    {
+        weight = Allocated(nameof(weight), weight, device);
+        if (bias is not null) bias = Allocated(nameof(bias), bias, device);
+    }
+
+    public Tensor Forward(Tensor input) => nn.functional.linear(input, weight, bias);
+}
+
+/// <summary>The token embedding table (<c>embed_tokens.weight</c>).</summary>
+internal sealed class Embedding : WeightedModule
+{
+    private Parameter weight;
+
+    public Embedding(string name, long vocabSize, long hiddenSize, ScalarType dtype) : base(name)
+    {
+        weight = Declare(dtype, vocabSize, hiddenSize);
+        RegisterComponents();
+    }
+
+    internal override void Allocate(Device device) => weight = Allocated(nameof(weight), weight, device);
+
+    public Tensor Forward(Tensor tokenIds) => weight.index_select(0, tokenIds);
 }

@@ -1,6 +1,8 @@
 using DeepSeek.Model.Checkpoints;
+using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Experts;
 using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Parallelism;
 using DeepSeek.Model.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -77,19 +79,19 @@ public sealed class RoutedExpertPathTests
         using var model = DeepSeekForCausalLM.Load(directory, ScalarType.Float64, CPU);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
         Assert.Equal((Experts, TopK), (model.Config.NRoutedExperts, model.Config.NumExpertsPerTok));
-        var moe = model.MoeLayers.Single(m => m.LayerIndex == Layer);
-        var dispatcher = new LocalExpertDispatcher(moe.LocalExperts, model.Config.NRoutedExperts, model.Config.NumExpertsPerTok, device)
+        var experts = model.RoutedExperts.Single(m => m.LayerIndex == Layer);
+        var local = new LocalExperts(experts, device)
         {
             Thresholds = ExpertPathThresholds.Only(path),
         };
         var tokens = ids.shape[0];
         var counts = Counts(ids);
-        Assert.Equal(path, dispatcher.PathFor(tokens) ?? dispatcher.LargeBatchPathFor(counts.data<long>().ToArray()));
+        Assert.Equal(path, local.PathFor(tokens) ?? local.LargeBatchPathFor(counts.data<long>().ToArray()));
 
         var hidden = randn([tokens, model.Config.HiddenSize], ScalarType.Float64, generator: new Generator(5));
         var weights = rand([tokens, TopK], ScalarType.Float64, generator: new Generator(6));
 
-        var dispatched = dispatcher.Dispatch(new RoutedTokens(Layer, hidden, ids, weights, counts));
+        var dispatched = local.Compute(new RoutedTokens(Layer, hidden, ids, weights, counts));
 
         Assert.Equal(new long[] { tokens, model.Config.HiddenSize }, dispatched.shape);
         var idRows = ids.data<long>().ToArray();
@@ -118,8 +120,8 @@ public sealed class RoutedExpertPathTests
     {
         var directory = Fixtures.Dir(Fixtures.V3Tiny);
         using var model = DeepSeekForCausalLM.Load(directory, ScalarType.Float32, CPU);
-        var moe = model.MoeLayers.Single(m => m.LayerIndex == Layer);
-        var dispatcher = new LocalExpertDispatcher(moe.LocalExperts, model.Config.NRoutedExperts, model.Config.NumExpertsPerTok, ExpertDeviceProfile.Cpu)
+        var routed = model.RoutedExperts.Single(m => m.LayerIndex == Layer);
+        var local = new LocalExperts(routed, ExpertDeviceProfile.Cpu)
         {
             Thresholds = ExpertPathThresholds.Only(ExpertComputePath.Dense),
         };
@@ -132,11 +134,11 @@ public sealed class RoutedExpertPathTests
         var weights = rand([tokens, topK], generator: new Generator(13));
         var flat = ids.reshape(-1);
         var counts = zeros([experts], ScalarType.Int64).scatter_add_(0, flat, ones_like(flat));
-        var before = dispatcher.Dispatch(new RoutedTokens(Layer, hidden, ids, weights, counts)).clone();
+        var before = local.Compute(new RoutedTokens(Layer, hidden, ids, weights, counts)).clone();
 
         using (no_grad())
-            moe.LocalExperts.Down[unpicked].fill_(float.PositiveInfinity);
-        var after = dispatcher.Dispatch(new RoutedTokens(Layer, hidden, ids, weights, counts));
+            routed.Down[unpicked].fill_(float.PositiveInfinity);
+        var after = local.Compute(new RoutedTokens(Layer, hidden, ids, weights, counts));
 
         Assert.True(after.isfinite().all().item<bool>(), "an unpicked expert's overflow reached the output");
         Assert.True(after.eq(before).all().item<bool>(), "zeroing an unpicked expert changed the output");
@@ -231,13 +233,18 @@ public sealed class RoutedExpertPathTests
     [Fact]
     public void A_rank_with_some_experts_always_takes_the_sorted_path()
     {
-        using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.Float32, CPU, ExpertPlacement.Contiguous(8, 2), rank: 1);
-        var dispatcher = Assert.IsType<LocalExpertDispatcher>(model.MoeLayers.First().Dispatcher);
-        dispatcher.Thresholds = ExpertPathThresholds.Only(ExpertComputePath.Dense);
-        Assert.Equal(ExpertComputePath.Sorted, dispatcher.PathFor(4));
-        dispatcher.Thresholds = ExpertPathThresholds.Only(ExpertComputePath.Grouped);
-        Assert.Equal(ExpertComputePath.Sorted, dispatcher.PathFor(4));
-        Assert.Equal(ExpertComputePath.Sorted, dispatcher.LargeBatchPathFor([1, 2, 3, 4, 0, 0, 0, 0]));
+        var directory = Fixtures.Dir(Fixtures.V3Tiny);
+        var config = DeepSeekConfig.Load(directory);
+        using var checkpoint = SafetensorsCheckpoint.Open(directory);
+        using var model = DeepSeekForCausalLM.Build(config, ScalarType.Float32);
+        ExpertParallelism.Apply(model, ExpertPlacement.Initial(config, 2, 0), 1, new InProcessExpertGroup(2).TransportFor(1));
+        model.Materialise(checkpoint, CPU);
+        var local = model.RoutedExperts[0].Local;
+        local.Thresholds = ExpertPathThresholds.Only(ExpertComputePath.Dense);
+        Assert.Equal(ExpertComputePath.Sorted, local.PathFor(4));
+        local.Thresholds = ExpertPathThresholds.Only(ExpertComputePath.Grouped);
+        Assert.Equal(ExpertComputePath.Sorted, local.PathFor(4));
+        Assert.Equal(ExpertComputePath.Sorted, local.LargeBatchPathFor([1, 2, 3, 4]));
     }
 
     /// <summary><paramref name="pairs"/> spread as evenly as possible over <paramref name="experts"/> experts.</summary>
@@ -246,8 +253,8 @@ public sealed class RoutedExpertPathTests
 
     private static void SetPath(DeepSeekForCausalLM model, ExpertComputePath path)
     {
-        foreach (var moe in model.MoeLayers)
-            Assert.IsType<LocalExpertDispatcher>(moe.Dispatcher).Thresholds = ExpertPathThresholds.Only(path);
+        foreach (var experts in model.RoutedExperts)
+            experts.Local.Thresholds = ExpertPathThresholds.Only(path);
     }
 
     /// <summary><c>down(silu(gate(x)) · up(x))</c> from the checkpoint's own tensors of one expert.</summary>

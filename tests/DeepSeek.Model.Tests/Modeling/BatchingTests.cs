@@ -1,4 +1,3 @@
-using DeepSeek.Model.Experts;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tests.Support;
 using static TorchSharp.torch;
@@ -52,24 +51,5 @@ public sealed class BatchingTests
         var batch = new ForwardBatch([5, 6], [0, 1], [0, 3], [new SequenceSpan(0, 2, [0, 1])]);
         var error = Assert.Throws<ArgumentException>(() => model.Forward(batch, cache));
         Assert.Contains("slot 3", error.Message, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public void Placement_is_contiguous_and_all_local_by_default()
-    {
-        Assert.Equal([0, 0, 0, 1, 1, 1, 2, 2], ExpertPlacement.Contiguous(8, 3).RankOfExpert);
-        Assert.All(ExpertPlacement.AllLocal(64).RankOfExpert, rank => Assert.Equal(0, rank));
-        Assert.Equal([4, 5, 6, 7], ExpertPlacement.Contiguous(8, 2).ExpertsOn(1));
-    }
-
-    [Fact]
-    public void A_rank_loads_only_its_experts_and_refuses_tokens_for_others()
-    {
-        using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.Float32, CPU, ExpertPlacement.Contiguous(8, 2), rank: 1);
-        Assert.Equal([4, 5, 6, 7], model.MoeLayers.First().LocalExperts.ExpertIds);
-        Assert.Equal(4, model.MoeLayers.First().LocalExperts.GateUp.shape[0]);
-        using var cache = model.CreateCache(40);
-        var error = Assert.Throws<InvalidOperationException>(() => model.Forward(ForwardBatch.Contiguous(Enumerable.Range(5, 40).Select(i => (long)i).ToArray(), 0), cache));
-        Assert.Contains("not loaded", error.Message, StringComparison.Ordinal);
     }
 }

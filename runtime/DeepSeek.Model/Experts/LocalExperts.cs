@@ -3,32 +3,36 @@ using static TorchSharp.torch;
 namespace DeepSeek.Model.Experts;
 
 /// <summary>
-/// Computes routed experts in this process from <see cref="StackedExperts"/>, by one of four
-/// <see cref="ExpertComputePath"/>s (see <see cref="ExpertCostModel"/>): Gather or Dense chosen on
-/// the host from the token count alone, never synchronising with the device; beyond them the pairs
-/// are sorted by expert and the per-expert counts read back once, and those counts choose Sorted or
-/// Grouped. All four compute <c>Σ_k weight[t,k] · expert_{id[t,k]}(hidden[t])</c>.
-/// Gather, Dense and Grouped index the stacks by expert id, so they need every routed expert here;
-/// a rank holding only some (expert parallelism without its dispatcher) always takes Sorted, which
-/// names an expert that is not loaded.
+/// Computes the routed experts this process holds (<see cref="RoutedExperts"/>' stacks) by one of
+/// four <see cref="ExpertComputePath"/>s (see <see cref="ExpertCostModel"/>): Gather or Dense chosen
+/// on the host from the token count alone, never synchronising with the device; beyond them the
+/// pairs are sorted by slot and the per-slot counts read back once, and those counts choose Sorted or
+/// Grouped. All four compute <c>Σ_k weight[t,k] · expert_{slot[t,k]}(hidden[t])</c>.
+/// Gather, Dense and Grouped index the stacks by slot for every pair, so they need every routed
+/// expert here; a shard holding only some always takes Sorted, which skips the pairs whose slot is
+/// the "elsewhere" sentinel (<see cref="RoutedTokens"/>).
 /// </summary>
-public sealed class LocalExpertDispatcher : IExpertDispatcher
+public sealed class LocalExperts
 {
-    private readonly StackedExperts _experts;
-    private readonly Dictionary<int, int> _slotOfExpert;
+    private readonly Tensor _gateUp;
+    private readonly Tensor _down;
+    private readonly long _inter;
+    private readonly int _held;
     private readonly bool _holdsAllExperts;
     private readonly MoeShape _shape;
     private readonly ExpertDeviceProfile _device;
 
-    public LocalExpertDispatcher(StackedExperts experts, int routedExperts, int expertsPerToken, ExpertDeviceProfile device)
+    public LocalExperts(RoutedExperts experts, ExpertDeviceProfile device)
     {
         ArgumentNullException.ThrowIfNull(experts);
         ArgumentNullException.ThrowIfNull(device);
-        _experts = experts;
+        _gateUp = experts.GateUp;
+        _down = experts.Down;
+        _inter = experts.IntermediateSize;
+        _held = experts.HeldExperts.Count;
         _device = device;
-        _slotOfExpert = experts.ExpertIds.Select((expert, slot) => (expert, slot)).ToDictionary(p => p.expert, p => p.slot);
-        _holdsAllExperts = routedExperts > 0 && experts.ExpertIds.SequenceEqual(Enumerable.Range(0, routedExperts));
-        _shape = new MoeShape(experts.ExpertIds.Count, expertsPerToken, experts.HiddenSize, experts.IntermediateSize, (int)experts.GateUp.element_size());
+        _holdsAllExperts = !experts.IsSharded;
+        _shape = new MoeShape(_held, experts.ExpertsPerToken, experts.HiddenSize, experts.IntermediateSize, (int)_gateUp.element_size());
         Thresholds = _holdsAllExperts ? ExpertCostModel.Thresholds(_shape, device) : ExpertPathThresholds.Only(ExpertComputePath.Sorted);
     }
 
@@ -43,15 +47,16 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
         _holdsAllExperts ? Thresholds.Choose(tokens) : ExpertComputePath.Sorted;
 
     /// <summary>
-    /// Sorted or Grouped for a large batch with these per-expert pair counts (read on the host):
+    /// Sorted or Grouped for a large batch with these per-slot pair counts (read on the host):
     /// forced by <see cref="Thresholds"/>, else the cheaper by <see cref="ExpertCostModel.LargeBatchPath"/>;
-    /// Sorted on a rank that holds only some experts.
+    /// Sorted on a shard that holds only some experts.
     /// </summary>
     public ExpertComputePath LargeBatchPathFor(IReadOnlyList<long> tokensPerExpert) =>
         !_holdsAllExperts ? ExpertComputePath.Sorted
         : Thresholds.LargeBatchPath ?? ExpertCostModel.LargeBatchPath(tokensPerExpert, _shape, _device);
 
-    public Tensor Dispatch(RoutedTokens tokens)
+    /// <returns><c>[T, hidden]</c> in the dtype of <see cref="RoutedTokens.Hidden"/>; zero for tokens with no pair here.</returns>
+    public Tensor Compute(RoutedTokens tokens)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         using var scope = NewDisposeScope();
@@ -67,13 +72,13 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
     /// <summary>Per (token, slot) pair: its expert's weights gathered, then two bmm; slots combined by one more bmm.</summary>
     private Tensor Gather(RoutedTokens tokens)
     {
-        var (hidden, ids) = (tokens.Hidden, tokens.ExpertIds);
-        long count = hidden.shape[0], topK = ids.shape[1], size = hidden.shape[1], inter = _experts.IntermediateSize;
+        var (hidden, ids) = (tokens.Hidden, tokens.Slots);
+        long count = hidden.shape[0], topK = ids.shape[1], size = hidden.shape[1], inter = _inter;
         var flatIds = ids.reshape(-1);
         var inputs = hidden.unsqueeze(1).expand(count, topK, size).reshape(count * topK, size, 1);
-        var gateUp = bmm(_experts.GateUp.index_select(0, flatIds), inputs);
+        var gateUp = bmm(_gateUp.index_select(0, flatIds), inputs);
         var activated = nn.functional.silu(gateUp.narrow(1, 0, inter)) * gateUp.narrow(1, inter, inter);
-        var outputs = bmm(_experts.Down.index_select(0, flatIds), activated).view(count, topK, size);
+        var outputs = bmm(_down.index_select(0, flatIds), activated).view(count, topK, size);
         return bmm(tokens.Weights.unsqueeze(1), outputs).squeeze(1);
     }
 
@@ -84,12 +89,12 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
     private Tensor Dense(RoutedTokens tokens)
     {
         var hidden = tokens.Hidden;
-        long count = hidden.shape[0], size = hidden.shape[1], inter = _experts.IntermediateSize, experts = _experts.ExpertIds.Count;
-        var gateUp = nn.functional.linear(hidden, _experts.GateUp.view(experts * 2 * inter, size)).view(count, experts, 2 * inter);
+        long count = hidden.shape[0], size = hidden.shape[1], inter = _inter, experts = _held;
+        var gateUp = nn.functional.linear(hidden, _gateUp.view(experts * 2 * inter, size)).view(count, experts, 2 * inter);
         var activated = nn.functional.silu(gateUp.narrow(2, 0, inter)) * gateUp.narrow(2, inter, inter);
-        var outputs = bmm(activated.transpose(0, 1), _experts.Down.transpose(1, 2));
+        var outputs = bmm(activated.transpose(0, 1), _down.transpose(1, 2));
         // scatter_add: a token that names one expert in two slots gets both weights, as in the sum.
-        var routing = zeros([count, experts], tokens.Weights.dtype, hidden.device).scatter_add_(1, tokens.ExpertIds, tokens.Weights);
+        var routing = zeros([count, experts], tokens.Weights.dtype, hidden.device).scatter_add_(1, tokens.Slots, tokens.Weights);
         // Experts a token did not pick still ran on it; an overflow there (inf) times a zero weight
         // would be NaN in the sum, so their outputs are zeroed first rather than only weighted by 0.
         outputs.masked_fill_(routing.eq(0).t().unsqueeze(-1), 0.0);
@@ -102,8 +107,8 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
     /// </summary>
     private Tensor LargeBatch(RoutedTokens tokens)
     {
-        var (sortedIds, order) = tokens.ExpertIds.reshape(-1).sort(0, false);
-        var counts = tokens.TokensPerExpert.cpu().data<long>().ToArray();
+        var (sortedIds, order) = tokens.Slots.reshape(-1).sort(0, false);
+        var counts = tokens.PairsPerSlot.cpu().data<long>().ToArray();
         return LargeBatchPathFor(counts) == ExpertComputePath.Grouped
             ? Grouped(tokens, sortedIds, order, counts)
             : Sorted(tokens, order, counts);
@@ -111,28 +116,37 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
 
     /// <summary>
     /// Each active expert runs once on all its tokens; weighted outputs summed back per token with
-    /// one <c>index_add</c>.
+    /// one <c>index_add</c>. Pairs of the sentinel slot sort last and are not counted, so they are skipped.
     /// </summary>
     private Tensor Sorted(RoutedTokens tokens, Tensor order, long[] counts)
     {
-        var topK = tokens.ExpertIds.shape[1];
+        var output = zeros_like(tokens.Hidden);
+        var pairs = counts.Sum();
+        if (pairs == 0) return output;
+        order = order.narrow(0, 0, pairs);
+        var topK = tokens.Slots.shape[1];
         var tokenOfPair = order.div(topK, rounding_mode: RoundingMode.floor);
         var inputs = tokens.Hidden.index_select(0, tokenOfPair);
         var weights = tokens.Weights.reshape(-1).index_select(0, order).unsqueeze(1);
 
         var outputs = new List<Tensor>();
         long offset = 0;
-        for (var expert = 0; expert < counts.Length; expert++)
+        for (var slot = 0; slot < counts.Length; slot++)
         {
-            var count = counts[expert];
+            var count = counts[slot];
             if (count == 0) continue;
-            if (!_slotOfExpert.TryGetValue(expert, out var slot))
-                throw new InvalidOperationException($"Layer {tokens.LayerIndex} routed tokens to expert {expert}, which is not loaded in this process.");
-            outputs.Add(_experts.ForwardSlot(slot, inputs.narrow(0, offset, count)));
+            outputs.Add(Expert(slot, inputs.narrow(0, offset, count)));
             offset += count;
         }
-        var combined = cat(outputs, 0).mul_(weights);
-        return zeros_like(tokens.Hidden).index_add_(0, tokenOfPair, combined, 1);
+        return output.index_add_(0, tokenOfPair, cat(outputs, 0).mul_(weights), 1);
+    }
+
+    /// <summary>One expert's SwiGLU on <c>[n, hidden]</c> rows: <c>down(silu(gate(x)) · up(x))</c>.</summary>
+    private Tensor Expert(int slot, Tensor input)
+    {
+        var gateUp = nn.functional.linear(input, _gateUp[slot]);
+        var activated = nn.functional.silu(gateUp.narrow(-1, 0, _inter)) * gateUp.narrow(-1, _inter, _inter);
+        return nn.functional.linear(activated, _down[slot]);
     }
 
     /// <summary>
@@ -145,7 +159,7 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
     private Tensor Grouped(RoutedTokens tokens, Tensor sortedIds, Tensor order, long[] counts)
     {
         var hidden = tokens.Hidden;
-        long topK = tokens.ExpertIds.shape[1], size = hidden.shape[1], inter = _experts.IntermediateSize, experts = counts.Length;
+        long topK = tokens.Slots.shape[1], size = hidden.shape[1], inter = _inter, experts = counts.Length;
         var output = zeros_like(hidden);
         var capacity = ExpertCostModel.GroupedCapacity(counts.Length == 0 ? 0 : counts.Max());
         if (capacity == 0) return output;
@@ -155,7 +169,7 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
         var weights = tokens.Weights.reshape(-1).index_select(0, order).unsqueeze(1);
         // Sorted pair i of expert e goes to row e·capacity + (i − first pair of e); the shift per
         // expert comes from the device's copy of the counts, so no second host transfer.
-        var deviceCounts = tokens.TokensPerExpert;
+        var deviceCounts = tokens.PairsPerSlot;
         var shift = arange(0, experts * capacity, capacity, ScalarType.Int64, hidden.device) - (deviceCounts.cumsum(0) - deviceCounts);
         var rowOfPair = shift.index_select(0, sortedIds) + arange(pairs, ScalarType.Int64, hidden.device);
 
@@ -171,9 +185,9 @@ public sealed class LocalExpertDispatcher : IExpertDispatcher
             var rows = rowOfPair.narrow(0, firstPair, chunkPairs);
             if (first > 0) rows = rows - (first * capacity);
             var padded = zeros([n * capacity, size], hidden.dtype, hidden.device).index_copy_(0, rows, inputs.narrow(0, firstPair, chunkPairs));
-            var gateUp = bmm(padded.view(n, capacity, size), _experts.GateUp.narrow(0, first, n).transpose(1, 2));
+            var gateUp = bmm(padded.view(n, capacity, size), _gateUp.narrow(0, first, n).transpose(1, 2));
             var activated = nn.functional.silu(gateUp.narrow(2, 0, inter)) * gateUp.narrow(2, inter, inter);
-            var down = bmm(activated, _experts.Down.narrow(0, first, n).transpose(1, 2)).view(n * capacity, size);
+            var down = bmm(activated, _down.narrow(0, first, n).transpose(1, 2)).view(n * capacity, size);
             var combined = down.index_select(0, rows).mul_(weights.narrow(0, firstPair, chunkPairs));
             output.index_add_(0, tokenOfPair.narrow(0, firstPair, chunkPairs), combined, 1);
             firstPair += chunkPairs;

@@ -1,0 +1,238 @@
+using System.Globalization;
+using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Parallelism;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Model.Experts;
+
+/// <summary>
+/// The routed experts of one MoE layer (<c>mlp.experts</c>) as this process sees them. The experts
+/// held here are stored stacked so a few batched matrix products compute them: <c>gate_up_proj</c>
+/// <c>[held, 2·inter, hidden]</c> (each expert's gate rows, then its up rows) and <c>down_proj</c>
+/// <c>[held, hidden, inter]</c>; slot <c>j</c> holds expert <see cref="HeldExperts"/>[j].
+/// <para>
+/// Built, it holds every expert. The placement pass (<see cref="ExpertParallelism"/>) may shard it
+/// before materialisation: then it holds one rank's experts only, computes the picks of experts it
+/// holds, and hands the picks of the others to an <see cref="IExpertTransport"/>, a copy of a
+/// replicated expert taking every n-th of that expert's picks.
+/// </para>
+/// </summary>
+public sealed class RoutedExperts : WeightedModule
+{
+    private Parameter gate_up_proj;
+    private Parameter down_proj;
+    private Shard? _shard;
+    private LocalExperts? _local;
+
+    public RoutedExperts(string name, int layerIndex, int expertCount, int expertsPerToken, long hiddenSize, long intermediateSize, ScalarType dtype) : base(name)
+    {
+        LayerIndex = layerIndex;
+        ExpertCount = expertCount;
+        ExpertsPerToken = expertsPerToken;
+        HiddenSize = hiddenSize;
+        IntermediateSize = intermediateSize;
+        HeldExperts = [.. Enumerable.Range(0, expertCount)];
+        gate_up_proj = Declare(dtype, expertCount, 2 * intermediateSize, hiddenSize);
+        down_proj = Declare(dtype, expertCount, hiddenSize, intermediateSize);
+        RegisterComponents();
+    }
+
+    public int LayerIndex { get; }
+
+    /// <summary>Routed experts of the layer (<c>n_routed_experts</c>), held here or not.</summary>
+    public int ExpertCount { get; }
+
+    public int ExpertsPerToken { get; }
+
+    public long HiddenSize { get; }
+
+    public long IntermediateSize { get; }
+
+    /// <summary>Global expert id of each slot, ascending.</summary>
+    public IReadOnlyList<int> HeldExperts { get; private set; }
+
+    /// <summary>True once a placement over several ranks was applied: some picks are computed elsewhere.</summary>
+    public bool IsSharded => _shard is not null;
+
+    /// <summary><c>[held, 2·inter, hidden]</c>: gate rows <c>[0, inter)</c>, up rows <c>[inter, 2·inter)</c>.</summary>
+    public Tensor GateUp => gate_up_proj;
+
+    /// <summary><c>[held, hidden, inter]</c>.</summary>
+    public Tensor Down => down_proj;
+
+    /// <summary>The compute paths over the held experts; exists once materialised.</summary>
+    public LocalExperts Local => _local ?? throw new InvalidOperationException("The experts are not materialised yet.");
+
+    /// <summary>
+    /// Keeps only <paramref name="rank"/>'s experts of <paramref name="placement"/> (still declared,
+    /// so the others are never allocated) and sends the picks of the others through <paramref name="transport"/>.
+    /// </summary>
+    internal void ApplyPlacement(LayerPlacement placement, int rank, IExpertTransport transport)
+    {
+        ArgumentNullException.ThrowIfNull(placement);
+        ArgumentNullException.ThrowIfNull(transport);
+        if (_shard is not null) throw new InvalidOperationException($"Layer {LayerIndex} is already sharded.");
+        if (placement.LayerIndex != LayerIndex || placement.ExpertCount != ExpertCount)
+            throw new ArgumentException($"The placement is for layer {placement.LayerIndex} with {placement.ExpertCount} experts, not layer {LayerIndex} with {ExpertCount}.", nameof(placement));
+        ArgumentOutOfRangeException.ThrowIfNegative(rank);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, placement.RankCount);
+        var held = placement.ExpertsOn(rank);
+        gate_up_proj = Redeclared(nameof(gate_up_proj), gate_up_proj, held.Count, 2 * IntermediateSize, HiddenSize);
+        down_proj = Redeclared(nameof(down_proj), down_proj, held.Count, HiddenSize, IntermediateSize);
+        HeldExperts = held;
+        _shard = new Shard(placement, rank, transport);
+    }
+
+    internal override void Allocate(Device device)
+    {
+        gate_up_proj = Allocated(nameof(gate_up_proj), gate_up_proj, device);
+        down_proj = Allocated(nameof(down_proj), down_proj, device);
+        _local = new LocalExperts(this, ExpertDeviceProfile.For(device));
+        _shard?.Allocate(HeldExperts, device);
+    }
+
+    /// <summary>
+    /// Where each per-expert checkpoint tensor goes: views into the stacks named as the checkpoint
+    /// names them (<c>{prefix}.{expert}.gate_proj.weight</c> …), so loading copies each held expert
+    /// into its slice and a missing or misshapen tensor is reported by its own name.
+    /// </summary>
+    public IEnumerable<(string Name, Tensor Target)> CheckpointSlices(string prefix)
+    {
+        for (var slot = 0; slot < HeldExperts.Count; slot++)
+        {
+            var expert = $"{prefix}.{HeldExperts[slot].ToString(CultureInfo.InvariantCulture)}";
+            yield return ($"{expert}.gate_proj.weight", gate_up_proj[slot].narrow(0, 0, IntermediateSize));
+            yield return ($"{expert}.up_proj.weight", gate_up_proj[slot].narrow(0, IntermediateSize, IntermediateSize));
+            yield return ($"{expert}.down_proj.weight", down_proj[slot]);
+        }
+    }
+
+    /// <summary>
+    /// <c>Σ_k weights[t,k] · expert_{ids[t,k]}(hidden[t])</c> for every token, wherever the experts live.
+    /// </summary>
+    /// <param name="hidden"><c>[T, hidden]</c>.</param>
+    /// <param name="ids">Global expert ids <c>[T, k]</c>.</param>
+    /// <param name="weights"><c>[T, k]</c>, in the dtype of <paramref name="hidden"/>.</param>
+    /// <param name="tokensPerExpert">Picks per expert <c>[n_routed_experts]</c> on the device.</param>
+    public Tensor Forward(Tensor hidden, Tensor ids, Tensor weights, Tensor tokensPerExpert)
+    {
+        if (_shard is null) return Local.Compute(new RoutedTokens(LayerIndex, hidden, ids, weights, tokensPerExpert));
+
+        var destination = _shard.DestinationRanks(ids, tokensPerExpert);
+        var batches = new List<ExpertBatch>();
+        var rowsOfBatch = new List<Tensor>();
+        for (var rank = 0; rank < _shard.Placement.RankCount; rank++)
+        {
+            if (rank == _shard.Rank) continue;
+            var picked = destination.eq(rank);
+            var rows = picked.any(1).nonzero().squeeze(1);
+            if (rows.shape[0] == 0) continue;
+            var elsewhere = picked.index_select(0, rows).logical_not();
+            batches.Add(new ExpertBatch(rank, hidden.index_select(0, rows), ids.index_select(0, rows).masked_fill(elsewhere, -1),
+                weights.index_select(0, rows).masked_fill(elsewhere, 0.0)));
+            rowsOfBatch.Add(rows);
+        }
+        // Peers compute while this rank computes its own share.
+        var pending = _shard.Transport.Dispatch(LayerIndex, batches);
+        var output = ComputeHeld(hidden, ids.masked_fill(destination.ne(_shard.Rank), -1), weights);
+        var results = pending.Combine();
+        if (results.Count != batches.Count)
+            throw new InvalidOperationException($"Layer {LayerIndex}: the expert transport returned {results.Count} results for {batches.Count} batches.");
+        for (var i = 0; i < results.Count; i++) output.index_add_(0, rowsOfBatch[i], results[i], 1);
+        return output;
+    }
+
+    /// <summary>What a peer asks of this rank: the weighted sum of the picks of <paramref name="batch"/>, all of experts held here.</summary>
+    /// <returns><c>[rows of the batch, hidden]</c>.</returns>
+    public Tensor ComputeHeld(ExpertBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        using var scope = NewDisposeScope();
+        var slots = _shard?.SlotsOf(batch.ExpertIds);
+        if (slots is not null && slots.eq(HeldExperts.Count).logical_and(batch.ExpertIds.ge(0)).any().item<bool>())
+            throw new InvalidOperationException($"Rank {_shard!.Rank} was sent layer {LayerIndex} tokens of an expert it does not hold; the ranks disagree on the placement.");
+        return ComputeHeld(batch.Hidden, batch.ExpertIds, batch.Weights).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The held experts' share; picks with id −1 or of experts held elsewhere are skipped.</summary>
+    private Tensor ComputeHeld(Tensor hidden, Tensor ids, Tensor weights)
+    {
+        if (_shard is null) throw new InvalidOperationException("Only a sharded layer computes a share of its picks.");
+        var slots = _shard.SlotsOf(ids);
+        var flat = slots.reshape(-1);
+        var held = HeldExperts.Count;
+        var perSlot = zeros([held + 1], ScalarType.Int64, hidden.device).scatter_add_(0, flat, ones_like(flat)).narrow(0, 0, held);
+        return Local.Compute(new RoutedTokens(LayerIndex, hidden, slots, weights, perSlot));
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _shard?.Dispose();
+        base.Dispose(disposing);
+    }
+
+    /// <summary>This rank's view of a layer's placement, with the lookup tables the routing needs on the device.</summary>
+    private sealed class Shard(LayerPlacement placement, int rank, IExpertTransport transport) : IDisposable
+    {
+        private Tensor? _slotOfExpert;
+        private Tensor? _copyRanks;
+        private Tensor? _copyCounts;
+        private int _maxCopies;
+
+        public LayerPlacement Placement { get; } = placement;
+
+        public int Rank { get; } = rank;
+
+        public IExpertTransport Transport { get; } = transport;
+
+        public void Allocate(IReadOnlyList<int> held, Device device)
+        {
+            // Index id + 1: entry 0 is id −1 (a pick for another rank); experts not held map to the sentinel slot.
+            var slotOfExpert = Enumerable.Repeat((long)held.Count, Placement.ExpertCount + 1).ToArray();
+            for (var slot = 0; slot < held.Count; slot++) slotOfExpert[held[slot] + 1] = slot;
+            _maxCopies = Enumerable.Range(0, Placement.ExpertCount).Max(e => Placement.RanksOf(e).Count);
+            var copyRanks = new long[Placement.ExpertCount * _maxCopies];
+            var copyCounts = new long[Placement.ExpertCount];
+            for (var expert = 0; expert < Placement.ExpertCount; expert++)
+            {
+                var ranks = Placement.RanksOf(expert);
+                copyCounts[expert] = ranks.Count;
+                for (var copy = 0; copy < _maxCopies; copy++) copyRanks[(expert * _maxCopies) + copy] = ranks[copy % ranks.Count];
+            }
+            _slotOfExpert = tensor(slotOfExpert, device: device).DetachFromDisposeScope();
+            _copyRanks = tensor(copyRanks, device: device).DetachFromDisposeScope();
+            _copyCounts = tensor(copyCounts, device: device).DetachFromDisposeScope();
+        }
+
+        public Tensor SlotsOf(Tensor ids) => Table(_slotOfExpert).index_select(0, (ids + 1).reshape(-1)).view_as(ids);
+
+        /// <summary>
+        /// The rank computing each pick <c>[T, k]</c>: the i-th pick of expert e in batch order goes to
+        /// its copy <c>i mod copies(e)</c>, so copies split an expert's picks as evenly as integers
+        /// allow, exactly as <see cref="LayerPlacement.TokensPerRank"/> counts them.
+        /// </summary>
+        public Tensor DestinationRanks(Tensor ids, Tensor tokensPerExpert)
+        {
+            var flat = ids.reshape(-1);
+            var copyRanks = Table(_copyRanks);
+            if (_maxCopies == 1) return copyRanks.index_select(0, flat).view_as(ids);
+            var (sorted, order) = flat.sort(0, descending: false, stable: true);
+            var firstPick = tokensPerExpert.cumsum(0) - tokensPerExpert;
+            var indexInExpert = arange(flat.shape[0], ScalarType.Int64, flat.device) - firstPick.index_select(0, sorted);
+            var pickIndex = empty_like(flat).index_copy_(0, order, indexInExpert);
+            var copy = pickIndex.remainder(Table(_copyCounts).index_select(0, flat));
+            return copyRanks.index_select(0, (flat * _maxCopies) + copy).view_as(ids);
+        }
+
+        private static Tensor Table(Tensor? table) => table ?? throw new InvalidOperationException("The experts are not materialised yet.");
+
+        public void Dispose()
+        {
+            _slotOfExpert?.Dispose();
+            _copyRanks?.Dispose();
+            _copyCounts?.Dispose();
+        }
+    }
+}
