@@ -24,14 +24,31 @@ public static class ExpertPlanner
 {
     private const double Epsilon = 1e-9;
 
-    /// <summary>A placement of every layer in <paramref name="loads"/> (one entry per MoE layer, counts per expert).</summary>
+    /// <summary>
+    /// A placement of every layer in <paramref name="loads"/> (one entry per MoE layer, counts per
+    /// expert). Where a layer leaves a choice between equally loaded ranks, the rank holding fewer
+    /// copies in the layers before gets the copy, so uneven counts do not pile up on one rank's memory.
+    /// </summary>
     public static ExpertPlacement Plan(IReadOnlyList<ExpertLoad> loads, int ranks, int redundantCopies)
     {
         ArgumentNullException.ThrowIfNull(loads);
-        return new ExpertPlacement(ranks, [.. loads.Select(load => PlanLayer(load.LayerIndex, load.TokensPerExpert, ranks, redundantCopies))]);
+        var copiesHeld = new long[Math.Max(ranks, 0)];
+        var layers = new List<LayerPlacement>();
+        foreach (var load in loads)
+        {
+            var layer = PlanLayer(load.LayerIndex, load.TokensPerExpert, ranks, redundantCopies, copiesHeld);
+            for (var rank = 0; rank < ranks; rank++) copiesHeld[rank] += layer.ExpertsOn(rank).Count;
+            layers.Add(layer);
+        }
+        return new ExpertPlacement(ranks, layers);
     }
 
-    public static LayerPlacement PlanLayer(int layerIndex, IReadOnlyList<long> tokensPerExpert, int ranks, int redundantCopies)
+    /// <param name="layerIndex">The MoE layer.</param>
+    /// <param name="tokensPerExpert">Observed picks per expert (all zero: none observed yet).</param>
+    /// <param name="ranks">Ranks of the group.</param>
+    /// <param name="redundantCopies">Extra copies beyond one per expert.</param>
+    /// <param name="copiesHeldBefore">Copies each rank holds in other layers; breaks ties between equally loaded ranks.</param>
+    public static LayerPlacement PlanLayer(int layerIndex, IReadOnlyList<long> tokensPerExpert, int ranks, int redundantCopies, IReadOnlyList<long>? copiesHeldBefore = null)
     {
         ArgumentNullException.ThrowIfNull(tokensPerExpert);
         ArgumentOutOfRangeException.ThrowIfLessThan(ranks, 1);
@@ -53,12 +70,14 @@ public static class ExpertPlanner
         var slots = (items.Count + ranks - 1) / ranks;
         var held = Enumerable.Range(0, ranks).Select(_ => new List<Copy>()).ToArray();
         var rankLoad = new double[ranks];
+        var before = copiesHeldBefore ?? new long[ranks];
+        if (before.Count != ranks) throw new ArgumentException($"{before.Count} prior copy counts for {ranks} ranks.", nameof(copiesHeldBefore));
         foreach (var item in items)
         {
-            var rank = Lightest(ranks, r => held[r].Count < slots && !Holds(held[r], item.Expert), rankLoad, held);
+            var rank = Lightest(ranks, r => held[r].Count < slots && !Holds(held[r], item.Expert), rankLoad, held, before);
             // Every rank with a free slot already holds this expert: exceed the slots rather than
             // hold one expert twice (a copy per rank is at most one by construction, so one exists).
-            if (rank < 0) rank = Lightest(ranks, r => !Holds(held[r], item.Expert), rankLoad, held);
+            if (rank < 0) rank = Lightest(ranks, r => !Holds(held[r], item.Expert), rankLoad, held, before);
             held[rank].Add(item);
             rankLoad[rank] += item.Share;
         }
@@ -81,15 +100,19 @@ public static class ExpertPlanner
         return copies;
     }
 
-    /// <summary>The eligible rank with the least expected load (ties: fewer copies, then lower rank), or −1.</summary>
-    private static int Lightest(int ranks, Func<int, bool> eligible, double[] rankLoad, List<Copy>[] held)
+    /// <summary>
+    /// The eligible rank with the least expected load (ties: fewer copies in this layer, then fewer
+    /// in the layers before, then lower rank), or −1.
+    /// </summary>
+    private static int Lightest(int ranks, Func<int, bool> eligible, double[] rankLoad, List<Copy>[] held, IReadOnlyList<long> before)
     {
         var best = -1;
         for (var r = 0; r < ranks; r++)
         {
             if (!eligible(r)) continue;
-            if (best < 0 || rankLoad[r] < rankLoad[best] - Epsilon
-                || (Math.Abs(rankLoad[r] - rankLoad[best]) <= Epsilon && held[r].Count < held[best].Count))
+            if (best < 0 || rankLoad[r] < rankLoad[best] - Epsilon) best = r;
+            else if (Math.Abs(rankLoad[r] - rankLoad[best]) <= Epsilon
+                     && (held[r].Count, before[r]).CompareTo((held[best].Count, before[best])) < 0)
                 best = r;
         }
         return best;

@@ -96,6 +96,17 @@ public sealed class ExpertPlannerTests
     }
 
     [Fact]
+    public void Uneven_counts_rotate_between_ranks_over_the_layers_so_memory_stays_even()
+    {
+        var layers = Enumerable.Range(1, 26).Select(l => new ExpertLoad(l, Uniform(64, 1))).ToList();
+        var placement = ExpertPlanner.Plan(layers, 3, 0);
+
+        var copies = Enumerable.Range(0, 3).Select(r => placement.Layers.Sum(l => l.ExpertsOn(r).Count)).ToArray();
+        Assert.Equal(26 * 64, copies.Sum());
+        Assert.True(copies.Max() - copies.Min() <= 1, $"copies per rank over all layers: {string.Join(", ", copies)}");
+    }
+
+    [Fact]
     public void No_observed_load_is_planned_as_uniform()
     {
         var zero = ExpertPlanner.PlanLayer(1, new long[10], 3, 1);
