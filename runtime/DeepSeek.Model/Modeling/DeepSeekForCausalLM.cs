@@ -343,6 +343,8 @@ internal sealed class MlaAttention : nn.Module
     /// <param name="cache">This layer's <c>[slots, kv_lora_rank + qk_rope_head_dim]</c> cache.</param>
     public Tensor Forward(Tensor hidden, AttentionMetadata batch, Tensor cache)
     {
+        // The scores are the largest temporaries of a layer; free them before the MLP runs.
+        using var scope = NewDisposeScope();
         var tokens = hidden.shape[0];
         var q = q_proj is not null
             ? q_proj.Forward(hidden)
@@ -377,7 +379,7 @@ internal sealed class MlaAttention : nn.Module
             .index_select(0, batch.UnpadRows);                                       // [T, H, latent]
         var values = bmm(attended.transpose(0, 1), wUv.transpose(1, 2))              // [H, T, v]
             .transpose(0, 1).reshape(tokens, _heads * _value);
-        return o_proj.Forward(values);
+        return o_proj.Forward(values).MoveToOuterDisposeScope();
     }
 }
 

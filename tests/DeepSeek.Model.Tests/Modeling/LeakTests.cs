@@ -13,6 +13,19 @@ public sealed class LeakTests
     public void Repeated_generation_leaves_live_tensor_count_flat()
     {
         using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.Float32, CPU);
+        AssertFlat(model);
+    }
+
+    [Fact]
+    public void Repeated_generation_on_a_sharded_group_leaves_live_tensor_count_flat()
+    {
+        var config = DeepSeek.Model.Configuration.DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V3Tiny));
+        using var group = ShardedGroup.Load(Fixtures.V3Tiny, DeepSeek.Model.Parallelism.ExpertPlacement.Initial(config, 3, 2), ScalarType.Float32);
+        AssertFlat(group.Leader);
+    }
+
+    private static void AssertFlat(DeepSeekForCausalLM model)
+    {
         var prompt = Fixtures.LoadReference(Fixtures.V3Tiny).Prompts[2].InputIds;
         void Run() => GreedyDecoding.Cached(model, prompt, 12);
 
