@@ -18,10 +18,14 @@ public static class ExpertParallelism
         if (model.IsMaterialised) throw new InvalidOperationException("Expert parallelism is applied before the model is materialised.");
         ArgumentOutOfRangeException.ThrowIfNegative(rank);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, placement.RankCount);
-        var unknown = placement.Layers.Select(l => l.LayerIndex).Except(model.RoutedExperts.Select(e => e.LayerIndex)).ToList();
-        if (unknown.Count > 0) throw new ArgumentException($"The placement names layers {string.Join(", ", unknown)}, which are not MoE layers of this model.", nameof(placement));
+        var moeLayers = model.RoutedExperts.Select(e => e.LayerIndex).ToList();
+        var placed = placement.Layers.Select(l => l.LayerIndex).ToList();
+        if (placed.Count != placed.Distinct().Count() || !placed.Order().SequenceEqual(moeLayers.Order()))
+            throw new ArgumentException($"The placement covers layers [{string.Join(", ", placed)}]; the model's MoE layers are [{string.Join(", ", moeLayers)}], each once.", nameof(placement));
         if (placement.Layers.Any(l => l.RankCount != placement.RankCount))
             throw new ArgumentException($"Every layer of the placement must span its {placement.RankCount} ranks.", nameof(placement));
+        // One rank holds every expert: the model stays as built, with all its compute paths.
+        if (placement.RankCount == 1) return;
         foreach (var experts in model.RoutedExperts)
             experts.ApplyPlacement(placement.Layer(experts.LayerIndex), rank, transport);
     }

@@ -109,6 +109,8 @@ public sealed partial class ExpertParallelismTests
                 Assert.Equal(expected, model.ParameterCount);
                 Assert.Equal(expected * 4, model.ParameterBytes);
                 Assert.All(model.parameters(), p => Assert.Equal(DeviceType.CPU, p.device_type));
+                // A one-rank group keeps the model as built, with every compute path.
+                Assert.All(model.RoutedExperts, e => Assert.Equal(ranks > 1, e.IsSharded));
             }
         }
     }
@@ -124,9 +126,14 @@ public sealed partial class ExpertParallelismTests
         using var built = DeepSeekForCausalLM.Build(config, ScalarType.Float32);
         ExpertParallelism.Apply(built, placement, 0, transport);
         Assert.Throws<InvalidOperationException>(() => ExpertParallelism.Apply(built, placement, 0, transport));
-        Assert.Throws<ArgumentOutOfRangeException>(() => ExpertParallelism.Apply(DeepSeekForCausalLM.Build(config, ScalarType.Float32), placement, 2, transport));
+        using (var outside = DeepSeekForCausalLM.Build(config, ScalarType.Float32))
+            Assert.Throws<ArgumentOutOfRangeException>(() => ExpertParallelism.Apply(outside, placement, 2, transport));
         var wrongLayers = new ExpertPlacement(2, [new LayerPlacement(0, 8, [[0, 1, 2, 3], [4, 5, 6, 7]])]);
-        Assert.Throws<ArgumentException>(() => ExpertParallelism.Apply(DeepSeekForCausalLM.Build(config, ScalarType.Float32), wrongLayers, 0, transport));
+        using var other = DeepSeekForCausalLM.Build(config, ScalarType.Float32);
+        Assert.Throws<ArgumentException>(() => ExpertParallelism.Apply(other, wrongLayers, 0, transport));
+        var missingLayer = placement with { Layers = [placement.Layers[0]] };
+        Assert.Throws<ArgumentException>(() => ExpertParallelism.Apply(other, missingLayer, 0, transport));
+        Assert.All(other.RoutedExperts, e => Assert.False(e.IsSharded));
     }
 
     [Fact]
