@@ -140,7 +140,12 @@ public sealed class RoutedExperts : WeightedModule
         var results = pending.Combine();
         if (results.Count != batches.Count)
             throw new InvalidOperationException($"Layer {LayerIndex}: the expert transport returned {results.Count} results for {batches.Count} batches.");
-        for (var i = 0; i < results.Count; i++) output.index_add_(0, rowsOfBatch[i], results[i], 1);
+        for (var i = 0; i < results.Count; i++)
+        {
+            if (results[i].shape is not [var rows, var size] || rows != rowsOfBatch[i].shape[0] || size != HiddenSize)
+                throw new ExpertTransportException($"Layer {LayerIndex}: rank {batches[i].Rank} answered [{string.Join(", ", results[i].shape)}] for {rowsOfBatch[i].shape[0]} rows of {HiddenSize}.");
+            output.index_add_(0, rowsOfBatch[i], results[i].to(output.dtype, output.device), 1);
+        }
         return output;
     }
 

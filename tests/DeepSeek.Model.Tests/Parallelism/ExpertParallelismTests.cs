@@ -148,6 +148,33 @@ public sealed partial class ExpertParallelismTests
         Assert.Contains("does not hold", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_peer_answer_of_the_wrong_shape_is_an_error_naming_the_peer()
+    {
+        var directory = Fixtures.Dir(Fixtures.V3Tiny);
+        var config = DeepSeekConfig.Load(directory);
+        using var checkpoint = SafetensorsCheckpoint.Open(directory);
+        using var model = DeepSeekForCausalLM.Build(config, ScalarType.Float32);
+        ExpertParallelism.Apply(model, ExpertPlacement.Initial(config, 2, 0), 0, new OneRowTooManyTransport());
+        model.Materialise(checkpoint, CPU);
+        var prompt = Fixtures.LoadReference(Fixtures.V3Tiny).Prompts[0].InputIds;
+        using var cache = model.CreateCache(prompt.Length);
+
+        var error = Assert.Throws<ExpertTransportException>(() => model.Forward(ForwardBatch.Contiguous(prompt, 0), cache));
+        Assert.Contains("rank 1 answered", error.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class OneRowTooManyTransport : IExpertTransport
+    {
+        public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches) =>
+            new Answers([.. batches.Select(b => zeros(b.Hidden.shape[0] + 1, b.Hidden.shape[1]))]);
+
+        private sealed class Answers(IReadOnlyList<Tensor> results) : IExpertCombine
+        {
+            public IReadOnlyList<Tensor> Combine() => results;
+        }
+    }
+
     [GeneratedRegex(@"^model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.")]
     private static partial Regex ExpertTensor();
 
