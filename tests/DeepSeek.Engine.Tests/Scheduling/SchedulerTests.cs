@@ -5,7 +5,7 @@ namespace DeepSeek.Engine.Tests.Scheduling;
 
 public sealed class SchedulerTests
 {
-    private static readonly SchedulerOptions Options = new() { MaxBatchTokens = 32, MaxRunningRequests = 8, MaxModelLength = 256, EosTokenIds = [0] };
+    private static readonly EngineOptions Options = new() { MaxBatchTokens = 32, MaxRunningRequests = 8, MaxModelLength = 256 };
 
     private static int[] Prompt(int seed, int length)
     {
@@ -86,8 +86,8 @@ public sealed class SchedulerTests
     [Fact]
     public void Batched_greedy_output_equals_output_alone_with_end_of_sequence_stops()
     {
-        var options = Options with { EosTokenIds = [7] };
-        var loop = new EngineLoop(options, numBlocks: 64, blockSize: 4, vocabularySize: 12);
+        var options = Options;
+        var loop = new EngineLoop(options, numBlocks: 64, blockSize: 4, vocabularySize: 12, eosTokenIds: [7]);
         var requests = Enumerable.Range(0, 12)
             .Select(i => new EngineRequest($"r{i}", Prompt(200 + i, 3 + i), SamplingParameters.Greedy with { MaxTokens = 30 }))
             .ToList();
@@ -95,7 +95,7 @@ public sealed class SchedulerTests
         loop.RunToCompletion();
 
         foreach (var request in requests)
-            Assert.Equal(EngineLoop.RunAlone(request.PromptTokenIds, request.Sampling, options, vocabularySize: 12), request.OutputTokenIds);
+            Assert.Equal(EngineLoop.RunAlone(request.PromptTokenIds, request.Sampling, options, vocabularySize: 12, eosTokenIds: [7]), request.OutputTokenIds);
         Assert.Contains(requests, r => r.FinishReason == FinishReason.Stop && r.OutputTokenIds[^1] == 7);
     }
 
