@@ -270,11 +270,7 @@ internal sealed partial class EngineCore
         var finishes = _outputs.Process(progress, out var generated);
         foreach (var (requestId, reason) in finishes) scheduler.Finish(requestId, reason);
 
-        if (_onStep is { } onStep)
-        {
-            var decodes = step.Sequences.Count(q => q.IsDecode);
-            onStep(new StepTiming(step.TotalTokens - decodes, decodes, generated, Stopwatch.GetElapsedTime(started)));
-        }
+        var elapsed = Stopwatch.GetElapsedTime(started);
         _outputs.RecordGenerated(generated);
         foreach (var load in output.ExpertLoads)
         {
@@ -282,6 +278,12 @@ internal sealed partial class EngineCore
             _metrics.SetExpertLoadImbalance(load.LayerIndex, ExpertLoad.ImbalanceRatio(load.TokensPerExpert));
         }
         PublishLoad();
+        // Last, after the load snapshot: an observer of the step sees the engine as the step left it.
+        if (_onStep is { } onStep)
+        {
+            var decodes = step.Sequences.Count(q => q.IsDecode);
+            onStep(new StepTiming(step.TotalTokens - decodes, decodes, generated, elapsed));
+        }
     }
 
     /// <summary>
