@@ -85,7 +85,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     public bool IsDraining => _core.Admission?.IsDraining ?? false;
 
     /// <summary>Serving, draining, stopped, or failed: what a host's readiness follows.</summary>
-    public EngineState State => _core.State;
+    public EngineState State => _core.State == EngineState.Serving && IsDraining ? EngineState.Draining : _core.State;
 
     /// <summary>
     /// The fault that stopped the engine when <see cref="State"/> is <see cref="EngineState.Failed"/>

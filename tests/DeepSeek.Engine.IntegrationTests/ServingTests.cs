@@ -136,6 +136,7 @@ public sealed class ServingTests
         var drain = engine.DrainAsync(Patience);
         Assert.Throws<EngineDrainingException>(() => engine.Submit(prompts[2].InputIds, Greedy(4)));
         Assert.True(engine.GetLoad().Draining);
+        Assert.Equal(EngineState.Draining, engine.State);
         var results = await Task.WhenAll(handles.Select(CollectAsync));
         await drain.WaitAsync(Patience);
 
@@ -145,6 +146,8 @@ public sealed class ServingTests
             Assert.Equal(FinishReason.Length, results[i][^1].FinishReason);
         }
         Assert.True(engine.Stopped.IsCompleted);
+        Assert.Equal(EngineState.Stopped, engine.State);
+        Assert.Null(engine.Failure);
     }
 
     [Fact]

@@ -182,7 +182,6 @@ internal sealed partial class EngineCore
             while (_cancellations.TryDequeue(out var id)) scheduler.Cancel(id);
             if (_cancelAll)
                 foreach (var id in _outputs.RequestIds) scheduler.Cancel(id);
-            if (Admission!.IsDraining && _state == EngineState.Serving) _state = EngineState.Draining;
             if (_stopRequested) return;
             if (!scheduler.HasUnfinishedRequests)
             {

@@ -5,7 +5,7 @@ namespace DeepSeek.Engine.Telemetry;
 
 /// <summary>
 /// The engine's instruments on the <c>DeepSeek.Runtime</c> meter. Instrument names are the documented
-/// metric names (docs/engine.md) without the suffixes OpenTelemetry's Prometheus exporter adds: <c>_total</c> on counters, the unit
+/// metric names (docs/engine.md, Metrics) without the suffixes OpenTelemetry's Prometheus exporter adds: <c>_total</c> on counters, the unit
 /// (<c>_seconds</c>, <c>_ratio</c>) where the name lacks it. Every measurement carries the <c>model</c> tag.
 /// </summary>
 public sealed class EngineMetrics : IDisposable
