@@ -82,19 +82,30 @@ public sealed class ServingTests
     [Fact]
     public async Task A_cancelled_request_ends_cancelled_and_frees_its_blocks()
     {
+        // The engine thread is held after the first step until the test has cancelled, so the request is
+        // cancelled mid-generation however fast or slow the machine is (it once finished first under load).
+        using var firstStepDone = new SemaphoreSlim(0);
+        using var release = new SemaphoreSlim(0);
+        var held = 0;
+        void HoldFirstStep(Execution.StepTiming _)
+        {
+            if (Interlocked.Exchange(ref held, 1) != 0) return;
+            firstStepDone.Release();
+            release.Wait(Patience);
+        }
         var prompt = ReferenceCheckpoints.Prompts(ReferenceCheckpoints.V3Tiny)[0];
-        await using var engine = await StartAsync(ReferenceCheckpoints.V3Tiny, new EngineOptions { ServedModelName = "cancel", KvCacheBlocks = 64 });
+        await using var engine = await StartAsync(ReferenceCheckpoints.V3Tiny, new EngineOptions { ServedModelName = "cancel", KvCacheBlocks = 64 }, onStep: HoldFirstStep);
         using var cancel = new CancellationTokenSource();
 
         var handle = engine.Submit(prompt.InputIds, Greedy(200), cancel.Token);
-        using (var first = new CancellationTokenSource(Patience))
-            Assert.NotNull((await handle.Events.ReadAsync(first.Token)).TokenId);
-        Assert.True(engine.GetLoad().KvCacheUsage > 0);
+        Assert.True(await firstStepDone.WaitAsync(Patience));
+        Assert.True(engine.GetLoad().KvCacheUsage > 0); // published before the step's observer runs
         await cancel.CancelAsync();
-        var rest = await CollectAsync(handle);
+        release.Release();
+        var events = await CollectAsync(handle);
 
-        Assert.Equal(FinishReason.Cancelled, rest[^1].FinishReason);
-        Assert.True(rest.Count < 200);
+        Assert.Equal(FinishReason.Cancelled, events[^1].FinishReason);
+        Assert.Single(Tokens(events)); // the first step's token, then nothing: the cancellation landed at the next step boundary
         Assert.True(await EventuallyAsync(() => engine.GetLoad() is { KvCacheUsage: 0, Running: 0, Waiting: 0 }));
     }
 
@@ -125,6 +136,7 @@ public sealed class ServingTests
         var drain = engine.DrainAsync(Patience);
         Assert.Throws<EngineDrainingException>(() => engine.Submit(prompts[2].InputIds, Greedy(4)));
         Assert.True(engine.GetLoad().Draining);
+        Assert.Equal(EngineState.Draining, engine.State);
         var results = await Task.WhenAll(handles.Select(CollectAsync));
         await drain.WaitAsync(Patience);
 
@@ -134,6 +146,8 @@ public sealed class ServingTests
             Assert.Equal(FinishReason.Length, results[i][^1].FinishReason);
         }
         Assert.True(engine.Stopped.IsCompleted);
+        Assert.Equal(EngineState.Stopped, engine.State);
+        Assert.Null(engine.Failure);
     }
 
     [Fact]

@@ -1,20 +1,25 @@
+using DeepSeek.Engine.Requests;
+using DeepSeek.Engine.Sampling;
 using DeepSeek.Engine.Scheduling;
-using DeepSeek.Model.Experts;
+using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Modeling;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Engine.Execution;
 
 /// <summary>
-/// Runs engine steps through the model. Owns the model and one <see cref="MlaKvCache"/> of
-/// <c>numBlocks × blockSize</c> slots, whose slot numbers are the block pool's (slot = block × size +
-/// offset). Create, use and dispose it on the engine thread only.
+/// Runs engine steps on the device: builds the model's <see cref="ForwardBatch"/> from the step's
+/// block tables, runs the forward, and samples on the device, so only token ids (and requested
+/// log-probabilities) cross to the host. Owns the model, one <see cref="MlaKvCache"/> of
+/// <c>numBlocks × blockSize</c> slots whose slot numbers are the block pool's (slot = block × size +
+/// offset), and the per-request sampling generators. Create, use and dispose it on the engine thread.
 /// </summary>
-public sealed class ModelRunner : IDisposable
+internal sealed class ModelRunner : IModelRunner
 {
     private readonly MlaKvCache _cache;
+    private readonly Sampler _sampler;
 
-    public ModelRunner(DeepSeekForCausalLM model, int numBlocks, int blockSize)
+    public ModelRunner(DeepSeekForCausalLM model, int numBlocks, int blockSize, IReadOnlyList<int> eosTokenIds)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentOutOfRangeException.ThrowIfLessThan(numBlocks, 1);
@@ -22,18 +27,49 @@ public sealed class ModelRunner : IDisposable
         Model = model;
         NumBlocks = numBlocks;
         BlockSize = blockSize;
+        _sampler = new Sampler(eosTokenIds);
         _cache = model.CreateCache((long)numBlocks * blockSize);
     }
 
+    /// <summary>
+    /// Loads the model (on the calling thread, which then owns its tensors), sizes the KV pool from
+    /// the settings and the device memory left after the weights, and allocates it.
+    /// </summary>
+    public static ModelRunner Load(EngineOptions options, Func<DeepSeekForCausalLM> loadModel)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(loadModel);
+        var model = loadModel();
+        try
+        {
+            var config = model.Config;
+            var bytesPerBlock = BytesPerBlock(config, model.DType, options.BlockSize);
+            var free = options.KvCacheBlocks is null ? DeviceMemory.FreeBytes(options.Device) : 0;
+            var blocks = KvCacheSizing.NumBlocks(options.KvCacheBlocks, options.KvCacheMemoryFraction, free, bytesPerBlock,
+                options.BlockSize, options.ContextTokens(config.MaxPositionEmbeddings), options.MaxRunningRequests);
+            return new ModelRunner(model, blocks, options.BlockSize, config.EosTokenId is { } eos ? [eos] : []);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
     public DeepSeekForCausalLM Model { get; }
+
+    public DeepSeekConfig Config => Model.Config;
 
     public int NumBlocks { get; }
 
     public int BlockSize { get; }
 
     /// <summary>Bytes of one KV block over all layers: what the pool sizing divides memory by.</summary>
-    public static long BytesPerBlock(DeepSeek.Model.Configuration.DeepSeekConfig config, ScalarType dtype, int blockSize) =>
-        (long)config.NumHiddenLayers * (config.KvLoraRank + config.QkRopeHeadDim) * blockSize * ElementSize(dtype);
+    public static long BytesPerBlock(DeepSeekConfig config, ScalarType dtype, int blockSize)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return (long)config.NumHiddenLayers * (config.KvLoraRank + config.QkRopeHeadDim) * blockSize * ElementSize(dtype);
+    }
 
     public static int ElementSize(ScalarType dtype) => dtype switch
     {
@@ -43,38 +79,51 @@ public sealed class ModelRunner : IDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "Not a model dtype."),
     };
 
-    /// <summary>Runs one step and returns the last-token logits of its sampling sequences on the host.</summary>
-    public StepLogits Run(ForwardBatchArrays arrays)
+    public ModelRunnerOutput Execute(SchedulerStep step)
     {
-        ArgumentNullException.ThrowIfNull(arrays);
-        var spans = arrays.Sequences.Select(s => new SequenceSpan(s.TokenStart, s.TokenCount, s.ContextSlots)).ToArray();
-        var batch = new ForwardBatch(arrays.TokenIds, arrays.Positions, arrays.SlotMapping, spans);
+        ArgumentNullException.ThrowIfNull(step);
+        _sampler.Forget(step.FinishedRequestIds);
+        if (step.IsEmpty) return ModelRunnerOutput.Empty;
+        var batch = ForwardBatchLayout.Build(step, BlockSize);
 
-        var rowOfSequence = new int[arrays.Sequences.Count];
-        var sampling = new List<long>(arrays.Sequences.Count);
-        for (var s = 0; s < rowOfSequence.Length; s++)
+        // The forward returns one logits row per sequence; only the sampling sequences' rows are sampled.
+        var rows = new List<long>(step.Sequences.Count);
+        var requests = new List<EngineRequest>(step.Sequences.Count);
+        for (var s = 0; s < step.Sequences.Count; s++)
         {
-            rowOfSequence[s] = arrays.Sequences[s].SamplesToken ? sampling.Count : -1;
-            if (arrays.Sequences[s].SamplesToken) sampling.Add(s);
+            if (!step.Sequences[s].SamplesToken) continue;
+            rows.Add(s);
+            requests.Add(step.Sequences[s].Request);
         }
 
-        using var scope = NewDisposeScope();
-        using var output = Model.Forward(batch, _cache);
-        IReadOnlyList<ExpertLoad> loads = output.ExpertLoads;
-        if (sampling.Count == 0) return new StepLogits([], Model.Config.VocabSize, rowOfSequence, loads);
-
-        // Rows of the sampling sequences only, then the one device→host copy of the step.
-        var rows = sampling.Count == rowOfSequence.Length
-            ? output.Logits
-            : output.Logits.index_select(0, tensor(sampling.ToArray(), device: Model.Device));
-        var host = rows.to(ScalarType.Float32, CPU).contiguous();
-        return new StepLogits(host.data<float>().ToArray(), Model.Config.VocabSize, rowOfSequence, loads);
+        try
+        {
+            using var scope = NewDisposeScope();
+            using var output = Model.Forward(batch, _cache);
+            if (requests.Count == 0) return new ModelRunnerOutput(new Dictionary<string, SampledToken>(), output.ExpertLoads);
+            var logits = rows.Count == step.Sequences.Count ? output.Logits : output.Logits.index_select(0, tensor(rows.ToArray(), device: Model.Device));
+            var tokens = _sampler.Sample(logits, requests);
+            var sampled = new Dictionary<string, SampledToken>(requests.Count);
+            for (var i = 0; i < requests.Count; i++) sampled[requests[i].Id] = tokens[i];
+            return new ModelRunnerOutput(sampled, output.ExpertLoads);
+        }
+        catch (Exception e) when (IsUnrecoverable(e))
+        {
+            throw new UnrecoverableStepException($"The device cannot continue: {e.Message}", e);
+        }
     }
 
     /// <summary>
-    /// The mean of the final hidden states over <paramref name="tokenIds"/>, L2-normalised. Runs in a
-    /// cache of its own, freed at once, so the serving pool and the prefix cache are untouched.
+    /// Failures after which no step can succeed: managed memory exhausted, or a CUDA error that leaves
+    /// the context unusable (a device-side assert, an illegal access). A CUDA out-of-memory error is not
+    /// among them: the allocator recovers once the step's tensors are freed.
     /// </summary>
+    private static bool IsUnrecoverable(Exception e) =>
+        e is OutOfMemoryException
+        || (e.Message.Contains("CUDA error", StringComparison.Ordinal) && !e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase))
+        || e.Message.Contains("device-side assert", StringComparison.Ordinal)
+        || e.Message.Contains("illegal memory access", StringComparison.Ordinal);
+
     public float[] Embed(IReadOnlyList<int> tokenIds)
     {
         ArgumentNullException.ThrowIfNull(tokenIds);
@@ -85,6 +134,19 @@ public sealed class ModelRunner : IDisposable
         var mean = hidden.to(ScalarType.Float32).mean([0L]);
         var unit = nn.functional.normalize(mean.unsqueeze(0), p: 2, dim: 1).squeeze(0);
         return unit.to(CPU).contiguous().data<float>().ToArray();
+    }
+
+    public void WarmUp(int blockId)
+    {
+        var count = Math.Min(BlockSize, 4);
+        var batch = new ForwardBatch(
+            Enumerable.Range(0, count).Select(t => (long)(t % Config.VocabSize)).ToArray(),
+            Enumerable.Range(0, count).Select(p => (long)p).ToArray(),
+            [new SequenceSpan(0, count, [blockId])],
+            BlockSize);
+        using var scope = NewDisposeScope();
+        using var output = Model.Forward(batch, _cache);
+        _ = LogitsProcessing.ArgMax(output.Logits).cpu();
     }
 
     public void Dispose()

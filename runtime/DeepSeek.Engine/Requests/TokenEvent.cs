@@ -21,4 +21,11 @@ public sealed record TokenEvent
 
     /// <summary>For <see cref="Requests.FinishReason.Error"/>: what went wrong.</summary>
     public string? ErrorMessage { get; init; }
+
+    /// <summary>
+    /// For <see cref="Requests.FinishReason.Error"/> (and cancellation): the stable reason, one of
+    /// <c>Telemetry.FailureReasons</c> (<c>model_step</c>, <c>output</c>, <c>engine_failed</c>, ...),
+    /// the same value the failure metric counts.
+    /// </summary>
+    public string? FailureReason { get; init; }
 }

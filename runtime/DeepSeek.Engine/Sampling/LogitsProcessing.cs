@@ -1,155 +1,86 @@
+using static TorchSharp.torch;
+
 namespace DeepSeek.Engine.Sampling;
 
 /// <summary>
-/// The steps between a logits row and a sampled token, each on a row in place. Masked tokens become
-/// negative infinity. Order in <see cref="RequestSampler"/>: penalties, min_tokens mask, temperature,
-/// top-k, top-p (vLLM's order).
+/// The steps between a batch of logits rows <c>[rows, vocab]</c> and sampled tokens, on whatever
+/// device the rows are. Each row has its own parameters (tensors of <c>[rows, 1]</c> or <c>[rows]</c>),
+/// and every operation is row-wise, so a row's result never depends on the other rows. Masked tokens
+/// become negative infinity. Order in <see cref="Sampler"/>: penalties, min_tokens mask, temperature,
+/// top-k, top-p (vLLM's order). Each function returns a new tensor; the caller's dispose scope owns it.
 /// </summary>
 public static class LogitsProcessing
 {
-    /// <summary>Hugging Face's repetition penalty: for each distinct seen token, a positive logit is divided by the penalty, a negative one multiplied.</summary>
-    public static void ApplyRepetitionPenalty(Span<float> logits, IReadOnlySet<int> seenTokenIds, float penalty)
+    /// <summary>Hugging Face's repetition penalty: for each seen token, a positive logit is divided by the penalty, a negative one multiplied.</summary>
+    public static Tensor ApplyRepetitionPenalty(Tensor logits, Tensor seen, Tensor penalty)
     {
-        ArgumentNullException.ThrowIfNull(seenTokenIds);
-        if (penalty == 1f) return;
-        foreach (var id in seenTokenIds)
-        {
-            if ((uint)id >= (uint)logits.Length) continue;
-            logits[id] = logits[id] < 0 ? logits[id] * penalty : logits[id] / penalty;
-        }
+        ArgumentNullException.ThrowIfNull(logits);
+        return where(seen, where(logits.lt(0), logits * penalty, logits / penalty), logits);
     }
 
     /// <summary>OpenAI's penalties over generated tokens: logit −= count × frequency + (count &gt; 0) × presence.</summary>
-    public static void ApplyPresenceFrequencyPenalties(Span<float> logits, IReadOnlyDictionary<int, int> outputTokenCounts, float presence, float frequency)
+    public static Tensor ApplyPresenceFrequencyPenalties(Tensor logits, Tensor outputCounts, Tensor presence, Tensor frequency)
     {
-        ArgumentNullException.ThrowIfNull(outputTokenCounts);
-        if (presence == 0f && frequency == 0f) return;
-        foreach (var (id, count) in outputTokenCounts)
-        {
-            if ((uint)id >= (uint)logits.Length || count <= 0) continue;
-            logits[id] -= (count * frequency) + presence;
-        }
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(outputCounts);
+        return logits - (outputCounts * frequency) - (outputCounts.gt(0).to(logits.dtype) * presence);
     }
 
-    public static void MaskTokens(Span<float> logits, IEnumerable<int> tokenIds)
+    public static Tensor MaskTokens(Tensor logits, Tensor masked)
     {
-        ArgumentNullException.ThrowIfNull(tokenIds);
-        foreach (var id in tokenIds)
-            if ((uint)id < (uint)logits.Length) logits[id] = float.NegativeInfinity;
+        ArgumentNullException.ThrowIfNull(logits);
+        return logits.masked_fill(masked, double.NegativeInfinity);
     }
 
-    public static void ApplyTemperature(Span<float> logits, float temperature)
+    public static Tensor ApplyTemperature(Tensor logits, Tensor temperature)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(temperature);
-        if (temperature == 1f) return;
-        var inverse = 1f / temperature;
-        for (var i = 0; i < logits.Length; i++) logits[i] *= inverse;
-    }
-
-    /// <summary>Keeps the <paramref name="k"/> largest logits and any tied with the k-th (as vLLM); 0 or k ≥ vocabulary keeps all.</summary>
-    public static void ApplyTopK(Span<float> logits, int k)
-    {
-        if (k <= 0 || k >= logits.Length) return;
-        // A min-heap of the k largest values: O(V log k) instead of a full sort of the vocabulary.
-        var heap = new PriorityQueue<float, float>(k);
-        foreach (var value in logits)
-        {
-            if (heap.Count < k) heap.Enqueue(value, value);
-            else if (value > heap.Peek()) heap.EnqueueDequeue(value, value);
-        }
-        var kth = heap.Peek();
-        for (var i = 0; i < logits.Length; i++)
-            if (logits[i] < kth) logits[i] = float.NegativeInfinity;
+        ArgumentNullException.ThrowIfNull(logits);
+        return logits / temperature;
     }
 
     /// <summary>
-    /// Nucleus filter: in order of decreasing probability (ties by token id), a token is kept while the
-    /// probability of the tokens before it is below <paramref name="p"/>; the most likely token is always kept.
+    /// Top-k then top-p, from one sort of each row. Top-k keeps the <c>k</c> largest logits and any
+    /// tied with the k-th (as vLLM); <c>k</c> of 0 or the vocabulary keeps all. Top-p, over what top-k
+    /// kept: in order of decreasing probability (ties by token id), a token is kept while the
+    /// probability of the tokens before it is below <c>p</c>; the most likely token always stays.
     /// </summary>
-    public static void ApplyTopP(Span<float> logits, float p)
+    /// <param name="logits"><c>[rows, vocab]</c>, float64 for a stable cumulative sum.</param>
+    /// <param name="topK"><c>[rows, 1]</c> int64, 0 for off.</param>
+    /// <param name="topP"><c>[rows, 1]</c>, 1 for off.</param>
+    public static Tensor ApplyTopKTopP(Tensor logits, Tensor topK, Tensor topP)
     {
-        if (p >= 1f) return;
-        var max = Max(logits);
-        if (float.IsNegativeInfinity(max)) return;
-        double total = 0;
-        foreach (var value in logits) total += Math.Exp(value - max);
-
-        // Only tokens above a probability threshold can be in the nucleus once their mass reaches p;
-        // sorting those few instead of the whole vocabulary gives the same set.
-        var threshold = 1e-4;
-        List<(double Prob, int Id)> candidates = [];
-        while (true)
-        {
-            candidates.Clear();
-            double mass = 0;
-            for (var i = 0; i < logits.Length; i++)
-            {
-                var prob = Math.Exp(logits[i] - max) / total;
-                if (prob >= threshold && !float.IsNegativeInfinity(logits[i]))
-                {
-                    candidates.Add((prob, i));
-                    mass += prob;
-                }
-            }
-            if (mass >= p || threshold == 0) break;
-            threshold = threshold < 1e-12 ? 0 : threshold * 1e-3;
-        }
-        candidates.Sort((a, b) => a.Prob != b.Prob ? b.Prob.CompareTo(a.Prob) : a.Id.CompareTo(b.Id));
-
-        var keep = new HashSet<int>();
-        double before = 0;
-        foreach (var (prob, id) in candidates)
-        {
-            if (before >= p && keep.Count > 0) break;
-            keep.Add(id);
-            before += prob;
-        }
-        for (var i = 0; i < logits.Length; i++)
-            if (!keep.Contains(i)) logits[i] = float.NegativeInfinity;
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(topK);
+        var vocab = logits.shape[1];
+        // A stable descending sort keeps equal logits in token-id order: the tie rule of both filters.
+        var (sorted, order) = logits.sort(dim: 1, descending: true, stable: true);
+        var k = where(topK.le(0).logical_or(topK.gt(vocab)), tensor(vocab, device: logits.device), topK);
+        var kth = sorted.gather(1, k - 1);
+        var keptSorted = sorted.masked_fill(sorted.lt(kth), double.NegativeInfinity);
+        var probabilities = keptSorted.softmax(1);
+        var before = probabilities.cumsum(1) - probabilities;
+        keptSorted = keptSorted.masked_fill(before.ge(topP), double.NegativeInfinity);
+        return full_like(logits, double.NegativeInfinity).scatter(1, order, keptSorted);
     }
 
-    /// <summary>The largest logit's token; the lowest id among ties.</summary>
-    public static int ArgMax(ReadOnlySpan<float> logits)
+    /// <summary>The largest logit's token per row; the lowest id among ties.</summary>
+    public static Tensor ArgMax(Tensor logits)
     {
-        var best = 0;
-        for (var i = 1; i < logits.Length; i++)
-            if (logits[i] > logits[best]) best = i;
-        return best;
+        ArgumentNullException.ThrowIfNull(logits);
+        return logits.argmax(1);
     }
 
-    /// <summary>Draws from softmax(<paramref name="logits"/>) by inverse CDF over token ids in order, with <paramref name="uniform"/> in [0, 1).</summary>
-    public static int SampleFromLogits(ReadOnlySpan<float> logits, double uniform)
+    /// <summary>
+    /// Draws one token per row from softmax(row) by inverse CDF over token ids in order, with
+    /// <paramref name="uniform"/> <c>[rows]</c> in [0, 1): the first token whose cumulative probability
+    /// exceeds the draw. A masked token has probability 0 and is never drawn.
+    /// </summary>
+    public static Tensor SampleFromLogits(Tensor logits, Tensor uniform)
     {
-        var max = Max(logits);
-        double total = 0;
-        foreach (var value in logits) total += Math.Exp(value - max);
-        var target = uniform * total;
-        double cumulative = 0;
-        var last = -1;
-        for (var i = 0; i < logits.Length; i++)
-        {
-            if (float.IsNegativeInfinity(logits[i])) continue;
-            cumulative += Math.Exp(logits[i] - max);
-            last = i;
-            if (cumulative > target) return i;
-        }
-        return last >= 0 ? last : ArgMax(logits); // rounding at the top end
-    }
-
-    /// <summary>log(softmax(logits)) of one token, and the normaliser to reuse: logsumexp of the row.</summary>
-    public static double LogSumExp(ReadOnlySpan<float> logits)
-    {
-        var max = Max(logits);
-        double sum = 0;
-        foreach (var value in logits) sum += Math.Exp(value - max);
-        return max + Math.Log(sum);
-    }
-
-    private static float Max(ReadOnlySpan<float> logits)
-    {
-        var max = float.NegativeInfinity;
-        foreach (var value in logits)
-            if (value > max) max = value;
-        return max;
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(uniform);
+        var cumulative = logits.to(ScalarType.Float64).softmax(1).cumsum(1);
+        var target = uniform.to(ScalarType.Float64).unsqueeze(1) * cumulative.narrow(1, cumulative.shape[1] - 1, 1);
+        return cumulative.le(target).sum(1).clamp_max(logits.shape[1] - 1);
     }
 }

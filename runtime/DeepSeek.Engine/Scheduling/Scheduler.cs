@@ -1,3 +1,4 @@
+using DeepSeek.Engine.Execution;
 using DeepSeek.Engine.KvCache;
 using DeepSeek.Engine.Requests;
 
@@ -5,10 +6,10 @@ namespace DeepSeek.Engine.Scheduling;
 
 /// <summary>
 /// Continuous batching in two calls, as vLLM v1: <see cref="Schedule"/> plans one forward pass (how
-/// many tokens of which requests), <see cref="Update"/> takes the sampled tokens back. Each step first
+/// many tokens of which requests), <see cref="Update"/> takes the runner's sampled tokens back. Each step first
 /// gives every decoding request its token so streams keep flowing, then continues chunked prefills
 /// of running requests, then admits waiting requests in arrival order, all under
-/// <see cref="SchedulerOptions.MaxBatchTokens"/> and <see cref="SchedulerOptions.MaxRunningRequests"/>.
+/// <see cref="EngineOptions.MaxBatchTokens"/> and <see cref="EngineOptions.MaxRunningRequests"/>.
 /// When blocks run out the most recently admitted running request is preempted: its blocks go back
 /// to the pool and it waits at the front of the queue to be recomputed (its full blocks usually
 /// come back from the prefix cache). Single-threaded: the engine thread owns it.
@@ -19,20 +20,30 @@ public sealed class Scheduler
     private readonly List<EngineRequest> _running = [];
     private readonly Dictionary<string, EngineRequest> _requests = [];
     private readonly HashSet<int> _eosTokenIds;
+    private readonly List<string> _finishedSinceLastStep = [];
     private long _admissions;
 
-    public Scheduler(SchedulerOptions options, KvBlockPool pool)
+    /// <param name="options">Batch and running limits, prefix caching.</param>
+    /// <param name="maxContextTokens">Prompt plus output never exceed it (<see cref="EngineOptions.ContextTokens"/>).</param>
+    /// <param name="eosTokenIds">The model's end-of-sequence ids (from generation_config.json).</param>
+    /// <param name="pool">The KV blocks this scheduler hands out.</param>
+    public Scheduler(EngineOptions options, int maxContextTokens, IReadOnlyList<int> eosTokenIds, KvBlockPool pool)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(eosTokenIds);
         ArgumentNullException.ThrowIfNull(pool);
         options.Validate();
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxContextTokens, 2);
         Options = options;
+        MaxContextTokens = maxContextTokens;
         Pool = pool;
         PrefixCache = new PrefixCache(pool);
-        _eosTokenIds = [.. options.EosTokenIds];
+        _eosTokenIds = [.. eosTokenIds];
     }
 
-    public SchedulerOptions Options { get; }
+    public EngineOptions Options { get; }
+
+    public int MaxContextTokens { get; }
 
     public KvBlockPool Pool { get; }
 
@@ -54,7 +65,7 @@ public sealed class Scheduler
         if (request.State != RequestState.Waiting || request.NumComputedTokens != 0)
             throw new InvalidOperationException($"Request {request.Id} was scheduled before; create a new request.");
         // A request that cannot fit the whole pool alone would preempt itself forever.
-        var longest = Math.Min(Options.MaxModelLength, request.NumPromptTokens + (request.Sampling.MaxTokens ?? Options.MaxModelLength));
+        var longest = Math.Min(MaxContextTokens, request.NumPromptTokens + (request.Sampling.MaxTokens ?? MaxContextTokens));
         if (BlockTable.BlocksFor(longest, Pool.BlockSize) > Pool.NumBlocks)
             throw new InvalidRequestException("max_tokens",
                 $"The request may grow to {longest} tokens, but the KV cache holds {Pool.CapacityTokens}. Lower max_tokens, or give the cache more blocks (--kv-cache-blocks).",
@@ -72,7 +83,7 @@ public sealed class Scheduler
         return true;
     }
 
-    /// <summary>Finishes a request now (a stop string found in its text); frees its blocks.</summary>
+    /// <summary>Finishes a request now (a stop string found in its text, a failure); frees its blocks.</summary>
     public bool Finish(string requestId, FinishReason reason)
     {
         if (!_requests.TryGetValue(requestId, out var request)) return false;
@@ -121,27 +132,32 @@ public sealed class Scheduler
             budget -= numNew;
         }
 
-        return new SchedulerStep(scheduled, preempted, cancelled);
+        // Finished ids ride on the next step that runs, the first the runner sees.
+        string[] finished = [];
+        if (scheduled.Count > 0)
+        {
+            finished = [.. _finishedSinceLastStep];
+            _finishedSinceLastStep.Clear();
+        }
+        return new SchedulerStep(scheduled, preempted, cancelled, finished);
     }
 
     /// <summary>
-    /// Takes the step's results: <paramref name="sampledTokenIds"/>[i] is the token sampled for
-    /// <c>step.Sequences[i]</c> (ignored where that sequence samples nothing). Appends tokens, applies
-    /// stop conditions, frees finished requests' blocks and offers full blocks to the prefix cache.
+    /// Takes the step's results: the runner's sampled token for every sequence of
+    /// <paramref name="step"/> that samples one. Appends tokens, applies stop conditions, frees
+    /// finished requests' blocks and offers full blocks to the prefix cache. Requests finished in
+    /// between (a stop string, a failure) are skipped.
     /// </summary>
-    public IReadOnlyList<RequestProgress> Update(SchedulerStep step, IReadOnlyList<int> sampledTokenIds)
+    public IReadOnlyList<RequestProgress> Update(SchedulerStep step, ModelRunnerOutput output)
     {
         ArgumentNullException.ThrowIfNull(step);
-        ArgumentNullException.ThrowIfNull(sampledTokenIds);
-        if (sampledTokenIds.Count != step.Sequences.Count)
-            throw new ArgumentException($"Expected one sampled token per scheduled sequence ({step.Sequences.Count}), got {sampledTokenIds.Count}.", nameof(sampledTokenIds));
+        ArgumentNullException.ThrowIfNull(output);
 
         var progress = new List<RequestProgress>(step.Sequences.Count);
-        for (var i = 0; i < step.Sequences.Count; i++)
+        foreach (var seq in step.Sequences)
         {
-            var seq = step.Sequences[i];
             var request = seq.Request;
-            if (request.State != RequestState.Running) continue; // finished by a stop string in between
+            if (request.State != RequestState.Running) continue;
             request.NumComputedTokens = seq.StartPosition + seq.NumTokens;
             if (Options.EnablePrefixCaching) PrefixCache.CacheComputedBlocks(request);
 
@@ -152,12 +168,13 @@ public sealed class Scheduler
                 continue;
             }
             if (!seq.SamplesToken) continue;
+            if (!output.Sampled.TryGetValue(request.Id, out var sampled))
+                throw new InvalidOperationException($"The runner returned no token for request {request.Id}, which samples in this step.");
 
-            var token = sampledTokenIds[i];
-            request.AppendOutputToken(token);
-            var reason = StopReason(request, token);
+            request.AppendOutputToken(sampled.TokenId);
+            var reason = StopReason(request, sampled.TokenId);
             if (reason is { } r) FinishNow(request, r);
-            progress.Add(new RequestProgress(request, token, reason));
+            progress.Add(new RequestProgress(request, sampled.TokenId, reason, sampled.Logprobs));
         }
         return progress;
     }
@@ -173,7 +190,7 @@ public sealed class Scheduler
             if (sampling.StopTokenIds.Contains(token)) return FinishReason.Stop;
         }
         if (sampling.MaxTokens is { } max && generated >= max) return FinishReason.Length;
-        if (request.NumTokens >= Options.MaxModelLength) return FinishReason.Length;
+        if (request.NumTokens >= MaxContextTokens) return FinishReason.Length;
         return null;
     }
 
@@ -255,6 +272,7 @@ public sealed class Scheduler
         request.State = RequestState.Finished;
         request.FinishReason = reason;
         _requests.Remove(request.Id);
+        _finishedSinceLastStep.Add(request.Id);
     }
 
     /// <summary>Tail blocks first, so they sit ahead of the prefix blocks in the eviction order.</summary>

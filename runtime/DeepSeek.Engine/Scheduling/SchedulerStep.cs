@@ -2,11 +2,15 @@ using DeepSeek.Engine.Requests;
 
 namespace DeepSeek.Engine.Scheduling;
 
-/// <summary>The plan of one forward pass, and what changed to make room for it.</summary>
+/// <summary>
+/// The plan of one forward pass, and what changed to make room for it. <see cref="FinishedRequestIds"/>
+/// are the requests that ended since the previous plan, so the runner can drop their sampling state.
+/// </summary>
 public sealed record SchedulerStep(
     IReadOnlyList<ScheduledSequence> Sequences,
     IReadOnlyList<EngineRequest> Preempted,
-    IReadOnlyList<EngineRequest> Cancelled)
+    IReadOnlyList<EngineRequest> Cancelled,
+    IReadOnlyList<string> FinishedRequestIds)
 {
     public int TotalTokens => Sequences.Sum(s => s.NumTokens);
 

@@ -4,8 +4,8 @@ using DeepSeek.Engine.Requests;
 namespace DeepSeek.Engine.Telemetry;
 
 /// <summary>
-/// The engine's instruments on the <c>DeepSeek.Runtime</c> meter. Instrument names are design.md §2.4's
-/// without the suffixes OpenTelemetry's Prometheus exporter adds: <c>_total</c> on counters, the unit
+/// The engine's instruments on the <c>DeepSeek.Runtime</c> meter. Instrument names are the documented
+/// metric names (docs/engine.md, Metrics) without the suffixes OpenTelemetry's Prometheus exporter adds: <c>_total</c> on counters, the unit
 /// (<c>_seconds</c>, <c>_ratio</c>) where the name lacks it. Every measurement carries the <c>model</c> tag.
 /// </summary>
 public sealed class EngineMetrics : IDisposable
@@ -64,7 +64,7 @@ public sealed class EngineMetrics : IDisposable
 
         // Known label values start at 0, so rates and alerts see the series before the first event.
         foreach (var reason in new[] { FinishReason.Stop, FinishReason.Length }) _success.Add(0, _model, new("finish_reason", FinishReasonLabel(reason)));
-        foreach (var reason in new[] { "overloaded", "draining", "invalid", "cancelled", "error" }) _failure.Add(0, _model, new("reason", reason));
+        foreach (var reason in FailureReasons.All) _failure.Add(0, _model, new("reason", reason));
     }
 
     public void SetQueueState(int waiting, int running, double kvCacheUsageRatio)
@@ -81,7 +81,7 @@ public sealed class EngineMetrics : IDisposable
     public void RecordSuccess(FinishReason reason) =>
         _success.Add(1, _model, new("finish_reason", FinishReasonLabel(reason)));
 
-    /// <param name="reason">Short and stable, e.g. <c>overloaded</c>, <c>draining</c>, <c>invalid</c>, <c>cancelled</c>, <c>error</c>.</param>
+    /// <param name="reason">One of <see cref="FailureReasons"/>.</param>
     public void RecordFailure(string reason) => _failure.Add(1, _model, new("reason", reason));
 
     public void RecordTimeToFirstToken(TimeSpan elapsed) => _timeToFirstToken.Record(elapsed.TotalSeconds, _model);

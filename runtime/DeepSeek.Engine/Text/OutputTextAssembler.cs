@@ -44,6 +44,6 @@ public sealed class OutputTextAssembler
     }
 
     /// <summary>The closing event of a request that ended without a new token (cancelled, failed).</summary>
-    public static TokenEvent OnEnd(FinishReason finish, UsageInfo usage, string? errorMessage = null) =>
-        new() { FinishReason = finish, Usage = usage, ErrorMessage = errorMessage };
+    public static TokenEvent OnEnd(FinishReason finish, UsageInfo usage, string? errorMessage = null, string? failureReason = null) =>
+        new() { FinishReason = finish, Usage = usage, ErrorMessage = errorMessage, FailureReason = failureReason };
 }

@@ -5,7 +5,8 @@ namespace DeepSeek.Model.Modeling;
 /// <summary>
 /// What every layer's attention needs about a batch, built once per forward: the rotary cos/sin of
 /// each token, where to write its latent, and a padded <c>[sequences, max queries, max context]</c>
-/// view for batched attention (gather indices, causal mask, and the way back to batch order).
+/// view for batched attention (gather indices, causal mask, and the way back to batch order). The
+/// context slots and the mask are computed on the device from the block tables.
 /// </summary>
 public sealed class AttentionMetadata : IDisposable
 {
@@ -28,49 +29,59 @@ public sealed class AttentionMetadata : IDisposable
     {
         var sequences = batch.Sequences;
         var s = sequences.Count;
+        var blockSize = batch.BlockSize;
         var maxQueries = sequences.Max(q => q.Length);
-        var maxContext = sequences.Max(q => q.ContextSlots.Length);
+        var maxContext = (int)sequences.Max(batch.ContextLength);
+        var maxBlocks = (maxContext + blockSize - 1) / blockSize;
+
+        // Host arrays grow with the step's new tokens and the block tables, never with the contexts:
+        // context slots and the causal mask are derived on the device below.
+        var slotMapping = new long[batch.TokenCount];
         var queryRows = new long[s * maxQueries];
-        var contextSlots = new long[s * maxContext];
-        var masked = new bool[s * maxQueries * maxContext];
+        var queryPositions = new long[s * maxQueries];
+        var blockTables = new long[s * maxBlocks];
         var unpad = new long[batch.TokenCount];
-        Array.Fill(masked, true);
         for (var i = 0; i < s; i++)
         {
             var span = sequences[i];
-            for (var j = 0; j < maxContext; j++)
-                contextSlots[i * maxContext + j] = j < span.ContextSlots.Length ? span.ContextSlots[j] : span.ContextSlots[0];
+            var blocks = (int)((batch.ContextLength(span) + blockSize - 1) / blockSize);
+            // Entries past a sequence's context repeat its first block, so every gathered slot is valid; the mask hides them.
+            for (var b = 0; b < maxBlocks; b++) blockTables[(i * maxBlocks) + b] = span.BlockIds[b < blocks ? b : 0];
             for (var q = 0; q < maxQueries; q++)
             {
-                var row = i * maxQueries + q;
+                var row = (i * maxQueries) + q;
                 if (q < span.Length)
                 {
                     var t = span.Start + q;
                     queryRows[row] = t;
+                    queryPositions[row] = batch.Positions[t];
                     unpad[t] = row;
-                    var visible = (int)Math.Min(batch.Positions[t] + 1, span.ContextSlots.Length);
-                    Array.Fill(masked, false, row * maxContext, visible);
+                    slotMapping[t] = batch.SlotOf(span, batch.Positions[t]);
                 }
                 else
                 {
-                    // Padding rows see one entry so their softmax stays finite; they are dropped afterwards.
+                    // Padding rows act as position 0: they see one entry, so their softmax stays finite; they are dropped afterwards.
                     queryRows[row] = span.Start;
-                    masked[row * maxContext] = false;
                 }
             }
         }
 
+        using var scope = NewDisposeScope();
         using var positions = tensor(batch.Positions, device: device);
         var (cos, sin) = rotary.CosSin(positions, dtype);
+        var contextIndex = arange(maxContext, ScalarType.Int64, device);
+        var tables = tensor(blockTables, device: device).view(s, maxBlocks);
+        var contextSlots = tables.index_select(1, contextIndex.floor_divide(blockSize)).mul(blockSize).add(contextIndex.remainder(blockSize));
+        var masked = contextIndex.view(1, 1, 1, maxContext).gt(tensor(queryPositions, device: device).view(s, maxQueries, 1, 1));
         return new AttentionMetadata
         {
-            Cos = cos,
-            Sin = sin,
-            SlotMapping = tensor(batch.SlotMapping, device: device),
-            QueryRows = tensor(queryRows, device: device),
-            ContextSlots = tensor(contextSlots, device: device),
-            Masked = tensor(masked, device: device).view(s, maxQueries, 1, maxContext),
-            UnpadRows = tensor(unpad, device: device),
+            Cos = cos.MoveToOuterDisposeScope(),
+            Sin = sin.MoveToOuterDisposeScope(),
+            SlotMapping = tensor(slotMapping, device: device).MoveToOuterDisposeScope(),
+            QueryRows = tensor(queryRows, device: device).MoveToOuterDisposeScope(),
+            ContextSlots = contextSlots.view(-1).MoveToOuterDisposeScope(),
+            Masked = masked.MoveToOuterDisposeScope(),
+            UnpadRows = tensor(unpad, device: device).MoveToOuterDisposeScope(),
             SequenceCount = s,
             MaxQueries = maxQueries,
             MaxContext = maxContext,

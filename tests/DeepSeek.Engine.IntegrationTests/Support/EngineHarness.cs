@@ -1,3 +1,4 @@
+using DeepSeek.Engine.Execution;
 using DeepSeek.Engine.Requests;
 using DeepSeek.Engine.Telemetry;
 using DeepSeek.Engine.Text;
@@ -12,15 +13,18 @@ public static class EngineHarness
 {
     public static readonly TimeSpan Patience = TimeSpan.FromMinutes(2);
 
-    public static Task<InferenceEngine> StartAsync(string checkpoint, EngineOptions options, EngineMetrics? metrics = null)
+    public static Task<InferenceEngine> StartAsync(string checkpoint, EngineOptions options, EngineMetrics? metrics = null, Action<StepTiming>? onStep = null)
     {
         var directory = ReferenceCheckpoints.Dir(checkpoint);
-        var tokenizer = BpeTokenizer.Load(Path.Combine(directory, "tokenizer.json"));
-        return InferenceEngine.StartAsync(
-            options,
-            () => DeepSeekForCausalLM.Load(directory, ScalarType.Float64, CPU),
-            new DelegateTokenDecoder(ids => tokenizer.Decode(ids)),
-            metrics ?? new EngineMetrics(options.ServedModelName));
+        return InferenceEngine.StartAsync(options, () => LoadModel(checkpoint), Decoder(checkpoint), metrics ?? new EngineMetrics(options.ServedModelName), onStep: onStep);
+    }
+
+    public static DeepSeekForCausalLM LoadModel(string checkpoint) => DeepSeekForCausalLM.Load(ReferenceCheckpoints.Dir(checkpoint), ScalarType.Float64, CPU);
+
+    public static DelegateTokenDecoder Decoder(string checkpoint)
+    {
+        var tokenizer = BpeTokenizer.Load(Path.Combine(ReferenceCheckpoints.Dir(checkpoint), "tokenizer.json"));
+        return new DelegateTokenDecoder(ids => tokenizer.Decode(ids));
     }
 
     public static SamplingParameters Greedy(int maxTokens) => new() { Temperature = 0f, MaxTokens = maxTokens, IgnoreEos = true };

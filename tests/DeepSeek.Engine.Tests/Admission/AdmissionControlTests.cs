@@ -50,7 +50,7 @@ public sealed class AdmissionControlTests
     [Fact]
     public void A_flood_past_the_queue_bound_is_refused_and_everything_admitted_completes()
     {
-        var options = new SchedulerOptions { MaxBatchTokens = 16, MaxRunningRequests = 2, MaxModelLength = 64 };
+        var options = new EngineOptions { MaxBatchTokens = 16, MaxRunningRequests = 2, MaxModelLength = 64 };
         var admission = new AdmissionControl(new AdmissionLimits(MaxQueuedRequests: 5, MaxContextTokens: 64));
         var tickets = new Dictionary<string, AdmissionTicket>();
         var loop = new EngineLoop(options, numBlocks: 32, blockSize: 4)

@@ -4,14 +4,15 @@ using DeepSeek.Engine.Scheduling;
 
 namespace DeepSeek.Engine.Tests.Scheduling;
 
-/// <summary>Schedule → layout → fake model → update, as the engine thread will run it, with the step invariants checked.</summary>
+/// <summary>Schedule → runner (fake model) → update, as the engine core runs it, with the step invariants checked.</summary>
 internal sealed class EngineLoop
 {
-    public EngineLoop(SchedulerOptions options, int numBlocks, int blockSize, int vocabularySize = 50)
+    /// <summary>A scheduler over a pool of <paramref name="numBlocks"/> × <paramref name="blockSize"/>; the options' context is 256 when unset, end-of-sequence id 0 unless given.</summary>
+    public EngineLoop(EngineOptions options, int numBlocks, int blockSize, int vocabularySize = 50, IReadOnlyList<int>? eosTokenIds = null)
     {
         Pool = new KvBlockPool(numBlocks, blockSize);
-        Scheduler = new Scheduler(options, Pool);
-        Model = new FakeKvModel(numBlocks * blockSize, vocabularySize);
+        Scheduler = new Scheduler(options, options.MaxModelLength ?? 256, eosTokenIds ?? [0], Pool);
+        Model = new FakeKvModel(numBlocks, blockSize, vocabularySize);
         VocabularySize = vocabularySize;
     }
 
@@ -40,8 +41,7 @@ internal sealed class EngineLoop
         Assert.True(Scheduler.NumRunning <= Scheduler.Options.MaxRunningRequests);
         Assert.Equal(step.Sequences.Count, step.Sequences.Select(s => s.Request).Distinct().Count());
         OnScheduled?.Invoke(step);
-        var sampled = Model.Forward(ForwardBatchLayout.Build(step, Pool.BlockSize));
-        var progress = Scheduler.Update(step, sampled);
+        var progress = Scheduler.Update(step, Model.Execute(step));
         foreach (var p in progress) OnProgress?.Invoke(p);
         return progress;
     }
@@ -53,9 +53,9 @@ internal sealed class EngineLoop
     }
 
     /// <summary>The request's output when it runs alone in a roomy pool: the reference for batching invariance.</summary>
-    public static IReadOnlyList<int> RunAlone(IReadOnlyList<int> prompt, SamplingParameters sampling, SchedulerOptions options, int vocabularySize = 50)
+    public static IReadOnlyList<int> RunAlone(IReadOnlyList<int> prompt, SamplingParameters sampling, EngineOptions options, int vocabularySize = 50, IReadOnlyList<int>? eosTokenIds = null)
     {
-        var loop = new EngineLoop(options with { EnablePrefixCaching = false, MaxRunningRequests = 1 }, numBlocks: 256, blockSize: 4, vocabularySize);
+        var loop = new EngineLoop(options with { EnablePrefixCaching = false, MaxRunningRequests = 1 }, numBlocks: 256, blockSize: 4, vocabularySize, eosTokenIds);
         var request = new EngineRequest("alone", prompt, sampling);
         loop.Scheduler.Add(request);
         loop.RunToCompletion();

@@ -1,11 +1,13 @@
+using DeepSeek.Engine.Execution;
 using DeepSeek.Engine.Requests;
+using DeepSeek.Engine.Sampling;
 using DeepSeek.Engine.Scheduling;
 
 namespace DeepSeek.Engine.Tests.Scheduling;
 
 public sealed class SchedulerTests
 {
-    private static readonly SchedulerOptions Options = new() { MaxBatchTokens = 32, MaxRunningRequests = 8, MaxModelLength = 256, EosTokenIds = [0] };
+    private static readonly EngineOptions Options = new() { MaxBatchTokens = 32, MaxRunningRequests = 8, MaxModelLength = 256 };
 
     private static int[] Prompt(int seed, int length)
     {
@@ -86,8 +88,8 @@ public sealed class SchedulerTests
     [Fact]
     public void Batched_greedy_output_equals_output_alone_with_end_of_sequence_stops()
     {
-        var options = Options with { EosTokenIds = [7] };
-        var loop = new EngineLoop(options, numBlocks: 64, blockSize: 4, vocabularySize: 12);
+        var options = Options;
+        var loop = new EngineLoop(options, numBlocks: 64, blockSize: 4, vocabularySize: 12, eosTokenIds: [7]);
         var requests = Enumerable.Range(0, 12)
             .Select(i => new EngineRequest($"r{i}", Prompt(200 + i, 3 + i), SamplingParameters.Greedy with { MaxTokens = 30 }))
             .ToList();
@@ -95,7 +97,7 @@ public sealed class SchedulerTests
         loop.RunToCompletion();
 
         foreach (var request in requests)
-            Assert.Equal(EngineLoop.RunAlone(request.PromptTokenIds, request.Sampling, options, vocabularySize: 12), request.OutputTokenIds);
+            Assert.Equal(EngineLoop.RunAlone(request.PromptTokenIds, request.Sampling, options, vocabularySize: 12, eosTokenIds: [7]), request.OutputTokenIds);
         Assert.Contains(requests, r => r.FinishReason == FinishReason.Stop && r.OutputTokenIds[^1] == 7);
     }
 
@@ -267,5 +269,56 @@ public sealed class SchedulerTests
         Assert.True(loop.Steps.FindIndex(s => s.Sequences.Any(q => q.Request == young && q.NumTokens == 9))
             <= loop.Steps.FindIndex(s => s.Sequences.Any(q => q.Request == late)));
         Assert.Equal(EngineLoop.RunAlone(young.PromptTokenIds, young.Sampling, Options), young.OutputTokenIds);
+    }
+
+    [Fact]
+    public void Update_takes_the_runner_s_tokens_and_logprobs_by_request_and_refuses_a_missing_one()
+    {
+        var loop = new EngineLoop(Options, numBlocks: 64, blockSize: 4);
+        var a = new EngineRequest("a", Prompt(1, 6), Tokens(5));
+        var b = new EngineRequest("b", Prompt(2, 40), Tokens(5));
+        loop.Scheduler.Add(a);
+        loop.Scheduler.Add(b);
+
+        // a's prompt samples; b's first chunk (26 of 40 tokens, the rest of the budget of 32) samples nothing.
+        var step = loop.Scheduler.Schedule();
+        Assert.Equal([true, false], step.Sequences.Select(s => s.SamplesToken));
+        var logprobs = new SampledLogprobs(new TokenLogprob(9, -0.5f), 2, [new TokenLogprob(4, -0.1f)]);
+        var progress = loop.Scheduler.Update(step, new ModelRunnerOutput(new Dictionary<string, SampledToken> { ["a"] = new(9, logprobs) }, []));
+
+        var only = Assert.Single(progress);
+        Assert.Equal((a, 9, (FinishReason?)null, logprobs), (only.Request, only.NewTokenId, only.FinishReason, only.Logprobs));
+        Assert.Equal([9], a.OutputTokenIds);
+        Assert.Empty(b.OutputTokenIds);
+        Assert.Equal(26, b.NumComputedTokens);
+
+        // Next step both sample; an output without b's token is a broken runner, not a silent gap.
+        var next = loop.Scheduler.Schedule();
+        Assert.All(next.Sequences, s => Assert.True(s.SamplesToken));
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            loop.Scheduler.Update(next, new ModelRunnerOutput(new Dictionary<string, SampledToken> { ["a"] = new(3, null) }, [])));
+        Assert.Contains("request b", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Finished_requests_ride_on_the_next_step_that_runs_so_the_runner_can_forget_them()
+    {
+        var loop = new EngineLoop(Options, numBlocks: 64, blockSize: 4);
+        var a = new EngineRequest("a", Prompt(1, 4), Tokens(1));
+        var b = new EngineRequest("b", Prompt(2, 4), Tokens(10));
+        loop.Scheduler.Add(a);
+        loop.Scheduler.Add(b);
+        loop.Step();
+        Assert.Equal(FinishReason.Length, a.FinishReason);
+        loop.Step();
+        Assert.Equal(["a"], loop.Steps[^1].FinishedRequestIds);
+
+        loop.Scheduler.Cancel("b");
+        loop.Step(); // frees b, runs nothing
+        Assert.True(loop.Steps[^1].IsEmpty);
+        Assert.Empty(loop.Steps[^1].FinishedRequestIds);
+        loop.Scheduler.Add(new EngineRequest("c", Prompt(3, 4), Tokens(2)));
+        loop.Step();
+        Assert.Equal(["b"], loop.Steps[^1].FinishedRequestIds);
     }
 }

@@ -10,7 +10,7 @@ using OpenTelemetry.Metrics;
 
 namespace DeepSeek.Engine.Tests.Telemetry;
 
-/// <summary>Scrapes OpenTelemetry's Prometheus exporter, as the runtime wires it, and checks design.md §2.4's names.</summary>
+/// <summary>Scrapes OpenTelemetry's Prometheus exporter, as the runtime wires it, and checks the documented names (docs/engine.md, Metrics).</summary>
 [Collection(MeterCollection.Name)]
 public sealed partial class PrometheusNamesTests
 {

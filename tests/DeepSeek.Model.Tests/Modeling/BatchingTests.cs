@@ -21,18 +21,18 @@ public sealed class BatchingTests
         using (model.Forward(ForwardBatch.Contiguous(b[..^1], 0), bCache)) { }
         using var bAlone = model.Forward(ForwardBatch.Contiguous([b[^1]], b.Length - 1), bCache);
 
-        // Together: b's context already sits in odd slots of a shared cache; a prefills into even slots.
+        // Together: b's context already sits in odd slots of a shared cache; a prefills into even slots
+        // (blocks of one token, so the block tables are the slots themselves).
         using var shared = model.CreateCache(2 * (a.Length + b.Length));
-        var bSlots = Enumerable.Range(0, b.Length).Select(i => 2L * i + 1).ToArray();
-        var aSlots = Enumerable.Range(0, a.Length).Select(i => 2L * i).ToArray();
-        var bPrefix = new ForwardBatch(b[..^1], Enumerable.Range(0, b.Length - 1).Select(i => (long)i).ToArray(), bSlots[..^1],
-            [new SequenceSpan(0, b.Length - 1, bSlots[..^1])]);
+        var bSlots = Enumerable.Range(0, b.Length).Select(i => 2 * i + 1).ToArray();
+        var aSlots = Enumerable.Range(0, a.Length).Select(i => 2 * i).ToArray();
+        var bPrefix = new ForwardBatch(b[..^1], Enumerable.Range(0, b.Length - 1).Select(i => (long)i).ToArray(),
+            [new SequenceSpan(0, b.Length - 1, bSlots[..^1])], BlockSize: 1);
         using (model.Forward(bPrefix, shared)) { }
         var mixed = new ForwardBatch(
             [b[^1], .. a],
             [b.Length - 1, .. Enumerable.Range(0, a.Length).Select(i => (long)i)],
-            [bSlots[^1], .. aSlots],
-            [new SequenceSpan(0, 1, bSlots), new SequenceSpan(1, a.Length, aSlots)]);
+            [new SequenceSpan(0, 1, bSlots), new SequenceSpan(1, a.Length, aSlots)], BlockSize: 1);
         using var together = model.Forward(mixed, shared);
 
         Assert.Equal(2, together.Logits.shape[0]);
@@ -44,12 +44,13 @@ public sealed class BatchingTests
     }
 
     [Fact]
-    public void Batch_that_writes_a_slot_outside_its_context_is_rejected()
+    public void Batch_whose_block_table_leaves_the_cache_or_its_context_is_rejected()
     {
         using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V2LiteTiny), ScalarType.Float32, CPU);
         using var cache = model.CreateCache(8);
-        var batch = new ForwardBatch([5, 6], [0, 1], [0, 3], [new SequenceSpan(0, 2, [0, 1])]);
-        var error = Assert.Throws<ArgumentException>(() => model.Forward(batch, cache));
-        Assert.Contains("slot 3", error.Message, StringComparison.Ordinal);
+        var outside = new ForwardBatch([5, 6], [0, 1], [new SequenceSpan(0, 2, [2])], BlockSize: 4);
+        Assert.Contains("Block 2", Assert.Throws<ArgumentException>(() => model.Forward(outside, cache)).Message, StringComparison.Ordinal);
+        var tooFewBlocks = new ForwardBatch([5, 6], [3, 4], [new SequenceSpan(0, 2, [0])], BlockSize: 4);
+        Assert.Contains("1 blocks of 4", Assert.Throws<ArgumentException>(() => model.Forward(tooFewBlocks, cache)).Message, StringComparison.Ordinal);
     }
 }

@@ -1,16 +1,18 @@
 using System.Threading.Channels;
 using DeepSeek.Engine.Admission;
 using DeepSeek.Engine.Requests;
-using DeepSeek.Engine.Sampling;
 using DeepSeek.Engine.Telemetry;
 using DeepSeek.Engine.Text;
 
-namespace DeepSeek.Engine.Execution;
+namespace DeepSeek.Engine.Output;
 
-/// <summary>Everything the engine thread keeps for one request besides what the scheduler holds.</summary>
+/// <summary>
+/// Everything kept for one request besides what the scheduler holds: its output side (text assembly,
+/// the stream to the client, timings) and its place in admission. Created by the client at
+/// admission, then touched by the engine thread only.
+/// </summary>
 internal sealed class ActiveRequest(
     EngineRequest request,
-    RequestSampler sampler,
     OutputTextAssembler assembler,
     Channel<TokenEvent> output,
     AdmissionTicket ticket,
@@ -18,7 +20,6 @@ internal sealed class ActiveRequest(
     CancellationToken cancellation)
 {
     public EngineRequest Request { get; } = request;
-    public RequestSampler Sampler { get; } = sampler;
     public OutputTextAssembler Assembler { get; } = assembler;
     public ChannelWriter<TokenEvent> Output { get; } = output.Writer;
     public ChannelReader<TokenEvent> Events { get; } = output.Reader;

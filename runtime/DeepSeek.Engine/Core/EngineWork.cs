@@ -1,4 +1,6 @@
-namespace DeepSeek.Engine.Execution;
+using DeepSeek.Engine.Output;
+
+namespace DeepSeek.Engine.Core;
 
 /// <summary>An item of the engine's input channel: a request (<see cref="ActiveRequest"/>), a warm-up, or a wake-up.</summary>
 internal abstract class EngineWork
@@ -14,7 +16,7 @@ internal abstract class EngineWork
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    /// <summary>Embeddings of whole inputs, computed between steps (see <see cref="ModelRunner.Embed"/>).</summary>
+    /// <summary>Embeddings of whole inputs, computed between steps (see <see cref="Execution.IModelRunner.Embed"/>).</summary>
     internal sealed class Embed(IReadOnlyList<IReadOnlyList<int>> inputs, CancellationToken cancellation) : EngineWork
     {
         public IReadOnlyList<IReadOnlyList<int>> Inputs { get; } = inputs;
