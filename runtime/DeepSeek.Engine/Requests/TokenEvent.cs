@@ -21,4 +21,14 @@ public sealed record TokenEvent
 
     /// <summary>For <see cref="Requests.FinishReason.Error"/>: what went wrong.</summary>
     public string? ErrorMessage { get; init; }
+
+    /// <summary>
+    /// For <see cref="Requests.FinishReason.Error"/>: a stable machine-readable reason (for example
+    /// <c>model_step_failed</c>, <c>output_processing_failed</c>, or an <see cref="InvalidRequestException.Code"/>);
+    /// the API passes it to the client as the error's <c>code</c>. Null: <c>engine_error</c>.
+    /// </summary>
+    public string? ErrorCode { get; init; }
+
+    /// <summary>For a failure caused by the request itself (an <see cref="InvalidRequestException"/> raised while it ran): the field at fault.</summary>
+    public string? ErrorParam { get; init; }
 }
