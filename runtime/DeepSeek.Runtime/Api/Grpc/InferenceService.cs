@@ -175,10 +175,18 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
 
 public static class GrpcInferenceEndpoints
 {
-    /// <summary>The gRPC services, on the gRPC listener only: Inference, standard health (overall and per service) and reflection.</summary>
-    public static IEndpointRouteBuilder MapGrpcInference(this IEndpointRouteBuilder app, bool withInference)
+    /// <summary>
+    /// The gRPC services, on the gRPC listener only: Inference (its messages checked by
+    /// <see cref="MalformedMessageGuard"/>), standard health (overall and per service) and reflection.
+    /// </summary>
+    public static WebApplication MapGrpcInference(this WebApplication app, bool withInference)
     {
-        if (withInference) app.MapGrpcService<InferenceService>().RequireFace(ApiFace.Grpc);
+        ArgumentNullException.ThrowIfNull(app);
+        if (withInference)
+        {
+            app.UseWhen(http => http.Face() == ApiFace.Grpc, grpc => grpc.UseMiddleware<MalformedMessageGuard>());
+            app.MapGrpcService<InferenceService>().RequireFace(ApiFace.Grpc);
+        }
         app.MapGrpcService<HealthServiceImpl>().RequireFace(ApiFace.Grpc);
         app.MapGrpcReflectionService().RequireFace(ApiFace.Grpc);
         return app;
