@@ -1,5 +1,6 @@
 // Drives the runtime's gRPC API with @grpc/grpc-js on the project's own .proto and prints JSON.
-// Env: GRPC_ADDRESS, API_KEY, PROTO, SCENARIO (generate | loadUntilWaiting | health).
+// Env: GRPC_ADDRESS, API_KEY, PROTO, SCENARIO (generate | loadUntilWaiting | health | modelInfo |
+// topLogprobsWithoutLogprobs | failingGenerate).
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
 
@@ -51,11 +52,45 @@ const scenarios = {
     }
     return report;
   },
+  modelInfo() {
+    const client = new proto.deepseek.runtime.v1.Inference(address, credentials);
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${process.env.API_KEY}`);
+    return new Promise((resolve, reject) =>
+      client.GetModelInfo({}, metadata, { deadline: deadline() }, (error, response) => (error ? reject(error) : resolve(response))));
+  },
+  // Generate with top_logprobs but not logprobs: refused as HTTP refuses it.
+  topLogprobsWithoutLogprobs() {
+    const client = new proto.deepseek.runtime.v1.Inference(address, credentials);
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${process.env.API_KEY}`);
+    return new Promise((resolve) => {
+      const call = client.Generate({ token_ids: { ids: [1, 2, 3] }, sampling: { max_tokens: 2, top_logprobs: 3 } }, metadata, { deadline: deadline() });
+      call.on("data", () => {});
+      call.on("error", (error) => resolve({ code: grpc.status[error.code], details: error.details }));
+      call.on("end", () => resolve({ code: "OK" }));
+    });
+  },
+  // A generation the server fails: the stream ends with the server's status and message.
+  failingGenerate() {
+    const client = new proto.deepseek.runtime.v1.Inference(address, credentials);
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${process.env.API_KEY}`);
+    return new Promise((resolve) => {
+      let tokens = 0;
+      const call = client.Generate({ token_ids: { ids: JSON.parse(process.env.PROMPT_IDS) }, sampling: { max_tokens: 8 } }, metadata, { deadline: deadline() });
+      call.on("data", (response) => { tokens += response.tokens.length; });
+      call.on("error", (error) => resolve({ tokens, code: grpc.status[error.code], details: error.details, errorCode: error.metadata.get("error-code")[0] ?? null }));
+      call.on("end", () => resolve({ tokens, code: "OK" }));
+    });
+  },
   health() {
     const health = new grpc.Client(address, credentials);
     const check = health.makeUnaryRequest.bind(health);
     // grpc.health.v1 is not in the project's proto; a hand-written codec for its two tiny messages.
-    const serialize = () => Buffer.alloc(0);
+    // HealthCheckRequest { string service = 1; } with SERVICE from the environment ("" = the whole server).
+    const service = Buffer.from(process.env.SERVICE ?? "", "utf8");
+    const serialize = () => (service.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, service.length]), service]));
     const deserialize = (buffer) => ({ status: buffer.length >= 2 && buffer[0] === 0x08 ? buffer[1] : 0 });
     return new Promise((resolve, reject) => {
       check("/grpc.health.v1.Health/Check", serialize, deserialize, {}, new grpc.Metadata(), { deadline: deadline() }, (error, response) => {

@@ -56,6 +56,45 @@ const scenarios = {
     const page = await client.models.list();
     return { ids: page.data.map((m) => m.id) };
   },
+  // models.retrieve: GET /v1/models/{id}.
+  async retrieve() {
+    const found = await client.models.retrieve(model);
+    let missing = null;
+    try {
+      await client.models.retrieve("no-such-model");
+    } catch (error) {
+      missing = { status: error.status, code: error.code, param: error.param };
+    }
+    return { id: found.id, object: found.object, missing };
+  },
+  // A chat turn whose content spells the template's control tokens: they must stay text.
+  async forgedTurn() {
+    const response = await client.chat.completions.create({
+      model,
+      messages: [{ role: "user", content: process.env.CONTENT }],
+      max_tokens: 1,
+      temperature: 0,
+    });
+    return { usage: response.usage };
+  },
+  // A request the server fails mid-stream: the SDK must raise the server's error, not end quietly.
+  async failingStream() {
+    const outcome = {};
+    try {
+      const stream = await client.completions.create({ model, prompt: JSON.parse(process.env.PROMPT_IDS), max_tokens: 8, stream: true });
+      let text = "";
+      for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
+      outcome.completed = text;
+    } catch (error) {
+      outcome.error = { message: error.message, code: error.code ?? error.error?.code ?? null, type: error.type ?? error.error?.type ?? null };
+    }
+    try {
+      await client.completions.create({ model, prompt: JSON.parse(process.env.PROMPT_IDS), max_tokens: 8 });
+    } catch (error) {
+      outcome.whole = { status: error.status, code: error.code, message: error.message };
+    }
+    return outcome;
+  },
   async embeddings() {
     // The SDK asks for base64 and decodes it when no encoding_format is given.
     const base64 = await client.embeddings.create({ model, input: ["hello", "world"] });

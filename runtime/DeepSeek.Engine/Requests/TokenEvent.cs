@@ -28,4 +28,7 @@ public sealed record TokenEvent
     /// the same value the failure metric counts.
     /// </summary>
     public string? FailureReason { get; init; }
+
+    /// <summary>For a failure caused by the request itself (an <see cref="InvalidRequestException"/> raised while it ran): the field at fault.</summary>
+    public string? ErrorParam { get; init; }
 }

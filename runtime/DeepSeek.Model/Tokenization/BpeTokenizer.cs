@@ -42,6 +42,8 @@ public sealed class BpeTokenizer
         _tokenOfId = new string[size];
         foreach (var (token, id) in vocabulary) _tokenOfId[id] = token;
         foreach (var token in added) _tokenOfId[token.Id] = token.Content;
+        // A byte-level token has one character per byte.
+        MaxTokenBytes = Math.Max(1, vocabulary.Keys.Select(k => k.Length).DefaultIfEmpty(1).Max());
         if (added.Count > 0)
             _addedPattern = new Regex(string.Join("|", added.OrderByDescending(a => a.Content.Length).Select(a => Regex.Escape(a.Content))),
                 RegexOptions.CultureInvariant);
@@ -51,6 +53,12 @@ public sealed class BpeTokenizer
 
     /// <summary>Highest id + 1 over the vocabulary and added tokens.</summary>
     public int Size => _tokenOfId.Length;
+
+    /// <summary>
+    /// The most bytes one ordinary token stands for: a text of <c>B</c> UTF-8 bytes encodes to at least
+    /// <c>B / MaxTokenBytes</c> tokens (plus added tokens), a bound the API checks before tokenizing.
+    /// </summary>
+    public int MaxTokenBytes { get; }
 
     public static BpeTokenizer Load(string path)
     {
@@ -101,11 +109,18 @@ public sealed class BpeTokenizer
     public int? IdOf(string token) =>
         _addedByContent.TryGetValue(token, out var added) ? added.Id : _vocabulary.TryGetValue(token, out var id) ? id : null;
 
-    public IReadOnlyList<int> Encode(string text)
+    /// <summary>
+    /// Token ids of <paramref name="text"/>. Added tokens written in the text are matched as their ids
+    /// unless <paramref name="splitSpecialTokens"/> is true (Hugging Face's <c>split_special_tokens</c>),
+    /// which encodes them as the ordinary text they are: what client-supplied chat content needs, so a
+    /// message cannot forge a turn marker.
+    /// </summary>
+    public IReadOnlyList<int> Encode(string text, bool splitSpecialTokens = false)
     {
+        ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>();
         var position = 0;
-        if (_addedPattern is not null)
+        if (_addedPattern is not null && !splitSpecialTokens)
         {
             foreach (Match match in _addedPattern.Matches(text))
             {
@@ -171,7 +186,11 @@ public sealed class BpeTokenizer
             : throw new InvalidOperationException($"tokenizer.json: symbol '{s}' is not in the vocabulary; the byte-level alphabet is incomplete.")).ToArray();
     }
 
-    /// <summary>Text of token ids; invalid UTF-8 (a token cut mid-character) becomes U+FFFD.</summary>
+    /// <summary>
+    /// Text of token ids; invalid UTF-8 (a token cut mid-character) becomes U+FFFD. Ids the tokenizer
+    /// does not know decode to nothing, as Hugging Face's tokenizers do: real checkpoints pad the
+    /// embedding table past the tokenizer, and the model may sample such an id.
+    /// </summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
         var text = new StringBuilder();
@@ -183,16 +202,16 @@ public sealed class BpeTokenizer
         }
         foreach (var id in ids)
         {
-            if (id < 0 || id >= _tokenOfId.Length || _tokenOfId[id] is null)
-                throw new ArgumentOutOfRangeException(nameof(ids), $"Token id {id} is not in the tokenizer's vocabulary of {_tokenOfId.Length}.");
+            if (id < 0 || id >= _tokenOfId.Length || _tokenOfId[id] is null) continue;
             if (_addedById.TryGetValue(id, out var added))
             {
                 Flush();
                 if (!(skipSpecialTokens && added.Special)) text.Append(added.Content);
                 continue;
             }
-            if (!ByteLevelAlphabet.TryDecode(_tokenOfId[id], bytes))
-                throw new InvalidOperationException($"Token {id} ('{_tokenOfId[id]}') is not byte-level text.");
+            // A vocabulary entry outside the byte-level alphabet has no bytes to give.
+            var before = bytes.Count;
+            if (!ByteLevelAlphabet.TryDecode(_tokenOfId[id], bytes)) bytes.RemoveRange(before, bytes.Count - before);
         }
         Flush();
         return text.ToString();

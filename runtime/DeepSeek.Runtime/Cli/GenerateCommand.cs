@@ -48,7 +48,7 @@ public static class GenerateCommand
             {
                 var directory = parse.GetValue(model)!;
                 var config = DeepSeekConfig.Load(directory);
-                var tokenizer = CheckpointEngine.LoadTokenizer(directory);
+                var tokenizer = EngineService.LoadTokenizer(directory);
                 var ids = parse.GetValue(prompt) is { } text
                     ? EncodePrompt(text, tokenizer ?? throw new ArgumentException($"{directory} has no tokenizer.json; give --prompt-ids instead of --prompt."), config)
                     : ParseIds(parse.GetValue(promptIds)!);
@@ -66,7 +66,7 @@ public static class GenerateCommand
                 sampling.Validate();
 
                 using var metrics = new EngineMetrics("generate");
-                await using var engine = await CheckpointEngine.StartAsync(directory, parse.GetValue(dtype)!, OneRequest(ids.Length, newTokens, parse.GetValue(device)!), tokenizer, metrics);
+                await using var engine = await EngineService.StartEngineAsync(directory, parse.GetValue(dtype)!, OneRequest(ids.Length, newTokens, parse.GetValue(device)!), tokenizer, metrics);
                 var result = newTokens == 0 ? new GeneratedSequence() : await RunAsync(engine, ids, sampling, cancellationToken);
 
                 if (parse.GetValue(output) == "json") Console.Out.WriteLine(ToJson(result, topLogprobs > 0));

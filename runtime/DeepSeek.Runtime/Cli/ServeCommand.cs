@@ -17,7 +17,7 @@ public static class ServeCommand
         var grpcPort = PortOption("--grpc-port", 50051, "gRPC port: inference, health, reflection.");
         var apiKey = new Option<string?>("--api-key")
         {
-            Description = "Require 'Authorization: Bearer <key>' on /v1/* and gRPC Inference. Env: DEEPSEEK_API_KEY.",
+            Description = "Require 'Authorization: Bearer <key>' on /v1/* and gRPC Inference; visible in ps, prefer --api-key-file. Env: DEEPSEEK_API_KEY.",
             DefaultValueFactory = _ => EnvironmentDefault.GetString("--api-key"),
         };
         var apiKeyFile = new Option<string?>("--api-key-file")
@@ -111,9 +111,21 @@ public static class ServeCommand
                 MaxRequestBytes = parse.GetValue(maxRequestBytes),
                 Engine = new EngineSettings(directory, parse.GetValue(dtype)!, options, TimeSpan.FromSeconds(drain)),
             };
-            await using var app = RuntimeHost.Build(settings);
-            await app.RunAsync(cancellationToken);
-            return 0;
+            WebApplication app;
+            try
+            {
+                app = RuntimeHost.Build(settings);
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or UnauthorizedAccessException)
+            {
+                // A bad key file or listen address: say which, without a stack trace.
+                Console.Error.WriteLine($"serve: {e.Message}");
+                return 1;
+            }
+            await using (app)
+                await app.RunAsync(cancellationToken);
+            // Non-zero when the engine failed and the host stopped itself (see EngineService).
+            return Environment.ExitCode;
         });
         return command;
     }

@@ -22,6 +22,8 @@ public sealed partial class BackendWarmUp(IInferenceBackend backend, Readiness r
         catch (Exception e)
         {
             LogWarmUpFailed(logger, e, backend.Model.ServedName);
+            readiness.MarkFailed();
+            Environment.ExitCode = 1;
             lifetime.StopApplication();
         }
     }

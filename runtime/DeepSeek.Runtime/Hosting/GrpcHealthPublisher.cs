@@ -4,8 +4,9 @@ using Grpc.HealthCheck;
 namespace DeepSeek.Runtime.Hosting;
 
 /// <summary>
-/// Mirrors <see cref="Readiness"/> into the standard <c>grpc.health.v1</c> service (overall server,
-/// name ""), so gRPC-native probes see what <c>/ready</c> says.
+/// Mirrors <see cref="Readiness"/> into the standard <c>grpc.health.v1</c> service, for the overall
+/// server (name "") and for <c>deepseek.runtime.v1.Inference</c> by name, so gRPC-native probes and
+/// clients that check their service see what <c>/ready</c> says.
 /// </summary>
 public sealed class GrpcHealthPublisher(HealthServiceImpl health, Readiness readiness) : IHostedService
 {
@@ -22,7 +23,14 @@ public sealed class GrpcHealthPublisher(HealthServiceImpl health, Readiness read
         return Task.CompletedTask;
     }
 
-    private void Publish(ReadinessState state) => health.SetStatus("", state == ReadinessState.Ready
-        ? HealthCheckResponse.Types.ServingStatus.Serving
-        : HealthCheckResponse.Types.ServingStatus.NotServing);
+    /// <summary>The service names answered; any other name is NOT_FOUND, as the health protocol says.</summary>
+    public static readonly string[] ServiceNames = ["", "deepseek.runtime.v1.Inference"];
+
+    private void Publish(ReadinessState state)
+    {
+        var status = state == ReadinessState.Ready
+            ? HealthCheckResponse.Types.ServingStatus.Serving
+            : HealthCheckResponse.Types.ServingStatus.NotServing;
+        foreach (var name in ServiceNames) health.SetStatus(name, status);
+    }
 }

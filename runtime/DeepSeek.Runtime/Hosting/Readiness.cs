@@ -1,5 +1,14 @@
 namespace DeepSeek.Runtime.Hosting;
 
+public enum ReadinessState
+{
+    Loading,
+    Ready,
+    Draining,
+    /// <summary>The engine cannot continue; the process is stopping with a non-zero exit code.</summary>
+    Failed,
+}
+
 /// <summary>
 /// The runtime's lifecycle as probes see it: <c>/health</c> answers while the process is up,
 /// <c>/ready</c> (and gRPC health) only in <see cref="ReadinessState.Ready"/>.
@@ -24,11 +33,14 @@ public sealed class Readiness
     /// <summary>Once draining, the process never becomes ready again.</summary>
     public void MarkDraining() => Move(from: null, to: ReadinessState.Draining);
 
+    /// <summary>Final: a failed replica never serves again.</summary>
+    public void MarkFailed() => Move(from: null, to: ReadinessState.Failed);
+
     private void Move(ReadinessState? from, ReadinessState to)
     {
         lock (_gate)
         {
-            if (_state == to || (from is { } required && _state != required)) return;
+            if (_state == to || _state == ReadinessState.Failed || (from is { } required && _state != required)) return;
             _state = to;
         }
         Changed?.Invoke(to);

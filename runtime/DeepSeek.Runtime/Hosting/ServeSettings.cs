@@ -15,6 +15,9 @@ public sealed record ServeSettings
     /// <summary>Largest accepted HTTP request body; larger ones get 413.</summary>
     public long MaxRequestBytes { get; init; } = 8 * 1024 * 1024;
 
-    /// <summary>The model and its engine; null serves probes and metrics only (host tests).</summary>
+    /// <summary>The model and its engine; null serves probes and metrics only (host tests) unless a backend is given.</summary>
     public EngineSettings? Engine { get; init; }
 }
+
+/// <summary>The model <c>serve</c> loads and the engine limits it runs with.</summary>
+public sealed record EngineSettings(string ModelDirectory, string DType, EngineOptions Options, TimeSpan DrainTimeout);

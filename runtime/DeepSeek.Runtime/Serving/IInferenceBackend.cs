@@ -1,16 +1,20 @@
+using DeepSeek.Engine;
+using DeepSeek.Engine.Requests;
+using DeepSeek.Model.Tokenization;
+
 namespace DeepSeek.Runtime.Serving;
 
 /// <summary>
-/// What the HTTP and gRPC faces need from the engine: model facts, the tokenizer, admission of
-/// generation requests, a cheap load snapshot and embeddings. Everything crossing this boundary is
-/// plain values (ids, strings, arrays): no tensor reaches a request handler.
+/// What the HTTP and gRPC faces need from the engine, in the engine's own types: model facts, the
+/// tokenizer, admission of generation requests (an engine <see cref="GenerationHandle"/> whose
+/// <see cref="TokenEvent"/>s the faces write out directly), a cheap load snapshot and embeddings.
+/// No tensor reaches a request handler.
 /// </summary>
 /// <remarks>
-/// Admission failures are thrown synchronously from <see cref="Submit"/> as
-/// <see cref="OverloadedException"/>, <see cref="UnavailableException"/> or
-/// <see cref="InvalidRequestException"/>. Once admitted, a request always ends with one
-/// <see cref="GenerationFinished"/> event (finish reason <see cref="FinishReason.Cancelled"/> when
-/// its token was cancelled), after which the channel completes.
+/// Admission failures are thrown synchronously from <see cref="Submit"/> as the engine's
+/// <see cref="InvalidRequestException"/>, <c>EngineOverloadedException</c> or
+/// <c>EngineDrainingException</c>. Once admitted, a request's events always end with one carrying a
+/// <see cref="FinishReason"/> (cancelled when its token was cancelled), after which the channel completes.
 /// </remarks>
 public interface IInferenceBackend
 {
@@ -19,19 +23,43 @@ public interface IInferenceBackend
     /// <summary>Loads and runs one warm-up step; the host reports ready only after this completes.</summary>
     Task WarmUpAsync(CancellationToken cancellationToken);
 
+    /// <summary>Text as the tokenizer encodes it, special-token text included (a raw prompt is the caller's to shape).</summary>
     int[] Encode(string text, bool addSpecialTokens);
 
+    /// <summary>Ids the tokenizer does not know decode to nothing.</summary>
     string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens);
 
-    /// <summary>The model's chat template applied to <paramref name="messages"/>, ending with the assistant turn's opening.</summary>
+    /// <summary>The model's chat template applied to <paramref name="messages"/>, ending with the assistant turn's opening; content is encoded as plain text.</summary>
     int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages);
 
     /// <summary>Queues a request; <paramref name="cancellationToken"/> (the client going away) frees its slot.</summary>
-    GenerationHandle Submit(GenerationRequest request, CancellationToken cancellationToken);
+    GenerationHandle Submit(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, CancellationToken cancellationToken);
 
-    /// <summary>Answered without waiting on the engine thread: the autoscaler and probes poll it.</summary>
-    LoadSnapshot GetLoad();
+    /// <summary>Answered without waiting on the engine thread: the autoscaler and probes poll it. Before the engine runs, all zeros.</summary>
+    EngineLoad GetLoad();
 
     /// <summary>One L2-normalised vector per input (see docs/api.md for how it is derived).</summary>
-    Task<float[][]> EmbedAsync(IReadOnlyList<int[]> inputs, CancellationToken cancellationToken);
+    Task<float[][]> EmbedAsync(IReadOnlyList<IReadOnlyList<int>> inputs, CancellationToken cancellationToken);
+}
+
+/// <summary>Facts about the served model and the server's bounds that the APIs report and validate against.</summary>
+public sealed record ModelDescription
+{
+    public required string ServedName { get; init; }
+    public required string Architecture { get; init; }
+    public required int VocabSize { get; init; }
+    public required int MaxContextLength { get; init; }
+    public int EmbeddingDimensions { get; init; }
+    public int NumLayers { get; init; }
+    public int NumRoutedExperts { get; init; }
+    public int ExpertsPerToken { get; init; }
+    public string DType { get; init; } = "";
+    public string Device { get; init; } = "";
+    public long ParameterCount { get; init; }
+    /// <summary>Unix seconds, reported as <c>created</c> by <c>/v1/models</c>.</summary>
+    public long CreatedUnixSeconds { get; init; }
+    /// <summary>The most UTF-8 bytes one token stands for: the cheap length bound checked before tokenizing.</summary>
+    public int MaxTokenBytes { get; init; } = 1;
+    public int MaxRunningRequests { get; init; }
+    public int MaxQueuedRequests { get; init; }
 }

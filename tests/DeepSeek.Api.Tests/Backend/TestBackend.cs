@@ -1,8 +1,11 @@
 using System.Collections.Concurrent;
 using System.Text;
 using System.Threading.Channels;
+using DeepSeek.Engine;
+using DeepSeek.Engine.Admission;
+using DeepSeek.Engine.Requests;
+using DeepSeek.Model.Tokenization;
 using DeepSeek.Runtime.Serving;
-using SamplingParameters = DeepSeek.Engine.Requests.SamplingParameters;
 
 namespace DeepSeek.Api.Tests.Backend;
 
@@ -10,12 +13,16 @@ namespace DeepSeek.Api.Tests.Backend;
 /// A deterministic stand-in for the engine: a byte-level tokenizer (ids 0-255 are bytes, then a few
 /// specials), generated tokens a pure function of prompt, seed and position (lowercase letters),
 /// stop strings and stop ids honoured, a bounded queue, an optional per-token delay, and a record of
-/// every cancellation it saw.
+/// every cancellation it saw. It speaks the engine's types, as the real backend does; a prompt
+/// holding <see cref="FailMarker"/> fails mid-stream as an engine fault would.
 /// </summary>
 public sealed class TestBackend : IInferenceBackend
 {
     public const int Bos = 256, Eos = 257, SystemMarker = 258, UserMarker = 259, AssistantMarker = 260;
     public const int Vocab = 300, Context = 512, Dimensions = 8;
+    /// <summary>A prompt token that makes the request fail after two tokens with <see cref="FailureCode"/>.</summary>
+    public const int FailMarker = 299;
+    public const string FailureCode = DeepSeek.Engine.Telemetry.FailureReasons.ModelStep;
 
     private readonly Lock _gate = new();
     private int _waiting, _running;
@@ -28,7 +35,9 @@ public sealed class TestBackend : IInferenceBackend
     public ConcurrentQueue<string> Cancelled { get; } = new();
     public TaskCompletionSource<string> FirstCancellation { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public ModelDescription Model { get; } = new()
+    public ModelDescription Model => _model with { MaxRunningRequests = MaxRunning, MaxQueuedRequests = MaxQueued };
+
+    private readonly ModelDescription _model = new()
     {
         ServedName = "deepseek-test",
         Architecture = "deepseek_v3",
@@ -42,6 +51,9 @@ public sealed class TestBackend : IInferenceBackend
         Device = "cpu",
         ParameterCount = 1234,
         CreatedUnixSeconds = 1_700_000_000,
+        MaxTokenBytes = 1,
+        MaxRunningRequests = 64,
+        MaxQueuedRequests = 64,
     };
 
     public Task WarmUpAsync(CancellationToken cancellationToken) => WarmUpGate.Task.WaitAsync(cancellationToken);
@@ -68,7 +80,7 @@ public sealed class TestBackend : IInferenceBackend
         var ids = new List<int> { Bos };
         foreach (var message in messages)
         {
-            ids.Add(message.Role switch { ChatRole.System => SystemMarker, ChatRole.User => UserMarker, _ => AssistantMarker });
+            ids.Add(message.Role switch { "system" => SystemMarker, "user" => UserMarker, _ => AssistantMarker });
             ids.AddRange(Encode(message.Content, addSpecialTokens: false));
         }
         ids.Add(AssistantMarker);
@@ -87,22 +99,29 @@ public sealed class TestBackend : IInferenceBackend
     public static string ExpectedText(IReadOnlyList<int> prompt, SamplingParameters sampling) =>
         new([.. Enumerable.Range(0, sampling.MaxTokens ?? Context).Select(i => (char)TokenAt(prompt, sampling, i))]);
 
-    public GenerationHandle Submit(GenerationRequest request, CancellationToken cancellationToken)
+    public GenerationHandle Submit(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, CancellationToken cancellationToken)
     {
+        // What the engine's admission checks; the faces must have checked it already.
+        sampling.Validate(Vocab);
         lock (_gate)
         {
-            if (_running >= MaxRunning && _waiting >= MaxQueued)
-                throw new OverloadedException($"The queue is full ({MaxQueued} waiting); retry later.", TimeSpan.FromSeconds(2));
+            if (_running >= MaxRunning && _waiting >= MaxQueued) throw new EngineOverloadedException(MaxQueued);
             _waiting++;
         }
-        var events = Channel.CreateUnbounded<GenerationEvent>();
-        _ = Task.Run(() => RunAsync(request, events.Writer, cancellationToken), CancellationToken.None);
-        return new GenerationHandle(request.RequestId, events.Reader);
+        var id = "test-" + Interlocked.Increment(ref _nextId);
+        Submitted.Enqueue(sampling);
+        var events = Channel.CreateUnbounded<TokenEvent>();
+        _ = Task.Run(() => RunAsync(id, promptTokenIds, sampling, events.Writer, cancellationToken), CancellationToken.None);
+        return new GenerationHandle(id, events.Reader);
     }
 
-    private async Task RunAsync(GenerationRequest request, ChannelWriter<GenerationEvent> events, CancellationToken cancellationToken)
+    private long _nextId;
+
+    /// <summary>Every sampling the faces submitted, in order.</summary>
+    public ConcurrentQueue<SamplingParameters> Submitted { get; } = new();
+
+    private async Task RunAsync(string requestId, IReadOnlyList<int> prompt, SamplingParameters sampling, ChannelWriter<TokenEvent> events, CancellationToken cancellationToken)
     {
-        var sampling = request.Sampling;
         var generated = 0;
         var reason = FinishReason.Length;
         var text = new StringBuilder();
@@ -123,7 +142,12 @@ public sealed class TestBackend : IInferenceBackend
             {
                 if (TokenDelay > TimeSpan.Zero) await Task.Delay(TokenDelay, cancellationToken);
                 cancellationToken.ThrowIfCancellationRequested();
-                var token = TokenAt(request.PromptTokenIds, sampling, generated);
+                if (generated == 2 && prompt.Contains(FailMarker))
+                {
+                    reason = FinishReason.Error;
+                    break;
+                }
+                var token = TokenAt(prompt, sampling, generated);
                 if (generated >= sampling.MinTokens && sampling.StopTokenIds.Contains(token)) { reason = FinishReason.Stop; break; }
                 text.Append((char)token);
                 var full = text.ToString();
@@ -141,14 +165,19 @@ public sealed class TestBackend : IInferenceBackend
                 var delta = full[emitted..safe];
                 emitted = safe;
                 var top = Enumerable.Range(0, sampling.Logprobs ?? 0).Select(k => new TokenLogprob(k == 0 ? token : 'a' + (token - 'a' + k) % 26, Logprob(generated) - k * 0.5f)).ToList();
-                events.TryWrite(new TokenGenerated(token, delta, Logprob(generated), top));
+                events.TryWrite(new TokenEvent
+                {
+                    TokenId = token,
+                    TextDelta = delta,
+                    Logprobs = sampling.Logprobs is null ? null : new SampledLogprobs(new TokenLogprob(token, Logprob(generated)), 1, top),
+                });
             }
         }
         catch (OperationCanceledException)
         {
             reason = FinishReason.Cancelled;
-            Cancelled.Enqueue(request.RequestId);
-            FirstCancellation.TrySetResult(request.RequestId);
+            Cancelled.Enqueue(requestId);
+            FirstCancellation.TrySetResult(requestId);
         }
         finally
         {
@@ -159,23 +188,30 @@ public sealed class TestBackend : IInferenceBackend
             }
         }
         var rest = emitted <= text.Length ? text.ToString(emitted, text.Length - emitted) : "";
-        events.TryWrite(new GenerationFinished(reason, new GenerationUsage(request.PromptTokenIds.Length, generated), rest));
+        events.TryWrite(reason == FinishReason.Error
+            ? new TokenEvent
+            {
+                FinishReason = reason,
+                Usage = new UsageInfo(prompt.Count, generated, 0),
+                ErrorMessage = "The model step failed: injected fault.",
+                FailureReason = FailureCode,
+            }
+            : new TokenEvent { TextDelta = rest, FinishReason = reason, Usage = new UsageInfo(prompt.Count, generated, 0) });
         events.TryComplete();
     }
 
     private static float Logprob(int position) => -0.25f * (1 + position % 3);
 
-    public LoadSnapshot GetLoad()
+    public EngineLoad GetLoad()
     {
-        lock (_gate)
-            return new LoadSnapshot { Waiting = _waiting, Running = _running, Ready = WarmUpGate.Task.IsCompleted, MaxRunningRequests = MaxRunning, MaxQueuedRequests = MaxQueued };
+        lock (_gate) return new EngineLoad(_waiting, _running, 0, 0, Draining: false);
     }
 
-    public Task<float[][]> EmbedAsync(IReadOnlyList<int[]> inputs, CancellationToken cancellationToken) =>
+    public Task<float[][]> EmbedAsync(IReadOnlyList<IReadOnlyList<int>> inputs, CancellationToken cancellationToken) =>
         Task.FromResult(inputs.Select(Embed).ToArray());
 
     /// <summary>A deterministic unit vector per input, so tests can recompute it.</summary>
-    public static float[] Embed(int[] ids)
+    public static float[] Embed(IReadOnlyList<int> ids)
     {
         var vector = new float[Dimensions];
         foreach (var id in ids)

@@ -71,7 +71,7 @@ public sealed class LifecycleTests
             Assert.True(await stream.ReadAsync(buffer) > 0);
         }
         var cancelled = await backend.FirstCancellation.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.StartsWith("chatcmpl-", cancelled, StringComparison.Ordinal);
+        Assert.StartsWith("test-", cancelled, StringComparison.Ordinal);
         for (var attempt = 0; attempt < 100 && backend.GetLoad().Running > 0; attempt++) await Task.Delay(20);
         Assert.Equal(0, backend.GetLoad().Running);
     }

@@ -7,24 +7,34 @@ namespace DeepSeek.Api.Tests.Serve;
 /// <summary>The real clients and plain HTTP calls the serve tests drive the server with.</summary>
 public static class ServeClients
 {
-    public static async Task<JsonElement> OpenAiAsync(ServeProcess server, string scenario)
-    {
-        var output = await ExternalTool.RunNodeAsync("openai-client.mjs", new Dictionary<string, string>
-        {
-            ["BASE_URL"] = server.HttpUrl + "/v1",
-            ["API_KEY"] = "unused",
-            ["MODEL"] = ServeProcess.ModelName,
-            ["SCENARIO"] = scenario,
-        }, TimeSpan.FromSeconds(120));
-        return JsonDocument.Parse(output).RootElement;
-    }
+    public static Task<JsonElement> OpenAiAsync(ServeProcess server, string scenario, string apiKey = "unused", Dictionary<string, string>? extra = null) =>
+        OpenAiAsync(server.HttpUrl, ServeProcess.ModelName, apiKey, scenario, extra);
 
-    public static async Task<JsonElement> GrpcAsync(ServeProcess server, string scenario, Dictionary<string, string>? extra = null)
+    /// <summary>The official openai SDK against any server of these tests.</summary>
+    public static async Task<JsonElement> OpenAiAsync(string httpUrl, string model, string apiKey, string scenario, Dictionary<string, string>? extra = null)
     {
         var environment = new Dictionary<string, string>
         {
-            ["GRPC_ADDRESS"] = server.GrpcAddress,
-            ["API_KEY"] = "unused",
+            ["BASE_URL"] = httpUrl + "/v1",
+            ["API_KEY"] = apiKey,
+            ["MODEL"] = model,
+            ["SCENARIO"] = scenario,
+        };
+        foreach (var (name, value) in extra ?? []) environment[name] = value;
+        var output = await ExternalTool.RunNodeAsync("openai-client.mjs", environment, TimeSpan.FromSeconds(120));
+        return JsonDocument.Parse(output).RootElement;
+    }
+
+    public static Task<JsonElement> GrpcAsync(ServeProcess server, string scenario, Dictionary<string, string>? extra = null, string apiKey = "unused") =>
+        GrpcAsync(server.GrpcAddress, scenario, extra, apiKey);
+
+    /// <summary>grpc-js on the project's proto against any server of these tests.</summary>
+    public static async Task<JsonElement> GrpcAsync(string grpcAddress, string scenario, Dictionary<string, string>? extra = null, string apiKey = "unused")
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["GRPC_ADDRESS"] = grpcAddress,
+            ["API_KEY"] = apiKey,
             ["PROTO"] = ExternalTool.ProtoPath,
             ["SCENARIO"] = scenario,
         };

@@ -85,6 +85,28 @@ public sealed class RuntimeHostTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("localhost:9000")]
+    [InlineData("example.com")]
+    [InlineData("127.0.0.1:1")]
+    public async Task Probes_answer_whatever_the_host_header_says(string host)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/health");
+        request.Headers.Host = host;
+        using var response = await _http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("{\"status\":\"up\"}", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Grpc_health_answers_for_the_inference_service_by_name()
+    {
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_settings.GrpcPort}");
+        var health = new Health.HealthClient(channel);
+        var status = await health.CheckAsync(new HealthCheckRequest { Service = "deepseek.runtime.v1.Inference" });
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, status.Status);
+    }
+
+    [Theory]
     [InlineData("localhost", "127.0.0.1")]
     [InlineData("0.0.0.0", "0.0.0.0")]
     [InlineData("127.0.0.3", "127.0.0.3")]

@@ -2,12 +2,20 @@ using DeepSeek.Runtime.Api.OpenAi;
 
 namespace DeepSeek.Runtime.Api.Auth;
 
-/// <summary>Guards <c>/v1/*</c> on the HTTP port; probes and metrics stay open, gRPC has its own interceptor.</summary>
-public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKey key, int httpPort)
+/// <summary>Endpoint metadata: the endpoint needs the API key (the OpenAI API); probes, metrics and gRPC (its own interceptor) do not carry it.</summary>
+public sealed record ApiKeyRequired;
+
+/// <summary>
+/// Runs after routing: an endpoint marked <see cref="ApiKeyRequired"/> answers only with
+/// <c>Authorization: Bearer &lt;key&gt;</c>. Which endpoints exist on a connection depends on the
+/// listener it arrived on (<see cref="Hosting.ApiFace"/>), never on Host or any other header.
+/// </summary>
+public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKey key)
 {
     public async Task InvokeAsync(HttpContext context)
     {
-        if (context.Connection.LocalPort != httpPort || !context.Request.Path.StartsWithSegments("/v1") || key.MatchesAuthorizationHeader(context.Request.Headers.Authorization))
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.GetEndpoint()?.Metadata.GetMetadata<ApiKeyRequired>() is null || key.MatchesAuthorizationHeader(context.Request.Headers.Authorization))
         {
             await next(context);
             return;

@@ -1,64 +1,71 @@
-using DeepSeek.Runtime.Api.OpenAi;
+using DeepSeek.Engine.Requests;
 using DeepSeek.Runtime.Grpc.V1;
 using DeepSeek.Runtime.Hosting;
 using DeepSeek.Runtime.Serving;
 using Grpc.Core;
+using Grpc.HealthCheck;
 
 namespace DeepSeek.Runtime.Api.Grpc;
 
 /// <summary>
-/// <c>deepseek.runtime.v1.Inference</c> over the backend, with the same validation as the HTTP API
-/// (<see cref="SamplingRules"/>) and its failures as status codes.
+/// <c>deepseek.runtime.v1.Inference</c> over the backend: the same rules as the HTTP API
+/// (<see cref="GenerationRules"/>, the engine's <see cref="SamplingParameters.Validate"/>), the
+/// engine's events written out as they arrive, and failures as status codes from <see cref="ApiErrors"/>.
 /// </summary>
-public sealed class InferenceService(IInferenceBackend backend, Readiness readiness) : Inference.InferenceBase
+public sealed class InferenceService(IInferenceBackend backend, Readiness readiness, ILogger<InferenceService> logger) : Inference.InferenceBase
 {
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
-        GenerationHandle handle;
         var requestId = string.IsNullOrEmpty(request.RequestId) ? "gen-" + Guid.NewGuid().ToString("N") : request.RequestId;
-        try
+        var handle = Guard(() =>
         {
-            OpenAiEndpoints.CheckReady(readiness.State);
-            var prompt = request.PromptCase switch
+            ApiErrors.CheckReady(readiness);
+            var model = backend.Model;
+            var sampling = GenerationRules.Validate(Sampling(request.Sampling ?? new SamplingOptions()), model, "max_tokens", "top_logprobs");
+            int[] prompt;
+            switch (request.PromptCase)
             {
-                GenerateRequest.PromptOneofCase.Text => backend.Encode(request.Text, addSpecialTokens: true),
-                GenerateRequest.PromptOneofCase.TokenIds => [.. request.TokenIds.Ids],
-                _ => throw new ApiFailure(ApiError.Invalid("prompt", "Set the prompt: either text or token_ids.")),
-            };
-            SamplingRules.CheckVocabulary("token_ids", prompt, backend.Model.VocabSize);
-            var sampling = SamplingRules.Validate(Input(request.Sampling ?? new SamplingOptions()), prompt.Length, backend.Model);
-            handle = backend.Submit(new GenerationRequest(requestId, prompt, sampling), context.CancellationToken);
-        }
-        catch (ApiFailure failure)
-        {
-            throw GrpcErrors.From(failure.Error);
-        }
-        catch (InferenceRejectedException rejected)
-        {
-            throw GrpcErrors.From(rejected);
-        }
+                case GenerateRequest.PromptOneofCase.Text:
+                    GenerationRules.CheckTextFits(request.Text, model, "text");
+                    prompt = backend.Encode(request.Text, addSpecialTokens: true);
+                    break;
+                case GenerateRequest.PromptOneofCase.TokenIds:
+                    prompt = [.. request.TokenIds.Ids];
+                    GenerationRules.CheckTokenIds("token_ids", prompt, model);
+                    break;
+                default:
+                    throw new ApiFailure(ApiError.Invalid("prompt", "Set the prompt: either text or token_ids."));
+            }
+            var maxTokens = GenerationRules.MaxTokens(sampling.MaxTokens, prompt.Length, model, "prompt", "max_tokens");
+            sampling = GenerationRules.Validate(sampling with { MaxTokens = maxTokens }, model, "max_tokens", "top_logprobs");
+            return backend.Submit(prompt, sampling, context.CancellationToken);
+        });
 
-        await foreach (var generationEvent in handle.Events.ReadAllAsync(context.CancellationToken))
+        await foreach (var item in handle.Events.ReadAllAsync(context.CancellationToken))
         {
-            var response = new GenerateResponse { RequestId = requestId };
-            switch (generationEvent)
+            if (item.FinishReason == FinishReason.Error)
             {
-                case TokenGenerated token:
-                    var generated = new GeneratedToken { TokenId = token.TokenId, Logprob = token.Logprob };
-                    generated.TopLogprobs.Add(token.TopLogprobs.Select(alt => new DeepSeek.Runtime.Grpc.V1.TokenLogprob { TokenId = alt.TokenId, Logprob = alt.Logprob }));
-                    response.Tokens.Add(generated);
-                    response.TextDelta = token.TextDelta;
-                    break;
-                case GenerationFinished done:
-                    response.TextDelta = done.TextDelta;
-                    response.FinishReason = OpenAiEndpoints.FinishReasonText(done.Reason);
-                    response.Usage = new Usage
-                    {
-                        PromptTokens = done.Usage.PromptTokens,
-                        CompletionTokens = done.Usage.CompletionTokens,
-                        CachedPromptTokens = done.Usage.CachedPromptTokens,
-                    };
-                    break;
+                var error = ApiErrors.FromFailedEvent(item);
+                ApiErrors.LogRequestFailed(logger, requestId, error.Code, error.Message);
+                throw ToRpc(error);
+            }
+            var response = new GenerateResponse { RequestId = requestId, TextDelta = item.TextDelta };
+            if (item.TokenId is { } token)
+            {
+                var generated = new GeneratedToken { TokenId = token, Logprob = item.Logprobs?.Chosen.Logprob ?? 0f };
+                generated.TopLogprobs.Add((item.Logprobs?.Top ?? []).Select(alt => new Runtime.Grpc.V1.TokenLogprob { TokenId = alt.TokenId, Logprob = alt.Logprob }));
+                response.Tokens.Add(generated);
+            }
+            if (item.FinishReason is { } reason)
+            {
+                response.FinishReason = GenerationRules.FinishReasonText(reason);
+                var usage = item.Usage ?? new UsageInfo(0, 0, 0);
+                response.Usage = new Runtime.Grpc.V1.Usage
+                {
+                    PromptTokens = usage.PromptTokens,
+                    CompletionTokens = usage.CompletionTokens,
+                    CachedPromptTokens = usage.CachedPromptTokens,
+                };
             }
             await responseStream.WriteAsync(response, context.CancellationToken);
         }
@@ -66,37 +73,36 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
 
     public override Task<TokenizeResponse> Tokenize(TokenizeRequest request, ServerCallContext context)
     {
+        var ids = Guard(() => backend.Encode(request.Text, request.AddSpecialTokens));
         var response = new TokenizeResponse();
-        response.TokenIds.Add(backend.Encode(request.Text, request.AddSpecialTokens));
+        response.TokenIds.Add(ids);
         return Task.FromResult(response);
     }
 
     public override Task<DetokenizeResponse> Detokenize(DetokenizeRequest request, ServerCallContext context)
     {
         var ids = request.TokenIds.ToArray();
-        try
+        Guard(() =>
         {
-            SamplingRules.CheckVocabulary("token_ids", ids, backend.Model.VocabSize);
-        }
-        catch (ApiFailure failure)
-        {
-            throw GrpcErrors.From(failure.Error);
-        }
+            GenerationRules.CheckTokenIds("token_ids", ids, backend.Model);
+            return 0;
+        });
         return Task.FromResult(new DetokenizeResponse { Text = backend.Decode(ids, request.SkipSpecialTokens) });
     }
 
     public override Task<LoadReport> GetLoad(GetLoadRequest request, ServerCallContext context)
     {
         var load = backend.GetLoad();
+        var model = backend.Model;
         return Task.FromResult(new LoadReport
         {
             Waiting = load.Waiting,
             Running = load.Running,
             KvCacheUsage = load.KvCacheUsage,
-            RecentTokensPerSecond = load.RecentTokensPerSecond,
-            Ready = load.Ready && readiness.IsReady,
-            MaxRunningRequests = load.MaxRunningRequests,
-            MaxQueuedRequests = load.MaxQueuedRequests,
+            RecentTokensPerSecond = load.TokensPerSecond,
+            Ready = !load.Draining && readiness.IsReady,
+            MaxRunningRequests = model.MaxRunningRequests,
+            MaxQueuedRequests = model.MaxQueuedRequests,
         });
     }
 
@@ -118,21 +124,71 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
         });
     }
 
-    /// <summary>Proto3 zeros mean "not set", except temperature where 0 is greedy as the proto says.</summary>
-    private static SamplingInput Input(SamplingOptions options) => new()
+    /// <summary>
+    /// Proto3 zeros mean "not set" (the engine's defaults), except temperature where 0 is greedy as the
+    /// proto says. <c>top_logprobs</c> without <c>logprobs</c> is refused, as HTTP refuses it.
+    /// </summary>
+    /// <exception cref="ApiFailure">top_logprobs without logprobs, or a negative count.</exception>
+    internal static SamplingParameters Sampling(SamplingOptions options)
     {
-        Temperature = options.Temperature,
-        TopP = options.TopP == 0 ? null : options.TopP,
-        TopK = options.TopK,
-        Seed = options.HasSeed ? options.Seed : null,
-        PresencePenalty = options.PresencePenalty,
-        FrequencyPenalty = options.FrequencyPenalty,
-        RepetitionPenalty = options.RepetitionPenalty == 0 ? null : options.RepetitionPenalty,
-        Stop = [.. options.Stop],
-        StopTokenIds = [.. options.StopTokenIds],
-        MinTokens = options.MinTokens,
-        MaxTokens = options.MaxTokens == 0 ? null : options.MaxTokens,
-        Logprobs = options.Logprobs,
-        TopLogprobs = options.TopLogprobs,
-    };
+        if (options.TopLogprobs != 0 && !options.Logprobs)
+            throw new ApiFailure(ApiError.Invalid("top_logprobs", "top_logprobs needs logprobs set to true; set logprobs or leave top_logprobs 0."));
+        return new SamplingParameters
+        {
+            Temperature = options.Temperature,
+            TopP = options.TopP == 0 ? 1f : options.TopP,
+            TopK = options.TopK == -1 ? 0 : options.TopK,
+            Seed = options.HasSeed ? options.Seed : null,
+            PresencePenalty = options.PresencePenalty,
+            FrequencyPenalty = options.FrequencyPenalty,
+            RepetitionPenalty = options.RepetitionPenalty == 0 ? 1f : options.RepetitionPenalty,
+            Stop = [.. options.Stop],
+            StopTokenIds = [.. options.StopTokenIds],
+            MinTokens = options.MinTokens,
+            MaxTokens = options.MaxTokens == 0 ? null : options.MaxTokens,
+            Logprobs = options.Logprobs ? options.TopLogprobs : null,
+        };
+    }
+
+    /// <summary>Runs request checks and admission; what they refuse becomes the status <see cref="ApiErrors"/> gives it.</summary>
+    private static T Guard<T>(Func<T> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (Exception e) when (ApiErrors.From(e) is { } error)
+        {
+            throw ToRpc(error);
+        }
+    }
+
+    internal static RpcException ToRpc(ApiError error)
+    {
+        var detail = error.Param is null ? error.Message : $"{error.Param}: {error.Message}";
+        var trailers = new Metadata();
+        if (error.Code is { } code) trailers.Add("error-code", code);
+        if (error.RetryAfter is { } retryAfter) trailers.Add("retry-after", ApiErrors.RetryAfterSeconds(retryAfter));
+        return new RpcException(new Status(ApiErrors.GrpcCode(error.Kind), detail), trailers);
+    }
+}
+
+public static class GrpcInferenceEndpoints
+{
+    /// <summary>
+    /// The gRPC services, on the gRPC listener only: Inference (its messages checked by
+    /// <see cref="MalformedMessageGuard"/>), standard health (overall and per service) and reflection.
+    /// </summary>
+    public static WebApplication MapGrpcInference(this WebApplication app, bool withInference)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        if (withInference)
+        {
+            app.UseWhen(http => http.Face() == ApiFace.Grpc, grpc => grpc.UseMiddleware<MalformedMessageGuard>());
+            app.MapGrpcService<InferenceService>().RequireFace(ApiFace.Grpc);
+        }
+        app.MapGrpcService<HealthServiceImpl>().RequireFace(ApiFace.Grpc);
+        app.MapGrpcReflectionService().RequireFace(ApiFace.Grpc);
+        return app;
+    }
 }

@@ -1,4 +1,6 @@
 using System.Text;
+using DeepSeek.Engine.Requests;
+using DeepSeek.Model.Tokenization;
 using DeepSeek.Runtime.Api.OpenAi.Contracts;
 using DeepSeek.Runtime.Serving;
 
@@ -13,36 +15,40 @@ internal static class ChatCompletionsEndpoint
         var backend = services.GetRequiredService<IInferenceBackend>();
         var options = services.GetRequiredService<OpenAiOptions>();
         var body = await RequestBodyReader.ReadAsync(http, OpenAiJsonContext.Default.ChatCompletionRequest, options.MaxRequestBytes);
+        var model = backend.Model;
 
         OpenAiInputs.RejectUnknown(body.UnknownFields);
-        var modelName = OpenAiEndpoints.CheckModel(body.Model, backend.Model);
-        var messages = Messages(body);
-        var prompt = backend.ApplyChatTemplate(messages);
+        var modelName = OpenAiEndpoints.CheckModel(body.Model, model);
+        var messages = Messages(body, model);
+        var n = body.N ?? 1;
+        GenerationRules.CheckSequences(n, prompts: 1, model, options.MaxSequencesPerRequest);
 
+        // Everything cheap is checked before the template is tokenized.
         var maxTokensField = body.MaxCompletionTokens is null ? "max_tokens" : "max_completion_tokens";
+        var requestedMax = body.MaxCompletionTokens ?? body.MaxTokens;
         var logprobs = body.Logprobs ?? false;
         if (body.TopLogprobs is not null && !logprobs)
             throw new ApiFailure(ApiError.Invalid("top_logprobs", "top_logprobs needs \"logprobs\": true; set logprobs or remove top_logprobs."));
-        var input = OpenAiEndpoints.Sampling(body, body.MaxCompletionTokens ?? body.MaxTokens, maxTokensField, logprobs, body.TopLogprobs, "top_logprobs");
-        var sampling = SamplingRules.Validate(input, prompt.Length, backend.Model);
-        var n = OpenAiEndpoints.Choices(body, prompts: 1, options);
+        var sampling = GenerationRules.Validate(OpenAiInputs.Sampling(body, requestedMax, logprobs ? body.TopLogprobs ?? 0 : null), model, maxTokensField, "top_logprobs");
+
+        var prompt = backend.ApplyChatTemplate(messages);
+        var maxTokens = GenerationRules.MaxTokens(requestedMax, prompt.Length, model, "messages", maxTokensField);
+        sampling = GenerationRules.Validate(sampling with { MaxTokens = maxTokens }, model, maxTokensField, "top_logprobs");
 
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         var created = services.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeSeconds();
-        var requests = Enumerable.Range(0, n)
-            .Select(choice => new GenerationRequest($"{id}-{choice}", prompt, OpenAiEndpoints.ForChoice(sampling, choice)))
-            .ToList();
         // Null when logprobs are off; otherwise whether tokens are written "token_id:N".
         bool? asTokenIds = logprobs ? body.ReturnTokensAsTokenIds ?? false : null;
-
-        await using var fanOut = GenerationFanOut.Start(backend, requests, http.RequestAborted);
+        var run = new Run(http, backend, id, created, modelName, n, asTokenIds, prompt.Length);
+        using var fanOut = GenerationFanOut.Start(backend,
+            [.. Enumerable.Range(0, n).Select(choice => ((IReadOnlyList<int>)prompt, GenerationRules.ForChoice(sampling, choice)))], http.RequestAborted);
         if (body.Stream == true)
-            await StreamAsync(http, backend, fanOut, id, created, modelName, n, asTokenIds, body.StreamOptions?.IncludeUsage ?? false, prompt.Length);
+            await run.StreamAsync(fanOut, body.StreamOptions?.IncludeUsage ?? false);
         else
-            await RespondAsync(http, backend, fanOut, id, created, modelName, n, asTokenIds, prompt.Length);
+            await run.RespondAsync(fanOut);
     }
 
-    private static List<ChatMessage> Messages(ChatCompletionRequest body)
+    private static List<ChatMessage> Messages(ChatCompletionRequest body, ModelDescription model)
     {
         if (body.Messages is not { Count: > 0 } messages)
             throw new ApiFailure(ApiError.Invalid("messages", "messages is required and must not be empty; send at least [{\"role\": \"user\", \"content\": \"...\"}]."));
@@ -52,96 +58,101 @@ internal static class ChatCompletionsEndpoint
             var message = messages[i] ?? throw new ApiFailure(ApiError.Invalid($"messages[{i}]", $"messages[{i}] is null; send a message object."));
             OpenAiInputs.RejectUnknown(message.UnknownFields, $"messages[{i}].");
             var role = OpenAiInputs.Role(message.Role, $"messages[{i}].role");
-            result.Add(new ChatMessage(role, OpenAiInputs.MessageContent(message.Content, $"messages[{i}].content")));
+            var content = OpenAiInputs.MessageContent(message.Content, $"messages[{i}].content");
+            result.Add(new ChatMessage(role, content));
         }
+        // The cheap bound over all messages together, before the template is tokenized.
+        GenerationRules.CheckTextFits(string.Concat(result.Select(m => m.Content)), model, "messages");
         return result;
     }
 
-    private static async Task RespondAsync(HttpContext http, IInferenceBackend backend, GenerationFanOut fanOut, string id, long created, string model, int n, bool? asTokenIds, int promptTokens)
+    private sealed class Run(HttpContext http, IInferenceBackend backend, string id, long created, string model, int n, bool? asTokenIds, int promptTokens)
     {
-        var texts = Enumerable.Range(0, n).Select(_ => new StringBuilder()).ToArray();
-        var logprobs = new List<ChatLogprobs.TokenEntry>?[n];
-        var finish = new string[n];
-        var completionTokens = 0;
-        var cached = 0;
-        await foreach (var (choice, generationEvent) in fanOut.ReadAllAsync(http.RequestAborted))
+        private int _completionTokens;
+        private int _cached;
+
+        public async Task RespondAsync(GenerationFanOut fanOut)
         {
-            switch (generationEvent)
+            var texts = Enumerable.Range(0, n).Select(_ => new StringBuilder()).ToArray();
+            var logprobs = new List<ChatLogprobs.TokenEntry>?[n];
+            var finish = new string[n];
+            await foreach (var (choice, item) in fanOut.ReadAllAsync(http.RequestAborted))
             {
-                case TokenGenerated token:
-                    texts[choice].Append(token.TextDelta);
-                    if (LogprobEntry(backend, token, asTokenIds) is { } entry) (logprobs[choice] ??= []).Add(entry);
-                    break;
-                case GenerationFinished done:
-                    texts[choice].Append(done.TextDelta);
-                    finish[choice] = OpenAiEndpoints.FinishReasonText(done.Reason);
-                    completionTokens += done.Usage.CompletionTokens;
-                    cached = done.Usage.CachedPromptTokens;
-                    break;
+                if (Failed(item) is { } error)
+                {
+                    await OpenAiErrors.WriteAsync(http, error);
+                    return;
+                }
+                texts[choice].Append(item.TextDelta);
+                if (Entry(item) is { } entry) (logprobs[choice] ??= []).Add(entry);
+                if (item.FinishReason is { } reason) finish[choice] = Finish(reason, item.Usage);
             }
+            http.RequestAborted.ThrowIfCancellationRequested();
+            var choices = Enumerable.Range(0, n).Select(i => new ChatCompletionResponse.ChatChoice(
+                i, new ChatCompletionResponse.AssistantMessage("assistant", texts[i].ToString()),
+                logprobs[i] is { } content ? new ChatLogprobs(content) : null, finish[i] ?? "cancelled")).ToList();
+            await http.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model, choices, Usage()),
+                OpenAiJsonContext.Default.ChatCompletionResponse, contentType: "application/json", http.RequestAborted);
         }
-        http.RequestAborted.ThrowIfCancellationRequested();
-        var choices = Enumerable.Range(0, n).Select(i => new ChatCompletionResponse.ChatChoice(
-            i, new ChatCompletionResponse.AssistantMessage("assistant", texts[i].ToString()),
-            logprobs[i] is { } content ? new ChatLogprobs(content) : null, finish[i] ?? "cancelled")).ToList();
-        var usage = new Usage(promptTokens, completionTokens, promptTokens + completionTokens, new Usage.TokenDetails(cached));
-        await http.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model, choices, usage),
-            OpenAiJsonContext.Default.ChatCompletionResponse, contentType: "application/json", http.RequestAborted);
-    }
 
-    private static async Task StreamAsync(HttpContext http, IInferenceBackend backend, GenerationFanOut fanOut, string id, long created, string model, int n, bool? asTokenIds, bool includeUsage, int promptTokens)
-    {
-        var events = new ServerSentEvents(http.Response, http.RequestAborted);
-        var chunks = OpenAiJsonContext.Default.ChatCompletionChunk;
-        await events.StartAsync();
-        for (var i = 0; i < n; i++)
-            await events.WriteAsync(Chunk(id, created, model, i, new ChatCompletionChunk.Delta("assistant", ""), null, null), chunks);
-
-        var completionTokens = 0;
-        var cached = 0;
-        await foreach (var (choice, generationEvent) in fanOut.ReadAllAsync(http.RequestAborted))
+        public async Task StreamAsync(GenerationFanOut fanOut, bool includeUsage)
         {
-            switch (generationEvent)
+            var events = new ServerSentEvents(http.Response, http.RequestAborted);
+            var chunks = OpenAiJsonContext.Default.ChatCompletionChunk;
+            await events.StartAsync();
+            for (var i = 0; i < n; i++)
+                await events.WriteAsync(Chunk(i, new ChatCompletionChunk.Delta("assistant", ""), null, null), chunks);
+
+            await foreach (var (choice, item) in fanOut.ReadAllAsync(http.RequestAborted))
             {
-                case TokenGenerated token:
-                    var entry = LogprobEntry(backend, token, asTokenIds);
-                    if (token.TextDelta.Length == 0 && entry is null) break;
-                    await events.WriteAsync(Chunk(id, created, model, choice, new ChatCompletionChunk.Delta(Content: token.TextDelta),
-                        entry is null ? null : new ChatLogprobs([entry]), null), chunks);
-                    break;
-                case GenerationFinished done:
-                    completionTokens += done.Usage.CompletionTokens;
-                    cached = done.Usage.CachedPromptTokens;
-                    var delta = new ChatCompletionChunk.Delta(Content: done.TextDelta.Length > 0 ? done.TextDelta : null);
-                    await events.WriteAsync(Chunk(id, created, model, choice, delta, null, OpenAiEndpoints.FinishReasonText(done.Reason)), chunks);
-                    break;
+                if (Failed(item) is { } error)
+                {
+                    await events.WriteErrorAsync(error);
+                    return;
+                }
+                var entry = Entry(item);
+                var finish = item.FinishReason is { } reason ? Finish(reason, item.Usage) : null;
+                if (item.TextDelta.Length == 0 && entry is null && finish is null) continue;
+                var delta = new ChatCompletionChunk.Delta(Content: item.TextDelta.Length > 0 || entry is not null ? item.TextDelta : null);
+                await events.WriteAsync(Chunk(choice, delta, entry is null ? null : new ChatLogprobs([entry]), finish), chunks);
             }
+            http.RequestAborted.ThrowIfCancellationRequested();
+            if (includeUsage) await events.WriteAsync(new ChatCompletionChunk(id, created, model, [], Usage()), chunks);
+            await events.WriteDoneAsync();
         }
-        http.RequestAborted.ThrowIfCancellationRequested();
-        if (includeUsage)
-            await events.WriteAsync(new ChatCompletionChunk(id, created, model, [],
-                new Usage(promptTokens, completionTokens, promptTokens + completionTokens, new Usage.TokenDetails(cached))), chunks);
-        await events.WriteDoneAsync();
+
+        /// <summary>The engine's error of a failed choice, logged; the call fails as a whole (its other choices are cancelled).</summary>
+        private ApiError? Failed(TokenEvent item)
+        {
+            if (item.FinishReason != FinishReason.Error) return null;
+            var error = ApiErrors.FromFailedEvent(item);
+            ApiErrors.LogRequestFailed(http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ChatCompletionsEndpoint)), id, error.Code, error.Message);
+            return error;
+        }
+
+        private string Finish(FinishReason reason, UsageInfo? usage)
+        {
+            _completionTokens += usage?.CompletionTokens ?? 0;
+            _cached = Math.Max(_cached, usage?.CachedPromptTokens ?? 0);
+            return GenerationRules.FinishReasonText(reason);
+        }
+
+        private Usage Usage() => new(promptTokens, _completionTokens, promptTokens + _completionTokens, new Usage.TokenDetails(_cached));
+
+        private ChatCompletionChunk Chunk(int choice, ChatCompletionChunk.Delta delta, ChatLogprobs? logprobs, string? finishReason) =>
+            new(id, created, model, [new ChatCompletionChunk.ChunkChoice(choice, delta, logprobs, finishReason)]);
+
+        /// <summary>The chosen token and its alternatives as OpenAI's chat logprobs; null when the caller did not ask.</summary>
+        private ChatLogprobs.TokenEntry? Entry(TokenEvent item)
+        {
+            if (asTokenIds is not { } ids || item.TokenId is not { } token) return null;
+            var alternatives = (item.Logprobs?.Top ?? [])
+                .Select(alt => new ChatLogprobs.Alternative(OpenAiEndpoints.TokenText(backend, alt.TokenId, ids), alt.Logprob, Bytes(alt.TokenId)))
+                .ToList();
+            return new ChatLogprobs.TokenEntry(OpenAiEndpoints.TokenText(backend, token, ids), item.Logprobs?.Chosen.Logprob ?? 0f, Bytes(token), alternatives);
+        }
+
+        private int[] Bytes(int tokenId) =>
+            [.. Encoding.UTF8.GetBytes(backend.Decode([tokenId], skipSpecialTokens: false)).Select(b => (int)b)];
     }
-
-    private static ChatCompletionChunk Chunk(string id, long created, string model, int choice, ChatCompletionChunk.Delta delta, ChatLogprobs? logprobs, string? finishReason) =>
-        new(id, created, model, [new ChatCompletionChunk.ChunkChoice(choice, delta, logprobs, finishReason)]);
-
-    private static ChatLogprobs.TokenEntry? LogprobEntry(IInferenceBackend backend, TokenGenerated token, bool? asTokenIds)
-    {
-        // Null: the caller did not ask for logprobs.
-        if (asTokenIds is not { } ids) return null;
-        var text = OpenAiEndpoints.TokenText(backend, token.TokenId, ids);
-        var alternatives = token.TopLogprobs
-            .Select(alt =>
-            {
-                var altText = OpenAiEndpoints.TokenText(backend, alt.TokenId, ids);
-                return new ChatLogprobs.Alternative(altText, alt.Logprob, Bytes(backend, alt.TokenId));
-            })
-            .ToList();
-        return new ChatLogprobs.TokenEntry(text, token.Logprob, Bytes(backend, token.TokenId), alternatives);
-    }
-
-    private static int[] Bytes(IInferenceBackend backend, int tokenId) =>
-        [.. Encoding.UTF8.GetBytes(backend.Decode([tokenId], skipSpecialTokens: false)).Select(b => (int)b)];
 }

@@ -1,7 +1,7 @@
 using System.Text;
 using DeepSeek.Runtime.Api.OpenAi.Contracts;
+using DeepSeek.Engine.Requests;
 using DeepSeek.Runtime.Serving;
-using SamplingParameters = DeepSeek.Engine.Requests.SamplingParameters;
 
 namespace DeepSeek.Runtime.Api.OpenAi;
 
@@ -14,49 +14,44 @@ internal static class CompletionsEndpoint
         var backend = services.GetRequiredService<IInferenceBackend>();
         var options = services.GetRequiredService<OpenAiOptions>();
         var body = await RequestBodyReader.ReadAsync(http, OpenAiJsonContext.Default.CompletionRequest, options.MaxRequestBytes);
+        var model = backend.Model;
 
         OpenAiInputs.RejectUnknown(body.UnknownFields);
-        var modelName = OpenAiEndpoints.CheckModel(body.Model, backend.Model);
+        var modelName = OpenAiEndpoints.CheckModel(body.Model, model);
         var prompts = OpenAiInputs.Prompts(body.Prompt, "prompt");
-        var n = OpenAiEndpoints.Choices(body, prompts.Count, options);
+        var n = body.N ?? 1;
+        GenerationRules.CheckSequences(n, prompts.Count, model, options.MaxSequencesPerRequest);
         var logprobs = body.Logprobs is not null;
-        var input = OpenAiEndpoints.Sampling(body, body.MaxTokens, "max_tokens", logprobs, body.Logprobs, "logprobs");
+        var sampling = GenerationRules.Validate(OpenAiInputs.Sampling(body, body.MaxTokens, body.Logprobs), model);
 
         var id = "cmpl-" + Guid.NewGuid().ToString("N");
         var created = services.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeSeconds();
-        var requests = new List<GenerationRequest>(prompts.Count * n);
+        var sequences = new List<(IReadOnlyList<int>, SamplingParameters)>(prompts.Count * n);
         var promptTokens = 0;
         for (var p = 0; p < prompts.Count; p++)
         {
             var param = prompts.Count == 1 ? "prompt" : $"prompt[{p}]";
-            var ids = prompts[p].TokenIds ?? backend.Encode(prompts[p].Text!, addSpecialTokens: true);
-            SamplingRules.CheckVocabulary(param, ids, backend.Model.VocabSize);
-            var sampling = Validate(input, ids.Length, backend.Model, options, param);
+            int[] ids;
+            if (prompts[p].TokenIds is { } given) ids = given;
+            else
+            {
+                GenerationRules.CheckTextFits(prompts[p].Text!, model, param);
+                ids = backend.Encode(prompts[p].Text!, addSpecialTokens: true);
+            }
+            GenerationRules.CheckTokenIds(param, ids, model);
+            var maxTokens = GenerationRules.MaxTokens(body.MaxTokens, ids.Length, model, param, "max_tokens", options.DefaultCompletionMaxTokens);
+            var forPrompt = GenerationRules.Validate(sampling with { MaxTokens = maxTokens }, model);
             promptTokens += ids.Length;
-            for (var j = 0; j < n; j++)
-                requests.Add(new GenerationRequest($"{id}-{p * n + j}", ids, OpenAiEndpoints.ForChoice(sampling, j)));
+            for (var j = 0; j < n; j++) sequences.Add((ids, GenerationRules.ForChoice(forPrompt, j)));
         }
         bool? asTokenIds = logprobs ? body.ReturnTokensAsTokenIds ?? false : null;
 
-        await using var fanOut = GenerationFanOut.Start(backend, requests, http.RequestAborted);
-        var run = new Run(http, backend, fanOut, id, created, modelName, requests.Count, asTokenIds, promptTokens);
+        using var fanOut = GenerationFanOut.Start(backend, sequences, http.RequestAborted);
+        var run = new Run(http, backend, fanOut, id, created, modelName, sequences.Count, asTokenIds, promptTokens);
         if (body.Stream == true)
             await run.StreamAsync(body.StreamOptions?.IncludeUsage ?? false);
         else
             await run.RespondAsync();
-    }
-
-    /// <summary>The shared rules, with the prompt's own index named when several prompts were sent.</summary>
-    private static SamplingParameters Validate(SamplingInput input, int promptLength, ModelDescription model, OpenAiOptions options, string param)
-    {
-        try
-        {
-            return SamplingRules.Validate(input, promptLength, model, options.DefaultCompletionMaxTokens);
-        }
-        catch (ApiFailure failure) when (failure.Error.Param == "prompt" && param != "prompt")
-        {
-            throw new ApiFailure(failure.Error with { Param = param, Message = failure.Error.Message.Replace("The prompt", $"{param}", StringComparison.Ordinal) });
-        }
     }
 
     private sealed class Run(HttpContext http, IInferenceBackend backend, GenerationFanOut fanOut, string id, long created, string model, int choices, bool? asTokenIds, int promptTokens)
@@ -70,20 +65,17 @@ internal static class CompletionsEndpoint
             var texts = Enumerable.Range(0, choices).Select(_ => new StringBuilder()).ToArray();
             var logprobs = new CompletionLogprobs?[choices];
             var finish = new string[choices];
-            await foreach (var (choice, generationEvent) in fanOut.ReadAllAsync(http.RequestAborted))
+            await foreach (var (choice, item) in fanOut.ReadAllAsync(http.RequestAborted))
             {
-                switch (generationEvent)
+                if (Failed(item) is { } error)
                 {
-                    case TokenGenerated token:
-                        if (asTokenIds is not null) Append(logprobs[choice] ??= Empty(), Logprobs(choice, token));
-                        texts[choice].Append(token.TextDelta);
-                        _textLength[choice] += token.TextDelta.Length;
-                        break;
-                    case GenerationFinished done:
-                        texts[choice].Append(done.TextDelta);
-                        finish[choice] = Finish(done);
-                        break;
+                    await OpenAiErrors.WriteAsync(http, error);
+                    return;
                 }
+                if (asTokenIds is not null && Logprobs(choice, item) is { } entry) Append(logprobs[choice] ??= Empty(), entry);
+                texts[choice].Append(item.TextDelta);
+                _textLength[choice] += item.TextDelta.Length;
+                if (item.FinishReason is { } reason) finish[choice] = Finish(reason, item.Usage);
             }
             http.RequestAborted.ThrowIfCancellationRequested();
             var list = Enumerable.Range(0, choices)
@@ -98,20 +90,18 @@ internal static class CompletionsEndpoint
             var events = new ServerSentEvents(http.Response, http.RequestAborted);
             var chunks = OpenAiJsonContext.Default.CompletionResponse;
             await events.StartAsync();
-            await foreach (var (choice, generationEvent) in fanOut.ReadAllAsync(http.RequestAborted))
+            await foreach (var (choice, item) in fanOut.ReadAllAsync(http.RequestAborted))
             {
-                switch (generationEvent)
+                if (Failed(item) is { } error)
                 {
-                    case TokenGenerated token:
-                        var logprobs = asTokenIds is null ? null : Logprobs(choice, token);
-                        _textLength[choice] += token.TextDelta.Length;
-                        if (token.TextDelta.Length == 0 && logprobs is null) break;
-                        await events.WriteAsync(Chunk(choice, token.TextDelta, logprobs, null), chunks);
-                        break;
-                    case GenerationFinished done:
-                        await events.WriteAsync(Chunk(choice, done.TextDelta, null, Finish(done)), chunks);
-                        break;
+                    await events.WriteErrorAsync(error);
+                    return;
                 }
+                var logprobs = asTokenIds is null ? null : Logprobs(choice, item);
+                _textLength[choice] += item.TextDelta.Length;
+                var finish = item.FinishReason is { } reason ? Finish(reason, item.Usage) : null;
+                if (item.TextDelta.Length == 0 && logprobs is null && finish is null) continue;
+                await events.WriteAsync(Chunk(choice, item.TextDelta, logprobs, finish), chunks);
             }
             http.RequestAborted.ThrowIfCancellationRequested();
             if (includeUsage) await events.WriteAsync(new CompletionResponse(id, created, model, [], Usage()), chunks);
@@ -121,22 +111,33 @@ internal static class CompletionsEndpoint
         private CompletionResponse Chunk(int choice, string text, CompletionLogprobs? logprobs, string? finishReason) =>
             new(id, created, model, [new CompletionResponse.TextChoice(choice, text, logprobs, finishReason)], null);
 
-        private string Finish(GenerationFinished done)
+        private string Finish(FinishReason reason, UsageInfo? usage)
         {
-            _completionTokens += done.Usage.CompletionTokens;
-            _cached = Math.Max(_cached, done.Usage.CachedPromptTokens);
-            return OpenAiEndpoints.FinishReasonText(done.Reason);
+            _completionTokens += usage?.CompletionTokens ?? 0;
+            _cached = Math.Max(_cached, usage?.CachedPromptTokens ?? 0);
+            return GenerationRules.FinishReasonText(reason);
+        }
+
+        /// <summary>The engine's error of a failed sequence, logged; the call fails as a whole (its other sequences are cancelled).</summary>
+        private ApiError? Failed(TokenEvent item)
+        {
+            if (item.FinishReason != FinishReason.Error) return null;
+            var error = ApiErrors.FromFailedEvent(item);
+            ApiErrors.LogRequestFailed(http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(CompletionsEndpoint)), id, error.Code, error.Message);
+            return error;
         }
 
         private Usage Usage() => new(promptTokens, _completionTokens, promptTokens + _completionTokens, new Usage.TokenDetails(_cached));
 
-        private CompletionLogprobs Logprobs(int choice, TokenGenerated token)
+        /// <summary>The legacy API's logprobs of one token; null for an event without a token.</summary>
+        private CompletionLogprobs? Logprobs(int choice, TokenEvent item)
         {
+            if (item.TokenId is not { } token) return null;
             var ids = asTokenIds ?? false;
             var top = new Dictionary<string, float>();
-            foreach (var alternative in token.TopLogprobs)
+            foreach (var alternative in item.Logprobs?.Top ?? [])
                 top.TryAdd(OpenAiEndpoints.TokenText(backend, alternative.TokenId, ids), alternative.Logprob);
-            return new CompletionLogprobs([OpenAiEndpoints.TokenText(backend, token.TokenId, ids)], [token.Logprob], [top], [_textLength[choice]]);
+            return new CompletionLogprobs([OpenAiEndpoints.TokenText(backend, token, ids)], [item.Logprobs?.Chosen.Logprob ?? 0f], [top], [_textLength[choice]]);
         }
 
         private static CompletionLogprobs Empty() => new([], [], [], []);

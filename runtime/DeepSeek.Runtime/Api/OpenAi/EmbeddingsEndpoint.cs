@@ -29,21 +29,23 @@ internal static class EmbeddingsEndpoint
         var inputs = OpenAiInputs.Prompts(body.Input, "input");
         if (inputs.Count > options.MaxEmbeddingInputs)
             throw new ApiFailure(ApiError.Invalid("input", $"input has {inputs.Count} items; send at most {options.MaxEmbeddingInputs} per request."));
-        var tokenized = new List<int[]>(inputs.Count);
+        var model = backend.Model;
+        var tokenized = new List<IReadOnlyList<int>>(inputs.Count);
         for (var i = 0; i < inputs.Count; i++)
         {
             var param = inputs.Count == 1 ? "input" : $"input[{i}]";
+            if (inputs[i].Text is { } text) GenerationRules.CheckTextFits(text, model, param);
             var ids = inputs[i].TokenIds ?? backend.Encode(inputs[i].Text!, addSpecialTokens: true);
             if (ids.Length == 0) throw new ApiFailure(ApiError.Invalid(param, $"{param} is empty; send at least one character or token id."));
-            if (ids.Length > backend.Model.MaxContextLength)
-                throw new ApiFailure(ApiError.Invalid(param, $"{param} is {ids.Length} tokens; the model's context is {backend.Model.MaxContextLength}; shorten it."));
-            SamplingRules.CheckVocabulary(param, ids, backend.Model.VocabSize);
+            if (ids.Length > model.MaxContextLength)
+                throw new ApiFailure(ApiError.Invalid(param, $"{param} is {ids.Length} tokens; the model's context is {model.MaxContextLength}; shorten it.", "context_length_exceeded"));
+            GenerationRules.CheckTokenIds(param, ids, model);
             tokenized.Add(ids);
         }
 
         var vectors = await backend.EmbedAsync(tokenized, http.RequestAborted);
         var data = vectors.Select((vector, i) => new EmbeddingResponse.Item(i, base64 ? Base64(vector) : vector)).ToList();
-        var tokens = tokenized.Sum(ids => ids.Length);
+        var tokens = tokenized.Sum(ids => ids.Count);
         await http.Response.WriteAsJsonAsync(new EmbeddingResponse(data, modelName, new EmbeddingResponse.EmbeddingUsage(tokens, tokens)),
             OpenAiJsonContext.Default.EmbeddingResponse, contentType: "application/json", http.RequestAborted);
     }

@@ -1,34 +1,34 @@
-using System.Threading.Channels;
+using System.Runtime.CompilerServices;
+using DeepSeek.Engine;
+using DeepSeek.Engine.Requests;
 using DeepSeek.Runtime.Serving;
 
 namespace DeepSeek.Runtime.Api.OpenAi;
 
 /// <summary>
-/// Runs the sequences of one API call (<c>n</c> choices, several prompts) and merges their events in
-/// arrival order. Disposing cancels whatever is still running, so a client that goes away or a
-/// failed write frees every slot it held.
+/// The sequences of one API call (<c>n</c> choices, several prompts), read straight from the
+/// engine's event channels in arrival order: no task or channel in between. Disposing cancels
+/// whatever is still running, so a client that goes away or a failed write frees every slot it held.
 /// </summary>
-internal sealed class GenerationFanOut : IAsyncDisposable
+internal sealed class GenerationFanOut : IDisposable
 {
     private readonly CancellationTokenSource _cancel;
-    private readonly Channel<(int Choice, GenerationEvent Event)> _merged = Channel.CreateUnbounded<(int, GenerationEvent)>();
-    private readonly Task _pumps;
+    private readonly IReadOnlyList<GenerationHandle> _handles;
 
     private GenerationFanOut(CancellationTokenSource cancel, IReadOnlyList<GenerationHandle> handles)
     {
         _cancel = cancel;
-        _pumps = Task.WhenAll(handles.Select((handle, choice) => PumpAsync(choice, handle)))
-            .ContinueWith(_ => _merged.Writer.TryComplete(), TaskScheduler.Default);
+        _handles = handles;
     }
 
-    /// <exception cref="InferenceRejectedException">A request was refused; the ones already admitted are cancelled.</exception>
-    public static GenerationFanOut Start(IInferenceBackend backend, IReadOnlyList<GenerationRequest> requests, CancellationToken aborted)
+    /// <summary>Submits every sequence; if one is refused, the ones already admitted are cancelled and the refusal is thrown.</summary>
+    public static GenerationFanOut Start(IInferenceBackend backend, IReadOnlyList<(IReadOnlyList<int> Prompt, SamplingParameters Sampling)> sequences, CancellationToken aborted)
     {
         var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-        var handles = new List<GenerationHandle>(requests.Count);
+        var handles = new List<GenerationHandle>(sequences.Count);
         try
         {
-            foreach (var request in requests) handles.Add(backend.Submit(request, cancel.Token));
+            foreach (var (prompt, sampling) in sequences) handles.Add(backend.Submit(prompt, sampling, cancel.Token));
         }
         catch
         {
@@ -39,26 +39,41 @@ internal sealed class GenerationFanOut : IAsyncDisposable
         return new GenerationFanOut(cancel, handles);
     }
 
-    public IAsyncEnumerable<(int Choice, GenerationEvent Event)> ReadAllAsync(CancellationToken cancellationToken) =>
-        _merged.Reader.ReadAllAsync(cancellationToken);
-
-    public async ValueTask DisposeAsync()
+    /// <summary>Each choice's events as the engine wrote them, until every stream has ended.</summary>
+    public async IAsyncEnumerable<(int Choice, TokenEvent Event)> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        await _cancel.CancelAsync();
-        await _pumps;
-        _cancel.Dispose();
+        if (_handles.Count == 1)
+        {
+            await foreach (var item in _handles[0].Events.ReadAllAsync(cancellationToken)) yield return (0, item);
+            yield break;
+        }
+        // Per stream: null when it may have items to drain, else its pending wait; ended once it completed.
+        var waits = new Task<bool>?[_handles.Count];
+        var ended = new bool[_handles.Count];
+        var open = _handles.Count;
+        while (open > 0)
+        {
+            for (var i = 0; i < waits.Length; i++)
+            {
+                if (ended[i] || waits[i] is not null) continue;
+                while (_handles[i].Events.TryRead(out var item)) yield return (i, item);
+                waits[i] = _handles[i].Events.WaitToReadAsync(cancellationToken).AsTask();
+            }
+            await Task.WhenAny(waits.Where((_, i) => !ended[i]).Cast<Task<bool>>()).ConfigureAwait(false);
+            for (var i = 0; i < waits.Length; i++)
+            {
+                if (ended[i] || waits[i] is not { IsCompleted: true } done) continue;
+                waits[i] = null;
+                if (await done.ConfigureAwait(false)) continue;
+                ended[i] = true;
+                open--;
+            }
+        }
     }
 
-    private async Task PumpAsync(int choice, GenerationHandle handle)
+    public void Dispose()
     {
-        try
-        {
-            await foreach (var generationEvent in handle.Events.ReadAllAsync(_cancel.Token))
-                _merged.Writer.TryWrite((choice, generationEvent));
-        }
-        catch (OperationCanceledException)
-        {
-            // The caller is gone or finished; the backend sees the same token.
-        }
+        _cancel.Cancel();
+        _cancel.Dispose();
     }
 }

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
-using DeepSeek.Runtime.Serving;
+using DeepSeek.Engine.Requests;
+using DeepSeek.Runtime.Api.OpenAi.Contracts;
 
 namespace DeepSeek.Runtime.Api.OpenAi;
 
@@ -86,14 +87,45 @@ public static class OpenAiInputs
         }
     }
 
-    public static ChatRole Role(string? role, string param) => role switch
+    /// <summary>The chat template's role name; OpenAI's <c>developer</c> is a system message.</summary>
+    public static string Role(string? role, string param) => role switch
     {
-        "system" or "developer" => ChatRole.System,
-        "user" => ChatRole.User,
-        "assistant" => ChatRole.Assistant,
+        "system" or "developer" => "system",
+        "user" => "user",
+        "assistant" => "assistant",
         null => throw Invalid(param, $"{param} is required; use \"system\", \"user\" or \"assistant\"."),
         _ => throw Invalid(param, $"{param} '{role}' is not supported; use \"system\", \"user\" or \"assistant\"."),
     };
+
+    /// <summary>
+    /// The sampling fields both generation endpoints share, as the engine's parameters; the engine's
+    /// <see cref="SamplingParameters.Validate"/> (through <see cref="GenerationRules.Validate"/>) judges them.
+    /// </summary>
+    /// <exception cref="ApiFailure">A field that has no engine value at all (a negative seed, stream_options without stream).</exception>
+    internal static SamplingParameters Sampling(GenerationRequestBody body, int? maxTokens, int? logprobs)
+    {
+        if (body.Seed is < 0) throw Invalid("seed", $"seed must be between 0 and {long.MaxValue}, not {body.Seed}.");
+        RejectUnknown(body.StreamOptions?.UnknownFields, "stream_options.");
+        if (body.StreamOptions is not null && body.Stream != true)
+            throw Invalid("stream_options", "stream_options is only allowed with \"stream\": true; remove it or set stream.");
+        var topK = body.TopK ?? 0;
+        return new SamplingParameters
+        {
+            Temperature = (float)(body.Temperature ?? 1),
+            TopP = (float)(body.TopP ?? 1),
+            // vLLM spells "no top-k" as -1; 0 means the same to the engine.
+            TopK = topK == -1 ? 0 : topK,
+            Seed = body.Seed is { } seed ? (ulong)seed : null,
+            PresencePenalty = (float)(body.PresencePenalty ?? 0),
+            FrequencyPenalty = (float)(body.FrequencyPenalty ?? 0),
+            RepetitionPenalty = (float)(body.RepetitionPenalty ?? 1),
+            Stop = Stop(body.Stop),
+            StopTokenIds = body.StopTokenIds ?? [],
+            MinTokens = body.MinTokens ?? 0,
+            MaxTokens = maxTokens,
+            Logprobs = logprobs,
+        };
+    }
 
     /// <summary>Rejects fields this server does not implement, naming the first one.</summary>
     public static void RejectUnknown(Dictionary<string, JsonElement>? unknown, string prefix = "")

@@ -17,6 +17,7 @@ namespace DeepSeek.Runtime.Api.OpenAi;
 [JsonSerializable(typeof(ChatCompletionChunk))]
 [JsonSerializable(typeof(CompletionResponse))]
 [JsonSerializable(typeof(ModelList))]
+[JsonSerializable(typeof(ModelList.Model))]
 [JsonSerializable(typeof(EmbeddingResponse))]
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(float[]))]

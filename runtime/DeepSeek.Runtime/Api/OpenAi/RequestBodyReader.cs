@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using System.Text.Unicode;
@@ -5,16 +7,59 @@ using System.Text.Unicode;
 namespace DeepSeek.Runtime.Api.OpenAi;
 
 /// <summary>
-/// Reads a JSON request body under a size limit and turns every way it can be wrong (too big, not
-/// UTF-8, not JSON, a field of the wrong type) into a 400/413 that names the problem.
+/// Reads a JSON request body under a size limit and turns every way it can be wrong (not declared
+/// as JSON, too big, not UTF-8, not JSON, an unpaired surrogate escape, a field of the wrong type)
+/// into a 4xx that names the problem.
 /// </summary>
 public static class RequestBodyReader
 {
-    /// <exception cref="ApiFailure">The body is too large, empty, not UTF-8, not JSON, or has a field of the wrong type.</exception>
+    /// <exception cref="ApiFailure">The body is not JSON by its Content-Type, too large, empty, not UTF-8, not JSON, or has a field of the wrong type.</exception>
     internal static async Task<T> ReadAsync<T>(HttpContext context, JsonTypeInfo<T> typeInfo, long limitBytes) where T : class
     {
-        var bytes = await ReadBytesAsync(context.Request, limitBytes, context.RequestAborted);
-        return Parse(bytes, typeInfo);
+        CheckContentType(context.Request.ContentType);
+        var request = context.Request;
+        if (request.ContentLength is { } declared && declared > limitBytes) throw TooLarge(declared, limitBytes);
+        // One pooled buffer per body, sized by what was declared: large bodies do not leave a copy per
+        // growth step behind on the large-object heap.
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(limitBytes + 1, Math.Max(request.ContentLength ?? 16 * 1024, 1)));
+        try
+        {
+            var length = 0;
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min(limitBytes + 1, (long)buffer.Length * 2));
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+                var read = await request.Body.ReadAsync(buffer.AsMemory(length), context.RequestAborted);
+                if (read == 0) break;
+                length += read;
+                if (length > limitBytes) throw TooLarge(length, limitBytes);
+            }
+            return Parse(buffer.AsSpan(0, length), typeInfo);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Only <c>application/json</c> (UTF-8): a browser sends <c>text/plain</c> cross-origin without a
+    /// preflight, so accepting it would let any web page drive a key-less server.
+    /// </summary>
+    /// <exception cref="ApiFailure">415 for a missing or other media type or charset.</exception>
+    internal static void CheckContentType(string? contentType)
+    {
+        if (!MediaTypeHeaderValue.TryParse(contentType, out var media)
+            || !string.Equals(media.MediaType, "application/json", StringComparison.OrdinalIgnoreCase)
+            || (media.CharSet is { } charset && !charset.Trim('"').Equals("utf-8", StringComparison.OrdinalIgnoreCase)))
+            throw new ApiFailure(new ApiError(ApiErrorKind.UnsupportedMediaType,
+                $"The request body must be sent as 'Content-Type: application/json' (UTF-8), not {(string.IsNullOrEmpty(contentType) ? "without a Content-Type" : $"'{contentType}'")}.",
+                Code: "unsupported_media_type"));
     }
 
     /// <summary>The pure part of <see cref="ReadAsync{T}"/>: bytes in, a DTO or an <see cref="ApiFailure"/> out.</summary>
@@ -39,38 +84,53 @@ public static class RequestBodyReader
 
     private static void CheckSyntax(ReadOnlySpan<byte> bytes)
     {
-        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = 64 });
+        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = MaxDepth });
+        string? property = null;
         try
         {
             while (reader.Read())
             {
+                var isName = reader.TokenType == JsonTokenType.PropertyName;
+                if (!isName && !(reader.TokenType == JsonTokenType.String && reader.ValueIsEscaped)) continue;
+                // An escape such as \ud800 without its pair is valid JSON syntax but no Unicode text.
+                try
+                {
+                    var text = reader.GetString();
+                    if (isName) property = text;
+                }
+                catch (InvalidOperationException)
+                {
+                    throw Invalid(isName ? null : property,
+                        "A string in the request body holds an escaped unpaired UTF-16 surrogate (such as \\ud800); send valid Unicode text.",
+                        "invalid_unicode");
+                }
             }
         }
         catch (JsonException e)
         {
-            throw Invalid(null, $"The request body is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {FirstSentence(e.Message)} Fix the JSON syntax.");
+            throw Invalid(null, e.Message.Contains("depth", StringComparison.OrdinalIgnoreCase)
+                ? $"The request body nests deeper than {MaxDepth} levels; flatten it."
+                : $"The request body is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {FirstSentence(e.Message)} Fix the JSON syntax.");
         }
-    }
-
-    private static async Task<byte[]> ReadBytesAsync(HttpRequest request, long limitBytes, CancellationToken cancellationToken)
-    {
-        if (request.ContentLength is { } declared && declared > limitBytes) throw TooLarge(declared, limitBytes);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + read > limitBytes) throw TooLarge(buffer.Length + read, limitBytes);
-            buffer.Write(chunk, 0, read);
-        }
-        return buffer.ToArray();
     }
 
     private static ApiFailure TooLarge(long size, long limit) => new(new ApiError(ApiErrorKind.PayloadTooLarge,
         $"The request body ({size} bytes or more) exceeds this server's limit of {limit} bytes (--max-request-bytes); send fewer or shorter inputs per request.",
         Code: "request_too_large"));
 
-    private static ApiFailure Invalid(string? param, string message) => new(ApiError.Invalid(param, message));
+    /// <summary>What Kestrel says about a body it could not read (stalled, cut short, too large) as an OpenAI error.</summary>
+    internal static ApiError FromBadRequest(BadHttpRequestException e) => e.StatusCode switch
+    {
+        StatusCodes.Status408RequestTimeout => new ApiError(ApiErrorKind.RequestTimeout,
+            "The request body arrived too slowly; send it at once.", Code: "request_timeout"),
+        StatusCodes.Status413PayloadTooLarge => new ApiError(ApiErrorKind.PayloadTooLarge,
+            "The request body exceeds this server's limit (--max-request-bytes).", Code: "request_too_large"),
+        _ => ApiError.Invalid(null, "The request could not be read: it ended before its declared length or is malformed HTTP.", "bad_request"),
+    };
+
+    private const int MaxDepth = 64;
+
+    private static ApiFailure Invalid(string? param, string message, string code = "invalid_value") => new(ApiError.Invalid(param, message, code));
 
     private static string FirstSentence(string message)
     {

@@ -29,6 +29,16 @@ internal sealed class ServerSentEvents(HttpResponse response, CancellationToken 
         await response.Body.FlushAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// A failure after the stream began, as OpenAI-compatible servers send it: an event whose data is
+    /// the error body (the openai SDKs raise it as an API error), then the end of the stream.
+    /// </summary>
+    public async Task WriteErrorAsync(ApiError error)
+    {
+        await WriteAsync(OpenAiErrors.Body(error), OpenAiJsonContext.Default.ErrorResponse);
+        await WriteDoneAsync();
+    }
+
     public async Task WriteDoneAsync()
     {
         await response.Body.WriteAsync(Done, cancellationToken);

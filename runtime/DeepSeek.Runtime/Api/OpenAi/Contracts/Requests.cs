@@ -1,0 +1,81 @@
+using System.Text.Json.Serialization;
+using System.Text.Json;
+
+namespace DeepSeek.Runtime.Api.OpenAi.Contracts;
+
+// The OpenAI request bodies as this server reads them: unknown fields land in UnknownFields and are rejected by name.
+
+/// <summary>Fields that <c>/v1/chat/completions</c> and <c>/v1/completions</c> share (OpenAI's plus vLLM's extensions).</summary>
+internal abstract class GenerationRequestBody
+{
+    public string? Model { get; set; }
+    public double? Temperature { get; set; }
+    public double? TopP { get; set; }
+    public int? MaxTokens { get; set; }
+    /// <summary>A string or a list of strings.</summary>
+    public JsonElement Stop { get; set; }
+    public long? Seed { get; set; }
+    public int? N { get; set; }
+    public double? PresencePenalty { get; set; }
+    public double? FrequencyPenalty { get; set; }
+    public string? User { get; set; }
+    public bool? Stream { get; set; }
+    public StreamOptionsBody? StreamOptions { get; set; }
+    public int? TopK { get; set; }
+    public double? RepetitionPenalty { get; set; }
+    public List<int>? StopTokenIds { get; set; }
+    public int? MinTokens { get; set; }
+    public bool? ReturnTokensAsTokenIds { get; set; }
+
+    /// <summary>Fields this server does not know; rejected by name so typos do not pass silently.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? UnknownFields { get; set; }
+
+    internal sealed class StreamOptionsBody
+    {
+        public bool? IncludeUsage { get; set; }
+
+        [JsonExtensionData]
+        public Dictionary<string, JsonElement>? UnknownFields { get; set; }
+    }
+}
+
+internal sealed class ChatCompletionRequest : GenerationRequestBody
+{
+    public List<RequestMessage?>? Messages { get; set; }
+    public int? MaxCompletionTokens { get; set; }
+    public bool? Logprobs { get; set; }
+    public int? TopLogprobs { get; set; }
+
+    internal sealed class RequestMessage
+    {
+        public string? Role { get; set; }
+        /// <summary>A string, or a list of <c>{"type":"text","text":...}</c> parts.</summary>
+        public JsonElement Content { get; set; }
+        public string? Name { get; set; }
+
+        [JsonExtensionData]
+        public Dictionary<string, JsonElement>? UnknownFields { get; set; }
+    }
+}
+
+internal sealed class CompletionRequest : GenerationRequestBody
+{
+    /// <summary>Text, a list of texts, a list of token ids, or a list of token-id lists.</summary>
+    public JsonElement Prompt { get; set; }
+    /// <summary>The legacy API's number of alternatives per token (0 = only the chosen token's).</summary>
+    public int? Logprobs { get; set; }
+}
+
+internal sealed class EmbeddingRequest
+{
+    public string? Model { get; set; }
+    /// <summary>Text, a list of texts, a list of token ids, or a list of token-id lists.</summary>
+    public JsonElement Input { get; set; }
+    public string? EncodingFormat { get; set; }
+    public int? Dimensions { get; set; }
+    public string? User { get; set; }
+
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? UnknownFields { get; set; }
+}

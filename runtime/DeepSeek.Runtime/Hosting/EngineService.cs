@@ -1,0 +1,259 @@
+using DeepSeek.Engine;
+using DeepSeek.Engine.Requests;
+using DeepSeek.Engine.Telemetry;
+using DeepSeek.Engine.Text;
+using DeepSeek.Model.Checkpoints;
+using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Devices;
+using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Tokenization;
+using DeepSeek.Runtime.Cli;
+using DeepSeek.Runtime.Serving;
+
+namespace DeepSeek.Runtime.Hosting;
+
+/// <summary>
+/// The engine over a checkpoint folder inside the web host, and the faces' <see cref="IInferenceBackend"/>
+/// over it. Loading starts when the host starts (so <c>/health</c> answers during a long load) and
+/// ends with a warm-up step. On shutdown it drains before the server stops listening, so requests
+/// arriving meanwhile get 503 / UNAVAILABLE rather than a refused connection. If the engine stops
+/// on its own (a fault it cannot continue after), the replica turns not-ready and the process exits
+/// non-zero so that its supervisor restarts it.
+/// </summary>
+public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleService, IAsyncDisposable
+{
+    private readonly EngineSettings _settings;
+    private readonly Readiness _readiness;
+    private readonly EngineMetrics _metrics;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger<EngineService> _logger;
+    private readonly DeepSeekConfig _config;
+    private readonly BpeTokenizer? _tokenizer;
+    private readonly TaskCompletionSource<InferenceEngine> _engine = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private ModelDescription _model;
+
+    public EngineService(EngineSettings settings, Readiness readiness, EngineMetrics metrics, IHostApplicationLifetime lifetime, ILogger<EngineService> logger)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        _settings = settings;
+        _readiness = readiness;
+        _metrics = metrics;
+        _lifetime = lifetime;
+        _logger = logger;
+        _config = DeepSeekConfig.Load(settings.ModelDirectory);
+        _tokenizer = LoadTokenizer(settings.ModelDirectory);
+        var options = settings.Options;
+        _model = new ModelDescription
+        {
+            ServedName = options.ServedModelName,
+            Architecture = _config.ModelType,
+            VocabSize = _config.VocabSize,
+            // Until the engine has sized its KV pool, the context is the configured one; then the engine's.
+            MaxContextLength = Math.Min(options.MaxModelLength ?? _config.MaxPositionEmbeddings, _config.MaxPositionEmbeddings),
+            EmbeddingDimensions = _config.HiddenSize,
+            NumLayers = _config.NumHiddenLayers,
+            NumRoutedExperts = _config.NRoutedExperts,
+            ExpertsPerToken = _config.NumExpertsPerTok,
+            DType = settings.DType,
+            Device = options.Device,
+            ParameterCount = CountParameters(settings.ModelDirectory, _config),
+            CreatedUnixSeconds = new DateTimeOffset(File.GetLastWriteTimeUtc(Path.Combine(settings.ModelDirectory, "config.json"))).ToUnixTimeSeconds(),
+            MaxTokenBytes = _tokenizer?.MaxTokenBytes ?? 1,
+            MaxRunningRequests = options.MaxRunningRequests,
+            MaxQueuedRequests = options.MaxQueuedRequests,
+        };
+    }
+
+    public ModelDescription Model => Volatile.Read(ref _model);
+
+    /// <summary>The folder's tokenizer.json, or null when it has none (token ids only, empty text).</summary>
+    public static BpeTokenizer? LoadTokenizer(string modelDirectory)
+    {
+        var path = Path.Combine(modelDirectory, "tokenizer.json");
+        return File.Exists(path) ? BpeTokenizer.Load(path) : null;
+    }
+
+    /// <summary>The engine over a checkpoint folder, as <c>serve</c> and <c>generate</c> start it: the model loads on the engine thread; text is decoded with the folder's tokenizer, special tokens skipped.</summary>
+    public static Task<InferenceEngine> StartEngineAsync(string modelDirectory, string dtype, EngineOptions options, BpeTokenizer? tokenizer, EngineMetrics metrics)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var scalar = ModelOptions.ParseDType(dtype);
+        return InferenceEngine.StartAsync(options,
+            () => DeepSeekForCausalLM.Load(modelDirectory, scalar, TorchRuntime.Resolve(options.Device)),
+            new DelegateTokenDecoder(ids => tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
+            metrics);
+    }
+
+    /// <summary>
+    /// The tokenizer may know fewer ids than the model embeds (checkpoints pad the table; the padding
+    /// decodes to nothing) but ids the tokenizer can produce beyond the model's table would be refused.
+    /// </summary>
+    public static string DescribeVocabularyFit(int tokenizerSize, int modelVocabulary) => tokenizerSize.CompareTo(modelVocabulary) switch
+    {
+        0 => $"tokenizer and model vocabulary agree ({modelVocabulary} ids)",
+        < 0 => $"tokenizer has {tokenizerSize} ids, the model's embedding {modelVocabulary}: ids {tokenizerSize}-{modelVocabulary - 1} are padding and decode to nothing",
+        > 0 => $"tokenizer has {tokenizerSize} ids but the model embeds only {modelVocabulary}: text whose tokens fall at {modelVocabulary} or above is refused with 400",
+    };
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_tokenizer is null)
+        {
+            LogNoTokenizer(_logger, _settings.ModelDirectory);
+        }
+        else
+        {
+            // Said at every start: a tokenizer from another checkpoint shows up here, not as garbled text.
+            var fit = DescribeVocabularyFit(_tokenizer.Size, _config.VocabSize);
+            if (_tokenizer.Size > _config.VocabSize) LogVocabularyMismatch(_logger, fit);
+            else LogVocabulary(_logger, fit);
+        }
+        _ = Task.Run(LoadAsync, CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private async Task LoadAsync()
+    {
+        try
+        {
+            var options = _settings.Options;
+            var engine = await StartEngineAsync(_settings.ModelDirectory, _settings.DType, options, _tokenizer, _metrics).ConfigureAwait(false);
+            await engine.WarmUpAsync().ConfigureAwait(false);
+            if (_logger.IsEnabled(LogLevel.Information))
+            {
+                var kvBytesPerToken = (long)(_config.KvLoraRank + _config.QkRopeHeadDim) * _config.NumHiddenLayers * ScalarBytes(_settings.DType);
+            var kvTokens = (long)engine.NumKvBlocks * options.BlockSize;
+            LogLoaded(_logger, _settings.ModelDirectory, engine.ModelLoadTime.TotalSeconds, options.Device, _settings.DType,
+                engine.NumKvBlocks, options.BlockSize, kvTokens, kvTokens * kvBytesPerToken / (1024.0 * 1024.0), engine.MaxContextTokens);
+            }
+            Volatile.Write(ref _model, _model with { MaxContextLength = engine.MaxContextTokens });
+            _engine.TrySetResult(engine);
+            _ = WatchAsync(engine);
+        }
+        catch (Exception e)
+        {
+            LogLoadFailed(_logger, e);
+            _engine.TrySetException(e);
+            Fail();
+        }
+    }
+
+    /// <summary>An engine that stops while the host is not stopping has failed: say so and exit non-zero.</summary>
+    private async Task WatchAsync(InferenceEngine engine)
+    {
+        try
+        {
+            await engine.Stopped.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            if (!_lifetime.ApplicationStopping.IsCancellationRequested) LogEngineFailed(_logger, e);
+        }
+        if (_lifetime.ApplicationStopping.IsCancellationRequested) return;
+        LogEngineStopped(_logger);
+        Fail();
+    }
+
+    private void Fail()
+    {
+        _readiness.MarkFailed();
+        Environment.ExitCode = 1;
+        _lifetime.StopApplication();
+    }
+
+    /// <summary>Runs before any hosted service stops, Kestrel included: the server still answers while in-flight requests finish.</summary>
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        _readiness.MarkDraining();
+        if (!_engine.Task.IsCompletedSuccessfully) return;
+        LogDraining(_logger, _settings.DrainTimeout.TotalSeconds);
+        await _engine.Task.Result.DrainAsync(_settings.DrainTimeout).ConfigureAwait(false);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_engine.Task.IsCompletedSuccessfully) await _engine.Task.Result.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Completes when the engine is loaded and has run its warm-up step.</summary>
+    public async Task WarmUpAsync(CancellationToken cancellationToken) => await _engine.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+
+    private BpeTokenizer Tokenizer => _tokenizer
+        ?? throw new InvalidRequestException("prompt", $"The model {_settings.Options.ServedModelName} has no tokenizer.json; send token ids instead of text.", "no_tokenizer");
+
+    public int[] Encode(string text, bool addSpecialTokens)
+    {
+        var ids = Tokenizer.Encode(text);
+        return addSpecialTokens && _config.BosTokenId is { } bos && (ids.Count == 0 || ids[0] != bos) ? [bos, .. ids] : [.. ids];
+    }
+
+    public string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens) => _tokenizer?.Decode(tokenIds, skipSpecialTokens) ?? "";
+
+    public int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => ChatTemplate.Encode(Tokenizer, messages);
+
+    public GenerationHandle Submit(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, CancellationToken cancellationToken) =>
+        RunningEngine().Submit(promptTokenIds, sampling, cancellationToken);
+
+    public EngineLoad GetLoad() => _engine.Task.IsCompletedSuccessfully ? _engine.Task.Result.GetLoad() : new EngineLoad(0, 0, 0, 0, Draining: false);
+
+    public Task<float[][]> EmbedAsync(IReadOnlyList<IReadOnlyList<int>> inputs, CancellationToken cancellationToken) =>
+        RunningEngine().EmbedAsync(inputs, cancellationToken);
+
+    /// <summary>The faces check readiness first; this guards the moment between the check and the load finishing.</summary>
+    private InferenceEngine RunningEngine() => _engine.Task.IsCompletedSuccessfully
+        ? _engine.Task.Result
+        : throw new Api.ApiFailure(new Api.ApiError(Api.ApiErrorKind.Unavailable, "The model is still loading; retry when GET /ready answers 200.", Code: "loading"));
+
+    private static long CountParameters(string directory, DeepSeekConfig config)
+    {
+        try
+        {
+            using var checkpoint = SafetensorsCheckpoint.Open(directory);
+            return ModelInventory.From(config, checkpoint.TensorNames.Select(checkpoint.Info)).Parameters;
+        }
+        catch (Exception e) when (e is IOException or CheckpointFormatException)
+        {
+            // The load reports a broken checkpoint with its cause; the count is only informative.
+            return 0;
+        }
+    }
+
+    private static int ScalarBytes(string dtype) => dtype switch
+    {
+        "float64" => 8,
+        "bfloat16" or "float16" => 2,
+        _ => 4,
+    };
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Vocabulary: {Fit}")]
+    private static partial void LogVocabulary(ILogger logger, string fit);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Vocabulary: {Fit}")]
+    private static partial void LogVocabularyMismatch(ILogger logger, string fit);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Directory} has no tokenizer.json: text prompts are refused, token ids only, generated text is empty")]
+    private static partial void LogNoTokenizer(ILogger logger, string directory);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model {Model} loaded in {Seconds:0.0} s and warmed up on device {Device}, dtype {DType}; KV cache {Blocks} blocks of {BlockSize} tokens ({Tokens} tokens, {KvMiB:0.0} MiB); context {Context} tokens")]
+    private static partial void LogLoaded(ILogger logger, string model, double seconds, string device, string dtype, int blocks, int blockSize, long tokens, double kvMiB, int context);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Loading the model failed; the process stops")]
+    private static partial void LogLoadFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The engine failed")]
+    private static partial void LogEngineFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The engine stopped while serving; the replica turns not-ready and the process exits with code 1")]
+    private static partial void LogEngineStopped(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Draining: finishing in-flight requests for up to {Seconds} s")]
+    private static partial void LogDraining(ILogger logger, double seconds);
+}

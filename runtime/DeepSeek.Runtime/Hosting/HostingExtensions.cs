@@ -1,0 +1,149 @@
+using System.Diagnostics.Metrics;
+using System.Text.Json.Serialization;
+using DeepSeek.Engine.Telemetry;
+using DeepSeek.Runtime.Api.Auth;
+using DeepSeek.Runtime.Api.Grpc;
+using DeepSeek.Runtime.Api.OpenAi;
+using DeepSeek.Runtime.Serving;
+using Grpc.HealthCheck;
+using Microsoft.AspNetCore.Routing.Matching;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using OpenTelemetry.Metrics;
+
+namespace DeepSeek.Runtime.Hosting;
+
+/// <summary>The runtime's wiring, one extension per concern, in the order <see cref="RuntimeHost.Build(ServeSettings, IInferenceBackend?, string[])"/> applies them.</summary>
+public static partial class HostingExtensions
+{
+    /// <summary>
+    /// The two listeners (each connection tagged with its <see cref="ApiFace"/>), routing by face,
+    /// readiness, gRPC with its key interceptor and health, and the Prometheus exporter.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The API key settings are contradictory or the key file is unusable.</exception>
+    public static WebApplicationBuilder AddRuntimeHost(this WebApplicationBuilder builder, ServeSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(settings);
+        var address = RuntimeHost.ResolveListenAddress(settings.Host);
+        // Per-request framework logs drown the engine's own lines at serving rates.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(address, settings.HttpPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                listen.UseFace(ApiFace.Http);
+            });
+            kestrel.Listen(address, settings.GrpcPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.UseFace(ApiFace.Grpc);
+            });
+        });
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<MatcherPolicy, ApiFaceMatcherPolicy>());
+        builder.Services.AddSingleton<Readiness>();
+
+        var apiKey = ApiKey.Resolve(settings.ApiKey, settings.ApiKeyFile);
+        if (apiKey is not null) builder.Services.AddSingleton(apiKey);
+        builder.Services.AddSingleton(new ApiKeyInterceptor(apiKey));
+        builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<ApiKeyInterceptor>());
+        builder.Services.AddGrpcReflection();
+        builder.Services.AddSingleton<HealthServiceImpl>();
+        builder.Services.AddHostedService<GrpcHealthPublisher>();
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(RuntimeHost.MeterName)
+            .AddPrometheusExporter());
+        return builder;
+    }
+
+    /// <summary>
+    /// The model behind the APIs: <paramref name="backend"/> when given (tests), else the
+    /// <see cref="EngineService"/> over <see cref="ServeSettings.Engine"/>; the replica turns ready after
+    /// its warm-up. False when there is neither (a host of probes and metrics only).
+    /// </summary>
+    public static bool AddInferenceEngine(this WebApplicationBuilder builder, ServeSettings settings, IInferenceBackend? backend = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(settings);
+        var services = builder.Services;
+        if (backend is not null)
+        {
+            services.AddSingleton(backend);
+        }
+        else if (settings.Engine is { } engine)
+        {
+            services.AddSingleton(engine);
+            services.AddSingleton(provider => new EngineMetrics(engine.Options.ServedModelName, provider.GetRequiredService<IMeterFactory>()));
+            services.AddSingleton<EngineService>();
+            services.AddSingleton<IInferenceBackend>(provider => provider.GetRequiredService<EngineService>());
+            services.AddHostedService(provider => provider.GetRequiredService<EngineService>());
+            // The drain runs inside the host's shutdown; give it its timeout and a margin for the step under way.
+            services.Configure<HostOptions>(o => o.ShutdownTimeout = engine.DrainTimeout + TimeSpan.FromSeconds(30));
+        }
+        else
+        {
+            return false;
+        }
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(new OpenAiOptions { MaxRequestBytes = settings.MaxRequestBytes });
+        services.AddHostedService<BackendWarmUp>();
+        // The API reads bodies itself under MaxRequestBytes, to answer 413 in OpenAI's shape.
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = Math.Max(settings.MaxRequestBytes + 1, 30_000_000));
+        return true;
+    }
+
+    /// <summary>With a key configured, endpoints marked <see cref="ApiKeyRequired"/> need it; runs after routing picked the endpoint.</summary>
+    public static WebApplication UseApiKey(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        if (app.Services.GetService<ApiKey>() is { } key) app.UseMiddleware<ApiKeyMiddleware>(key);
+        return app;
+    }
+
+    /// <summary>
+    /// <c>/health</c>, <c>/ready</c> and <c>/metrics</c> on the HTTP listener, open without a key (kubelet
+    /// and Prometheus carry none). Without a model the host is ready as soon as it listens.
+    /// </summary>
+    public static WebApplication MapProbes(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapGet("/health", () => Results.Json(new ProbeStatus("up"), ProbeJsonContext.Default.ProbeStatus)).RequireFace(ApiFace.Http);
+        app.MapGet("/ready", (Readiness readiness) => Results.Json(
+                new ProbeStatus(readiness.State.ToString().ToLowerInvariant()),
+                ProbeJsonContext.Default.ProbeStatus,
+                statusCode: readiness.IsReady ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable))
+            .RequireFace(ApiFace.Http);
+        app.MapPrometheusScrapingEndpoint("/metrics").RequireFace(ApiFace.Http);
+
+        var readiness = app.Services.GetRequiredService<Readiness>();
+        if (app.Services.GetService<IInferenceBackend>() is null) app.Lifetime.ApplicationStarted.Register(readiness.MarkReady);
+        // Created now so the instruments exist before the first scrape.
+        _ = app.Services.GetService<EngineMetrics>();
+        app.Lifetime.ApplicationStopping.Register(readiness.MarkDraining);
+        return app;
+    }
+
+    /// <summary>Says at start which port serves what, and whether the API needs a key.</summary>
+    public static WebApplication LogListeners(this WebApplication app, ServeSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ArgumentNullException.ThrowIfNull(settings);
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("DeepSeek.Runtime.Hosting");
+        var keyed = app.Services.GetService<ApiKey>() is not null;
+        app.Lifetime.ApplicationStarted.Register(() => LogListening(logger, settings.Host, settings.HttpPort, settings.GrpcPort,
+            keyed ? "required on /v1/* and gRPC Inference (GetLoad open)" : "not set: the API is open"));
+        return app;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Listening on {Host}: HTTP/1.1 port {HttpPort} (OpenAI API /v1, /health, /ready, /metrics); gRPC h2c port {GrpcPort} (deepseek.runtime.v1.Inference, grpc.health.v1, reflection); API key {Key}")]
+    private static partial void LogListening(ILogger logger, string host, int httpPort, int grpcPort, string key);
+}
+
+/// <summary>The body of <c>/health</c> and <c>/ready</c>.</summary>
+public sealed record ProbeStatus(string Status);
+
+/// <summary>Source-generated, so the trimmed bundle can serialize its probes (reflection metadata is trimmed away).</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(ProbeStatus))]
+internal sealed partial class ProbeJsonContext : JsonSerializerContext;

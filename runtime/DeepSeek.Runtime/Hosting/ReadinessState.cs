@@ -1,8 +1,0 @@
-namespace DeepSeek.Runtime.Hosting;
-
-public enum ReadinessState
-{
-    Loading,
-    Ready,
-    Draining,
-}

@@ -1,3 +1,0 @@
-namespace DeepSeek.Runtime.Serving;
-
-public sealed record ChatMessage(ChatRole Role, string Content);

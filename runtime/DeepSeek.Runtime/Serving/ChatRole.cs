@@ -1,8 +1,0 @@
-namespace DeepSeek.Runtime.Serving;
-
-public enum ChatRole
-{
-    System,
-    User,
-    Assistant,
-}

@@ -1,3 +1,0 @@
-namespace DeepSeek.Runtime.Serving;
-
-public readonly record struct TokenLogprob(int TokenId, float Logprob);
