@@ -15,20 +15,22 @@ namespace DeepSeek.KubernetesTestServer;
 /// An in-process Kubernetes API server on 127.0.0.1 (Kestrel, plain HTTP) for the kinds an operator
 /// uses: discovery, get/list/watch with resourceVersion, bookmarks and 410 Gone, create, update with
 /// 409 on a stale resourceVersion, JSON merge patch, delete with owner-reference garbage collection,
-/// status and scale subresources, generation bumped on spec changes only; RBAC through an
-/// authorizer (403 in the Status shape), injected faults, and a request log.
+/// status and scale subresources, generation bumped on spec changes only, equality field selectors
+/// on lists; RBAC through an authorizer (403 in the Status shape), injected faults, outages that
+/// refuse connections, and a request log.
 /// </summary>
 public sealed class TestApiServer : IAsyncDisposable
 {
-    private readonly WebApplication app;
+    private readonly SemaphoreSlim listening = new(1, 1);
+    private WebApplication? app;
+    private int port;
     private readonly List<ResourceType> types = [.. ResourceType.BuiltIn];
     private readonly List<Fault> faults = [];
     private readonly ConcurrentQueue<RequestRecord> log = new();
     private readonly TimeProvider time;
 
-    private TestApiServer(WebApplication app, TimeProvider time)
+    private TestApiServer(TimeProvider time)
     {
-        this.app = app;
         this.time = time;
         Store = new ObjectStore(time);
     }
@@ -50,15 +52,47 @@ public sealed class TestApiServer : IAsyncDisposable
 
     public static async Task<TestApiServer> StartAsync(TimeProvider? time = null)
     {
+        var server = new TestApiServer(time ?? TimeProvider.System);
+        await server.ListenAsync(0);
+        return server;
+    }
+
+    /// <summary>
+    /// An API server outage: every open watch is cut, the listening socket is closed so that new
+    /// connections are refused (what a client sees while kube-apiserver restarts or its load balancer
+    /// has no backend), and after <paramref name="duration"/> the server listens on the same port again
+    /// with its state intact, as a restarted API server over the same etcd would.
+    /// </summary>
+    public async Task OutageAsync(TimeSpan duration)
+    {
+        await listening.WaitAsync();
+        try
+        {
+            Store.DropWatches();
+            using (var abort = new CancellationTokenSource(TimeSpan.FromSeconds(2))) await app!.StopAsync(abort.Token);
+            await app.DisposeAsync();
+            app = null;
+            await Task.Delay(duration);
+            await ListenAsync(port);
+        }
+        finally
+        {
+            listening.Release();
+        }
+    }
+
+    private async Task ListenAsync(int onPort)
+    {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
-        var server = new TestApiServer(builder.Build(), time ?? TimeProvider.System);
-        server.app.Run(server.HandleAsync);
-        await server.app.StartAsync();
-        var address = server.app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        server.BaseUri = new Uri(address);
-        return server;
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, onPort));
+        var next = builder.Build();
+        next.Run(HandleAsync);
+        await next.StartAsync();
+        var address = next.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        BaseUri = new Uri(address);
+        port = BaseUri.Port;
+        app = next;
     }
 
     public void Register(ResourceType type)
@@ -90,9 +124,14 @@ public sealed class TestApiServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await listening.WaitAsync();
         Store.DropWatches();
-        await app.StopAsync();
-        await app.DisposeAsync();
+        if (app is not null)
+        {
+            using (var abort = new CancellationTokenSource(TimeSpan.FromSeconds(5))) await app.StopAsync(abort.Token);
+            await app.DisposeAsync();
+        }
+        listening.Dispose();
     }
 
     private async Task HandleAsync(HttpContext context)
@@ -100,7 +139,7 @@ public sealed class TestApiServer : IAsyncDisposable
         if (Latency > TimeSpan.Zero) await Task.Delay(Latency, time, context.RequestAborted);
         var path = context.Request.Path.Value ?? "/";
         var segments = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
-        if (path == "/version") { await Write(context, 200, new JsonObject { ["major"] = "1", ["minor"] = "34", ["gitVersion"] = "v1.34.0-deepseek-test", ["platform"] = "linux/amd64" }); return; }
+        if (path.TrimEnd('/') == "/version") { await Write(context, 200, VersionInfo()); return; }
         if (Discovery(segments) is { } discovery) { await Write(context, 200, discovery); return; }
 
         // /api/v1/... or /apis/{group}/{version}/...
@@ -174,6 +213,23 @@ public sealed class TestApiServer : IAsyncDisposable
         await Write(context, status, result);
     }
 
+    /// <summary>The Kubernetes release this server claims to be (/version), so the operator's feature checks can be tested.</summary>
+    public Version KubernetesVersion { get; set; } = new(1, 34);
+
+    /// <summary>/version with every field a real API server sends (version.Info).</summary>
+    private JsonObject VersionInfo() => new()
+    {
+        ["major"] = KubernetesVersion.Major.ToString(CultureInfo.InvariantCulture),
+        ["minor"] = KubernetesVersion.Minor.ToString(CultureInfo.InvariantCulture),
+        ["gitVersion"] = $"v{KubernetesVersion.Major}.{KubernetesVersion.Minor}.0-deepseek-test",
+        ["gitCommit"] = "0000000000000000000000000000000000000000",
+        ["gitTreeState"] = "clean",
+        ["buildDate"] = "2026-01-01T00:00:00Z",
+        ["goVersion"] = "go1.24.0",
+        ["compiler"] = "gc",
+        ["platform"] = "linux/amd64",
+    };
+
     private async Task<(int, JsonObject)> DispatchAsync(HttpContext context, ResourceType type, string verb, string? ns, string? name, string? sub)
     {
         var selector = context.Request.Query["labelSelector"].ToString();
@@ -181,6 +237,12 @@ public sealed class TestApiServer : IAsyncDisposable
         {
             case "list":
                 var (items, listVersion) = Store.List(type, ns, selector);
+                if (context.Request.Query["fieldSelector"].ToString() is { Length: > 0 } fields)
+                {
+                    if (FieldSelector.Parse(fields) is not { } terms)
+                        return Errors.Failure(400, "BadRequest", $"unable to parse requirement: {fields} (only field=value and field==value are served here)", type, null);
+                    items = items.Where(i => FieldSelector.Matches(terms, i)).ToList();
+                }
                 return (200, new JsonObject
                 {
                     ["kind"] = type.Kind + "List",

@@ -84,10 +84,10 @@ Keep the two equal: tests/DeepSeek.Chart.Tests renders this chart and fails on a
   verbs: ["list", "watch", "create", "update", "delete"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch", "list"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 {{- end }}
 
 {{/* The Lease of leader election, granted only in the release namespace (see workloadRules). */}}

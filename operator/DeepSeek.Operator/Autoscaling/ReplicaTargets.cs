@@ -1,3 +1,4 @@
+using DeepSeek.Contract;
 using DeepSeek.Operator.Desired;
 using k8s.Models;
 
@@ -49,8 +50,8 @@ public static class ReplicaTargets
 
     /// <summary>The port named <c>grpc</c> of the pod's containers (the runtime's default when none is named).</summary>
     public static int GrpcPort(V1Pod pod) =>
-        pod.Spec?.Containers?.SelectMany(c => c.Ports ?? []).FirstOrDefault(p => p.Name == RuntimePorts.GrpcName)?.ContainerPort
-        ?? RuntimePorts.Grpc;
+        pod.Spec?.Containers?.SelectMany(c => c.Ports ?? []).FirstOrDefault(p => p.Name == RuntimeContract.GrpcName)?.ContainerPort
+        ?? RuntimeContract.Grpc;
 
     public static bool IsReady(V1Pod pod) =>
         pod.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true;

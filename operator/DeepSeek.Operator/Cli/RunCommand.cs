@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Net;
 using DeepSeek.Operator.Desired;
 using DeepSeek.Operator.Hosting;
 using DeepSeek.Operator.Leadership;
@@ -29,7 +30,7 @@ public static class RunCommand
         };
         var leaderElect = new Option<bool>("--leader-elect")
         {
-            Description = "Reconcile only while holding the leader Lease, so several replicas can run.",
+            Description = "Reconcile only while holding the leader Lease, so several replicas can run (default: true; --leader-elect false to turn it off).",
             DefaultValueFactory = _ => true,
         };
         var leaderNamespace = new Option<string>("--leader-election-namespace")
@@ -44,6 +45,18 @@ public static class RunCommand
         };
         var healthPort = new Option<int>("--health-port") { Description = "Port of /healthz and /readyz.", DefaultValueFactory = _ => 8081 };
         var metricsPort = new Option<int>("--metrics-port") { Description = "Port of /metrics (Prometheus).", DefaultValueFactory = _ => 8080 };
+        var healthAddress = new Option<IPAddress>("--health-bind-address")
+        {
+            Description = "IP address /healthz and /readyz listen on (default: 0.0.0.0, every interface, where the kubelet probes the pod IP).",
+            DefaultValueFactory = _ => IPAddress.Any,
+            CustomParser = ParseAddress,
+        };
+        var metricsAddress = new Option<IPAddress>("--metrics-bind-address")
+        {
+            Description = "IP address /metrics listens on (default: 0.0.0.0; 127.0.0.1 keeps it to the pod, e.g. behind an authenticating proxy).",
+            DefaultValueFactory = _ => IPAddress.Any,
+            CustomParser = ParseAddress,
+        };
         var runtimeImage = new Option<string>("--runtime-image")
         {
             Description = "Runtime image for models that set none.",
@@ -56,7 +69,7 @@ public static class RunCommand
         };
         var command = new Command("run", "Connect to the cluster and reconcile DeepSeekModel resources (the default verb).")
         {
-            kubeconfig, watchNamespace, leaderElect, leaderNamespace, leaderId, healthPort, metricsPort, runtimeImage, nodeSelector, toleration,
+            kubeconfig, watchNamespace, leaderElect, leaderNamespace, leaderId, healthPort, metricsPort, healthAddress, metricsAddress, runtimeImage, nodeSelector, toleration,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -83,6 +96,8 @@ public static class RunCommand
                     : null,
                 HealthPort = parse.GetValue(healthPort),
                 MetricsPort = parse.GetValue(metricsPort),
+                HealthAddress = parse.GetValue(healthAddress)!,
+                MetricsAddress = parse.GetValue(metricsAddress)!,
                 Defaults = defaults,
             };
             try
@@ -103,5 +118,13 @@ public static class RunCommand
             }
         });
         return command;
+    }
+
+    private static IPAddress? ParseAddress(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (IPAddress.TryParse(text, out var address)) return address;
+        result.AddError($"{result.Parent?.ToString() ?? "address"} '{text}' is not an IP address (e.g. 0.0.0.0, 127.0.0.1, ::).");
+        return null;
     }
 }

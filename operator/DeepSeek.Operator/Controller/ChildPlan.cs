@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using DeepSeek.Operator.Desired;
 using k8s;
 using k8s.Models;
@@ -6,8 +7,11 @@ namespace DeepSeek.Operator.Controller;
 
 /// <summary>
 /// The difference between what a model should own and what it owns: a pure function. Objects are
-/// matched by kind and name; an existing object is replaced only when the hash of its desired form
-/// changed (what the API server defaults or other controllers add is not a reason to write).
+/// matched by kind and name. An existing object is replaced when a field the operator sets differs
+/// from what is stored, whoever changed it (<c>kubectl scale</c>, <c>kubectl set image</c>, an edit of
+/// the settings ConfigMap): fields the operator does not set (API-server defaults, other controllers'
+/// annotations, status) are not compared and are kept. The spec-hash annotation tells a change of the
+/// model (new hash) from drift (same hash, different content).
 /// </summary>
 public static class ChildPlan
 {
@@ -22,10 +26,11 @@ public static class ChildPlan
                 actions.Add(new ChildAction(ChildActionKind.Create, item));
                 continue;
             }
-            if (Hash(current) == Hash(item)) continue;
+            if (Matches(item, current)) continue;
+            var drift = Hash(current) == Hash(item);
             item.Metadata.ResourceVersion = current.Metadata.ResourceVersion;
             CarryOver(current, item);
-            actions.Add(new ChildAction(ChildActionKind.Update, item));
+            actions.Add(new ChildAction(ChildActionKind.Update, item, drift));
         }
         actions.AddRange(byKey.Values.Select(e => new ChildAction(ChildActionKind.Delete, e)));
         return actions;
@@ -33,9 +38,44 @@ public static class ChildPlan
 
     public static string Key(IKubernetesObject<V1ObjectMeta> item) => item.Kind + "/" + item.Metadata.Name;
 
+    /// <summary>Whether every field the operator sets on <paramref name="desired"/> has the same value on <paramref name="stored"/>.</summary>
+    public static bool Matches(IKubernetesObject<V1ObjectMeta> desired, IKubernetesObject<V1ObjectMeta> stored)
+    {
+        var want = JsonNode.Parse(KubernetesJson.Serialize(desired))!.AsObject();
+        var have = JsonNode.Parse(KubernetesJson.Serialize(stored))!.AsObject();
+        foreach (var (field, value) in want)
+        {
+            if (field is "apiVersion" or "kind" or "status") continue;
+            if (field == "metadata")
+            {
+                foreach (var owned in new[] { "labels", "annotations", "ownerReferences" })
+                    if (!Subset(value?[owned], have["metadata"]?[owned])) return false;
+                continue;
+            }
+            if (!Subset(value, have[field])) return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// <paramref name="want"/> is contained in <paramref name="have"/>: objects by their keys, lists item by
+    /// item and of equal length, values equal. An empty string, object or list the operator sends matches
+    /// an absent field, as the API server drops empty optional values.
+    /// </summary>
+    private static bool Subset(JsonNode? want, JsonNode? have) => want switch
+    {
+        null => true,
+        JsonObject o when have is null => o.Count == 0,
+        JsonArray a when have is null => a.Count == 0,
+        JsonValue v when have is null => v.ToJsonString() == "\"\"",
+        JsonObject o => have is JsonObject h && o.All(kv => Subset(kv.Value, h[kv.Key])),
+        JsonArray a => have is JsonArray h && a.Count == h.Count && a.Zip(h).All(p => Subset(p.First, p.Second)),
+        _ => want.ToJsonString() == have!.ToJsonString(),
+    };
+
     private static string? Hash(IKubernetesObject<V1ObjectMeta> item) => item.Metadata.Annotations is { } a && a.TryGetValue(ModelLabels.SpecHash, out var hash) ? hash : null;
 
-    /// <summary>Fields the API server assigns and will not let an update clear.</summary>
+    /// <summary>What the replace must keep: fields the API server assigns, and labels and annotations others added.</summary>
     private static void CarryOver(IKubernetesObject<V1ObjectMeta> current, IKubernetesObject<V1ObjectMeta> desired)
     {
         if (current is V1Service { Spec: { } was } && desired is V1Service { Spec: { } will } && will.ClusterIP is null)
@@ -43,5 +83,15 @@ public static class ChildPlan
             will.ClusterIP = was.ClusterIP;
             will.ClusterIPs = was.ClusterIPs;
         }
+        desired.Metadata.Labels = Merged(current.Metadata.Labels, desired.Metadata.Labels);
+        desired.Metadata.Annotations = Merged(current.Metadata.Annotations, desired.Metadata.Annotations);
+    }
+
+    private static Dictionary<string, string>? Merged(IDictionary<string, string>? theirs, IDictionary<string, string>? ours)
+    {
+        if (theirs is null && ours is null) return null;
+        var merged = new Dictionary<string, string>(theirs ?? new Dictionary<string, string>(), StringComparer.Ordinal);
+        foreach (var (key, value) in ours ?? new Dictionary<string, string>()) merged[key] = value;
+        return merged;
     }
 }

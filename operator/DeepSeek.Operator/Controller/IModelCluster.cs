@@ -4,17 +4,27 @@ using k8s.Models;
 
 namespace DeepSeek.Operator.Controller;
 
-/// <summary>The reconciler's view of the API server: the few calls it makes, each one RBAC rule in OperatorPermissions.</summary>
+/// <summary>
+/// The reconciler's view of the cluster: reads from the watch-fed caches (no request), writes to the
+/// API server (each call one RBAC rule in OperatorPermissions).
+/// </summary>
 public interface IModelCluster
 {
-    Task<V1Alpha1DeepSeekModel?> GetModelAsync(string ns, string name, CancellationToken cancellationToken);
-
-    Task WriteStatusAsync(V1Alpha1DeepSeekModel model, DeepSeekModelStatus status, CancellationToken cancellationToken);
+    DeepSeekModelDocument? GetModel(string ns, string name);
 
     /// <summary>Children of every kind the operator creates that carry the model's labels.</summary>
-    Task<IReadOnlyList<IKubernetesObject<V1ObjectMeta>>> ListChildrenAsync(string ns, string model, CancellationToken cancellationToken);
+    IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Children(string ns, string model);
+
+    /// <summary>The model's pods.</summary>
+    IReadOnlyList<V1Pod> Pods(string ns, string model);
+
+    /// <summary>Warning events about one workload (why its pods are not created), newest first: a request, made only when pods are missing.</summary>
+    Task<IReadOnlyList<Corev1Event>> WarningsAboutAsync(IKubernetesObject<V1ObjectMeta> workload, CancellationToken cancellationToken);
+
+    /// <summary>Replaces the model's status, refused (409) when <paramref name="model"/>'s resourceVersion is stale.</summary>
+    Task WriteStatusAsync(V1ObjectMeta model, DeepSeekModelStatus status, CancellationToken cancellationToken);
 
     Task ApplyAsync(ChildAction action, CancellationToken cancellationToken);
 
-    Task RecordEventAsync(V1Alpha1DeepSeekModel model, string type, string reason, string message, CancellationToken cancellationToken);
+    Task RecordEventAsync(V1ObjectMeta model, string type, string reason, string message, CancellationToken cancellationToken);
 }

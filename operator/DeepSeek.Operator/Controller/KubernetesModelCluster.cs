@@ -1,58 +1,57 @@
 using System.Net;
 using DeepSeek.Operator.Api.V1Alpha1;
-using DeepSeek.Operator.Desired;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
 
 namespace DeepSeek.Operator.Controller;
 
-/// <summary><see cref="IModelCluster"/> over KubernetesClient's typed clients.</summary>
-public sealed class KubernetesModelCluster(IKubernetes client, TimeProvider time) : IModelCluster, IModelPods
+/// <summary><see cref="IModelCluster"/> over the watch caches and KubernetesClient's typed clients.</summary>
+public sealed class KubernetesModelCluster(IKubernetes client, ClusterCache cache, EventRecorder events) : IModelCluster, IModelPods
 {
     private const string G = V1Alpha1DeepSeekModel.Group;
     private const string V = V1Alpha1DeepSeekModel.Version;
     private const string P = V1Alpha1DeepSeekModel.Plural;
 
-    public async Task<V1Alpha1DeepSeekModel?> GetModelAsync(string ns, string name, CancellationToken cancellationToken)
+    public DeepSeekModelDocument? GetModel(string ns, string name) => cache.Models.Get(ns, name);
+
+    public IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Children(string ns, string model) => cache.Children(ns, model);
+
+    public IReadOnlyList<V1Pod> Pods(string ns, string model) => cache.PodsOf(ns, model);
+
+    public Task<IReadOnlyList<V1Pod>> ListPodsAsync(string ns, string labelSelector, CancellationToken cancellationToken)
     {
-        try
+        var wanted = labelSelector.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(term => term.Split('=', 2)).ToList();
+        IReadOnlyList<V1Pod> pods = cache.Pods.List(ns, p => wanted.All(w => p.Metadata.Labels is { } labels && labels.TryGetValue(w[0], out var value) && value == w[1]));
+        return Task.FromResult(pods);
+    }
+
+    public async Task<IReadOnlyList<Corev1Event>> WarningsAboutAsync(IKubernetesObject<V1ObjectMeta> workload, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(workload);
+        var list = await client.CoreV1.ListNamespacedEventAsync(workload.Metadata.NamespaceProperty ?? "default",
+            fieldSelector: $"involvedObject.uid={workload.Metadata.Uid}", cancellationToken: cancellationToken);
+        return list.Items.Where(e => e.Type == "Warning").OrderByDescending(e => e.LastTimestamp ?? e.EventTime ?? e.Metadata.CreationTimestamp).ToList();
+    }
+
+    public async Task WriteStatusAsync(V1ObjectMeta model, DeepSeekModelStatus status, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        // Through the status subresource, which takes only status from the body; the resourceVersion
+        // read from the cache makes a write from a stale read fail (409) instead of overwriting.
+        var body = new V1Alpha1DeepSeekModelStatusBody
         {
-            using var response = await client.CustomObjects.GetNamespacedCustomObjectWithHttpMessagesAsync<V1Alpha1DeepSeekModel>(
-                G, V, ns, P, name, cancellationToken: cancellationToken);
-            return response.Body;
-        }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
-        {
-            return null;
-        }
+            Metadata = new V1ObjectMeta { Name = model.Name, NamespaceProperty = model.NamespaceProperty, ResourceVersion = model.ResourceVersion },
+            Status = status,
+        };
+        using var _ = await client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync<DeepSeekModelDocument>(
+            body, G, V, model.NamespaceProperty ?? "default", P, model.Name, cancellationToken: cancellationToken);
     }
-
-    public async Task WriteStatusAsync(V1Alpha1DeepSeekModel model, DeepSeekModelStatus status, CancellationToken cancellationToken)
-    {
-        // Replace through the status subresource with the resourceVersion we read: a stale read is refused (409).
-        var body = new V1Alpha1DeepSeekModel { Metadata = model.Metadata, Spec = model.Spec, Status = status };
-        using var _ = await client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync<V1Alpha1DeepSeekModel>(
-            body, G, V, model.Metadata.NamespaceProperty, P, model.Metadata.Name, cancellationToken: cancellationToken);
-    }
-
-    public async Task<IReadOnlyList<IKubernetesObject<V1ObjectMeta>>> ListChildrenAsync(string ns, string model, CancellationToken cancellationToken)
-    {
-        var selector = $"{ModelLabels.ManagedSelector},{ModelLabels.Instance}={model}";
-        var children = new List<IKubernetesObject<V1ObjectMeta>>();
-        children.AddRange(Typed((await client.CoreV1.ListNamespacedConfigMapAsync(ns, labelSelector: selector, cancellationToken: cancellationToken)).Items, "v1", "ConfigMap"));
-        children.AddRange(Typed((await client.CoreV1.ListNamespacedServiceAsync(ns, labelSelector: selector, cancellationToken: cancellationToken)).Items, "v1", "Service"));
-        children.AddRange(Typed((await client.AppsV1.ListNamespacedDeploymentAsync(ns, labelSelector: selector, cancellationToken: cancellationToken)).Items, "apps/v1", "Deployment"));
-        children.AddRange(Typed((await client.AppsV1.ListNamespacedStatefulSetAsync(ns, labelSelector: selector, cancellationToken: cancellationToken)).Items, "apps/v1", "StatefulSet"));
-        children.AddRange(Typed((await client.PolicyV1.ListNamespacedPodDisruptionBudgetAsync(ns, labelSelector: selector, cancellationToken: cancellationToken)).Items, "policy/v1", "PodDisruptionBudget"));
-        return children;
-    }
-
-    public async Task<IReadOnlyList<V1Pod>> ListPodsAsync(string ns, string labelSelector, CancellationToken cancellationToken) =>
-        (await client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.ToList();
 
     public async Task ApplyAsync(ChildAction action, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(action);
         var item = action.Object;
         var ns = item.Metadata.NamespaceProperty;
         var name = item.Metadata.Name;
@@ -84,42 +83,6 @@ public sealed class KubernetesModelCluster(IKubernetes client, TimeProvider time
         }
     }
 
-    public async Task RecordEventAsync(V1Alpha1DeepSeekModel model, string type, string reason, string message, CancellationToken cancellationToken)
-    {
-        var now = time.GetUtcNow().UtcDateTime;
-        var ns = model.Metadata.NamespaceProperty ?? "default";
-        var @event = new Corev1Event
-        {
-            Metadata = new V1ObjectMeta { Name = $"{model.Metadata.Name}.{Guid.NewGuid():N}"[..Math.Min(253, model.Metadata.Name.Length + 33)], NamespaceProperty = ns },
-            InvolvedObject = new V1ObjectReference
-            {
-                ApiVersion = V1Alpha1DeepSeekModel.GroupVersion,
-                Kind = V1Alpha1DeepSeekModel.KindName,
-                Name = model.Metadata.Name,
-                NamespaceProperty = ns,
-                Uid = model.Metadata.Uid,
-                ResourceVersion = model.Metadata.ResourceVersion,
-            },
-            Type = type,
-            Reason = reason,
-            Message = message,
-            Count = 1,
-            FirstTimestamp = now,
-            LastTimestamp = now,
-            Source = new V1EventSource { Component = ModelLabels.OperatorName },
-            ReportingComponent = ModelLabels.OperatorName,
-        };
-        await client.CoreV1.CreateNamespacedEventAsync(@event, ns, cancellationToken: cancellationToken);
-    }
-
-    /// <summary>List items come without kind/apiVersion; the plan matches children by kind.</summary>
-    private static IEnumerable<IKubernetesObject<V1ObjectMeta>> Typed<T>(IEnumerable<T> items, string apiVersion, string kind) where T : IKubernetesObject<V1ObjectMeta>
-    {
-        foreach (var item in items)
-        {
-            item.ApiVersion = apiVersion;
-            item.Kind = kind;
-            yield return item;
-        }
-    }
+    public Task RecordEventAsync(V1ObjectMeta model, string type, string reason, string message, CancellationToken cancellationToken) =>
+        events.RecordAsync(model, type, reason, message, cancellationToken);
 }

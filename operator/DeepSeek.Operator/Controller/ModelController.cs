@@ -10,11 +10,13 @@ using Microsoft.Extensions.Logging;
 namespace DeepSeek.Operator.Controller;
 
 /// <summary>
-/// The DeepSeekModel controller: watches models and the kinds they own, feeds their keys to the
-/// work queue, and runs reconciles on a few workers until cancelled.
+/// The DeepSeekModel controller: watches models, the kinds they own and their pods into
+/// <paramref name="cache"/> (what reconciles read), feeds their keys to the work queue, and runs
+/// reconciles on a few workers until cancelled.
 /// </summary>
 public sealed class ModelController(
     IKubernetes client,
+    ClusterCache cache,
     ModelReconciler reconciler,
     IReadOnlyList<string> namespaces,
     OperatorMetrics metrics,
@@ -38,27 +40,35 @@ public sealed class ModelController(
         var tasks = new List<Task>();
         foreach (var ns in namespaces.Count == 0 ? [(string?)null] : namespaces.Select(n => (string?)n))
         {
-            tasks.Add(Watch(ModelSource(ns), m => queue.Add(ObjectKey.Of(m.Metadata.NamespaceProperty, m.Metadata.Name)), cancellationToken));
+            tasks.Add(Watch(ModelSource(ns), cache.Models, m => queue.Add(ObjectKey.Of(m.Metadata.NamespaceProperty, m.Metadata.Name)), cancellationToken));
             Action<IKubernetesObject<V1ObjectMeta>> owner = o => EnqueueOwner(queue, o);
+            tasks.Add(Watch(new WatchSource<V1Pod, V1PodList>("pods" + In(ns), (rv, w, ct) => ns is null
+                ? client.CoreV1.ListPodForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
+                : client.CoreV1.ListNamespacedPodWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.Pods, p => EnqueueModelOf(queue, p), cancellationToken));
             tasks.Add(Watch(new WatchSource<V1Deployment, V1DeploymentList>("deployments" + In(ns), (rv, w, ct) => ns is null
                 ? client.AppsV1.ListDeploymentForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.AppsV1.ListNamespacedDeploymentWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), owner, cancellationToken));
+                : client.AppsV1.ListNamespacedDeploymentWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.Deployments, owner, cancellationToken));
             tasks.Add(Watch(new WatchSource<V1StatefulSet, V1StatefulSetList>("statefulsets" + In(ns), (rv, w, ct) => ns is null
                 ? client.AppsV1.ListStatefulSetForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.AppsV1.ListNamespacedStatefulSetWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), owner, cancellationToken));
+                : client.AppsV1.ListNamespacedStatefulSetWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.StatefulSets, owner, cancellationToken));
             tasks.Add(Watch(new WatchSource<V1Service, V1ServiceList>("services" + In(ns), (rv, w, ct) => ns is null
                 ? client.CoreV1.ListServiceForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.CoreV1.ListNamespacedServiceWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), owner, cancellationToken));
+                : client.CoreV1.ListNamespacedServiceWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.Services, owner, cancellationToken));
             tasks.Add(Watch(new WatchSource<V1ConfigMap, V1ConfigMapList>("configmaps" + In(ns), (rv, w, ct) => ns is null
                 ? client.CoreV1.ListConfigMapForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.CoreV1.ListNamespacedConfigMapWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), owner, cancellationToken));
+                : client.CoreV1.ListNamespacedConfigMapWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.ConfigMaps, owner, cancellationToken));
             tasks.Add(Watch(new WatchSource<V1PodDisruptionBudget, V1PodDisruptionBudgetList>("poddisruptionbudgets" + In(ns), (rv, w, ct) => ns is null
                 ? client.PolicyV1.ListPodDisruptionBudgetForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.PolicyV1.ListNamespacedPodDisruptionBudgetWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), owner, cancellationToken));
+                : client.PolicyV1.ListNamespacedPodDisruptionBudgetWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.DisruptionBudgets, owner, cancellationToken));
         }
-        for (var i = 0; i < workers; i++) tasks.Add(WorkAsync(queue, cancellationToken));
         try
         {
+            // Reconciles read the caches: start them once every watch has listed (client-go's
+            // WaitForCacheSync), or a restart would see models before their children and create twice.
+            var all = Task.WhenAll(tasks);
+            var listed = Synced;
+            if (await Task.WhenAny(listed, all) == listed)
+                for (var i = 0; i < workers; i++) tasks.Add(WorkAsync(queue, cancellationToken));
             await Task.WhenAll(tasks);
         }
         finally
@@ -67,15 +77,16 @@ public sealed class ModelController(
         }
     }
 
-    private WatchSource<V1Alpha1DeepSeekModel, V1Alpha1DeepSeekModelList> ModelSource(string? ns) => new("deepseekmodels" + In(ns), (rv, w, ct) => ns is null
-        ? client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync<V1Alpha1DeepSeekModelList>(G, V, P, allowWatchBookmarks: w, resourceVersion: rv, watch: w, cancellationToken: ct)
-        : client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync<V1Alpha1DeepSeekModelList>(G, V, ns, P, allowWatchBookmarks: w, resourceVersion: rv, watch: w, cancellationToken: ct));
+    // Models are read as documents (spec as JSON): one model whose spec cannot be read must not fail the list of all.
+    private WatchSource<DeepSeekModelDocument, DeepSeekModelDocumentList> ModelSource(string? ns) => new("deepseekmodels" + In(ns), (rv, w, ct) => ns is null
+        ? client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync<DeepSeekModelDocumentList>(G, V, P, allowWatchBookmarks: w, resourceVersion: rv, watch: w, cancellationToken: ct)
+        : client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync<DeepSeekModelDocumentList>(G, V, ns, P, allowWatchBookmarks: w, resourceVersion: rv, watch: w, cancellationToken: ct));
 
-    private Task Watch<T, TList>(WatchSource<T, TList> source, Action<T> onObject, CancellationToken cancellationToken)
+    private Task Watch<T, TList>(WatchSource<T, TList> source, ObjectCache<T> store, Action<T> onObject, CancellationToken cancellationToken)
         where T : IKubernetesObject<V1ObjectMeta>
         where TList : IKubernetesObject<V1ListMeta>, IItems<T>
     {
-        var watcher = new ResourceWatcher<T, TList>(source, (_, item) => onObject(item), time, loggers.CreateLogger("DeepSeek.Operator.Watch"));
+        var watcher = new ResourceWatcher<T, TList>(source, store, (_, item) => onObject(item), time, loggers.CreateLogger("DeepSeek.Operator.Watch"));
         synced.Add(watcher.Synced);
         return watcher.RunAsync(cancellationToken);
     }
@@ -84,6 +95,12 @@ public sealed class ModelController(
     {
         var owner = item.Metadata.OwnerReferences?.FirstOrDefault(o => o.Controller == true && o.Kind == V1Alpha1DeepSeekModel.KindName);
         if (owner is not null) queue.Add(ObjectKey.Of(item.Metadata.NamespaceProperty, owner.Name));
+    }
+
+    /// <summary>Pods are owned by ReplicaSets and StatefulSets, not by the model: their instance label names it.</summary>
+    private static void EnqueueModelOf(WorkQueue queue, V1Pod pod)
+    {
+        if (pod.Metadata.Labels?.TryGetValue(ModelLabels.Instance, out var model) == true) queue.Add(ObjectKey.Of(pod.Metadata.NamespaceProperty, model));
     }
 
     private async Task WorkAsync(WorkQueue queue, CancellationToken cancellationToken)
@@ -115,8 +132,9 @@ public sealed class ModelController(
             {
                 return;
             }
-            catch (Exception e) when (e is HttpOperationException or HttpRequestException or KubernetesException or IOException or System.Text.Json.JsonException)
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
+                // One model's failure, whatever it is, backs that key off; the workers keep going.
                 metrics.Reconciled("error", Stopwatch.GetElapsedTime(started));
                 var delay = queue.AddRateLimited(key);
                 logger.LogWarning("Reconcile of {Key} failed: {Error}; retrying in {Delay}", key, e.Message, delay);

@@ -1,7 +1,11 @@
 using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using DeepSeek.Operator.Api.V1Alpha1;
 using DeepSeek.Operator.Autoscaling;
+using DeepSeek.Operator.Cluster;
 using DeepSeek.Operator.Desired;
+using DeepSeek.Operator.Hosting;
 using DeepSeek.Operator.Status;
 using DeepSeek.Operator.Validation;
 using k8s;
@@ -12,62 +16,62 @@ using Microsoft.Extensions.Logging;
 namespace DeepSeek.Operator.Controller;
 
 /// <summary>
-/// One reconcile of one DeepSeekModel: read it, validate it, build the desired children, apply the
-/// difference, compute and write status. Idempotent; reads fresh state every time, so a conflict
-/// (409) is answered by running again. With <paramref name="autoscaling"/> and
-/// <c>spec.autoscaling.enabled</c>, each due poll's decision sets the replica count (through
-/// <c>status.desiredReplicas</c>, which the desired state is built from) and the model is looked at
-/// again when the next poll is due.
+/// One reconcile of one DeepSeekModel: read it (from the watch caches), validate it, build the desired
+/// children, apply the difference (including restoring fields others changed), compute and write
+/// status. Idempotent; a write from a stale read is refused (409) and the key runs again. With
+/// <paramref name="autoscaling"/> and <c>spec.autoscaling.enabled</c>, each due poll's decision sets
+/// the replica count (through <c>status.desiredReplicas</c>, which the desired state is built from).
 /// </summary>
 public sealed class ModelReconciler(
     IModelCluster cluster,
     OperatorDefaults defaults,
+    ClusterFeatures features,
     TimeProvider time,
     ILogger<ModelReconciler> logger,
+    OperatorMetrics? metrics = null,
     ModelAutoscaling? autoscaling = null)
 {
     public async Task<ReconcileResult> ReconcileAsync(string key, CancellationToken cancellationToken)
     {
         var (ns, name) = ObjectKey.Split(key);
-        var model = await cluster.GetModelAsync(ns, name, cancellationToken);
+        var document = cluster.GetModel(ns, name);
         // Gone or going: its children carry owner references, the garbage collector removes them.
-        if (model is null || model.Metadata.DeletionTimestamp is not null)
+        if (document is null || document.Metadata.DeletionTimestamp is not null)
         {
             autoscaling?.Forget(key);
             return ReconcileResult.Done;
         }
+        var (model, readErrors) = ModelReader.Read(document);
         try
         {
+            var errors = readErrors.Count > 0 ? readErrors : ModelValidator.Validate(model, defaults);
+            if (errors.Count > 0)
+            {
+                var invalid = StatusCalculator.Invalid(model, errors, time.GetUtcNow().UtcDateTime);
+                await WriteIfChangedAsync(model, invalid, "Warning", ModelConditions.ReasonInvalidSpec, string.Join("; ", errors), cancellationToken);
+                // Terminal until the spec changes: a new generation brings a new event.
+                return ReconcileResult.Done;
+            }
+            if (features.Refusal(model.Spec) is { } refusal)
+            {
+                var refused = StatusCalculator.Refused(model, new ModelProblem(ModelConditions.ReasonFeatureUnsupported, refusal), time.GetUtcNow().UtcDateTime);
+                await WriteIfChangedAsync(model, refused, "Warning", ModelConditions.ReasonFeatureUnsupported, refusal, cancellationToken);
+                return ReconcileResult.Done;
+            }
             return await ReconcileModelAsync(model, cancellationToken);
         }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict)
         {
-            logger.LogInformation("Conflict reconciling {Key}, retrying with fresh state: {Message}", key, e.Response.Content);
+            // A stale read (the cache is a moment behind) or a create racing our own: run again on fresh state.
+            logger.LogDebug("Conflict reconciling {Key}, retrying: {Message}", key, ApiMessage(e));
             return ReconcileResult.Retry;
-        }
-        catch (HttpOperationException e) when (e.Response.StatusCode is not HttpStatusCode.Forbidden)
-        {
-            await ReportFailureAsync(model, $"{(int)e.Response.StatusCode} from the API server: {Message(e)}", cancellationToken);
-            throw;
         }
     }
 
     private async Task<ReconcileResult> ReconcileModelAsync(V1Alpha1DeepSeekModel model, CancellationToken cancellationToken)
     {
-        var errors = ModelValidator.Validate(model, defaults);
-        if (errors.Count > 0)
-        {
-            var invalid = StatusCalculator.Invalid(model, errors, time.GetUtcNow().UtcDateTime);
-            if (!StatusCalculator.Same(model.Status, invalid))
-            {
-                await cluster.WriteStatusAsync(model, invalid, cancellationToken);
-                await RecordAsync(model, "Warning", ModelConditions.ReasonInvalidSpec, string.Join("; ", errors), cancellationToken);
-            }
-            // Terminal until the spec changes: a new generation brings a new event.
-            return ReconcileResult.Done;
-        }
-
         var key = ObjectKey.Of(model.Metadata.NamespaceProperty, model.Metadata.Name);
+        var ns = model.Metadata.NamespaceProperty ?? "default";
         // What the children and status are built from: the model with the autoscaler's part of status.
         var scaled = model;
         ScalingPoll? poll = null;
@@ -91,20 +95,37 @@ public sealed class ModelReconciler(
         }
 
         var desired = DesiredStateBuilder.Build(scaled, defaults);
-        var existing = (await cluster.ListChildrenAsync(model.Metadata.NamespaceProperty, model.Metadata.Name, cancellationToken))
+        var existing = cluster.Children(ns, model.Metadata.Name)
             .Where(c => c.Metadata.OwnerReferences?.Any(o => o.Controller == true && o.Uid == model.Metadata.Uid) == true)
             .ToList();
         var plan = ChildPlan.Compute(desired.Objects, existing);
         foreach (var action in plan)
         {
-            await cluster.ApplyAsync(action, cancellationToken);
-            await RecordAsync(model, "Normal", action.Kind + "d", $"{action.Kind}d {action.Object.Kind} {action.Object.Metadata.Name}", cancellationToken);
+            try
+            {
+                await cluster.ApplyAsync(action, cancellationToken);
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode is not (HttpStatusCode.Conflict or HttpStatusCode.Forbidden))
+            {
+                var message = $"{action.Kind} of {action.Object.Kind} {action.Object.Metadata.Name} was refused by the API server ({(int)e.Response.StatusCode}): {ApiMessage(e)}";
+                var problem = features.ExplainRefusedWorkload(model.Spec, message) is { } unsupported
+                    ? new ModelProblem(ModelConditions.ReasonFeatureUnsupported, unsupported)
+                    : new ModelProblem(e.Response.StatusCode == HttpStatusCode.UnprocessableEntity ? ModelConditions.ReasonWorkloadRefused : ModelConditions.ReasonReconcileFailed, message);
+                await ReportFailureAsync(model, problem, cancellationToken);
+                throw;
+            }
+            if (action.Drift)
+            {
+                metrics?.DriftCorrected(action.Object.Kind);
+                logger.LogInformation("Restored {Kind} {Name} of {Model}: fields the operator owns were changed outside it", action.Object.Kind, action.Object.Metadata.Name, key);
+            }
         }
+        await RecordPlanAsync(model, plan, cancellationToken);
 
         // Status from what exists now: workloads just created have no pods yet.
-        var workloads = Observe(existing, desired, plan);
-        var status = StatusCalculator.Compute(scaled, workloads, reconcileError: null, time.GetUtcNow().UtcDateTime);
-        if (!StatusCalculator.Same(model.Status, status)) await cluster.WriteStatusAsync(model, status, cancellationToken);
+        var workloads = await ObserveAsync(existing, desired, plan, cluster.Pods(ns, model.Metadata.Name), cancellationToken);
+        var status = StatusCalculator.Compute(scaled, workloads, failure: null, time.GetUtcNow().UtcDateTime);
+        if (!StatusCalculator.Same(model.Status, status)) await cluster.WriteStatusAsync(model.Metadata, status, cancellationToken);
 
         if (poll?.Decision is { } decision && autoscaling is not null)
         {
@@ -119,9 +140,43 @@ public sealed class ModelReconciler(
         return poll is null ? ReconcileResult.Done : ReconcileResult.After(poll.NextPollIn);
     }
 
+    /// <summary>One event per kind of change (not one per object), so a new model costs one event, not four.</summary>
+    private async Task RecordPlanAsync(V1Alpha1DeepSeekModel model, IReadOnlyList<ChildAction> plan, CancellationToken cancellationToken)
+    {
+        foreach (var group in plan.GroupBy(a => (a.Kind, a.Drift)))
+        {
+            var objects = string.Join(", ", group.Select(a => $"{a.Object.Kind} {a.Object.Metadata.Name}"));
+            var (reason, message) = group.Key switch
+            {
+                (ChildActionKind.Update, true) => (ModelConditions.ReasonDriftCorrected, $"Restored {objects}: fields the operator owns had been changed outside it"),
+                (var kind, _) => (kind + "d", $"{kind}d {objects}"),
+            };
+            await RecordAsync(model, "Normal", reason, message, cancellationToken);
+        }
+    }
+
+    private async Task WriteIfChangedAsync(V1Alpha1DeepSeekModel model, DeepSeekModelStatus status, string type, string reason, string message, CancellationToken cancellationToken)
+    {
+        if (StatusCalculator.Same(model.Status, status)) return;
+        await cluster.WriteStatusAsync(model.Metadata, status, cancellationToken);
+        await RecordAsync(model, type, reason, message, cancellationToken);
+    }
+
     private static string Capitalized(string text) => text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..];
 
-    internal static List<WorkloadObservation> Observe(IReadOnlyList<IKubernetesObject<V1ObjectMeta>> existing, DesiredState desired, IReadOnlyList<ChildAction> plan)
+    private async Task<List<WorkloadObservation>> ObserveAsync(IReadOnlyList<IKubernetesObject<V1ObjectMeta>> existing, DesiredState desired,
+        IReadOnlyList<ChildAction> plan, IReadOnlyList<V1Pod> pods, CancellationToken cancellationToken)
+    {
+        // Only a StatefulSet that lacks pods costs a request: its events say why.
+        var warnings = new Dictionary<string, IReadOnlyList<Corev1Event>>(StringComparer.Ordinal);
+        foreach (var set in existing.OfType<V1StatefulSet>().Where(WorkloadDiagnosis.PodsMissing))
+            warnings[set.Metadata.Name] = await cluster.WarningsAboutAsync(set, cancellationToken);
+        return Observe(existing, desired, plan, pods, warnings);
+    }
+
+    /// <summary>The workloads as observed (pure): counts, whether their controller caught up, and what is wrong with them.</summary>
+    internal static List<WorkloadObservation> Observe(IReadOnlyList<IKubernetesObject<V1ObjectMeta>> existing, DesiredState desired,
+        IReadOnlyList<ChildAction> plan, IReadOnlyList<V1Pod> pods, IReadOnlyDictionary<string, IReadOnlyList<Corev1Event>>? warnings = null)
     {
         var deleted = plan.Where(a => a.Kind == ChildActionKind.Delete).Select(a => ChildPlan.Key(a.Object)).ToHashSet();
         var current = existing.Where(e => !deleted.Contains(ChildPlan.Key(e))).ToDictionary(ChildPlan.Key);
@@ -133,14 +188,18 @@ public sealed class ModelReconciler(
             {
                 case V1Deployment d:
                     var deployment = found as V1Deployment;
+                    var (problem, stuck) = deployment is null ? (null, false) : WorkloadDiagnosis.OfDeployment(deployment, pods);
                     observations.Add(new WorkloadObservation(d.Metadata.Name, d.Spec.Replicas ?? 0,
                         deployment?.Status?.Replicas ?? 0, deployment?.Status?.ReadyReplicas ?? 0, deployment?.Status?.UpdatedReplicas ?? 0,
-                        UpToDate(deployment, deployment?.Status?.ObservedGeneration, plan)));
+                        UpToDate(deployment, deployment?.Status?.ObservedGeneration, plan), problem, stuck));
                     break;
                 case V1StatefulSet s when found is V1StatefulSet set:
+                    var group = s.Metadata.Labels?.TryGetValue(ModelLabels.Group, out var g) == true ? g : null;
+                    var groupPods = pods.Where(p => p.Metadata.Labels?.TryGetValue(ModelLabels.Group, out var pg) == true && pg == group).ToList();
+                    var setWarnings = warnings?.GetValueOrDefault(set.Metadata.Name) ?? [];
                     observations.Add(new WorkloadObservation(s.Metadata.Name, s.Spec.Replicas ?? 0,
                         set.Status?.Replicas ?? 0, set.Status?.ReadyReplicas ?? 0, set.Status?.UpdatedReplicas ?? 0,
-                        UpToDate(set, set.Status?.ObservedGeneration, plan)));
+                        UpToDate(set, set.Status?.ObservedGeneration, plan), WorkloadDiagnosis.OfStatefulSet(set, groupPods, setWarnings)));
                     break;
             }
         }
@@ -152,15 +211,15 @@ public sealed class ModelReconciler(
         && plan.All(a => ChildPlan.Key(a.Object) != ChildPlan.Key(workload))
         && observedGeneration >= workload.Metadata.Generation;
 
-    private async Task ReportFailureAsync(V1Alpha1DeepSeekModel model, string message, CancellationToken cancellationToken)
+    private async Task ReportFailureAsync(V1Alpha1DeepSeekModel model, ModelProblem problem, CancellationToken cancellationToken)
     {
         try
         {
-            var status = StatusCalculator.Compute(model, [], message, time.GetUtcNow().UtcDateTime);
+            var status = StatusCalculator.Compute(model, [], problem, time.GetUtcNow().UtcDateTime);
             status.Replicas = model.Status?.Replicas ?? 0;
             status.ReadyReplicas = model.Status?.ReadyReplicas ?? 0;
-            if (!StatusCalculator.Same(model.Status, status)) await cluster.WriteStatusAsync(model, status, cancellationToken);
-            await RecordAsync(model, "Warning", ModelConditions.ReasonReconcileFailed, message, cancellationToken);
+            if (!StatusCalculator.Same(model.Status, status)) await cluster.WriteStatusAsync(model.Metadata, status, cancellationToken);
+            await RecordAsync(model, "Warning", problem.Reason, problem.Message, cancellationToken);
         }
         catch (HttpOperationException e)
         {
@@ -172,7 +231,7 @@ public sealed class ModelReconciler(
     {
         try
         {
-            await cluster.RecordEventAsync(model, type, reason, message, cancellationToken);
+            await cluster.RecordEventAsync(model.Metadata, type, reason, message, cancellationToken);
         }
         catch (HttpOperationException e)
         {
@@ -181,6 +240,21 @@ public sealed class ModelReconciler(
         }
     }
 
-    private static string Message(HttpOperationException e) =>
-        string.IsNullOrEmpty(e.Response.Content) ? e.Message : e.Response.Content.Length > 300 ? e.Response.Content[..300] : e.Response.Content;
+    /// <summary>The message of the Status body the API server sent (what kubectl prints), not the raw JSON.</summary>
+    internal static string ApiMessage(HttpOperationException e)
+    {
+        var content = e.Response.Content;
+        if (!string.IsNullOrEmpty(content))
+        {
+            try
+            {
+                if (JsonNode.Parse(content) is JsonObject { } status && (string?)status["message"] is { Length: > 0 } message) return message;
+            }
+            catch (JsonException)
+            {
+            }
+            return content.Length > 300 ? content[..300] + "…" : content;
+        }
+        return $"{(int)e.Response.StatusCode} {e.Response.ReasonPhrase}".Trim();
+    }
 }

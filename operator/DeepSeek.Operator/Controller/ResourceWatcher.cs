@@ -9,11 +9,13 @@ namespace DeepSeek.Operator.Controller;
 /// <summary>
 /// List, then watch from the list's resourceVersion; follow bookmarks; when the stream ends, resume
 /// from the last version seen; when the server says that version is gone (410), list again. Errors
-/// back off exponentially with jitter. Every object seen is handed to <c>onObject</c>, which maps it
-/// to a work-queue key: the queue, not the watcher, holds the work.
+/// back off exponentially with jitter. Every object seen goes into <c>cache</c> first and is then
+/// handed to <c>onObject</c>, which maps it to a work-queue key: the queue, not the watcher, holds the
+/// work. Nothing one object does (a handler that throws) stops the watcher: it logs and goes on.
 /// </summary>
 public sealed class ResourceWatcher<T, TList>(
     WatchSource<T, TList> source,
+    ObjectCache<T> cache,
     Action<WatchEventType, T> onObject,
     TimeProvider time,
     ILogger logger)
@@ -42,7 +44,8 @@ public sealed class ResourceWatcher<T, TList>(
                 {
                     using var list = await source.Call(null, false, cancellationToken);
                     Lists++;
-                    foreach (var item in list.Body.Items) onObject(WatchEventType.Added, item);
+                    foreach (var gone in cache.Replace(list.Body.Items)) Handle(WatchEventType.Deleted, gone);
+                    foreach (var item in list.Body.Items) Handle(WatchEventType.Added, item);
                     version = list.Body.Metadata.ResourceVersion;
                     synced.TrySetResult();
                 }
@@ -55,7 +58,8 @@ public sealed class ResourceWatcher<T, TList>(
                 {
                     version = item.Metadata?.ResourceVersion ?? version;
                     if (type is WatchEventType.Bookmark) continue;
-                    onObject(type, item);
+                    cache.Apply(type, item);
+                    Handle(type, item);
                     failures = 0;
                 }
 #pragma warning restore CS0618
@@ -77,8 +81,10 @@ public sealed class ResourceWatcher<T, TList>(
             {
                 return;
             }
-            catch (Exception e) when (e is HttpOperationException or HttpRequestException or KubernetesException or IOException or System.Text.Json.JsonException)
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
+                // Whatever failed (the server, the connection, a body that does not parse), the watch is
+                // needed for as long as the process runs: back off and list or watch again.
                 failures++;
                 var delay = Backoff(failures);
                 logger.LogWarning("Watch of {Source} failed ({Error}); retrying in {Delay}", source.Description, e.Message, delay);
@@ -91,6 +97,18 @@ public sealed class ResourceWatcher<T, TList>(
                     return;
                 }
             }
+        }
+    }
+
+    private void Handle(WatchEventType type, T item)
+    {
+        try
+        {
+            onObject(type, item);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogError(e, "Handling {Type} of {Name} from {Source} failed", type, item.Metadata?.Name, source.Description);
         }
     }
 

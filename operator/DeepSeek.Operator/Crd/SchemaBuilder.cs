@@ -4,6 +4,7 @@ using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using DeepSeek.Operator.Validation;
 using k8s.Models;
 
 namespace DeepSeek.Operator.Crd;
@@ -38,6 +39,7 @@ public sealed class SchemaBuilder(XmlDocumentation documentation)
             properties[name] = propertySchema;
             if (property.GetCustomAttribute<RequiredAttribute>() is not null) required.Add(name);
         }
+        foreach (var name in EmbeddedFieldRules.Required(type)) required.Add(name);
         schema["properties"] = properties;
         if (required.Count > 0) schema["required"] = required;
         AddRules(schema, type.GetCustomAttributes<CelRuleAttribute>());
@@ -62,8 +64,10 @@ public sealed class SchemaBuilder(XmlDocumentation documentation)
             schema["maximum"] = Number(range.Maximum);
         }
         var isArray = (string?)schema["type"] == "array";
-        if (property.GetCustomAttribute<MinLengthAttribute>() is { } min) schema[isArray ? "minItems" : "minLength"] = min.Length;
-        if (property.GetCustomAttribute<MaxLengthAttribute>() is { } max) schema[isArray ? "maxItems" : "maxLength"] = max.Length;
+        var isMap = schema["additionalProperties"] is not null;
+        if (property.GetCustomAttribute<MinLengthAttribute>() is { } min) schema[isArray ? "minItems" : isMap ? "minProperties" : "minLength"] = min.Length;
+        if (property.GetCustomAttribute<MaxLengthAttribute>() is { } max) schema[isArray ? "maxItems" : isMap ? "maxProperties" : "maxLength"] = max.Length;
+        EmbeddedFieldRules.Apply(property, schema);
         if (property.GetCustomAttribute<AllowedValuesAttribute>() is { } allowed)
             schema["enum"] = new JsonArray(allowed.Values.Select(v => JsonValue.Create(v?.ToString())).ToArray<JsonNode?>());
         AddRules(schema, property.GetCustomAttributes<CelRuleAttribute>());
@@ -81,11 +85,16 @@ public sealed class SchemaBuilder(XmlDocumentation documentation)
         if (type == typeof(DateTime) || type == typeof(DateTimeOffset)) return new JsonObject { ["type"] = "string", ["format"] = "date-time" };
         if (type == typeof(byte[])) return new JsonObject { ["type"] = "string", ["format"] = "byte" };
         if (type == typeof(ResourceQuantity) || type == typeof(IntOrString))
-            return new JsonObject
+        {
+            var intOrString = new JsonObject
             {
                 ["anyOf"] = new JsonArray(new JsonObject { ["type"] = "integer" }, new JsonObject { ["type"] = "string" }),
                 ["x-kubernetes-int-or-string"] = true,
             };
+            // A pattern applies to the string form only; without it "lots" is admitted and fails later.
+            if (type == typeof(ResourceQuantity)) intOrString["pattern"] = KubernetesSyntax.QuantityPattern;
+            return intOrString;
+        }
         if (DictionaryValueType(type) is { } valueType)
             return new JsonObject { ["type"] = "object", ["additionalProperties"] = ForValue(valueType, withDefaults, depth + 1) };
         if (ListItemType(type) is { } itemType)

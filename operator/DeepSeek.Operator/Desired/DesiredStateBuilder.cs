@@ -1,3 +1,4 @@
+using DeepSeek.Contract;
 using System.Globalization;
 using DeepSeek.Operator.Api.V1Alpha1;
 using k8s;
@@ -91,7 +92,7 @@ public static class DesiredStateBuilder
 
     /// <summary>The in-cluster URL of the model's HTTP API.</summary>
     public static string Endpoint(V1Alpha1DeepSeekModel model) =>
-        $"http://{ObjectNames.Service(model.Metadata.Name)}.{model.Metadata.NamespaceProperty ?? "default"}.svc:{RuntimePorts.Http}";
+        $"http://{ObjectNames.Service(model.Metadata.Name)}.{model.Metadata.NamespaceProperty ?? "default"}.svc:{RuntimeContract.Http}";
 
     private static V1ConfigMap RuntimeSettings(V1Alpha1DeepSeekModel model)
     {
@@ -100,19 +101,19 @@ public static class DesiredStateBuilder
         // Read by the runtime as DEEPSEEK_<FLAG> defaults of its serve flags (mounted with envFrom).
         var data = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
-            ["DEEPSEEK_DTYPE"] = spec.Model.Dtype,
-            ["DEEPSEEK_DEVICE"] = "cuda",
-            ["DEEPSEEK_MAX_RUNNING_REQUESTS"] = Invariant(spec.Engine.MaxRunningRequests),
-            ["DEEPSEEK_MAX_QUEUED_REQUESTS"] = Invariant(spec.Engine.MaxQueuedRequests),
-            ["DEEPSEEK_MAX_BATCH_TOKENS"] = Invariant(spec.Engine.MaxBatchTokens),
-            ["DEEPSEEK_KV_CACHE_MEMORY_FRACTION"] = spec.Engine.KvCacheMemoryFraction.ToString("R", CultureInfo.InvariantCulture),
-            ["DEEPSEEK_DRAIN_TIMEOUT"] = Invariant(spec.Engine.DrainTimeoutSeconds),
-            ["DEEPSEEK_PREFIX_CACHING"] = spec.Engine.PrefixCaching ? "true" : "false",
-            ["DEEPSEEK_REDUNDANT_EXPERTS"] = Invariant(spec.Parallelism.RedundantExperts),
-            ["DEEPSEEK_REBALANCE_INTERVAL"] = Invariant(spec.Parallelism.RebalanceIntervalSeconds),
-            ["DEEPSEEK_EXPERT_PARALLEL_SIZE"] = Invariant(shape.ExpertParallelSize),
+            [Variable(RuntimeContract.Flags.Dtype)] = spec.Model.Dtype,
+            [Variable(RuntimeContract.Flags.Device)] = "cuda",
+            [Variable(RuntimeContract.Flags.MaxRunningRequests)] = Invariant(spec.Engine.MaxRunningRequests),
+            [Variable(RuntimeContract.Flags.MaxQueuedRequests)] = Invariant(spec.Engine.MaxQueuedRequests),
+            [Variable(RuntimeContract.Flags.MaxBatchTokens)] = Invariant(spec.Engine.MaxBatchTokens),
+            [Variable(RuntimeContract.Flags.KvCacheMemoryFraction)] = spec.Engine.KvCacheMemoryFraction.ToString("R", CultureInfo.InvariantCulture),
+            [Variable(RuntimeContract.Flags.DrainTimeout)] = Invariant(spec.Engine.DrainTimeoutSeconds),
+            [Variable(RuntimeContract.Flags.PrefixCaching)] = spec.Engine.PrefixCaching ? "true" : "false",
+            [Variable(RuntimeContract.Flags.RedundantExperts)] = Invariant(spec.Parallelism.RedundantExperts),
+            [Variable(RuntimeContract.Flags.RebalanceInterval)] = Invariant(spec.Parallelism.RebalanceIntervalSeconds),
+            [Variable(RuntimeContract.Flags.ExpertParallelSize)] = Invariant(shape.ExpertParallelSize),
         };
-        if (spec.Model.MaxContextLength is { } context) data["DEEPSEEK_MAX_CONTEXT_LENGTH"] = Invariant(context);
+        if (spec.Model.MaxContextLength is { } context) data[Variable(RuntimeContract.Flags.MaxContextLength)] = Invariant(context);
         return new V1ConfigMap
         {
             ApiVersion = "v1",
@@ -135,8 +136,8 @@ public static class DesiredStateBuilder
             PublishNotReadyAddresses = headless ? true : null,
             Ports =
             [
-                new V1ServicePort { Name = RuntimePorts.HttpName, Port = RuntimePorts.Http, TargetPort = RuntimePorts.HttpName, Protocol = "TCP" },
-                new V1ServicePort { Name = RuntimePorts.GrpcName, Port = RuntimePorts.Grpc, TargetPort = RuntimePorts.GrpcName, Protocol = "TCP" },
+                new V1ServicePort { Name = RuntimeContract.HttpName, Port = RuntimeContract.Http, TargetPort = RuntimeContract.HttpName, Protocol = "TCP" },
+                new V1ServicePort { Name = RuntimeContract.GrpcName, Port = RuntimeContract.Grpc, TargetPort = RuntimeContract.GrpcName, Protocol = "TCP" },
             ],
         },
     };
@@ -184,6 +185,8 @@ public static class DesiredStateBuilder
         var hash = SpecHash.Of(item);
         item.Metadata.Annotations = new Dictionary<string, string> { [ModelLabels.SpecHash] = hash };
     }
+
+    private static string Variable(string flag) => RuntimeContract.VariableFor(flag);
 
     private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
 }

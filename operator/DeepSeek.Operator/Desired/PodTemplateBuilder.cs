@@ -1,3 +1,4 @@
+using DeepSeek.Contract;
 using System.Globalization;
 using DeepSeek.Operator.Api.V1Alpha1;
 using k8s.Models;
@@ -11,6 +12,15 @@ public static class PodTemplateBuilder
     public const int PreStopSeconds = 5;
 
     private const int ProbePeriodSeconds = 10;
+
+    /// <summary>Default CPU request per GPU when the model sets none.</summary>
+    public const int CpuPerGpu = 2;
+
+    /// <summary>Default memory request per GPU when the model sets none (GiB).</summary>
+    public const int MemoryGiBPerGpu = 16;
+
+    /// <summary>Size limit of /dev/shm per GPU (GiB).</summary>
+    public const int SharedMemoryGiBPerGpu = 2;
 
     /// <param name="model">The model (validated).</param>
     /// <param name="defaults">Operator-wide defaults.</param>
@@ -29,30 +39,30 @@ public static class PodTemplateBuilder
             Image = spec.Runtime.Image ?? defaults.RuntimeImage,
             Args =
             [
-                "serve",
-                "--model", RuntimePorts.ModelMountPath,
-                "--served-name", spec.Model.ServedName ?? name,
-                "--host", "0.0.0.0",
-                "--http-port", RuntimePorts.Http.ToString(CultureInfo.InvariantCulture),
-                "--grpc-port", RuntimePorts.Grpc.ToString(CultureInfo.InvariantCulture),
+                RuntimeContract.ServeVerb,
+                RuntimeContract.Flags.Model, RuntimeContract.ModelMountPath,
+                RuntimeContract.Flags.ServedName, spec.Model.ServedName ?? name,
+                RuntimeContract.Flags.Host, "0.0.0.0",
+                RuntimeContract.Flags.HttpPort, RuntimeContract.Http.ToString(CultureInfo.InvariantCulture),
+                RuntimeContract.Flags.GrpcPort, RuntimeContract.Grpc.ToString(CultureInfo.InvariantCulture),
             ],
             Ports =
             [
-                new V1ContainerPort { Name = RuntimePorts.HttpName, ContainerPort = RuntimePorts.Http, Protocol = "TCP" },
-                new V1ContainerPort { Name = RuntimePorts.GrpcName, ContainerPort = RuntimePorts.Grpc, Protocol = "TCP" },
+                new V1ContainerPort { Name = RuntimeContract.HttpName, ContainerPort = RuntimeContract.Http, Protocol = "TCP" },
+                new V1ContainerPort { Name = RuntimeContract.GrpcName, ContainerPort = RuntimeContract.Grpc, Protocol = "TCP" },
             ],
             EnvFrom = [new V1EnvFromSource { ConfigMapRef = new V1ConfigMapEnvSource { Name = ObjectNames.RuntimeSettings(name) } }],
             Env = Environment(model, shape, group),
             Resources = Resources(spec.Runtime),
-            ReadinessProbe = Probe(RuntimePorts.ReadyPath, periodSeconds: 5, failureThreshold: 3),
-            LivenessProbe = Probe(RuntimePorts.HealthPath, ProbePeriodSeconds, failureThreshold: 3),
+            ReadinessProbe = Probe(RuntimeContract.ReadyPath, periodSeconds: 5, failureThreshold: 3),
+            LivenessProbe = Probe(RuntimeContract.HealthPath, ProbePeriodSeconds, failureThreshold: 3),
             // Model loading reads every weight once: the startup probe holds liveness off for that long.
-            StartupProbe = Probe(RuntimePorts.HealthPath, ProbePeriodSeconds,
+            StartupProbe = Probe(RuntimeContract.HealthPath, ProbePeriodSeconds,
                 failureThreshold: (int)Math.Ceiling(spec.Runtime.StartupTimeoutSeconds / (double)ProbePeriodSeconds)),
             VolumeMounts =
             [
                 // A pvc.path mounts only that directory of the claim, so the runtime sees nothing else on it.
-                new V1VolumeMount { Name = "model", MountPath = RuntimePorts.ModelMountPath, SubPath = subPath, ReadOnlyProperty = true },
+                new V1VolumeMount { Name = "model", MountPath = RuntimeContract.ModelMountPath, SubPath = subPath, ReadOnlyProperty = true },
                 new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
                 new V1VolumeMount { Name = "dshm", MountPath = "/dev/shm" },
             ],
@@ -82,16 +92,18 @@ public static class PodTemplateBuilder
                     volume,
                     new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource() },
                     // NCCL and the engine use shared memory between processes of a pod; the default 64 MiB is too small.
-                    new V1Volume { Name = "dshm", EmptyDir = new V1EmptyDirVolumeSource { Medium = "Memory" } },
+                    // Bounded: a memory-backed emptyDir counts against the pod's memory, and an unbounded one lets a
+                    // runaway writer take the node's memory before the kubelet evicts the pod.
+                    new V1Volume { Name = "dshm", EmptyDir = new V1EmptyDirVolumeSource { Medium = "Memory", SizeLimit = new ResourceQuantity($"{SharedMemoryGiBPerGpu * spec.Runtime.GpusPerPod}Gi") } },
                 ],
                 // The preStop wait, then the runtime's drain of drainTimeoutSeconds after SIGTERM, plus a margin.
                 TerminationGracePeriodSeconds = PreStopSeconds + spec.Engine.DrainTimeoutSeconds + 15,
                 SecurityContext = new V1PodSecurityContext
                 {
                     RunAsNonRoot = true,
-                    RunAsUser = RuntimePorts.RunAsUser,
-                    RunAsGroup = RuntimePorts.RunAsUser,
-                    FsGroup = RuntimePorts.RunAsUser,
+                    RunAsUser = RuntimeContract.RunAsUser,
+                    RunAsGroup = RuntimeContract.RunAsUser,
+                    FsGroup = RuntimeContract.RunAsUser,
                     SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
                 },
                 NodeSelector = spec.Runtime.NodeSelector is { Count: > 0 } selector
@@ -104,6 +116,8 @@ public static class PodTemplateBuilder
                 PriorityClassName = spec.Runtime.PriorityClassName,
                 ImagePullSecrets = spec.Runtime.ImagePullSecrets is { Count: > 0 } secrets ? [.. secrets] : null,
                 EnableServiceLinks = false,
+                // The runtime never calls the Kubernetes API: no token in its file system to steal.
+                AutomountServiceAccountToken = false,
             },
         };
     }
@@ -128,8 +142,8 @@ public static class PodTemplateBuilder
     {
         var env = new List<V1EnvVar>
         {
-            new() { Name = "DEEPSEEK_EXPERT_PARALLEL_SIZE", Value = shape.ExpertParallelSize.ToString(CultureInfo.InvariantCulture) },
-            new() { Name = "DEEPSEEK_WORLD_SIZE", Value = shape.PodsPerReplica.ToString(CultureInfo.InvariantCulture) },
+            new() { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.ExpertParallelSize), Value = shape.ExpertParallelSize.ToString(CultureInfo.InvariantCulture) },
+            new() { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.WorldSize), Value = shape.PodsPerReplica.ToString(CultureInfo.InvariantCulture) },
         };
         if (group is { } k)
         {
@@ -139,24 +153,24 @@ public static class PodTemplateBuilder
             // The StatefulSet labels each pod with its ordinal; the downward API turns it into the rank.
             env.Add(new V1EnvVar
             {
-                Name = "DEEPSEEK_RANK",
+                Name = RuntimeContract.VariableFor(RuntimeContract.Flags.Rank),
                 ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = $"metadata.labels['{ModelLabels.PodIndex}']" } },
             });
             env.Add(new V1EnvVar
             {
-                Name = "DEEPSEEK_PEERS",
+                Name = RuntimeContract.VariableFor(RuntimeContract.Flags.Peers),
                 Value = string.Join(",", Enumerable.Range(0, shape.PodsPerReplica).Select(i => $"{groupName}-{i}.{groupName}.{ns}.svc")),
             });
         }
         else
         {
-            env.Add(new V1EnvVar { Name = "DEEPSEEK_RANK", Value = "0" });
+            env.Add(new V1EnvVar { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.Rank), Value = "0" });
         }
         if (model.Spec.Engine.ApiKeySecretRef is { } secret)
         {
             env.Add(new V1EnvVar
             {
-                Name = "DEEPSEEK_API_KEY",
+                Name = RuntimeContract.VariableFor(RuntimeContract.Flags.ApiKey),
                 ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = secret.Name, Key = secret.Key } },
             });
         }
@@ -165,19 +179,30 @@ public static class PodTemplateBuilder
         return env;
     }
 
+    /// <summary>
+    /// The user's requests and limits, the GPU limit from gpusPerPod, and CPU and memory requests per GPU
+    /// where the user set none: without requests a pod is BestEffort, the first evicted under memory
+    /// pressure, and the scheduler reserves nothing for the host side of the engine (tokenizer, HTTP,
+    /// pinned staging buffers). Quantities are sent in canonical form, as the API server stores them,
+    /// so that comparing stored and desired children finds no false drift.
+    /// </summary>
     private static V1ResourceRequirements Resources(RuntimeSpec runtime)
     {
-        var limits = new Dictionary<string, ResourceQuantity>(runtime.Resources?.Limits ?? new Dictionary<string, ResourceQuantity>())
-        {
-            ["nvidia.com/gpu"] = new ResourceQuantity(runtime.GpusPerPod.ToString(CultureInfo.InvariantCulture)),
-        };
-        var requests = runtime.Resources?.Requests is { Count: > 0 } r ? new Dictionary<string, ResourceQuantity>(r) : null;
+        var limits = Canonical(runtime.Resources?.Limits);
+        limits["nvidia.com/gpu"] = new ResourceQuantity(runtime.GpusPerPod.ToString(CultureInfo.InvariantCulture));
+        var requests = Canonical(runtime.Resources?.Requests);
+        // A limit without a request makes the API server default the request to the limit: leave it so.
+        if (!requests.ContainsKey("cpu") && !limits.ContainsKey("cpu")) requests["cpu"] = new ResourceQuantity((CpuPerGpu * runtime.GpusPerPod).ToString(CultureInfo.InvariantCulture));
+        if (!requests.ContainsKey("memory") && !limits.ContainsKey("memory")) requests["memory"] = new ResourceQuantity($"{MemoryGiBPerGpu * runtime.GpusPerPod}Gi");
         return new V1ResourceRequirements { Limits = limits, Requests = requests };
     }
 
+    private static Dictionary<string, ResourceQuantity> Canonical(IDictionary<string, ResourceQuantity>? quantities) =>
+        (quantities ?? new Dictionary<string, ResourceQuantity>()).ToDictionary(kv => kv.Key, kv => new ResourceQuantity(kv.Value.CanonicalizeString()), StringComparer.Ordinal);
+
     private static V1Probe Probe(string path, int periodSeconds, int failureThreshold) => new()
     {
-        HttpGet = new V1HTTPGetAction { Path = path, Port = RuntimePorts.HttpName },
+        HttpGet = new V1HTTPGetAction { Path = path, Port = RuntimeContract.HttpName },
         PeriodSeconds = periodSeconds,
         FailureThreshold = failureThreshold,
         TimeoutSeconds = 5,

@@ -12,10 +12,21 @@ public sealed class HealthState
     private bool connected;
     private bool leading;
     private bool synced;
+    private string? leaseProblem;
 
     public bool Ready
     {
-        get { lock (gate) return connected && (!leading || synced); }
+        get { lock (gate) return connected && leaseProblem is null && (!leading || synced); }
+    }
+
+    /// <summary>Why the last lease call failed (null: it succeeded), so /readyz says what it waits for instead of guessing.</summary>
+    public void SetLeaseProblem(string? problem)
+    {
+        lock (gate)
+        {
+            leaseProblem = problem;
+            if (problem is null) connected = true;
+        }
     }
 
     public bool Leading
@@ -59,6 +70,7 @@ public sealed class HealthState
     {
         lock (gate)
         {
+            if (leaseProblem is not null && !leading) return "waiting for the leader lease: " + leaseProblem;
             if (!connected) return "waiting for the API server";
             if (!leading) return "standby: following the leader lease";
             return synced ? "leader: watches synced" : "leader: waiting for the watches to list";

@@ -1,4 +1,5 @@
 using DeepSeek.Operator.Autoscaling;
+using DeepSeek.Operator.Cluster;
 using DeepSeek.Operator.Controller;
 using DeepSeek.Operator.Leadership;
 using k8s;
@@ -34,8 +35,9 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
             await RunControllerAsync(cancellationToken);
             return;
         }
-        var election = new LeaderElection(client, options.LeaderElection, loggers.CreateLogger<LeaderElection>());
+        var election = new LeaderElection(client, options.LeaderElection, time, loggers.CreateLogger<LeaderElection>());
         election.LeaderObserved += _ => Health.MarkConnected();
+        election.LeaseProblem += Health.SetLeaseProblem;
         election.LeadershipChanged += leading =>
         {
             if (leading) Health.MarkConnected();
@@ -47,14 +49,16 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
 
     private async Task RunControllerAsync(CancellationToken cancellationToken)
     {
-        var cluster = new KubernetesModelCluster(client, time);
-        // Per term of leadership: a new leader starts the autoscaler's windows afresh.
-        using var loads = new ReplicaLoadSource();
-        var autoscaling = new ModelAutoscaling(cluster, loads, new ScalingHistoryStore(time), autoscalingMetrics ??= new AutoscalingMetrics(meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
-        var reconciler = new ModelReconciler(cluster, options.Defaults, time, loggers.CreateLogger<ModelReconciler>(), autoscaling);
-        var controller = new ModelController(client, reconciler, options.WatchNamespaces, metrics, time, loggers, options.Workers);
         try
         {
+            var features = await ReadFeaturesAsync(cancellationToken);
+            // Per term of leadership: fresh caches (a new leader re-lists), and the autoscaler's windows start afresh.
+            var cache = new ClusterCache();
+            var cluster = new KubernetesModelCluster(client, cache, new EventRecorder(client, time));
+            using var loads = new ReplicaLoadSource();
+            var autoscaling = new ModelAutoscaling(cluster, loads, new ScalingHistoryStore(time), autoscalingMetrics ??= new AutoscalingMetrics(meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
+            var reconciler = new ModelReconciler(cluster, options.Defaults, features, time, loggers.CreateLogger<ModelReconciler>(), metrics, autoscaling);
+            var controller = new ModelController(client, cache, reconciler, options.WatchNamespaces, metrics, time, loggers, options.Workers);
             var run = controller.RunAsync(cancellationToken);
             // RunAsync has started every watch by the time it first yields, so Synced covers them all.
             await Task.WhenAny(controller.Synced, run);
@@ -66,6 +70,31 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
         }
     }
 
+    /// <summary>The cluster's version, which decides what models it can run; asked until it answers (an outage is waited out).</summary>
+    private async Task<ClusterFeatures> ReadFeaturesAsync(CancellationToken cancellationToken)
+    {
+        if (options.Features is { } given) return given;
+        var logger = loggers.CreateLogger<OperatorHost>();
+        var delay = TimeSpan.FromMilliseconds(200);
+        while (true)
+        {
+            try
+            {
+                var version = await client.Version.GetCodeAsync(cancellationToken);
+                var features = ClusterFeatures.FromVersion(version.Major, version.Minor);
+                if (!features.Supported)
+                    logger.LogWarning("Kubernetes {Version} is older than {Oldest}, the oldest supported: every model will be refused with reason FeatureUnsupported", features, ClusterFeatures.OldestSupported);
+                return features;
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning("Cannot read the Kubernetes version ({Error}); retrying in {Delay}", e.Message, delay);
+                await Task.Delay(delay, time, cancellationToken);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+            }
+        }
+    }
+
     private async Task<WebApplication?> StartEndpointsAsync(CancellationToken cancellationToken)
     {
         if (options.HealthPort is null && options.MetricsPort is null) return null;
@@ -73,7 +102,8 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            foreach (var port in new[] { options.HealthPort, options.MetricsPort }.OfType<int>().Distinct()) kestrel.Listen(options.ListenAddress, port);
+            if (options.HealthPort is { } healthPort) kestrel.Listen(options.HealthAddress, healthPort);
+            if (options.MetricsPort is { } metricsPort && metricsPort != options.HealthPort) kestrel.Listen(options.MetricsAddress, metricsPort);
         });
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(OperatorMetrics.MeterName, AutoscalingMetrics.MeterName).AddPrometheusExporter());
         var app = builder.Build();

@@ -7,7 +7,7 @@ namespace DeepSeek.Operator.Hosting;
 /// The operator's own metrics (meter <see cref="MeterName"/>), exported on /metrics as
 /// <c>deepseek_operator_reconciles_total{result}</c>, <c>deepseek_operator_reconcile_errors_total</c>,
 /// <c>deepseek_operator_reconcile_duration_seconds</c>, <c>deepseek_operator_workqueue_depth</c>,
-/// <c>deepseek_operator_leader</c>.
+/// <c>deepseek_operator_leader</c>, <c>deepseek_operator_drift_corrections_total{kind}</c>.
 /// </summary>
 public sealed class OperatorMetrics : IDisposable
 {
@@ -16,6 +16,7 @@ public sealed class OperatorMetrics : IDisposable
     private readonly Counter<long> reconciles;
     private readonly Counter<long> errors;
     private readonly Histogram<double> duration;
+    private readonly Counter<long> drift;
     private WorkQueue? queue;
     private volatile bool leader;
 
@@ -26,6 +27,7 @@ public sealed class OperatorMetrics : IDisposable
         duration = meter.CreateHistogram<double>("deepseek_operator_reconcile_duration", unit: "s", description: "Time one reconcile took.", tags: null,
             // The SDK's default boundaries (0 to 10000) are for milliseconds; reconciles take milliseconds to seconds.
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
+        drift = meter.CreateCounter<long>("deepseek_operator_drift_corrections", description: "Children restored after fields the operator owns were changed outside it, by kind.");
         meter.CreateObservableGauge("deepseek_operator_workqueue_depth", () => queue?.Depth ?? 0, description: "Keys waiting in the work queue.");
         meter.CreateObservableGauge("deepseek_operator_leader", () => leader ? 1 : 0, description: "1 while this process holds the leader lease.");
     }
@@ -40,6 +42,8 @@ public sealed class OperatorMetrics : IDisposable
         if (result == "error") errors.Add(1);
         duration.Record(elapsed.TotalSeconds);
     }
+
+    public void DriftCorrected(string kind) => drift.Add(1, new KeyValuePair<string, object?>("kind", kind));
 
     public void Dispose() => meter.Dispose();
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using DeepSeek.Operator.Cluster;
 using DeepSeek.Operator.Desired;
 using DeepSeek.Operator.Leadership;
 
@@ -18,10 +19,16 @@ public sealed record OperatorOptions
     /// <summary>Port of /metrics; null: no metrics endpoint (tests).</summary>
     public int? MetricsPort { get; init; } = 8080;
 
-    /// <summary>Address the health and metrics endpoints listen on (all interfaces in a pod; loopback in tests).</summary>
-    public IPAddress ListenAddress { get; init; } = IPAddress.Any;
+    /// <summary>Address /healthz and /readyz listen on (all interfaces in a pod, where the kubelet probes the pod IP; loopback in tests).</summary>
+    public IPAddress HealthAddress { get; init; } = IPAddress.Any;
+
+    /// <summary>Address /metrics listens on.</summary>
+    public IPAddress MetricsAddress { get; init; } = IPAddress.Any;
 
     public OperatorDefaults Defaults { get; init; } = new();
+
+    /// <summary>What the cluster offers; null: read from the API server's /version when the controller starts.</summary>
+    public ClusterFeatures? Features { get; init; }
 
     public int Workers { get; init; } = 2;
 }

@@ -20,9 +20,11 @@ public static class OperatorPermissions
         new("", "services", Manage),
         new("", "configmaps", Manage),
         new("policy", "poddisruptionbudgets", Manage),
-        new("", "events", ["create"]),
-        // The autoscaler lists a model's pods each poll to find the replica leaders' addresses.
-        new("", "pods", ["list"]),
+        // Events are aggregated (a repeat raises the count: patch); a StatefulSet short of pods has its
+        // warnings read (list, by involvedObject.uid) to say why.
+        new("", "events", ["create", "patch", "list"]),
+        // Watched into a cache: pods say why a model is not ready, and the autoscaler finds the replica leaders in them.
+        new("", "pods", ["list", "watch"]),
         new("coordination.k8s.io", "leases", ["get", "create", "update"]),
     ];
 

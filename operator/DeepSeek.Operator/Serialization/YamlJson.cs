@@ -21,6 +21,45 @@ public static class YamlJson
         return stream.Documents.Select(d => ToJson(d.RootNode)).ToList();
     }
 
+    /// <summary>
+    /// Every document as JSON with where each value starts in the text (1-based line and column), by
+    /// JSON path (<c>spec.runtime.env[0].name</c>), so that an error can point at the line a person wrote.
+    /// </summary>
+    public static IReadOnlyList<(JsonNode? Root, IReadOnlyDictionary<string, (long Line, long Column)> Positions)> ParseWithPositions(string yaml)
+    {
+        var stream = new YamlStream();
+        using (var reader = new StringReader(yaml)) stream.Load(reader);
+        return stream.Documents.Select(d =>
+        {
+            var positions = new Dictionary<string, (long, long)>(StringComparer.Ordinal);
+            Mark(d.RootNode, "", positions);
+            return (ToJson(d.RootNode), (IReadOnlyDictionary<string, (long, long)>)positions);
+        }).ToList();
+    }
+
+    private static void Mark(YamlNode node, string path, Dictionary<string, (long, long)> positions)
+    {
+        switch (node)
+        {
+            case YamlMappingNode map:
+                foreach (var (key, value) in map.Children)
+                {
+                    var child = path.Length == 0 ? ((YamlScalarNode)key).Value ?? "" : $"{path}.{((YamlScalarNode)key).Value}";
+                    // The key's position: where the field is named, which is what a typo is.
+                    positions[child] = (key.Start.Line, key.Start.Column);
+                    Mark(value, child, positions);
+                }
+                break;
+            case YamlSequenceNode seq:
+                for (var i = 0; i < seq.Children.Count; i++)
+                {
+                    positions[$"{path}[{i}]"] = (seq.Children[i].Start.Line, seq.Children[i].Start.Column);
+                    Mark(seq.Children[i], $"{path}[{i}]", positions);
+                }
+                break;
+        }
+    }
+
     public static string ToYaml(JsonNode? node)
     {
         var document = new YamlDocument(ToYamlNode(node));

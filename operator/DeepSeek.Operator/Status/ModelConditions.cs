@@ -17,6 +17,12 @@ public static class ModelConditions
     public const string ReasonInvalidSpec = "InvalidSpec";
     public const string ReasonReconcileFailed = "ReconcileFailed";
     public const string ReasonAsExpected = "AsExpected";
+    /// <summary>The cluster lacks a Kubernetes feature the model needs (docs/operator.md, supported versions).</summary>
+    public const string ReasonFeatureUnsupported = "FeatureUnsupported";
+    /// <summary>The API server refused a child object; the message is the server's, readable.</summary>
+    public const string ReasonWorkloadRefused = "WorkloadRefused";
+    /// <summary>Event of an update that restored fields someone else changed on a child.</summary>
+    public const string ReasonDriftCorrected = "DriftCorrected";
     /// <summary>Events of the autoscaler's decisions that change the replica count.</summary>
     public const string ReasonScaledUp = "ScaledUp";
     public const string ReasonScaledDown = "ScaledDown";

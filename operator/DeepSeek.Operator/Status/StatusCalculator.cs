@@ -9,11 +9,11 @@ namespace DeepSeek.Operator.Status;
 public static class StatusCalculator
 {
     /// <summary>Status of a model whose workloads exist (or are being created).</summary>
-    /// <param name="model">The model as read, with its previous status (for transition times and autoscaler fields).</param>
+    /// <param name="model">The model as read, with its previous status.</param>
     /// <param name="workloads">The Deployment, or one StatefulSet per existing replica group.</param>
-    /// <param name="reconcileError">Why the last apply failed, if it did.</param>
+    /// <param name="failure">Why the operator could not make the workloads match the spec, if it could not.</param>
     /// <param name="now">The time of this observation.</param>
-    public static DeepSeekModelStatus Compute(V1Alpha1DeepSeekModel model, IReadOnlyList<WorkloadObservation> workloads, string? reconcileError, DateTime now)
+    public static DeepSeekModelStatus Compute(V1Alpha1DeepSeekModel model, IReadOnlyList<WorkloadObservation> workloads, ModelProblem? failure, DateTime now)
     {
         var shape = ModelShape.Of(model);
         int replicas, ready;
@@ -41,12 +41,14 @@ public static class StatusCalculator
                 : ready > 0
                     ? Condition(previous, ModelConditions.Available, ModelConditions.True, ModelConditions.ReasonReplicasReady, $"{ready} of {shape.Replicas} replicas ready.", generation, now)
                     : Condition(previous, ModelConditions.Available, ModelConditions.False, ModelConditions.ReasonNoReplicasReady, $"0 of {shape.Replicas} replicas ready.", generation, now),
-            rolledOut
+            workloads.FirstOrDefault(w => w.Stuck) is { Problem: { } stuck }
+                ? Condition(previous, ModelConditions.Progressing, ModelConditions.False, stuck.Reason, stuck.Message, generation, now)
+                : rolledOut
                 ? Condition(previous, ModelConditions.Progressing, ModelConditions.False, ModelConditions.ReasonRolloutComplete, $"All {shape.Replicas} replicas run the current spec and are ready.", generation, now)
                 : Condition(previous, ModelConditions.Progressing, ModelConditions.True, ModelConditions.ReasonRollingOut, $"{ready} of {shape.Replicas} replicas ready on the current spec.", generation, now),
-            reconcileError is null
-                ? Condition(previous, ModelConditions.Degraded, ModelConditions.False, ModelConditions.ReasonAsExpected, "Workloads match the spec.", generation, now)
-                : Condition(previous, ModelConditions.Degraded, ModelConditions.True, ModelConditions.ReasonReconcileFailed, reconcileError, generation, now),
+            (failure ?? Worst(workloads)) is { } problem
+                ? Condition(previous, ModelConditions.Degraded, ModelConditions.True, problem.Reason, problem.Message, generation, now)
+                : Condition(previous, ModelConditions.Degraded, ModelConditions.False, ModelConditions.ReasonAsExpected, "Workloads match the spec.", generation, now),
         };
         KeepOthers(previous, conditions);
         return new DeepSeekModelStatus
@@ -60,6 +62,27 @@ public static class StatusCalculator
             Endpoint = DesiredStateBuilder.Endpoint(model),
             Conditions = conditions,
         };
+    }
+
+    /// <summary>The first workload's problem, saying how many others have one.</summary>
+    private static ModelProblem? Worst(IReadOnlyList<WorkloadObservation> workloads)
+    {
+        var problems = workloads.Where(w => w.Problem is not null).Select(w => w.Problem!).ToList();
+        if (problems.Count == 0) return null;
+        return problems.Count == 1 ? problems[0] : problems[0] with { Message = $"{problems[0].Message} (and {problems.Count - 1} more replica groups with problems)" };
+    }
+
+    /// <summary>Status of a model the cluster cannot run (a feature it lacks): nothing is created, Degraded says what is missing.</summary>
+    public static DeepSeekModelStatus Refused(V1Alpha1DeepSeekModel model, ModelProblem problem, DateTime now)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        var status = Invalid(model, [], now);
+        var previous = model.Status?.Conditions ?? [];
+        var generation = model.Metadata.Generation;
+        status.Conditions = status.Conditions!.Select(c => c.Type is ModelConditions.Available or ModelConditions.Progressing or ModelConditions.Degraded
+            ? Condition(previous, c.Type, c.Type == ModelConditions.Degraded ? ModelConditions.True : ModelConditions.False, problem.Reason, problem.Message, generation, now)
+            : c).ToList();
+        return status;
     }
 
     /// <summary>Status of a model that fails validation: nothing is created, Degraded names the fields.</summary>

@@ -1,6 +1,9 @@
 using System.Collections;
 using System.ComponentModel.DataAnnotations;
 using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using DeepSeek.Operator.Api.V1Alpha1;
 using DeepSeek.Operator.Crd;
 using DeepSeek.Operator.Desired;
@@ -13,7 +16,7 @@ namespace DeepSeek.Operator.Validation;
 /// out here once more, so a resource admitted without them (an old CRD, a render from a file) still
 /// gets a Degraded condition that names the field instead of half-built workloads.
 /// </summary>
-public static class ModelValidator
+public static partial class ModelValidator
 {
     /// <summary>Longest metadata.name whose derived names (<c>name-g999-63</c>, Services) stay valid DNS labels.</summary>
     public const int MaxNameLength = 47;
@@ -35,8 +38,62 @@ public static class ModelValidator
         }
         CheckAttributes(model.Spec, "spec", errors);
         CheckCrossFieldRules(model.Spec, errors);
+        if (model.Spec.Runtime is { } runtime) CheckEmbedded(runtime, errors);
         return errors;
     }
+
+    /// <summary>
+    /// Resource quantities of a model as stored (JSON): a quantity that does not parse cannot even be
+    /// read into the typed model, so it is checked here, on the raw spec, with the CRD's pattern.
+    /// </summary>
+    public static IReadOnlyList<FieldError> ValidateQuantities(JsonNode? spec)
+    {
+        var errors = new List<FieldError>();
+        foreach (var section in new[] { "limits", "requests" })
+        {
+            if (spec?["runtime"]?["resources"]?[section] is not JsonObject quantities) continue;
+            foreach (var (name, value) in quantities)
+            {
+                var ok = value is JsonValue v && (v.GetValueKind() == JsonValueKind.Number
+                    || (v.GetValueKind() == JsonValueKind.String && Quantity().IsMatch(v.GetValue<string>())));
+                if (!ok)
+                    errors.Add(new($"spec.runtime.resources.{section}.{name}", $"must be a quantity such as 500m, 2 or 64Gi (got {value?.ToJsonString() ?? "null"})"));
+            }
+        }
+        return errors;
+    }
+
+    /// <summary>The API server's rules for the Kubernetes types the runtime section passes to pods (see EmbeddedFieldRules).</summary>
+    private static void CheckEmbedded(RuntimeSpec runtime, List<FieldError> errors)
+    {
+        for (var i = 0; i < (runtime.Env?.Count ?? 0); i++)
+            if (string.IsNullOrEmpty(runtime.Env![i]?.Name))
+                errors.Add(new($"spec.runtime.env[{i}].name", "is required"));
+        for (var i = 0; i < (runtime.Tolerations?.Count ?? 0); i++)
+        {
+            var toleration = runtime.Tolerations![i];
+            if (toleration?.OperatorProperty is { } op && !KubernetesSyntax.TolerationOperators.Contains(op))
+                errors.Add(new($"spec.runtime.tolerations[{i}].operator", $"must be Exists or Equal (got {op})"));
+            if (toleration?.Effect is { } effect && !KubernetesSyntax.TaintEffects.Contains(effect))
+                errors.Add(new($"spec.runtime.tolerations[{i}].effect", $"must be NoSchedule, PreferNoSchedule or NoExecute (got {effect})"));
+        }
+        foreach (var (key, value) in runtime.NodeSelector ?? new Dictionary<string, string>())
+        {
+            if (!LabelKey().IsMatch(key))
+                errors.Add(new("spec.runtime.nodeSelector", typeof(RuntimeSpec).GetProperty(nameof(RuntimeSpec.NodeSelector))!.GetCustomAttribute<CelRuleAttribute>()!.Message));
+            if (value is null || value.Length > KubernetesSyntax.LabelValueMaxLength || !LabelValue().IsMatch(value))
+                errors.Add(new($"spec.runtime.nodeSelector.{key}", "must be a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"));
+        }
+    }
+
+    [GeneratedRegex(KubernetesSyntax.QuantityPattern)]
+    private static partial Regex Quantity();
+
+    [GeneratedRegex(KubernetesSyntax.LabelKeyPattern)]
+    private static partial Regex LabelKey();
+
+    [GeneratedRegex(KubernetesSyntax.LabelValuePattern)]
+    private static partial Regex LabelValue();
 
     private static void CheckCrossFieldRules(DeepSeekModelSpec spec, List<FieldError> errors)
     {
@@ -86,8 +143,8 @@ public static class ModelValidator
     {
         RequiredAttribute => "is required",
         RangeAttribute r => $"must be between {r.Minimum} and {r.Maximum} (got {value})",
-        MinLengthAttribute m => $"must have at least {m.Length} characters",
-        MaxLengthAttribute m => $"must have at most {m.Length} characters",
+        MinLengthAttribute m => value is string ? $"must have at least {m.Length} characters" : $"must have at least {m.Length} entries",
+        MaxLengthAttribute m => value is string ? $"must have at most {m.Length} characters" : $"must have at most {m.Length} entries",
         AllowedValuesAttribute a => $"must be one of {string.Join(", ", a.Values)} (got {value})",
         _ => attribute.FormatErrorMessage("value"),
     };

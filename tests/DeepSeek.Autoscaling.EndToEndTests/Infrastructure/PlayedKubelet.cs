@@ -1,3 +1,4 @@
+using DeepSeek.Contract;
 using DeepSeek.Operator.Desired;
 using k8s;
 using k8s.Autorest;
@@ -106,7 +107,7 @@ public sealed class PlayedKubelet : IAsyncDisposable
                 },
                 Spec = new V1PodSpec
                 {
-                    Containers = [new V1Container { Name = "runtime", Image = "runtime:test", Ports = [new V1ContainerPort { Name = RuntimePorts.GrpcName, ContainerPort = port }] }],
+                    Containers = [new V1Container { Name = "runtime", Image = "runtime:test", Ports = [new V1ContainerPort { Name = RuntimeContract.GrpcName, ContainerPort = port }] }],
                 },
             }, "default", cancellationToken: cancellationToken);
             created.Status = new V1PodStatus

@@ -26,7 +26,7 @@ public sealed class CelRuleTests
     public void Crd_carries_the_cross_field_rules_at_their_nodes()
     {
         Assert.Equal(
-            ["spec", "spec.autoscaling", "spec.model.source", "spec.model.source.hostPath", "spec.model.source.pvc"],
+            ["spec", "spec.autoscaling", "spec.model.source", "spec.model.source.hostPath", "spec.model.source.pvc", "spec.runtime.nodeSelector"],
             Rules.Select(r => r.SchemaPath).Order(StringComparer.Ordinal));
     }
 
@@ -77,6 +77,9 @@ public sealed class CelRuleTests
     [InlineData("pvc path of only ..", """{"model":{"source":{"pvc":{"path":".."}}}}""", "spec.model.source.pvc.path")]
     [InlineData("relative hostPath", """{"model":{"source":{"pvc":null,"hostPath":{"path":"models/v2"}}}}""", "spec.model.source.hostPath.path")]
     [InlineData("dot-relative hostPath", """{"model":{"source":{"pvc":null,"hostPath":{"path":"./v2"}}}}""", "spec.model.source.hostPath.path")]
+    [InlineData("node selector key with a space", """{"runtime":{"nodeSelector":{"bad key!":"x"}}}""", "spec.runtime.nodeSelector")]
+    [InlineData("node selector key with an empty name", """{"runtime":{"nodeSelector":{"nvidia.com/":"true"}}}""", "spec.runtime.nodeSelector")]
+    [InlineData("node selector name of 64 characters", """{"runtime":{"nodeSelector":{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa":"x"}}}""", "spec.runtime.nodeSelector")]
     public async Task Invalid_spec_fails_exactly_its_rule_and_the_validator_names_the_same_field(string change, string patch, string field)
     {
         var model = Model(patch);
@@ -105,6 +108,7 @@ public sealed class CelRuleTests
     [InlineData("ranks dividing gpus", """{"runtime":{"gpusPerPod":8},"parallelism":{"podsPerReplica":4,"expertParallelSize":16}}""")]
     [InlineData("ranks with default pods and gpus", """{"parallelism":{"expertParallelSize":1}}""")]
     [InlineData("pods without an explicit rank count", """{"runtime":{"gpusPerPod":4},"parallelism":{"podsPerReplica":3}}""")]
+    [InlineData("prefixed node selector keys", """{"runtime":{"nodeSelector":{"nvidia.com/gpu.product":"NVIDIA-H200","kubernetes.io/arch":"amd64","pool":""}}}""")]
     public async Task Valid_edge_case_passes_every_rule_and_the_validator(string change, string patch)
     {
         var model = Model(patch);
@@ -113,6 +117,28 @@ public sealed class CelRuleTests
         var outcomes = await EvaluateAsync(model);
         Assert.All(outcomes, o => Assert.True(o.Result == "true", $"{change}: rule at {o.Rule.SchemaPath} gave {o.Result}: {o.Rule.Rule}"));
         Assert.Empty(ModelValidator.Validate(KubernetesJson.Deserialize<V1Alpha1DeepSeekModel>(model.ToJsonString())));
+    }
+
+    // Mistakes the schema itself refuses (required, enum, minLength, pattern): the validator must refuse
+    // them too, naming the same field, for resources admitted under an older CRD or rendered from a file.
+    [Theory]
+    [InlineData("env entry without a name", """{"runtime":{"env":[{"value":"1"}]}}""", "spec.runtime.env[0].name")]
+    [InlineData("env entry with an empty name", """{"runtime":{"env":[{"name":"","value":"1"}]}}""", "spec.runtime.env[0].name")]
+    [InlineData("empty image", """{"runtime":{"image":""}}""", "spec.runtime.image")]
+    [InlineData("toleration operator Sometimes", """{"runtime":{"tolerations":[{"key":"k","operator":"Sometimes"}]}}""", "spec.runtime.tolerations[0].operator")]
+    [InlineData("toleration effect Never", """{"runtime":{"tolerations":[{"key":"k","operator":"Exists","effect":"Never"}]}}""", "spec.runtime.tolerations[0].effect")]
+    [InlineData("node selector value with a space", """{"runtime":{"nodeSelector":{"pool":"gpu pool"}}}""", "spec.runtime.nodeSelector.pool")]
+    [InlineData("cpu of lots", """{"runtime":{"resources":{"limits":{"cpu":"lots"}}}}""", "spec.runtime.resources.limits.cpu")]
+    [InlineData("memory with a unit typo", """{"runtime":{"resources":{"requests":{"memory":"64GB"}}}}""", "spec.runtime.resources.requests.memory")]
+    public void Structurally_invalid_spec_is_refused_by_the_schema_and_the_validator_at_the_same_field(string change, string patch, string field)
+    {
+        var model = Model(patch);
+        var schemaErrors = SchemaCheck.Validate(model, Schema);
+        Assert.True(schemaErrors.Count == 1 && schemaErrors[0].StartsWith("." + field + ":", StringComparison.Ordinal), $"{change}: the schema reported [{string.Join("; ", schemaErrors)}], expected {field}");
+
+        var quantityErrors = ModelValidator.ValidateQuantities(model["spec"]);
+        var errors = quantityErrors.Count > 0 ? quantityErrors : ModelValidator.Validate(KubernetesJson.Deserialize<V1Alpha1DeepSeekModel>(model.ToJsonString()));
+        Assert.True(errors.Count > 0 && errors.All(e => e.Field == field), $"{change}: ModelValidator reported [{string.Join("; ", errors)}], expected only {field}");
     }
 
     [Fact]

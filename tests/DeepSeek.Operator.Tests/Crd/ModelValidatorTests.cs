@@ -30,6 +30,10 @@ public sealed class ModelValidatorTests
     [InlineData("fraction above 1", "spec.engine.kvCacheMemoryFraction")]
     [InlineData("absolute pvc path", "spec.model.source.pvc.path")]
     [InlineData("name too long", "metadata.name")]
+    [InlineData("env without a name", "spec.runtime.env[1].name")]
+    [InlineData("empty image", "spec.runtime.image")]
+    [InlineData("toleration operator Sometimes", "spec.runtime.tolerations[0].operator")]
+    [InlineData("node selector key bad key!", "spec.runtime.nodeSelector")]
     public void Invalid_models_name_the_field(string change, string field)
     {
         var model = Valid();
@@ -46,9 +50,22 @@ public sealed class ModelValidatorTests
             case "fraction above 1": spec.Engine.KvCacheMemoryFraction = 1.5; break;
             case "absolute pvc path": spec.Model.Source.Pvc!.Path = "/etc"; break;
             case "name too long": model.Metadata.Name = new string('a', 60); break;
+            case "env without a name": spec.Runtime.Env = [new V1EnvVar { Name = "A", Value = "1" }, new V1EnvVar { Value = "2" }]; break;
+            case "empty image": spec.Runtime.Image = ""; break;
+            case "toleration operator Sometimes": spec.Runtime.Tolerations = [new V1Toleration { Key = "k", OperatorProperty = "Sometimes" }]; break;
+            case "node selector key bad key!": spec.Runtime.NodeSelector = new Dictionary<string, string> { ["bad key!"] = "x" }; break;
         }
         var errors = ModelValidator.Validate(model);
         Assert.Contains(errors, e => e.Field == field);
+    }
+
+    [Fact]
+    public void Quantities_that_do_not_parse_are_named_on_the_raw_spec()
+    {
+        var spec = System.Text.Json.Nodes.JsonNode.Parse("""{"runtime":{"resources":{"limits":{"cpu":"lots","memory":"64Gi","nvidia.com/gpu":1},"requests":{"cpu":"500m"}}}}""");
+        var error = Assert.Single(ModelValidator.ValidateQuantities(spec));
+        Assert.Equal("spec.runtime.resources.limits.cpu", error.Field);
+        Assert.Contains("\"lots\"", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

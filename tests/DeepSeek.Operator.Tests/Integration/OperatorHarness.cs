@@ -7,6 +7,7 @@ using DeepSeek.Operator.Leadership;
 using DeepSeek.Operator.Security;
 using k8s;
 using k8s.Models;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace DeepSeek.Operator.Tests.Integration;
@@ -42,18 +43,22 @@ public sealed class OperatorHarness : IAsyncDisposable
     /// <param name="leaderElect">Reconcile only while holding the lease.</param>
     /// <param name="healthPort">Loopback port of /healthz and /readyz; null: none.</param>
     /// <param name="metricsPort">Loopback port of /metrics; null: none.</param>
-    public (CancellationTokenSource Stop, Task Run) StartOperator(string identity, LeaderElectionSettings? election = null, bool leaderElect = false, int? healthPort = null, int? metricsPort = null)
+    /// <param name="loggers">Where the operator logs; none by default.</param>
+    /// <param name="metricsAddress">Loopback address of /metrics (default 127.0.0.1).</param>
+    public (CancellationTokenSource Stop, Task Run) StartOperator(string identity, LeaderElectionSettings? election = null, bool leaderElect = false, int? healthPort = null, int? metricsPort = null,
+        ILoggerFactory? loggers = null, IPAddress? metricsAddress = null)
     {
         var client = Client(identity);
         var options = new OperatorOptions
         {
             HealthPort = healthPort,
             MetricsPort = metricsPort,
-            ListenAddress = IPAddress.Loopback,
+            HealthAddress = IPAddress.Loopback,
+            MetricsAddress = metricsAddress ?? IPAddress.Loopback,
             Defaults = new OperatorDefaults { RuntimeImage = "runtime:test" },
             LeaderElection = leaderElect ? (election ?? new LeaderElectionSettings()) with { Identity = identity } : null,
         };
-        var host = new OperatorHost(client, options, TimeProvider.System, NullLoggerFactory.Instance);
+        var host = new OperatorHost(client, options, TimeProvider.System, loggers ?? (Environment.GetEnvironmentVariable("OPERATOR_TEST_LOG") == "1" ? LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Debug)) : NullLoggerFactory.Instance));
         var stop = new CancellationTokenSource();
         var run = Task.Run(() => host.RunAsync(stop.Token));
         operators.Add((stop, run, host, client));
@@ -76,6 +81,20 @@ public sealed class OperatorHarness : IAsyncDisposable
         var replicas = deployment.Spec.Replicas ?? 1;
         deployment.Status = new V1DeploymentStatus { Replicas = replicas, ReadyReplicas = replicas, UpdatedReplicas = replicas, AvailableReplicas = replicas, ObservedGeneration = deployment.Metadata.Generation };
         await Admin.AppsV1.ReplaceNamespacedDeploymentStatusAsync(deployment, name, ns);
+    }
+
+    /// <summary>Plays the kubelet: a pod of the model (its labels) in the given container state.</summary>
+    public async Task CreatePodAsync(string name, string model, V1ContainerStatus container, string ns = "default", IDictionary<string, string>? extraLabels = null)
+    {
+        var labels = ModelLabels.For(model);
+        foreach (var (key, value) in extraLabels ?? new Dictionary<string, string>()) labels[key] = value;
+        var pod = await Admin.CoreV1.CreateNamespacedPodAsync(new V1Pod
+        {
+            Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = ns, Labels = labels },
+            Spec = new V1PodSpec { Containers = [new V1Container { Name = "runtime", Image = "runtime:test" }] },
+        }, ns);
+        pod.Status = new V1PodStatus { Phase = "Pending", ContainerStatuses = [container] };
+        await Admin.CoreV1.ReplaceNamespacedPodStatusAsync(pod, name, ns);
     }
 
     public static V1Alpha1DeepSeekModel Model(string name, int replicas = 1) => new()

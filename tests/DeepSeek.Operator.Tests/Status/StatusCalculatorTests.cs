@@ -29,7 +29,7 @@ public sealed class StatusCalculatorTests
     [Fact]
     public void Nothing_ready_yet_is_unavailable_and_progressing()
     {
-        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 2), [Deployment(2, 2, 0, 2)], reconcileError: null, Now);
+        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 2), [Deployment(2, 2, 0, 2)], failure: null, Now);
 
         AssertCondition(status, "Available", "False", "NoReplicasReady", "0 of 2 replicas ready.");
         AssertCondition(status, "Progressing", "True", "RollingOut", "0 of 2 replicas ready on the current spec.");
@@ -40,7 +40,7 @@ public sealed class StatusCalculatorTests
     [Fact]
     public void Workloads_not_created_yet_count_as_nothing_ready()
     {
-        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 2), [], reconcileError: null, Now);
+        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 2), [], failure: null, Now);
         AssertCondition(status, "Available", "False", "NoReplicasReady", "0 of 2 replicas ready.");
         Assert.Equal("True", Condition(status, "Progressing").Status);
         Assert.Equal((0, 0), (status.Replicas, status.ReadyReplicas));
@@ -49,7 +49,7 @@ public sealed class StatusCalculatorTests
     [Fact]
     public void Partially_ready_is_available_and_still_progressing()
     {
-        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 3), [Deployment(3, 3, 1, 3)], reconcileError: null, Now);
+        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 3), [Deployment(3, 3, 1, 3)], failure: null, Now);
 
         AssertCondition(status, "Available", "True", "ReplicasReady", "1 of 3 replicas ready.");
         AssertCondition(status, "Progressing", "True", "RollingOut", "1 of 3 replicas ready on the current spec.");
@@ -59,7 +59,7 @@ public sealed class StatusCalculatorTests
     [Fact]
     public void All_ready_on_the_current_spec_is_available_and_rolled_out()
     {
-        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 3), [Deployment(3, 3, 3, 3)], reconcileError: null, Now);
+        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 3), [Deployment(3, 3, 3, 3)], failure: null, Now);
 
         AssertCondition(status, "Available", "True", "ReplicasReady", "3 of 3 replicas ready.");
         AssertCondition(status, "Progressing", "False", "RolloutComplete", "All 3 replicas run the current spec and are ready.");
@@ -70,7 +70,7 @@ public sealed class StatusCalculatorTests
     public void A_workload_whose_controller_has_not_seen_the_new_spec_is_still_rolling_out()
     {
         // The Deployment reports all ready, but for the generation before: its status is stale.
-        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 2), [Deployment(2, 2, 2, 2, upToDate: false)], reconcileError: null, Now);
+        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 2), [Deployment(2, 2, 2, 2, upToDate: false)], failure: null, Now);
         AssertCondition(status, "Available", "True", "ReplicasReady", "2 of 2 replicas ready.");
         AssertCondition(status, "Progressing", "True", "RollingOut", "2 of 2 replicas ready on the current spec.");
     }
@@ -78,7 +78,7 @@ public sealed class StatusCalculatorTests
     [Fact]
     public void Old_pods_still_running_during_a_rollout_keep_it_progressing()
     {
-        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 2), [Deployment(2, 2, 2, 1)], reconcileError: null, Now);
+        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 2), [Deployment(2, 2, 2, 1)], failure: null, Now);
         Assert.Equal("RollingOut", Condition(status, "Progressing").Reason);
     }
 
@@ -91,12 +91,12 @@ public sealed class StatusCalculatorTests
         deployment.Metadata.Generation = 5;
         deployment.Status = new V1DeploymentStatus { ObservedGeneration = 4, Replicas = 2, ReadyReplicas = 2, UpdatedReplicas = 2 };
 
-        var behind = Assert.Single(ModelReconciler.Observe([deployment], desired, []));
+        var behind = Assert.Single(ModelReconciler.Observe([deployment], desired, [], []));
         Assert.False(behind.UpToDate);
         Assert.Equal("RollingOut", Condition(StatusCalculator.Compute(model, [behind], null, Now), "Progressing").Reason);
 
         deployment.Status.ObservedGeneration = 5;
-        var caughtUp = Assert.Single(ModelReconciler.Observe([deployment], desired, []));
+        var caughtUp = Assert.Single(ModelReconciler.Observe([deployment], desired, [], []));
         Assert.True(caughtUp.UpToDate);
         Assert.Equal("RolloutComplete", Condition(StatusCalculator.Compute(model, [caughtUp], null, Now), "Progressing").Reason);
     }
@@ -111,14 +111,14 @@ public sealed class StatusCalculatorTests
             new WorkloadObservation("v3-g1", 2, 2, 1, 2, true),
         };
 
-        var status = StatusCalculator.Compute(model, groups, reconcileError: null, Now);
+        var status = StatusCalculator.Compute(model, groups, failure: null, Now);
 
         Assert.Equal((2, 1, 2), (status.Replicas, status.ReadyReplicas, status.DesiredReplicas));
         AssertCondition(status, "Available", "True", "ReplicasReady", "1 of 2 replicas ready.");
         Assert.Equal("RollingOut", Condition(status, "Progressing").Reason);
 
         groups[1] = groups[1] with { ReadyPods = 2 };
-        var ready = StatusCalculator.Compute(model, groups, reconcileError: null, Now);
+        var ready = StatusCalculator.Compute(model, groups, failure: null, Now);
         Assert.Equal(2, ready.ReadyReplicas);
         Assert.Equal("RolloutComplete", Condition(ready, "Progressing").Reason);
     }
@@ -128,14 +128,14 @@ public sealed class StatusCalculatorTests
     {
         var model = Models.MultiPod(replicas: 3);
         var groups = new[] { new WorkloadObservation("v3-g0", 2, 2, 2, 2, true), new WorkloadObservation("v3-g1", 2, 2, 2, 2, true) };
-        var status = StatusCalculator.Compute(model, groups, reconcileError: null, Now);
+        var status = StatusCalculator.Compute(model, groups, failure: null, Now);
         AssertCondition(status, "Progressing", "True", "RollingOut", "2 of 3 replicas ready on the current spec.");
     }
 
     [Fact]
     public void Scaled_to_zero_is_unavailable_for_that_reason()
     {
-        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 0), [Deployment(0, 0, 0, 0)], reconcileError: null, Now);
+        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 0), [Deployment(0, 0, 0, 0)], failure: null, Now);
         AssertCondition(status, "Available", "False", "ScaledToZero", "The model is scaled to zero replicas.");
         Assert.Equal("RolloutComplete", Condition(status, "Progressing").Reason);
     }
@@ -143,7 +143,7 @@ public sealed class StatusCalculatorTests
     [Fact]
     public void A_failed_apply_is_degraded_with_the_error_as_message()
     {
-        var status = StatusCalculator.Compute(Models.SinglePod(), [], "403 from the API server: forbidden", Now);
+        var status = StatusCalculator.Compute(Models.SinglePod(), [], new ModelProblem(ModelConditions.ReasonReconcileFailed, "403 from the API server: forbidden"), Now);
         AssertCondition(status, "Degraded", "True", "ReconcileFailed", "403 from the API server: forbidden");
     }
 

@@ -4,7 +4,9 @@ using DeepSeek.Operator.Crd;
 namespace DeepSeek.Operator.Api.V1Alpha1;
 
 /// <summary>Built-in autoscaling of replicas on the runtime's queue depth.</summary>
-[CelRule("self.minReplicas <= self.maxReplicas", "autoscaling.minReplicas must not exceed autoscaling.maxReplicas", FieldPath = ".minReplicas")]
+// Guarded with has(): the API server also evaluates the rule on the schema's `default: {}` of this
+// object as written, before nested defaults fill minReplicas and maxReplicas in.
+[CelRule("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas", "autoscaling.minReplicas must not exceed autoscaling.maxReplicas", FieldPath = ".minReplicas")]
 public sealed class AutoscalingSpec
 {
     /// <summary>Let the operator set the replica count from queue depth (spec.replicas is then ignored).</summary>

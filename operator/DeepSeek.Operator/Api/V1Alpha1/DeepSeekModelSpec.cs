@@ -5,7 +5,7 @@ namespace DeepSeek.Operator.Api.V1Alpha1;
 
 /// <summary>The desired state of a DeepSeekModel.</summary>
 [CelRule(
-    "!has(self.parallelism) || !has(self.parallelism.expertParallelSize) || (self.parallelism.expertParallelSize % self.parallelism.podsPerReplica == 0 && (has(self.runtime) ? self.runtime.gpusPerPod : 1) % (self.parallelism.expertParallelSize / self.parallelism.podsPerReplica) == 0)",
+    "!has(self.parallelism) || !has(self.parallelism.expertParallelSize) || !has(self.parallelism.podsPerReplica) || (self.parallelism.expertParallelSize % self.parallelism.podsPerReplica == 0 && (has(self.runtime) && has(self.runtime.gpusPerPod) ? self.runtime.gpusPerPod : 1) % (self.parallelism.expertParallelSize / self.parallelism.podsPerReplica) == 0)",
     "parallelism.expertParallelSize must be a multiple of parallelism.podsPerReplica, and the ranks per pod (expertParallelSize / podsPerReplica) must divide runtime.gpusPerPod",
     FieldPath = ".parallelism.expertParallelSize")]
 public sealed class DeepSeekModelSpec

@@ -4,7 +4,7 @@ using DeepSeek.Operator.Crd;
 namespace DeepSeek.Operator.Api.V1Alpha1;
 
 /// <summary>A checkpoint on a PersistentVolumeClaim.</summary>
-[CelRule("!self.path.startsWith('/') && !self.path.contains('..')",
+[CelRule("!has(self.path) || (!self.path.startsWith('/') && !self.path.contains('..'))",
     "model.source.pvc.path must be a relative path inside the claim, without '..'", FieldPath = ".path")]
 public sealed class PvcModelSource
 {
@@ -14,5 +14,6 @@ public sealed class PvcModelSource
     public string ClaimName { get; set; } = "";
 
     /// <summary>Folder of the checkpoint inside the claim, relative to its root (empty: the root).</summary>
+    [MaxLength(4096)]
     public string Path { get; set; } = "";
 }

@@ -8,6 +8,7 @@ namespace DeepSeek.Operator.Api.V1Alpha1;
 public sealed class RuntimeSpec
 {
     /// <summary>Runtime container image (default: the operator's --runtime-image).</summary>
+    [MinLength(1)]
     public string? Image { get; set; }
 
     /// <summary>GPUs (nvidia.com/gpu) each pod requests; one expert-parallel rank runs per GPU.</summary>
@@ -21,6 +22,8 @@ public sealed class RuntimeSpec
     public IList<V1EnvVar>? Env { get; set; }
 
     /// <summary>Node labels the pods require (default: the operator's --default-node-selector).</summary>
+    [CelRule("self.all(k, k.matches('" + Validation.KubernetesSyntax.LabelKeyPattern + "'))", "runtime.nodeSelector keys must be label keys: an optional DNS-subdomain prefix and '/', then a name of at most 63 letters, digits, '-', '_' or '.' that starts and ends with a letter or digit")]
+    [MaxLength(64)]
     public IDictionary<string, string>? NodeSelector { get; set; }
 
     /// <summary>Taints the pods tolerate (default: the operator's --default-toleration).</summary>

@@ -1,0 +1,66 @@
+namespace DeepSeek.Contract;
+
+/// <summary>
+/// The names the operator and the runtime share, compiled into both (linked, not referenced, so each
+/// keeps its own copy of one source): the <c>serve</c> verb's flags and the environment variables that
+/// default them, the ports and their names, the probe paths, where the model is mounted and whom the
+/// container runs as. The operator starts runtime pods with exactly these; the runtime's <c>serve</c>
+/// must accept every flag in <see cref="FlagsSetByOperator"/> (as an option, and through
+/// <see cref="VariableFor"/> as an environment variable).
+/// </summary>
+internal static class RuntimeContract
+{
+    /// <summary>The verb the runtime container runs.</summary>
+    public const string ServeVerb = "serve";
+
+    /// <summary>Every <c>serve</c> flag <c>--some-flag</c> also reads its default from <c>DEEPSEEK_SOME_FLAG</c>.</summary>
+    public const string EnvironmentPrefix = "DEEPSEEK_";
+
+    public const int Http = 8000;
+    public const int Grpc = 50051;
+    public const string HttpName = "http";
+    public const string GrpcName = "grpc";
+    public const string ReadyPath = "/ready";
+    public const string HealthPath = "/health";
+    public const string ModelMountPath = "/models";
+    public const int RunAsUser = 1000;
+
+    /// <summary>The environment variable that sets <paramref name="flag"/>'s default: <c>--max-batch-tokens</c> is <c>DEEPSEEK_MAX_BATCH_TOKENS</c>.</summary>
+    public static string VariableFor(string flag) =>
+        EnvironmentPrefix + flag.TrimStart('-').Replace('-', '_').ToUpperInvariant();
+
+    /// <summary>Flags of <c>serve</c> the operator sets (arguments or environment variables).</summary>
+    public static class Flags
+    {
+        public const string Model = "--model";
+        public const string ServedName = "--served-name";
+        public const string Host = "--host";
+        public const string HttpPort = "--http-port";
+        public const string GrpcPort = "--grpc-port";
+        public const string Dtype = "--dtype";
+        public const string Device = "--device";
+        public const string MaxRunningRequests = "--max-running-requests";
+        public const string MaxQueuedRequests = "--max-queued-requests";
+        public const string MaxBatchTokens = "--max-batch-tokens";
+        public const string KvCacheMemoryFraction = "--kv-cache-memory-fraction";
+        public const string MaxContextLength = "--max-context-length";
+        public const string PrefixCaching = "--prefix-caching";
+        public const string DrainTimeout = "--drain-timeout";
+        public const string ApiKey = "--api-key";
+        public const string ExpertParallelSize = "--expert-parallel-size";
+        public const string RedundantExperts = "--redundant-experts";
+        public const string RebalanceInterval = "--rebalance-interval";
+        public const string WorldSize = "--world-size";
+        public const string Rank = "--rank";
+        public const string Peers = "--peers";
+    }
+
+    /// <summary>Every flag the operator sets on a runtime pod, as an argument or through its environment variable.</summary>
+    public static IReadOnlyList<string> FlagsSetByOperator { get; } =
+    [
+        Flags.Model, Flags.ServedName, Flags.Host, Flags.HttpPort, Flags.GrpcPort, Flags.Dtype, Flags.Device,
+        Flags.MaxRunningRequests, Flags.MaxQueuedRequests, Flags.MaxBatchTokens, Flags.KvCacheMemoryFraction,
+        Flags.MaxContextLength, Flags.PrefixCaching, Flags.DrainTimeout, Flags.ApiKey, Flags.ExpertParallelSize,
+        Flags.RedundantExperts, Flags.RebalanceInterval, Flags.WorldSize, Flags.Rank, Flags.Peers,
+    ];
+}

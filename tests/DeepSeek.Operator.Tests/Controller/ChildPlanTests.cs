@@ -1,0 +1,76 @@
+using DeepSeek.Operator.Controller;
+using DeepSeek.Operator.Desired;
+using DeepSeek.Operator.Tests.Desired;
+using k8s;
+using k8s.Models;
+
+namespace DeepSeek.Operator.Tests.Controller;
+
+public sealed class ChildPlanTests
+{
+    private static IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Desired() => DesiredStateBuilder.Build(Models.SinglePod(), new OperatorDefaults()).Objects;
+
+    /// <summary>What the API server returns: the object as sent plus defaults, server fields and status.</summary>
+    private static List<IKubernetesObject<V1ObjectMeta>> Stored()
+    {
+        var stored = Desired().Select(Copy).ToList();
+        foreach (var o in stored)
+        {
+            o.Metadata.ResourceVersion = "7";
+            o.Metadata.Uid = Guid.NewGuid().ToString();
+            o.Metadata.Annotations["deployment.kubernetes.io/revision"] = "3";
+        }
+        var deployment = stored.OfType<V1Deployment>().Single();
+        deployment.Spec.ProgressDeadlineSeconds = 600;
+        deployment.Spec.Template.Spec.Containers[0].ImagePullPolicy = "IfNotPresent";
+        deployment.Status = new V1DeploymentStatus { Replicas = 2 };
+        return stored;
+    }
+
+    private static IKubernetesObject<V1ObjectMeta> Copy(IKubernetesObject<V1ObjectMeta> o)
+    {
+        var json = KubernetesJson.Serialize(o);
+        return o switch
+        {
+            V1ConfigMap => KubernetesJson.Deserialize<V1ConfigMap>(json),
+            V1Service => KubernetesJson.Deserialize<V1Service>(json),
+            V1Deployment => KubernetesJson.Deserialize<V1Deployment>(json),
+            V1PodDisruptionBudget => KubernetesJson.Deserialize<V1PodDisruptionBudget>(json),
+            _ => throw new NotSupportedException(o.Kind),
+        };
+    }
+
+    [Fact]
+    public void Defaults_and_fields_of_others_are_no_reason_to_write() => Assert.Empty(ChildPlan.Compute(Desired(), Stored()));
+
+    [Fact]
+    public void A_changed_owned_field_is_restored_as_drift_keeping_others_annotations()
+    {
+        var stored = Stored();
+        stored.OfType<V1Deployment>().Single().Spec.Replicas = 5;
+        var update = Assert.Single(ChildPlan.Compute(Desired(), stored));
+        Assert.Equal(ChildActionKind.Update, update.Kind);
+        Assert.True(update.Drift);
+        var deployment = (V1Deployment)update.Object;
+        Assert.Equal(2, deployment.Spec.Replicas);
+        Assert.Equal("7", deployment.Metadata.ResourceVersion);
+        Assert.Equal("3", deployment.Metadata.Annotations["deployment.kubernetes.io/revision"]);
+    }
+
+    [Fact]
+    public void A_change_of_the_model_is_an_update_but_not_drift()
+    {
+        var stored = Stored();
+        var model = Models.SinglePod(replicas: 3);
+        var update = Assert.Single(ChildPlan.Compute(DesiredStateBuilder.Build(model, new OperatorDefaults()).Objects, stored), a => a.Object is V1Deployment);
+        Assert.False(update.Drift);
+    }
+
+    [Fact]
+    public void An_edited_settings_value_is_drift()
+    {
+        var stored = Stored();
+        stored.OfType<V1ConfigMap>().Single().Data["DEEPSEEK_MAX_BATCH_TOKENS"] = "1";
+        Assert.True(Assert.Single(ChildPlan.Compute(Desired(), stored)).Drift);
+    }
+}
