@@ -101,21 +101,8 @@ for key_value in "source=$source_url" "revision=$revision" "version=$version"; d
 done
 
 # --- .NET publishes -------------------------------------------------------------------------------
-# Self-contained (the base has no .NET), with their own artifacts path so that a build running next to
-# this one (tests, an IDE) never shares obj/ folders with it. ContinuousIntegrationBuild maps source
-# paths, so the binaries do not depend on where the repository is checked out.
-publish() {
-  local project="$1" target="$2"
-  echo "== dotnet publish $project"
-  dotnet publish "$project" --configuration Release --runtime linux-x64 --self-contained \
-    --artifacts-path "$work/dotnet" --output "$target" \
-    -p:ContinuousIntegrationBuild=true -p:SatelliteResourceLanguages=en -p:DebugType=none \
-    -nologo -clp:ErrorsOnly
-}
-publish operator/DeepSeek.Operator/DeepSeek.Operator.csproj "$work/operator"
-# The runtime's publish marks libLibTorchSharp.so's GLIBCXX_3.4.32 need weak (build/*.targets), which
-# the base's Debian 12 libstdc++ needs.
-publish runtime/DeepSeek.Runtime/DeepSeek.Runtime.csproj "$work/runtime-cpu"
+# Self-contained (the base has no .NET): the CLI bundles of scripts/publish-cli.sh.
+bash scripts/publish-cli.sh "$work"
 
 # --- the base: Debian packages unpacked into a root filesystem --------------------------------------
 echo "== base from Debian packages"
@@ -175,13 +162,18 @@ trap - EXIT
 
 # --- the images -----------------------------------------------------------------------------------
 build() {
-  local containerfile="$1" context="$2" ref="$3"
+  local containerfile="$1" context="$2" ref="$3" previous
   echo "== $ref"
+  previous="$(buildah images --noheading --format '{{.ID}}' "$ref" 2>/dev/null || true)"
   buildah bud --quiet --pull=never --isolation chroot --timestamp 0 --layers=false \
     --build-arg "BASE_IMAGE=$base_ref" "${metadata[@]}" -f "$containerfile" -t "$ref" "$context" >/dev/null
+  # The image this tag named before, now untagged and unused, goes (only that one, by its ID).
+  if [ -n "$previous" ] && [ "$previous" != "$(buildah images --noheading --format '{{.ID}}' "$ref")" ]; then
+    buildah rmi "$previous" >/dev/null 2>&1 || true
+  fi
 }
-build operator/Dockerfile "$work/operator" "$operator_ref"
-build images/runtime-cpu.Dockerfile "$work/runtime-cpu" "$runtime_cpu_ref"
+build operator/Dockerfile "$work/deepseek-operator" "$operator_ref"
+build images/runtime-cpu.Dockerfile "$work/deepseek-runtime" "$runtime_cpu_ref"
 if $cuda; then
   # Pulls its bases; its context is the repository (.dockerignore keeps build outputs out).
   echo "== $runtime_cuda_ref"

@@ -16,7 +16,7 @@ public sealed class BuiltImages : IAsyncLifetime
     public TimeSpan BuildTime { get; private set; }
 
     /// <summary>Where the script leaves the publish output it copied into the images.</summary>
-    public static string PublishedOperator => Repository.PathOf("artifacts", "image-build", "operator", "deepseek-operator");
+    public static string PublishedOperator => Repository.PathOf("artifacts", "image-build", "deepseek-operator", "deepseek-operator");
 
     public static string ArchiveOf(string image) => Repository.PathOf("artifacts", "images", image[(image.LastIndexOf('/') + 1)..].Replace(':', '-') + ".oci.tar");
 
