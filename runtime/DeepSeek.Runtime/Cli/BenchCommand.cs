@@ -18,6 +18,38 @@ namespace DeepSeek.Runtime.Cli;
 /// <summary><c>bench</c>: offline engine throughput in-process, on a checkpoint or a random-weight model of a named shape; or, with <c>--url</c>, a running server over HTTP.</summary>
 public static class BenchCommand
 {
+    public const int DefaultPromptTokens = 256;
+    public const int DefaultOutputTokens = 48;
+
+    /// <summary>
+    /// Prompt and output lengths: the ones given, else the defaults shortened to fit the model's context
+    /// (output to at most a quarter of it, the prompt to the rest), so that a plain <c>bench</c> runs on
+    /// any model, the embedded 256-token one included. Given lengths that do not fit are refused later.
+    /// </summary>
+    public static (int Prompt, int Output) Lengths(int? context, int? prompt, int? output)
+    {
+        if (context is not { } window) return (prompt ?? DefaultPromptTokens, output ?? DefaultOutputTokens);
+        var outputTokens = output ?? Math.Clamp(window / 4, 2, DefaultOutputTokens);
+        var promptTokens = prompt ?? Math.Clamp(window - outputTokens, 1, DefaultPromptTokens);
+        return (promptTokens, outputTokens);
+    }
+
+    /// <summary>The served model's context (<c>max_model_len</c> of <c>GET /v1/models</c>), if the server says it.</summary>
+    private static async Task<int?> ServedContextAsync(HttpClient http, Uri baseUrl, string? apiKey, string served, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUrl, "v1/models"));
+        if (apiKey is not null) request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", apiKey);
+        using var response = await http.SendAsync(request, cancellationToken);
+        if (!response.IsSuccessStatusCode) return null;
+        using var models = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken));
+        if (!models.RootElement.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array) return null;
+        foreach (var entry in data.EnumerateArray())
+        {
+            if (entry.TryGetProperty("id", out var id) && id.GetString() == served
+                && entry.TryGetProperty("max_model_len", out var length) && length.TryGetInt32(out var context)) return context;
+        }
+        return null;
+    }
 
     public static Command Build()
     {
@@ -29,8 +61,8 @@ public static class BenchCommand
         var requestsPerClient = new Option<int>("--requests-per-client") { Description = "With --url: streamed completions each client sends, one after another.", DefaultValueFactory = _ => 4 };
         var layers = new Option<int?>("--layers") { Description = "Keep only the first N decoder layers (shorter random-weight models)." };
         var batches = new Option<string>("--batches") { Description = "Comma-separated batch sizes, one run and one row each.", DefaultValueFactory = _ => "1,8,32" };
-        var promptTokens = new Option<int>("--prompt-tokens") { Description = "Random prompt tokens per request.", DefaultValueFactory = _ => 256 };
-        var outputTokens = new Option<int>("--output-tokens") { Description = "Generated tokens per request (greedy, end-of-sequence ignored).", DefaultValueFactory = _ => 48 };
+        var promptTokens = new Option<int?>("--prompt-tokens") { Description = $"Random prompt tokens per request. Default: {DefaultPromptTokens}, less where the model's context is shorter." };
+        var outputTokens = new Option<int?>("--output-tokens") { Description = $"Generated tokens per request (greedy, end-of-sequence ignored). Default: {DefaultOutputTokens}, less where the model's context is shorter." };
         var bandwidth = new Option<double>("--bandwidth-gbs") { Description = "Device memory bandwidth in GB/s for the decode floor (H100 SXM: about 3000).", DefaultValueFactory = _ => 3000 };
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights and prompts.", DefaultValueFactory = _ => 0 };
         var json = new Option<string?>("--json") { Description = "Also write the rows as JSON to this file." };
@@ -53,8 +85,8 @@ public static class BenchCommand
             {
                 // Checked here, not in a validator: validators see no default values.
                 if (parse.GetValue(layers) is < 1) throw new ArgumentException("--layers must be at least 1.");
-                if (parse.GetValue(promptTokens) < 1) throw new ArgumentException("--prompt-tokens must be at least 1.");
-                if (parse.GetValue(outputTokens) < 2) throw new ArgumentException("--output-tokens must be at least 2 (decode needs tokens after the first).");
+                if (parse.GetValue(promptTokens) is < 1) throw new ArgumentException("--prompt-tokens must be at least 1.");
+                if (parse.GetValue(outputTokens) is < 2) throw new ArgumentException("--output-tokens must be at least 2 (decode needs tokens after the first).");
                 if (parse.GetValue(bandwidth) <= 0) throw new ArgumentException("--bandwidth-gbs must be positive.");
                 var sizes = ParseBatches(parse.GetValue(batches)!);
                 if (parse.GetValue(url) is { } urlText)
@@ -69,8 +101,7 @@ public static class BenchCommand
                     ? ModelShapes.Get(shapeName, ModelOptions.EmbeddedModelDirectory)
                     : DeepSeekConfig.Load(parse.GetValue(model) ?? ModelOptions.EmbeddedModelDirectory);
                 if (parse.GetValue(layers) is { } keep) config = config with { NumHiddenLayers = Math.Min(keep, config.NumHiddenLayers) };
-                var prompt = parse.GetValue(promptTokens);
-                var output = parse.GetValue(outputTokens);
+                var (prompt, output) = Lengths(config.MaxPositionEmbeddings, parse.GetValue(promptTokens), parse.GetValue(outputTokens));
                 if (prompt + output > config.MaxPositionEmbeddings)
                     throw new ArgumentException($"--prompt-tokens + --output-tokens ({prompt + output}) exceed the model's context of {config.MaxPositionEmbeddings}.");
                 var scalar = ModelOptions.ParseDType(parse.GetValue(dtype)!);
@@ -152,7 +183,7 @@ public static class BenchCommand
     /// say the vocabulary size.
     /// </summary>
     private static async Task<int> RunHttpAsync(Uri url, string? apiKey, string? model, int[] levels, int requestsPerClient,
-        int promptTokens, int outputTokens, int seed, string? jsonPath, CancellationToken cancellationToken)
+        int? promptOption, int? outputOption, int seed, string? jsonPath, CancellationToken cancellationToken)
     {
         const int promptIdBound = 256;
         var baseUrl = new Uri(url.GetLeftPart(UriPartial.Authority) + "/");
@@ -166,6 +197,7 @@ public static class BenchCommand
         {
             throw new InvalidOperationException($"Cannot reach {baseUrl}: {e.Message}. Is the server running, and is --url right?", e);
         }
+        var (promptTokens, outputTokens) = Lengths(await ServedContextAsync(http, baseUrl, apiKey, served, cancellationToken), promptOption, outputOption);
         AnsiConsole.MarkupLine($"[grey]Model {Markup.Escape(served)} at {Markup.Escape(baseUrl.ToString())}; prompt token ids below {promptIdBound} (/v1/models does not give the vocabulary size).[/]");
         var benchmark = new HttpLoadBenchmark(http, baseUrl, apiKey, served, promptIdBound, seed);
 

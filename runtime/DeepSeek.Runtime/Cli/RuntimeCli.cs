@@ -11,5 +11,6 @@ public static class RuntimeCli
         GenerateCommand.Build(),
         InspectCommand.Build(),
         BenchCommand.Build(),
+        DownloadCommand.Build(),
     };
 }

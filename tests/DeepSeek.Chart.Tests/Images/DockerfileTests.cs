@@ -4,8 +4,9 @@ using DeepSeek.Chart.Tests.Infrastructure;
 namespace DeepSeek.Chart.Tests.Images;
 
 /// <summary>
-/// No Docker engine runs here, so the images cannot be built in CI; these checks catch what a reviewer
-/// would: floating or missing base tags, root users, and the runtime's LibTorch wiring.
+/// Static checks of the Dockerfiles. The operator image and the CPU runtime image are also built and run
+/// in CI (tests/DeepSeek.Images.Tests); the CUDA runtime image pulls a PyTorch base that CI cannot reach,
+/// so for it these checks are what runs: floating or missing base tags, root users, the LibTorch wiring.
 /// </summary>
 public sealed partial class DockerfileTests
 {

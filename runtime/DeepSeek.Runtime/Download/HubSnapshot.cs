@@ -1,0 +1,7 @@
+namespace DeepSeek.Runtime.Download;
+
+/// <summary>A repository's files at one commit (a branch or tag resolved once, so every file comes from the same commit).</summary>
+public sealed record HubSnapshot(string Repository, string Commit, IReadOnlyList<HubFile> Files)
+{
+    public long TotalBytes => Files.Sum(f => f.Size);
+}

@@ -1,0 +1,45 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace DeepSeek.Images.Tests.Infrastructure;
+
+/// <summary>Runs a program to completion with a deadline; a program past it is killed by its id.</summary>
+public static class Command
+{
+    public static async Task<CommandResult> RunAsync(string program, IEnumerable<string> arguments, TimeSpan timeout, Action<IDictionary<string, string?>>? environment = null)
+    {
+        var start = new ProcessStartInfo(program)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Repository.Root,
+        };
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        environment?.Invoke(start.Environment);
+        var line = $"{program} {string.Join(' ', start.ArgumentList)}";
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {line}.");
+        var output = new StringBuilder();
+        var error = new StringBuilder();
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (error) error.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var deadline = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            throw new TimeoutException($"`{line}` ran past {timeout.TotalSeconds} s and was stopped.\nstdout:\n{output}\nstderr:\n{error}");
+        }
+
+        // The parameterless wait returns once the redirected streams are drained.
+        await process.WaitForExitAsync();
+        lock (output) lock (error) return new CommandResult(line, process.ExitCode, output.ToString(), error.ToString());
+    }
+}
