@@ -40,8 +40,8 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var generator = new Generator(11, device);
-        var weights = Enumerable.Range(0, layers).Select(_ => (randn([Hidden, Hidden], ScalarType.BFloat16, device, generator: generator) * 0.02f)).ToArray();
+        Seed(11);
+        var weights = Enumerable.Range(0, layers).Select(_ => (randn([Hidden, Hidden], ScalarType.BFloat16, device) * 0.02f)).ToArray();
         Tensor Chain(Tensor x)
         {
             foreach (var w in weights) x = x.matmul(w).tanh();
@@ -55,7 +55,7 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         {
             foreach (var batch in buckets.CaptureOrder)
             {
-                var input = randn([batch, Hidden], ScalarType.BFloat16, device, generator: generator);
+                var input = randn([batch, Hidden], ScalarType.BFloat16, device);
                 for (var i = 0; i < 3; i++) Chain(input).Dispose(); // warm-up: cuBLAS handles and workspaces exist before the capture
                 Tensor? output = null;
                 var graph = helper.CaptureGraph(pool, device, () =>
@@ -75,7 +75,7 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
                 graph.Replay();
                 using var eagerCaptured = Chain(input);
                 var identicalCaptured = output.eq(eagerCaptured).all().item<bool>();
-                input.copy_(randn([batch, Hidden], ScalarType.BFloat16, device, generator: generator));
+                input.copy_(randn([batch, Hidden], ScalarType.BFloat16, device));
                 graph.Replay();
                 using var eagerNew = Chain(input);
                 var identicalNew = output.eq(eagerNew).all().item<bool>();
@@ -101,9 +101,9 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var generator = new Generator(21, device);
-        var gateUp = randn([Experts, 2 * MoeIntermediate, Hidden], ScalarType.BFloat16, device, generator: generator) * 0.02f;
-        var down = randn([Experts, Hidden, MoeIntermediate], ScalarType.BFloat16, device, generator: generator) * 0.02f;
+        Seed(21);
+        var gateUp = randn([Experts, 2 * MoeIntermediate, Hidden], ScalarType.BFloat16, device) * 0.02f;
+        var down = randn([Experts, Hidden, MoeIntermediate], ScalarType.BFloat16, device) * 0.02f;
         var gateUpT = gateUp.transpose(1, 2); // [E, hidden, 2·inter]: a view, as _grouped_mm takes nn.Linear-layout weights
         var downT = down.transpose(1, 2);
 
@@ -113,11 +113,11 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         foreach (var tokens in tokenCounts)
         {
             using var perSize = NewDisposeScope();
-            var routed = rand([tokens, Experts], device: device, generator: generator).topk(TopK).indexes.flatten();
+            var routed = rand([tokens, Experts], device: device).topk(TopK).indexes.flatten();
             var (expertOfRow, order) = routed.sort(stable: true);
             var counts = routed.bincount(null, Experts);
             var offsets = counts.cumsum(0).to(ScalarType.Int32);
-            var x = randn([tokens, Hidden], ScalarType.BFloat16, device, generator: generator);
+            var x = randn([tokens, Hidden], ScalarType.BFloat16, device);
             var input = x.index_select(0, order.div(TopK, rounding_mode: RoundingMode.trunc));
             var countsHost = counts.cpu().data<long>().ToArray();
             var busiest = (int)countsHost.Max();
@@ -176,12 +176,12 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
             ("dense gate+up", 2 * 10944, Hidden),
             ("lm_head", 102400, Hidden),
         };
-        var generator = new Generator(31, device);
+        Seed(31);
         var rows = new List<Int4Result>();
         foreach (var (name, n, k) in shapes)
         {
             using var scope = NewDisposeScope();
-            var weight = randn([n, k], ScalarType.BFloat16, device, generator: generator) * 0.02f;
+            var weight = randn([n, k], ScalarType.BFloat16, device) * 0.02f;
             using var quantized = Int4GroupQuantization.Quantize(weight, groupSize);
             var packed = helper.PackInt4(quantized.Packed, innerKTiles);
             var dequantized = quantized.Dequantize();
@@ -192,7 +192,7 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
             var packedCopies = Enumerable.Range(0, copies).Select(_ => packed.clone()).ToArray();
             foreach (var m in rowCounts)
             {
-                var x = randn([m, k], ScalarType.BFloat16, device, generator: generator);
+                var x = randn([m, k], ScalarType.BFloat16, device);
                 var int4 = helper.Int4Mm(x, packed, groupSize, quantized.ScalesAndZeros).to(ScalarType.Float32);
                 var kernelError = RelativeError(int4, x.to(ScalarType.Float32).matmul(dequantized.t()));
                 var quantizationError = RelativeError(int4, x.to(ScalarType.Float32).matmul(weight.to(ScalarType.Float32).t()));
@@ -257,6 +257,13 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    // The CUDA generators, through the global seed: a Generator object made here would be a CPU one.
+    private static void Seed(long seed)
+    {
+        manual_seed(seed);
+        cuda.manual_seed_all(seed);
     }
 
     private double MedianMs(Action operation, int iterations)
