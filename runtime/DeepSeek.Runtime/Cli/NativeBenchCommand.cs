@@ -121,9 +121,11 @@ public static class NativeBenchCommand
     {
         var table = new Table().Title("routed experts of one MoE layer (64 experts, top-6, hidden 2048, inter 1408, bf16): gate/up + SwiGLU + down")
             .AddColumn("tokens").AddColumn("experts touched").AddColumn("busiest expert rows").AddColumn("_grouped_mm ms").AddColumn("padded bmm ms")
-            .AddColumn("per-expert loop ms").AddColumn("grouped vs loop rel. error").AddColumn("grouped weight GB/s");
+            .AddColumn("per-expert loop ms").AddColumn("_grouped_mm in graph ms").AddColumn("padded bmm in graph ms").AddColumn("grouped vs loop rel. error")
+            .AddColumn("grouped weight GB/s (graph)");
         foreach (var r in rows)
             table.AddRow($"{r.Tokens}", $"{r.ExpertsTouched}", $"{r.BusiestExpertRows}", F(r.GroupedMs, "N3"), F(r.PaddedBmmMs, "N3"), F(r.PerExpertLoopMs, "N3"),
+                F(r.GroupedGraphMs, "N3"), F(r.PaddedBmmGraphMs, "N3"),
                 (r.GroupedVsLoopRelativeError <= 1e-2 ? "" : "[red]") + r.GroupedVsLoopRelativeError.ToString("E2", CultureInfo.InvariantCulture) + (r.GroupedVsLoopRelativeError <= 1e-2 ? "" : "[/]"),
                 F(r.GroupedWeightGbs, "N0"));
         return table;
@@ -131,11 +133,12 @@ public static class NativeBenchCommand
 
     private static Table RenderInt4(IEnumerable<Int4Result> rows)
     {
-        var table = new Table().Title("int4 weight-only (group 128) vs bf16: x[M, K] · Wᵀ")
-            .AddColumn("weight").AddColumn("N × K").AddColumn("M").AddColumn("bf16 µs").AddColumn("int4 µs").AddColumn("speedup")
-            .AddColumn("kernel vs dequantised rel. error").AddColumn("int4 vs bf16 rel. error").AddColumn("bf16 GB/s").AddColumn("int4 GB/s");
+        var table = new Table().Title(Markup.Escape("int4 weight-only (group 128) vs bf16: x[M, K] · Wᵀ"))
+            .AddColumn("weight").AddColumn("N × K").AddColumn("M").AddColumn("bf16 µs").AddColumn("int4 µs").AddColumn("bf16 in graph µs").AddColumn("int4 in graph µs")
+            .AddColumn("speedup (graph)").AddColumn("kernel vs dequantised rel. error").AddColumn("int4 vs bf16 rel. error").AddColumn("bf16 GB/s (graph)").AddColumn("int4 GB/s (graph)");
         foreach (var r in rows)
-            table.AddRow(Markup.Escape(r.Weight), $"{r.OutFeatures} × {r.InFeatures}", $"{r.Rows}", F(r.Bf16Us, "N1"), F(r.Int4Us, "N1"), F(r.Bf16Us / r.Int4Us, "N2") + "×",
+            table.AddRow(Markup.Escape(r.Weight), $"{r.OutFeatures} × {r.InFeatures}", $"{r.Rows}", F(r.Bf16Us, "N1"), F(r.Int4Us, "N1"), F(r.Bf16GraphUs, "N1"), F(r.Int4GraphUs, "N1"),
+                F(r.Bf16GraphUs / r.Int4GraphUs, "N2") + "×",
                 r.KernelRelativeError.ToString("E2", CultureInfo.InvariantCulture), r.QuantizationRelativeError.ToString("E2", CultureInfo.InvariantCulture),
                 F(r.Bf16WeightGbs, "N0"), F(r.Int4WeightGbs, "N0"));
         return table;
