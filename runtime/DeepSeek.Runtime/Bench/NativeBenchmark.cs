@@ -19,8 +19,8 @@ public sealed record GroupedMmResult(int Tokens, int ExpertsTouched, int Busiest
 public sealed record Int4Result(string Weight, long OutFeatures, long InFeatures, int Rows, double Bf16Us, double Int4Us, double Bf16GraphUs, double Int4GraphUs,
     double KernelRelativeError, double QuantizationRelativeError, double Bf16WeightGbs, double Int4WeightGbs);
 
-/// <summary>An NCCL group's bring-up and collectives, checked value by value.</summary>
-public sealed record NcclResult(int Rank, int WorldSize, double InitMs, bool AllToAllEqualSplits, bool AllToAllUnevenSplits, bool AllGather, double AllToAll64MiBMs);
+/// <summary>An NCCL group's bring-up and collectives, checked value by value; <c>LargeAllToAllMs</c>: a 64 MiB bf16 all-to-all.</summary>
+public sealed record NcclResult(int Rank, int WorldSize, double InitMs, bool AllToAllEqualSplits, bool AllToAllUnevenSplits, bool AllGather, double LargeAllToAllMs);
 
 /// <summary>
 /// <c>bench native</c>: proves each function of the native helper from TorchSharp on a CUDA device and
