@@ -72,6 +72,7 @@ public static class BenchCommand
         var command = new Command("bench", "Engine throughput: prefill and decode tokens/s, time to first token and inter-token latency per batch size.")
         {
             shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, device, dtype, url, apiKey, requestsPerClient,
+            NativeBenchCommand.Build(),
         };
         command.Validators.Add(result =>
         {

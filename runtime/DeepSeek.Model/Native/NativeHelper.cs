@@ -1,0 +1,230 @@
+using System.Runtime.InteropServices;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Model.Native;
+
+/// <summary>
+/// The native GPU helper (<c>libdeepseek_native.so</c>, built from <c>runtime/native</c> by
+/// <c>scripts/build-native.sh</c> against the PyTorch LibTorch the runtime runs on): CUDA graphs, the
+/// grouped expert GEMM, int4 weight-only matmul and NCCL collectives, which TorchSharp does not expose.
+/// Tensors cross as TorchSharp's native handles (<c>at::Tensor*</c>): arguments are borrowed, results
+/// are new tensors this process owns. Optional: when the library is absent the caller logs the reason
+/// and keeps to the eager TorchSharp paths; the CPU path never needs it.
+/// </summary>
+public sealed unsafe class NativeHelper
+{
+    public const string LibraryFileName = "libdeepseek_native.so";
+
+    /// <summary>The C ABI version this binding was written for (<c>DSN_ABI_VERSION</c> in <c>deepseek_native.h</c>).</summary>
+    public const int AbiVersion = 1;
+
+    private readonly delegate* unmanaged<IntPtr> _lastError;
+    private readonly delegate* unmanaged<IntPtr> _graphPoolCreate;
+    private readonly delegate* unmanaged<IntPtr, void> _graphPoolDestroy;
+    private readonly delegate* unmanaged<IntPtr, int, IntPtr> _graphCaptureBegin;
+    private readonly delegate* unmanaged<IntPtr, int> _graphCaptureEnd;
+    private readonly delegate* unmanaged<IntPtr, int> _graphReplay;
+    private readonly delegate* unmanaged<IntPtr, void> _graphDestroy;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr> _groupedMm;
+    private readonly delegate* unmanaged<IntPtr, int, IntPtr> _int4Pack;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr> _int4Mm;
+    private readonly delegate* unmanaged<IntPtr, int, int, int, int, long, IntPtr> _processGroupCreate;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, long*, long*, int, int> _processGroupAllToAll;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, int> _processGroupAllGather;
+    private readonly delegate* unmanaged<IntPtr, void> _processGroupDestroy;
+
+    private NativeHelper(IntPtr library, string path)
+    {
+        Path = path;
+        _lastError = (delegate* unmanaged<IntPtr>)Export(library, "dsn_last_error");
+        _graphPoolCreate = (delegate* unmanaged<IntPtr>)Export(library, "dsn_graph_pool_create");
+        _graphPoolDestroy = (delegate* unmanaged<IntPtr, void>)Export(library, "dsn_graph_pool_destroy");
+        _graphCaptureBegin = (delegate* unmanaged<IntPtr, int, IntPtr>)Export(library, "dsn_graph_capture_begin");
+        _graphCaptureEnd = (delegate* unmanaged<IntPtr, int>)Export(library, "dsn_graph_capture_end");
+        _graphReplay = (delegate* unmanaged<IntPtr, int>)Export(library, "dsn_graph_replay");
+        _graphDestroy = (delegate* unmanaged<IntPtr, void>)Export(library, "dsn_graph_destroy");
+        _groupedMm = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Export(library, "dsn_grouped_mm");
+        _int4Pack = (delegate* unmanaged<IntPtr, int, IntPtr>)Export(library, "dsn_int4_pack");
+        _int4Mm = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr>)Export(library, "dsn_int4_mm");
+        _processGroupCreate = (delegate* unmanaged<IntPtr, int, int, int, int, long, IntPtr>)Export(library, "dsn_process_group_create");
+        _processGroupAllToAll = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, long*, long*, int, int>)Export(library, "dsn_process_group_all_to_all");
+        _processGroupAllGather = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, int>)Export(library, "dsn_process_group_all_gather");
+        _processGroupDestroy = (delegate* unmanaged<IntPtr, void>)Export(library, "dsn_process_group_destroy");
+    }
+
+    /// <summary>Where the library was loaded from.</summary>
+    public string Path { get; }
+
+    /// <summary>
+    /// Loads the helper from <paramref name="directory"/> (default: next to the executable). Returns null
+    /// with the reason when it is absent, does not load, or is not this helper (another ABI version, a
+    /// missing function); never throws for those. Call it after CUDA is initialised
+    /// (<c>TorchRuntime.Resolve("cuda")</c>), so that the helper binds to the LibTorch TorchSharp already
+    /// loaded instead of loading a second one.
+    /// </summary>
+    public static NativeHelper? TryLoad(out string reason, string? directory = null)
+    {
+        var path = System.IO.Path.Combine(directory ?? AppContext.BaseDirectory, LibraryFileName);
+        if (!File.Exists(path))
+        {
+            reason = $"{LibraryFileName} is not in {System.IO.Path.GetDirectoryName(path)}: CUDA graphs, grouped expert GEMM, int4 and NCCL are off "
+                + "(build it on the GPU host with scripts/build-native.sh and place it next to the executable).";
+            return null;
+        }
+        if (!NativeLibrary.TryLoad(path, out var library))
+        {
+            reason = $"{path} did not load (its LibTorch dependencies, or not a shared library for this machine); the native GPU paths are off.";
+            return null;
+        }
+        try
+        {
+            if (!NativeLibrary.TryGetExport(library, "dsn_abi_version", out var versionExport))
+                throw new MissingExportException($"{path} is not the DeepSeek native helper (it exports no dsn_abi_version)");
+            var version = ((delegate* unmanaged<int>)versionExport)();
+            if (version != AbiVersion)
+                throw new MissingExportException($"{path} has ABI version {version}; this runtime needs {AbiVersion} (rebuild it from this runtime's sources)");
+            reason = $"loaded {path}";
+            return new NativeHelper(library, path);
+        }
+        catch (MissingExportException e)
+        {
+            NativeLibrary.Free(library);
+            reason = $"{e.Message}; the native GPU paths are off.";
+            return null;
+        }
+    }
+
+    /// <summary>A memory pool that graphs of several batch-size buckets share (<see cref="DecodeGraphBuckets.CaptureOrder"/>).</summary>
+    public CudaGraphPool CreateGraphPool() => new(this, Check(_graphPoolCreate(), "graph_pool_create"));
+
+    /// <summary>
+    /// Captures the CUDA work <paramref name="work"/> issues on this thread into a graph, on
+    /// <paramref name="device"/>'s side stream. The work must have static shapes and never read a tensor to
+    /// the host; tensors it creates and keeps (its outputs) live in the graph's pool and are rewritten by
+    /// every replay. Warm the same work up eagerly first (library handles, workspaces).
+    /// </summary>
+    public CudaGraph CaptureGraph(CudaGraphPool? pool, Device device, Action work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        var handle = Check(_graphCaptureBegin(pool?.Handle ?? IntPtr.Zero, device.index), "graph_capture_begin");
+        try
+        {
+            work();
+        }
+        catch
+        {
+            _graphDestroy(handle);
+            throw;
+        }
+        if (_graphCaptureEnd(handle) != 0)
+        {
+            var message = LastError();
+            _graphDestroy(handle);
+            throw new NativeHelperException($"graph_capture_end: {message}");
+        }
+        GC.KeepAlive(pool);
+        return new CudaGraph(this, handle);
+    }
+
+    /// <summary>
+    /// Per-group matrix products in one launch (<c>at::_grouped_mm</c>): <paramref name="rows"/>
+    /// <c>[tokens, K]</c> sorted by group, <paramref name="weights"/> <c>[groups, K, N]</c> (a transposed view
+    /// of <c>[groups, N, K]</c> storage is fine), <paramref name="offsets"/> int32 <c>[groups]</c>, the
+    /// cumulative end row of each group. Returns <c>[tokens, N]</c>. bf16 on Hopper.
+    /// </summary>
+    public Tensor GroupedMm(Tensor rows, Tensor weights, Tensor offsets)
+    {
+        var result = _groupedMm(rows.Handle, weights.Handle, offsets.Handle);
+        GC.KeepAlive(rows);
+        GC.KeepAlive(weights);
+        GC.KeepAlive(offsets);
+        return Owned(result, "grouped_mm");
+    }
+
+    /// <summary>The int4 kernel's tiled layout of <see cref="Int4GroupQuantization.Packed"/> (uint8 <c>[N, K/2]</c>).</summary>
+    public Tensor PackInt4(Tensor packedNibbles, int innerKTiles = 8)
+    {
+        if (innerKTiles is not (2 or 4 or 8)) throw new ArgumentOutOfRangeException(nameof(innerKTiles), innerKTiles, "innerKTiles is 2, 4 or 8.");
+        var result = _int4Pack(packedNibbles.Handle, innerKTiles);
+        GC.KeepAlive(packedNibbles);
+        return Owned(result, "int4_pack");
+    }
+
+    /// <summary><c>x · dequant(W)ᵀ</c> for bf16 <paramref name="input"/> <c>[M, K]</c> and a weight packed by <see cref="PackInt4"/>: bf16 <c>[M, N]</c>.</summary>
+    public Tensor Int4Mm(Tensor input, Tensor packedWeight, int groupSize, Tensor scalesAndZeros)
+    {
+        var result = _int4Mm(input.Handle, packedWeight.Handle, groupSize, scalesAndZeros.Handle);
+        GC.KeepAlive(input);
+        GC.KeepAlive(packedWeight);
+        GC.KeepAlive(scalesAndZeros);
+        return Owned(result, "int4_mm");
+    }
+
+    /// <summary>
+    /// Joins the NCCL group of <paramref name="worldSize"/> ranks through the c10d TCPStore at
+    /// <paramref name="storeHost"/>:<paramref name="storePort"/>, which rank 0 serves; blocks until every
+    /// rank joined or <paramref name="timeout"/> passed.
+    /// </summary>
+    public NcclProcessGroup CreateProcessGroup(string storeHost, int storePort, int rank, int worldSize, Device device, TimeSpan timeout)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(storeHost);
+        var host = Marshal.StringToCoTaskMemUTF8(storeHost);
+        try
+        {
+            var handle = _processGroupCreate(host, storePort, rank, worldSize, device.index, (long)timeout.TotalMilliseconds);
+            return new NcclProcessGroup(this, Check(handle, "process_group_create"), rank, worldSize);
+        }
+        finally
+        {
+            Marshal.FreeCoTaskMem(host);
+        }
+    }
+
+    internal void DestroyGraphPool(IntPtr pool) => _graphPoolDestroy(pool);
+
+    internal void ReplayGraph(IntPtr graph) => Check(_graphReplay(graph), "graph_replay");
+
+    internal void DestroyGraph(IntPtr graph) => _graphDestroy(graph);
+
+    internal void AllToAll(IntPtr group, Tensor output, Tensor input, long[]? outputSplits, long[]? inputSplits)
+    {
+        fixed (long* outSplits = outputSplits)
+        fixed (long* inSplits = inputSplits)
+        {
+            var status = _processGroupAllToAll(group, output.Handle, input.Handle, outSplits, inSplits, outputSplits?.Length ?? 0);
+            GC.KeepAlive(output);
+            GC.KeepAlive(input);
+            Check(status, "all_to_all");
+        }
+    }
+
+    internal void AllGather(IntPtr group, Tensor output, Tensor input)
+    {
+        var status = _processGroupAllGather(group, output.Handle, input.Handle);
+        GC.KeepAlive(output);
+        GC.KeepAlive(input);
+        Check(status, "all_gather");
+    }
+
+    internal void DestroyProcessGroup(IntPtr group) => _processGroupDestroy(group);
+
+    private static IntPtr Export(IntPtr library, string name) =>
+        NativeLibrary.TryGetExport(library, name, out var address) ? address : throw new MissingExportException($"the helper lacks {name}");
+
+    private string LastError() => Marshal.PtrToStringUTF8(_lastError()) ?? "";
+
+    private IntPtr Check(IntPtr handle, string operation) =>
+        handle != IntPtr.Zero ? handle : throw new NativeHelperException($"{operation}: {LastError()}");
+
+    private void Check(int status, string operation)
+    {
+        if (status != 0) throw new NativeHelperException($"{operation}: {LastError()}");
+    }
+
+    private Tensor Owned(IntPtr handle, string operation) => Tensor.UnsafeCreateTensor(Check(handle, operation));
+
+    private sealed class MissingExportException(string message) : Exception(message);
+}
+
+/// <summary>A native helper call that failed; the message is LibTorch's.</summary>
+public sealed class NativeHelperException(string message) : InvalidOperationException(message);

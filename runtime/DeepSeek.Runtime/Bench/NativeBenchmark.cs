@@ -1,0 +1,326 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using DeepSeek.Model.Native;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Runtime.Bench;
+
+/// <summary>A captured launch-bound chain against the same chain run eagerly, one row per batch-size bucket.</summary>
+public sealed record GraphResult(int Batch, int Layers, double EagerMs, double ReplayMs, double Speedup, bool IdenticalOnCapturedInput, bool IdenticalOnNewInput);
+
+/// <summary>One MoE layer's routed-expert GEMMs (gate/up, SwiGLU, down) for <c>Tokens</c> tokens, three ways.</summary>
+/// <c>…GraphMs</c>: the same work replayed from a CUDA graph, so without launch overhead (what a captured decode step pays).
+public sealed record GroupedMmResult(int Tokens, int ExpertsTouched, int BusiestExpertRows, double GroupedMs, double PaddedBmmMs, double PerExpertLoopMs,
+    double GroupedGraphMs, double PaddedBmmGraphMs, double GroupedVsLoopRelativeError, double GroupedWeightGbs);
+
+/// <summary>An int4 weight-only matmul against the bf16 one it replaces, called eagerly and replayed from a graph (<c>…GraphUs</c>, GB/s from those).</summary>
+public sealed record Int4Result(string Weight, long OutFeatures, long InFeatures, int Rows, double Bf16Us, double Int4Us, double Bf16GraphUs, double Int4GraphUs,
+    double KernelRelativeError, double QuantizationRelativeError, double Bf16WeightGbs, double Int4WeightGbs);
+
+/// <summary>An NCCL group's bring-up and collectives, checked value by value; <c>LargeAllToAllMs</c>: a 64 MiB bf16 all-to-all.</summary>
+public sealed record NcclResult(int Rank, int WorldSize, double InitMs, bool AllToAllEqualSplits, bool AllToAllUnevenSplits, bool AllGather, double LargeAllToAllMs);
+
+/// <summary>
+/// <c>bench native</c>: proves each function of the native helper from TorchSharp on a CUDA device and
+/// times it at DeepSeek-V2-Lite's shapes. Host timing around <c>cuda.synchronize</c>, median of five runs
+/// of many calls after a warm-up; weights rotate through copies larger than L2 where one copy would fit.
+/// </summary>
+public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<string> log)
+{
+    // DeepSeek-V2-Lite's routed-expert shape.
+    private const int Experts = 64;
+    private const int Hidden = 2048;
+    private const int MoeIntermediate = 1408;
+    private const int TopK = 6;
+    private const long RotationBytes = 512L << 20;
+
+    /// <summary>Eager against replayed chains of <paramref name="layers"/> × (matmul by a 2048² bf16 weight, tanh), the buckets sharing one pool.</summary>
+    public IReadOnlyList<GraphResult> Graphs(IReadOnlyList<int> batches, int layers = 60)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        Seed(11);
+        var weights = Enumerable.Range(0, layers).Select(_ => (randn([Hidden, Hidden], ScalarType.BFloat16, device) * 0.02f)).ToArray();
+        Tensor Chain(Tensor x)
+        {
+            foreach (var w in weights) x = x.matmul(w).tanh();
+            return x;
+        }
+
+        var buckets = new DecodeGraphBuckets(batches);
+        using var pool = helper.CreateGraphPool();
+        var captured = new Dictionary<int, (CudaGraph Graph, Tensor Input, Tensor Output)>();
+        try
+        {
+            foreach (var batch in buckets.CaptureOrder)
+            {
+                var input = randn([batch, Hidden], ScalarType.BFloat16, device);
+                for (var i = 0; i < 3; i++) Chain(input).Dispose(); // warm-up: cuBLAS handles and workspaces exist before the capture
+                Tensor? output = null;
+                var graph = helper.CaptureGraph(pool, device, () =>
+                {
+                    using var inner = NewDisposeScope();
+                    output = Chain(input).MoveToOuterDisposeScope();
+                });
+                captured[batch] = (graph, input, output!);
+                log($"graph: captured batch {batch} ({layers} layers)");
+            }
+
+            var rows = new List<GraphResult>();
+            foreach (var batch in buckets.Sizes)
+            {
+                var (graph, input, output) = captured[batch];
+                // Pools are shared: check each bucket right after its own replay, as a decode step would read it.
+                graph.Replay();
+                using var eagerCaptured = Chain(input);
+                var identicalCaptured = output.eq(eagerCaptured).all().item<bool>();
+                input.copy_(randn([batch, Hidden], ScalarType.BFloat16, device));
+                graph.Replay();
+                using var eagerNew = Chain(input);
+                var identicalNew = output.eq(eagerNew).all().item<bool>();
+
+                var eagerMs = MedianMs(() =>
+                {
+                    using var s = NewDisposeScope();
+                    Chain(input);
+                }, 50);
+                var replayMs = MedianMs(graph.Replay, 200);
+                rows.Add(new GraphResult(batch, layers, eagerMs, replayMs, eagerMs / replayMs, identicalCaptured, identicalNew));
+            }
+            return rows;
+        }
+        finally
+        {
+            foreach (var (graph, _, _) in captured.Values) graph.Dispose();
+        }
+    }
+
+    /// <summary>Grouped GEMM against padded bmm and a per-expert loop, for uniformly routed tokens (top-6 of 64).</summary>
+    public IReadOnlyList<GroupedMmResult> GroupedMm(IReadOnlyList<int> tokenCounts)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        Seed(21);
+        var gateUp = randn([Experts, 2 * MoeIntermediate, Hidden], ScalarType.BFloat16, device) * 0.02f;
+        var down = randn([Experts, Hidden, MoeIntermediate], ScalarType.BFloat16, device) * 0.02f;
+        var gateUpT = gateUp.transpose(1, 2); // [E, hidden, 2·inter]: a view, as _grouped_mm takes nn.Linear-layout weights
+        var downT = down.transpose(1, 2);
+
+        static Tensor SwiGlu(Tensor h) => nn.functional.silu(h.narrow(-1, 0, MoeIntermediate)) * h.narrow(-1, MoeIntermediate, MoeIntermediate);
+
+        var rows = new List<GroupedMmResult>();
+        foreach (var tokens in tokenCounts)
+        {
+            using var perSize = NewDisposeScope();
+            var routed = rand([tokens, Experts], device: device).topk(TopK).indexes.flatten();
+            var (expertOfRow, order) = routed.sort(stable: true);
+            var counts = routed.bincount(null, Experts);
+            var offsets = counts.cumsum(0).to(ScalarType.Int32);
+            var x = randn([tokens, Hidden], ScalarType.BFloat16, device);
+            var input = x.index_select(0, order.div(TopK, rounding_mode: RoundingMode.trunc));
+            var countsHost = counts.cpu().data<long>().ToArray();
+            var busiest = (int)countsHost.Max();
+            var starts = (counts.cumsum(0) - counts).index_select(0, expertOfRow);
+            var slot = arange(tokens * TopK, device: device) - starts;
+
+            Tensor Grouped()
+            {
+                var h = helper.GroupedMm(input, gateUpT, offsets);
+                return helper.GroupedMm(SwiGlu(h), downT, offsets);
+            }
+            Tensor Padded()
+            {
+                var padded = zeros([Experts, busiest, Hidden], ScalarType.BFloat16, device);
+                padded.index_put_(input, expertOfRow, slot);
+                var h = padded.bmm(gateUpT);
+                return SwiGlu(h).bmm(downT).index(expertOfRow, slot);
+            }
+            Tensor Loop()
+            {
+                var parts = new List<Tensor>();
+                long start = 0;
+                for (var e = 0; e < Experts; e++)
+                {
+                    if (countsHost[e] == 0) continue;
+                    var h = input.narrow(0, start, countsHost[e]).matmul(gateUpT[e]);
+                    parts.Add(SwiGlu(h).matmul(downT[e]));
+                    start += countsHost[e];
+                }
+                return cat(parts, 0);
+            }
+
+            var grouped = Grouped();
+            var error = RelativeError(grouped, Loop());
+            var paddedError = RelativeError(Padded(), Loop());
+            if (paddedError > 1e-2) log($"grouped_mm: the padded reference itself is off by {paddedError:E2} at {tokens} tokens");
+            var groupedMs = MedianMs(() => { using var s = NewDisposeScope(); Grouped(); }, 20);
+            var paddedMs = MedianMs(() => { using var s = NewDisposeScope(); Padded(); }, 20);
+            var loopMs = MedianMs(() => { using var s = NewDisposeScope(); Loop(); }, 10);
+            var groupedGraphMs = GraphMs(_ => Grouped(), 10);
+            var paddedGraphMs = GraphMs(_ => Padded(), 10);
+            var touched = countsHost.Count(c => c > 0);
+            var weightBytes = touched * 3.0 * MoeIntermediate * Hidden * 2;
+            rows.Add(new GroupedMmResult(tokens, touched, busiest, groupedMs, paddedMs, loopMs, groupedGraphMs, paddedGraphMs, error, weightBytes / (groupedGraphMs * 1e6)));
+            log($"grouped_mm: {tokens} tokens done");
+        }
+        return rows;
+    }
+
+    /// <summary>int4 (group 128) against bf16 for V2-Lite's expert, dense-MLP and LM-head weights at <paramref name="rowCounts"/> rows.</summary>
+    public IReadOnlyList<Int4Result> Int4(IReadOnlyList<int> rowCounts, int groupSize = 128, int innerKTiles = 8)
+    {
+        using var noGrad = no_grad();
+        var shapes = new (string Name, long N, long K)[]
+        {
+            ("expert gate+up", 2 * MoeIntermediate, Hidden),
+            ("expert down", Hidden, MoeIntermediate),
+            ("dense gate+up", 2 * 10944, Hidden),
+            ("lm_head", 102400, Hidden),
+        };
+        Seed(31);
+        var rows = new List<Int4Result>();
+        foreach (var (name, n, k) in shapes)
+        {
+            using var scope = NewDisposeScope();
+            var weight = randn([n, k], ScalarType.BFloat16, device) * 0.02f;
+            using var quantized = Int4GroupQuantization.Quantize(weight, groupSize);
+            var packed = helper.PackInt4(quantized.Packed, innerKTiles);
+            var dequantized = quantized.Dequantize();
+            var bf16Bytes = n * k * 2.0;
+            var int4Bytes = n * k / 2.0 + quantized.ScalesAndZeros.NumberOfElements * 2.0;
+            var copies = (int)Math.Clamp(RotationBytes / (long)bf16Bytes, 1, 48);
+            var weightCopies = Enumerable.Range(0, copies).Select(_ => weight.clone()).ToArray();
+            var packedCopies = Enumerable.Range(0, copies).Select(_ => packed.clone()).ToArray();
+            foreach (var m in rowCounts)
+            {
+                var x = randn([m, k], ScalarType.BFloat16, device);
+                var int4 = helper.Int4Mm(x, packed, groupSize, quantized.ScalesAndZeros).to(ScalarType.Float32);
+                var kernelError = RelativeError(int4, x.to(ScalarType.Float32).matmul(dequantized.t()));
+                var quantizationError = RelativeError(int4, x.to(ScalarType.Float32).matmul(weight.to(ScalarType.Float32).t()));
+                var i = 0;
+                var bf16Ms = MedianMs(() => { using var s = NewDisposeScope(); nn.functional.linear(x, weightCopies[i++ % copies]); }, 100);
+                var j = 0;
+                var int4Ms = MedianMs(() => { using var s = NewDisposeScope(); helper.Int4Mm(x, packedCopies[j++ % copies], groupSize, quantized.ScalesAndZeros); }, 100);
+                var repeats = Math.Max(copies, 8);
+                var bf16GraphMs = GraphMs(r => nn.functional.linear(x, weightCopies[r % copies]), repeats);
+                var int4GraphMs = GraphMs(r => helper.Int4Mm(x, packedCopies[r % copies], groupSize, quantized.ScalesAndZeros), repeats);
+                rows.Add(new Int4Result(name, n, k, m, bf16Ms * 1e3, int4Ms * 1e3, bf16GraphMs * 1e3, int4GraphMs * 1e3, kernelError, quantizationError,
+                    bf16Bytes / (bf16GraphMs * 1e6), int4Bytes / (int4GraphMs * 1e6)));
+            }
+            log($"int4: {name} done");
+        }
+        return rows;
+    }
+
+    /// <summary>
+    /// Brings up the NCCL group and checks all-to-all (equal and uneven splits) and all-gather value by
+    /// value: rank r sends rank j rows filled with 1000·r + j. Every rank of the group runs this.
+    /// </summary>
+    public NcclResult Nccl(string storeHost, int storePort, int rank, int worldSize)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var clock = Stopwatch.StartNew();
+        using var group = helper.CreateProcessGroup(storeHost, storePort, rank, worldSize, device, TimeSpan.FromMinutes(2));
+        // NCCL creates its communicator at the first collective: count that into the bring-up.
+        var warm = ones([worldSize], ScalarType.Float32, device);
+        group.AllToAll(empty_like(warm), warm);
+        cuda.synchronize(device);
+        var initMs = clock.Elapsed.TotalMilliseconds;
+
+        const int width = 256;
+        Tensor Filled(long rowsEach, Func<int, float> value) =>
+            cat(Enumerable.Range(0, worldSize).Select(peer => full([rowsEach, width], value(peer), ScalarType.Float32, device)).ToList(), 0);
+
+        var sent = Filled(4, peer => (1000 * rank) + peer);
+        var received = full([4L * worldSize, width], float.NaN, ScalarType.Float32, device);
+        group.AllToAll(received, sent);
+        var equalOk = received.eq(Filled(4, peer => (1000 * peer) + rank)).all().item<bool>();
+
+        // Uneven: rank r sends j + 1 rows to rank j, so every rank receives rank + 1 rows from each peer.
+        var inputSplits = Enumerable.Range(0, worldSize).Select(peer => (long)peer + 1).ToArray();
+        var outputSplits = Enumerable.Range(0, worldSize).Select(_ => (long)rank + 1).ToArray();
+        var unevenSent = cat(Enumerable.Range(0, worldSize).Select(peer => full([peer + 1L, width], (1000f * rank) + peer, ScalarType.Float32, device)).ToList(), 0);
+        var unevenReceived = full([(rank + 1L) * worldSize, width], float.NaN, ScalarType.Float32, device);
+        group.AllToAll(unevenReceived, unevenSent, outputSplits, inputSplits);
+        var unevenOk = unevenReceived.eq(Filled(rank + 1, peer => (1000 * peer) + rank)).all().item<bool>();
+
+        var mine = full([3, width], (float)rank, ScalarType.Float32, device);
+        var gathered = full([3L * worldSize, width], float.NaN, ScalarType.Float32, device);
+        group.AllGather(gathered, mine);
+        var gatherOk = gathered.eq(Filled(3, peer => peer)).all().item<bool>();
+
+        var big = randn([32L << 20], ScalarType.BFloat16, device); // 64 MiB
+        var bigOut = empty_like(big);
+        var allToAllMs = MedianMs(() => group.AllToAll(bigOut, big), 20);
+        return new NcclResult(rank, worldSize, initMs, equalOk, unevenOk, gatherOk, allToAllMs);
+    }
+
+    /// <summary>A free loopback port for a one-process group's store.</summary>
+    public static int FreeLoopbackPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    // The CUDA generators, through the global seed: a Generator object made here would be a CPU one.
+    private static void Seed(long seed)
+    {
+        manual_seed(seed);
+        cuda.manual_seed_all(seed);
+    }
+
+    /// <summary>
+    /// Per call of <paramref name="work"/> (given its repeat index), replayed from one graph of
+    /// <paramref name="repeats"/> calls: the kernels' time without launch overhead. NaN (logged) when the
+    /// work cannot be captured.
+    /// </summary>
+    private double GraphMs(Func<int, Tensor> work, int repeats)
+    {
+        try
+        {
+            using var graph = helper.CaptureGraph(null, device, () =>
+            {
+                for (var r = 0; r < repeats; r++)
+                {
+                    using var scope = NewDisposeScope();
+                    work(r);
+                }
+            });
+            return MedianMs(graph.Replay, 10) / repeats;
+        }
+        catch (NativeHelperException e)
+        {
+            log($"graph capture failed: {e.Message}");
+            return double.NaN;
+        }
+    }
+
+    private double MedianMs(Action operation, int iterations)
+    {
+        for (var i = 0; i < 3; i++) operation();
+        cuda.synchronize(device);
+        var samples = new double[5];
+        for (var r = 0; r < samples.Length; r++)
+        {
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < iterations; i++) operation();
+            cuda.synchronize(device);
+            samples[r] = clock.Elapsed.TotalMilliseconds / iterations;
+        }
+        Array.Sort(samples);
+        return samples[samples.Length / 2];
+    }
+
+    private static double RelativeError(Tensor actual, Tensor expected)
+    {
+        using var scope = NewDisposeScope();
+        var a = actual.to(ScalarType.Float64);
+        var e = expected.to(ScalarType.Float64);
+        var error = (a - e).norm().item<double>() / e.norm().item<double>();
+        return double.IsNaN(error) ? double.PositiveInfinity : error;
+    }
+}

@@ -1,0 +1,80 @@
+// C ABI of the DeepSeek runtime's native GPU helper (libdeepseek_native.so).
+//
+// The helper reaches the parts of PyTorch's LibTorch that TorchSharp does not expose: CUDA graph
+// capture and replay, the grouped (per-expert) matrix product, the int4 weight-only kernels and
+// NCCL collectives through c10d. It is compiled against the very LibTorch the process runs on, so
+// a tensor crosses the boundary as TorchSharp's native handle, an `at::Tensor*`:
+//   - arguments are borrowed (the caller keeps ownership);
+//   - a returned tensor is a new `at::Tensor*` that the caller owns (TorchSharp disposes it).
+// No C++ exception crosses the boundary: a function that fails returns NULL or a non-zero status,
+// and dsn_last_error() gives the message, per thread.
+#pragma once
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DSN_ABI_VERSION 1
+
+// The library is built with hidden visibility; only these functions are exported.
+#define DSN_API __attribute__((visibility("default")))
+
+// Version of this ABI; a caller refuses a helper whose version differs from the one it was written for.
+DSN_API int dsn_abi_version(void);
+
+// The last failure's message on the calling thread ("" when none); valid until the next call that fails.
+DSN_API const char* dsn_last_error(void);
+
+// ---- CUDA graphs --------------------------------------------------------------------------------
+// A pool lets several graphs (one per batch-size bucket) share one private memory pool. Sharing is
+// safe while the graphs replay one at a time and each replay's outputs are consumed before the next
+// replay of another graph overwrites them.
+DSN_API void* dsn_graph_pool_create(void);
+DSN_API void dsn_graph_pool_destroy(void* pool);
+
+// Starts capturing the calling thread's work on `device`: the current CUDA stream becomes a capture
+// stream (which first waits for the previous current stream) until dsn_graph_capture_end.
+// `pool` may be NULL (the graph gets a private pool of its own); `device` < 0 means the current
+// device. Returns the graph, or NULL.
+DSN_API void* dsn_graph_capture_begin(void* pool, int device);
+// Ends the capture, instantiates the graph and restores the previous current stream. 0 on success;
+// on failure the graph is left empty (destroy it).
+DSN_API int dsn_graph_capture_end(void* graph);
+// Launches the captured work on the current stream. 0 on success.
+DSN_API int dsn_graph_replay(void* graph);
+// Frees the graph (ending a capture still in progress, as after a failure inside it).
+DSN_API void dsn_graph_destroy(void* graph);
+
+// ---- Grouped expert GEMM --------------------------------------------------------------------------
+// at::_grouped_mm: `a` [tokens, K] sorted by group, `b` [groups, K, N], `offsets` int32 [groups]
+// (cumulative end row of each group). Returns [tokens, N], or NULL. bf16 on Hopper.
+DSN_API void* dsn_grouped_mm(void* a, void* b, void* offsets);
+
+// ---- int4 weight-only ---------------------------------------------------------------------------
+// at::_convert_weight_to_int4pack: `weight` uint8 [N, K/2] (two 4-bit values per byte, the
+// even-indexed one in the high nibble) → the tiled layout the CUDA kernel reads. inner_k_tiles ∈ {2,4,8}.
+DSN_API void* dsn_int4_pack(void* weight, int inner_k_tiles);
+// at::_weight_int4pack_mm: `x` bf16 [M, K] times the packed weight's transpose → bf16 [M, N];
+// `scales_and_zeros` bf16 [K/group_size, N, 2].
+DSN_API void* dsn_int4_mm(void* x, void* packed, int group_size, void* scales_and_zeros);
+
+// ---- NCCL process group ---------------------------------------------------------------------------
+// c10d::ProcessGroupNCCL over a c10d::TCPStore rendezvous at host:port, which rank 0 serves. Blocks
+// until every rank has joined or `timeout_ms` passes. `device` < 0 keeps the current device.
+// Returns the group, or NULL.
+DSN_API void* dsn_process_group_create(const char* host, int port, int rank, int world_size, int device, int64_t timeout_ms);
+// all-to-all of `input` into `output` (dim 0 split into world_size chunks, in rank order). With
+// split_count 0 the chunks are equal; otherwise split_count == world_size row counts each. The
+// current stream waits for the collective; the host does not. 0 on success.
+DSN_API int dsn_process_group_all_to_all(void* group, void* output, void* input,
+                                 const int64_t* output_splits, const int64_t* input_splits, int split_count);
+// all-gather: `output` holds world_size copies of `input`'s shape along dim 0, in rank order. 0 on success.
+DSN_API int dsn_process_group_all_gather(void* group, void* output, void* input);
+// Shuts the communicators down and frees the group.
+DSN_API void dsn_process_group_destroy(void* group);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,38 @@
+// The matrix products TorchSharp does not expose: the grouped per-expert GEMM and the int4
+// weight-only kernels (the ones gpt-fast serves with).
+#include "deepseek_native.h"
+#include "native_error.h"
+
+#include <ATen/ATen.h>
+
+using deepseek_native::guarded;
+
+namespace {
+
+const at::Tensor& tensor(void* handle, const char* name) {
+  TORCH_CHECK(handle != nullptr, name, " is null");
+  return *static_cast<at::Tensor*>(handle);
+}
+
+void* owned(at::Tensor result) { return new at::Tensor(std::move(result)); }
+
+}  // namespace
+
+extern "C" void* dsn_grouped_mm(void* a, void* b, void* offsets) {
+  return guarded<void*>(nullptr, [&] {
+    const auto& offs = tensor(offsets, "offsets");
+    TORCH_CHECK(offs.scalar_type() == at::kInt, "offsets must be int32, not ", offs.scalar_type());
+    return owned(at::_grouped_mm(tensor(a, "a"), tensor(b, "b"), offs));
+  });
+}
+
+extern "C" void* dsn_int4_pack(void* weight, int inner_k_tiles) {
+  return guarded<void*>(nullptr, [&] { return owned(at::_convert_weight_to_int4pack(tensor(weight, "weight"), inner_k_tiles)); });
+}
+
+extern "C" void* dsn_int4_mm(void* x, void* packed, int group_size, void* scales_and_zeros) {
+  return guarded<void*>(nullptr, [&] {
+    return owned(at::_weight_int4pack_mm(tensor(x, "x"), tensor(packed, "packed"), group_size,
+                                         tensor(scales_and_zeros, "scales_and_zeros")));
+  });
+}
