@@ -154,13 +154,6 @@ public sealed partial class ExpertPeers : IAsyncDisposable
         }
     }
 
-    /// <summary>Sends a prepared placement to one rank, or tells it to switch to it.</summary>
-    public async Task PrepareAsync(int rank, PlacementUpdate update, CancellationToken cancellationToken) =>
-        await _peers[rank].Client.PrepareAsync(update, _auth, cancellationToken: cancellationToken);
-
-    public async Task CommitAsync(int rank, long version, CancellationToken cancellationToken) =>
-        await _peers[rank].Client.CommitAsync(new PlacementCommit { PlacementVersion = version }, _auth, cancellationToken: cancellationToken);
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Expert-parallel rank {Rank} ({Address}) is ready")]
     private static partial void LogRankReady(ILogger logger, int rank, string address);
 

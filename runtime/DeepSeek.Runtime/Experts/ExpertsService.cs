@@ -11,10 +11,6 @@ public interface IRankExperts
     /// <exception cref="FormatException">The request's tensors are malformed.</exception>
     /// <exception cref="ArgumentException">A pair names an expert this rank does not hold, or a layer that has no experts.</exception>
     Task<ComputeReply> ComputeAsync(ComputeRequest request, CancellationToken cancellationToken);
-
-    Task PrepareAsync(PlacementUpdate update, CancellationToken cancellationToken);
-
-    Task CommitAsync(long placementVersion, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -40,35 +36,5 @@ public sealed class ExpertsService(IRankExperts experts) : Grpc.V1.Experts.Exper
         {
             throw new RpcException(new Status(StatusCode.FailedPrecondition, e.Message));
         }
-    }
-
-    public override async Task<PlacementAck> Prepare(PlacementUpdate request, ServerCallContext context)
-    {
-        ArgumentNullException.ThrowIfNull(request);
-        ArgumentNullException.ThrowIfNull(context);
-        try
-        {
-            await experts.PrepareAsync(request, context.CancellationToken);
-        }
-        catch (ArgumentException e)
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, e.Message));
-        }
-        return new PlacementAck { PlacementVersion = request.PlacementVersion };
-    }
-
-    public override async Task<PlacementAck> Commit(PlacementCommit request, ServerCallContext context)
-    {
-        ArgumentNullException.ThrowIfNull(request);
-        ArgumentNullException.ThrowIfNull(context);
-        try
-        {
-            await experts.CommitAsync(request.PlacementVersion, context.CancellationToken);
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, e.Message));
-        }
-        return new PlacementAck { PlacementVersion = request.PlacementVersion };
     }
 }
