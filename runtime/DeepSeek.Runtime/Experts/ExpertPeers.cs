@@ -1,0 +1,178 @@
+using DeepSeek.Runtime.Grpc.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace DeepSeek.Runtime.Experts;
+
+/// <summary>A rank the leader needs could not be reached or failed a call; the step that needed it fails with this.</summary>
+public sealed class ExpertRankLostException(int rank, string address, string reason, Exception? inner = null)
+    : Exception($"Expert-parallel rank {rank} ({address}) is unavailable: {reason}", inner)
+{
+    public int Rank { get; } = rank;
+}
+
+/// <summary>
+/// The leader's connections to the other ranks of its group: one HTTP/2 channel each, the group
+/// token on every call, a Status poll that keeps <see cref="Readiness"/> current (a lost rank is
+/// noticed within one poll, a returning one within one backoff), and the Compute calls of a step.
+/// </summary>
+public sealed partial class ExpertPeers : IAsyncDisposable
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan StatusDeadline = TimeSpan.FromSeconds(3);
+
+    private readonly ExpertParallelSettings _settings;
+    private readonly string _fingerprint;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Metadata _auth;
+    private readonly Dictionary<int, (GrpcChannel Channel, Grpc.V1.Experts.ExpertsClient Client, string Address)> _peers = [];
+    private readonly Dictionary<int, RankState> _states = [];
+    private readonly Lock _lock = new();
+    private GroupReadiness _readiness;
+
+    public ExpertPeers(ExpertParallelSettings settings, string fingerprint, TimeProvider time, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        _settings = settings;
+        _fingerprint = fingerprint;
+        _time = time;
+        _logger = logger;
+        _auth = new Metadata { { "authorization", $"Bearer {settings.GroupToken}" } };
+        for (var rank = 0; rank < settings.WorldSize; rank++)
+        {
+            if (rank == settings.Rank) continue;
+            var peer = settings.Peers[rank];
+            var address = $"{peer.Host}:{peer.Port}";
+            var channel = GrpcChannel.ForAddress($"http://{address}", new GrpcChannelOptions
+            {
+                // A step's hidden states: up to max-batch-tokens × hidden × 4 bytes per call.
+                MaxReceiveMessageSize = 512 * 1024 * 1024,
+                MaxSendMessageSize = 512 * 1024 * 1024,
+                HttpHandler = new SocketsHttpHandler
+                {
+                    ConnectTimeout = TimeSpan.FromSeconds(2),
+                    KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+                    KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
+                    EnableMultipleHttp2Connections = true,
+                },
+            });
+            _peers[rank] = (channel, new Grpc.V1.Experts.ExpertsClient(channel), address);
+            _states[rank] = new RankState(rank, address, false, "not contacted yet");
+        }
+        _readiness = GroupReadiness.Of(_states.Values);
+    }
+
+    public GroupReadiness Readiness
+    {
+        get { lock (_lock) return _readiness; }
+    }
+
+    /// <summary>Raised (on a pool thread) whenever <see cref="Readiness"/> changes.</summary>
+    public event Action<GroupReadiness>? Changed;
+
+    /// <summary>Polls every rank until cancelled; each rank on its own loop with backoff while it fails.</summary>
+    public Task RunAsync(CancellationToken cancellationToken) =>
+        Task.WhenAll(_peers.Keys.Select(rank => PollAsync(rank, cancellationToken)));
+
+    private async Task PollAsync(int rank, CancellationToken cancellationToken)
+    {
+        var failures = 0;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var (_, client, address) = _peers[rank];
+            string? problem;
+            try
+            {
+                var status = await client.StatusAsync(new RankStatusRequest { WorldSize = _settings.WorldSize }, _auth,
+                    _time.GetUtcNow().UtcDateTime + StatusDeadline, cancellationToken);
+                problem = StatusProblem(rank, status);
+            }
+            catch (RpcException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                problem = $"{e.StatusCode}: {e.Status.Detail}";
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            Record(new RankState(rank, address, problem is null, problem));
+            failures = problem is null ? 0 : failures + 1;
+            try
+            {
+                await Task.Delay(problem is null ? PollInterval : Backoff.Delay(failures), _time, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private string? StatusProblem(int rank, RankStatus status)
+    {
+        if (status.Rank != rank || status.WorldSize != _settings.WorldSize)
+            return $"it says it is rank {status.Rank} of {status.WorldSize}, expected rank {rank} of {_settings.WorldSize} (check --peers order)";
+        if (!string.Equals(status.ModelFingerprint, _fingerprint, StringComparison.Ordinal))
+            return $"it serves a different checkpoint (fingerprint {status.ModelFingerprint}, the leader's {_fingerprint})";
+        return status.Ready ? null : "loading its experts";
+    }
+
+    private void Record(RankState state)
+    {
+        GroupReadiness? changed = null;
+        lock (_lock)
+        {
+            var before = _states[state.Rank];
+            _states[state.Rank] = state;
+            if (before.Ready != state.Ready || before.Problem != state.Problem)
+            {
+                _readiness = GroupReadiness.Of(_states.Values);
+                changed = _readiness;
+            }
+        }
+        if (changed is null) return;
+        if (state.Ready) LogRankReady(_logger, state.Rank, state.Address);
+        else LogRankNotReady(_logger, state.Rank, state.Address, state.Problem);
+        Changed?.Invoke(changed);
+    }
+
+    /// <summary>One rank's share of a MoE layer. A failed call marks the rank lost before it throws.</summary>
+    /// <exception cref="ExpertRankLostException">The rank did not answer, or answered with an error.</exception>
+    public async Task<ComputeReply> ComputeAsync(int rank, ComputeRequest request, TimeSpan deadline, CancellationToken cancellationToken)
+    {
+        var (_, client, address) = _peers[rank];
+        try
+        {
+            return await client.ComputeAsync(request, _auth, _time.GetUtcNow().UtcDateTime + deadline, cancellationToken);
+        }
+        catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled || !cancellationToken.IsCancellationRequested)
+        {
+            var reason = $"{e.StatusCode}: {e.Status.Detail}";
+            Record(new RankState(rank, address, false, reason));
+            throw new ExpertRankLostException(rank, address, reason, e);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Expert-parallel rank {Rank} ({Address}) is ready")]
+    private static partial void LogRankReady(ILogger logger, int rank, string address);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Expert-parallel rank {Rank} ({Address}) is not ready: {Problem}")]
+    private static partial void LogRankNotReady(ILogger logger, int rank, string address, string? problem);
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var (channel, _, _) in _peers.Values)
+        {
+            await channel.ShutdownAsync();
+            channel.Dispose();
+        }
+    }
+}
+
+/// <summary>Reconnect delays: 200 ms doubling to 5 s, so a restarted rank is found within seconds without hammering a dead address.</summary>
+public static class Backoff
+{
+    public static TimeSpan Delay(int failures) =>
+        TimeSpan.FromMilliseconds(Math.Min(5000, 200 * Math.Pow(2, Math.Clamp(failures - 1, 0, 10))));
+}

@@ -1,0 +1,61 @@
+using DeepSeek.Model.Parallelism;
+using DeepSeek.Runtime.Grpc.V1;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Runtime.Experts;
+
+/// <summary>
+/// The portable transport: per MoE layer, one Compute call per peer, all issued at once; the
+/// leader computes its own experts while they run and waits in <see cref="IExpertCombine.Combine"/>.
+/// Tensors cross as raw bytes (<see cref="WireTensors"/>): one device-to-host copy of the routed
+/// tokens out and one host-to-device copy of the answers back per peer, which is what bounds it (see
+/// docs/benchmarks.md); NCCL is the transport for GPUs.
+/// </summary>
+public sealed class GrpcExpertTransport(ExpertPeers peers, Func<long> placementVersion, TimeSpan deadline) : IExpertTransport
+{
+    public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches)
+    {
+        ArgumentNullException.ThrowIfNull(batches);
+        var version = placementVersion();
+        var calls = new List<(ExpertBatch Batch, Task<ComputeReply> Reply)>(batches.Count);
+        foreach (var batch in batches)
+        {
+            var request = new ComputeRequest
+            {
+                Layer = layerIndex,
+                PlacementVersion = version,
+                Hidden = WireTensors.Encode(batch.Hidden),
+                ExpertIds = WireTensors.Encode(batch.ExpertIds),
+                Weights = WireTensors.Encode(batch.Weights),
+            };
+            calls.Add((batch, peers.ComputeAsync(batch.Rank, request, deadline, CancellationToken.None)));
+        }
+        return new Answers(calls);
+    }
+
+    /// <summary>Waits on the engine thread and builds the tensors there (dispose scopes are per thread).</summary>
+    private sealed class Answers(List<(ExpertBatch Batch, Task<ComputeReply> Reply)> calls) : IExpertCombine
+    {
+        public IReadOnlyList<Tensor> Combine()
+        {
+            var results = new List<Tensor>(calls.Count);
+            foreach (var (batch, reply) in calls)
+            {
+                ComputeReply answer;
+                try
+                {
+                    answer = reply.GetAwaiter().GetResult();
+                }
+                catch (ExpertRankLostException e)
+                {
+                    throw new ExpertTransportException(e.Message, e);
+                }
+                var output = WireTensors.Decode(answer.Output, batch.Hidden.device);
+                if (output.shape.Length != 2 || output.shape[0] != batch.Hidden.shape[0] || output.shape[1] != batch.Hidden.shape[1])
+                    throw new ExpertTransportException($"Rank {batch.Rank} answered a [{string.Join(", ", output.shape)}] tensor for [{string.Join(", ", batch.Hidden.shape)}] tokens.");
+                results.Add(output.dtype == batch.Hidden.dtype ? output : output.to(batch.Hidden.dtype));
+            }
+            return results;
+        }
+    }
+}
