@@ -1,4 +1,5 @@
 using DeepSeek.Chart.Tests.Infrastructure;
+using DeepSeek.Contract;
 using DeepSeek.Operator.Desired;
 
 namespace DeepSeek.Chart.Tests.Images;
@@ -26,7 +27,7 @@ public sealed class PodMonitorTests
         Assert.Equal("true", monitor.ScalarAt("spec", "namespaceSelector", "any"));
 
         var endpoint = Manifests.Sequence(monitor.Root, "spec", "podMetricsEndpoints").Single();
-        Assert.Equal(RuntimePorts.HttpName, Manifests.Scalar(endpoint, "port"));
+        Assert.Equal(RuntimeContract.HttpName, Manifests.Scalar(endpoint, "port"));
         Assert.Equal("/metrics", Manifests.Scalar(endpoint, "path"));
         Assert.Equal("15s", Manifests.Scalar(endpoint, "interval"));
     }
