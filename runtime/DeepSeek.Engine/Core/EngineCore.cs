@@ -146,8 +146,16 @@ internal sealed partial class EngineCore
         }
         finally
         {
-            EndEverything(failed);
-            _runner?.Dispose();
+            // Stopped must complete whatever happens here, or the host would wait forever.
+            try
+            {
+                EndEverything(failed);
+                _runner?.Dispose();
+            }
+            catch (Exception e)
+            {
+                LogCleanupFailed(_logger, e);
+            }
             _runner = null;
             if (!failed) _state = EngineState.Stopped;
             _stopped.TrySetResult();
@@ -408,6 +416,9 @@ internal sealed partial class EngineCore
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The engine failed and stopped; its {Requests} request(s) end with an error. The host should turn not-ready and exit.")]
     private static partial void LogEngineFailed(ILogger logger, Exception exception, int requests);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Ending the engine's requests or freeing its tensors failed.")]
+    private static partial void LogCleanupFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "An embedding request failed.")]
     private static partial void LogEmbedFailed(ILogger logger, Exception exception);
