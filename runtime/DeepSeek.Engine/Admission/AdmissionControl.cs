@@ -17,14 +17,23 @@ public sealed class AdmissionControl
     private int _inFlight;
     private bool _draining;
 
-    public AdmissionControl(AdmissionLimits limits)
+    /// <param name="options">The queue bound (<see cref="EngineOptions.MaxQueuedRequests"/>).</param>
+    /// <param name="maxContextTokens">
+    /// Prompt plus <c>max_tokens</c> never exceed it: <see cref="EngineOptions.ContextTokens"/>, the
+    /// smaller of the model's context and what the KV pool holds, so an admitted request can always run to its end alone.
+    /// </param>
+    public AdmissionControl(EngineOptions options, int maxContextTokens)
     {
-        ArgumentNullException.ThrowIfNull(limits);
-        limits.Validate();
-        Limits = limits;
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxContextTokens, 2);
+        MaxQueuedRequests = options.MaxQueuedRequests;
+        MaxContextTokens = maxContextTokens;
     }
 
-    public AdmissionLimits Limits { get; }
+    public int MaxQueuedRequests { get; }
+
+    public int MaxContextTokens { get; }
 
     /// <summary>Admitted, not yet given a first step.</summary>
     public int QueuedCount { get { lock (_lock) return _queued; } }
@@ -42,7 +51,7 @@ public sealed class AdmissionControl
     {
         ArgumentNullException.ThrowIfNull(sampling);
         sampling.Validate();
-        var context = Limits.MaxContextTokens;
+        var context = MaxContextTokens;
         if (numPromptTokens < 1)
             throw new InvalidRequestException("prompt", "The prompt is empty; give at least one token.");
         if (numPromptTokens >= context)
@@ -62,7 +71,7 @@ public sealed class AdmissionControl
         lock (_lock)
         {
             if (_draining) throw new EngineDrainingException();
-            if (_queued >= Limits.MaxQueuedRequests) throw new EngineOverloadedException(Limits.MaxQueuedRequests);
+            if (_queued >= MaxQueuedRequests) throw new EngineOverloadedException(MaxQueuedRequests);
             _queued++;
             _inFlight++;
         }

@@ -146,8 +146,16 @@ internal sealed partial class EngineCore
         }
         finally
         {
-            EndEverything(failed);
-            _runner?.Dispose();
+            // Stopped must complete whatever happens here, or the host would wait forever.
+            try
+            {
+                EndEverything(failed);
+                _runner?.Dispose();
+            }
+            catch (Exception e)
+            {
+                LogCleanupFailed(_logger, e);
+            }
             _runner = null;
             if (!failed) _state = EngineState.Stopped;
             _stopped.TrySetResult();
@@ -165,7 +173,7 @@ internal sealed partial class EngineCore
         MaxContextTokens = _options.ContextTokens(Config.MaxPositionEmbeddings, pool.CapacityTokens);
         EosTokenIds = Config.EosTokenId is { } eos ? [eos] : [];
         _scheduler = new Scheduler(_options, MaxContextTokens, EosTokenIds, pool);
-        Admission = new AdmissionControl(new AdmissionLimits(_options.MaxQueuedRequests, MaxContextTokens));
+        Admission = new AdmissionControl(_options, MaxContextTokens);
         _metrics.SetModelLoadTime(ModelLoadTime);
         PublishLoad();
         LogStarted(_logger, NumKvBlocks, _options.BlockSize, MaxContextTokens, Config.VocabSize, ModelLoadTime.TotalSeconds);
@@ -408,6 +416,9 @@ internal sealed partial class EngineCore
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The engine failed and stopped; its {Requests} request(s) end with an error. The host should turn not-ready and exit.")]
     private static partial void LogEngineFailed(ILogger logger, Exception exception, int requests);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Ending the engine's requests or freeing its tensors failed.")]
+    private static partial void LogCleanupFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "An embedding request failed.")]
     private static partial void LogEmbedFailed(ILogger logger, Exception exception);

@@ -12,7 +12,7 @@ public sealed class AdmissionControlTests
     [Fact]
     public void A_prompt_longer_than_the_context_is_refused_with_the_numbers_before_it_counts()
     {
-        var admission = new AdmissionControl(new AdmissionLimits(MaxQueuedRequests: 4, MaxContextTokens: 100));
+        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 }, 100);
         var error = Assert.Throws<InvalidRequestException>(() => admission.Admit(100, SamplingParameters.Greedy));
         Assert.Equal("prompt", error.Param);
         Assert.Equal("context_length_exceeded", error.Code);
@@ -25,7 +25,7 @@ public sealed class AdmissionControlTests
     [Fact]
     public void Max_tokens_beyond_the_context_is_refused_naming_max_tokens()
     {
-        var admission = new AdmissionControl(new AdmissionLimits(4, 100));
+        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 }, 100);
         var error = Assert.Throws<InvalidRequestException>(() => admission.Admit(60, Tokens(41)));
         Assert.Equal("max_tokens", error.Param);
         Assert.Contains("101 tokens (60 in the prompt, 41 in max_tokens)", error.Message);
@@ -36,7 +36,7 @@ public sealed class AdmissionControlTests
     [Fact]
     public void Bad_sampling_parameters_are_refused_naming_the_field()
     {
-        var admission = new AdmissionControl(new AdmissionLimits(4, 100));
+        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 }, 100);
         Assert.Equal("temperature", Assert.Throws<InvalidRequestException>(() => admission.Admit(5, new SamplingParameters { Temperature = -1 })).Param);
         Assert.Equal("top_p", Assert.Throws<InvalidRequestException>(() => admission.Admit(5, new SamplingParameters { TopP = 0 })).Param);
         Assert.Equal("top_k", Assert.Throws<InvalidRequestException>(() => admission.Admit(5, new SamplingParameters { TopK = -1 })).Param);
@@ -51,7 +51,7 @@ public sealed class AdmissionControlTests
     public void A_flood_past_the_queue_bound_is_refused_and_everything_admitted_completes()
     {
         var options = new EngineOptions { MaxBatchTokens = 16, MaxRunningRequests = 2, MaxModelLength = 64 };
-        var admission = new AdmissionControl(new AdmissionLimits(MaxQueuedRequests: 5, MaxContextTokens: 64));
+        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 5 }, 64);
         var tickets = new Dictionary<string, AdmissionTicket>();
         var loop = new EngineLoop(options, numBlocks: 32, blockSize: 4)
         {
@@ -93,7 +93,7 @@ public sealed class AdmissionControlTests
     [Fact]
     public void Queue_bound_counts_requests_not_yet_running()
     {
-        var admission = new AdmissionControl(new AdmissionLimits(2, 100));
+        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 2 }, 100);
         var first = admission.Admit(5, Tokens(5));
         var second = admission.Admit(5, Tokens(5));
         Assert.Throws<EngineOverloadedException>(() => admission.Admit(5, Tokens(5)));
@@ -116,7 +116,7 @@ public sealed class AdmissionControlTests
     [Fact]
     public async Task Drain_refuses_new_work_and_reports_idle_when_in_flight_work_is_done()
     {
-        var admission = new AdmissionControl(new AdmissionLimits(4, 100));
+        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 }, 100);
         var inFlight = admission.Admit(5, Tokens(5));
         inFlight.MarkRunning();
 
@@ -133,7 +133,7 @@ public sealed class AdmissionControlTests
     [Fact]
     public void Draining_an_idle_engine_is_done_at_once()
     {
-        var admission = new AdmissionControl(new AdmissionLimits(4, 100));
+        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 }, 100);
         admission.BeginDrain();
         Assert.True(admission.WhenDrained.IsCompletedSuccessfully);
     }
