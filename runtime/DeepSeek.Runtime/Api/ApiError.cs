@@ -2,7 +2,7 @@ using System.Globalization;
 using DeepSeek.Engine.Admission;
 using DeepSeek.Engine.Requests;
 using DeepSeek.Engine.Telemetry;
-using DeepSeek.Runtime.Hosting;
+using DeepSeek.Runtime.Serving;
 using Microsoft.AspNetCore.Http;
 using GrpcStatusCode = Grpc.Core.StatusCode;
 

@@ -8,6 +8,7 @@ using DeepSeek.Engine.Telemetry;
 using DeepSeek.Engine.Text;
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
+using DeepSeek.Runtime.Hosting;
 using DeepSeek.Model.Devices;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Runtime.Bench;
@@ -105,7 +106,7 @@ public static class BenchCommand
                 var (prompt, output) = Lengths(config.MaxPositionEmbeddings, parse.GetValue(promptTokens), parse.GetValue(outputTokens));
                 if (prompt + output > config.MaxPositionEmbeddings)
                     throw new ArgumentException($"--prompt-tokens + --output-tokens ({prompt + output}) exceed the model's context of {config.MaxPositionEmbeddings}.");
-                var scalar = ModelOptions.ParseDType(parse.GetValue(dtype)!);
+                var scalar = EngineService.ParseDType(parse.GetValue(dtype)!);
                 var deviceName = parse.GetValue(device)!;
                 var seedValue = parse.GetValue(seed);
                 var maxBatch = sizes.Max();

@@ -13,6 +13,16 @@ public sealed record BenchReport(
     double BandwidthGbs,
     IReadOnlyList<BenchResult> Rows);
 
+/// <summary>What <c>bench --url … --json</c> writes: the run's settings and one row per concurrency level.</summary>
+public sealed record HttpBenchReport(
+    string Url,
+    string Model,
+    int PromptTokens,
+    int OutputTokens,
+    int RequestsPerClient,
+    int PromptIdBound,
+    IReadOnlyList<HttpBenchResult> Rows);
+
 /// <summary>Source-generated serialisation: the GPU bundle is trimmed, where reflection-based JSON is off.</summary>
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(BenchReport))]

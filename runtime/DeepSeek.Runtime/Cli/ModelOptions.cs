@@ -1,5 +1,4 @@
 using System.CommandLine;
-using static TorchSharp.torch;
 
 namespace DeepSeek.Runtime.Cli;
 
@@ -26,14 +25,5 @@ public static class ModelOptions
     {
         Description = "Weights and activations: float32, bfloat16, float16 or float64. Env: DEEPSEEK_DTYPE.",
         DefaultValueFactory = _ => EnvironmentDefault.GetString("--dtype") ?? "float32",
-    };
-
-    public static ScalarType ParseDType(string name) => name switch
-    {
-        "float32" => ScalarType.Float32,
-        "bfloat16" => ScalarType.BFloat16,
-        "float16" => ScalarType.Float16,
-        "float64" => ScalarType.Float64,
-        _ => throw new ArgumentException($"--dtype {name} is not supported; use float32, bfloat16, float16 or float64."),
     };
 }

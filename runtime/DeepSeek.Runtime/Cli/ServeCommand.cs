@@ -92,7 +92,7 @@ public static class ServeCommand
             try
             {
                 options.Validate();
-                ModelOptions.ParseDType(parse.GetValue(dtype)!);
+                EngineService.ParseDType(parse.GetValue(dtype)!);
                 if (!(drain >= 0)) throw new ArgumentException($"--drain-timeout must be 0 or more seconds, got {drain}.");
                 if (!File.Exists(Path.Combine(directory, "config.json"))) throw new ArgumentException($"--model {directory} has no config.json; give a Hugging Face-layout model folder.");
             }

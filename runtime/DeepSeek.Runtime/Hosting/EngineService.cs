@@ -7,8 +7,9 @@ using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Devices;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tokenization;
-using DeepSeek.Runtime.Cli;
+using DeepSeek.Runtime.Api;
 using DeepSeek.Runtime.Serving;
+using static TorchSharp.torch;
 
 namespace DeepSeek.Runtime.Hosting;
 
@@ -77,12 +78,22 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
     public static Task<InferenceEngine> StartEngineAsync(string modelDirectory, string dtype, EngineOptions options, BpeTokenizer? tokenizer, EngineMetrics metrics)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var scalar = ModelOptions.ParseDType(dtype);
+        var scalar = ParseDType(dtype);
         return InferenceEngine.StartAsync(options,
             () => DeepSeekForCausalLM.Load(modelDirectory, scalar, TorchRuntime.Resolve(options.Device)),
             new DelegateTokenDecoder(ids => tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
             metrics);
     }
+
+    /// <exception cref="ArgumentException">Not one of the dtypes the model loads in.</exception>
+    public static ScalarType ParseDType(string name) => name switch
+    {
+        "float32" => ScalarType.Float32,
+        "bfloat16" => ScalarType.BFloat16,
+        "float16" => ScalarType.Float16,
+        "float64" => ScalarType.Float64,
+        _ => throw new ArgumentException($"--dtype {name} is not supported; use float32, bfloat16, float16 or float64."),
+    };
 
     /// <summary>
     /// The tokenizer may know fewer ids than the model embeds (checkpoints pad the table; the padding

@@ -1,6 +1,8 @@
 using Grpc.Health.V1;
 using Grpc.HealthCheck;
 
+using DeepSeek.Runtime.Serving;
+
 namespace DeepSeek.Runtime.Hosting;
 
 /// <summary>

@@ -1,3 +1,4 @@
+using DeepSeek.Runtime.Api;
 using System.Diagnostics.Metrics;
 using System.Text.Json.Serialization;
 using DeepSeek.Engine.Telemetry;

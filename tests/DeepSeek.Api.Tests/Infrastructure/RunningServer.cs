@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using DeepSeek.Api.Tests.Backend;
 using DeepSeek.Runtime.Hosting;
+using DeepSeek.Runtime.Serving;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 

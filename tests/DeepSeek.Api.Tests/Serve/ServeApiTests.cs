@@ -17,7 +17,7 @@ public sealed partial class ServeApiTests(SharedServe shared) : IClassFixture<Sh
 
     private static string FixtureDir => Path.Combine(ExternalTool.RepoRoot, "tests", "fixtures", "deepseek-v3-tiny");
 
-    /// <summary>Design §2.4, as the Prometheus exporter names them.</summary>
+    /// <summary>The metric names of the design contract, as the Prometheus exporter writes them.</summary>
     public static readonly string[] DesignMetricNames =
     [
         "deepseek_requests_waiting", "deepseek_requests_running", "deepseek_kv_cache_usage_ratio",

@@ -118,12 +118,14 @@ public sealed class ServeHardeningTests(HardenedServe shared) : IClassFixture<Ha
         Assert.Equal(expected, count);
     }
 
-    [Fact]
-    public async Task Grpc_malformed_messages_are_invalid_argument()
+    [Theory]
+    [InlineData(new byte[] { 0x0f, 0xff, 0xff })] // field 1 with a wire type protobuf rejects
+    [InlineData(new byte[] { 0x0a, 0x05, 0x61 })] // text declared 5 bytes long, 1 sent
+    [InlineData(new byte[] { 0x0a, 0x03, 0x61, 0xff, 0xfe })] // text that is not UTF-8
+    public async Task Grpc_malformed_messages_are_invalid_argument(byte[] payload)
     {
         using var client = new HttpClient();
-        // A gRPC frame whose payload is not a TokenizeRequest (field 1 with a wire type protobuf rejects).
-        byte[] payload = [0x0f, 0xff, 0xff];
+        // A gRPC frame whose payload is not a valid TokenizeRequest.
         var frame = new byte[5 + payload.Length];
         frame[4] = (byte)payload.Length;
         payload.CopyTo(frame, 5);

@@ -1,5 +1,6 @@
 using System.Net;
 using DeepSeek.Runtime.Hosting;
+using DeepSeek.Runtime.Serving;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;

@@ -8,7 +8,7 @@ public sealed record ApiKeyRequired;
 /// <summary>
 /// Runs after routing: an endpoint marked <see cref="ApiKeyRequired"/> answers only with
 /// <c>Authorization: Bearer &lt;key&gt;</c>. Which endpoints exist on a connection depends on the
-/// listener it arrived on (<see cref="Hosting.ApiFace"/>), never on Host or any other header.
+/// listener it arrived on (<see cref="ApiFace"/>), never on Host or any other header.
 /// </summary>
 public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKey key)
 {

@@ -1,6 +1,5 @@
 using DeepSeek.Engine.Requests;
 using DeepSeek.Runtime.Grpc.V1;
-using DeepSeek.Runtime.Hosting;
 using DeepSeek.Runtime.Serving;
 using Grpc.Core;
 using Grpc.HealthCheck;

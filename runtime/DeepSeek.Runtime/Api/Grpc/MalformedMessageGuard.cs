@@ -63,5 +63,9 @@ public sealed class MalformedMessageGuard(RequestDelegate next)
         {
             return $"the request is not a valid {type.Name} message ({e.Message.TrimEnd('.')}).";
         }
+        catch (System.Text.DecoderFallbackException)
+        {
+            return $"a string field of the {type.Name} is not valid UTF-8.";
+        }
     }
 }

@@ -39,7 +39,7 @@ internal static class ChatCompletionsEndpoint
         var created = services.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeSeconds();
         // Null when logprobs are off; otherwise whether tokens are written "token_id:N".
         bool? asTokenIds = logprobs ? body.ReturnTokensAsTokenIds ?? false : null;
-        var run = new Run(http, backend, id, created, modelName, n, asTokenIds, prompt.Length);
+        var run = new ChatResponseWriter(http, backend, id, created, modelName, n, asTokenIds, prompt.Length);
         using var fanOut = GenerationFanOut.Start(backend,
             [.. Enumerable.Range(0, n).Select(choice => ((IReadOnlyList<int>)prompt, GenerationRules.ForChoice(sampling, choice)))], http.RequestAborted);
         if (body.Stream == true)
@@ -66,7 +66,7 @@ internal static class ChatCompletionsEndpoint
         return result;
     }
 
-    private sealed class Run(HttpContext http, IInferenceBackend backend, string id, long created, string model, int n, bool? asTokenIds, int promptTokens)
+    private sealed class ChatResponseWriter(HttpContext http, IInferenceBackend backend, string id, long created, string model, int n, bool? asTokenIds, int promptTokens)
     {
         private int _completionTokens;
         private int _cached;

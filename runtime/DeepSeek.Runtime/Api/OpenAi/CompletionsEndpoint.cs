@@ -47,14 +47,14 @@ internal static class CompletionsEndpoint
         bool? asTokenIds = logprobs ? body.ReturnTokensAsTokenIds ?? false : null;
 
         using var fanOut = GenerationFanOut.Start(backend, sequences, http.RequestAborted);
-        var run = new Run(http, backend, fanOut, id, created, modelName, sequences.Count, asTokenIds, promptTokens);
+        var run = new CompletionResponseWriter(http, backend, fanOut, id, created, modelName, sequences.Count, asTokenIds, promptTokens);
         if (body.Stream == true)
             await run.StreamAsync(body.StreamOptions?.IncludeUsage ?? false);
         else
             await run.RespondAsync();
     }
 
-    private sealed class Run(HttpContext http, IInferenceBackend backend, GenerationFanOut fanOut, string id, long created, string model, int choices, bool? asTokenIds, int promptTokens)
+    private sealed class CompletionResponseWriter(HttpContext http, IInferenceBackend backend, GenerationFanOut fanOut, string id, long created, string model, int choices, bool? asTokenIds, int promptTokens)
     {
         private readonly int[] _textLength = new int[choices];
         private int _completionTokens;

@@ -1,6 +1,5 @@
 using DeepSeek.Runtime.Api.Auth;
 using DeepSeek.Runtime.Api.OpenAi.Contracts;
-using DeepSeek.Runtime.Hosting;
 using DeepSeek.Runtime.Serving;
 using Microsoft.AspNetCore.Connections;
 

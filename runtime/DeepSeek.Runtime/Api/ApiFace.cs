@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Routing.Matching;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
-namespace DeepSeek.Runtime.Hosting;
+namespace DeepSeek.Runtime.Api;
 
 /// <summary>
 /// The listener a connection arrived on. Routes are bound to a face, never to the client-controlled

@@ -1,4 +1,4 @@
-namespace DeepSeek.Runtime.Hosting;
+namespace DeepSeek.Runtime.Serving;
 
 public enum ReadinessState
 {
