@@ -67,6 +67,12 @@ public sealed class ObjectStore(TimeProvider time)
         }
     }
 
+    /// <summary>How many objects of <paramref name="type"/> in <paramref name="ns"/> satisfy <paramref name="where"/>, without copying them (for benches).</summary>
+    public int Count(ResourceType type, string? ns, Func<JsonObject, bool>? where = null)
+    {
+        lock (gate) return objects.Count(kv => kv.Key.Type == type && (ns is null || kv.Key.Ns == ns) && (where is null || where(kv.Value)));
+    }
+
     /// <summary>Opens a watch: null when <paramref name="fromVersion"/> was compacted away (410).</summary>
     public Watcher? Watch(ResourceType type, string? ns, string? selector, long? fromVersion)
     {

@@ -22,7 +22,8 @@ public sealed class ModelController(
     OperatorMetrics metrics,
     TimeProvider time,
     ILoggerFactory loggers,
-    int workers = 2)
+    int workers = 2,
+    Action<WatchEventType, DeepSeekModelDocument>? onModel = null)
 {
     private const string G = V1Alpha1DeepSeekModel.Group;
     private const string V = V1Alpha1DeepSeekModel.Version;
@@ -40,7 +41,11 @@ public sealed class ModelController(
         var tasks = new List<Task>();
         foreach (var ns in namespaces.Count == 0 ? [(string?)null] : namespaces.Select(n => (string?)n))
         {
-            tasks.Add(Watch(ModelSource(ns), cache.Models, m => queue.Add(ObjectKey.Of(m.Metadata.NamespaceProperty, m.Metadata.Name)), cancellationToken));
+            tasks.Add(Watch(ModelSource(ns), cache.Models, (type, m) =>
+            {
+                queue.Add(ObjectKey.Of(m.Metadata.NamespaceProperty, m.Metadata.Name));
+                onModel?.Invoke(type, m);
+            }, cancellationToken));
             Action<IKubernetesObject<V1ObjectMeta>> owner = o => EnqueueOwner(queue, o);
             tasks.Add(Watch(new WatchSource<V1Pod, V1PodList>("pods" + In(ns), (rv, w, ct) => ns is null
                 ? client.CoreV1.ListPodForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
@@ -84,9 +89,14 @@ public sealed class ModelController(
 
     private Task Watch<T, TList>(WatchSource<T, TList> source, ObjectCache<T> store, Action<T> onObject, CancellationToken cancellationToken)
         where T : IKubernetesObject<V1ObjectMeta>
+        where TList : IKubernetesObject<V1ListMeta>, IItems<T> =>
+        Watch(source, store, (_, item) => onObject(item), cancellationToken);
+
+    private Task Watch<T, TList>(WatchSource<T, TList> source, ObjectCache<T> store, Action<WatchEventType, T> onObject, CancellationToken cancellationToken)
+        where T : IKubernetesObject<V1ObjectMeta>
         where TList : IKubernetesObject<V1ListMeta>, IItems<T>
     {
-        var watcher = new ResourceWatcher<T, TList>(source, store, (_, item) => onObject(item), time, loggers.CreateLogger("DeepSeek.Operator.Watch"));
+        var watcher = new ResourceWatcher<T, TList>(source, store, onObject, time, loggers.CreateLogger("DeepSeek.Operator.Watch"));
         synced.Add(watcher.Synced);
         return watcher.RunAsync(cancellationToken);
     }

@@ -2,7 +2,6 @@ using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DeepSeek.Operator.Api.V1Alpha1;
-using DeepSeek.Operator.Autoscaling;
 using DeepSeek.Operator.Cluster;
 using DeepSeek.Operator.Desired;
 using DeepSeek.Operator.Hosting;
@@ -19,8 +18,9 @@ namespace DeepSeek.Operator.Controller;
 /// One reconcile of one DeepSeekModel: read it (from the watch caches), validate it, build the desired
 /// children, apply the difference (including restoring fields others changed), compute and write
 /// status. Idempotent; a write from a stale read is refused (409) and the key runs again. With
-/// <paramref name="autoscaling"/> and <c>spec.autoscaling.enabled</c>, each due poll's decision sets
-/// the replica count (through <c>status.desiredReplicas</c>, which the desired state is built from).
+/// <c>spec.autoscaling.enabled</c> the replica count is the autoscaler's last decision, which
+/// <see cref="AutoscalerLoop"/> records in <c>status.desiredReplicas</c>: the reconcile itself never
+/// reads load.
 /// </summary>
 public sealed class ModelReconciler(
     IModelCluster cluster,
@@ -28,9 +28,10 @@ public sealed class ModelReconciler(
     ClusterFeatures features,
     TimeProvider time,
     ILogger<ModelReconciler> logger,
-    OperatorMetrics? metrics = null,
-    ModelAutoscaling? autoscaling = null)
+    OperatorMetrics? metrics = null)
 {
+    private readonly WriteExpectations expectations = new(time);
+
     public async Task<ReconcileResult> ReconcileAsync(string key, CancellationToken cancellationToken)
     {
         var (ns, name) = ObjectKey.Split(key);
@@ -38,7 +39,7 @@ public sealed class ModelReconciler(
         // Gone or going: its children carry owner references, the garbage collector removes them.
         if (document is null || document.Metadata.DeletionTimestamp is not null)
         {
-            autoscaling?.Forget(key);
+            expectations.Forget(key);
             return ReconcileResult.Done;
         }
         var (model, readErrors) = ModelReader.Read(document);
@@ -72,38 +73,27 @@ public sealed class ModelReconciler(
     {
         var key = ObjectKey.Of(model.Metadata.NamespaceProperty, model.Metadata.Name);
         var ns = model.Metadata.NamespaceProperty ?? "default";
-        // What the children and status are built from: the model with the autoscaler's part of status.
-        var scaled = model;
-        ScalingPoll? poll = null;
-        if (autoscaling is not null)
-        {
-            DeepSeekModelStatus scaling;
-            if (model.Spec.Autoscaling.Enabled)
-            {
-                poll = await autoscaling.PollAsync(model, cancellationToken);
-                // Between polls the last decision (status.desiredReplicas) stands.
-                scaling = poll.Decision is { } decided
-                    ? ScalingStatus.WithDecision(model.Status, decided, model.Metadata.Generation, time.GetUtcNow().UtcDateTime)
-                    : model.Status ?? new DeepSeekModelStatus();
-            }
-            else
-            {
-                autoscaling.Forget(key);
-                scaling = ScalingStatus.WithoutAutoscaling(model.Status);
-            }
-            scaled = new V1Alpha1DeepSeekModel { ApiVersion = model.ApiVersion, Kind = model.Kind, Metadata = model.Metadata, Spec = model.Spec, Status = scaling };
-        }
+        // What the children and status are built from: the model with the autoscaler's part of status
+        // (its recorded decision), or without it once autoscaling is off and spec.replicas rules.
+        var scaled = model.Spec.Autoscaling.Enabled
+            ? model
+            : new V1Alpha1DeepSeekModel { ApiVersion = model.ApiVersion, Kind = model.Kind, Metadata = model.Metadata, Spec = model.Spec, Status = ScalingStatus.WithoutAutoscaling(model.Status) };
 
         var desired = DesiredStateBuilder.Build(scaled, defaults);
         var existing = cluster.Children(ns, model.Metadata.Name)
             .Where(c => c.Metadata.OwnerReferences?.Any(o => o.Controller == true && o.Uid == model.Metadata.Uid) == true)
             .ToList();
-        var plan = ChildPlan.Compute(desired.Objects, existing);
+        foreach (var child in existing) expectations.Seen(Child(ns, child));
+        // A child created by the previous reconcile that the cache does not show yet is not missing.
+        var plan = ChildPlan.Compute(desired.Objects, existing)
+            .Where(a => a.Kind != ChildActionKind.Create || !expectations.AwaitingCreate(Child(ns, a.Object)))
+            .ToList();
         foreach (var action in plan)
         {
             try
             {
                 await cluster.ApplyAsync(action, cancellationToken);
+                if (action.Kind == ChildActionKind.Create) expectations.Created(Child(ns, action.Object));
             }
             catch (HttpOperationException e) when (e.Response.StatusCode is not (HttpStatusCode.Conflict or HttpStatusCode.Forbidden))
             {
@@ -125,19 +115,9 @@ public sealed class ModelReconciler(
         // Status from what exists now: workloads just created have no pods yet.
         var workloads = await ObserveAsync(existing, desired, plan, cluster.Pods(ns, model.Metadata.Name), cancellationToken);
         var status = StatusCalculator.Compute(scaled, workloads, failure: null, time.GetUtcNow().UtcDateTime);
-        if (!StatusCalculator.Same(model.Status, status)) await cluster.WriteStatusAsync(model.Metadata, status, cancellationToken);
+        await WriteStatusAsync(model, status, cancellationToken);
 
-        if (poll?.Decision is { } decision && autoscaling is not null)
-        {
-            // Recorded once the count is in status: a conflict above leaves the history as it was.
-            autoscaling.Applied(key, decision);
-            if (decision.Direction != ScalingDirection.None)
-            {
-                var reason = decision.Direction == ScalingDirection.Up ? ModelConditions.ReasonScaledUp : ModelConditions.ReasonScaledDown;
-                await RecordAsync(model, "Normal", reason, Capitalized(decision.Reason), cancellationToken);
-            }
-        }
-        return poll is null ? ReconcileResult.Done : ReconcileResult.After(poll.NextPollIn);
+        return ReconcileResult.Done;
     }
 
     /// <summary>One event per kind of change (not one per object), so a new model costs one event, not four.</summary>
@@ -155,14 +135,28 @@ public sealed class ModelReconciler(
         }
     }
 
+    /// <summary>Writes the status unless it is unchanged, or was written already on this same read of the model.</summary>
+    private async Task WriteStatusAsync(V1Alpha1DeepSeekModel model, DeepSeekModelStatus status, CancellationToken cancellationToken)
+    {
+        if (StatusCalculator.Same(model.Status, status)) return;
+        var key = ObjectKey.Of(model.Metadata.NamespaceProperty, model.Metadata.Name);
+        // Without transition times: two computations on the same read differ only in "now".
+        var timeless = JsonNode.Parse(KubernetesJson.Serialize(status))!;
+        foreach (var condition in timeless["conditions"]?.AsArray() ?? []) condition?.AsObject().Remove("lastTransitionTime");
+        var hash = SpecHash.Of(timeless.ToJsonString());
+        if (expectations.StatusPending(key, model.Metadata.ResourceVersion, hash)) return;
+        await cluster.WriteStatusAsync(model.Metadata, status, cancellationToken);
+        expectations.StatusWritten(key, model.Metadata.ResourceVersion, hash);
+    }
+
+    private static string Child(string ns, IKubernetesObject<V1ObjectMeta> item) => ns + "/" + ChildPlan.Key(item);
+
     private async Task WriteIfChangedAsync(V1Alpha1DeepSeekModel model, DeepSeekModelStatus status, string type, string reason, string message, CancellationToken cancellationToken)
     {
         if (StatusCalculator.Same(model.Status, status)) return;
         await cluster.WriteStatusAsync(model.Metadata, status, cancellationToken);
         await RecordAsync(model, type, reason, message, cancellationToken);
     }
-
-    private static string Capitalized(string text) => text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..];
 
     private async Task<List<WorkloadObservation>> ObserveAsync(IReadOnlyList<IKubernetesObject<V1ObjectMeta>> existing, DesiredState desired,
         IReadOnlyList<ChildAction> plan, IReadOnlyList<V1Pod> pods, CancellationToken cancellationToken)

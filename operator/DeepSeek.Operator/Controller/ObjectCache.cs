@@ -9,10 +9,14 @@ namespace DeepSeek.Operator.Controller;
 /// asking the API server; a read may be a moment behind the server, which the writes handle (a stale
 /// resourceVersion is refused with 409 and the key is retried).
 /// </summary>
-public sealed class ObjectCache<T> where T : IKubernetesObject<V1ObjectMeta>
+/// <param name="indexBy">An index (client-go's Indexer): the value an object is found by with
+/// <see cref="ByIndex"/>, or null for none; here namespace/model, so a reconcile finds its children
+/// without scanning every object of the kind.</param>
+public sealed class ObjectCache<T>(Func<T, string?>? indexBy = null) where T : IKubernetesObject<V1ObjectMeta>
 {
     private readonly Lock gate = new();
     private readonly Dictionary<string, T> items = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HashSet<string>> index = new(StringComparer.Ordinal);
 
     public int Count { get { lock (gate) return items.Count; } }
 
@@ -27,14 +31,36 @@ public sealed class ObjectCache<T> where T : IKubernetesObject<V1ObjectMeta>
         lock (gate) return items.Values.Where(i => (i.Metadata.NamespaceProperty ?? "default") == ns && filter(i)).ToList();
     }
 
+    /// <summary>The objects whose index value is <paramref name="value"/>.</summary>
+    public IReadOnlyList<T> ByIndex(string value)
+    {
+        lock (gate) return index.TryGetValue(value, out var keys) ? keys.Select(k => items[k]).ToList() : [];
+    }
+
     public void Apply(WatchEventType type, T item)
     {
         var key = ObjectKey.Of(item.Metadata.NamespaceProperty, item.Metadata.Name);
         lock (gate)
         {
+            Unindex(key);
             if (type == WatchEventType.Deleted) items.Remove(key);
-            else items[key] = item;
+            else Put(key, item);
         }
+    }
+
+    private void Put(string key, T item)
+    {
+        items[key] = item;
+        if (indexBy?.Invoke(item) is not { } value) return;
+        if (!index.TryGetValue(value, out var keys)) index[value] = keys = new HashSet<string>(StringComparer.Ordinal);
+        keys.Add(key);
+    }
+
+    private void Unindex(string key)
+    {
+        if (indexBy is null || !items.TryGetValue(key, out var old) || indexBy(old) is not { } value || !index.TryGetValue(value, out var keys)) return;
+        keys.Remove(key);
+        if (keys.Count == 0) index.Remove(value);
     }
 
     /// <summary>A fresh list replaces everything; returns what vanished meanwhile, so its owners are looked at.</summary>
@@ -45,7 +71,8 @@ public sealed class ObjectCache<T> where T : IKubernetesObject<V1ObjectMeta>
         {
             var gone = items.Where(kv => !fresh.ContainsKey(kv.Key)).Select(kv => kv.Value).ToList();
             items.Clear();
-            foreach (var (key, value) in fresh) items[key] = value;
+            index.Clear();
+            foreach (var (key, value) in fresh) Put(key, value);
             return gone;
         }
     }

@@ -57,8 +57,9 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
             var cluster = new KubernetesModelCluster(client, cache, new EventRecorder(client, time));
             using var loads = new ReplicaLoadSource();
             var autoscaling = new ModelAutoscaling(cluster, loads, new ScalingHistoryStore(time), autoscalingMetrics ??= new AutoscalingMetrics(meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
-            var reconciler = new ModelReconciler(cluster, options.Defaults, features, time, loggers.CreateLogger<ModelReconciler>(), metrics, autoscaling);
-            var controller = new ModelController(client, cache, reconciler, options.WatchNamespaces, metrics, time, loggers, options.Workers);
+            using var autoscaler = new AutoscalerLoop(cluster, autoscaling, time, loggers.CreateLogger<AutoscalerLoop>());
+            var reconciler = new ModelReconciler(cluster, options.Defaults, features, time, loggers.CreateLogger<ModelReconciler>(), metrics);
+            var controller = new ModelController(client, cache, reconciler, options.WatchNamespaces, metrics, time, loggers, options.Workers, autoscaler.Observe);
             var run = controller.RunAsync(cancellationToken);
             // RunAsync has started every watch by the time it first yields, so Synced covers them all.
             await Task.WhenAny(controller.Synced, run);

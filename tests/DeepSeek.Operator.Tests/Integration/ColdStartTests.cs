@@ -24,6 +24,8 @@ public sealed class ColdStartTests
 
         var mine = harness.Server.Requests.Where(r => r.User == "operator-a").ToList();
         var perModel = mine.Where(r => r.Verb is not ("list" or "watch")).GroupBy(r => (r.Verb, r.Resource)).ToDictionary(g => g.Key, g => g.Count());
+        var seen = string.Join(", ", mine.GroupBy(r => $"{r.Verb} {r.Resource} {r.Status}").Select(g => $"{g.Key}: {g.Count()}"));
+        Assert.True(perModel.Values.Sum() == 6 * models, seen);
         Assert.Equal(models, perModel.GetValueOrDefault(("create", "configmaps")));
         Assert.Equal(models, perModel.GetValueOrDefault(("create", "deployments")));
         Assert.Equal(models, perModel.GetValueOrDefault(("create", "services")));

@@ -90,6 +90,22 @@ public sealed class OperatorEndpointTests
         Assert.Equal(1, Sample(text, "deepseek_operator_leader"));
     }
 
+    [Fact]
+    public async Task Each_endpoint_listens_only_on_its_bind_address()
+    {
+        await using var harness = await OperatorHarness.StartAsync();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        int health = FreePort.Next(), metrics = FreePort.Next();
+        harness.StartOperator("operator-a", healthPort: health, metricsPort: metrics, metricsAddress: IPAddress.Parse("127.0.0.2"));
+        await Eventually.HoldsAsync(async () =>
+        {
+            using var response = await http.GetAsync(new Uri($"http://127.0.0.2:{metrics}/metrics"));
+            return response.StatusCode == HttpStatusCode.OK;
+        }, Wait, "/metrics answers on its bind address");
+        Assert.Equal(HttpStatusCode.OK, (await GetAsync(http, health, "/healthz")).Status);
+        await Assert.ThrowsAsync<HttpRequestException>(() => http.GetAsync(new Uri($"http://127.0.0.1:{metrics}/metrics")));
+    }
+
     /// <summary>
     /// The value of the sample named <paramref name="name"/> whose labels include <paramref name="labels"/>
     /// (<c>key="value"</c>, comma-separated), or -1. The exporter adds labels of its own (otel_scope_name).
