@@ -111,7 +111,15 @@ mkdir -p "$work/debs" "$rootfs"
 mapfile -t packages < <(sed 's/#.*//; s/[[:space:]]//g; /^$/d' images/base-packages)
 apt_options=()
 if [ "$(id -u)" = "0" ]; then apt_options=(-o APT::Sandbox::User=root); fi
-(cd "$work/debs" && apt-get download -qq "${apt_options[@]}" "${packages[@]}")
+if ! (cd "$work/debs" && apt-get download -qq "${apt_options[@]}" "${packages[@]}"); then
+  # Package lists missing or stale (a fresh or cleaned machine): refresh them once, as root.
+  if [ "$(id -u)" != "0" ]; then
+    echo "error: apt-get download failed; run apt-get update as root and retry" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  (cd "$work/debs" && apt-get download -qq "${apt_options[@]}" "${packages[@]}")
+fi
 mkdir -p "$rootfs/var/lib/dpkg/status.d"
 for deb in "$work"/debs/*.deb; do
   dpkg-deb -x "$deb" "$rootfs"
