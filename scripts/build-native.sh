@@ -17,7 +17,7 @@ out="$(cd "$out" && pwd)"
 eval "$("$python" - <<'PY'
 import glob, os, shlex, torch
 from torch.utils import cpp_extension
-if not torch.cuda.is_available() and torch.version.cuda is None:
+if torch.version.cuda is None:
     raise SystemExit("this PyTorch has no CUDA; the helper needs a CUDA build of PyTorch")
 root = os.path.dirname(torch.__file__)
 includes = [os.path.join(root, "include"), os.path.join(root, "include", "torch", "csrc", "api", "include")]

@@ -71,9 +71,15 @@ public sealed unsafe class NativeHelper
                 + "(build it on the GPU host with scripts/build-native.sh and place it next to the executable).";
             return null;
         }
-        if (!NativeLibrary.TryLoad(path, out var library))
+        IntPtr library;
+        try
         {
-            reason = $"{path} did not load (its LibTorch dependencies, or not a shared library for this machine); the native GPU paths are off.";
+            library = NativeLibrary.Load(path);
+        }
+        catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
+        {
+            // The loader's message names the cause: a missing LibTorch dependency, or not a library for this machine.
+            reason = $"{path} did not load ({e.Message.Trim()}); the native GPU paths are off.";
             return null;
         }
         try
