@@ -9,6 +9,8 @@ using DeepSeek.Engine.Requests;
 using DeepSeek.Engine.Scheduling;
 using DeepSeek.Engine.Telemetry;
 using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Experts;
+using DeepSeek.Model.Parallelism;
 using Microsoft.Extensions.Logging;
 
 namespace DeepSeek.Engine.Core;
@@ -282,7 +284,7 @@ internal sealed partial class EngineCore
         foreach (var load in output.ExpertLoads)
         {
             _metrics.RecordExpertTokens(load.LayerIndex, load.TokensPerExpert);
-            _metrics.SetExpertLoadImbalance(load.LayerIndex, ExpertLoad.ImbalanceRatio(load.TokensPerExpert));
+            _metrics.SetExpertLoadImbalance(load.LayerIndex, ExpertLoad.ImbalanceRatio(load.TokensPerShard));
         }
         PublishLoad();
         // Last, after the load snapshot: an observer of the step sees the engine as the step left it.
@@ -300,14 +302,17 @@ internal sealed partial class EngineCore
     /// </summary>
     private void FailStep(Scheduler scheduler, SchedulerStep step, Exception error)
     {
-        _consecutiveStepFailures++;
+        // A peer rank that is gone says nothing about this device: its steps fail until the rank is
+        // back (the host turns not-ready meanwhile), but they never add up to failing the engine.
+        var rankLost = error is ExpertTransportException;
+        if (!rankLost) _consecutiveStepFailures++;
         var ids = step.Sequences.Select(s => s.Request.Id).ToList();
         LogStepFailed(_logger, error, ids.Count, _consecutiveStepFailures, _options.MaxConsecutiveStepFailures);
-        var message = $"The model step failed: {error.Message}";
+        var message = rankLost ? error.Message : $"The model step failed: {error.Message}";
         foreach (var id in ids)
         {
             scheduler.Finish(id, FinishReason.Error);
-            _outputs.Fail(id, message, FailureReasons.ModelStep);
+            _outputs.Fail(id, message, rankLost ? FailureReasons.ExpertRankUnavailable : FailureReasons.ModelStep);
         }
         PublishLoad();
         if (_consecutiveStepFailures >= _options.MaxConsecutiveStepFailures)

@@ -107,7 +107,7 @@ public sealed class EngineMetrics : IDisposable
                 _expertTokens.Add(tokensPerExpert[expert], _model, layerTag, new("expert", expert.ToString()));
     }
 
-    /// <summary>A MoE layer's imbalance, <see cref="ExpertLoad.ImbalanceRatio"/> over tokens per expert shard.</summary>
+    /// <summary>A MoE layer's imbalance, <c>ExpertLoad.ImbalanceRatio</c> over tokens per expert shard.</summary>
     public void SetExpertLoadImbalance(int layer, double ratio) =>
         _expertImbalance.Record(ratio, _model, new("layer", layer.ToString()));
 

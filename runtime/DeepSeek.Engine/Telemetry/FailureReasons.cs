@@ -24,8 +24,11 @@ public static class FailureReasons
     /// <summary>Turning the request's sampled tokens into its output failed (e.g. the detokenizer threw); only this request ended.</summary>
     public const string Output = "output";
 
+    /// <summary>A rank of the expert-parallel group holding some of the step's experts could not be reached.</summary>
+    public const string ExpertRankUnavailable = "expert_rank_unavailable";
+
     /// <summary>The engine failed beyond recovery and ended every request it held.</summary>
     public const string EngineFailed = "engine_failed";
 
-    public static IReadOnlyList<string> All { get; } = [Overloaded, Draining, Invalid, Cancelled, ModelStep, Output, EngineFailed];
+    public static IReadOnlyList<string> All { get; } = [Overloaded, Draining, Invalid, Cancelled, ModelStep, Output, ExpertRankUnavailable, EngineFailed];
 }

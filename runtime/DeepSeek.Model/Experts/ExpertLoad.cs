@@ -7,6 +7,12 @@ namespace DeepSeek.Model.Experts;
 public sealed record ExpertLoad(int LayerIndex, long[] TokensPerExpert)
 {
     /// <summary>
+    /// The same picks per shard: per rank of the placement on a sharded model, per expert otherwise
+    /// (the model fills it in; <c>deepseek_expert_load_imbalance_ratio</c> is over these).
+    /// </summary>
+    public long[] TokensPerShard { get; init; } = TokensPerExpert;
+
+    /// <summary>
     /// Max over mean of tokens per shard (per rank of a placement, or per expert): 1 is perfectly
     /// even; 0 when nothing was routed.
     /// </summary>

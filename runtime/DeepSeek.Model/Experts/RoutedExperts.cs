@@ -56,6 +56,12 @@ public sealed class RoutedExperts : WeightedModule
     /// <summary>True once a placement over several ranks was applied: some picks are computed elsewhere.</summary>
     public bool IsSharded => _shard is not null;
 
+    /// <summary>
+    /// Routed picks per shard of this layer: per rank of the placement when sharded (what the
+    /// group's imbalance is about), else per expert.
+    /// </summary>
+    public long[] TokensPerShard(long[] tokensPerExpert) => _shard?.Placement.TokensPerRank(tokensPerExpert) ?? tokensPerExpert;
+
     /// <summary><c>[held, 2·inter, hidden]</c>: gate rows <c>[0, inter)</c>, up rows <c>[inter, 2·inter)</c>.</summary>
     public Tensor GateUp => gate_up_proj;
 

@@ -63,13 +63,17 @@ public sealed class DeepSeekForCausalLM : nn.Module
         return new DeepSeekForCausalLM(config, dtype);
     }
 
-    /// <summary>Builds the model of the folder's config.json and materialises every weight from its safetensors.</summary>
-    public static DeepSeekForCausalLM Load(string directory, ScalarType dtype, Device device)
+    /// <summary>
+    /// Builds the model of the folder's config.json, applies <paramref name="passes"/> to the built
+    /// model (e.g. the expert-parallel pass), and materialises what is left of it from its safetensors.
+    /// </summary>
+    public static DeepSeekForCausalLM Load(string directory, ScalarType dtype, Device device, Action<DeepSeekForCausalLM>? passes = null)
     {
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
         var result = Build(DeepSeekConfig.Load(directory), dtype);
         try
         {
+            passes?.Invoke(result);
             return result.Materialise(checkpoint, device);
         }
         catch
@@ -173,13 +177,18 @@ public sealed class DeepSeekForCausalLM : nn.Module
     }
 
     /// <summary>Every layer's per-expert counts copied to the host in one transfer (one synchronisation per forward).</summary>
-    private static IReadOnlyList<ExpertLoad> ReadLoads(IReadOnlyList<(int Layer, Tensor Counts)> counts)
+    private IReadOnlyList<ExpertLoad> ReadLoads(IReadOnlyList<(int Layer, Tensor Counts)> counts)
     {
         if (counts.Count == 0) return [];
         var host = stack(counts.Select(c => c.Counts).ToArray()).cpu();
         var width = (int)host.shape[1];
         var flat = host.data<long>().ToArray();
-        return [.. counts.Select((c, i) => new ExpertLoad(c.Layer, flat.AsSpan(i * width, width).ToArray()))];
+        return [.. counts.Select((c, i) =>
+        {
+            var tokens = flat.AsSpan(i * width, width).ToArray();
+            var experts = model.RoutedExperts.First(e => e.LayerIndex == c.Layer);
+            return new ExpertLoad(c.Layer, tokens) { TokensPerShard = experts.TokensPerShard(tokens) };
+        })];
     }
 
     private void Allocate(Device device)

@@ -62,6 +62,8 @@ public static partial class ApiErrors
     /// <summary>The error of a request that ended with <see cref="FinishReason.Error"/>: the engine's own message, code and field, unchanged.</summary>
     public static ApiError FromFailedEvent(TokenEvent last) => last.ErrorParam is { Length: > 0 } param
         ? ApiError.Invalid(param, last.ErrorMessage ?? "The request is invalid.", last.FailureReason is null or FailureReasons.Invalid ? "invalid_value" : last.FailureReason)
+        : last.FailureReason == FailureReasons.ExpertRankUnavailable
+            ? new ApiError(ApiErrorKind.Unavailable, last.ErrorMessage ?? "A rank of the expert-parallel group is unavailable.", Code: last.FailureReason)
         : new ApiError(ApiErrorKind.Internal,
             last.ErrorMessage ?? "The engine failed while running this request; the server log says why.",
             Code: last.FailureReason ?? "engine_error");
@@ -76,6 +78,9 @@ public static partial class ApiErrors
                     { RetryAfter = TimeSpan.FromSeconds(5) });
             case ReadinessState.Draining:
                 throw new ApiFailure(new ApiError(ApiErrorKind.Unavailable, "This replica is draining (shutting down); send the request to another replica.", Code: "draining"));
+            case ReadinessState.WaitingForRanks:
+                throw new ApiFailure(new ApiError(ApiErrorKind.Unavailable, $"This replica cannot compute every expert: {readiness.MissingRanks?.TrimEnd('.')}. Retry later or send the request to another replica.", Code: "expert_rank_unavailable")
+                    { RetryAfter = TimeSpan.FromSeconds(5) });
             case ReadinessState.Failed:
                 throw new ApiFailure(new ApiError(ApiErrorKind.Unavailable, "This replica failed and is stopping; send the request to another replica.", Code: "unavailable"));
         }

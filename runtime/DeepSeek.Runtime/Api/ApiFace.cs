@@ -16,6 +16,8 @@ public enum ApiFace
     Http,
     /// <summary>HTTP/2 cleartext: the gRPC services.</summary>
     Grpc,
+    /// <summary>HTTP/2 cleartext on the expert port: <c>deepseek.runtime.v1.Experts</c> for the leader of the rank's group only.</summary>
+    Experts,
 }
 
 /// <summary>Endpoint metadata: the endpoint answers only on connections of <see cref="Face"/>.</summary>

@@ -61,10 +61,31 @@ public static class ServeCommand
             DefaultValueFactory = _ => EnvironmentDefault.Get("--drain-timeout", 30.0),
         };
 
+        // The expert-parallel group (one replica over several processes); world size 1 is no group.
+        var rank = IntOption("--rank", 0, "This process's rank in its expert-parallel group; 0 is the leader that serves the APIs.", minimum: 0);
+        var worldSize = IntOption("--world-size", 1, "Ranks in the expert-parallel group (1: no expert parallelism).");
+        var peers = new Option<string?>("--peers")
+        {
+            Description = "Every rank's expert address host:port, comma-separated in rank order. Env: DEEPSEEK_PEERS.",
+            DefaultValueFactory = _ => EnvironmentDefault.GetString("--peers"),
+        };
+        var expertPort = PortOption("--expert-port", 50052, "Where a rank listens for its leader (deepseek.runtime.v1.Experts).");
+        var expertTransport = new Option<string?>("--expert-transport")
+        {
+            Description = "How ranks exchange routed tokens: grpc (nccl is not built yet). Env: DEEPSEEK_EXPERT_TRANSPORT.",
+            DefaultValueFactory = _ => EnvironmentDefault.GetString("--expert-transport"),
+        };
+        var groupTokenFile = new Option<string?>("--group-token-file")
+        {
+            Description = "File whose first line is the group's shared secret; ranks refuse Experts calls without it. Env: DEEPSEEK_GROUP_TOKEN holds the token itself.",
+            DefaultValueFactory = _ => EnvironmentDefault.GetString("--group-token-file"),
+        };
+        var redundantExperts = IntOption("--redundant-experts", 0, "Extra copies of the hottest experts per MoE layer, spread over the ranks.", minimum: 0);
+
         var command = new Command("serve", "Serve the model over HTTP (OpenAI-compatible) and gRPC.")
         {
             host, httpPort, grpcPort, apiKey, apiKeyFile, maxRequestBytes, model, servedName, device, dtype, maxRunning, maxQueued, maxBatchTokens, maxContext,
-            kvBlocks, kvFraction, blockSize, prefixCaching, drainTimeout,
+            kvBlocks, kvFraction, blockSize, prefixCaching, drainTimeout, rank, worldSize, peers, expertPort, expertTransport, groupTokenFile, redundantExperts,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -83,20 +104,28 @@ public static class ServeCommand
                 EnablePrefixCaching = parse.GetValue(prefixCaching),
             };
             var drain = parse.GetValue(drainTimeout);
-            // The operator describes multi-pod groups to every rank; until the rank transport exists,
-            // say plainly that this pod serves the whole model on its own.
-            var worldSize = EnvironmentDefault.Get("--world-size", 1);
-            if (worldSize > 1)
-                await Console.Error.WriteLineAsync(
-                    $"warning: {EnvironmentDefault.VariableFor("--world-size")} is {worldSize}, but expert parallelism between ranks is not implemented; this rank loads and serves every expert itself.");
+            Experts.ExpertParallelSettings parallel;
             try
             {
+                parallel = new Experts.ExpertParallelSettings
+                {
+                    Rank = parse.GetValue(rank),
+                    WorldSize = parse.GetValue(worldSize),
+                    Peers = Experts.ExpertParallelSettings.ParsePeers(parse.GetValue(peers)),
+                    ExpertPort = parse.GetValue(expertPort),
+                    Transport = Experts.ExpertParallelSettings.ParseTransport(parse.GetValue(expertTransport), "cpu"),
+                    GroupToken = ReadGroupToken(parse.GetValue(groupTokenFile)),
+                    RedundantExperts = parse.GetValue(redundantExperts),
+                };
+                parallel.Validate();
+                if (parallel.IsGroup && parallel.Transport == Experts.ExpertTransportKind.Nccl)
+                    throw new ArgumentException("--expert-transport nccl is not built into serve yet; use grpc.");
                 options.Validate();
                 EngineService.ParseDType(parse.GetValue(dtype)!);
                 if (!(drain >= 0)) throw new ArgumentException($"--drain-timeout must be 0 or more seconds, got {drain}.");
                 if (!File.Exists(Path.Combine(directory, "config.json"))) throw new ArgumentException($"--model {directory} has no config.json; give a Hugging Face-layout model folder.");
             }
-            catch (ArgumentException e)
+            catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException)
             {
                 Console.Error.WriteLine($"serve: {e.Message}");
                 return 1;
@@ -109,6 +138,7 @@ public static class ServeCommand
                 ApiKey = parse.GetValue(apiKey),
                 ApiKeyFile = parse.GetValue(apiKeyFile),
                 MaxRequestBytes = parse.GetValue(maxRequestBytes),
+                Parallel = parallel,
                 Engine = new EngineSettings(directory, parse.GetValue(dtype)!, options, TimeSpan.FromSeconds(drain)),
             };
             WebApplication app;
@@ -128,6 +158,15 @@ public static class ServeCommand
             return Environment.ExitCode;
         });
         return command;
+    }
+
+    /// <summary>The group token: the file's first line, else <c>DEEPSEEK_GROUP_TOKEN</c> itself (the operator mounts or injects its Secret).</summary>
+    private static string? ReadGroupToken(string? file)
+    {
+        if (file is null) return Environment.GetEnvironmentVariable("DEEPSEEK_GROUP_TOKEN") is { Length: > 0 } token ? token.Trim() : null;
+        if (!File.Exists(file)) throw new ArgumentException($"--group-token-file '{file}' does not exist.");
+        var line = File.ReadLines(file).FirstOrDefault()?.Trim();
+        return string.IsNullOrEmpty(line) ? throw new ArgumentException($"--group-token-file '{file}' is empty.") : line;
     }
 
     private static Option<int> IntOption(string name, int fallback, string description, int minimum = 1)

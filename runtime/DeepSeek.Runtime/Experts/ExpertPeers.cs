@@ -19,7 +19,8 @@ public sealed class ExpertRankLostException(int rank, string address, string rea
 public sealed partial class ExpertPeers : IAsyncDisposable
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan StatusDeadline = TimeSpan.FromSeconds(3);
+    // Generous: a busy rank (a long prefill on its share) must not count as lost.
+    private static readonly TimeSpan StatusDeadline = TimeSpan.FromSeconds(10);
 
     private readonly ExpertParallelSettings _settings;
     private readonly string _fingerprint;
@@ -68,7 +69,7 @@ public sealed partial class ExpertPeers : IAsyncDisposable
         get { lock (_lock) return _readiness; }
     }
 
-    /// <summary>Raised (on a pool thread) whenever <see cref="Readiness"/> changes.</summary>
+    /// <summary>Raised (on a pool thread) whenever <see cref="Readiness"/> changes; two ranks' events may arrive out of order, so read <see cref="Readiness"/> for the state now.</summary>
     public event Action<GroupReadiness>? Changed;
 
     /// <summary>Polls every rank until cancelled; each rank on its own loop with backoff while it fails.</summary>

@@ -33,7 +33,11 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
     private readonly TaskCompletionSource<InferenceEngine> _engine = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ModelDescription _model;
 
-    public EngineService(EngineSettings settings, Readiness readiness, EngineMetrics metrics, IHostApplicationLifetime lifetime, ILogger<EngineService> logger)
+    private readonly Action<DeepSeekForCausalLM>? _modelPasses;
+
+    /// <summary><paramref name="group"/> and <paramref name="transport"/>: the expert-parallel group this engine leads, if any; its pass shards the model before it is materialised.</summary>
+    public EngineService(EngineSettings settings, Readiness readiness, EngineMetrics metrics, IHostApplicationLifetime lifetime, ILogger<EngineService> logger,
+        Experts.ExpertGroup? group = null, Experts.GrpcExpertTransport? transport = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         _settings = settings;
@@ -42,6 +46,7 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
         _lifetime = lifetime;
         _logger = logger;
         _config = DeepSeekConfig.Load(settings.ModelDirectory);
+        if (group is not null && transport is not null) _modelPasses = model => group.Shard(model, transport);
         _tokenizer = LoadTokenizer(settings.ModelDirectory);
         var options = settings.Options;
         _model = new ModelDescription
@@ -75,12 +80,13 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
     }
 
     /// <summary>The engine over a checkpoint folder, as <c>serve</c> and <c>generate</c> start it: the model loads on the engine thread; text is decoded with the folder's tokenizer, special tokens skipped.</summary>
-    public static Task<InferenceEngine> StartEngineAsync(string modelDirectory, string dtype, EngineOptions options, BpeTokenizer? tokenizer, EngineMetrics metrics)
+    public static Task<InferenceEngine> StartEngineAsync(string modelDirectory, string dtype, EngineOptions options, BpeTokenizer? tokenizer, EngineMetrics metrics,
+        Action<DeepSeekForCausalLM>? modelPasses = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var scalar = ParseDType(dtype);
         return InferenceEngine.StartAsync(options,
-            () => DeepSeekForCausalLM.Load(modelDirectory, scalar, TorchRuntime.Resolve(options.Device)),
+            () => DeepSeekForCausalLM.Load(modelDirectory, scalar, TorchRuntime.Resolve(options.Device), modelPasses),
             new DelegateTokenDecoder(ids => tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
             metrics);
     }
@@ -132,7 +138,7 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
         try
         {
             var options = _settings.Options;
-            var engine = await StartEngineAsync(_settings.ModelDirectory, _settings.DType, options, _tokenizer, _metrics).ConfigureAwait(false);
+            var engine = await StartEngineAsync(_settings.ModelDirectory, _settings.DType, options, _tokenizer, _metrics, _modelPasses).ConfigureAwait(false);
             await engine.WarmUpAsync().ConfigureAwait(false);
             if (_logger.IsEnabled(LogLevel.Information))
             {

@@ -111,14 +111,16 @@ public static partial class HostingExtensions
         ArgumentNullException.ThrowIfNull(app);
         app.MapGet("/health", () => Results.Json(new ProbeStatus("up"), ProbeJsonContext.Default.ProbeStatus)).RequireFace(ApiFace.Http);
         app.MapGet("/ready", (Readiness readiness) => Results.Json(
-                new ProbeStatus(readiness.State.ToString().ToLowerInvariant()),
+                new ProbeStatus(readiness.State == ReadinessState.WaitingForRanks ? "waiting_for_ranks" : readiness.State.ToString().ToLowerInvariant(), readiness.MissingRanks),
                 ProbeJsonContext.Default.ProbeStatus,
                 statusCode: readiness.IsReady ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable))
             .RequireFace(ApiFace.Http);
         app.MapPrometheusScrapingEndpoint("/metrics").RequireFace(ApiFace.Http);
 
         var readiness = app.Services.GetRequiredService<Readiness>();
-        if (app.Services.GetService<IInferenceBackend>() is null) app.Lifetime.ApplicationStarted.Register(readiness.MarkReady);
+        // A model (or a rank's expert shard) turns the replica ready once loaded; a host of probes alone is ready when it listens.
+        if (app.Services.GetService<IInferenceBackend>() is null && app.Services.GetService<Experts.RankExperts>() is null)
+            app.Lifetime.ApplicationStarted.Register(readiness.MarkReady);
         // Created now so the instruments exist before the first scrape.
         _ = app.Services.GetService<EngineMetrics>();
         app.Lifetime.ApplicationStopping.Register(readiness.MarkDraining);
@@ -141,8 +143,8 @@ public static partial class HostingExtensions
     private static partial void LogListening(ILogger logger, string host, int httpPort, int grpcPort, string key);
 }
 
-/// <summary>The body of <c>/health</c> and <c>/ready</c>.</summary>
-public sealed record ProbeStatus(string Status);
+/// <summary>The body of <c>/health</c> and <c>/ready</c>: the state, and why it is not ready where there is more to say (a missing rank).</summary>
+public sealed record ProbeStatus(string Status, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Reason = null);
 
 /// <summary>Source-generated, so the trimmed bundle can serialize its probes (reflection metadata is trimmed away).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]

@@ -1,6 +1,7 @@
 using System.Net;
 using DeepSeek.Runtime.Api.Grpc;
 using DeepSeek.Runtime.Api.OpenAi;
+using DeepSeek.Runtime.Experts;
 using DeepSeek.Runtime.Serving;
 
 namespace DeepSeek.Runtime.Hosting;
@@ -27,13 +28,16 @@ public static class RuntimeHost
         ArgumentNullException.ThrowIfNull(settings);
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
         builder.AddRuntimeHost(settings);
-        var serving = builder.AddInferenceEngine(settings, backend);
+        // A rank other than the leader computes experts for its leader and serves no API.
+        var role = builder.AddExpertGroup(settings);
+        var serving = role != GroupRole.Rank && builder.AddInferenceEngine(settings, backend);
 
         var app = builder.Build();
         app.UseApiKey();
         app.MapProbes();
         if (serving) app.MapOpenAi();
         app.MapGrpcInference(withInference: serving);
+        app.MapExpertGroup(role);
         app.LogListeners(settings);
         return app;
     }

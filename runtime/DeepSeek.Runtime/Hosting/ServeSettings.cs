@@ -15,6 +15,9 @@ public sealed record ServeSettings
     /// <summary>Largest accepted HTTP request body; larger ones get 413.</summary>
     public long MaxRequestBytes { get; init; } = 8 * 1024 * 1024;
 
+    /// <summary>This process's expert-parallel group; world size 1 (the default) is no group.</summary>
+    public Experts.ExpertParallelSettings Parallel { get; init; } = new();
+
     /// <summary>The model and its engine; null serves probes and metrics only (host tests) unless a backend is given.</summary>
     public EngineSettings? Engine { get; init; }
 }

@@ -7,6 +7,8 @@ public enum ReadinessState
     Draining,
     /// <summary>The engine cannot continue; the process is stopping with a non-zero exit code.</summary>
     Failed,
+    /// <summary>Loaded, but a rank of its expert-parallel group is missing: not ready until it returns.</summary>
+    WaitingForRanks,
 }
 
 /// <summary>
@@ -17,13 +19,38 @@ public sealed class Readiness
 {
     private readonly Lock _gate = new();
     private ReadinessState _state = ReadinessState.Loading;
+    private string? _missingRanks;
 
     /// <summary>Raised after every change, outside the lock.</summary>
     public event Action<ReadinessState>? Changed;
 
     public ReadinessState State
     {
-        get { lock (_gate) return _state; }
+        get { lock (_gate) return Effective; }
+    }
+
+    /// <summary>While <see cref="ReadinessState.WaitingForRanks"/>: which ranks are missing and why, for 503 messages.</summary>
+    public string? MissingRanks
+    {
+        get { lock (_gate) return _missingRanks; }
+    }
+
+    private ReadinessState Effective => _state == ReadinessState.Ready && _missingRanks is not null ? ReadinessState.WaitingForRanks : _state;
+
+    /// <summary>
+    /// The leader's group: null when every rank is ready, else what is missing. Reversible, unlike
+    /// draining and failure: the replica turns ready again by itself when the rank returns.
+    /// </summary>
+    public void SetMissingRanks(string? problem)
+    {
+        ReadinessState before, after;
+        lock (_gate)
+        {
+            before = Effective;
+            _missingRanks = problem;
+            after = Effective;
+        }
+        if (before != after) Changed?.Invoke(after);
     }
 
     public bool IsReady => State == ReadinessState.Ready;
@@ -38,11 +65,13 @@ public sealed class Readiness
 
     private void Move(ReadinessState? from, ReadinessState to)
     {
+        ReadinessState after;
         lock (_gate)
         {
             if (_state == to || _state == ReadinessState.Failed || (from is { } required && _state != required)) return;
             _state = to;
+            after = Effective;
         }
-        Changed?.Invoke(to);
+        Changed?.Invoke(after);
     }
 }

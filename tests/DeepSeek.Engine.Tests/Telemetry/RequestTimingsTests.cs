@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using DeepSeek.Engine.Telemetry;
+using DeepSeek.Model.Experts;
 using Microsoft.Extensions.Time.Testing;
 
 namespace DeepSeek.Engine.Tests.Telemetry;

@@ -1,0 +1,143 @@
+using System.Diagnostics.Metrics;
+using DeepSeek.Model.Devices;
+using DeepSeek.Model.Modeling;
+using DeepSeek.Runtime.Api;
+using DeepSeek.Runtime.Api.Auth;
+using DeepSeek.Runtime.Hosting;
+using DeepSeek.Runtime.Serving;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace DeepSeek.Runtime.Experts;
+
+/// <summary>What a process is in its expert-parallel group.</summary>
+public enum GroupRole
+{
+    /// <summary>World size 1: the whole model here, no group.</summary>
+    Alone,
+    /// <summary>Rank 0: serves the APIs, runs the scheduler, dispatches routed tokens to its ranks.</summary>
+    Leader,
+    /// <summary>Rank 1 … N−1: holds a shard of the experts and answers the leader's Compute calls.</summary>
+    Rank,
+}
+
+/// <summary>The group's wiring: <c>serve</c>'s host with <see cref="ServeSettings.Parallel"/> set.</summary>
+public static partial class ExpertGroupHosting
+{
+    /// <summary>
+    /// A leader gets the peer connections, the transport its engine's model is sharded with, and
+    /// readiness that follows the group; a rank gets the expert listener, its shard (loaded on its
+    /// tensor thread) and the Experts service behind the group token.
+    /// </summary>
+    public static GroupRole AddExpertGroup(this WebApplicationBuilder builder, ServeSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(settings);
+        var parallel = settings.Parallel;
+        if (!parallel.IsGroup) return GroupRole.Alone;
+        var engine = settings.Engine ?? throw new InvalidOperationException("An expert-parallel group needs a model (--model).");
+        var group = new ExpertGroup(parallel, engine.ModelDirectory);
+        var services = builder.Services;
+        services.AddSingleton(group);
+        services.AddSingleton(provider => new ExpertParallelMetrics(engine.Options.ServedModelName, parallel.Rank, group.Placement, provider.GetRequiredService<IMeterFactory>()));
+
+        if (parallel.IsLeader)
+        {
+            services.AddSingleton(provider => new ExpertPeers(parallel, group.Fingerprint, TimeProvider.System, provider.GetRequiredService<ILogger<ExpertPeers>>()));
+            services.AddSingleton(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), () => group.PlacementVersion, ExpertGroup.ComputeDeadline));
+            services.AddHostedService<LeaderGroupMonitor>();
+            return GroupRole.Leader;
+        }
+
+        var address = RuntimeHost.ResolveListenAddress(settings.Host);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(address, parallel.ExpertPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.UseFace(ApiFace.Experts);
+            });
+            // A step's hidden states for a large batch exceed Kestrel's default body limit.
+            kestrel.Limits.MaxRequestBodySize = null;
+        });
+        services.AddSingleton(new GroupTokenInterceptor(new ApiKey(parallel.GroupToken!)));
+        services.AddGrpc(grpc =>
+        {
+            grpc.Interceptors.Add<GroupTokenInterceptor>();
+            grpc.MaxReceiveMessageSize = 512 * 1024 * 1024;
+            grpc.MaxSendMessageSize = 512 * 1024 * 1024;
+        });
+        services.AddSingleton(new RankExperts(parallel.Rank, parallel.WorldSize, group.Fingerprint));
+        services.AddSingleton<IRankExperts>(provider => provider.GetRequiredService<RankExperts>());
+        services.AddHostedService(provider => new RankLoader(engine, group, provider.GetRequiredService<RankExperts>(),
+            provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), provider.GetRequiredService<ILogger<RankLoader>>()));
+        return GroupRole.Rank;
+    }
+
+    /// <summary>The Experts service on the expert listener (ranks only); the metrics of every member.</summary>
+    public static WebApplication MapExpertGroup(this WebApplication app, GroupRole role)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        if (role == GroupRole.Alone) return app;
+        // Created now so the series exist before the first scrape.
+        _ = app.Services.GetRequiredService<ExpertParallelMetrics>();
+        if (role == GroupRole.Rank) app.MapGrpcService<ExpertsService>().RequireFace(ApiFace.Experts);
+        return app;
+    }
+
+    /// <summary>Keeps the leader's readiness in step with its ranks: not ready while one is missing, ready again when it returns.</summary>
+    private sealed class LeaderGroupMonitor(ExpertPeers peers, Readiness readiness) : BackgroundService
+    {
+        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+        {
+            // The current state, not the event's: events of two ranks may arrive out of order.
+            void Follow(GroupReadiness _)
+            {
+                var group = peers.Readiness;
+                readiness.SetMissingRanks(group.Ready ? null : group.Message);
+            }
+            peers.Changed += Follow;
+            Follow(peers.Readiness);
+            try
+            {
+                await peers.RunAsync(stoppingToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                peers.Changed -= Follow;
+            }
+        }
+    }
+
+    /// <summary>Loads this rank's shard when the host starts; a rank that cannot load says why and exits non-zero.</summary>
+    private sealed partial class RankLoader(EngineSettings engine, ExpertGroup group, RankExperts experts, Readiness readiness,
+        IHostApplicationLifetime lifetime, ILogger<RankLoader> logger) : BackgroundService
+    {
+        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+        {
+            try
+            {
+                var dtype = EngineService.ParseDType(engine.DType);
+                var started = TimeProvider.System.GetTimestamp();
+                await experts.LoadAsync(() => DeepSeekForCausalLM.Load(engine.ModelDirectory, dtype, TorchRuntime.Resolve(engine.Options.Device),
+                    model => group.Shard(model, new ExpertGroup.NoDispatch())), group.PlacementVersion).ConfigureAwait(false);
+                var seconds = TimeProvider.System.GetElapsedTime(started).TotalSeconds;
+                var held = group.Placement.Layers.Sum(l => l.ExpertsOn(group.Settings.Rank).Count);
+                LogRankLoaded(logger, group.Settings.Rank, group.Settings.WorldSize, held, group.Placement.Layers.Count, seconds, group.Settings.ExpertPort);
+                readiness.MarkReady();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogRankLoadFailed(logger, e);
+                readiness.MarkFailed();
+                Environment.ExitCode = 1;
+                lifetime.StopApplication();
+            }
+        }
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Rank {Rank} of {WorldSize} loaded {Experts} routed experts over {Layers} MoE layers in {Seconds:0.0} s; serving the Experts service on port {Port}")]
+        private static partial void LogRankLoaded(ILogger logger, int rank, int worldSize, int experts, int layers, double seconds, int port);
+
+        [LoggerMessage(Level = LogLevel.Critical, Message = "Loading this rank's experts failed; the process stops")]
+        private static partial void LogRankLoadFailed(ILogger logger, Exception exception);
+    }
+}
