@@ -16,19 +16,22 @@ public sealed class ServeProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly StringBuilder _log = new();
 
-    private ServeProcess(Process process, int httpPort, int grpcPort)
+    private ServeProcess(Process process, string host, int httpPort, int grpcPort)
     {
         _process = process;
+        Host = host;
         HttpPort = httpPort;
         GrpcPort = grpcPort;
         Http = new HttpClient { BaseAddress = new Uri(HttpUrl), Timeout = TimeSpan.FromSeconds(120) };
     }
 
+    /// <summary>The loopback address it listens on (127.0.0.0/8: tests of several processes give each its own).</summary>
+    public string Host { get; }
     public int HttpPort { get; }
     public int GrpcPort { get; }
     public HttpClient Http { get; }
-    public string HttpUrl => $"http://127.0.0.1:{HttpPort}";
-    public string GrpcAddress => $"127.0.0.1:{GrpcPort}";
+    public string HttpUrl => $"http://{Host}:{HttpPort}";
+    public string GrpcAddress => $"{Host}:{GrpcPort}";
     public int ProcessId => _process.Id;
 
     /// <summary>What the server printed so far (for failure messages).</summary>
@@ -49,7 +52,10 @@ public sealed class ServeProcess : IAsyncDisposable
         }
     }
 
-    public static async Task<ServeProcess> StartAsync(params string[] extraArgs)
+    public static Task<ServeProcess> StartAsync(params string[] extraArgs) => StartOnAsync("127.0.0.1", extraArgs);
+
+    /// <summary><c>serve</c> on <paramref name="host"/> (a loopback address) with free ports, once <c>/ready</c> answers 200.</summary>
+    public static async Task<ServeProcess> StartOnAsync(string host, params string[] extraArgs)
     {
         var httpPort = FreePort.Next();
         var grpcPort = FreePort.Next();
@@ -59,12 +65,12 @@ public sealed class ServeProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { RuntimeDll, "serve", "--host", "127.0.0.1", "--http-port", $"{httpPort}", "--grpc-port", $"{grpcPort}" }.Concat(extraArgs))
+        foreach (var arg in new[] { RuntimeDll, "serve", "--host", host, "--http-port", $"{httpPort}", "--grpc-port", $"{grpcPort}" }.Concat(extraArgs))
             start.ArgumentList.Add(arg);
         // Flags decide, not the environment of whoever runs the tests.
         foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("DEEPSEEK_", StringComparison.Ordinal)).ToList()) start.Environment.Remove(name);
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start dotnet.");
-        var server = new ServeProcess(process, httpPort, grpcPort);
+        var server = new ServeProcess(process, host, httpPort, grpcPort);
         process.OutputDataReceived += (_, e) => server.Append(e.Data);
         process.ErrorDataReceived += (_, e) => server.Append(e.Data);
         process.BeginOutputReadLine();
