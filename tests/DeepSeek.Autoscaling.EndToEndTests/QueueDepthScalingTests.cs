@@ -128,6 +128,8 @@ public sealed class QueueDepthScalingTests
         var status = (await harness.GetModelAsync("keda")).Status!;
         Assert.Null(status.QueueDepth);
         Assert.DoesNotContain(status.Conditions ?? [], c => c.Type == ModelConditions.ScalingLimited);
-        Assert.DoesNotContain(harness.Server.Requests, r => r.User == "operator" && r.Resource == "pods");
+        // Pods are watched once for every model (their states explain a model that is not ready), never
+        // listed per model: with autoscaling off nothing reads load either.
+        Assert.DoesNotContain(harness.Server.Requests, r => r.User == "operator" && r.Resource == "pods" && (r.Verb is not ("list" or "watch") || r.Namespace is not null));
     }
 }

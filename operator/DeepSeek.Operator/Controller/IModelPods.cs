@@ -2,7 +2,7 @@ using k8s.Models;
 
 namespace DeepSeek.Operator.Controller;
 
-/// <summary>The autoscaler's one read of pods (an RBAC rule of its own: list pods).</summary>
+/// <summary>The autoscaler's read of pods (from the watched pod cache: no request).</summary>
 public interface IModelPods
 {
     /// <summary>Pods of <paramref name="ns"/> that match <paramref name="labelSelector"/>.</summary>

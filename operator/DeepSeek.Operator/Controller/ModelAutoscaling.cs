@@ -6,9 +6,9 @@ using DeepSeek.Operator.Desired;
 namespace DeepSeek.Operator.Controller;
 
 /// <summary>
-/// The autoscaler's I/O for the reconciler: every <c>pollIntervalSeconds</c> per model, list the
+/// The autoscaler's I/O for <see cref="AutoscalerLoop"/>: every <c>pollIntervalSeconds</c> per model, take the
 /// model's pods, read each replica leader's load, and decide (pure, with the model's history).
-/// The reconciler applies the decision and then reports it with <see cref="Applied"/>.
+/// The loop records the decision in status and then reports it with <see cref="Applied"/>.
 /// </summary>
 public sealed class ModelAutoscaling(IModelPods pods, IReplicaLoadSource loads, ScalingHistoryStore history, AutoscalingMetrics metrics)
 {

@@ -51,6 +51,7 @@ public sealed class DeploymentTests
 
         Assert.Contains($"--health-port={ports["health"]}", args);
         Assert.Contains($"--metrics-port={ports["metrics"]}", args);
+        Assert.Contains("--metrics-bind-address=0.0.0.0", args);
         Assert.Equal("/healthz", Manifests.Scalar(container, "livenessProbe", "httpGet", "path"));
         Assert.Equal("health", Manifests.Scalar(container, "livenessProbe", "httpGet", "port"));
         Assert.Equal("/readyz", Manifests.Scalar(container, "readinessProbe", "httpGet", "path"));
