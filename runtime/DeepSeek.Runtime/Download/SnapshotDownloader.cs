@@ -9,12 +9,12 @@ namespace DeepSeek.Runtime.Download;
 /// checksummed against the hub's listing before it is renamed into place. Files already in place are
 /// checked and kept.
 /// </summary>
-public sealed class SnapshotDownloader(HubClient hub, IDownloadProgress progress, int parallelism, int attemptsPerFile = 5)
+public sealed class SnapshotDownloader(HubClient hub, IDownloadProgress progress, int parallelism, int attemptsPerFile = 5, TimeSpan? stallTimeout = null)
 {
     public const string PartialSuffix = ".incomplete";
 
     /// <summary>A connection that delivers nothing for this long is dropped and resumed.</summary>
-    private static readonly TimeSpan StallTimeout = TimeSpan.FromSeconds(60);
+    private readonly TimeSpan _stallTimeout = stallTimeout ?? TimeSpan.FromSeconds(60);
 
     public async Task DownloadAsync(HubSnapshot snapshot, string folder, CancellationToken cancellationToken)
     {
@@ -87,8 +87,16 @@ public sealed class SnapshotDownloader(HubClient hub, IDownloadProgress progress
             while (true)
             {
                 using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                stall.CancelAfter(StallTimeout);
-                var read = await body.ReadAsync(buffer, stall.Token).ConfigureAwait(false);
+                stall.CancelAfter(_stallTimeout);
+                int read;
+                try
+                {
+                    read = await body.ReadAsync(buffer, stall.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new IOException($"no data for {_stallTimeout.TotalSeconds} s after {output.Length} of {file.Size} bytes");
+                }
                 if (read == 0) break;
                 await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
                 progress.BytesReceived(file, read);

@@ -40,6 +40,9 @@ public sealed class LoopbackHub : IAsyncDisposable
     /// <summary>Files whose next transfer is cut after this many bytes (once each).</summary>
     public ConcurrentDictionary<string, long> CutAfter { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Files whose next transfer stops sending after this many bytes and holds the connection open (once each).</summary>
+    public ConcurrentDictionary<string, long> StallAfter { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Files served with one byte flipped.</summary>
     public ConcurrentBag<string> Corrupted { get; } = [];
 
@@ -128,12 +131,16 @@ public sealed class LoopbackHub : IAsyncDisposable
             content = [.. content];
             content[content.Length / 2] ^= 0xFF;
         }
-        if (CutAfter.TryRemove(path, out var cut)) return new CutResult(content, cut);
+        if (CutAfter.TryRemove(path, out var cut)) return new CutResult(content, cut, stall: false);
+        if (StallAfter.TryRemove(path, out var stall)) return new CutResult(content, stall, stall: true);
         return Results.Bytes(content, "application/octet-stream", enableRangeProcessing: true);
     }
 
-    /// <summary>Sends the first bytes of the whole file, then drops the connection, as a network failure would.</summary>
-    private sealed class CutResult(byte[] content, long after) : IResult
+    /// <summary>
+    /// Sends the first bytes of the whole file, then drops the connection, as a network failure would
+    /// (the client may lose what was still in flight), or, stalling, sends nothing more until the client gives up.
+    /// </summary>
+    private sealed class CutResult(byte[] content, long after, bool stall) : IResult
     {
         public async Task ExecuteAsync(HttpContext httpContext)
         {
@@ -141,6 +148,17 @@ public sealed class LoopbackHub : IAsyncDisposable
             httpContext.Response.ContentType = "application/octet-stream";
             await httpContext.Response.Body.WriteAsync(content.AsMemory(0, (int)after));
             await httpContext.Response.Body.FlushAsync();
+            if (stall)
+            {
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, httpContext.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The client dropped the stalled connection.
+                }
+            }
             httpContext.Abort();
         }
     }
