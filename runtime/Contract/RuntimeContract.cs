@@ -23,7 +23,11 @@ internal static class RuntimeContract
     public const string ReadyPath = "/ready";
     public const string HealthPath = "/health";
     public const string ModelMountPath = "/models";
-    public const int RunAsUser = 1000;
+    /// <summary>The images' non-root user (scripts/build-images.sh and runtime/Dockerfile create it).</summary>
+    public const int RunAsUser = 65532;
+
+    /// <summary>Where a rank listens for its leader's Experts calls.</summary>
+    public const int ExpertPort = 50052;
 
     /// <summary>The environment variable that sets <paramref name="flag"/>'s default: <c>--max-batch-tokens</c> is <c>DEEPSEEK_MAX_BATCH_TOKENS</c>.</summary>
     public static string VariableFor(string flag) =>
@@ -47,9 +51,7 @@ internal static class RuntimeContract
         public const string PrefixCaching = "--prefix-caching";
         public const string DrainTimeout = "--drain-timeout";
         public const string ApiKey = "--api-key";
-        public const string ExpertParallelSize = "--expert-parallel-size";
         public const string RedundantExperts = "--redundant-experts";
-        public const string RebalanceInterval = "--rebalance-interval";
         public const string WorldSize = "--world-size";
         public const string Rank = "--rank";
         public const string Peers = "--peers";
@@ -60,7 +62,7 @@ internal static class RuntimeContract
     [
         Flags.Model, Flags.ServedName, Flags.Host, Flags.HttpPort, Flags.GrpcPort, Flags.Dtype, Flags.Device,
         Flags.MaxRunningRequests, Flags.MaxQueuedRequests, Flags.MaxBatchTokens, Flags.KvCacheMemoryFraction,
-        Flags.MaxContextLength, Flags.PrefixCaching, Flags.DrainTimeout, Flags.ApiKey, Flags.ExpertParallelSize,
-        Flags.RedundantExperts, Flags.RebalanceInterval, Flags.WorldSize, Flags.Rank, Flags.Peers,
+        Flags.MaxContextLength, Flags.PrefixCaching, Flags.DrainTimeout, Flags.ApiKey,
+        Flags.RedundantExperts, Flags.WorldSize, Flags.Rank, Flags.Peers,
     ];
 }

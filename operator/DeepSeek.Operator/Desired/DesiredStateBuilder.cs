@@ -110,8 +110,6 @@ public static class DesiredStateBuilder
             [Variable(RuntimeContract.Flags.DrainTimeout)] = Invariant(spec.Engine.DrainTimeoutSeconds),
             [Variable(RuntimeContract.Flags.PrefixCaching)] = spec.Engine.PrefixCaching ? "true" : "false",
             [Variable(RuntimeContract.Flags.RedundantExperts)] = Invariant(spec.Parallelism.RedundantExperts),
-            [Variable(RuntimeContract.Flags.RebalanceInterval)] = Invariant(spec.Parallelism.RebalanceIntervalSeconds),
-            [Variable(RuntimeContract.Flags.ExpertParallelSize)] = Invariant(shape.ExpertParallelSize),
         };
         if (spec.Model.MaxContextLength is { } context) data[Variable(RuntimeContract.Flags.MaxContextLength)] = Invariant(context);
         return new V1ConfigMap

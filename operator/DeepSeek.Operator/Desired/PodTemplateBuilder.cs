@@ -142,7 +142,6 @@ public static class PodTemplateBuilder
     {
         var env = new List<V1EnvVar>
         {
-            new() { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.ExpertParallelSize), Value = shape.ExpertParallelSize.ToString(CultureInfo.InvariantCulture) },
             new() { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.WorldSize), Value = shape.PodsPerReplica.ToString(CultureInfo.InvariantCulture) },
         };
         if (group is { } k)
@@ -159,7 +158,7 @@ public static class PodTemplateBuilder
             env.Add(new V1EnvVar
             {
                 Name = RuntimeContract.VariableFor(RuntimeContract.Flags.Peers),
-                Value = string.Join(",", Enumerable.Range(0, shape.PodsPerReplica).Select(i => $"{groupName}-{i}.{groupName}.{ns}.svc")),
+                Value = string.Join(",", Enumerable.Range(0, shape.PodsPerReplica).Select(i => $"{groupName}-{i}.{groupName}.{ns}.svc:{RuntimeContract.ExpertPort}")),
             });
         }
         else

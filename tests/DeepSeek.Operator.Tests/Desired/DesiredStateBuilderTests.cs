@@ -122,7 +122,6 @@ public sealed class DesiredStateBuilderTests
         model.Spec.Model.MaxContextLength = 32768;
         model.Spec.Engine = new EngineSpec { MaxRunningRequests = 32, MaxQueuedRequests = 100, MaxBatchTokens = 4096, KvCacheMemoryFraction = 0.85, PrefixCaching = false, DrainTimeoutSeconds = 45 };
         model.Spec.Parallelism.RedundantExperts = 32;
-        model.Spec.Parallelism.RebalanceIntervalSeconds = 120;
 
         var settings = Build(model).OfType<V1ConfigMap>().Single();
 
@@ -138,8 +137,6 @@ public sealed class DesiredStateBuilderTests
             ["DEEPSEEK_DRAIN_TIMEOUT"] = "45",
             ["DEEPSEEK_PREFIX_CACHING"] = "false",
             ["DEEPSEEK_REDUNDANT_EXPERTS"] = "32",
-            ["DEEPSEEK_REBALANCE_INTERVAL"] = "120",
-            ["DEEPSEEK_EXPERT_PARALLEL_SIZE"] = "16",
             ["DEEPSEEK_MAX_CONTEXT_LENGTH"] = "32768",
         }, settings.Data);
     }
@@ -212,10 +209,9 @@ public sealed class DesiredStateBuilderTests
             Assert.Equal("metadata.labels['apps.kubernetes.io/pod-index']", env["DEEPSEEK_RANK"].ValueFrom.FieldRef.FieldPath);
             Assert.Null(env["DEEPSEEK_RANK"].Value);
             Assert.Equal("4", env["DEEPSEEK_WORLD_SIZE"].Value);
-            Assert.Equal("32", env["DEEPSEEK_EXPERT_PARALLEL_SIZE"].Value);
-            // The StatefulSet's pods are <set>-<ordinal>, and the headless Service <set> gives each a DNS name.
+            // The StatefulSet's pods are <set>-<ordinal>, and the headless Service <set> gives each a DNS name; ranks listen on the expert port.
             Assert.Equal(
-                [$"v3-g{k}-0.v3-g{k}.serving.svc", $"v3-g{k}-1.v3-g{k}.serving.svc", $"v3-g{k}-2.v3-g{k}.serving.svc", $"v3-g{k}-3.v3-g{k}.serving.svc"],
+                [$"v3-g{k}-0.v3-g{k}.serving.svc:50052", $"v3-g{k}-1.v3-g{k}.serving.svc:50052", $"v3-g{k}-2.v3-g{k}.serving.svc:50052", $"v3-g{k}-3.v3-g{k}.serving.svc:50052"],
                 env["DEEPSEEK_PEERS"].Value.Split(','));
         }
     }
