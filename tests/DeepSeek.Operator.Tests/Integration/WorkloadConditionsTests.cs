@@ -104,7 +104,13 @@ public sealed class WorkloadConditionsTests
         await harness.CreateModelAsync(OperatorHarness.Model("m"));
         await Eventually.HoldsAsync(async () => (await harness.Admin.AppsV1.ListNamespacedDeploymentAsync("default")).Items.Count == 1, Wait, "created after the failures");
 
-        var failures = (await harness.Admin.CoreV1.ListNamespacedEventAsync("default")).Items.Where(e => e.Reason == ModelConditions.ReasonReconcileFailed).ToList();
+        // The event of the last failure is written beside the retry that succeeds: wait for its count, not for the Deployment.
+        List<Corev1Event> failures = [];
+        await Eventually.HoldsAsync(async () =>
+        {
+            failures = [.. (await harness.Admin.CoreV1.ListNamespacedEventAsync("default")).Items.Where(e => e.Reason == ModelConditions.ReasonReconcileFailed)];
+            return failures.Sum(e => e.Count ?? 1) >= 4;
+        }, Wait, "four failures recorded");
         var failure = Assert.Single(failures);
         Assert.Equal(4, failure.Count);
         Assert.Equal("Create of Deployment m was refused by the API server (500): injected fault 500", failure.Message);
