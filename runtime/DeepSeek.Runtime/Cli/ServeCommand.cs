@@ -1,5 +1,6 @@
 using System.CommandLine;
 using DeepSeek.Runtime.Hosting;
+using DeepSeek.Runtime.Serving;
 
 namespace DeepSeek.Runtime.Cli;
 
@@ -152,10 +153,12 @@ public static class ServeCommand
                 Console.Error.WriteLine($"serve: {e.Message}");
                 return 1;
             }
+            // Read before running: the host disposes its services when it stops.
+            var readiness = app.Services.GetRequiredService<Readiness>();
             await using (app)
                 await app.RunAsync(cancellationToken);
-            // Non-zero when the engine failed and the host stopped itself (see EngineService).
-            return Environment.ExitCode;
+            // A replica whose engine failed stopped itself (EngineService); its supervisor must see a failure.
+            return readiness.State == ReadinessState.Failed ? 1 : 0;
         });
         return command;
     }

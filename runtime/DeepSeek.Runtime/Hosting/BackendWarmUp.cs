@@ -21,9 +21,9 @@ public sealed partial class BackendWarmUp(IInferenceBackend backend, Readiness r
         }
         catch (Exception e)
         {
-            LogWarmUpFailed(logger, e, backend.Model.ServedName);
+            // The engine service has said why already when it failed the load itself.
+            if (readiness.State != ReadinessState.Failed) LogWarmUpFailed(logger, e, backend.Model.ServedName);
             readiness.MarkFailed();
-            Environment.ExitCode = 1;
             lifetime.StopApplication();
         }
     }

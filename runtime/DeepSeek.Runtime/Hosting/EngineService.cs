@@ -175,10 +175,10 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
         Fail();
     }
 
+    /// <summary>Not-ready for good, then stop: <c>serve</c> exits with code 1 for a failed replica.</summary>
     private void Fail()
     {
         _readiness.MarkFailed();
-        Environment.ExitCode = 1;
         _lifetime.StopApplication();
     }
 
@@ -268,7 +268,7 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
     [LoggerMessage(Level = LogLevel.Critical, Message = "The engine failed")]
     private static partial void LogEngineFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Critical, Message = "The engine stopped while serving; the replica turns not-ready and the process exits with code 1")]
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The engine stopped while serving; the replica turns not-ready and serve exits with code 1")]
     private static partial void LogEngineStopped(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Draining: finishing in-flight requests for up to {Seconds} s")]

@@ -22,7 +22,8 @@ public sealed class ServeProcess : IAsyncDisposable
         Host = host;
         HttpPort = httpPort;
         GrpcPort = grpcPort;
-        Http = new HttpClient { BaseAddress = new Uri(HttpUrl), Timeout = TimeSpan.FromSeconds(120) };
+        // Generous: a loaded CI machine runs the tiny model many times slower; tests wait for conditions, not for time.
+        Http = new HttpClient { BaseAddress = new Uri(HttpUrl), Timeout = TimeSpan.FromSeconds(600) };
     }
 
     /// <summary>The loopback address it listens on (127.0.0.0/8: tests of several processes give each its own).</summary>

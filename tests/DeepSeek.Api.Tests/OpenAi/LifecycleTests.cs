@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using DeepSeek.Api.Tests.Backend;
 using DeepSeek.Api.Tests.Infrastructure;
+using DeepSeek.Runtime.Serving;
 
 namespace DeepSeek.Api.Tests.OpenAi;
 
@@ -56,6 +57,19 @@ public sealed class LifecycleTests
         await server.WaitReadyAsync();
         using var after = await server.Http.GetAsync(new Uri("/ready", UriKind.Relative));
         Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_failed_warm_up_turns_the_replica_failed_and_stops_the_host()
+    {
+        await using var server = await RunningServer.StartAsync(warmUp: false);
+        var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.App.Lifetime.ApplicationStopping.Register(() => stopping.TrySetResult());
+
+        server.Backend.WarmUpGate.SetException(new InvalidOperationException("CUDA error: out of memory"));
+
+        await stopping.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(ReadinessState.Failed, server.Readiness.State);
     }
 
     [Fact]

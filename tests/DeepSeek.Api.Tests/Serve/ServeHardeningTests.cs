@@ -167,6 +167,28 @@ public sealed class ServeHardeningTests(HardenedServe shared) : IClassFixture<Ha
         Assert.DoesNotContain(HardenedServe.Key, commandLine, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_model_that_cannot_load_makes_serve_exit_non_zero_saying_why()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"deepseek-broken-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(folder);
+        try
+        {
+            // config.json and tokenizer.json but no weights: the engine's load fails.
+            foreach (var name in new[] { "config.json", "tokenizer.json" }) File.Copy(Path.Combine(FixtureDir, name), Path.Combine(folder, name));
+            var start = new System.Diagnostics.ProcessStartInfo("dotnet",
+                [ServeProcess.RuntimeDll, "serve", "--host", "127.0.0.1", "--http-port", $"{FreePort.Next()}", "--grpc-port", $"{FreePort.Next()}", "--model", folder]);
+            foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("DEEPSEEK_", StringComparison.Ordinal)).ToList()) start.Environment.Remove(name);
+            var (exitCode, stdout, stderr) = await ExternalTool.RunAsync(start, null, TimeSpan.FromSeconds(300));
+            Assert.True(exitCode == 1, $"exit code {exitCode}:\n{stdout}\n{stderr}");
+            Assert.Contains("Loading the model failed", stdout + stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     /// <summary>The elements of every tensor in a safetensors file, from its JSON header.</summary>
     private static long SafetensorsElementCount(string path)
     {

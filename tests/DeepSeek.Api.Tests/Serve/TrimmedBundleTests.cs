@@ -8,6 +8,8 @@ namespace DeepSeek.Api.Tests.Serve;
 /// The trimmed, self-contained publish that scripts/publish-gpu-bundle.sh makes (the same trimming
 /// flags; with the CPU LibTorch so it can load the tiny model here) serves its probes and its API:
 /// everything it serializes goes through source-generated JSON contexts, which trimming keeps.
+/// The publish runs on a copy of the sources, so it never rewrites the build output that other
+/// tests' <c>serve</c> processes run from.
 /// </summary>
 public sealed class TrimmedBundleTests
 {
@@ -16,12 +18,16 @@ public sealed class TrimmedBundleTests
     [Fact]
     public async Task The_trimmed_bundle_answers_health_ready_and_the_api()
     {
-        var output = Path.Combine(Path.GetTempPath(), $"deepseek-trimmed-{Guid.NewGuid():N}");
+        var scratch = Path.Combine(Path.GetTempPath(), $"deepseek-trimmed-{Guid.NewGuid():N}");
+        var output = Path.Combine(scratch, "bundle");
         try
         {
+            var sources = Path.Combine(scratch, "src");
+            foreach (var item in new[] { ".editorconfig", "global.json", "Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props", "build", "runtime", Path.Combine("tests", "fixtures", "deepseek-v3-tiny") })
+                CopySources(Path.Combine(ExternalTool.RepoRoot, item), Path.Combine(sources, item));
             var publish = new ProcessStartInfo("dotnet",
             [
-                "publish", Path.Combine(ExternalTool.RepoRoot, "runtime", "DeepSeek.Runtime"), "-c", "Release", "-r", "linux-x64", "--self-contained",
+                "publish", Path.Combine(sources, "runtime", "DeepSeek.Runtime"), "-c", "Release", "-r", "linux-x64", "--self-contained",
                 "-p:PublishTrimmed=true", "-p:TrimMode=partial", "-p:SuppressTrimAnalysisWarnings=true", "-o", output,
             ]);
             var (exitCode, stdout, stderr) = await ExternalTool.RunAsync(publish, null, PublishDeadline);
@@ -88,7 +94,26 @@ public sealed class TrimmedBundleTests
         }
         finally
         {
-            if (Directory.Exists(output)) Directory.Delete(output, recursive: true);
+            if (Directory.Exists(scratch)) Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    /// <summary>A file, or a folder without its build outputs (bin, obj).</summary>
+    private static void CopySources(string from, string to)
+    {
+        if (File.Exists(from))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(from, to);
+            return;
+        }
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        foreach (var folder in Directory.GetDirectories(from))
+        {
+            var name = Path.GetFileName(folder);
+            if (name is "bin" or "obj") continue;
+            CopySources(folder, Path.Combine(to, name));
         }
     }
 

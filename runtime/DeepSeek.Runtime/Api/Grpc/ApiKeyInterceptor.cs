@@ -29,6 +29,7 @@ public sealed class ApiKeyInterceptor(ApiKey? key) : Interceptor
     {
         if (key is null || !context.Method.StartsWith(GuardedService, StringComparison.Ordinal) || context.Method == OpenMethod) return;
         if (!key.MatchesAuthorizationHeader(context.RequestHeaders.GetValue("authorization")))
-            throw new RpcException(new Status(StatusCode.Unauthenticated, "Send metadata 'authorization: Bearer <key>' with the server's API key."));
+            throw new RpcException(new Status(StatusCode.Unauthenticated, "Send metadata 'authorization: Bearer <key>' with the server's API key."),
+                new Metadata { { "error-code", "invalid_api_key" } });
     }
 }

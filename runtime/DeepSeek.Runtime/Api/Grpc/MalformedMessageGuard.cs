@@ -41,6 +41,7 @@ public sealed class MalformedMessageGuard(RequestDelegate next)
         context.Response.ContentType = "application/grpc";
         context.Response.Headers["grpc-status"] = ((int)global::Grpc.Core.StatusCode.InvalidArgument).ToString(System.Globalization.CultureInfo.InvariantCulture);
         context.Response.Headers["grpc-message"] = Uri.EscapeDataString($"{method.Name}: {problem}");
+        context.Response.Headers["error-code"] = "invalid_message";
     }
 
     /// <summary>Null when the body holds one parseable message (or is compressed, which the framework checks itself).</summary>
