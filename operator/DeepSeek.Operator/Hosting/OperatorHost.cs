@@ -108,13 +108,25 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
         });
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(OperatorMetrics.MeterName, AutoscalingMetrics.MeterName).AddPrometheusExporter());
         var app = builder.Build();
-        if (options.HealthPort is { } health)
+        // Each path answers only on the port it belongs to, judged by the port the connection arrived
+        // on, never by the client's Host header (port-forwards and gateways rewrite it).
+        app.Use(async (http, next) =>
         {
-            app.MapGet("/healthz", () => Results.Text("ok")).RequireHost($"*:{health}");
-            app.MapGet("/readyz", () => Results.Text(Health.Describe(), statusCode: Health.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable)).RequireHost($"*:{health}");
+            var port = http.Connection.LocalPort;
+            var path = http.Request.Path;
+            var allowed = path.StartsWithSegments("/metrics", StringComparison.Ordinal) ? port == options.MetricsPort
+                : path.StartsWithSegments("/healthz", StringComparison.Ordinal) || path.StartsWithSegments("/readyz", StringComparison.Ordinal) ? port == options.HealthPort
+                : true;
+            if (allowed) await next(http);
+            else http.Response.StatusCode = StatusCodes.Status404NotFound;
+        });
+        if (options.HealthPort is not null)
+        {
+            app.MapGet("/healthz", () => Results.Text("ok"));
+            app.MapGet("/readyz", () => Results.Text(Health.Describe(), statusCode: Health.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable));
         }
-        if (options.MetricsPort is { } metricsPort)
-            app.MapPrometheusScrapingEndpoint("/metrics").RequireHost($"*:{metricsPort}");
+        if (options.MetricsPort is not null)
+            app.MapPrometheusScrapingEndpoint("/metrics");
         await app.StartAsync(cancellationToken);
         return app;
     }

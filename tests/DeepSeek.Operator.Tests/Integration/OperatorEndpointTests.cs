@@ -108,6 +108,29 @@ public sealed class OperatorEndpointTests
         await Assert.ThrowsAsync<HttpRequestException>(() => http.GetAsync(new Uri($"http://127.0.0.1:{metrics}/metrics")));
     }
 
+    [Fact]
+    public async Task Endpoints_answer_whatever_the_Host_header_says()
+    {
+        await using var harness = await OperatorHarness.StartAsync();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        int health = FreePort.Next(), metrics = FreePort.Next();
+        harness.StartOperator("operator-a", healthPort: health, metricsPort: metrics);
+        await Eventually.HoldsAsync(async () => (await GetAsync(http, health, "/healthz")).Status == HttpStatusCode.OK, Wait, "/healthz answers 200");
+
+        // kubectl port-forward and gateways rewrite Host; the port the connection arrived on decides.
+        async Task<HttpStatusCode> WithHost(int port, string path)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"http://127.0.0.1:{port}{path}"));
+            request.Headers.Host = "localhost:9";
+            using var response = await http.SendAsync(request);
+            return response.StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.OK, await WithHost(health, "/healthz"));
+        Assert.Equal(HttpStatusCode.OK, await WithHost(metrics, "/metrics"));
+        Assert.Equal(HttpStatusCode.NotFound, await WithHost(health, "/metrics"));
+        Assert.Equal(HttpStatusCode.NotFound, await WithHost(metrics, "/healthz"));
+    }
+
     /// <summary>
     /// The value of the sample named <paramref name="name"/> whose labels include <paramref name="labels"/>
     /// (<c>key="value"</c>, comma-separated), or -1. The exporter adds labels of its own (otel_scope_name).
