@@ -7,6 +7,9 @@ namespace DeepSeek.Runtime.Cli;
 /// <summary><c>serve</c>: the long-running server a pod runs.</summary>
 public static class ServeCommand
 {
+    /// <summary>The engine's defaults are written once, in <see cref="DeepSeek.Engine.EngineOptions"/>; the flags fall back to them.</summary>
+    private static DeepSeek.Engine.EngineOptions Defaults => DeepSeek.Engine.EngineOptions.Defaults;
+
     public static Command Build()
     {
         var host = new Option<string>("--host")
@@ -40,21 +43,21 @@ public static class ServeCommand
         };
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
-        var maxRunning = IntOption("--max-running-requests", 64, "Requests decoded together at most (the batch).");
-        var maxQueued = IntOption("--max-queued-requests", 256, "Requests waiting at most; more are refused with 429 / RESOURCE_EXHAUSTED.", minimum: 0);
-        var maxBatchTokens = IntOption("--max-batch-tokens", 2048, "Tokens (prefill chunks and decodes) in one forward pass.");
+        var maxRunning = IntOption("--max-running-requests", Defaults.MaxRunningRequests, "Requests decoded together at most (the batch).");
+        var maxQueued = IntOption("--max-queued-requests", Defaults.MaxQueuedRequests, "Requests waiting at most; more are refused with 429 / RESOURCE_EXHAUSTED.", minimum: 0);
+        var maxBatchTokens = IntOption("--max-batch-tokens", Defaults.MaxBatchTokens, "Tokens (prefill chunks and decodes) in one forward pass.");
         var kvBlocks = OptionalIntOption("--kv-cache-blocks", "KV-cache blocks; wins over --kv-cache-memory-fraction.");
         var kvFraction = new Option<double>("--kv-cache-memory-fraction")
         {
             Description = "Share of the device memory free after loading the weights that the KV cache takes (CPU: of the memory available to the process). Env: DEEPSEEK_KV_CACHE_MEMORY_FRACTION.",
-            DefaultValueFactory = _ => EnvironmentDefault.Get("--kv-cache-memory-fraction", 0.9),
+            DefaultValueFactory = _ => EnvironmentDefault.Get("--kv-cache-memory-fraction", Defaults.KvCacheMemoryFraction),
         };
-        var blockSize = IntOption("--block-size", 16, "Tokens per KV-cache block.");
+        var blockSize = IntOption("--block-size", Defaults.BlockSize, "Tokens per KV-cache block.");
         var maxContext = OptionalIntOption("--max-context-length", "Longest prompt plus completion in tokens; default and upper bound: the model's max_position_embeddings.");
         var prefixCaching = new Option<bool>("--prefix-caching")
         {
             Description = "Reuse the KV cache of shared prompt prefixes (true or false). Env: DEEPSEEK_PREFIX_CACHING.",
-            DefaultValueFactory = _ => EnvironmentDefault.Get("--prefix-caching", true),
+            DefaultValueFactory = _ => EnvironmentDefault.Get("--prefix-caching", Defaults.EnablePrefixCaching),
         };
         var drainTimeout = new Option<double>("--drain-timeout")
         {

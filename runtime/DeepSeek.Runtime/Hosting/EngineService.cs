@@ -34,11 +34,15 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
     private ModelDescription _model;
 
     private readonly Action<DeepSeekForCausalLM>? _modelPasses;
+    private readonly ILogger _engineLogger;
 
     /// <summary><paramref name="group"/> and <paramref name="transport"/>: the expert-parallel group this engine leads, if any; its pass shards the model before it is materialised.</summary>
     public EngineService(EngineSettings settings, Readiness readiness, EngineMetrics metrics, IHostApplicationLifetime lifetime, ILogger<EngineService> logger,
-        Experts.ExpertGroup? group = null, Experts.GrpcExpertTransport? transport = null)
+        ILoggerFactory loggers, Experts.ExpertGroup? group = null, Experts.GrpcExpertTransport? transport = null)
     {
+        ArgumentNullException.ThrowIfNull(loggers);
+        // The engine's own lines (failed steps with their cause, its start) under its own category.
+        _engineLogger = loggers.CreateLogger("DeepSeek.Engine");
         ArgumentNullException.ThrowIfNull(settings);
         _settings = settings;
         _readiness = readiness;
@@ -81,14 +85,14 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
 
     /// <summary>The engine over a checkpoint folder, as <c>serve</c> and <c>generate</c> start it: the model loads on the engine thread; text is decoded with the folder's tokenizer, special tokens skipped.</summary>
     public static Task<InferenceEngine> StartEngineAsync(string modelDirectory, string dtype, EngineOptions options, BpeTokenizer? tokenizer, EngineMetrics metrics,
-        Action<DeepSeekForCausalLM>? modelPasses = null)
+        Action<DeepSeekForCausalLM>? modelPasses = null, ILogger? engineLogger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var scalar = ParseDType(dtype);
         return InferenceEngine.StartAsync(options,
             () => DeepSeekForCausalLM.Load(modelDirectory, scalar, TorchRuntime.Resolve(options.Device), modelPasses),
             new DelegateTokenDecoder(ids => tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
-            metrics);
+            metrics, logger: engineLogger);
     }
 
     /// <exception cref="ArgumentException">Not one of the dtypes the model loads in.</exception>
@@ -138,7 +142,7 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
         try
         {
             var options = _settings.Options;
-            var engine = await StartEngineAsync(_settings.ModelDirectory, _settings.DType, options, _tokenizer, _metrics, _modelPasses).ConfigureAwait(false);
+            var engine = await StartEngineAsync(_settings.ModelDirectory, _settings.DType, options, _tokenizer, _metrics, _modelPasses, _engineLogger).ConfigureAwait(false);
             await engine.WarmUpAsync().ConfigureAwait(false);
             if (_logger.IsEnabled(LogLevel.Information))
             {
