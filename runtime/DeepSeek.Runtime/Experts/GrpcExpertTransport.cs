@@ -30,11 +30,11 @@ public sealed class GrpcExpertTransport(ExpertPeers peers, Func<long> placementV
             };
             calls.Add((batch, peers.ComputeAsync(batch.Rank, request, deadline, CancellationToken.None)));
         }
-        return new Answers(calls);
+        return new PendingReplies(calls);
     }
 
     /// <summary>Waits on the engine thread and builds the tensors there (dispose scopes are per thread).</summary>
-    private sealed class Answers(List<(ExpertBatch Batch, Task<ComputeReply> Reply)> calls) : IExpertCombine
+    private sealed class PendingReplies(List<(ExpertBatch Batch, Task<ComputeReply> Reply)> calls) : IExpertCombine
     {
         public IReadOnlyList<Tensor> Combine()
         {
