@@ -4,10 +4,10 @@ using DeepSeek.Chart.Tests.Infrastructure;
 
 namespace DeepSeek.Chart.Tests.Chart;
 
-/// <summary>The Grafana dashboard queries only metrics the runtime and operator export (design §2.4).</summary>
+/// <summary>The Grafana dashboard queries only metrics the runtime and operator export.</summary>
 public sealed partial class DashboardTests
 {
-    /// <summary>The runtime's metric names from the design (§2.4), plus the operator's desired-replicas gauge.</summary>
+    /// <summary>The runtime's metric names (docs/api.md, Metrics), plus the operator's desired-replicas gauge.</summary>
     private static readonly HashSet<string> KnownMetrics =
     [
         "deepseek_requests_waiting",
