@@ -237,7 +237,7 @@ internal sealed partial class EngineCore
         }
         catch (InvalidRequestException e)
         {
-            _outputs.EndUnscheduled(active, FinishReason.Error, e.Message, FailureReasons.Invalid);
+            _outputs.Refuse(active, e);
         }
     }
 

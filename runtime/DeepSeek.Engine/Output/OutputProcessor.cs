@@ -98,6 +98,16 @@ internal sealed partial class OutputProcessor(EngineMetrics metrics, TokenRateWi
         else End(active, reason);
     }
 
+    /// <summary>Ends a request the scheduler refused as invalid, naming the field at fault so the client gets a 400, not an engine error.</summary>
+    public void Refuse(ActiveRequest active, InvalidRequestException invalid)
+    {
+        ArgumentNullException.ThrowIfNull(active);
+        ArgumentNullException.ThrowIfNull(invalid);
+        _requests[active.Request.Id] = active;
+        var last = FinalEvent(FinishReason.Error, active, invalid.Message, FailureReasons.Invalid) with { ErrorParam = invalid.Param };
+        Close(active, last, FinishReason.Error, FailureReasons.Invalid);
+    }
+
     private void End(ActiveRequest active, FinishReason reason)
     {
         var failure = reason == FinishReason.Cancelled ? FailureReasons.Cancelled : null;

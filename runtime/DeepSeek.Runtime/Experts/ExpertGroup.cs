@@ -29,8 +29,11 @@ public sealed class ExpertGroup
 
     public string Fingerprint { get; }
 
-    /// <summary>Placements are numbered so ranks can refuse work computed for another; the initial one is 1.</summary>
-    public long PlacementVersion => 1;
+    /// <summary>
+    /// Placements are numbered so a rank refuses work computed for another; the placement never changes
+    /// after start (no rebalancing yet), so every member runs the initial one.
+    /// </summary>
+    public const long PlacementVersion = 1;
 
     /// <summary>The expert-parallel pass for this rank, with <paramref name="transport"/> for the picks held elsewhere.</summary>
     public void Shard(DeepSeekForCausalLM model, IExpertTransport transport) =>

@@ -43,7 +43,7 @@ public static partial class ExpertGroupHosting
         if (parallel.IsLeader)
         {
             services.AddSingleton(provider => new ExpertPeers(parallel, group.Fingerprint, TimeProvider.System, provider.GetRequiredService<ILogger<ExpertPeers>>()));
-            services.AddSingleton(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), () => group.PlacementVersion, ExpertGroup.ComputeDeadline));
+            services.AddSingleton(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.PlacementVersion, ExpertGroup.ComputeDeadline));
             services.AddHostedService<LeaderGroupMonitor>();
             return GroupRole.Leader;
         }
@@ -66,7 +66,7 @@ public static partial class ExpertGroupHosting
             grpc.MaxReceiveMessageSize = 512 * 1024 * 1024;
             grpc.MaxSendMessageSize = 512 * 1024 * 1024;
         });
-        services.AddSingleton(new RankExperts(parallel.Rank, parallel.WorldSize, group.Fingerprint));
+        services.AddSingleton(new RankExperts(parallel.Rank, parallel.WorldSize, group.Fingerprint, ExpertGroup.PlacementVersion));
         services.AddSingleton<IRankExperts>(provider => provider.GetRequiredService<RankExperts>());
         services.AddHostedService(provider => new RankLoader(engine, group, provider.GetRequiredService<RankExperts>(),
             provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), provider.GetRequiredService<ILogger<RankLoader>>()));
@@ -119,7 +119,7 @@ public static partial class ExpertGroupHosting
                 var dtype = EngineService.ParseDType(engine.DType);
                 var started = TimeProvider.System.GetTimestamp();
                 await experts.LoadAsync(() => DeepSeekForCausalLM.Load(engine.ModelDirectory, dtype, TorchRuntime.Resolve(engine.Options.Device),
-                    model => group.Shard(model, new ExpertGroup.NoDispatch())), group.PlacementVersion).ConfigureAwait(false);
+                    model => group.Shard(model, new ExpertGroup.NoDispatch()))).ConfigureAwait(false);
                 var seconds = TimeProvider.System.GetElapsedTime(started).TotalSeconds;
                 var held = group.Placement.Layers.Sum(l => l.ExpertsOn(group.Settings.Rank).Count);
                 LogRankLoaded(logger, group.Settings.Rank, group.Settings.WorldSize, held, group.Placement.Layers.Count, seconds, group.Settings.ExpertPort);

@@ -1,15 +1,9 @@
+using DeepSeek.Model.Parallelism;
 using DeepSeek.Runtime.Grpc.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
 
 namespace DeepSeek.Runtime.Experts;
-
-/// <summary>A rank the leader needs could not be reached or failed a call; the step that needed it fails with this.</summary>
-public sealed class ExpertRankLostException(int rank, string address, string reason, Exception? inner = null)
-    : Exception($"Expert-parallel rank {rank} ({address}) is unavailable: {reason}", inner)
-{
-    public int Rank { get; } = rank;
-}
 
 /// <summary>
 /// The leader's connections to the other ranks of its group: one HTTP/2 channel each, the group
@@ -139,7 +133,7 @@ public sealed partial class ExpertPeers : IAsyncDisposable
     }
 
     /// <summary>One rank's share of a MoE layer. A failed call marks the rank lost before it throws.</summary>
-    /// <exception cref="ExpertRankLostException">The rank did not answer, or answered with an error.</exception>
+    /// <exception cref="ExpertTransportException">The rank did not answer, or answered with an error; the step that needed it fails with this.</exception>
     public async Task<ComputeReply> ComputeAsync(int rank, ComputeRequest request, TimeSpan deadline, CancellationToken cancellationToken)
     {
         var (_, client, address) = _peers[rank];
@@ -151,7 +145,7 @@ public sealed partial class ExpertPeers : IAsyncDisposable
         {
             var reason = $"{e.StatusCode}: {e.Status.Detail}";
             Record(new RankState(rank, address, false, reason));
-            throw new ExpertRankLostException(rank, address, reason, e);
+            throw new ExpertTransportException($"Expert-parallel rank {rank} ({address}) is unavailable: {reason}", e);
         }
     }
 

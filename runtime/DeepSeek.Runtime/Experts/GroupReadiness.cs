@@ -10,8 +10,6 @@ public sealed record RankState(int Rank, string Address, bool Ready, string? Pro
 /// <summary>The group as the leader's readiness sees it: ready only when every rank is.</summary>
 public sealed record GroupReadiness(bool Ready, IReadOnlyList<int> MissingRanks, string Message)
 {
-    public static GroupReadiness Single { get; } = new(true, [], "no expert-parallel group (world size 1)");
-
     /// <summary>Pure: the leader is ready when every other rank is, and says which are not and why.</summary>
     public static GroupReadiness Of(IReadOnlyCollection<RankState> ranks)
     {

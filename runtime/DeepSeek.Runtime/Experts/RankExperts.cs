@@ -19,22 +19,22 @@ public sealed class RankExperts : IRankExperts, IDisposable
     private readonly int _worldSize;
     private readonly string _fingerprint;
     private DeepSeekForCausalLM? _model;
-    private long _placementVersion;
+    private readonly long _placementVersion;
 
-    public RankExperts(int rank, int worldSize, string fingerprint)
+    public RankExperts(int rank, int worldSize, string fingerprint, long placementVersion)
     {
         _rank = rank;
         _worldSize = worldSize;
         _fingerprint = fingerprint;
+        _placementVersion = placementVersion;
         _thread = new Thread(Run) { IsBackground = true, Name = $"rank-{rank}-experts" };
         _thread.Start();
     }
 
     /// <summary>Loads the shard on the tensor thread (the model is created and materialised there).</summary>
-    public Task LoadAsync(Func<DeepSeekForCausalLM> load, long placementVersion) => RunAsync(() =>
+    public Task LoadAsync(Func<DeepSeekForCausalLM> load) => RunAsync(() =>
     {
         _model = load();
-        Interlocked.Exchange(ref _placementVersion, placementVersion);
         return true;
     }, CancellationToken.None);
 
@@ -48,7 +48,7 @@ public sealed class RankExperts : IRankExperts, IDisposable
             WorldSize = _worldSize,
             Ready = IsReady,
             ModelFingerprint = _fingerprint,
-            PlacementVersion = Interlocked.Read(ref _placementVersion),
+            PlacementVersion = _placementVersion,
         };
         if (Volatile.Read(ref _model) is { } model) status.LocalExperts.AddRange(model.RoutedExperts.Select(e => e.HeldExperts.Count));
         return status;
@@ -57,8 +57,8 @@ public sealed class RankExperts : IRankExperts, IDisposable
     public Task<ComputeReply> ComputeAsync(ComputeRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (request.PlacementVersion != Interlocked.Read(ref _placementVersion))
-            throw new InvalidOperationException($"Rank {_rank} runs placement {Interlocked.Read(ref _placementVersion)}, the leader sent layer {request.Layer} for placement {request.PlacementVersion}.");
+        if (request.PlacementVersion != _placementVersion)
+            throw new InvalidOperationException($"Rank {_rank} runs placement {_placementVersion}, the leader sent layer {request.Layer} for placement {request.PlacementVersion}.");
         return RunAsync(() =>
         {
             var model = _model ?? throw new InvalidOperationException($"Rank {_rank} has not loaded its experts yet.");

@@ -59,7 +59,7 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
             Architecture = _config.ModelType,
             VocabSize = _config.VocabSize,
             // Until the engine has sized its KV pool, the context is the configured one; then the engine's.
-            MaxContextLength = Math.Min(options.MaxModelLength ?? _config.MaxPositionEmbeddings, _config.MaxPositionEmbeddings),
+            MaxContextLength = options.ContextTokens(_config.MaxPositionEmbeddings),
             EmbeddingDimensions = _config.HiddenSize,
             NumLayers = _config.NumHiddenLayers,
             NumRoutedExperts = _config.NRoutedExperts,
