@@ -25,6 +25,12 @@ public sealed class AttentionMetadata : IDisposable
     public required int MaxQueries { get; init; }
     public required int MaxContext { get; init; }
 
+    /// <summary>
+    /// Every sequence is a whole prompt of the same length with nothing cached before it, so the
+    /// mask is exactly the causal triangle and no row is padding: attention may use <c>is_causal</c>.
+    /// </summary>
+    public required bool IsFreshCausal { get; init; }
+
     internal static AttentionMetadata Build(ForwardBatch batch, Layers.RotaryEmbedding rotary, ScalarType dtype, Device device)
     {
         var sequences = batch.Sequences;
@@ -85,6 +91,7 @@ public sealed class AttentionMetadata : IDisposable
             SequenceCount = s,
             MaxQueries = maxQueries,
             MaxContext = maxContext,
+            IsFreshCausal = sequences.All(q => q.Length == maxQueries && batch.ContextLength(q) == maxQueries),
         };
     }
 
