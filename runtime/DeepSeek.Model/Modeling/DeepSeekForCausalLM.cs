@@ -398,7 +398,7 @@ internal sealed class MlaAttention : nn.Module
         var paddedQuery = query.index_select(0, batch.QueryRows).view(s, batch.MaxQueries * _heads, _latent + _rope);
         var scores = bmm(paddedQuery, context.transpose(1, 2)).mul_(_scale)
             .view(s, batch.MaxQueries, _heads, batch.MaxContext)
-            .masked_fill(batch.Masked, double.NegativeInfinity);
+            .masked_fill(batch.Masked!, double.NegativeInfinity);
         var probabilities = scores.dtype is ScalarType.Float16 or ScalarType.BFloat16
             ? scores.softmax(-1, ScalarType.Float32).to(scores.dtype)
             : scores.softmax(-1);
@@ -428,7 +428,7 @@ internal sealed class MlaAttention : nn.Module
             .index_select(0, batch.QueryRows).view(s, batch.MaxQueries, _heads, headDim).transpose(1, 2);
         var attended = batch.IsFreshCausal
             ? nn.functional.scaled_dot_product_attention(queries, keys, values, null, 0.0, true)
-            : nn.functional.scaled_dot_product_attention(queries, keys, values, batch.Masked.squeeze(2).logical_not().unsqueeze(1), 0.0, false);
+            : nn.functional.scaled_dot_product_attention(queries, keys, values, batch.Masked!.squeeze(2).logical_not().unsqueeze(1), 0.0, false);
         return attended.transpose(1, 2).reshape(s * batch.MaxQueries, _heads, _value)
             .index_select(0, batch.UnpadRows);                                       // [T, H, v]
     }
