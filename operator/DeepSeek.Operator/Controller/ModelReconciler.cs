@@ -90,6 +90,8 @@ public sealed class ModelReconciler(
             .ToList();
         foreach (var action in plan)
         {
+            // The one value not derived from the model: issued here, at the edge, and never again.
+            if (action is { Kind: ChildActionKind.Create, Object: V1Secret secret } && secret.Metadata.Name == ObjectNames.GroupToken(model.Metadata.Name)) GroupSecurity.IssueToken(secret);
             try
             {
                 await cluster.ApplyAsync(action, cancellationToken);
