@@ -8,8 +8,12 @@ public static class ObjectNames
     public static string DisruptionBudget(string model) => model;
     public static string RuntimeSettings(string model) => model + "-runtime";
 
-    /// <summary>The Secret holding the token the ranks of the model's groups present to each other.</summary>
-    public static string GroupToken(string model) => model + "-group-token";
+    /// <summary>
+    /// The Secret holding the token the ranks of the model's groups present to each other. Not
+    /// <c>-group-token</c>: that is the name earlier samples had users create by hand, and an object
+    /// the operator does not own under its name would block the create.
+    /// </summary>
+    public static string GroupToken(string model) => model + "-ep-group-token";
 
     /// <summary>The NetworkPolicy that keeps the expert port to the model's own pods.</summary>
     public static string ExpertNetworkPolicy(string model) => model + "-experts";
