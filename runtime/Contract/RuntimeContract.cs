@@ -42,6 +42,8 @@ internal static class RuntimeContract
         public const string Revision = "--revision";
         public const string Endpoint = "--endpoint";
         public const string Output = "--output";
+        /// <summary>Exit at once, without the hub, when the folder holds a completed download of the same repository and revision.</summary>
+        public const string SkipIfComplete = "--skip-if-complete";
     }
 
     /// <summary>Where <c>download</c> reads the hub's access token.</summary>

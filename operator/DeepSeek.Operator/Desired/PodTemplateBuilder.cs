@@ -130,6 +130,9 @@ public static class PodTemplateBuilder
             RuntimeContract.DownloadVerb, download.Repo,
             RuntimeContract.DownloadFlags.Revision, download.Revision,
             RuntimeContract.DownloadFlags.Output, path.Length == 0 ? DownloadMountPath : $"{DownloadMountPath}/{path}",
+            // Every pod start runs this step: on a filled claim it must cost a stat per file, not a hash of
+            // every weight and a round trip to the hub (which may be down while the weights are all there).
+            RuntimeContract.DownloadFlags.SkipIfComplete,
         };
         if (download.Endpoint is { } endpoint) args.AddRange([RuntimeContract.DownloadFlags.Endpoint, endpoint]);
         return new V1Container

@@ -31,7 +31,7 @@ public sealed class ModelDownloadTests
         var init = Assert.Single(pod.InitContainers);
         Assert.Equal("download", init.Name);
         Assert.Equal(pod.Containers[0].Image, init.Image);
-        Assert.Equal(["download", "deepseek-ai/DeepSeek-V2-Lite", "--revision", "604d5664dddd88a0433dbae533b7fe9472482de0", "--output", "/claim/deepseek-v2-lite"], init.Args);
+        Assert.Equal(["download", "deepseek-ai/DeepSeek-V2-Lite", "--revision", "604d5664dddd88a0433dbae533b7fe9472482de0", "--output", "/claim/deepseek-v2-lite", "--skip-if-complete"], init.Args);
         Assert.Null(init.Command);
         Assert.Null(init.Env);
         // The whole claim, writable, so the downloader (not the kubelet, as root) creates the folder on an empty claim.
@@ -88,7 +88,7 @@ public sealed class ModelDownloadTests
         }, path: ""));
 
         var init = pod.InitContainers.Single();
-        Assert.Equal(["download", "team/private-model", "--revision", "v2", "--output", "/claim", "--endpoint", "https://hub.example.com"], init.Args);
+        Assert.Equal(["download", "team/private-model", "--revision", "v2", "--output", "/claim", "--skip-if-complete", "--endpoint", "https://hub.example.com"], init.Args);
         var token = Assert.Single(init.Env);
         Assert.Equal("HF_TOKEN", token.Name);
         Assert.Null(token.Value);
@@ -112,6 +112,6 @@ public sealed class ModelDownloadTests
         model.Spec.Model.Source.Pvc!.Download = new ModelDownload { Repo = "deepseek-ai/DeepSeek-V3" };
         var sets = DesiredStateBuilder.Build(model, Defaults).OfType<V1StatefulSet>().ToList();
         Assert.Equal(2, sets.Count);
-        Assert.All(sets, s => Assert.Equal(["download", "deepseek-ai/DeepSeek-V3", "--revision", "main", "--output", "/claim/deepseek-v2-lite"], s.Spec.Template.Spec.InitContainers.Single().Args));
+        Assert.All(sets, s => Assert.Equal(["download", "deepseek-ai/DeepSeek-V3", "--revision", "main", "--output", "/claim/deepseek-v2-lite", "--skip-if-complete"], s.Spec.Template.Spec.InitContainers.Single().Args));
     }
 }
