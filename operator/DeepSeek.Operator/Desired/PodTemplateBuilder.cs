@@ -156,6 +156,9 @@ public static class PodTemplateBuilder
                 new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
             ],
             SecurityContext = ContainerSecurity(),
+            // The verb's error (a refused token, an unknown repository) becomes the termination message, which
+            // the model's Degraded condition quotes: no one has to find the init container's log.
+            TerminationMessagePolicy = "FallbackToLogsOnError",
         };
     }
 

@@ -40,6 +40,8 @@ public sealed class ModelDownloadTests
         Assert.Null(mount.SubPath);
         Assert.False(mount.ReadOnlyProperty);
         Assert.Contains(init.VolumeMounts, m => m is { Name: "tmp", MountPath: "/tmp" });
+        // Its error ends up in the pod status, where the model's Degraded condition quotes it.
+        Assert.Equal("FallbackToLogsOnError", init.TerminationMessagePolicy);
     }
 
     [Fact]
