@@ -77,7 +77,7 @@ public static class PodTemplateBuilder
             },
             Spec = new V1PodSpec
             {
-                InitContainers = spec.Model.Source.Pvc is { Download: { } download } pvc ? [DownloadContainer(image, pvc, download)] : null,
+                InitContainers = spec.Model.Source.Pvc is { Download: { } download } pvc ? [DownloadContainer(image, pvc, download, container.Resources)] : null,
                 Containers = [container],
                 Volumes =
                 [
@@ -114,6 +114,8 @@ public static class PodTemplateBuilder
         };
     }
 
+    private const string GpuResource = "nvidia.com/gpu";
+
     /// <summary>Where the download init container mounts the whole claim (the runtime mounts only pvc.path of it).</summary>
     public const string DownloadMountPath = "/claim";
 
@@ -122,7 +124,7 @@ public static class PodTemplateBuilder
     /// It mounts the claim's root, not the sub-path, so that the folder is created by the downloader (as the
     /// pod's user) rather than by the kubelet (as root) on an empty claim. The only writer of the claim.
     /// </summary>
-    private static V1Container DownloadContainer(string? image, PvcModelSource pvc, ModelDownload download)
+    private static V1Container DownloadContainer(string? image, PvcModelSource pvc, ModelDownload download, V1ResourceRequirements runtime)
     {
         var path = pvc.Path.Trim('/');
         var args = new List<string>
@@ -155,6 +157,14 @@ public static class PodTemplateBuilder
                 new V1VolumeMount { Name = "model", MountPath = DownloadMountPath, ReadOnlyProperty = false },
                 new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
             ],
+            // The runtime container's CPU and memory, without its GPUs: a pod's request is the larger of its init
+            // containers' and the sum of its containers', so this reserves nothing more, and a pod the user made
+            // Guaranteed (requests equal to limits) stays Guaranteed, which every container must be for that.
+            Resources = new V1ResourceRequirements
+            {
+                Limits = runtime.Limits?.Where(kv => kv.Key != GpuResource).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
+                Requests = runtime.Requests?.Where(kv => kv.Key != GpuResource).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
+            },
             SecurityContext = ContainerSecurity(),
             // The verb's error (a refused token, an unknown repository) becomes the termination message, which
             // the model's Degraded condition quotes: no one has to find the init container's log.
@@ -256,7 +266,7 @@ public static class PodTemplateBuilder
     private static V1ResourceRequirements Resources(RuntimeSpec runtime)
     {
         var limits = Canonical(runtime.Resources?.Limits);
-        limits["nvidia.com/gpu"] = new ResourceQuantity(runtime.GpusPerPod.ToString(CultureInfo.InvariantCulture));
+        limits[GpuResource] = new ResourceQuantity(runtime.GpusPerPod.ToString(CultureInfo.InvariantCulture));
         var requests = Canonical(runtime.Resources?.Requests);
         // A limit without a request makes the API server default the request to the limit: leave it so.
         if (!requests.ContainsKey("cpu") && !limits.ContainsKey("cpu")) requests["cpu"] = new ResourceQuantity((CpuPerGpu * runtime.GpusPerPod).ToString(CultureInfo.InvariantCulture));

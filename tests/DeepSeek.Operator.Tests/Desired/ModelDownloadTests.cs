@@ -79,6 +79,26 @@ public sealed class ModelDownloadTests
     }
 
     [Fact]
+    public void The_download_gets_the_runtimes_cpu_and_memory_but_no_gpu()
+    {
+        var model = WithDownload(new ModelDownload { Repo = "deepseek-ai/DeepSeek-V2-Lite" });
+        model.Spec.Runtime.GpusPerPod = 2;
+        model.Spec.Runtime.Resources = new V1ResourceRequirements
+        {
+            Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("8"), ["memory"] = new("64Gi") },
+            Limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("8"), ["memory"] = new("64Gi") },
+        };
+        var pod = Pod(model);
+        var init = pod.InitContainers.Single().Resources;
+
+        Assert.Equal("2", pod.Containers.Single().Resources.Limits["nvidia.com/gpu"].ToString());
+        Assert.Equal(["cpu", "memory"], init.Limits.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["cpu", "memory"], init.Requests.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("64Gi", init.Limits["memory"].ToString());
+        Assert.Equal("8", init.Requests["cpu"].ToString());
+    }
+
+    [Fact]
     public void A_private_hub_gets_its_endpoint_flag_and_its_token_from_the_secret_as_HF_TOKEN()
     {
         var pod = Pod(WithDownload(new ModelDownload
