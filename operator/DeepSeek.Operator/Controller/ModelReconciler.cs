@@ -151,7 +151,12 @@ public sealed class ModelReconciler(
         expectations.StatusWritten(key, model.Metadata.ResourceVersion, hash);
     }
 
-    private static string Child(string ns, IKubernetesObject<V1ObjectMeta> item) => ns + "/" + ChildPlan.Key(item);
+    /// <summary>
+    /// A child of one incarnation of its model (the owner's uid): a model deleted and created again under
+    /// the same name before the caches showed its first children must not wait for them.
+    /// </summary>
+    private static string Child(string ns, IKubernetesObject<V1ObjectMeta> item) =>
+        ns + "/" + ChildPlan.Key(item) + "/" + item.Metadata.OwnerReferences?.FirstOrDefault(o => o.Controller == true)?.Uid;
 
     private async Task WriteIfChangedAsync(V1Alpha1DeepSeekModel model, DeepSeekModelStatus status, string type, string reason, string message, CancellationToken cancellationToken)
     {
