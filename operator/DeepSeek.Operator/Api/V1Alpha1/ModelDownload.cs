@@ -5,8 +5,8 @@ namespace DeepSeek.Operator.Api.V1Alpha1;
 
 /// <summary>
 /// A Hugging Face-compatible hub repository that an init container of every runtime pod downloads
-/// into the claim (the runtime's download verb) before the runtime starts; files already complete
-/// on the claim are checked against the hub's checksums and kept.
+/// into the claim (the runtime's download verb) before the runtime starts. Every file is checked
+/// against the hub's checksum once; later pod starts find the verb's completion stamp and skip the hub.
 /// </summary>
 public sealed class ModelDownload
 {
