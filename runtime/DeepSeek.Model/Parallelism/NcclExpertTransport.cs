@@ -27,6 +27,8 @@ namespace DeepSeek.Model.Parallelism;
 public sealed class NcclExpertTransport : IExpertTransport, IDisposable
 {
     private readonly SemaphoreSlim _exchange = new(1, 1);
+    private readonly ManualResetEventSlim _firstAttach = new(false);
+    private readonly TimeSpan _firstFormationWait;
     private readonly long _placementVersion;
     private readonly TimeSpan _deadline;
     private readonly TimeProvider _time;
@@ -39,8 +41,13 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
     /// <param name="placementVersion">Sent with every layer; a rank running another placement refuses the exchange.</param>
     /// <param name="deadline">How long Combine (and a heartbeat) waits for the ranks before the group counts as failed.</param>
     /// <param name="time">The clock of the heartbeat's idle interval.</param>
-    public NcclExpertTransport(long placementVersion, TimeSpan deadline, TimeProvider time)
+    /// <param name="firstFormationWait">
+    /// How long the first exchange waits for the first group (the engine's warm-up may run while the ranks
+    /// still load); once a group was attached, an exchange without one fails at once.
+    /// </param>
+    public NcclExpertTransport(long placementVersion, TimeSpan deadline, TimeProvider time, TimeSpan firstFormationWait = default)
     {
+        _firstFormationWait = firstFormationWait;
         ArgumentNullException.ThrowIfNull(time);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(deadline, TimeSpan.Zero);
         _placementVersion = placementVersion;
@@ -71,6 +78,7 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
             _inFlight = false;
             _lastExchange = _time.GetTimestamp();
             previous?.Dispose();
+            _firstAttach.Set();
         }
         finally
         {
@@ -78,10 +86,14 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
         }
     }
 
+    /// <summary>Records why no group is attached (a formation that failed), for readiness messages.</summary>
+    public void Detach(string reason) => Volatile.Write(ref _detachedBecause, reason);
+
     public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches)
     {
         ArgumentNullException.ThrowIfNull(batches);
         if (batches.Count == 0) return new Answers([]);
+        if (_firstFormationWait > TimeSpan.Zero) _firstAttach.Wait(_firstFormationWait);
         _exchange.Wait();
         var released = false;
         try
@@ -217,6 +229,7 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
         _group?.Dispose();
         _group = null;
         _exchange.Dispose();
+        _firstAttach.Dispose();
     }
 
     private sealed class PendingExchange(NcclExpertTransport transport, IProcessGroup group, int layerIndex, IReadOnlyList<ExpertBatch> batches,

@@ -76,7 +76,7 @@ public static class ServeCommand
         var expertPort = PortOption("--expert-port", 50052, "Where a rank listens for its leader (deepseek.runtime.v1.Experts).");
         var expertTransport = new Option<string?>("--expert-transport")
         {
-            Description = "How ranks exchange routed tokens: grpc or nccl (default: nccl on CUDA, grpc on CPU; nccl is not built into serve yet). Env: DEEPSEEK_EXPERT_TRANSPORT.",
+            Description = "How ranks exchange routed tokens: grpc or nccl (default: nccl on CUDA, grpc on CPU; nccl needs CUDA and the native helper). Env: DEEPSEEK_EXPERT_TRANSPORT.",
             DefaultValueFactory = _ => EnvironmentDefault.GetString("--expert-transport"),
         };
         var groupTokenFile = new Option<string?>("--group-token-file")
@@ -122,8 +122,8 @@ public static class ServeCommand
                     RedundantExperts = parse.GetValue(redundantExperts),
                 };
                 parallel.Validate();
-                if (parallel.IsGroup && parallel.Transport == Experts.ExpertTransportKind.Nccl)
-                    throw new ArgumentException("The nccl expert transport (the default on CUDA) is not built into serve yet; set --expert-transport grpc (DEEPSEEK_EXPERT_TRANSPORT=grpc).");
+                var helperPresent = File.Exists(Path.Combine(AppContext.BaseDirectory, DeepSeek.Model.Native.NativeHelper.LibraryFileName));
+                if (parallel.TransportProblem(parse.GetValue(device)!, helperPresent) is { } transportProblem) throw new ArgumentException(transportProblem);
                 options.Validate();
                 EngineService.ParseDType(parse.GetValue(dtype)!);
                 if (!(drain >= 0)) throw new ArgumentException($"--drain-timeout must be 0 or more seconds, got {drain}.");
