@@ -24,7 +24,7 @@ public enum GroupRole
 /// <summary>The group's wiring: <c>serve</c>'s host with <see cref="ServeSettings.Parallel"/> set.</summary>
 public static partial class ExpertGroupHosting
 {
-    /// <summary>How long the leader's first step (its warm-up) waits for the first NCCL group: the ranks may still be loading.</summary>
+    /// <summary>How long the leader's first step (its warm-up) waits for its ranks (and, over NCCL, the first group): they may still be loading.</summary>
     private static readonly TimeSpan FirstFormationWait = TimeSpan.FromMinutes(15);
 
     /// <summary>
@@ -57,7 +57,7 @@ public static partial class ExpertGroupHosting
             }
             else
             {
-                services.AddSingleton<IExpertTransport>(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.PlacementVersion, ExpertGroup.ComputeDeadline));
+                services.AddSingleton<IExpertTransport>(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.PlacementVersion, ExpertGroup.ComputeDeadline, FirstFormationWait));
             }
             services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(), provider.GetService<NcclGroupLeader>()));
             return GroupRole.Leader;
