@@ -18,10 +18,11 @@ namespace DeepSeek.Model.Parallelism;
 /// at most the deadline: a rank lost or stuck fails the step with <see cref="ExpertTransportException"/>,
 /// aborts the group and detaches it, and steps fail fast until a new group is attached.
 /// <para>
-/// Exchanges are serialised (one in flight, from <see cref="IExpertTransport.Dispatch"/> to
-/// <see cref="IExpertCombine.Combine"/>) with the idle <see cref="Heartbeat"/> and with
-/// <see cref="Attach"/>, which may come from other threads: a collective issued between another
-/// exchange's collectives would desynchronise the ranks.
+/// One exchange is in flight at a time, from <see cref="IExpertTransport.Dispatch"/> to
+/// <see cref="IExpertCombine.Combine"/>; a lock serialises both halves with the idle
+/// <see cref="Heartbeat"/> and with <see cref="Attach"/>, which come from another thread, and a
+/// heartbeat never goes between the halves: a collective issued inside another exchange would
+/// desynchronise the ranks.
 /// </para>
 /// </summary>
 public sealed class NcclExpertTransport : IExpertTransport, IDisposable
@@ -95,7 +96,6 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
         if (batches.Count == 0) return new Answers([]);
         if (_firstFormationWait > TimeSpan.Zero) _firstAttach.Wait(_firstFormationWait);
         _exchange.Wait();
-        var released = false;
         try
         {
             var group = _group ?? throw new ExpertTransportException($"Expert-parallel NCCL group unavailable: {DetachedBecause}");
@@ -132,14 +132,13 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
             {
                 throw Fail(group, $"dispatch of layer {layerIndex} failed: {e.Message}", e);
             }
+            // Until Combine, heartbeats stay away and another Dispatch means this one was abandoned.
             _inFlight = true;
-            released = true;
-            // Held until Combine: nothing else may use the group between the two halves of the exchange.
             return new PendingExchange(this, group, layerIndex, batches, rows, first.Hidden.shape[1], first.Hidden.dtype, device);
         }
         finally
         {
-            if (!released) _exchange.Release();
+            _exchange.Release();
         }
     }
 
@@ -241,10 +240,12 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
         {
             if (_done) throw new InvalidOperationException("This exchange was already combined.");
             _done = true;
+            transport._exchange.Wait();
             try
             {
-                var total = rows.Sum();
-                var received = empty([total, hiddenSize], dtype, device);
+                if (!ReferenceEquals(transport._group, group))
+                    throw new ExpertTransportException($"Expert-parallel NCCL group unavailable: {transport.DetachedBecause}");
+                var received = empty([rows.Sum(), hiddenSize], dtype, device);
                 var none = new long[rows.Length];
                 try
                 {
@@ -257,13 +258,8 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
                 transport._inFlight = false;
                 transport._lastExchange = transport._time.GetTimestamp();
                 // Rows arrive in rank order; hand them back in the order dispatched.
-                var offsets = new Dictionary<int, long>();
-                long offset = 0;
-                for (var rank = 0; rank < rows.Length; rank++)
-                {
-                    offsets[rank] = offset;
-                    offset += rows[rank];
-                }
+                var offsets = new long[rows.Length];
+                for (var rank = 1; rank < rows.Length; rank++) offsets[rank] = offsets[rank - 1] + rows[rank - 1];
                 return [.. batches.Select(b => received.narrow(0, offsets[b.Rank], rows[b.Rank]))];
             }
             finally

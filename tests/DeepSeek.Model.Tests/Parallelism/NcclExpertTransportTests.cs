@@ -121,6 +121,25 @@ public sealed class NcclExpertTransportTests
         Assert.Contains("placement 2", outcome.Reason, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void An_exchange_abandoned_between_dispatch_and_combine_fails_the_next_one_instead_of_hanging()
+    {
+        var placement = ExpertPlacement.Initial(DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V3Tiny)), 2, 0);
+        using var transport = new NcclExpertTransport(1, TimeSpan.FromSeconds(3), TimeProvider.System);
+        using var group = Group.Load(Fixtures.V3Tiny, placement, transport);
+        var followers = group.Form(generation: 1, idleDeadline: Generous, unboundedWait: TimeSpan.FromSeconds(3), followerDeadline: TimeSpan.FromSeconds(3));
+        var layer = group.Leader.RoutedExperts[0];
+        var held = placement.Layer(layer.LayerIndex).ExpertsOn(1)[0];
+        ExpertBatch Batch() => new(1, zeros([2, layer.HiddenSize], ScalarType.Float64), full([2, layer.ExpertsPerToken], -1L).index_put_(tensor(held), TensorIndex.Colon, TensorIndex.Single(0)),
+            ones([2, layer.ExpertsPerToken], ScalarType.Float64));
+
+        _ = transport.Dispatch(layer.LayerIndex, [Batch()]); // its step "threw" before Combine
+        var abandoned = Assert.Throws<ExpertTransportException>(() => transport.Dispatch(layer.LayerIndex, [Batch()]));
+        Assert.Contains("abandoned", abandoned.Message, StringComparison.Ordinal);
+        Assert.Null(transport.Group);
+        Assert.Equal(FollowEnd.Failed, followers[0].Join().End);
+    }
+
     /// <summary>A leader sharded over the NCCL transport and its ranks' models, each rank following on a thread of its own.</summary>
     private sealed class Group : IDisposable
     {
@@ -150,7 +169,7 @@ public sealed class NcclExpertTransportTests
         }
 
         /// <summary>Forms a group (agreement included, on every rank's thread), attaches the leader's end and starts the followers.</summary>
-        public List<RankThread> Form(long generation, TimeSpan idleDeadline, TimeSpan unboundedWait, long followerPlacementVersion = 1)
+        public List<RankThread> Form(long generation, TimeSpan idleDeadline, TimeSpan unboundedWait, long followerPlacementVersion = 1, TimeSpan? followerDeadline = null)
         {
             var group = new ThreadProcessGroup(_ranks.Count, generation, unboundedWait);
             Current = group;
@@ -166,7 +185,7 @@ public sealed class NcclExpertTransportTests
                 var problem = Agree(rank);
                 return problem is not null
                     ? new FollowOutcome(FollowEnd.Failed, problem, 0)
-                    : NcclExpertFollower.Follow(group.Members[rank], _ranks[rank], followerPlacementVersion, idleDeadline, Generous, CancellationToken.None);
+                    : NcclExpertFollower.Follow(group.Members[rank], _ranks[rank], followerPlacementVersion, idleDeadline, followerDeadline ?? Generous, CancellationToken.None);
             })).ToList();
             Assert.Null(Agree(0));
             _transport.Attach(group.Members[0], CPU);
