@@ -98,8 +98,9 @@ public sealed partial class NcclGroupLeader(ExpertGroup group, EngineSettings en
             Changed?.Invoke();
             return true;
         }
-        catch (NativeHelperException e)
+        catch (Exception e) when (e is NativeHelperException or ArgumentException or InvalidOperationException or IOException)
         {
+            // A store that did not come up, a rank that did not join in time: try again after a backoff.
             formed?.Abort();
             formed?.Dispose();
             LogFormationFailed(logger, generation, e.Message);
