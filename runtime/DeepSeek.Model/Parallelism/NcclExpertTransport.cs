@@ -122,7 +122,7 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
             {
                 group.Broadcast(tensor(header.ToValues(), device: device), 0, TimeSpan.Zero);
                 var hidden = cat(ordered.Select(b => b.Hidden).ToList(), 0).contiguous();
-                var ids = cat(ordered.Select(b => b.ExpertIds).ToList(), 0).contiguous();
+                var ids = cat(ordered.Select(b => b.ExpertIds.to(ScalarType.Int64)).ToList(), 0).contiguous();
                 var weights = cat(ordered.Select(b => b.Weights.to(ScalarType.Float32)).ToList(), 0).contiguous();
                 group.AllToAll(empty([0, hidden.shape[1]], hidden.dtype, device), hidden, none, rows, TimeSpan.Zero);
                 group.AllToAll(empty([0, k], ScalarType.Int64, device), ids, none, rows, TimeSpan.Zero);
