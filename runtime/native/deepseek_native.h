@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define DSN_ABI_VERSION 1
+#define DSN_ABI_VERSION 2
 
 // The library is built with hidden visibility; only these functions are exported.
 #define DSN_API __attribute__((visibility("default")))
@@ -61,18 +61,36 @@ DSN_API void* dsn_int4_pack(void* weight, int inner_k_tiles);
 DSN_API void* dsn_int4_mm(void* x, void* packed, int group_size, void* scales_and_zeros);
 
 // ---- NCCL process group ---------------------------------------------------------------------------
-// c10d::ProcessGroupNCCL over a c10d::TCPStore rendezvous at host:port, which rank 0 serves. Blocks
-// until every rank has joined or `timeout_ms` passes. `device` < 0 keeps the current device.
-// Returns the group, or NULL.
-DSN_API void* dsn_process_group_create(const char* host, int port, int rank, int world_size, int device, int64_t timeout_ms);
+// c10d::ProcessGroupNCCL over a c10d::TCPStore rendezvous at host:port, which rank 0 serves (a new
+// store each call, so a re-formed group never sees an old one's keys). Rank 0 publishes `generation`
+// (>= 0) under the store key "generation"; the other ranks pass generation < 0 and read it (waiting up
+// to `timeout_ms`). The group's keys live under the prefix "deepseek/ep/<generation>/". Blocks until
+// every rank has joined or `timeout_ms` passes; `timeout_ms` is also the group's own collective timeout
+// (its watchdog), so it must exceed every `wait_ms` below. Asynchronous NCCL errors abort the group's
+// communicators without ending the process (TORCH_NCCL_ASYNC_ERROR_HANDLING=2 is set for it): a lost
+// rank is a failed call here, never a crash. `device` < 0 keeps the current device. Returns the
+// group, or NULL.
+DSN_API void* dsn_process_group_create(const char* host, int port, int rank, int world_size, int device, int64_t timeout_ms,
+                                       int64_t generation);
+// The generation the group was formed under (rank 0's).
+DSN_API int64_t dsn_process_group_generation(void* group);
+// Every collective below: with wait_ms == 0 the current stream waits for it and the host does not;
+// with wait_ms > 0 the host also blocks until it completes, and a collective not complete within
+// wait_ms (a rank lost or stuck) fails. A failed collective aborts the group: every later call on it
+// fails at once, and a new group must be formed. 0 on success.
+//
 // all-to-all of `input` into `output` (dim 0 split into world_size chunks, in rank order). With
-// split_count 0 the chunks are equal; otherwise split_count == world_size row counts each. The
-// current stream waits for the collective; the host does not. 0 on success.
+// split_count 0 the chunks are equal; otherwise split_count == world_size row counts each.
 DSN_API int dsn_process_group_all_to_all(void* group, void* output, void* input,
-                                 const int64_t* output_splits, const int64_t* input_splits, int split_count);
-// all-gather: `output` holds world_size copies of `input`'s shape along dim 0, in rank order. 0 on success.
-DSN_API int dsn_process_group_all_gather(void* group, void* output, void* input);
-// Shuts the communicators down and frees the group.
+                                         const int64_t* output_splits, const int64_t* input_splits, int split_count, int64_t wait_ms);
+// all-gather: `output` holds world_size copies of `input`'s shape along dim 0, in rank order.
+DSN_API int dsn_process_group_all_gather(void* group, void* output, void* input, int64_t wait_ms);
+// broadcast: `tensor` of rank `root` is copied into `tensor` of every other rank (same shape and dtype).
+DSN_API int dsn_process_group_broadcast(void* group, void* tensor, int root, int64_t wait_ms);
+// Aborts the communicators: collectives in flight end (with undefined results) instead of waiting for
+// a rank that is gone. The group stays allocated and fails every later call; destroy it.
+DSN_API void dsn_process_group_abort(void* group);
+// Shuts the communicators down (or finishes the abort) and frees the group and its store.
 DSN_API void dsn_process_group_destroy(void* group);
 
 #ifdef __cplusplus

@@ -16,7 +16,7 @@ public sealed unsafe class NativeHelper
     public const string LibraryFileName = "libdeepseek_native.so";
 
     /// <summary>The C ABI version this binding was written for (<c>DSN_ABI_VERSION</c> in <c>deepseek_native.h</c>).</summary>
-    public const int AbiVersion = 1;
+    public const int AbiVersion = 2;
 
     private readonly delegate* unmanaged<IntPtr> _lastError;
     private readonly delegate* unmanaged<IntPtr> _graphPoolCreate;
@@ -28,9 +28,12 @@ public sealed unsafe class NativeHelper
     private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr> _groupedMm;
     private readonly delegate* unmanaged<IntPtr, int, IntPtr> _int4Pack;
     private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr> _int4Mm;
-    private readonly delegate* unmanaged<IntPtr, int, int, int, int, long, IntPtr> _processGroupCreate;
-    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, long*, long*, int, int> _processGroupAllToAll;
-    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, int> _processGroupAllGather;
+    private readonly delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr> _processGroupCreate;
+    private readonly delegate* unmanaged<IntPtr, long> _processGroupGeneration;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, long*, long*, int, long, int> _processGroupAllToAll;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, long, int> _processGroupAllGather;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, int, long, int> _processGroupBroadcast;
+    private readonly delegate* unmanaged<IntPtr, void> _processGroupAbort;
     private readonly delegate* unmanaged<IntPtr, void> _processGroupDestroy;
 
     private NativeHelper(IntPtr library, string path)
@@ -46,9 +49,12 @@ public sealed unsafe class NativeHelper
         _groupedMm = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Export(library, "dsn_grouped_mm");
         _int4Pack = (delegate* unmanaged<IntPtr, int, IntPtr>)Export(library, "dsn_int4_pack");
         _int4Mm = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr>)Export(library, "dsn_int4_mm");
-        _processGroupCreate = (delegate* unmanaged<IntPtr, int, int, int, int, long, IntPtr>)Export(library, "dsn_process_group_create");
-        _processGroupAllToAll = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, long*, long*, int, int>)Export(library, "dsn_process_group_all_to_all");
-        _processGroupAllGather = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, int>)Export(library, "dsn_process_group_all_gather");
+        _processGroupCreate = (delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr>)Export(library, "dsn_process_group_create");
+        _processGroupGeneration = (delegate* unmanaged<IntPtr, long>)Export(library, "dsn_process_group_generation");
+        _processGroupAllToAll = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, long*, long*, int, long, int>)Export(library, "dsn_process_group_all_to_all");
+        _processGroupAllGather = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, long, int>)Export(library, "dsn_process_group_all_gather");
+        _processGroupBroadcast = (delegate* unmanaged<IntPtr, IntPtr, int, long, int>)Export(library, "dsn_process_group_broadcast");
+        _processGroupAbort = (delegate* unmanaged<IntPtr, void>)Export(library, "dsn_process_group_abort");
         _processGroupDestroy = (delegate* unmanaged<IntPtr, void>)Export(library, "dsn_process_group_destroy");
     }
 
@@ -168,17 +174,22 @@ public sealed unsafe class NativeHelper
 
     /// <summary>
     /// Joins the NCCL group of <paramref name="worldSize"/> ranks through the c10d TCPStore at
-    /// <paramref name="storeHost"/>:<paramref name="storePort"/>, which rank 0 serves; blocks until every
-    /// rank joined or <paramref name="timeout"/> passed.
+    /// <paramref name="storeHost"/>:<paramref name="storePort"/>, which rank 0 serves (a new store per
+    /// call); blocks until every rank joined or <paramref name="timeout"/> passed. Rank 0 names the
+    /// group's <paramref name="generation"/> (default 0); the others leave it null and learn it from the
+    /// store. <paramref name="timeout"/> is also the group's own collective timeout, so it must exceed
+    /// every wait given to a collective.
     /// </summary>
-    public NcclProcessGroup CreateProcessGroup(string storeHost, int storePort, int rank, int worldSize, Device device, TimeSpan timeout)
+    public NcclProcessGroup CreateProcessGroup(string storeHost, int storePort, int rank, int worldSize, Device device, TimeSpan timeout, long? generation = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(storeHost);
+        if (generation < 0) throw new ArgumentOutOfRangeException(nameof(generation), generation, "A generation is 0 or more.");
         var host = Marshal.StringToCoTaskMemUTF8(storeHost);
         try
         {
-            var handle = _processGroupCreate(host, storePort, rank, worldSize, device.index, (long)timeout.TotalMilliseconds);
-            return new NcclProcessGroup(this, Check(handle, "process_group_create"), rank, worldSize);
+            var handle = _processGroupCreate(host, storePort, rank, worldSize, device.index, (long)timeout.TotalMilliseconds, rank == 0 ? generation ?? 0 : -1);
+            handle = Check(handle, "process_group_create");
+            return new NcclProcessGroup(this, handle, rank, worldSize, _processGroupGeneration(handle));
         }
         finally
         {
@@ -192,25 +203,38 @@ public sealed unsafe class NativeHelper
 
     internal void DestroyGraph(IntPtr graph) => _graphDestroy(graph);
 
-    internal void AllToAll(IntPtr group, Tensor output, Tensor input, long[]? outputSplits, long[]? inputSplits)
+    internal void AllToAll(IntPtr group, Tensor output, Tensor input, long[]? outputSplits, long[]? inputSplits, TimeSpan wait)
     {
         fixed (long* outSplits = outputSplits)
         fixed (long* inSplits = inputSplits)
         {
-            var status = _processGroupAllToAll(group, output.Handle, input.Handle, outSplits, inSplits, outputSplits?.Length ?? 0);
+            var status = _processGroupAllToAll(group, output.Handle, input.Handle, outSplits, inSplits, outputSplits?.Length ?? 0, WaitMilliseconds(wait));
             GC.KeepAlive(output);
             GC.KeepAlive(input);
             Check(status, "all_to_all");
         }
     }
 
-    internal void AllGather(IntPtr group, Tensor output, Tensor input)
+    internal void AllGather(IntPtr group, Tensor output, Tensor input, TimeSpan wait)
     {
-        var status = _processGroupAllGather(group, output.Handle, input.Handle);
+        var status = _processGroupAllGather(group, output.Handle, input.Handle, WaitMilliseconds(wait));
         GC.KeepAlive(output);
         GC.KeepAlive(input);
         Check(status, "all_gather");
     }
+
+    internal void Broadcast(IntPtr group, Tensor tensor, int root, TimeSpan wait)
+    {
+        var status = _processGroupBroadcast(group, tensor.Handle, root, WaitMilliseconds(wait));
+        GC.KeepAlive(tensor);
+        Check(status, "broadcast");
+    }
+
+    internal void AbortProcessGroup(IntPtr group) => _processGroupAbort(group);
+
+    /// <summary>Zero: the stream waits, the host does not; otherwise at least a millisecond (0 would mean no bound).</summary>
+    private static long WaitMilliseconds(TimeSpan wait) =>
+        wait <= TimeSpan.Zero ? 0 : Math.Max(1, (long)Math.Ceiling(wait.TotalMilliseconds));
 
     internal void DestroyProcessGroup(IntPtr group) => _processGroupDestroy(group);
 

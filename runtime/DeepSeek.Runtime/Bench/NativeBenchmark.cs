@@ -19,8 +19,15 @@ public sealed record GroupedMmResult(int Tokens, int ExpertsTouched, int Busiest
 public sealed record Int4Result(string Weight, long OutFeatures, long InFeatures, int Rows, double Bf16Us, double Int4Us, double Bf16GraphUs, double Int4GraphUs,
     double KernelRelativeError, double QuantizationRelativeError, double Bf16WeightGbs, double Int4WeightGbs);
 
-/// <summary>An NCCL group's bring-up and collectives, checked value by value; <c>LargeAllToAllMs</c>: a 64 MiB bf16 all-to-all.</summary>
-public sealed record NcclResult(int Rank, int WorldSize, double InitMs, bool AllToAllEqualSplits, bool AllToAllUnevenSplits, bool AllGather, double LargeAllToAllMs);
+/// <summary>
+/// An NCCL group's bring-up and collectives, checked value by value; <c>LargeAllToAllMs</c>: a 64 MiB bf16
+/// all-to-all; <c>Broadcast</c> and <c>BoundedWait</c>: the expert transport's header broadcast and a
+/// host-blocking all-to-all; <c>LostRankFails</c> (two ranks or more, run last): a broadcast that the other
+/// ranks never join fails on rank 0 within its wait, without ending the process, and the group then
+/// refuses further calls (null with one rank).
+/// </summary>
+public sealed record NcclResult(int Rank, int WorldSize, long Generation, double InitMs, bool AllToAllEqualSplits, bool AllToAllUnevenSplits, bool AllGather,
+    bool Broadcast, bool BoundedWait, bool? LostRankFails, double LargeAllToAllMs);
 
 /// <summary>
 /// <c>bench native</c>: proves each function of the native helper from TorchSharp on a CUDA device and
@@ -252,10 +259,57 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         group.AllGather(gathered, mine);
         var gatherOk = gathered.eq(Filled(3, peer => peer)).all().item<bool>();
 
+        // The expert transport's header: rank 0's values reach every rank.
+        var header = rank == 0 ? tensor(new long[] { 2, 5, 1, 6, 0, 7 }, device: device) : zeros([6], ScalarType.Int64, device);
+        group.Broadcast(header, 0);
+        var broadcastOk = header.cpu().data<long>().ToArray().SequenceEqual([2L, 5, 1, 6, 0, 7]);
+
+        // Host-blocking all-to-all, as the transport's combine: values are there when it returns.
+        var boundedReceived = full([4L * worldSize, width], float.NaN, ScalarType.Float32, device);
+        group.AllToAll(boundedReceived, Filled(4, peer => (1000 * rank) + peer), null, null, TimeSpan.FromSeconds(30));
+        var boundedOk = boundedReceived.eq(Filled(4, peer => (1000 * peer) + rank)).all().item<bool>();
+
         var big = randn([32L << 20], ScalarType.BFloat16, device); // 64 MiB
         var bigOut = empty_like(big);
         var allToAllMs = MedianMs(() => group.AllToAll(bigOut, big), 20);
-        return new NcclResult(rank, worldSize, initMs, equalOk, unevenOk, gatherOk, allToAllMs);
+        bool? lostRankFails = worldSize > 1 ? LostRankFails(group, rank) : null;
+        return new NcclResult(rank, worldSize, group.Generation, initMs, equalOk, unevenOk, gatherOk, broadcastOk, boundedOk, lostRankFails, allToAllMs);
+    }
+
+    /// <summary>
+    /// Rank 0 broadcasts with a 3 s wait that the other ranks never join (they stand for a lost rank,
+    /// then abort their side): it must fail in time, and every later call on the group must fail too.
+    /// </summary>
+    private bool LostRankFails(NcclProcessGroup group, int rank)
+    {
+        var wait = TimeSpan.FromSeconds(3);
+        if (rank != 0)
+        {
+            Thread.Sleep(wait * 3);
+            group.Abort();
+            return true;
+        }
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            group.Broadcast(zeros([8], ScalarType.Int64, device), 0, wait);
+            log("nccl: a broadcast no other rank joined completed");
+            return false;
+        }
+        catch (NativeHelperException e)
+        {
+            log($"nccl: the unjoined broadcast failed after {clock.Elapsed.TotalSeconds:0.0} s: {e.Message}");
+        }
+        try
+        {
+            group.Broadcast(zeros([8], ScalarType.Int64, device), 0);
+            log("nccl: the aborted group accepted another collective");
+            return false;
+        }
+        catch (NativeHelperException)
+        {
+            return clock.Elapsed < wait * 3;
+        }
     }
 
     /// <summary>A free loopback port for a one-process group's store.</summary>

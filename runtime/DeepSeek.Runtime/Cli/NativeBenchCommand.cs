@@ -147,8 +147,10 @@ public static class NativeBenchCommand
     private static Table RenderNccl(NcclResult r)
     {
         var table = new Table().Title($"NCCL process group (c10d ProcessGroupNCCL, TCPStore rendezvous), rank {r.Rank} of {r.WorldSize}")
-            .AddColumn("init + first collective ms").AddColumn("all-to-all equal splits").AddColumn("all-to-all uneven splits").AddColumn("all-gather").AddColumn("64 MiB all-to-all ms");
-        table.AddRow(F(r.InitMs, "N1"), Check(r.AllToAllEqualSplits), Check(r.AllToAllUnevenSplits), Check(r.AllGather), F(r.LargeAllToAllMs, "N3"));
+            .AddColumn("init + first collective ms").AddColumn("all-to-all equal splits").AddColumn("all-to-all uneven splits").AddColumn("all-gather")
+            .AddColumn("broadcast").AddColumn("host-bounded wait").AddColumn("lost rank fails in time").AddColumn("64 MiB all-to-all ms");
+        table.AddRow(F(r.InitMs, "N1"), Check(r.AllToAllEqualSplits), Check(r.AllToAllUnevenSplits), Check(r.AllGather), Check(r.Broadcast), Check(r.BoundedWait),
+            r.LostRankFails is { } lost ? Check(lost) : "n/a (one rank)", F(r.LargeAllToAllMs, "N3"));
         return table;
     }
 }
@@ -167,7 +169,7 @@ public sealed record NativeBenchReport(
         Graphs.All(g => g.IdenticalOnCapturedInput && g.IdenticalOnNewInput)
         && GroupedMm.All(g => g.GroupedVsLoopRelativeError <= 1e-2)
         && Int4.All(i => i.KernelRelativeError <= 1e-2)
-        && (Nccl is null || (Nccl.AllToAllEqualSplits && Nccl.AllToAllUnevenSplits && Nccl.AllGather));
+        && (Nccl is null || (Nccl.AllToAllEqualSplits && Nccl.AllToAllUnevenSplits && Nccl.AllGather && Nccl.Broadcast && Nccl.BoundedWait && Nccl.LostRankFails != false));
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]

@@ -76,7 +76,7 @@ public static class ServeCommand
         var expertPort = PortOption("--expert-port", 50052, "Where a rank listens for its leader (deepseek.runtime.v1.Experts).");
         var expertTransport = new Option<string?>("--expert-transport")
         {
-            Description = "How ranks exchange routed tokens: grpc or nccl (default: nccl on CUDA, grpc on CPU; nccl is not built into serve yet). Env: DEEPSEEK_EXPERT_TRANSPORT.",
+            Description = "How ranks exchange routed tokens: grpc or nccl (default: nccl on CUDA, grpc on CPU; nccl needs CUDA and the native helper). Env: DEEPSEEK_EXPERT_TRANSPORT.",
             DefaultValueFactory = _ => EnvironmentDefault.GetString("--expert-transport"),
         };
         var groupTokenFile = new Option<string?>("--group-token-file")
@@ -85,14 +85,35 @@ public static class ServeCommand
             DefaultValueFactory = _ => EnvironmentDefault.GetString("--group-token-file"),
         };
         var redundantExperts = IntOption("--redundant-experts", 0, "Extra copies of the hottest experts per MoE layer, spread over the ranks.", minimum: 0);
+        var localRanks = IntOption("--local-ranks", 1,
+            "Ranks this pod runs, one serve process per GPU, started and supervised here (exits when one dies). With L > 1: --world-size counts all ranks, "
+            + "--rank is the pod's index (its ranks are rank·L … rank·L+L−1), --peers lists one address per pod, and local rank i gets cuda:i and every base port + 10·i.");
 
         var command = new Command("serve", "Serve the model over HTTP (OpenAI-compatible) and gRPC.")
         {
             host, httpPort, grpcPort, apiKey, apiKeyFile, maxRequestBytes, model, servedName, device, dtype, maxRunning, maxQueued, maxBatchTokens, maxContext,
-            kvBlocks, kvFraction, blockSize, prefixCaching, drainTimeout, rank, worldSize, peers, expertPort, expertTransport, groupTokenFile, redundantExperts,
+            kvBlocks, kvFraction, blockSize, prefixCaching, drainTimeout, rank, worldSize, peers, expertPort, expertTransport, groupTokenFile, redundantExperts, localRanks,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
+            if (parse.GetValue(localRanks) > 1)
+            {
+                IReadOnlyList<LocalRank> plan;
+                string rankPeers;
+                try
+                {
+                    plan = LocalRankPlan.For(parse.GetValue(localRanks), parse.GetValue(rank), parse.GetValue(worldSize), parse.GetValue(device)!,
+                        parse.GetValue(httpPort), parse.GetValue(grpcPort), parse.GetValue(expertPort));
+                    rankPeers = LocalRankPlan.RankPeers(Experts.ExpertParallelSettings.ParsePeers(parse.GetValue(peers)), parse.GetValue(localRanks), parse.GetValue(worldSize));
+                }
+                catch (ArgumentException e)
+                {
+                    Console.Error.WriteLine($"serve: {e.Message}");
+                    return 1;
+                }
+                var arguments = Environment.GetCommandLineArgs().SkipWhile(a => a != "serve").Skip(1).ToList();
+                return await LocalRankSupervisor.RunAsync(plan, parse.GetValue(worldSize), rankPeers, arguments, TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(drainTimeout))));
+            }
             var directory = parse.GetValue(model)!;
             var options = new DeepSeek.Engine.EngineOptions
             {
@@ -122,8 +143,8 @@ public static class ServeCommand
                     RedundantExperts = parse.GetValue(redundantExperts),
                 };
                 parallel.Validate();
-                if (parallel.IsGroup && parallel.Transport == Experts.ExpertTransportKind.Nccl)
-                    throw new ArgumentException("The nccl expert transport (the default on CUDA) is not built into serve yet; set --expert-transport grpc (DEEPSEEK_EXPERT_TRANSPORT=grpc).");
+                var helperPresent = File.Exists(Path.Combine(AppContext.BaseDirectory, DeepSeek.Model.Native.NativeHelper.LibraryFileName));
+                if (parallel.TransportProblem(parse.GetValue(device)!, helperPresent) is { } transportProblem) throw new ArgumentException(transportProblem);
                 options.Validate();
                 EngineService.ParseDType(parse.GetValue(dtype)!);
                 if (!(drain >= 0)) throw new ArgumentException($"--drain-timeout must be 0 or more seconds, got {drain}.");

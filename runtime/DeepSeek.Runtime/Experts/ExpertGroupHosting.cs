@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using DeepSeek.Model.Devices;
 using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Parallelism;
 using DeepSeek.Runtime.Api;
 using DeepSeek.Runtime.Api.Auth;
 using DeepSeek.Runtime.Hosting;
@@ -23,6 +24,9 @@ public enum GroupRole
 /// <summary>The group's wiring: <c>serve</c>'s host with <see cref="ServeSettings.Parallel"/> set.</summary>
 public static partial class ExpertGroupHosting
 {
+    /// <summary>How long the leader's first step (its warm-up) waits for its ranks (and, over NCCL, the first group): they may still be loading.</summary>
+    private static readonly TimeSpan FirstFormationWait = TimeSpan.FromMinutes(15);
+
     /// <summary>
     /// A leader gets the peer connections, the transport its engine's model is sharded with, and
     /// readiness that follows the group; a rank gets the expert listener, its shard (loaded on its
@@ -43,8 +47,19 @@ public static partial class ExpertGroupHosting
         if (parallel.IsLeader)
         {
             services.AddSingleton(provider => new ExpertPeers(parallel, group.Fingerprint, TimeProvider.System, provider.GetRequiredService<ILogger<ExpertPeers>>()));
-            services.AddSingleton(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.PlacementVersion, ExpertGroup.ComputeDeadline));
-            services.AddHostedService<LeaderGroupMonitor>();
+            if (parallel.Transport == ExpertTransportKind.Nccl)
+            {
+                services.AddSingleton(_ => new NcclExpertTransport(ExpertGroup.PlacementVersion, ExpertGroup.ComputeDeadline, TimeProvider.System, FirstFormationWait));
+                services.AddSingleton<IExpertTransport>(provider => provider.GetRequiredService<NcclExpertTransport>());
+                services.AddSingleton(provider => new NcclGroupLeader(group, engine, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<NcclExpertTransport>(),
+                    provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System, provider.GetRequiredService<ILogger<NcclGroupLeader>>()));
+                services.AddHostedService(provider => provider.GetRequiredService<NcclGroupLeader>());
+            }
+            else
+            {
+                services.AddSingleton<IExpertTransport>(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.PlacementVersion, ExpertGroup.ComputeDeadline, FirstFormationWait));
+            }
+            services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(), provider.GetService<NcclGroupLeader>()));
             return GroupRole.Leader;
         }
 
@@ -70,6 +85,9 @@ public static partial class ExpertGroupHosting
         services.AddSingleton<IRankExperts>(provider => provider.GetRequiredService<RankExperts>());
         services.AddHostedService(provider => new RankLoader(engine, group, provider.GetRequiredService<RankExperts>(),
             provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), provider.GetRequiredService<ILogger<RankLoader>>()));
+        if (parallel.Transport == ExpertTransportKind.Nccl)
+            services.AddHostedService(provider => new NcclGroupRank(group, engine, provider.GetRequiredService<RankExperts>(), provider.GetRequiredService<Readiness>(),
+                provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System, provider.GetRequiredService<ILogger<NcclGroupRank>>()));
         return GroupRole.Rank;
     }
 
@@ -84,18 +102,23 @@ public static partial class ExpertGroupHosting
         return app;
     }
 
-    /// <summary>Keeps the leader's readiness in step with its ranks: not ready while one is missing, ready again when it returns.</summary>
-    private sealed class LeaderGroupMonitor(ExpertPeers peers, Readiness readiness) : BackgroundService
+    /// <summary>
+    /// Keeps the leader's readiness in step with its ranks: not ready while one is missing (or, over NCCL,
+    /// while the group is not formed), ready again when it returns.
+    /// </summary>
+    private sealed class LeaderGroupMonitor(ExpertPeers peers, Readiness readiness, NcclGroupLeader? nccl) : BackgroundService
     {
         protected override async Task ExecuteAsync(CancellationToken stoppingToken)
         {
             // The current state, not the event's: events of two ranks may arrive out of order.
             void Follow(GroupReadiness _)
             {
-                var group = peers.Readiness;
+                var group = nccl?.Readiness(peers.Readiness) ?? peers.Readiness;
                 readiness.SetMissingRanks(group.Ready ? null : group.Message);
             }
+            void FollowNccl() => Follow(peers.Readiness);
             peers.Changed += Follow;
+            if (nccl is not null) nccl.Changed += FollowNccl;
             Follow(peers.Readiness);
             try
             {
@@ -104,6 +127,7 @@ public static partial class ExpertGroupHosting
             finally
             {
                 peers.Changed -= Follow;
+                if (nccl is not null) nccl.Changed -= FollowNccl;
             }
         }
     }

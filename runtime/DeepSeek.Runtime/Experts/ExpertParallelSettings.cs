@@ -72,6 +72,24 @@ public sealed record ExpertParallelSettings
         return list;
     }
 
+    /// <summary>
+    /// Why the transport cannot run on <paramref name="device"/>, or null: NCCL needs CUDA, and a group
+    /// over NCCL needs the native helper (<paramref name="nativeHelperPresent"/>); world size 1 exchanges nothing.
+    /// </summary>
+    public string? TransportProblem(string device, bool nativeHelperPresent)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (Transport != ExpertTransportKind.Nccl) return null;
+        if (!device.StartsWith("cuda", StringComparison.OrdinalIgnoreCase))
+            return $"--expert-transport nccl needs CUDA devices (NCCL runs between GPUs), not --device {device}; on CPU use --expert-transport grpc (the default there).";
+        if (IsGroup && !nativeHelperPresent)
+            return "--expert-transport nccl (the default on CUDA) needs the native helper libdeepseek_native.so next to the executable: build it on the GPU host with "
+                + "scripts/build-native.sh, or set --expert-transport grpc (DEEPSEEK_EXPERT_TRANSPORT=grpc).";
+        if (IsGroup && Peers.Count > 0 && Peers[0].Port >= 65535)
+            return $"--peers: rank 0's expert port {Peers[0].Port} leaves no port above it for the NCCL rendezvous store (expert port + 1).";
+        return null;
+    }
+
     /// <summary><c>grpc</c> or <c>nccl</c>; absent: NCCL on CUDA, gRPC on CPU.</summary>
     public static ExpertTransportKind ParseTransport(string? value, string device) => value?.Trim().ToLowerInvariant() switch
     {

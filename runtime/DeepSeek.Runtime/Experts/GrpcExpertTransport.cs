@@ -11,11 +11,23 @@ namespace DeepSeek.Runtime.Experts;
 /// tokens out and one host-to-device copy of the answers back per peer, which is what bounds it (see
 /// docs/benchmarks.md); NCCL is the transport for GPUs.
 /// </summary>
-public sealed class GrpcExpertTransport(ExpertPeers peers, long placementVersion, TimeSpan deadline) : IExpertTransport
+/// <remarks>
+/// The first exchange (the engine's warm-up, which may run while the ranks still load) waits up to
+/// <c>firstGroupWait</c> for every rank to be ready; later ones call at once and fail if a rank is gone.
+/// </remarks>
+public sealed class GrpcExpertTransport(ExpertPeers peers, long placementVersion, TimeSpan deadline, TimeSpan firstGroupWait = default) : IExpertTransport
 {
+    private bool _groupSeen;
+
     public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches)
     {
         ArgumentNullException.ThrowIfNull(batches);
+        if (!_groupSeen)
+        {
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            while (!peers.Readiness.Ready && waited.Elapsed < firstGroupWait) Thread.Sleep(100);
+            _groupSeen = true;
+        }
         var calls = new List<(ExpertBatch Batch, Task<ComputeReply> Reply)>(batches.Count);
         foreach (var batch in batches)
         {

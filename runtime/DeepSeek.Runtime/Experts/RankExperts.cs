@@ -40,6 +40,10 @@ public sealed class RankExperts : IRankExperts, IDisposable
 
     public bool IsReady => Volatile.Read(ref _model) is not null;
 
+    /// <summary>Runs <paramref name="work"/> with the loaded shard on the tensor thread (the NCCL transport's follower loop lives there).</summary>
+    public Task<T> RunWithModelAsync<T>(Func<DeepSeekForCausalLM, T> work, CancellationToken cancellationToken) =>
+        RunAsync(() => work(_model ?? throw new InvalidOperationException($"Rank {_rank} has not loaded its experts yet.")), cancellationToken);
+
     public RankStatus Status()
     {
         var status = new RankStatus

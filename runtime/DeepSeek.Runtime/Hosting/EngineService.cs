@@ -38,7 +38,7 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
 
     /// <summary><paramref name="group"/> and <paramref name="transport"/>: the expert-parallel group this engine leads, if any; its pass shards the model before it is materialised.</summary>
     public EngineService(EngineSettings settings, Readiness readiness, EngineMetrics metrics, IHostApplicationLifetime lifetime, ILogger<EngineService> logger,
-        ILoggerFactory loggers, Experts.ExpertGroup? group = null, Experts.GrpcExpertTransport? transport = null)
+        ILoggerFactory loggers, Experts.ExpertGroup? group = null, DeepSeek.Model.Parallelism.IExpertTransport? transport = null)
     {
         ArgumentNullException.ThrowIfNull(loggers);
         // The engine's own lines (failed steps with their cause, its start) under its own category.
