@@ -76,6 +76,7 @@ internal static class RuntimeContract
         public const string WorldSize = "--world-size";
         public const string Rank = "--rank";
         public const string Peers = "--peers";
+        public const string LocalRanks = "--local-ranks";
     }
 
     /// <summary>Every flag the operator sets on a runtime pod, as an argument or through its environment variable.</summary>
@@ -84,6 +85,6 @@ internal static class RuntimeContract
         Flags.Model, Flags.ServedName, Flags.Host, Flags.HttpPort, Flags.GrpcPort, Flags.Dtype, Flags.Quantization, Flags.Device,
         Flags.MaxRunningRequests, Flags.MaxQueuedRequests, Flags.MaxBatchTokens, Flags.KvCacheMemoryFraction,
         Flags.MaxContextLength, Flags.PrefixCaching, Flags.DrainTimeout, Flags.ApiKey,
-        Flags.RedundantExperts, Flags.WorldSize, Flags.Rank, Flags.Peers,
+        Flags.RedundantExperts, Flags.WorldSize, Flags.Rank, Flags.Peers, Flags.LocalRanks,
     ];
 }

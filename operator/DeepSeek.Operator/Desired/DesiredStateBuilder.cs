@@ -23,6 +23,12 @@ public static class DesiredStateBuilder
         var configHash = SpecHash.Of(settings.Data);
         objects.Add(settings);
 
+        if (shape.IsExpertParallel)
+        {
+            // Before the workloads: their pods read the token Secret, and must never run unfenced.
+            objects.Add(GroupSecurity.TokenSecret(Metadata(model, ObjectNames.GroupToken(name))));
+            objects.Add(GroupSecurity.NetworkPolicy(Metadata(model, ObjectNames.ExpertNetworkPolicy(name)), ModelLabels.Selector(name)));
+        }
         if (!shape.IsMultiPod)
         {
             objects.Add(new V1Deployment
@@ -47,9 +53,6 @@ public static class DesiredStateBuilder
         }
         else
         {
-            // Before the StatefulSets: their pods read the token Secret, and must never run unfenced.
-            objects.Add(GroupSecurity.TokenSecret(Metadata(model, ObjectNames.GroupToken(name))));
-            objects.Add(GroupSecurity.NetworkPolicy(Metadata(model, ObjectNames.ExpertNetworkPolicy(name)), ModelLabels.Selector(name)));
             for (var k = 0; k < shape.Replicas; k++)
             {
                 var group = ObjectNames.Group(name, k);

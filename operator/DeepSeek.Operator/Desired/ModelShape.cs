@@ -7,6 +7,12 @@ public sealed record ModelShape(int Replicas, int PodsPerReplica, int GpusPerPod
 {
     public bool IsMultiPod => PodsPerReplica > 1;
 
+    /// <summary>More than one rank per replica: the ranks need the group token (and are fenced by the NetworkPolicy).</summary>
+    public bool IsExpertParallel => ExpertParallelSize > 1;
+
+    /// <summary>Ranks each pod's <c>serve</c> runs (<c>--local-ranks</c>), one per GPU it uses; validation keeps it whole.</summary>
+    public int RanksPerPod => Math.Max(1, ExpertParallelSize / PodsPerReplica);
+
     public static ModelShape Of(V1Alpha1DeepSeekModel model)
     {
         var spec = model.Spec;

@@ -214,8 +214,11 @@ public static class PodTemplateBuilder
     {
         var env = new List<V1EnvVar>
         {
-            new() { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.WorldSize), Value = shape.PodsPerReplica.ToString(CultureInfo.InvariantCulture) },
+            new() { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.WorldSize), Value = shape.ExpertParallelSize.ToString(CultureInfo.InvariantCulture) },
         };
+        // One rank per GPU: the pod's serve starts and supervises them, and exits when one dies.
+        if (shape.RanksPerPod > 1)
+            env.Add(new V1EnvVar { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.LocalRanks), Value = shape.RanksPerPod.ToString(CultureInfo.InvariantCulture) });
         if (group is { } k)
         {
             var name = model.Metadata.Name;
@@ -232,16 +235,22 @@ public static class PodTemplateBuilder
                 Name = RuntimeContract.VariableFor(RuntimeContract.Flags.Peers),
                 Value = string.Join(",", Enumerable.Range(0, shape.PodsPerReplica).Select(i => $"{groupName}-{i}.{groupName}.{ns}.svc:{RuntimeContract.ExpertPort}")),
             });
-            // Ranks refuse Experts calls without the model's token (the operator's Secret, created once).
-            env.Add(new V1EnvVar
-            {
-                Name = RuntimeContract.GroupTokenVariable,
-                ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = ObjectNames.GroupToken(name), Key = GroupSecurity.TokenKey } },
-            });
         }
         else
         {
             env.Add(new V1EnvVar { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.Rank), Value = "0" });
+            // The ranks of a single-pod replica share the pod's network: its own address, once (one per pod).
+            if (shape.IsExpertParallel)
+                env.Add(new V1EnvVar { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.Peers), Value = $"127.0.0.1:{RuntimeContract.ExpertPort}" });
+        }
+        if (shape.IsExpertParallel)
+        {
+            // Ranks refuse Experts calls without the model's token (the operator's Secret, created once).
+            env.Add(new V1EnvVar
+            {
+                Name = RuntimeContract.GroupTokenVariable,
+                ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = ObjectNames.GroupToken(model.Metadata.Name), Key = GroupSecurity.TokenKey } },
+            });
         }
         if (model.Spec.Engine.ApiKeySecretRef is { } secret)
         {

@@ -209,7 +209,9 @@ public sealed class DesiredStateBuilderTests
             var env = set.Spec.Template.Spec.Containers[0].Env.ToDictionary(e => e.Name);
             Assert.Equal("metadata.labels['apps.kubernetes.io/pod-index']", env["DEEPSEEK_RANK"].ValueFrom.FieldRef.FieldPath);
             Assert.Null(env["DEEPSEEK_RANK"].Value);
-            Assert.Equal("4", env["DEEPSEEK_WORLD_SIZE"].Value);
+            // 32 ranks over 4 pods: each pod's serve runs 8 local ranks (one per GPU).
+            Assert.Equal("32", env["DEEPSEEK_WORLD_SIZE"].Value);
+            Assert.Equal("8", env["DEEPSEEK_LOCAL_RANKS"].Value);
             // The StatefulSet's pods are <set>-<ordinal>, and the headless Service <set> gives each a DNS name; ranks listen on the expert port.
             Assert.Equal(
                 [$"v3-g{k}-0.v3-g{k}.serving.svc:50052", $"v3-g{k}-1.v3-g{k}.serving.svc:50052", $"v3-g{k}-2.v3-g{k}.serving.svc:50052", $"v3-g{k}-3.v3-g{k}.serving.svc:50052"],
@@ -224,6 +226,25 @@ public sealed class DesiredStateBuilderTests
         Assert.Equal("0", env["DEEPSEEK_RANK"].Value);
         Assert.Equal("1", env["DEEPSEEK_WORLD_SIZE"].Value);
         Assert.False(env.ContainsKey("DEEPSEEK_PEERS"));
+        Assert.False(env.ContainsKey("DEEPSEEK_LOCAL_RANKS"));
+        Assert.False(env.ContainsKey("DEEPSEEK_GROUP_TOKEN"));
+    }
+
+    [Fact]
+    public void A_single_pod_replica_on_several_gpus_runs_one_local_rank_per_gpu_with_the_group_token()
+    {
+        var model = Models.SinglePod();
+        model.Spec.Runtime.GpusPerPod = 4;
+        var objects = Build(model);
+        var env = objects.OfType<V1Deployment>().Single().Spec.Template.Spec.Containers[0].Env.ToDictionary(e => e.Name);
+        Assert.Equal("0", env["DEEPSEEK_RANK"].Value);
+        Assert.Equal("4", env["DEEPSEEK_WORLD_SIZE"].Value);
+        Assert.Equal("4", env["DEEPSEEK_LOCAL_RANKS"].Value);
+        // One address per pod; the pod's serve derives its local ranks' ports from it.
+        Assert.Equal("127.0.0.1:50052", env["DEEPSEEK_PEERS"].Value);
+        Assert.Equal(ObjectNames.GroupToken(model.Metadata.Name), env["DEEPSEEK_GROUP_TOKEN"].ValueFrom.SecretKeyRef.Name);
+        Assert.Single(objects.OfType<V1Secret>());
+        Assert.Single(objects.OfType<V1NetworkPolicy>());
     }
 
     [Fact]
