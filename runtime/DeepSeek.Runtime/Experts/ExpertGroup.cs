@@ -42,7 +42,7 @@ public sealed class ExpertGroup
     /// <summary>A rank other than the leader only answers Compute; it never runs a forward that would dispatch.</summary>
     public sealed class NoDispatch : IExpertTransport
     {
-        public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches) =>
+        public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches) =>
             throw new InvalidOperationException("Only the leader of an expert-parallel group runs forwards and dispatches tokens.");
     }
 }
