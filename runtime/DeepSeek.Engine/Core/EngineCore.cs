@@ -219,6 +219,10 @@ internal sealed partial class EngineCore
                 case EngineWork.WarmUp warmUp:
                     RunWarmUp(warmUp);
                     break;
+                case EngineWork.BetweenSteps between:
+                    // The work reports its own outcome (InferenceEngine.RunBetweenStepsAsync); it never fails the engine.
+                    between.Work();
+                    break;
             }
         }
     }

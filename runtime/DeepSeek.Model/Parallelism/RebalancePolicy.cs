@@ -4,7 +4,10 @@ using DeepSeek.Model.Experts;
 namespace DeepSeek.Model.Parallelism;
 
 /// <summary>The outcome of one look at the observed load: the placement to switch to, or null to keep the one in force, and why.</summary>
-public sealed record RebalanceDecision(ExpertPlacement? Next, string Reason)
+/// <param name="Next">The placement to switch to, or null to keep the one in force.</param>
+/// <param name="Reason">Why, for the log.</param>
+/// <param name="Judged">False when too few picks were observed to judge: keep observing rather than start over.</param>
+public sealed record RebalanceDecision(ExpertPlacement? Next, string Reason, bool Judged = true)
 {
     public bool Switches => Next is not null;
 }
@@ -38,7 +41,7 @@ public static class RebalancePolicy
     {
         ArgumentNullException.ThrowIfNull(current);
         ArgumentNullException.ThrowIfNull(observed);
-        if (current.RankCount == 1) return new(null, "one rank holds every expert");
+        if (current.RankCount == 1) return new(null, "one rank holds every expert", Judged: false);
         var byLayer = observed.ToDictionary(l => l.LayerIndex);
         var layers = new List<LayerPlacement>();
         var notes = new List<string>();
@@ -64,7 +67,7 @@ public static class RebalancePolicy
             for (var rank = 0; rank < current.RankCount; rank++) copiesHeld[rank] += kept.ExpertsOn(rank).Count;
             layers.Add(kept);
         }
-        if (judged == 0) return new(null, $"too few routed picks observed (under {MinPicksPerExpert} per expert in every MoE layer)");
+        if (judged == 0) return new(null, $"too few routed picks observed (under {MinPicksPerExpert} per expert in every MoE layer)", Judged: false);
         if (notes.Count == 0) return new(null, $"no layer's busiest rank would get {MinGain:P0} fewer picks");
         return new(new ExpertPlacement(current.RankCount, layers) { Version = current.Version + 1 }, string.Join("; ", notes));
     }

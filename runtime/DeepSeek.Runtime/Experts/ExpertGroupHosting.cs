@@ -38,13 +38,20 @@ public static partial class ExpertGroupHosting
         var group = new ExpertGroup(parallel, engine.ModelDirectory);
         var services = builder.Services;
         services.AddSingleton(group);
-        services.AddSingleton(provider => new ExpertParallelMetrics(engine.Options.ServedModelName, parallel.Rank, group.Placement, provider.GetRequiredService<IMeterFactory>()));
+        services.AddSingleton(provider => new ExpertParallelMetrics(engine.Options.ServedModelName, group, provider.GetRequiredService<IMeterFactory>()));
 
         if (parallel.IsLeader)
         {
-            services.AddSingleton(provider => new ExpertPeers(parallel, group.Fingerprint, TimeProvider.System, provider.GetRequiredService<ILogger<ExpertPeers>>()));
-            services.AddSingleton(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.PlacementVersion, ExpertGroup.ComputeDeadline));
+            services.AddSingleton(provider => new ExpertPeers(group, TimeProvider.System, provider.GetRequiredService<ILogger<ExpertPeers>>()));
+            services.AddSingleton(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.ComputeDeadline));
             services.AddHostedService<LeaderGroupMonitor>();
+            if (parallel.RebalanceInterval > TimeSpan.Zero)
+            {
+                services.AddSingleton(provider => new ObservedExpertLoad(provider.GetRequiredService<IMeterFactory>(),
+                    Enumerable.Range(0, group.Config.NumHiddenLayers).Where(group.Config.IsMoeLayer), group.Config.NRoutedExperts));
+                services.AddHostedService(provider => new Rebalancer(group, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<ObservedExpertLoad>(),
+                    provider.GetRequiredService<EngineService>(), provider.GetRequiredService<ExpertParallelMetrics>(), TimeProvider.System, provider.GetRequiredService<ILogger<Rebalancer>>()));
+            }
             return GroupRole.Leader;
         }
 
@@ -66,7 +73,7 @@ public static partial class ExpertGroupHosting
             grpc.MaxReceiveMessageSize = 512 * 1024 * 1024;
             grpc.MaxSendMessageSize = 512 * 1024 * 1024;
         });
-        services.AddSingleton(new RankExperts(parallel.Rank, parallel.WorldSize, group.Fingerprint, ExpertGroup.PlacementVersion));
+        services.AddSingleton(new RankExperts(group));
         services.AddSingleton<IRankExperts>(provider => provider.GetRequiredService<RankExperts>());
         services.AddHostedService(provider => new RankLoader(engine, group, provider.GetRequiredService<RankExperts>(),
             provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), provider.GetRequiredService<ILogger<RankLoader>>()));

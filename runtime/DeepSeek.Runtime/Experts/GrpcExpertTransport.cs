@@ -11,9 +11,9 @@ namespace DeepSeek.Runtime.Experts;
 /// tokens out and one host-to-device copy of the answers back per peer, which is what bounds it (see
 /// docs/benchmarks.md); NCCL is the transport for GPUs.
 /// </summary>
-public sealed class GrpcExpertTransport(ExpertPeers peers, long placementVersion, TimeSpan deadline) : IExpertTransport
+public sealed class GrpcExpertTransport(ExpertPeers peers, TimeSpan deadline) : IExpertTransport
 {
-    public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches)
+    public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches)
     {
         ArgumentNullException.ThrowIfNull(batches);
         var calls = new List<(ExpertBatch Batch, Task<ComputeReply> Reply)>(batches.Count);
