@@ -104,7 +104,7 @@ public sealed class RoutedExperts : WeightedModule
     /// e.g. <c>5.gate_proj.weight</c>, and shape → a tensor the caller owns). Nothing changes until
     /// <see cref="Switch"/>; disposing the result instead abandons it.
     /// </summary>
-    internal StagedExperts Stage(LayerPlacement next, LayerMove move, Func<string, long[], Tensor> read)
+    internal StagedExperts Stage(LayerPlacement next, long version, LayerMove move, Func<string, long[], Tensor> read)
     {
         ArgumentNullException.ThrowIfNull(next);
         ArgumentNullException.ThrowIfNull(move);
@@ -145,22 +145,22 @@ public sealed class RoutedExperts : WeightedModule
             down.Dispose();
             throw;
         }
-        return new StagedExperts(LayerIndex, next, gateUp, down);
+        return new StagedExperts(LayerIndex, next, version, gateUp, down);
     }
 
     /// <summary>
-    /// Puts <paramref name="staged"/> in force under placement <paramref name="version"/> and frees the
-    /// experts held before. Runs between steps on the thread that owns the model: nothing may be
-    /// computing with the old stacks.
+    /// Puts <paramref name="staged"/> in force under its placement version and frees the experts held
+    /// before. Runs between steps on the thread that owns the model: nothing may be computing with the
+    /// old stacks.
     /// </summary>
-    internal void Switch(StagedExperts staged, long version)
+    internal void Switch(StagedExperts staged)
     {
         ArgumentNullException.ThrowIfNull(staged);
         var shard = _shard ?? throw new InvalidOperationException($"Layer {LayerIndex} is not sharded; only a sharded layer changes placement.");
         if (staged.LayerIndex != LayerIndex) throw new ArgumentException($"Experts staged for layer {staged.LayerIndex} cannot go to layer {LayerIndex}.", nameof(staged));
         var (gateUp, down) = staged.Take();
         var device = gate_up_proj.device;
-        var next = new Shard(staged.Placement, version, shard.Rank, shard.Transport);
+        var next = new Shard(staged.Placement, staged.Version, shard.Rank, shard.Transport);
         HeldExperts = staged.Placement.ExpertsOn(shard.Rank);
         next.Allocate(HeldExperts, device);
         gate_up_proj = Replaced(nameof(gate_up_proj), gate_up_proj, gateUp);
@@ -346,10 +346,11 @@ public sealed class StagedExperts : IDisposable
     private Tensor? _gateUp;
     private Tensor? _down;
 
-    internal StagedExperts(int layerIndex, LayerPlacement placement, Tensor gateUp, Tensor down)
+    internal StagedExperts(int layerIndex, LayerPlacement placement, long version, Tensor gateUp, Tensor down)
     {
         LayerIndex = layerIndex;
         Placement = placement;
+        Version = version;
         _gateUp = gateUp;
         _down = down;
     }
@@ -357,6 +358,9 @@ public sealed class StagedExperts : IDisposable
     public int LayerIndex { get; }
 
     public LayerPlacement Placement { get; }
+
+    /// <summary>The version of the placement this layer's experts were staged for.</summary>
+    public long Version { get; }
 
     /// <summary>Hands the stacks over to the layer; this no longer owns them.</summary>
     internal (Tensor GateUp, Tensor Down) Take()

@@ -59,7 +59,7 @@ public static class ExpertParallelism
         var current = experts.Placement ?? throw new InvalidOperationException($"Layer {layerIndex} is not sharded; a placement change needs a group of several ranks.");
         var target = next.Layer(layerIndex);
         var move = PlacementChange.ForLayer(current, target, rank);
-        var staged = experts.Stage(target, move, (name, shape) => checkpoint.Load($"{prefix}.{name}", shape, model.DType, model.Device));
+        var staged = experts.Stage(target, next.Version, move, (name, shape) => checkpoint.Load($"{prefix}.{name}", shape, model.DType, model.Device));
         return (move, staged);
     }
 
@@ -74,8 +74,9 @@ public static class ExpertParallelism
         ArgumentNullException.ThrowIfNull(next);
         ArgumentNullException.ThrowIfNull(staged);
         var byLayer = staged.ToDictionary(s => s.LayerIndex);
-        var missing = model.RoutedExperts.Where(e => !byLayer.TryGetValue(e.LayerIndex, out var s) || !ReferenceEquals(s.Placement, next.Layer(e.LayerIndex))).Select(e => e.LayerIndex).ToList();
+        var missing = model.RoutedExperts.Where(e => !byLayer.TryGetValue(e.LayerIndex, out var s) || s.Version != next.Version || !ReferenceEquals(s.Placement, next.Layer(e.LayerIndex)))
+            .Select(e => e.LayerIndex).ToList();
         if (missing.Count > 0) throw new ArgumentException($"Placement {next.Version} is not staged for MoE layers [{string.Join(", ", missing)}].", nameof(staged));
-        foreach (var experts in model.RoutedExperts) experts.Switch(byLayer[experts.LayerIndex], next.Version);
+        foreach (var experts in model.RoutedExperts) experts.Switch(byLayer[experts.LayerIndex]);
     }
 }

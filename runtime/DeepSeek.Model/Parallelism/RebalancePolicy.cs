@@ -14,15 +14,16 @@ public sealed record RebalanceDecision(ExpertPlacement? Next, string Reason, boo
 
 /// <summary>
 /// When to rebalance and to what (pure): the leader's rebalancer calls it every interval with the
-/// routed picks observed since the last look.
+/// routed picks observed, older intervals weighing half as much per interval (<see cref="Accumulate"/>),
+/// so one unusual interval does not move experts back and forth.
 /// <list type="bullet">
 /// <item>Too few picks in a layer say little about its load: below <see cref="MinPicksPerExpert"/> per
 /// expert the layer is not judged (and with no layer judged nothing changes).</item>
 /// <item>A layer is re-planned with <see cref="ExpertPlanner"/> from its observed picks, its ranks
 /// relabelled so that experts stay where they are (<see cref="PlacementChange.AlignRanks"/>). It
-/// switches only when the new placement lowers the most loaded rank's picks (the layer's step time)
-/// by at least <see cref="MinGain"/>: moving experts costs checkpoint reads and a pause between steps,
-/// so noise must not cause moves.</item>
+/// switches only when its imbalance is at least <see cref="MinImbalance"/> and the new placement
+/// lowers the most loaded rank's picks (the layer's step time) by at least <see cref="MinGain"/>:
+/// moving experts costs checkpoint reads and a pause between steps, so noise must not cause moves.</item>
 /// <item>Layers that do not gain keep their placement; if none gains the placement stays, version and all.</item>
 /// </list>
 /// </summary>
@@ -33,6 +34,27 @@ public static class RebalancePolicy
 
     /// <summary>Relative drop of the most loaded rank's picks a layer must gain to move experts.</summary>
     public const double MinGain = 0.1;
+
+    /// <summary>
+    /// A layer whose busiest rank gets less than this over the mean is left alone (uneven expert counts
+    /// alone give 1.125 for 8 experts on 3 ranks under even load).
+    /// </summary>
+    public const double MinImbalance = 1.2;
+
+    /// <summary>
+    /// The load to judge: <paramref name="history"/> (what was judged last time) halved, plus the picks
+    /// of the interval just ended. An expert's weight halves with every interval it is not picked.
+    /// </summary>
+    public static IReadOnlyList<ExpertLoad> Accumulate(IReadOnlyList<ExpertLoad>? history, IReadOnlyList<ExpertLoad> interval)
+    {
+        ArgumentNullException.ThrowIfNull(interval);
+        var before = (history ?? []).ToDictionary(l => l.LayerIndex);
+        return [.. interval.Select(load =>
+        {
+            var old = before.TryGetValue(load.LayerIndex, out var h) && h.TokensPerExpert.Length == load.TokensPerExpert.Length ? h.TokensPerExpert : null;
+            return new ExpertLoad(load.LayerIndex, [.. load.TokensPerExpert.Select((picks, e) => picks + ((old?[e] ?? 0) / 2))]);
+        })];
+    }
 
     /// <param name="current">The placement in force.</param>
     /// <param name="observed">Routed picks per expert per MoE layer since the last look (the input of <c>deepseek_expert_tokens_total</c>).</param>
@@ -57,7 +79,7 @@ public static class RebalancePolicy
                 var planned = ExpertPlanner.PlanLayer(layer.LayerIndex, load.TokensPerExpert, current.RankCount, redundantCopies, copiesHeld);
                 var before = layer.TokensPerRank(load.TokensPerExpert).Max();
                 var after = planned.TokensPerRank(load.TokensPerExpert).Max();
-                if (after <= before * (1 - MinGain))
+                if (layer.ImbalanceRatio(load.TokensPerExpert) >= MinImbalance && after <= before * (1 - MinGain))
                 {
                     kept = PlacementChange.AlignRanks(new ExpertPlacement(current.RankCount, [layer]), new ExpertPlacement(current.RankCount, [planned])).Layers[0];
                     notes.Add(string.Create(CultureInfo.InvariantCulture,
@@ -68,7 +90,7 @@ public static class RebalancePolicy
             layers.Add(kept);
         }
         if (judged == 0) return new(null, $"too few routed picks observed (under {MinPicksPerExpert} per expert in every MoE layer)", Judged: false);
-        if (notes.Count == 0) return new(null, $"no layer's busiest rank would get {MinGain:P0} fewer picks");
+        if (notes.Count == 0) return new(null, $"no layer is imbalanced by {MinImbalance} or more with a placement whose busiest rank would get {MinGain:P0} fewer picks");
         return new(new ExpertPlacement(current.RankCount, layers) { Version = current.Version + 1 }, string.Join("; ", notes));
     }
 

@@ -94,6 +94,8 @@ public sealed partial class ExpertPeers : IAsyncDisposable
             catch (RpcException e) when (!cancellationToken.IsCancellationRequested)
             {
                 problem = $"{e.StatusCode}: {e.Status.Detail}";
+                // Unknown until it answers again (it may come back with another placement).
+                lock (_lock) _versions[rank] = null;
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

@@ -31,18 +31,12 @@ public sealed class ObservedExpertLoad : IDisposable
         _listener.Start();
     }
 
-    /// <summary>The picks observed since the last <see cref="Take"/>, without clearing them.</summary>
-    public IReadOnlyList<ExpertLoad> Peek()
-    {
-        lock (_lock) return [.. _picks.OrderBy(p => p.Key).Select(p => new ExpertLoad(p.Key, [.. p.Value]))];
-    }
-
     /// <summary>The picks observed since the last call, and a fresh start.</summary>
     public IReadOnlyList<ExpertLoad> Take()
     {
         lock (_lock)
         {
-            var taken = Peek();
+            IReadOnlyList<ExpertLoad> taken = [.. _picks.OrderBy(p => p.Key).Select(p => new ExpertLoad(p.Key, [.. p.Value]))];
             foreach (var counts in _picks.Values) Array.Clear(counts);
             return taken;
         }

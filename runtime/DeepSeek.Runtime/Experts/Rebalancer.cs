@@ -72,6 +72,9 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
         }
     }
 
+    // Touched by the loop only.
+    private IReadOnlyList<ExpertLoad>? _history;
+
     private async Task LookAsync(InferenceEngine inference, DeepSeekForCausalLM model, CancellationToken cancellationToken)
     {
         var readiness = peers.Readiness;
@@ -81,8 +84,8 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
             return;
         }
         var current = group.Placement;
-        var decision = RebalancePolicy.Decide(current, load.Peek(), group.Settings.RedundantExperts);
-        if (decision.Judged) load.Take();
+        _history = RebalancePolicy.Accumulate(_history, load.Take());
+        var decision = RebalancePolicy.Decide(current, _history, group.Settings.RedundantExperts);
         if (!decision.Switches)
         {
             LogKept(logger, current.Version, decision.Reason);
