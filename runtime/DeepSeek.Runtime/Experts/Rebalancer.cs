@@ -177,8 +177,19 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
             // Prepared everywhere: the leader switches even if a rank did not confirm (it died or its
             // answer was lost); that rank reports another version and is brought up to date, while
             // the others already run the new placement and must not be switched back.
-            ExpertParallelism.Switch(model, next, staged);
-            group.Switched(next);
+            try
+            {
+                ExpertParallelism.Switch(model, next, staged);
+                group.Switched(next);
+            }
+            catch
+            {
+                // The leader stays on its placement; ranks that committed now report another version
+                // and are brought back to it.
+                group.SwitchingTo(null);
+                foreach (var layer in staged) layer.Dispose();
+                throw;
+            }
             return commits.Select((task, i) => (Rank: ranks[i], Task: task)).Where(c => !c.Task.IsCompletedSuccessfully)
                 .Select(c => (c.Rank, c.Task.Exception?.InnerException?.Message ?? "cancelled")).ToList();
         }).ConfigureAwait(false);
