@@ -106,11 +106,11 @@ public sealed class RankExperts : IRankExperts, IDisposable
         {
             await RunAsync(AbandonStaged, CancellationToken.None).ConfigureAwait(false);
             if (next.Version == _group.Placement.Version) return new PlacementReply { PlacementVersion = next.Version };
-            using var checkpoint = SafetensorsCheckpoint.Open(_group.ModelDirectory);
             var staged = new List<StagedExperts>();
             var loaded = 0;
             try
             {
+                using var checkpoint = SafetensorsCheckpoint.Open(_group.ModelDirectory);
                 foreach (var layer in next.Layers)
                 {
                     // One layer per work item: Compute calls of the placement in force run in between.

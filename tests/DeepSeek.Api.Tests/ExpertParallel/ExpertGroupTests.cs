@@ -28,6 +28,8 @@ public sealed partial class ExpertGroupTests : IAsyncLifetime
     private readonly string _tokenFile = Path.GetTempFileName();
     private readonly ServeProcess?[] _ranks = new ServeProcess?[3];
     private string[] _groupArgs = [];
+    private readonly string[][] _rankArgs = [[], [], []];
+    private string? _modelCopy;
 
     private string Peers => string.Join(",", Hosts.Select(h => $"{h}:{_expertPort}"));
 
@@ -45,7 +47,7 @@ public sealed partial class ExpertGroupTests : IAsyncLifetime
 
     private Task<ServeProcess> StartRankAsync(int rank) => ServeProcess.StartOnAsync(Hosts[rank],
         ["--rank", $"{rank}", "--world-size", "3", "--peers", Peers, "--expert-port", $"{_expertPort}",
-        "--expert-transport", "grpc", "--group-token-file", _tokenFile, .. _groupArgs]);
+        "--expert-transport", "grpc", "--group-token-file", _tokenFile, .. _groupArgs, .. _rankArgs[rank]]);
 
     private ServeProcess Leader => _ranks[0]!;
 
@@ -208,6 +210,58 @@ public sealed partial class ExpertGroupTests : IAsyncLifetime
         await AssertReferenceTokensAsync("after rank 2 came back on the rebalanced placement");
     }
 
+    [Fact]
+    public async Task A_rebalance_a_rank_cannot_load_keeps_the_placement_and_serving_and_is_tried_again()
+    {
+        // Rank 2 serves its own copy of the embedded model (same files, so the same fingerprint).
+        _modelCopy = Path.Combine(Path.GetTempPath(), $"rebalance-{Guid.NewGuid():N}");
+        var model = Path.Combine(_modelCopy, ServeProcess.ModelName);
+        Directory.CreateDirectory(model);
+        foreach (var file in Directory.GetFiles(Path.Combine(Path.GetDirectoryName(ServeProcess.RuntimeDll)!, "models", ServeProcess.ModelName)))
+            File.Copy(file, Path.Combine(model, Path.GetFileName(file)));
+        _rankArgs[2] = ["--model", model];
+        await StartGroupAsync("--redundant-experts", "4", "--rebalance-interval-seconds", "2");
+
+        // Same size, unreadable: rank 2 loaded its shard at start but can read no expert now.
+        var weights = Path.Combine(model, "model.safetensors");
+        var original = await File.ReadAllBytesAsync(weights);
+        await File.WriteAllBytesAsync(weights, new byte[original.Length]);
+
+        await SkewedLoadUntilAsync(async () => await RebalancesAsync(Leader, "failed") >= 1, "a failed rebalance");
+        Assert.Equal(0, await RebalancesAsync(Leader, "switched"));
+        foreach (var rank in _ranks) Assert.Equal(ExpertPlacement.InitialVersion, await PlacementVersionAsync(rank!));
+        Assert.Contains("rank 2: Rank 2", Leader.Log, StringComparison.Ordinal);
+        Assert.Contains("could not load the experts of placement", Leader.Log, StringComparison.Ordinal);
+        using (var ready = await Leader.Http.GetAsync(new Uri("/ready", UriKind.Relative)))
+            Assert.True(ready.IsSuccessStatusCode, await ready.Content.ReadAsStringAsync());
+        await AssertReferenceTokensAsync("after a failed rebalance");
+
+        // Readable again: a later interval moves the experts.
+        await File.WriteAllBytesAsync(weights, original);
+        await SkewedLoadUntilAsync(async () => await RebalancesAsync(Leader, "switched") >= 1, "a rebalance once rank 2 can load again");
+        await AssertReferenceTokensAsync("after the retried rebalance");
+    }
+
+    /// <summary>Skewed requests on four streams until <paramref name="condition"/> holds.</summary>
+    private async Task SkewedLoadUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        using var stop = new CancellationTokenSource();
+        var streams = Enumerable.Range(0, 4).Select(stream => Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+                await ServeClients.GreedyCompletionAsync(Leader, SkewedPrompt(20 + ((stream * 50) + i) % 200), 2);
+        })).ToList();
+        try
+        {
+            await Eventually.HoldsAsync(condition, TimeSpan.FromSeconds(180), what);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(streams);
+        }
+    }
+
     /// <summary>
     /// The leader's <c>deepseek_expert_load_imbalance_ratio</c> per layer for one skewed prefill run
     /// alone, read from the first scrape that shows the prefill's picks (the engine sets a step's ratio
@@ -271,6 +325,7 @@ public sealed partial class ExpertGroupTests : IAsyncLifetime
         foreach (var rank in _ranks)
             if (rank is not null) await rank.DisposeAsync();
         File.Delete(_tokenFile);
+        if (_modelCopy is not null) Directory.Delete(_modelCopy, recursive: true);
     }
 
     [GeneratedRegex("""^deepseek_ep_local_experts\{[^}]*layer="(?<layer>\d+)"[^}]*\} (?<count>\d+)""", RegexOptions.Multiline)]
