@@ -225,6 +225,32 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         return work.Done.Task;
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on the engine thread, which owns the model's tensors, between two
+    /// steps: no forward runs meanwhile, and the next step sees whatever it changed. For work on the
+    /// model itself (an expert-parallel leader staging and switching placements); it delays the next
+    /// step by its duration, so keep each piece short. Its exception is the task's, never the engine's.
+    /// </summary>
+    public Task<T> RunBetweenStepsAsync<T>(Func<T> work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        if (Failure is not null || _core.StopRequested) throw new InvalidOperationException("The engine has stopped.");
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var item = new EngineWork.BetweenSteps(() =>
+        {
+            try
+            {
+                done.TrySetResult(work());
+            }
+            catch (Exception e)
+            {
+                done.TrySetException(e);
+            }
+        });
+        if (!_core.Input.Writer.TryWrite(item)) throw new InvalidOperationException("The engine is stopping or its input is full.");
+        return done.Task;
+    }
+
     /// <summary>Runs one real step through the model (and frees it), so the first request does not pay for lazy initialisation.</summary>
     public Task WarmUpAsync()
     {

@@ -219,6 +219,10 @@ internal sealed partial class EngineCore
                 case EngineWork.WarmUp warmUp:
                     RunWarmUp(warmUp);
                     break;
+                case EngineWork.BetweenSteps between:
+                    // The work reports its own outcome (InferenceEngine.RunBetweenStepsAsync); it never fails the engine.
+                    between.Work();
+                    break;
             }
         }
     }
@@ -283,8 +287,10 @@ internal sealed partial class EngineCore
         _outputs.RecordGenerated(generated);
         foreach (var load in output.ExpertLoads)
         {
-            _metrics.RecordExpertTokens(load.LayerIndex, load.TokensPerExpert);
+            // The ratio first: a scrape (which reads the counter before the gauge) that shows a step's
+            // tokens then also shows that step's ratio.
             _metrics.SetExpertLoadImbalance(load.LayerIndex, ExpertLoad.ImbalanceRatio(load.TokensPerShard));
+            _metrics.RecordExpertTokens(load.LayerIndex, load.TokensPerExpert);
         }
         PublishLoad();
         // Last, after the load snapshot: an observer of the step sees the engine as the step left it.

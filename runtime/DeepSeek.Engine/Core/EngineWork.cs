@@ -26,6 +26,12 @@ internal abstract class EngineWork
         public TaskCompletionSource<float[][]> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
+    /// <summary>Work on the model's thread between two steps (an expert-parallel group switching placement).</summary>
+    internal sealed class BetweenSteps(Action work) : EngineWork
+    {
+        public Action Work { get; } = work;
+    }
+
     /// <summary>Makes an idle engine look at its flags (cancel everything, stop).</summary>
     internal sealed class Wake : EngineWork
     {

@@ -12,6 +12,9 @@ public sealed class EngineMetrics : IDisposable
 {
     public const string MeterName = "DeepSeek.Runtime";
 
+    /// <summary>The counter behind <c>deepseek_expert_tokens_total{layer,expert}</c> (an expert-parallel leader's rebalancer listens to it).</summary>
+    public const string ExpertTokensInstrument = "deepseek_expert_tokens";
+
     /// <summary>Seconds, 1 ms to about 10 minutes: from a cached decode step to a long queue wait.</summary>
     public static IReadOnlyList<double> LatencyBuckets { get; } =
         [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 320, 640];
@@ -58,7 +61,7 @@ public sealed class EngineMetrics : IDisposable
         _queueTime = Latency("deepseek_queue_time", "From arrival to the first scheduled step.");
         _prefixQueries = _meter.CreateCounter<long>("deepseek_prefix_cache_queries", "{token}", "Prompt tokens looked up in the prefix cache.");
         _prefixHits = _meter.CreateCounter<long>("deepseek_prefix_cache_hits", "{token}", "Prompt tokens served from the prefix cache.");
-        _expertTokens = _meter.CreateCounter<long>("deepseek_expert_tokens", "{token}", "Tokens routed to each expert, per MoE layer.");
+        _expertTokens = _meter.CreateCounter<long>(ExpertTokensInstrument, "{token}", "Tokens routed to each expert, per MoE layer.");
         _expertImbalance = _meter.CreateGauge<double>("deepseek_expert_load_imbalance_ratio", "1", "Max over mean of tokens per expert shard, per MoE layer.");
         _modelLoad = _meter.CreateGauge<double>("deepseek_model_load", "s", "Seconds the model took to load.");
 

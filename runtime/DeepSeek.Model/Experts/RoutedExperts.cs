@@ -62,6 +62,12 @@ public sealed class RoutedExperts : WeightedModule
     /// </summary>
     public long[] TokensPerShard(long[] tokensPerExpert) => _shard?.Placement.TokensPerRank(tokensPerExpert) ?? tokensPerExpert;
 
+    /// <summary>The layer's placement in force, when sharded.</summary>
+    public LayerPlacement? Placement => _shard?.Placement;
+
+    /// <summary>The version of the placement in force (what every dispatch of this layer carries); the initial one when not sharded.</summary>
+    public long PlacementVersion => _shard?.Version ?? ExpertPlacement.InitialVersion;
+
     /// <summary><c>[held, 2·inter, hidden]</c>: gate rows <c>[0, inter)</c>, up rows <c>[inter, 2·inter)</c>.</summary>
     public Tensor GateUp => gate_up_proj;
 
@@ -75,7 +81,7 @@ public sealed class RoutedExperts : WeightedModule
     /// Keeps only <paramref name="rank"/>'s experts of <paramref name="placement"/> (still declared,
     /// so the others are never allocated) and sends the picks of the others through <paramref name="transport"/>.
     /// </summary>
-    internal void ApplyPlacement(LayerPlacement placement, int rank, IExpertTransport transport)
+    internal void ApplyPlacement(LayerPlacement placement, long version, int rank, IExpertTransport transport)
     {
         ArgumentNullException.ThrowIfNull(placement);
         ArgumentNullException.ThrowIfNull(transport);
@@ -88,7 +94,87 @@ public sealed class RoutedExperts : WeightedModule
         gate_up_proj = Redeclared(nameof(gate_up_proj), gate_up_proj, held.Count, 2 * IntermediateSize, HiddenSize);
         down_proj = Redeclared(nameof(down_proj), down_proj, held.Count, HiddenSize, IntermediateSize);
         HeldExperts = held;
-        _shard = new Shard(placement, rank, transport);
+        _shard = new Shard(placement, version, rank, transport);
+    }
+
+    /// <summary>
+    /// The experts this rank holds under <paramref name="next"/>, allocated beside the ones it holds
+    /// now, which stay in force: those of <paramref name="move"/>'s Keep copied from their slots, those
+    /// of its Load read by <paramref name="read"/> (checkpoint name relative to the layer's experts,
+    /// e.g. <c>5.gate_proj.weight</c>, and shape → a tensor the caller owns). Nothing changes until
+    /// <see cref="Switch"/>; disposing the result instead abandons it.
+    /// </summary>
+    internal StagedExperts Stage(LayerPlacement next, long version, LayerMove move, Func<string, long[], Tensor> read)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        ArgumentNullException.ThrowIfNull(move);
+        ArgumentNullException.ThrowIfNull(read);
+        var shard = _shard ?? throw new InvalidOperationException($"Layer {LayerIndex} is not sharded; only a sharded layer changes placement.");
+        if (_local is null) throw new InvalidOperationException("The experts are not materialised yet.");
+        if (next.LayerIndex != LayerIndex || next.ExpertCount != ExpertCount || next.RankCount != shard.Placement.RankCount)
+            throw new ArgumentException($"The placement is for layer {next.LayerIndex} with {next.ExpertCount} experts on {next.RankCount} ranks, not layer {LayerIndex} with {ExpertCount} on {shard.Placement.RankCount}.", nameof(next));
+        var held = next.ExpertsOn(shard.Rank);
+        if (!held.Order().SequenceEqual(move.Load.Concat(move.Keep).Order()) || move.Keep.Except(HeldExperts).Any())
+            throw new ArgumentException($"Layer {LayerIndex}: the move (load [{string.Join(", ", move.Load)}], keep [{string.Join(", ", move.Keep)}]) does not lead from the experts held here to rank {shard.Rank}'s of the placement.", nameof(move));
+        var device = gate_up_proj.device;
+        var gateUp = empty([held.Count, 2 * IntermediateSize, HiddenSize], gate_up_proj.dtype, device).DetachFromDisposeScope();
+        var down = empty([held.Count, HiddenSize, IntermediateSize], down_proj.dtype, device).DetachFromDisposeScope();
+        try
+        {
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            for (var slot = 0; slot < held.Count; slot++)
+            {
+                var expert = held[slot];
+                var kept = IndexOf(HeldExperts, expert);
+                if (kept >= 0)
+                {
+                    gateUp[slot].copy_(gate_up_proj[kept]);
+                    down[slot].copy_(down_proj[kept]);
+                    continue;
+                }
+                var name = expert.ToString(CultureInfo.InvariantCulture);
+                gateUp[slot].narrow(0, 0, IntermediateSize).copy_(read($"{name}.gate_proj.weight", [IntermediateSize, HiddenSize]));
+                gateUp[slot].narrow(0, IntermediateSize, IntermediateSize).copy_(read($"{name}.up_proj.weight", [IntermediateSize, HiddenSize]));
+                down[slot].copy_(read($"{name}.down_proj.weight", [HiddenSize, IntermediateSize]));
+            }
+        }
+        catch
+        {
+            gateUp.Dispose();
+            down.Dispose();
+            throw;
+        }
+        return new StagedExperts(LayerIndex, next, version, gateUp, down);
+    }
+
+    /// <summary>
+    /// Puts <paramref name="staged"/> in force under its placement version and frees the experts held
+    /// before. Runs between steps on the thread that owns the model: nothing may be computing with the
+    /// old stacks.
+    /// </summary>
+    internal void Switch(StagedExperts staged)
+    {
+        ArgumentNullException.ThrowIfNull(staged);
+        var shard = _shard ?? throw new InvalidOperationException($"Layer {LayerIndex} is not sharded; only a sharded layer changes placement.");
+        if (staged.LayerIndex != LayerIndex) throw new ArgumentException($"Experts staged for layer {staged.LayerIndex} cannot go to layer {LayerIndex}.", nameof(staged));
+        var (gateUp, down) = staged.Take();
+        var device = gate_up_proj.device;
+        var next = new Shard(staged.Placement, staged.Version, shard.Rank, shard.Transport);
+        HeldExperts = staged.Placement.ExpertsOn(shard.Rank);
+        next.Allocate(HeldExperts, device);
+        gate_up_proj = Replaced(nameof(gate_up_proj), gate_up_proj, gateUp);
+        down_proj = Replaced(nameof(down_proj), down_proj, down);
+        _shard = next;
+        _local = new LocalExperts(this, ExpertDeviceProfile.For(device));
+        shard.Dispose();
+    }
+
+    private static int IndexOf(IReadOnlyList<int> experts, int expert)
+    {
+        for (var i = 0; i < experts.Count; i++)
+            if (experts[i] == expert) return i;
+        return -1;
     }
 
     internal override void Allocate(Device device)
@@ -141,7 +227,7 @@ public sealed class RoutedExperts : WeightedModule
             rowsOfBatch.Add(rows);
         }
         // Peers compute while this rank computes its own share.
-        var pending = _shard.Transport.Dispatch(LayerIndex, batches);
+        var pending = _shard.Transport.Dispatch(LayerIndex, _shard.Version, batches);
         var output = ComputeHeld(hidden, ids.masked_fill(destination.ne(_shard.Rank), -1), weights);
         var results = pending.Combine();
         if (results.Count != batches.Count)
@@ -185,7 +271,7 @@ public sealed class RoutedExperts : WeightedModule
     }
 
     /// <summary>This rank's view of a layer's placement, with the lookup tables the routing needs on the device.</summary>
-    private sealed class Shard(LayerPlacement placement, int rank, IExpertTransport transport) : IDisposable
+    private sealed class Shard(LayerPlacement placement, long version, int rank, IExpertTransport transport) : IDisposable
     {
         private Tensor? _slotOfExpert;
         private Tensor? _copyRanks;
@@ -193,6 +279,8 @@ public sealed class RoutedExperts : WeightedModule
         private int _maxCopies;
 
         public LayerPlacement Placement { get; } = placement;
+
+        public long Version { get; } = version;
 
         public int Rank { get; } = rank;
 
@@ -245,5 +333,47 @@ public sealed class RoutedExperts : WeightedModule
             _copyRanks?.Dispose();
             _copyCounts?.Dispose();
         }
+    }
+}
+
+/// <summary>
+/// One layer's experts for the next placement, loaded beside those in force
+/// (<see cref="RoutedExperts.Stage"/>): the rank's memory holds both until the switch, which adopts
+/// these stacks and frees the old ones, or until this is disposed (the change abandoned).
+/// </summary>
+public sealed class StagedExperts : IDisposable
+{
+    private Tensor? _gateUp;
+    private Tensor? _down;
+
+    internal StagedExperts(int layerIndex, LayerPlacement placement, long version, Tensor gateUp, Tensor down)
+    {
+        LayerIndex = layerIndex;
+        Placement = placement;
+        Version = version;
+        _gateUp = gateUp;
+        _down = down;
+    }
+
+    public int LayerIndex { get; }
+
+    public LayerPlacement Placement { get; }
+
+    /// <summary>The version of the placement this layer's experts were staged for.</summary>
+    public long Version { get; }
+
+    /// <summary>Hands the stacks over to the layer; this no longer owns them.</summary>
+    internal (Tensor GateUp, Tensor Down) Take()
+    {
+        var taken = (_gateUp ?? throw new ObjectDisposedException(nameof(StagedExperts)), _down!);
+        (_gateUp, _down) = (null, null);
+        return taken;
+    }
+
+    public void Dispose()
+    {
+        _gateUp?.Dispose();
+        _down?.Dispose();
+        (_gateUp, _down) = (null, null);
     }
 }

@@ -49,4 +49,21 @@ public abstract class WeightedModule(string name) : nn.Module(name)
         declared.Dispose();
         return replacement;
     }
+
+    /// <summary>
+    /// <paramref name="values"/> (allocated, owned by the caller until now) registered under
+    /// <paramref name="name"/> in place of <paramref name="current"/>, which is freed: how a rank
+    /// switches to a new set of experts after the model is materialised.
+    /// </summary>
+    protected Parameter Replaced(string name, Parameter current, Tensor values)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        ArgumentNullException.ThrowIfNull(values);
+        if (IsDeclared(current)) throw new InvalidOperationException($"{name} is not allocated yet; replace it after materialising.");
+        var replacement = new Parameter(values, requires_grad: false);
+        replacement.DetachFromDisposeScope();
+        ConditionallyRegisterParameter(name, replacement);
+        current.Dispose();
+        return replacement;
+    }
 }

@@ -1,3 +1,5 @@
+using DeepSeek.Model.Checkpoints;
+using DeepSeek.Model.Experts;
 using DeepSeek.Model.Modeling;
 
 namespace DeepSeek.Model.Parallelism;
@@ -27,6 +29,54 @@ public static class ExpertParallelism
         // One rank holds every expert: the model stays as built, with all its compute paths.
         if (placement.RankCount == 1) return;
         foreach (var experts in model.RoutedExperts)
-            experts.ApplyPlacement(placement.Layer(experts.LayerIndex), rank, transport);
+            experts.ApplyPlacement(placement.Layer(experts.LayerIndex), placement.Version, rank, transport);
+    }
+
+    /// <summary>The version of the placement <paramref name="model"/> runs (the initial one when it is not sharded).</summary>
+    public static long VersionOf(DeepSeekForCausalLM model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.RoutedExperts.Count == 0 ? ExpertPlacement.InitialVersion : model.RoutedExperts[0].PlacementVersion;
+    }
+
+    /// <summary>
+    /// The first half of a placement change on one rank, for one MoE layer: the experts
+    /// <paramref name="next"/> gives <paramref name="rank"/> in <paramref name="layerIndex"/> are
+    /// allocated beside the ones in force, kept ones copied, newly assigned ones read from the
+    /// memory-mapped <paramref name="checkpoint"/> (<see cref="PlacementChange.ForLayer"/> says which).
+    /// The model keeps running its placement meanwhile. Staged one layer at a time so the thread that
+    /// owns the model can go on with its work between layers.
+    /// </summary>
+    /// <returns>What the layer loaded (its move) and the staged experts, which the caller owns.</returns>
+    public static (LayerMove Move, StagedExperts Staged) StageLayer(DeepSeekForCausalLM model, ExpertPlacement next, int layerIndex, int rank, SafetensorsCheckpoint checkpoint)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(next);
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        var (prefix, experts) = model.named_modules().Where(m => m.module is RoutedExperts e && e.LayerIndex == layerIndex)
+            .Select(m => (m.name, (RoutedExperts)m.module)).FirstOrDefault();
+        if (experts is null) throw new ArgumentException($"Layer {layerIndex} is not a MoE layer of this model.", nameof(layerIndex));
+        var current = experts.Placement ?? throw new InvalidOperationException($"Layer {layerIndex} is not sharded; a placement change needs a group of several ranks.");
+        var target = next.Layer(layerIndex);
+        var move = PlacementChange.ForLayer(current, target, rank);
+        var staged = experts.Stage(target, next.Version, move, (name, shape) => checkpoint.Load($"{prefix}.{name}", shape, model.DType, model.Device));
+        return (move, staged);
+    }
+
+    /// <summary>
+    /// The second half: every MoE layer switches to its staged experts under <paramref name="next"/>'s
+    /// version, and the experts no longer held are freed. Call between steps on the thread that owns the
+    /// model, with one staged entry per MoE layer (which this takes over).
+    /// </summary>
+    public static void Switch(DeepSeekForCausalLM model, ExpertPlacement next, IReadOnlyList<StagedExperts> staged)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(next);
+        ArgumentNullException.ThrowIfNull(staged);
+        var byLayer = staged.ToDictionary(s => s.LayerIndex);
+        var missing = model.RoutedExperts.Where(e => !byLayer.TryGetValue(e.LayerIndex, out var s) || s.Version != next.Version || !ReferenceEquals(s.Placement, next.Layer(e.LayerIndex)))
+            .Select(e => e.LayerIndex).ToList();
+        if (missing.Count > 0) throw new ArgumentException($"Placement {next.Version} is not staged for MoE layers [{string.Join(", ", missing)}].", nameof(staged));
+        foreach (var experts in model.RoutedExperts) experts.Switch(byLayer[experts.LayerIndex]);
     }
 }

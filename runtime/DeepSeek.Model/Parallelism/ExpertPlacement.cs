@@ -9,6 +9,15 @@ namespace DeepSeek.Model.Parallelism;
 /// </summary>
 public sealed record ExpertPlacement(int RankCount, IReadOnlyList<LayerPlacement> Layers)
 {
+    /// <summary>The placement every member starts with (<see cref="Initial"/>).</summary>
+    public const long InitialVersion = 1;
+
+    /// <summary>
+    /// Numbers the placements a group has run, so every dispatch names the one it was routed by and a
+    /// rank refuses work for a placement it does not hold. Rebalancing raises it by one per switch.
+    /// </summary>
+    public long Version { get; init; } = InitialVersion;
+
     public LayerPlacement Layer(int layerIndex) =>
         Layers.FirstOrDefault(l => l.LayerIndex == layerIndex)
         ?? throw new ArgumentException($"The placement has no MoE layer {layerIndex}.", nameof(layerIndex));

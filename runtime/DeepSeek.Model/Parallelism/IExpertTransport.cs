@@ -18,8 +18,13 @@ namespace DeepSeek.Model.Parallelism;
 public interface IExpertTransport
 {
     /// <param name="layerIndex">The MoE layer (model layer index), so the peer uses that layer's experts.</param>
+    /// <param name="placementVersion">
+    /// The <see cref="ExpertPlacement.Version"/> the picks were routed by. A peer computes only for
+    /// the placement it holds and refuses any other (the group is switching, or a rank restarted with
+    /// the initial placement): a mismatch is an <see cref="ExpertTransportException"/>, never wrong tokens.
+    /// </param>
     /// <param name="batches">At most one batch per peer rank, never this rank's own.</param>
-    IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches);
+    IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches);
 }
 
 /// <summary>The answers to one <see cref="IExpertTransport.Dispatch"/>.</summary>

@@ -41,20 +41,22 @@ public sealed class InProcessExpertGroup
         _ranks[rank] = model;
     }
 
-    private Tensor Serve(int from, int layerIndex, ExpertBatch batch)
+    private Tensor Serve(int from, int layerIndex, long placementVersion, ExpertBatch batch)
     {
         if (batch.Rank == from) throw new ArgumentException($"Rank {from} dispatched a batch to itself.", nameof(batch));
         var peer = _ranks[batch.Rank] ?? throw new ExpertTransportException($"Rank {batch.Rank} has not joined the group.");
         var experts = peer.RoutedExperts.FirstOrDefault(e => e.LayerIndex == layerIndex)
             ?? throw new ExpertTransportException($"Rank {batch.Rank} has no MoE layer {layerIndex}.");
+        if (experts.PlacementVersion != placementVersion)
+            throw new ExpertTransportException($"Rank {batch.Rank} holds placement {experts.PlacementVersion}; rank {from} routed layer {layerIndex} by placement {placementVersion}.");
         _picksServed[batch.Rank] += batch.ExpertIds.ge(0).sum().item<long>();
         return experts.ComputeHeld(batch);
     }
 
     private sealed class Transport(InProcessExpertGroup group, int rank) : IExpertTransport
     {
-        public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches) =>
-            new Answers([.. batches.Select(batch => group.Serve(rank, layerIndex, batch))]);
+        public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches) =>
+            new Answers([.. batches.Select(batch => group.Serve(rank, layerIndex, placementVersion, batch))]);
     }
 
     private sealed class Answers(IReadOnlyList<Tensor> results) : IExpertCombine

@@ -30,7 +30,7 @@ public sealed record FollowOutcome(FollowEnd End, string Reason, long RowsServed
 /// </summary>
 public static class NcclExpertFollower
 {
-    public static FollowOutcome Follow(IProcessGroup group, DeepSeekForCausalLM model, long placementVersion, TimeSpan idleDeadline, TimeSpan deadline,
+    public static FollowOutcome Follow(IProcessGroup group, DeepSeekForCausalLM model, TimeSpan idleDeadline, TimeSpan deadline,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(group);
@@ -71,6 +71,7 @@ public static class NcclExpertFollower
                 case ExchangeCommand.Stop:
                     return new FollowOutcome(FollowEnd.Stopped, "the leader left the group", served);
             }
+            var placementVersion = ExpertParallelism.VersionOf(model);
             if (header.PlacementVersion != placementVersion)
                 return Failed($"the leader sent layer {header.Layer} for placement {header.PlacementVersion}; this rank runs placement {placementVersion}");
             if (!layers.TryGetValue(header.Layer, out var experts))

@@ -30,7 +30,6 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
     private readonly SemaphoreSlim _exchange = new(1, 1);
     private readonly ManualResetEventSlim _firstAttach = new(false);
     private readonly TimeSpan _firstFormationWait;
-    private readonly long _placementVersion;
     private readonly TimeSpan _deadline;
     private readonly TimeProvider _time;
     private IProcessGroup? _group;
@@ -39,19 +38,17 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
     private long _lastExchange;
     private bool _inFlight;
 
-    /// <param name="placementVersion">Sent with every layer; a rank running another placement refuses the exchange.</param>
     /// <param name="deadline">How long Combine (and a heartbeat) waits for the ranks before the group counts as failed.</param>
     /// <param name="time">The clock of the heartbeat's idle interval.</param>
     /// <param name="firstFormationWait">
     /// How long the first exchange waits for the first group (the engine's warm-up may run while the ranks
     /// still load); once a group was attached, an exchange without one fails at once.
     /// </param>
-    public NcclExpertTransport(long placementVersion, TimeSpan deadline, TimeProvider time, TimeSpan firstFormationWait = default)
+    public NcclExpertTransport(TimeSpan deadline, TimeProvider time, TimeSpan firstFormationWait = default)
     {
         _firstFormationWait = firstFormationWait;
         ArgumentNullException.ThrowIfNull(time);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(deadline, TimeSpan.Zero);
-        _placementVersion = placementVersion;
         _deadline = deadline;
         _time = time;
     }
@@ -90,7 +87,8 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
     /// <summary>Records why no group is attached (a formation that failed), for readiness messages.</summary>
     public void Detach(string reason) => Volatile.Write(ref _detachedBecause, reason);
 
-    public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches)
+    /// <remarks><paramref name="placementVersion"/> travels in the header; a rank running another placement refuses the exchange.</remarks>
+    public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches)
     {
         ArgumentNullException.ThrowIfNull(batches);
         if (batches.Count == 0) return new Answers([]);
@@ -116,7 +114,7 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
             var first = ordered[0];
             var k = (int)first.ExpertIds.shape[1];
             var device = first.Hidden.device;
-            var header = new ExpertExchangeHeader(ExchangeCommand.Layer, layerIndex, _placementVersion, k, rows);
+            var header = new ExpertExchangeHeader(ExchangeCommand.Layer, layerIndex, placementVersion, k, rows);
             var none = new long[group.WorldSize];
             try
             {

@@ -88,11 +88,20 @@ public static class ServeCommand
         var localRanks = IntOption("--local-ranks", 1,
             "Ranks this pod runs, one serve process per GPU, started and supervised here (exits when one dies). With L > 1: --world-size counts all ranks, "
             + "--rank is the pod's index (its ranks are rank·L … rank·L+L−1), --peers lists one address per pod, and local rank i gets cuda:i and every base port + 10·i.");
+        var rebalanceInterval = new Option<double>("--rebalance-interval-seconds")
+        {
+            Description = $"The leader recomputes the expert placement from the observed load every this many seconds and moves experts between steps (0: never). Env: {RebalanceIntervalVariable}.",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(RebalanceIntervalVariable) is { Length: > 0 } text
+                ? double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) ? seconds
+                    : throw new EnvironmentDefaultException($"Environment variable {RebalanceIntervalVariable}='{text}' is not a number of seconds for --rebalance-interval-seconds.")
+                : 0,
+        };
 
         var command = new Command("serve", "Serve the model over HTTP (OpenAI-compatible) and gRPC.")
         {
             host, httpPort, grpcPort, apiKey, apiKeyFile, maxRequestBytes, model, servedName, device, dtype, maxRunning, maxQueued, maxBatchTokens, maxContext,
             kvBlocks, kvFraction, blockSize, prefixCaching, drainTimeout, rank, worldSize, peers, expertPort, expertTransport, groupTokenFile, redundantExperts, localRanks,
+            rebalanceInterval,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -141,6 +150,7 @@ public static class ServeCommand
                     Transport = Experts.ExpertParallelSettings.ParseTransport(parse.GetValue(expertTransport), parse.GetValue(device)!),
                     GroupToken = ReadGroupToken(parse.GetValue(groupTokenFile)),
                     RedundantExperts = parse.GetValue(redundantExperts),
+                    RebalanceInterval = RebalanceSeconds(parse.GetValue(rebalanceInterval)),
                 };
                 parallel.Validate();
                 var helperPresent = File.Exists(Path.Combine(AppContext.BaseDirectory, DeepSeek.Model.Native.NativeHelper.LibraryFileName));
@@ -195,6 +205,13 @@ public static class ServeCommand
         var line = File.ReadLines(file).FirstOrDefault()?.Trim();
         return string.IsNullOrEmpty(line) ? throw new ArgumentException($"--group-token-file '{file}' is empty.") : line;
     }
+
+    // The contract's name (design §2.5), not the one EnvironmentDefault would derive from the flag.
+    private const string RebalanceIntervalVariable = "DEEPSEEK_REBALANCE_INTERVAL";
+
+    private static TimeSpan RebalanceSeconds(double seconds) => seconds >= 0 && double.IsFinite(seconds)
+        ? TimeSpan.FromSeconds(seconds)
+        : throw new ArgumentException($"--rebalance-interval-seconds must be 0 (never) or more seconds, got {seconds}.");
 
     private static Option<int> IntOption(string name, int fallback, string description, int minimum = 1)
     {

@@ -5,44 +5,72 @@ using DeepSeek.Model.Parallelism;
 namespace DeepSeek.Runtime.Experts;
 
 /// <summary>
-/// This process's place in an expert-parallel group: the placement every rank computes alike from
-/// the config (a pure function of the expert count, the ranks and the redundancy), the fingerprint
-/// of the checkpoint, and the pass that shards a built model for this rank. The leader's transport
-/// reaches the other ranks through <see cref="ExpertPeers"/>; a non-leader never dispatches.
+/// This process's place in an expert-parallel group: the placement in force (every member starts
+/// with the same one, a pure function of the expert count, the ranks and the redundancy; the
+/// leader's rebalancer moves the group to later versions), the fingerprint of the checkpoint, and
+/// the pass that shards a built model for this rank. The leader's transport reaches the other ranks
+/// through <see cref="ExpertPeers"/>; a non-leader never dispatches.
 /// </summary>
 public sealed class ExpertGroup
 {
     /// <summary>How long a step waits for a rank's answer before the rank counts as lost.</summary>
     public static readonly TimeSpan ComputeDeadline = TimeSpan.FromSeconds(30);
 
+    private ExpertPlacement _placement;
+    private ExpertPlacement? _switchingTo;
+
     public ExpertGroup(ExpertParallelSettings settings, string modelDirectory)
     {
         ArgumentNullException.ThrowIfNull(settings);
         Settings = settings;
-        Placement = ExpertPlacement.Initial(DeepSeekConfig.Load(modelDirectory), settings.WorldSize, settings.RedundantExperts);
+        ModelDirectory = modelDirectory;
+        Config = DeepSeekConfig.Load(modelDirectory);
+        _placement = ExpertPlacement.Initial(Config, settings.WorldSize, settings.RedundantExperts);
         Fingerprint = ModelFingerprint.Of(modelDirectory);
     }
 
     public ExpertParallelSettings Settings { get; }
 
-    public ExpertPlacement Placement { get; }
+    public string ModelDirectory { get; }
+
+    public DeepSeekConfig Config { get; }
+
+    /// <summary>The placement in force on this member (its version is what Status reports and Compute requires).</summary>
+    public ExpertPlacement Placement => Volatile.Read(ref _placement);
 
     public string Fingerprint { get; }
 
+    /// <summary>The leader's own model, once sharded (the rebalancer stages and switches its experts on the engine thread).</summary>
+    public DeepSeekForCausalLM? LeaderModel { get; private set; }
+
     /// <summary>
-    /// Placements are numbered so a rank refuses work computed for another; the placement never changes
-    /// after start (no rebalancing yet), so every member runs the initial one.
+    /// Whether a rank reporting <paramref name="version"/> runs what the leader runs: the placement in
+    /// force, or during a switch also the one being committed (ranks commit just before the leader).
     /// </summary>
-    public const long PlacementVersion = 1;
+    public bool Runs(long version) => version == Placement.Version || version == Volatile.Read(ref _switchingTo)?.Version;
+
+    /// <summary>The leader is committing <paramref name="next"/> on its ranks; <see cref="Switched"/> ends it.</summary>
+    public void SwitchingTo(ExpertPlacement? next) => Volatile.Write(ref _switchingTo, next);
+
+    /// <summary><paramref name="placement"/> is in force on this member.</summary>
+    public void Switched(ExpertPlacement placement)
+    {
+        ArgumentNullException.ThrowIfNull(placement);
+        Volatile.Write(ref _placement, placement);
+        Volatile.Write(ref _switchingTo, null);
+    }
 
     /// <summary>The expert-parallel pass for this rank, with <paramref name="transport"/> for the picks held elsewhere.</summary>
-    public void Shard(DeepSeekForCausalLM model, IExpertTransport transport) =>
+    public void Shard(DeepSeekForCausalLM model, IExpertTransport transport)
+    {
         ExpertParallelism.Apply(model, Placement, Settings.Rank, transport);
+        if (Settings.IsLeader) LeaderModel = model;
+    }
 
     /// <summary>A rank other than the leader only answers Compute; it never runs a forward that would dispatch.</summary>
     public sealed class NoDispatch : IExpertTransport
     {
-        public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches) =>
+        public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches) =>
             throw new InvalidOperationException("Only the leader of an expert-parallel group runs forwards and dispatches tokens.");
     }
 }

@@ -42,14 +42,14 @@ public static partial class ExpertGroupHosting
         var group = new ExpertGroup(parallel, engine.ModelDirectory);
         var services = builder.Services;
         services.AddSingleton(group);
-        services.AddSingleton(provider => new ExpertParallelMetrics(engine.Options.ServedModelName, parallel.Rank, group.Placement, provider.GetRequiredService<IMeterFactory>()));
+        services.AddSingleton(provider => new ExpertParallelMetrics(engine.Options.ServedModelName, group, provider.GetRequiredService<IMeterFactory>()));
 
         if (parallel.IsLeader)
         {
-            services.AddSingleton(provider => new ExpertPeers(parallel, group.Fingerprint, TimeProvider.System, provider.GetRequiredService<ILogger<ExpertPeers>>()));
+            services.AddSingleton(provider => new ExpertPeers(group, TimeProvider.System, provider.GetRequiredService<ILogger<ExpertPeers>>()));
             if (parallel.Transport == ExpertTransportKind.Nccl)
             {
-                services.AddSingleton(_ => new NcclExpertTransport(ExpertGroup.PlacementVersion, ExpertGroup.ComputeDeadline, TimeProvider.System, FirstFormationWait));
+                services.AddSingleton(_ => new NcclExpertTransport(ExpertGroup.ComputeDeadline, TimeProvider.System, FirstFormationWait));
                 services.AddSingleton<IExpertTransport>(provider => provider.GetRequiredService<NcclExpertTransport>());
                 services.AddSingleton(provider => new NcclGroupLeader(group, engine, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<NcclExpertTransport>(),
                     provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System, provider.GetRequiredService<ILogger<NcclGroupLeader>>()));
@@ -57,9 +57,16 @@ public static partial class ExpertGroupHosting
             }
             else
             {
-                services.AddSingleton<IExpertTransport>(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.PlacementVersion, ExpertGroup.ComputeDeadline, FirstFormationWait));
+                services.AddSingleton<IExpertTransport>(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.ComputeDeadline, FirstFormationWait));
             }
             services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(), provider.GetService<NcclGroupLeader>()));
+            if (parallel.RebalanceInterval > TimeSpan.Zero)
+            {
+                services.AddSingleton(provider => new ObservedExpertLoad(provider.GetRequiredService<IMeterFactory>(),
+                    Enumerable.Range(0, group.Config.NumHiddenLayers).Where(group.Config.IsMoeLayer), group.Config.NRoutedExperts));
+                services.AddHostedService(provider => new Rebalancer(group, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<ObservedExpertLoad>(),
+                    provider.GetRequiredService<EngineService>(), provider.GetRequiredService<ExpertParallelMetrics>(), TimeProvider.System, provider.GetRequiredService<ILogger<Rebalancer>>()));
+            }
             return GroupRole.Leader;
         }
 
@@ -81,7 +88,7 @@ public static partial class ExpertGroupHosting
             grpc.MaxReceiveMessageSize = 512 * 1024 * 1024;
             grpc.MaxSendMessageSize = 512 * 1024 * 1024;
         });
-        services.AddSingleton(new RankExperts(parallel.Rank, parallel.WorldSize, group.Fingerprint, ExpertGroup.PlacementVersion));
+        services.AddSingleton(new RankExperts(group));
         services.AddSingleton<IRankExperts>(provider => provider.GetRequiredService<RankExperts>());
         services.AddHostedService(provider => new RankLoader(engine, group, provider.GetRequiredService<RankExperts>(),
             provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), provider.GetRequiredService<ILogger<RankLoader>>()));

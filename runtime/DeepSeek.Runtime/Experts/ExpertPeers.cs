@@ -8,7 +8,9 @@ namespace DeepSeek.Runtime.Experts;
 /// <summary>
 /// The leader's connections to the other ranks of its group: one HTTP/2 channel each, the group
 /// token on every call, a Status poll that keeps <see cref="Readiness"/> current (a lost rank is
-/// noticed within one poll, a returning one within one backoff), and the Compute calls of a step.
+/// noticed within one poll, a returning one within one backoff), the Compute calls of a step and the
+/// placement calls of a rebalance. A rank that runs another placement than the group (it restarted
+/// with the initial one after a rebalance) is not ready until the rebalancer brings it up to date.
 /// </summary>
 public sealed partial class ExpertPeers : IAsyncDisposable
 {
@@ -17,20 +19,24 @@ public sealed partial class ExpertPeers : IAsyncDisposable
     private static readonly TimeSpan StatusDeadline = TimeSpan.FromSeconds(10);
 
     private readonly ExpertParallelSettings _settings;
+    private readonly ExpertGroup _group;
     private readonly string _fingerprint;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Metadata _auth;
     private readonly Dictionary<int, (GrpcChannel Channel, Grpc.V1.Experts.ExpertsClient Client, string Address)> _peers = [];
     private readonly Dictionary<int, RankState> _states = [];
+    private readonly Dictionary<int, long?> _versions = [];
     private readonly Lock _lock = new();
     private GroupReadiness _readiness;
 
-    public ExpertPeers(ExpertParallelSettings settings, string fingerprint, TimeProvider time, ILogger logger)
+    public ExpertPeers(ExpertGroup group, TimeProvider time, ILogger logger)
     {
-        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(group);
+        var settings = group.Settings;
+        _group = group;
         _settings = settings;
-        _fingerprint = fingerprint;
+        _fingerprint = group.Fingerprint;
         _time = time;
         _logger = logger;
         _auth = new Metadata { { "authorization", $"Bearer {settings.GroupToken}" } };
@@ -54,6 +60,7 @@ public sealed partial class ExpertPeers : IAsyncDisposable
             });
             _peers[rank] = (channel, new Grpc.V1.Experts.ExpertsClient(channel), address);
             _states[rank] = new RankState(rank, address, false, "not contacted yet");
+            _versions[rank] = null;
         }
         _readiness = GroupReadiness.Of(_states.Values);
     }
@@ -82,10 +89,13 @@ public sealed partial class ExpertPeers : IAsyncDisposable
                 var status = await client.StatusAsync(new RankStatusRequest { WorldSize = _settings.WorldSize }, _auth,
                     _time.GetUtcNow().UtcDateTime + StatusDeadline, cancellationToken);
                 problem = StatusProblem(rank, status);
+                lock (_lock) _versions[rank] = status.Ready && status.Rank == rank ? status.PlacementVersion : null;
             }
             catch (RpcException e) when (!cancellationToken.IsCancellationRequested)
             {
                 problem = $"{e.StatusCode}: {e.Status.Detail}";
+                // Unknown until it answers again (it may come back with another placement).
+                lock (_lock) _versions[rank] = null;
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -110,7 +120,47 @@ public sealed partial class ExpertPeers : IAsyncDisposable
             return $"it says it is rank {status.Rank} of {status.WorldSize}, expected rank {rank} of {_settings.WorldSize} (check --peers order)";
         if (!string.Equals(status.ModelFingerprint, _fingerprint, StringComparison.Ordinal))
             return $"it serves a different checkpoint (fingerprint {status.ModelFingerprint}, the leader's {_fingerprint})";
-        return status.Ready ? null : "loading its experts";
+        if (!status.Ready) return "loading its experts";
+        return _group.Runs(status.PlacementVersion) ? null
+            : $"it runs expert placement {status.PlacementVersion}, the group {_group.Placement.Version} (being brought up to date)";
+    }
+
+    /// <summary>Ranks that answered ready with another placement than the group's: a restarted rank after a rebalance.</summary>
+    public IReadOnlyList<int> RanksOnOtherPlacements()
+    {
+        lock (_lock) return [.. _versions.Where(v => v.Value is { } version && !_group.Runs(version)).Select(v => v.Key).Order()];
+    }
+
+    /// <summary>The ranks other than this one.</summary>
+    public IReadOnlyCollection<int> Ranks => _peers.Keys;
+
+    /// <summary>Asks <paramref name="rank"/> to load the experts <paramref name="request"/> gives it, beside those in force.</summary>
+    /// <exception cref="ExpertTransportException">The rank refused (it cannot load them) or did not answer.</exception>
+    public Task<PlacementReply> PrepareAsync(int rank, PreparePlacementRequest request, TimeSpan deadline, CancellationToken cancellationToken) =>
+        PlacementCallAsync(rank, "prepare", client => client.PreparePlacementAsync(request, _auth, _time.GetUtcNow().UtcDateTime + deadline, cancellationToken));
+
+    /// <summary>Asks <paramref name="rank"/> to put the placement <paramref name="version"/> it prepared in force.</summary>
+    /// <exception cref="ExpertTransportException">The rank refused or did not answer.</exception>
+    public Task<PlacementReply> CommitAsync(int rank, long version, TimeSpan deadline, CancellationToken cancellationToken) =>
+        PlacementCallAsync(rank, "commit", client => client.CommitPlacementAsync(new PlacementVersionRequest { PlacementVersion = version }, _auth, _time.GetUtcNow().UtcDateTime + deadline, cancellationToken));
+
+    /// <summary>Tells <paramref name="rank"/> to free the placement <paramref name="version"/> it prepared.</summary>
+    /// <exception cref="ExpertTransportException">The rank refused or did not answer.</exception>
+    public Task<PlacementReply> AbandonAsync(int rank, long version, TimeSpan deadline, CancellationToken cancellationToken) =>
+        PlacementCallAsync(rank, "abandon", client => client.AbandonPlacementAsync(new PlacementVersionRequest { PlacementVersion = version }, _auth, _time.GetUtcNow().UtcDateTime + deadline, cancellationToken));
+
+    // A refused placement call says nothing about the rank's health (the Status poll does): it only fails the rebalance.
+    private async Task<PlacementReply> PlacementCallAsync(int rank, string what, Func<Grpc.V1.Experts.ExpertsClient, AsyncUnaryCall<PlacementReply>> call)
+    {
+        var (_, client, address) = _peers[rank];
+        try
+        {
+            return await call(client);
+        }
+        catch (RpcException e)
+        {
+            throw new ExpertTransportException($"Rank {rank} ({address}) did not {what} the placement: {e.StatusCode}: {e.Status.Detail}", e);
+        }
     }
 
     private void Record(RankState state)

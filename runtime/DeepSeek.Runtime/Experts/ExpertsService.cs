@@ -11,6 +11,15 @@ public interface IRankExperts
     /// <exception cref="FormatException">The request's tensors are malformed.</exception>
     /// <exception cref="ArgumentException">A pair names an expert this rank does not hold, or a layer that has no experts.</exception>
     Task<ComputeReply> ComputeAsync(ComputeRequest request, CancellationToken cancellationToken);
+
+    /// <exception cref="ArgumentException">Not a placement of this group and model.</exception>
+    /// <exception cref="InvalidOperationException">The rank cannot load the placement's experts now.</exception>
+    Task<PlacementReply> PrepareAsync(PreparePlacementRequest request, CancellationToken cancellationToken);
+
+    /// <exception cref="InvalidOperationException">The version is neither in force nor staged.</exception>
+    Task<PlacementReply> CommitAsync(long version);
+
+    Task<PlacementReply> AbandonAsync(long version);
 }
 
 /// <summary>
@@ -21,12 +30,35 @@ public sealed class ExpertsService(IRankExperts experts) : Grpc.V1.Experts.Exper
 {
     public override Task<RankStatus> Status(RankStatusRequest request, ServerCallContext context) => Task.FromResult(experts.Status());
 
-    public override async Task<ComputeReply> Compute(ComputeRequest request, ServerCallContext context)
+    public override Task<ComputeReply> Compute(ComputeRequest request, ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
+        return Answer(() => experts.ComputeAsync(request, context.CancellationToken));
+    }
+
+    public override Task<PlacementReply> PreparePlacement(PreparePlacementRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return Answer(() => experts.PrepareAsync(request, context.CancellationToken));
+    }
+
+    public override Task<PlacementReply> CommitPlacement(PlacementVersionRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return Answer(() => experts.CommitAsync(request.PlacementVersion));
+    }
+
+    public override Task<PlacementReply> AbandonPlacement(PlacementVersionRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return Answer(() => experts.AbandonAsync(request.PlacementVersion));
+    }
+
+    private static async Task<T> Answer<T>(Func<Task<T>> call)
+    {
         try
         {
-            return await experts.ComputeAsync(request, context.CancellationToken);
+            return await call();
         }
         catch (Exception e) when (e is FormatException or ArgumentException)
         {

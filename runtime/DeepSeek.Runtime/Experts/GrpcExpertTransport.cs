@@ -15,11 +15,11 @@ namespace DeepSeek.Runtime.Experts;
 /// The first exchange (the engine's warm-up, which may run while the ranks still load) waits up to
 /// <c>firstGroupWait</c> for every rank to be ready; later ones call at once and fail if a rank is gone.
 /// </remarks>
-public sealed class GrpcExpertTransport(ExpertPeers peers, long placementVersion, TimeSpan deadline, TimeSpan firstGroupWait = default) : IExpertTransport
+public sealed class GrpcExpertTransport(ExpertPeers peers, TimeSpan deadline, TimeSpan firstGroupWait = default) : IExpertTransport
 {
     private bool _groupSeen;
 
-    public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches)
+    public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches)
     {
         ArgumentNullException.ThrowIfNull(batches);
         if (!_groupSeen)

@@ -122,7 +122,7 @@ public sealed partial class NcclGroupLeader(ExpertGroup group, EngineSettings en
         ArgumentNullException.ThrowIfNull(group);
         ArgumentNullException.ThrowIfNull(engine);
         var config = DeepSeekConfig.Load(engine.ModelDirectory);
-        return ExpertGroupAgreement.Row(ExpertGroup.PlacementVersion, config.HiddenSize, EngineService.ParseDType(engine.DType), config.NumExpertsPerTok,
+        return ExpertGroupAgreement.Row(group.Placement.Version, config.HiddenSize, EngineService.ParseDType(engine.DType), config.NumExpertsPerTok,
             group.Placement.Layers.Count, group.Fingerprint);
     }
 

@@ -80,7 +80,7 @@ public sealed partial class NcclGroupRank(ExpertGroup group, EngineSettings engi
                 return new FollowOutcome(FollowEnd.Failed, $"generation {formed.Generation} did not form: {e.Message}", 0);
             }
             LogJoined(logger, settings.Rank, formed.Generation, settings.WorldSize);
-            return NcclExpertFollower.Follow(formed, model, ExpertGroup.PlacementVersion, NcclFormation.IdleDeadline, ExpertGroup.ComputeDeadline, stoppingToken);
+            return NcclExpertFollower.Follow(formed, model, NcclFormation.IdleDeadline, ExpertGroup.ComputeDeadline, stoppingToken);
         }
     }
 

@@ -204,6 +204,9 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
         if (_engine.Task.IsCompletedSuccessfully) await _engine.Task.Result.DisposeAsync().ConfigureAwait(false);
     }
 
+    /// <summary>The engine once loaded and warmed up (faults if loading failed).</summary>
+    public Task<InferenceEngine> Engine => _engine.Task;
+
     /// <summary>Completes when the engine is loaded and has run its warm-up step.</summary>
     public async Task WarmUpAsync(CancellationToken cancellationToken) => await _engine.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
 

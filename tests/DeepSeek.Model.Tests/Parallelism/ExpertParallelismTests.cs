@@ -166,7 +166,7 @@ public sealed partial class ExpertParallelismTests
 
     private sealed class OneRowTooManyTransport : IExpertTransport
     {
-        public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches) =>
+        public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches) =>
             new Answers([.. batches.Select(b => zeros(b.Hidden.shape[0] + 1, b.Hidden.shape[1]))]);
 
         private sealed class Answers(IReadOnlyList<Tensor> results) : IExpertCombine

@@ -54,7 +54,7 @@ public sealed class NcclExpertTransportTests
     {
         var reference = Fixtures.LoadReference(fixture);
         var placement = ExpertPlacement.Initial(DeepSeekConfig.Load(Fixtures.Dir(fixture)), ranks, redundant);
-        using var transport = new NcclExpertTransport(1, Generous, TimeProvider.System);
+        using var transport = new NcclExpertTransport(Generous, TimeProvider.System);
         using var group = Group.Load(fixture, placement, transport);
         var followers = group.Form(generation: 1, idleDeadline: Generous, unboundedWait: Generous);
 
@@ -81,7 +81,7 @@ public sealed class NcclExpertTransportTests
         var placement = ExpertPlacement.Initial(DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V2LiteTiny)), 3, 0);
         // Short waits so that the lost rank is noticed quickly; nothing is asserted about time.
         var wait = TimeSpan.FromSeconds(3);
-        using var transport = new NcclExpertTransport(1, wait, TimeProvider.System);
+        using var transport = new NcclExpertTransport(wait, TimeProvider.System);
         var detached = new List<string>();
         transport.Detached += reason => detached.Add(reason);
         using var group = Group.Load(Fixtures.V2LiteTiny, placement, transport);
@@ -111,21 +111,25 @@ public sealed class NcclExpertTransportTests
     public void A_rank_of_another_placement_aborts_the_group_instead_of_computing()
     {
         var placement = ExpertPlacement.Initial(DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V3Tiny)), 2, 0);
-        using var transport = new NcclExpertTransport(2, TimeSpan.FromSeconds(3), TimeProvider.System);
+        using var transport = new NcclExpertTransport(TimeSpan.FromSeconds(3), TimeProvider.System);
         using var group = Group.Load(Fixtures.V3Tiny, placement, transport);
-        var followers = group.Form(generation: 1, idleDeadline: Generous, unboundedWait: TimeSpan.FromSeconds(3), followerPlacementVersion: 1);
-        var prompt = Fixtures.LoadReference(Fixtures.V3Tiny).Prompts[0];
-        Assert.Throws<ExpertTransportException>(() => GreedyDecoding.Cached(group.Leader, prompt.InputIds, 1));
+        var followers = group.Form(generation: 1, idleDeadline: Generous, unboundedWait: TimeSpan.FromSeconds(3));
+        var layer = group.Leader.RoutedExperts[0];
+        var held = placement.Layer(layer.LayerIndex).ExpertsOn(1)[0];
+        var batch = new ExpertBatch(1, zeros([2, layer.HiddenSize], ScalarType.Float64),
+            full([2, layer.ExpertsPerToken], -1L).index_put_(tensor(held), TensorIndex.Colon, TensorIndex.Single(0)), ones([2, layer.ExpertsPerToken], ScalarType.Float64));
+        // The leader routes by a placement the rank does not run (the rank holds the initial one).
+        Assert.Throws<ExpertTransportException>(() => transport.Dispatch(layer.LayerIndex, ExpertPlacement.InitialVersion + 1, [batch]).Combine());
         var outcome = followers[0].Join();
         Assert.Equal(FollowEnd.Failed, outcome.End);
-        Assert.Contains("placement 2", outcome.Reason, StringComparison.Ordinal);
+        Assert.Contains($"placement {ExpertPlacement.InitialVersion + 1}", outcome.Reason, StringComparison.Ordinal);
     }
 
     [Fact]
     public void An_exchange_abandoned_between_dispatch_and_combine_fails_the_next_one_instead_of_hanging()
     {
         var placement = ExpertPlacement.Initial(DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V3Tiny)), 2, 0);
-        using var transport = new NcclExpertTransport(1, TimeSpan.FromSeconds(3), TimeProvider.System);
+        using var transport = new NcclExpertTransport(TimeSpan.FromSeconds(3), TimeProvider.System);
         using var group = Group.Load(Fixtures.V3Tiny, placement, transport);
         var followers = group.Form(generation: 1, idleDeadline: Generous, unboundedWait: TimeSpan.FromSeconds(3), followerDeadline: TimeSpan.FromSeconds(3));
         var layer = group.Leader.RoutedExperts[0];
@@ -133,8 +137,8 @@ public sealed class NcclExpertTransportTests
         ExpertBatch Batch() => new(1, zeros([2, layer.HiddenSize], ScalarType.Float64), full([2, layer.ExpertsPerToken], -1L).index_put_(tensor(held), TensorIndex.Colon, TensorIndex.Single(0)),
             ones([2, layer.ExpertsPerToken], ScalarType.Float64));
 
-        _ = transport.Dispatch(layer.LayerIndex, [Batch()]); // its step "threw" before Combine
-        var abandoned = Assert.Throws<ExpertTransportException>(() => transport.Dispatch(layer.LayerIndex, [Batch()]));
+        _ = transport.Dispatch(layer.LayerIndex, ExpertPlacement.InitialVersion, [Batch()]); // its step "threw" before Combine
+        var abandoned = Assert.Throws<ExpertTransportException>(() => transport.Dispatch(layer.LayerIndex, ExpertPlacement.InitialVersion, [Batch()]));
         Assert.Contains("abandoned", abandoned.Message, StringComparison.Ordinal);
         Assert.Null(transport.Group);
         Assert.Equal(FollowEnd.Failed, followers[0].Join().End);
@@ -169,7 +173,7 @@ public sealed class NcclExpertTransportTests
         }
 
         /// <summary>Forms a group (agreement included, on every rank's thread), attaches the leader's end and starts the followers.</summary>
-        public List<RankThread> Form(long generation, TimeSpan idleDeadline, TimeSpan unboundedWait, long followerPlacementVersion = 1, TimeSpan? followerDeadline = null)
+        public List<RankThread> Form(long generation, TimeSpan idleDeadline, TimeSpan unboundedWait, TimeSpan? followerDeadline = null)
         {
             var group = new ThreadProcessGroup(_ranks.Count, generation, unboundedWait);
             Current = group;
@@ -185,7 +189,7 @@ public sealed class NcclExpertTransportTests
                 var problem = Agree(rank);
                 return problem is not null
                     ? new FollowOutcome(FollowEnd.Failed, problem, 0)
-                    : NcclExpertFollower.Follow(group.Members[rank], _ranks[rank], followerPlacementVersion, idleDeadline, followerDeadline ?? Generous, CancellationToken.None);
+                    : NcclExpertFollower.Follow(group.Members[rank], _ranks[rank], idleDeadline, followerDeadline ?? Generous, CancellationToken.None);
             })).ToList();
             Assert.Null(Agree(0));
             _transport.Attach(group.Members[0], CPU);
@@ -230,6 +234,6 @@ public sealed class NcclExpertTransportTests
 
     private sealed class NoDispatch : IExpertTransport
     {
-        public IExpertCombine Dispatch(int layerIndex, IReadOnlyList<ExpertBatch> batches) => throw new InvalidOperationException("Only the leader dispatches.");
+        public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches) => throw new InvalidOperationException("Only the leader dispatches.");
     }
 }

@@ -1,0 +1,237 @@
+using DeepSeek.Engine;
+using DeepSeek.Model.Checkpoints;
+using DeepSeek.Model.Experts;
+using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Parallelism;
+using DeepSeek.Runtime.Hosting;
+
+namespace DeepSeek.Runtime.Experts;
+
+/// <summary>
+/// The leader's expert rebalancing (<c>--rebalance-interval-seconds</c>). Every interval it asks
+/// <see cref="RebalancePolicy"/> whether the picks observed since the last look call for another
+/// placement; if so it moves the group there without dropping or changing a request:
+/// <list type="number">
+/// <item><b>Prepare.</b> Every rank (PreparePlacement) and the leader itself (on the engine thread,
+/// one MoE layer between two steps at a time) load the experts the new placement gives them from the
+/// memory-mapped checkpoint, beside the ones in force, which go on serving.</item>
+/// <item><b>Switch.</b> If all prepared, one work item between two engine steps commits the ranks
+/// (CommitPlacement) and then the leader's own layers: the step before ran entirely on the old
+/// placement, the step after entirely on the new one, and every Compute call names its version.</item>
+/// <item><b>Failure.</b> If a rank cannot prepare (memory, checkpoint, unreachable), the others
+/// abandon what they loaded, the old placement stays, the reason is logged and counted
+/// (<c>deepseek_ep_rebalances_total{result="failed"}</c>), and the next interval tries again.
+/// A rank that misses a commit (it died in between), or restarts later with the initial placement,
+/// is not ready (its Status names another version) until this brings it up to date.</item>
+/// </list>
+/// </summary>
+public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, ObservedExpertLoad load, EngineService engine,
+    ExpertParallelMetrics metrics, TimeProvider time, ILogger<Rebalancer> logger) : BackgroundService
+{
+    private static readonly TimeSpan Tick = TimeSpan.FromSeconds(1);
+    // Reading a rank's new experts from the checkpoint: seconds for a big shard from a slow volume.
+    private static readonly TimeSpan PrepareDeadline = TimeSpan.FromMinutes(10);
+    private static readonly TimeSpan CommitDeadline = TimeSpan.FromSeconds(30);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        InferenceEngine inference;
+        try
+        {
+            inference = await engine.Engine.WaitAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            return; // stopping, or the load failed (EngineService says why and stops the process)
+        }
+        var model = group.LeaderModel ?? throw new InvalidOperationException("The leader's model was not sharded for its group.");
+        // The warm-up step is not traffic.
+        load.Take();
+        var lastLook = time.GetUtcNow();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(Tick, time, stoppingToken).ConfigureAwait(false);
+                await BringUpToDateAsync(stoppingToken).ConfigureAwait(false);
+                var now = time.GetUtcNow();
+                if (!RebalancePolicy.IsDue(lastLook, now, group.Settings.RebalanceInterval)) continue;
+                lastLook = now;
+                await LookAsync(inference, model, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // Serving goes on with the placement in force whatever went wrong here.
+                metrics.RecordRebalance(ExpertParallelMetrics.Failed);
+                LogRebalanceFailed(logger, e, group.Placement.Version, e.Message);
+            }
+        }
+    }
+
+    // Touched by the loop only.
+    private IReadOnlyList<ExpertLoad>? _history;
+
+    private async Task LookAsync(InferenceEngine inference, DeepSeekForCausalLM model, CancellationToken cancellationToken)
+    {
+        var readiness = peers.Readiness;
+        if (!readiness.Ready)
+        {
+            LogNotNow(logger, readiness.Message);
+            return;
+        }
+        var current = group.Placement;
+        _history = RebalancePolicy.Accumulate(_history, load.Take());
+        var decision = RebalancePolicy.Decide(current, _history, group.Settings.RedundantExperts);
+        if (!decision.Switches)
+        {
+            LogKept(logger, current.Version, decision.Reason);
+            return;
+        }
+        var next = decision.Next!;
+        var started = time.GetTimestamp();
+        var loaded = await PrepareAsync(inference, model, next, cancellationToken).ConfigureAwait(false);
+        var uncommitted = await SwitchAsync(inference, model, next, loaded.Leader).ConfigureAwait(false);
+        metrics.RecordRebalance(ExpertParallelMetrics.Switched);
+        var seconds = time.GetElapsedTime(started).TotalSeconds;
+        LogSwitched(logger, current.Version, next.Version, decision.Reason, loaded.Experts, seconds);
+        foreach (var (rank, reason) in uncommitted) LogRankMissedCommit(logger, rank, next.Version, reason);
+    }
+
+    /// <summary>Every member loads its experts of <paramref name="next"/>; if one cannot, all free what they loaded and this throws why.</summary>
+    private async Task<(List<StagedExperts> Leader, int Experts)> PrepareAsync(InferenceEngine inference, DeepSeekForCausalLM model, ExpertPlacement next, CancellationToken cancellationToken)
+    {
+        var request = PlacementMessages.ToRequest(next);
+        var ranks = peers.Ranks.Order().ToList();
+        var prepares = ranks.Select(rank => peers.PrepareAsync(rank, request, PrepareDeadline, cancellationToken)).ToList();
+        var staged = new List<StagedExperts>();
+        var experts = 0;
+        Exception? leaderFailure = null;
+        try
+        {
+            using var checkpoint = SafetensorsCheckpoint.Open(group.ModelDirectory);
+            foreach (var layer in next.Layers)
+            {
+                // One layer per pause between steps: the leader's serving stalls for one layer's read at most.
+                var (move, layerExperts) = await inference.RunBetweenStepsAsync(() => ExpertParallelism.StageLayer(model, next, layer.LayerIndex, group.Settings.Rank, checkpoint))
+                    .WaitAsync(cancellationToken).ConfigureAwait(false);
+                staged.Add(layerExperts);
+                experts += move.Load.Count;
+            }
+        }
+        catch (Exception e)
+        {
+            leaderFailure = e;
+        }
+        try
+        {
+            await Task.WhenAll(prepares).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Each failure is read below.
+        }
+        var failures = prepares.Select((task, i) => task.IsCompletedSuccessfully ? null : $"rank {ranks[i]}: {task.Exception?.InnerException?.Message ?? "cancelled"}")
+            .Prepend(leaderFailure is null ? null : $"rank {group.Settings.Rank} (leader): {leaderFailure.Message}")
+            .OfType<string>().ToList();
+        if (failures.Count == 0) return (staged, experts + prepares.Sum(p => p.Result.ExpertsMoved));
+
+        await Task.WhenAll(ranks.Select(async rank =>
+        {
+            try
+            {
+                await peers.AbandonAsync(rank, next.Version, CommitDeadline, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (ExpertTransportException)
+            {
+                // A rank that cannot be told frees the staged experts at its next prepare.
+            }
+        })).ConfigureAwait(false);
+        if (staged.Count > 0)
+            await inference.RunBetweenStepsAsync(() => staged.All(s => { s.Dispose(); return true; })).ConfigureAwait(false);
+        throw new InvalidOperationException($"Placement {next.Version} was not prepared everywhere, the group keeps placement {group.Placement.Version}: {string.Join("; ", failures)}");
+    }
+
+    /// <summary>
+    /// Between two engine steps: the ranks commit (the next step's calls carry the new version), then
+    /// the leader switches its own layers. Returns the ranks that did not confirm (brought up to date later).
+    /// </summary>
+    private async Task<List<(int Rank, string Reason)>> SwitchAsync(InferenceEngine inference, DeepSeekForCausalLM model, ExpertPlacement next, List<StagedExperts> staged)
+    {
+        var ranks = peers.Ranks.Order().ToList();
+        group.SwitchingTo(next);
+        return await inference.RunBetweenStepsAsync(() =>
+        {
+            var commits = ranks.Select(rank => peers.CommitAsync(rank, next.Version, CommitDeadline, CancellationToken.None)).ToList();
+            try
+            {
+                Task.WhenAll(commits).GetAwaiter().GetResult();
+            }
+            catch (ExpertTransportException)
+            {
+                // Read per rank below.
+            }
+            // Prepared everywhere: the leader switches even if a rank did not confirm (it died or its
+            // answer was lost); that rank reports another version and is brought up to date, while
+            // the others already run the new placement and must not be switched back.
+            try
+            {
+                ExpertParallelism.Switch(model, next, staged);
+                group.Switched(next);
+            }
+            catch
+            {
+                // The leader stays on its placement; ranks that committed now report another version
+                // and are brought back to it.
+                group.SwitchingTo(null);
+                foreach (var layer in staged) layer.Dispose();
+                throw;
+            }
+            return commits.Select((task, i) => (Rank: ranks[i], Task: task)).Where(c => !c.Task.IsCompletedSuccessfully)
+                .Select(c => (c.Rank, c.Task.Exception?.InnerException?.Message ?? "cancelled")).ToList();
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>Ranks running another placement than the group (restarted after a rebalance) get the one in force.</summary>
+    private async Task BringUpToDateAsync(CancellationToken cancellationToken)
+    {
+        foreach (var rank in peers.RanksOnOtherPlacements())
+        {
+            var current = group.Placement;
+            try
+            {
+                await peers.PrepareAsync(rank, PlacementMessages.ToRequest(current), PrepareDeadline, cancellationToken).ConfigureAwait(false);
+                await peers.CommitAsync(rank, current.Version, CommitDeadline, cancellationToken).ConfigureAwait(false);
+                LogBroughtUpToDate(logger, rank, current.Version);
+            }
+            catch (ExpertTransportException e)
+            {
+                LogNotBroughtUpToDate(logger, rank, current.Version, e.Message);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Expert placement {From} → {To}: {Reason}; {Experts} experts loaded from the checkpoint, switched in {Seconds:0.00} s")]
+    private static partial void LogSwitched(ILogger logger, long from, long to, string reason, int experts, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Expert placement {Version} kept: {Reason}")]
+    private static partial void LogKept(ILogger logger, long version, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "No rebalance now: {Reason}")]
+    private static partial void LogNotNow(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rebalancing failed; placement {Version} stays in force and the next interval tries again: {Reason}")]
+    private static partial void LogRebalanceFailed(ILogger logger, Exception exception, long version, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rank {Rank} did not confirm placement {Version} ({Reason}); it is not ready until brought up to date")]
+    private static partial void LogRankMissedCommit(ILogger logger, int rank, long version, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rank {Rank} brought up to expert placement {Version}")]
+    private static partial void LogBroughtUpToDate(ILogger logger, int rank, long version);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rank {Rank} could not be brought up to expert placement {Version}: {Reason}")]
+    private static partial void LogNotBroughtUpToDate(ILogger logger, int rank, long version, string reason);
+}

@@ -1,0 +1,110 @@
+using DeepSeek.Model.Checkpoints;
+using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Experts;
+using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Parallelism;
+using DeepSeek.Model.Tests.Support;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Model.Tests.Parallelism;
+
+/// <summary>
+/// A materialised group moving to another placement (in-process transport): staging loads a rank's
+/// new experts beside its own and changes nothing; switching every rank gives the reference tokens
+/// on the new placement with exactly the memory of a group started on it; a rank on another
+/// version refuses the leader's dispatch.
+/// </summary>
+public sealed class PlacementSwitchTests
+{
+    private static readonly long[] Skewed = [0, 0, 0, 0, 24, 0, 0, 24];
+
+    private static (DeepSeekConfig Config, ExpertPlacement Initial, ExpertPlacement Next) Placements(int ranks, int redundant)
+    {
+        var config = DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V3Tiny));
+        var initial = ExpertPlacement.Initial(config, ranks, redundant);
+        var next = RebalancePolicy.Decide(initial, [new ExpertLoad(1, Skewed), new ExpertLoad(2, Skewed)], redundant).Next
+            ?? throw new InvalidOperationException("The skewed load should move experts.");
+        return (config, initial, next);
+    }
+
+    private static List<(LayerMove Move, StagedExperts Staged)> Stage(DeepSeekForCausalLM model, ExpertPlacement next, int rank, SafetensorsCheckpoint checkpoint) =>
+        [.. next.Layers.Select(layer => ExpertParallelism.StageLayer(model, next, layer.LayerIndex, rank, checkpoint))];
+
+    [Theory]
+    [InlineData(3, 0)]
+    [InlineData(3, 4)]
+    [InlineData(4, 2)]
+    public void Switching_every_rank_keeps_the_reference_tokens_and_holds_what_a_fresh_group_would(int ranks, int redundant)
+    {
+        var reference = Fixtures.LoadReference(Fixtures.V3Tiny);
+        var (_, initial, next) = Placements(ranks, redundant);
+        using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
+        using var group = ShardedGroup.Load(Fixtures.V3Tiny, initial, ScalarType.Float64);
+        var sizeBefore = group.Ranks.Select(m => m.ParameterCount).ToList();
+
+        // Abandoned staging leaves every rank as it was.
+        for (var rank = 0; rank < ranks; rank++)
+            foreach (var (_, staged) in Stage(group.Ranks[rank], next, rank, checkpoint)) staged.Dispose();
+        var stagedByRank = Enumerable.Range(0, ranks).Select(rank => Stage(group.Ranks[rank], next, rank, checkpoint)).ToList();
+        Assert.All(group.Ranks, m => Assert.Equal(ExpertPlacement.InitialVersion, ExpertParallelism.VersionOf(m)));
+        Assert.Equal(sizeBefore, group.Ranks.Select(m => m.ParameterCount));
+        Assert.Equal(reference.Prompts[0].Greedy, GreedyDecoding.Cached(group.Leader, reference.Prompts[0].InputIds, reference.Prompts[0].Greedy.Length));
+        for (var rank = 0; rank < ranks; rank++)
+            Assert.Equal(PlacementChange.For(initial, next, rank).Select(m => m.Load), stagedByRank[rank].Select(s => s.Move.Load));
+        Assert.True(stagedByRank.Sum(s => s.Sum(m => m.Move.Load.Count)) > 0);
+
+        for (var rank = 0; rank < ranks; rank++)
+            ExpertParallelism.Switch(group.Ranks[rank], next, [.. stagedByRank[rank].Select(s => s.Staged)]);
+
+        using var fresh = ShardedGroup.Load(Fixtures.V3Tiny, next, ScalarType.Float64);
+        for (var rank = 0; rank < ranks; rank++)
+        {
+            var model = group.Ranks[rank];
+            Assert.Equal(next.Version, ExpertParallelism.VersionOf(model));
+            Assert.All(model.RoutedExperts, e => Assert.Equal(next.Layer(e.LayerIndex).ExpertsOn(rank), e.HeldExperts));
+            Assert.Equal(fresh.Ranks[rank].ParameterCount, model.ParameterCount);
+        }
+        foreach (var prompt in reference.Prompts)
+            Assert.Equal(prompt.Greedy, GreedyDecoding.Cached(group.Leader, prompt.InputIds, prompt.Greedy.Length));
+
+        // The moved experts are the checkpoint's: the switched group's logits equal the fresh group's.
+        var tokens = reference.Prompts[3].InputIds;
+        using var switchedCache = group.Leader.CreateCache(tokens.Length);
+        using var freshCache = fresh.Leader.CreateCache(tokens.Length);
+        var batch = ForwardBatch.Contiguous(tokens, 0, LogitsSelection.AllTokens);
+        using var switched = group.Leader.Forward(batch, switchedCache);
+        using var expected = fresh.Leader.Forward(batch, freshCache);
+        Assert.Equal(0.0, (switched.Logits - expected.Logits).abs().max().item<double>());
+        Assert.Equal(next.Layers.Select(l => l.TokensPerRank(switched.ExpertLoads.Single(x => x.LayerIndex == l.LayerIndex).TokensPerExpert)),
+            switched.ExpertLoads.Select(l => l.TokensPerShard));
+    }
+
+    [Fact]
+    public void A_rank_on_another_placement_refuses_the_leaders_dispatch()
+    {
+        var (_, initial, next) = Placements(3, 0);
+        using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
+        using var group = ShardedGroup.Load(Fixtures.V3Tiny, initial, ScalarType.Float32);
+        ExpertParallelism.Switch(group.Ranks[1], next, [.. Stage(group.Ranks[1], next, 1, checkpoint).Select(s => s.Staged)]);
+        var prompt = Fixtures.LoadReference(Fixtures.V3Tiny).Prompts[3].InputIds;
+        using var cache = group.Leader.CreateCache(prompt.Length);
+
+        var error = Assert.Throws<ExpertTransportException>(() => group.Leader.Forward(ForwardBatch.Contiguous(prompt, 0), cache));
+
+        Assert.Contains($"Rank 1 holds placement {next.Version}", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Switching_needs_every_layer_staged_for_that_placement()
+    {
+        var (_, initial, next) = Placements(3, 0);
+        using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
+        using var group = ShardedGroup.Load(Fixtures.V3Tiny, initial, ScalarType.Float32);
+        var staged = Stage(group.Leader, next, 0, checkpoint);
+
+        Assert.Throws<ArgumentException>(() => ExpertParallelism.Switch(group.Leader, next, [staged[0].Staged]));
+        Assert.Throws<ArgumentException>(() => ExpertParallelism.Switch(group.Leader, next with { Version = 7 }, [.. staged.Select(s => s.Staged)]));
+        Assert.Equal(ExpertPlacement.InitialVersion, ExpertParallelism.VersionOf(group.Leader));
+        foreach (var (_, experts) in staged) experts.Dispose();
+    }
+}
