@@ -1,5 +1,7 @@
 using System.Globalization;
 using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Native;
+using DeepSeek.Model.Quantization;
 using DeepSeek.Model.Parallelism;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -91,6 +93,64 @@ public sealed class RoutedExperts : WeightedModule
         _shard = new Shard(placement, rank, transport);
     }
 
+    private List<ExpertInt4Weights>? _int4;
+
+    /// <summary>Bytes the held experts take on the device (stacks, or int4 weights once quantised on the GPU).</summary>
+    public long ResidentBytes =>
+        (gate_up_proj.numel() * gate_up_proj.element_size()) + (down_proj.numel() * down_proj.element_size())
+        + (_int4?.Sum(e => e.GateUp.Bytes + e.Down.Bytes) ?? 0);
+
+    /// <summary>
+    /// Quantises the loaded experts to int4 with <paramref name="groupSize"/>. With the native
+    /// <paramref name="helper"/> (GPU) each held expert's gate/up and down become <see cref="Int4Weight"/>s
+    /// and the bf16 stacks are freed; without it (CPU) the stacks are replaced in place by their int4
+    /// round trip. Returns why the layer stays unquantised, or null.
+    /// </summary>
+    internal string? QuantizeInt4(int groupSize, NativeHelper? helper)
+    {
+        if (IsDeclared(gate_up_proj)) throw new InvalidOperationException("Quantise after the weights are loaded.");
+        if (_int4 is not null) throw new InvalidOperationException($"Layer {LayerIndex}'s experts are already quantised.");
+        var kernel = helper is not null;
+        var reason = Int4Weight.Unsupported(2 * IntermediateSize, HiddenSize, groupSize, kernel) ?? Int4Weight.Unsupported(HiddenSize, IntermediateSize, groupSize, kernel);
+        if (reason is not null) return reason;
+        using var noGrad = no_grad();
+        if (helper is null)
+        {
+            for (var slot = 0; slot < HeldExperts.Count; slot++)
+            {
+                using var scope = NewDisposeScope();
+                foreach (var stack in new[] { gate_up_proj, down_proj })
+                {
+                    using var quantized = Int4GroupQuantization.Quantize(stack[slot], groupSize);
+                    stack[slot].copy_(quantized.Dequantize(stack.dtype));
+                }
+            }
+            return null;
+        }
+        var weights = new List<ExpertInt4Weights>(HeldExperts.Count);
+        for (var slot = 0; slot < HeldExperts.Count; slot++)
+        {
+            using var scope = NewDisposeScope();
+            weights.Add(new ExpertInt4Weights(Int4Weight.Pack(helper, gate_up_proj[slot], groupSize), Int4Weight.Pack(helper, down_proj[slot], groupSize)));
+        }
+        var device = gate_up_proj.device;
+        gate_up_proj = Replaced(nameof(gate_up_proj), gate_up_proj, device);
+        down_proj = Replaced(nameof(down_proj), down_proj, device);
+        _int4 = weights;
+        _local = new LocalExperts(this, ExpertDeviceProfile.For(device), weights);
+        return null;
+    }
+
+    /// <summary>An empty stack in place of one whose experts are now held as int4.</summary>
+    private Parameter Replaced(string name, Parameter stack, Device device)
+    {
+        var replacement = new Parameter(empty([0, stack.shape[1], stack.shape[2]], stack.dtype, device), requires_grad: false);
+        replacement.DetachFromDisposeScope();
+        ConditionallyRegisterParameter(name, replacement);
+        stack.Dispose();
+        return replacement;
+    }
+
     internal override void Allocate(Device device)
     {
         gate_up_proj = Allocated(nameof(gate_up_proj), gate_up_proj, device);
@@ -180,7 +240,11 @@ public sealed class RoutedExperts : WeightedModule
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _shard?.Dispose();
+        if (disposing)
+        {
+            _shard?.Dispose();
+            foreach (var expert in _int4 ?? []) expert.Dispose();
+        }
         base.Dispose(disposing);
     }
 
