@@ -62,12 +62,15 @@ public sealed class DeepSeekForCausalLM : nn.Module
     public WeightQuantization Quantization { get; private set; } = WeightQuantization.None;
 
     /// <summary>Bytes of weights on the device, int4 weights included: what the model costs in memory.</summary>
-    public long ResidentBytes => named_modules().Sum(m => m.module switch
+    public long ResidentBytes => ResidentBytesByModule().Sum(m => m.Bytes);
+
+    /// <summary>The weight bytes each module holds itself (not its children), by module name (<c>model.layers.1.mlp.experts</c>).</summary>
+    public IEnumerable<(string Module, long Bytes)> ResidentBytesByModule() => named_modules().Select(m => (m.name, m.module switch
     {
         Linear linear => linear.ResidentBytes,
         RoutedExperts experts => experts.ResidentBytes,
         _ => m.module.named_parameters(recurse: false).Sum(p => p.parameter.numel() * p.parameter.element_size()),
-    });
+    }));
 
     /// <summary>The module tree of <paramref name="config"/> with every weight declared on the meta device.</summary>
     public static DeepSeekForCausalLM Build(DeepSeekConfig config, ScalarType dtype)
@@ -92,13 +95,8 @@ public sealed class DeepSeekForCausalLM : nn.Module
         ArgumentNullException.ThrowIfNull(device);
         quantization ??= WeightQuantization.None;
         quantization.CheckDType(dtype);
-        NativeHelper? helper = null;
-        if (quantization.IsInt4 && device.type == DeviceType.CUDA)
-        {
-            helper = NativeHelper.TryLoad(out var reason)
-                ?? throw new NotSupportedException($"--quantization int4 on CUDA runs LibTorch's int4 kernels through the native helper, which is not available: {reason}");
-            log?.Invoke($"int4: {reason}");
-        }
+        // Refused before any weight is read, not after minutes of loading.
+        var helper = quantization.IsInt4 ? Int4Kernels(device, log) : null;
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
         var result = Build(DeepSeekConfig.Load(directory), dtype);
         try
@@ -169,6 +167,25 @@ public sealed class DeepSeekForCausalLM : nn.Module
         return this;
     }
 
+    /// <summary>Applies <paramref name="quantization"/> to a materialised model (a random one in <c>bench</c>); none does nothing.</summary>
+    /// <exception cref="NotSupportedException">int4 on CUDA without the native helper.</exception>
+    public void Quantize(WeightQuantization quantization, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(quantization);
+        quantization.CheckDType(DType);
+        if (quantization.IsInt4) QuantizeInt4(quantization.GroupSize, Int4Kernels(Device, log), log);
+    }
+
+    /// <summary>The native helper on CUDA (refused with the reason when it is absent); null on the CPU, whose reference path needs none.</summary>
+    private static NativeHelper? Int4Kernels(Device device, Action<string>? log)
+    {
+        if (device.type != DeviceType.CUDA) return null;
+        var helper = NativeHelper.TryLoad(out var reason)
+            ?? throw new NotSupportedException($"--quantization int4 on CUDA runs LibTorch's int4 kernels through the native helper, which is not available: {reason}");
+        log?.Invoke($"int4: {reason}");
+        return helper;
+    }
+
     /// <summary>
     /// Quantises the loaded model's projections and routed experts to int4 weight-only with
     /// <paramref name="groupSize"/>: with <paramref name="helper"/> (CUDA) held packed for LibTorch's int4
@@ -191,7 +208,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
         {
             var reason = module switch
             {
-                Linear linear when name != nameof(lm_head) && !name.EndsWith(".kv_b_proj", StringComparison.Ordinal) => linear.QuantizeInt4(groupSize, helper),
+                Linear linear when IsInt4Projection(name) => linear.QuantizeInt4(groupSize, helper),
                 RoutedExperts experts => experts.QuantizeInt4(groupSize, helper),
                 _ => null,
             };
@@ -201,6 +218,33 @@ public sealed class DeepSeekForCausalLM : nn.Module
         }
         Quantization = quantization;
         log?.Invoke($"int4: weights quantised with group {groupSize} ({(helper is null ? "CPU reference path: int4 values held dequantised" : "packed for the int4 kernel")}), {kept} layers kept in {DType.ToString().ToLowerInvariant()}; {ResidentBytes:N0} bytes of weights resident");
+    }
+
+    private static bool IsInt4Projection(string module) => module != nameof(lm_head) && !module.EndsWith(".kv_b_proj", StringComparison.Ordinal);
+
+    /// <summary>
+    /// The weight bytes a model of <paramref name="config"/> holds on a GPU in <paramref name="dtype"/>
+    /// with <paramref name="quantization"/>, from shapes alone (nothing allocated): what <c>inspect</c> shows.
+    /// </summary>
+    public static long ResidentBytesFor(DeepSeekConfig config, ScalarType dtype, WeightQuantization quantization)
+    {
+        ArgumentNullException.ThrowIfNull(quantization);
+        using var declared = Build(config, dtype);
+        long total = 0;
+        foreach (var (name, module) in declared.named_modules())
+        {
+            var own = module.named_parameters(recurse: false).Sum(p => p.parameter.numel() * p.parameter.element_size());
+            if (quantization.IsInt4 && module is Linear linear && IsInt4Projection(name)
+                && Int4Weight.Unsupported(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize, kernel: true) is null)
+                own += Int4Weight.BytesFor(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize) - (linear.Weight.numel() * linear.Weight.element_size());
+            else if (quantization.IsInt4 && module is RoutedExperts experts
+                && (Int4Weight.Unsupported(2 * experts.IntermediateSize, experts.HiddenSize, quantization.GroupSize, kernel: true)
+                    ?? Int4Weight.Unsupported(experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize, kernel: true)) is null)
+                own = experts.HeldExperts.Count * (Int4Weight.BytesFor(2 * experts.IntermediateSize, experts.HiddenSize, quantization.GroupSize)
+                    + Int4Weight.BytesFor(experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize));
+            total += own;
+        }
+        return total;
     }
 
     /// <summary>A cache of <paramref name="slotCount"/> token slots sized for this model.</summary>

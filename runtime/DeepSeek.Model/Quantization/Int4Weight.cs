@@ -34,6 +34,10 @@ public sealed class Int4Weight : IDisposable
 
     public long Bytes => (Packed.numel() * Packed.element_size()) + (ScalesAndZeros.numel() * ScalesAndZeros.element_size());
 
+    /// <summary>Bytes of an <c>[N, K]</c> weight as int4: half a byte per value, a bf16 scale and zero per group.</summary>
+    public static long BytesFor(long outFeatures, long inFeatures, int groupSize) =>
+        (outFeatures * inFeatures / 2) + (inFeatures / groupSize * outFeatures * 2 * 2);
+
     /// <summary>
     /// Why <c>[N, K]</c> cannot be held as int4 with <paramref name="groupSize"/>, or null when it can.
     /// The group must divide K; the kernel also needs N a multiple of 8 and K a multiple of 32 (its
