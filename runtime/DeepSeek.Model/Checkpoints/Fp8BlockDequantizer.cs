@@ -21,8 +21,11 @@ public static class Fp8BlockDequantizer
         return [CeilDiv(weightShape[0], blocks.BlockRows), CeilDiv(weightShape[1], blocks.BlockColumns)];
     }
 
-    /// <summary>float32 <c>[out, in]</c> from uint8 FP8 <paramref name="bytes"/> and float32 <paramref name="scaleInv"/>.</summary>
-    public static Tensor Dequantize(Tensor bytes, Tensor scaleInv, Fp8BlockQuantization blocks)
+    /// <summary>
+    /// <c>[out, in]</c> in <paramref name="precision"/> (float32, or float64 for a float64 model, so that
+    /// the product is not rounded to float32 first) from uint8 FP8 <paramref name="bytes"/> and <paramref name="scaleInv"/>.
+    /// </summary>
+    public static Tensor Dequantize(Tensor bytes, Tensor scaleInv, Fp8BlockQuantization blocks, ScalarType precision = ScalarType.Float32)
     {
         ArgumentNullException.ThrowIfNull(bytes);
         ArgumentNullException.ThrowIfNull(scaleInv);
@@ -32,10 +35,10 @@ public static class Fp8BlockDequantizer
             throw new ArgumentException($"scale_inv is [{string.Join(", ", scaleInv.shape)}]; [{string.Join(", ", bytes.shape)}] needs [{string.Join(", ", expected)}].", nameof(scaleInv));
         using var scope = NewDisposeScope();
         var (rows, columns) = (bytes.shape[0], bytes.shape[1]);
-        var perElement = scaleInv.to(ScalarType.Float32)
+        var perElement = scaleInv.to(precision)
             .repeat_interleave(blocks.BlockRows, 0).narrow(0, 0, rows)
             .repeat_interleave(blocks.BlockColumns, 1).narrow(1, 0, columns);
-        return Float8E4M3.Decode(bytes).mul_(perElement).MoveToOuterDisposeScope();
+        return Float8E4M3.Decode(bytes).to(precision).mul_(perElement).MoveToOuterDisposeScope();
     }
 
     private static long CeilDiv(long value, int block) => (value + block - 1) / block;

@@ -100,7 +100,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
     /// <summary>
     /// Loads a tensor after checking its shape against what the model expects. An F8_E4M3 tensor is
     /// dequantised with its <c>_scale_inv</c> blocks (<paramref name="fp8"/>, from config.json) on the CPU
-    /// in float32, then converted to <paramref name="dtype"/>.
+    /// in float32 (float64 for a float64 model), then converted to <paramref name="dtype"/>.
     /// </summary>
     public Tensor Load(string name, long[] expectedShape, ScalarType dtype, Device device, Fp8BlockQuantization? fp8 = null)
     {
@@ -125,7 +125,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
         using var scope = NewDisposeScope();
         using var bytes = file.LoadFloat8Bytes(name);
         using var scales = _fileOfTensor[scaleName].Load(scaleName, ScalarType.Float32, CPU);
-        var weight = Fp8BlockDequantizer.Dequantize(bytes, scales, fp8);
+        var weight = Fp8BlockDequantizer.Dequantize(bytes, scales, fp8, dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
         if (!isfinite(weight).all().item<bool>())
             throw new CheckpointFormatException($"{Path.GetFileName(file.Path)}: FP8 tensor '{name}' holds NaN codes (0x7F/0xFF) or scales that overflow; the file is corrupt.");
         return weight.to(dtype, device).MoveToOuterDisposeScope();
