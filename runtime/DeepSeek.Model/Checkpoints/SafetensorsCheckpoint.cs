@@ -99,8 +99,8 @@ public sealed class SafetensorsCheckpoint : IDisposable
 
     /// <summary>
     /// Loads a tensor after checking its shape against what the model expects. An F8_E4M3 tensor is
-    /// dequantised with its <c>_scale_inv</c> blocks (<paramref name="fp8"/>, from config.json) on the CPU
-    /// in float32 (float64 for a float64 model), then converted to <paramref name="dtype"/>.
+    /// dequantised with its <c>_scale_inv</c> blocks (<paramref name="fp8"/>, from config.json) on
+    /// <paramref name="device"/> in float32 (float64 for a float64 model), then converted to <paramref name="dtype"/>.
     /// </summary>
     public Tensor Load(string name, long[] expectedShape, ScalarType dtype, Device device, Fp8BlockQuantization? fp8 = null)
     {
@@ -123,12 +123,13 @@ public sealed class SafetensorsCheckpoint : IDisposable
             throw new CheckpointFormatException(
                 $"{Path.GetFileName(_fileOfTensor[scaleName].Path)}: '{scaleName}' has shape [{string.Join(", ", scaleInfo.Shape)}] but [{string.Join(", ", info.Shape)}] in {fp8.BlockRows}×{fp8.BlockColumns} blocks needs [{string.Join(", ", blocks)}].");
         using var scope = NewDisposeScope();
-        using var bytes = file.LoadFloat8Bytes(name);
-        using var scales = _fileOfTensor[scaleName].Load(scaleName, ScalarType.Float32, CPU);
+        // The bytes travel to the device (half of bf16's transfer) and are decoded there.
+        using var bytes = file.LoadFloat8Bytes(name).to(device);
+        using var scales = _fileOfTensor[scaleName].Load(scaleName, ScalarType.Float32, device);
         var weight = Fp8BlockDequantizer.Dequantize(bytes, scales, fp8, dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
         if (!isfinite(weight).all().item<bool>())
             throw new CheckpointFormatException($"{Path.GetFileName(file.Path)}: FP8 tensor '{name}' holds NaN codes (0x7F/0xFF) or scales that overflow; the file is corrupt.");
-        return weight.to(dtype, device).MoveToOuterDisposeScope();
+        return weight.to(dtype).MoveToOuterDisposeScope();
     }
 
     public void Dispose()
