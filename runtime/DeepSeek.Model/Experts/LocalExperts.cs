@@ -25,7 +25,7 @@ public sealed class LocalExperts
     private readonly IReadOnlyList<ExpertInt4Weights>? _int4;
 
     /// <remarks>
-    /// <c>int4</c>: the held experts as int4 (GPU), one entry per slot; they are computed by the Sorted
+    /// <c>int4</c>: the held experts as int4, one entry per slot; they are computed by the Sorted
     /// path alone, one int4 product per active expert, since the other paths index bf16 stacks.
     /// </remarks>
     public LocalExperts(RoutedExperts experts, ExpertDeviceProfile device, IReadOnlyList<ExpertInt4Weights>? int4 = null)

@@ -95,16 +95,16 @@ public sealed class RoutedExperts : WeightedModule
 
     private List<ExpertInt4Weights>? _int4;
 
-    /// <summary>Bytes the held experts take on the device (stacks, or int4 weights once quantised on the GPU).</summary>
+    /// <summary>Bytes the held experts take on the device (the stacks, or their int4 weights once quantised).</summary>
     public long ResidentBytes =>
         (gate_up_proj.numel() * gate_up_proj.element_size()) + (down_proj.numel() * down_proj.element_size())
         + (_int4?.Sum(e => e.GateUp.Bytes + e.Down.Bytes) ?? 0);
 
     /// <summary>
-    /// Quantises the loaded experts to int4 with <paramref name="groupSize"/>. With the native
-    /// <paramref name="helper"/> (GPU) each held expert's gate/up and down become <see cref="Int4Weight"/>s
-    /// and the bf16 stacks are freed; without it (CPU) the stacks are replaced in place by their int4
-    /// round trip. Returns why the layer stays unquantised, or null.
+    /// Quantises the loaded experts to int4 with <paramref name="groupSize"/>: each held expert's gate/up
+    /// and down become <see cref="Int4Weight"/>s (for the native <paramref name="helper"/>'s kernel on the
+    /// GPU, dequantised per use without it), the stacks are freed, and the experts are computed by the
+    /// Sorted path. Returns why the layer stays unquantised, or null.
     /// </summary>
     internal string? QuantizeInt4(int groupSize, NativeHelper? helper)
     {
@@ -114,24 +114,11 @@ public sealed class RoutedExperts : WeightedModule
         var reason = Int4Weight.Unsupported(2 * IntermediateSize, HiddenSize, groupSize, kernel) ?? Int4Weight.Unsupported(HiddenSize, IntermediateSize, groupSize, kernel);
         if (reason is not null) return reason;
         using var noGrad = no_grad();
-        if (helper is null)
-        {
-            for (var slot = 0; slot < HeldExperts.Count; slot++)
-            {
-                using var scope = NewDisposeScope();
-                foreach (var stack in new[] { gate_up_proj, down_proj })
-                {
-                    using var quantized = Int4GroupQuantization.Quantize(stack[slot], groupSize);
-                    stack[slot].copy_(quantized.Dequantize(stack.dtype));
-                }
-            }
-            return null;
-        }
         var weights = new List<ExpertInt4Weights>(HeldExperts.Count);
         for (var slot = 0; slot < HeldExperts.Count; slot++)
         {
             using var scope = NewDisposeScope();
-            weights.Add(new ExpertInt4Weights(Int4Weight.Pack(helper, gate_up_proj[slot], groupSize), Int4Weight.Pack(helper, down_proj[slot], groupSize)));
+            weights.Add(new ExpertInt4Weights(Int4Weight.Quantize(gate_up_proj[slot], groupSize, helper), Int4Weight.Quantize(down_proj[slot], groupSize, helper)));
         }
         var device = gate_up_proj.device;
         gate_up_proj = Replaced(nameof(gate_up_proj), gate_up_proj, device);

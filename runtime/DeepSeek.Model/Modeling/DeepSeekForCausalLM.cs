@@ -188,9 +188,9 @@ public sealed class DeepSeekForCausalLM : nn.Module
 
     /// <summary>
     /// Quantises the loaded model's projections and routed experts to int4 weight-only with
-    /// <paramref name="groupSize"/>: with <paramref name="helper"/> (CUDA) held packed for LibTorch's int4
-    /// kernel, without it (CPU) replaced by their int4 round trip, which computes what the kernel
-    /// computes at bf16 cost. The embeddings, norms, router, LM head and <c>kv_b_proj</c> (whose weight
+    /// <paramref name="groupSize"/>: with <paramref name="helper"/> (CUDA) multiplied by LibTorch's int4
+    /// kernel, without it (CPU) dequantised at each use, which computes what the kernel computes at
+    /// bf16 cost. Either way the int4 values are what is held. The embeddings, norms, router, LM head and <c>kv_b_proj</c> (whose weight
     /// attention absorbs into its queries rather than multiplying activations by it) stay in the run
     /// dtype; a layer whose shape the group or kernel does not fit stays too, with a line to <paramref name="log"/>.
     /// </summary>
@@ -217,7 +217,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
             log?.Invoke($"int4: {name} stays {DType.ToString().ToLowerInvariant()}: {reason}");
         }
         Quantization = quantization;
-        log?.Invoke($"int4: weights quantised with group {groupSize} ({(helper is null ? "CPU reference path: int4 values held dequantised" : "packed for the int4 kernel")}), {kept} layers kept in {DType.ToString().ToLowerInvariant()}; {ResidentBytes:N0} bytes of weights resident");
+        log?.Invoke($"int4: weights quantised with group {groupSize} ({(helper is null ? "reference path: dequantised at each use" : "packed for the int4 kernel")}), {kept} layers kept in {DType.ToString().ToLowerInvariant()}; {ResidentBytes:N0} bytes of weights resident");
     }
 
     private static bool IsInt4Projection(string module) => module != nameof(lm_head) && !module.EndsWith(".kv_b_proj", StringComparison.Ordinal);
@@ -656,8 +656,8 @@ internal sealed class RmsNorm : WeightedModule
 
 /// <summary>
 /// A linear layer <c>x·Wᵀ (+ b)</c>, as <c>nn.Linear</c> but declared, never randomly initialised.
-/// After <see cref="QuantizeInt4"/> on the GPU the weight is held as int4 (<see cref="Int4Weight"/>)
-/// and the bf16 one freed; on the CPU it is replaced by its int4 round trip (see docs/quantization.md).
+/// After <see cref="QuantizeInt4"/> the weight is held as int4 (<see cref="Int4Weight"/>) and the
+/// original freed (see docs/quantization.md).
 /// </summary>
 internal sealed class Linear : WeightedModule
 {
@@ -691,9 +691,9 @@ internal sealed class Linear : WeightedModule
     public long ResidentBytes => (weight.numel() * weight.element_size()) + (bias is null ? 0 : bias.numel() * bias.element_size()) + (_int4?.Bytes ?? 0);
 
     /// <summary>
-    /// Quantises the loaded weight to int4 with <paramref name="groupSize"/>: packed for the native
-    /// helper's kernel when <paramref name="helper"/> is given (the GPU), else replaced in place by its
-    /// dequantised int4 values (the CPU reference path). Returns why the layer stays unquantised, or null.
+    /// Quantises the loaded weight to int4 with <paramref name="groupSize"/>, for the native helper's
+    /// kernel when <paramref name="helper"/> is given (the GPU), else for the dequantise-per-use
+    /// reference path (the CPU), and frees it. Returns why the layer stays unquantised, or null.
     /// </summary>
     public string? QuantizeInt4(int groupSize, NativeHelper? helper)
     {
@@ -702,16 +702,10 @@ internal sealed class Linear : WeightedModule
         var (n, k) = (weight.shape[0], weight.shape[1]);
         if (Int4Weight.Unsupported(n, k, groupSize, kernel: helper is not null) is { } reason) return reason;
         using var scope = NewDisposeScope();
-        if (helper is null)
-        {
-            using var quantized = Int4GroupQuantization.Quantize(weight, groupSize);
-            weight.copy_(quantized.Dequantize(weight.dtype));
-            return null;
-        }
-        _int4 = Int4Weight.Pack(helper, weight, groupSize);
-        var device = weight.device;
+        _int4 = Int4Weight.Quantize(weight, groupSize, helper);
+        var (device, dtype) = (weight.device, weight.dtype);
         weight.Dispose();
-        weight = new Parameter(empty([0], _int4.ScalesAndZeros.dtype, device), requires_grad: false);
+        weight = new Parameter(empty([0], dtype, device), requires_grad: false);
         weight.DetachFromDisposeScope();
         ConditionallyRegisterParameter(nameof(weight), weight);
         return null;

@@ -4,17 +4,22 @@ using static TorchSharp.torch;
 namespace DeepSeek.Model.Quantization;
 
 /// <summary>
-/// One <c>[N, K]</c> weight held as int4 on the GPU: LibTorch's tiled int4 layout
-/// (<c>_convert_weight_to_int4pack</c> through the native helper) and bf16 scales and zeros, multiplied
-/// by <c>_weight_int4pack_mm</c>. A quarter of the bf16 weight's bytes plus 4 bytes per group.
+/// One <c>[N, K]</c> weight held as int4 (<see cref="Int4GroupQuantization"/>'s format): 4-bit values
+/// and a bf16 scale and zero per group. With the native helper (CUDA) the values are in LibTorch's tiled
+/// layout (<c>_convert_weight_to_int4pack</c>) and multiplied by <c>_weight_int4pack_mm</c>; without it
+/// (the CPU reference path) they stay as packed nibbles and each product dequantises the weight to the
+/// input's dtype first — what the kernel computes, at bf16 cost per use. Either way the weight takes a
+/// quarter of its bf16 bytes plus 4 bytes per group.
 /// </summary>
 public sealed class Int4Weight : IDisposable
 {
-    private readonly NativeHelper _helper;
+    private readonly NativeHelper? _helper;
+    private readonly Int4GroupQuantization? _reference;
 
-    private Int4Weight(NativeHelper helper, Tensor packed, Tensor scalesAndZeros, int groupSize, long outFeatures, long inFeatures)
+    private Int4Weight(NativeHelper? helper, Int4GroupQuantization? reference, Tensor packed, Tensor scalesAndZeros, int groupSize, long outFeatures, long inFeatures)
     {
         _helper = helper;
+        _reference = reference;
         Packed = packed;
         ScalesAndZeros = scalesAndZeros;
         GroupSize = groupSize;
@@ -22,6 +27,7 @@ public sealed class Int4Weight : IDisposable
         InFeatures = inFeatures;
     }
 
+    /// <summary>The 4-bit values: the kernel's tiled layout with the helper, else uint8 <c>[N, K/2]</c> nibbles.</summary>
     public Tensor Packed { get; }
 
     public Tensor ScalesAndZeros { get; }
@@ -31,6 +37,9 @@ public sealed class Int4Weight : IDisposable
     public long OutFeatures { get; }
 
     public long InFeatures { get; }
+
+    /// <summary>True when products run LibTorch's int4 kernel, false on the dequantise-per-use reference path.</summary>
+    public bool UsesKernel => _helper is not null;
 
     public long Bytes => (Packed.numel() * Packed.element_size()) + (ScalesAndZeros.numel() * ScalesAndZeros.element_size());
 
@@ -51,28 +60,41 @@ public sealed class Int4Weight : IDisposable
         return null;
     }
 
-    /// <summary>Quantises a CUDA bf16 weight and packs it for the kernel; the caller checked <see cref="Unsupported"/>.</summary>
-    public static Int4Weight Pack(NativeHelper helper, Tensor weight, int groupSize)
+    /// <summary>
+    /// Quantises <paramref name="weight"/> on its device, packed for the kernel when <paramref name="helper"/>
+    /// is given; the caller checked <see cref="Unsupported"/>. The result owns its tensors (outside any dispose scope).
+    /// </summary>
+    public static Int4Weight Quantize(Tensor weight, int groupSize, NativeHelper? helper)
     {
-        ArgumentNullException.ThrowIfNull(helper);
         ArgumentNullException.ThrowIfNull(weight);
-        using var quantized = Int4GroupQuantization.Quantize(weight, groupSize);
-        var k = weight.shape[1];
-        // The largest K tiling the shape allows (8 × 16, 4 × 16 or 2 × 16 values per tile).
-        var innerKTiles = k % 128 == 0 ? 8 : k % 64 == 0 ? 4 : 2;
-        var packed = helper.PackInt4(quantized.Packed, innerKTiles).DetachFromDisposeScope();
-        var scalesAndZeros = quantized.ScalesAndZeros.clone().DetachFromDisposeScope();
-        return new Int4Weight(helper, packed, scalesAndZeros, groupSize, weight.shape[0], k);
+        var (n, k) = (weight.shape[0], weight.shape[1]);
+        var quantized = Int4GroupQuantization.Quantize(weight, groupSize);
+        quantized.Packed.DetachFromDisposeScope();
+        quantized.ScalesAndZeros.DetachFromDisposeScope();
+        if (helper is null) return new Int4Weight(null, quantized, quantized.Packed, quantized.ScalesAndZeros, groupSize, n, k);
+        using (quantized)
+        {
+            // The largest K tiling the shape allows (8 × 16, 4 × 16 or 2 × 16 values per tile).
+            var innerKTiles = k % 128 == 0 ? 8 : k % 64 == 0 ? 4 : 2;
+            var packed = helper.PackInt4(quantized.Packed, innerKTiles).DetachFromDisposeScope();
+            var scalesAndZeros = quantized.ScalesAndZeros.clone().DetachFromDisposeScope();
+            return new Int4Weight(helper, null, packed, scalesAndZeros, groupSize, n, k);
+        }
     }
 
-    /// <summary><c>input · Wᵀ</c> for bf16 <paramref name="input"/> <c>[…, K]</c>: <c>[…, N]</c>.</summary>
+    /// <summary><c>input · Wᵀ</c> for <paramref name="input"/> <c>[…, K]</c> (bf16 for the kernel): <c>[…, N]</c>.</summary>
     public Tensor Multiply(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        if (input.shape.Length == 2) return _helper.Int4Mm(input.contiguous(), Packed, GroupSize, ScalesAndZeros);
+        if (_reference is not null)
+        {
+            using var weight = _reference.Dequantize(input.dtype);
+            return nn.functional.linear(input, weight);
+        }
+        if (input.shape.Length == 2) return _helper!.Int4Mm(input.contiguous(), Packed, GroupSize, ScalesAndZeros);
         var leading = input.shape[..^1];
         using var flat = input.reshape(-1, InFeatures).contiguous();
-        using var product = _helper.Int4Mm(flat, Packed, GroupSize, ScalesAndZeros);
+        using var product = _helper!.Int4Mm(flat, Packed, GroupSize, ScalesAndZeros);
         return product.view([.. leading, OutFeatures]);
     }
 

@@ -60,7 +60,7 @@ public static class InspectCommand
             : "none");
         var run = dtype.ToString().ToLowerInvariant();
         Row("resident weight bytes", weights.IsInt4
-            ? $"{N(resident)} on CUDA ({weights}, bf16 activations; the CPU reference path holds the int4 values dequantised, {run} size)"
+            ? $"{N(resident)} ({weights}, bf16 activations)"
             : $"{N(resident)} ({run})");
         Row("layers", $"{inventory.Layers} ({inventory.DenseLayers} dense, {inventory.MoeLayers} MoE)");
         Row("hidden size", N(config.HiddenSize));

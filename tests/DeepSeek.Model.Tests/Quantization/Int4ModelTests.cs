@@ -1,4 +1,5 @@
 using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Experts;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Native;
 using DeepSeek.Model.Quantization;
@@ -7,41 +8,58 @@ using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Tests.Quantization;
 
-/// <summary>int4 weight-only at load on the CPU reference path: what is quantised, what is not, and what is refused.</summary>
+/// <summary>int4 weight-only at load on the CPU reference path (the GPU path with the kernel call replaced by dequantise-and-multiply): what is quantised, what is not, and what is refused.</summary>
 public sealed class Int4ModelTests
 {
     [Fact]
-    public void Projections_and_experts_hold_their_int4_round_trip_and_the_rest_is_untouched()
+    public void The_int4_model_computes_exactly_the_model_of_its_dequantised_weights_and_holds_int4_bytes()
     {
-        using var plain = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.BFloat16, CPU);
         var lines = new List<string>();
         using var int4 = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.BFloat16, CPU, quantization: WeightQuantization.Int4(16), log: lines.Add);
-
         Assert.Equal(WeightQuantization.Int4(16), int4.Quantization);
         Assert.Contains(lines, l => l.Contains("0 layers kept", StringComparison.Ordinal));
-        var original = plain.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        var quantised = 0;
-        foreach (var (name, parameter) in int4.named_parameters())
-        {
-            using var scope = NewDisposeScope();
-            var before = original[name];
-            var stays = name.StartsWith("model.embed_tokens", StringComparison.Ordinal) || name.StartsWith("lm_head", StringComparison.Ordinal)
-                || name.Contains("norm", StringComparison.Ordinal) || name.Contains(".mlp.gate.", StringComparison.Ordinal)
-                || name.Contains("kv_b_proj", StringComparison.Ordinal) || name.Contains("e_score_correction_bias", StringComparison.Ordinal);
-            if (stays)
+
+        // The expected model, built independently: the plain bf16 model with every weight that int4
+        // freed replaced by its round trip, and its experts forced onto the Sorted path int4 runs.
+        using var expected = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.BFloat16, CPU);
+        var held = int4.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        long expectedBytes = 0;
+        var quantised = new List<string>();
+        using (no_grad())
+            foreach (var (name, parameter) in expected.named_parameters())
             {
-                Assert.True(Same(parameter, before), $"{name} must stay as loaded");
-                continue;
+                using var scope = NewDisposeScope();
+                if (held[name].numel() > 0)
+                {
+                    Assert.True(Same(held[name], parameter), $"{name} must stay as loaded");
+                    expectedBytes += parameter.numel() * parameter.element_size();
+                    continue;
+                }
+                quantised.Add(name);
+                // A stack of experts is quantised expert by expert; rows are independent, so its round
+                // trip is that of its [experts · rows, in] view.
+                var k = parameter.shape[^1];
+                using var roundTrip = Int4GroupQuantization.Quantize(parameter.reshape(-1, k), 16);
+                parameter.copy_(roundTrip.Dequantize(ScalarType.BFloat16).view(parameter.shape));
+                expectedBytes += (parameter.numel() / 2) + (parameter.numel() / 16 * 4);
             }
-            // A stack of experts is quantised expert by expert; each row's groups are independent, so
-            // the stack's round trip equals that of its [experts · rows, in] view.
-            var matrix = before.reshape(-1, before.shape[^1]);
-            using var expected = Int4GroupQuantization.Quantize(matrix, 16);
-            Assert.True(Same(parameter.reshape(-1, before.shape[^1]), expected.Dequantize(ScalarType.BFloat16)), $"{name} is not its int4 round trip");
-            Assert.False(Same(parameter, before), $"{name} did not change: it was not quantised");
-            quantised++;
+        foreach (var experts in expected.RoutedExperts) experts.Local.Thresholds = ExpertPathThresholds.Only(ExpertComputePath.Sorted);
+
+        // Everything but the embeddings, norms, router, LM head and kv_b_proj is held as int4.
+        Assert.All(quantised, name => Assert.False(name.Contains("embed", StringComparison.Ordinal) || name.StartsWith("lm_head", StringComparison.Ordinal)
+            || name.Contains("norm", StringComparison.Ordinal) || name.Contains(".mlp.gate.", StringComparison.Ordinal) || name.Contains("kv_b_proj", StringComparison.Ordinal), name));
+        Assert.Contains("model.layers.1.mlp.experts.gate_up_proj", quantised);
+        Assert.Contains("model.layers.0.self_attn.q_a_proj.weight", quantised);
+        Assert.Equal(expectedBytes, int4.ResidentBytes);
+
+        foreach (var prompt in Fixtures.LoadReference(Fixtures.V3Tiny).Prompts.Take(2))
+        {
+            using var cacheA = int4.CreateCache(prompt.InputIds.Length);
+            using var cacheB = expected.CreateCache(prompt.InputIds.Length);
+            using var a = int4.Forward(ForwardBatch.Contiguous(prompt.InputIds, 0, LogitsSelection.AllTokens), cacheA);
+            using var b = expected.Forward(ForwardBatch.Contiguous(prompt.InputIds, 0, LogitsSelection.AllTokens), cacheB);
+            Assert.True(Same(a.Logits, b.Logits), "int4 logits differ from those of the dequantised weights");
         }
-        Assert.True(quantised >= 10, $"only {quantised} tensors quantised");
     }
 
     [Fact]
@@ -57,7 +75,10 @@ public sealed class Int4ModelTests
         Assert.DoesNotContain(lines, l => l.Contains("model.layers.0.mlp.down_proj stays", StringComparison.Ordinal));
         var before = plain.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, parameter) in int4.named_parameters())
-            Assert.Equal(name != "model.layers.0.mlp.down_proj.weight", Same(parameter, before[name]));
+        {
+            if (name == "model.layers.0.mlp.down_proj.weight") Assert.Equal(0, parameter.numel()); // held as int4
+            else Assert.True(Same(parameter, before[name]), $"{name} must stay as loaded");
+        }
     }
 
     [Theory]
