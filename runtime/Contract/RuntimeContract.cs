@@ -28,6 +28,26 @@ internal static class RuntimeContract
 
     /// <summary>Where a rank listens for its leader's Experts calls.</summary>
     public const int ExpertPort = 50052;
+    public const string ExpertPortName = "experts";
+
+    /// <summary>The group's shared secret itself (serve's <c>--group-token-file</c> names a file instead); the operator injects it from a Secret.</summary>
+    public const string GroupTokenVariable = "DEEPSEEK_GROUP_TOKEN";
+
+    /// <summary>The verb that fetches a checkpoint from a Hugging Face-compatible hub into a folder.</summary>
+    public const string DownloadVerb = "download";
+
+    /// <summary>Flags of <c>download REPOSITORY</c> the operator sets on its init container.</summary>
+    public static class DownloadFlags
+    {
+        public const string Revision = "--revision";
+        public const string Endpoint = "--endpoint";
+        public const string Output = "--output";
+        /// <summary>Exit at once, without the hub, when the folder holds a completed download of the same repository and revision.</summary>
+        public const string SkipIfComplete = "--skip-if-complete";
+    }
+
+    /// <summary>Where <c>download</c> reads the hub's access token.</summary>
+    public const string HubTokenVariable = "HF_TOKEN";
 
     /// <summary>The environment variable that sets <paramref name="flag"/>'s default: <c>--max-batch-tokens</c> is <c>DEEPSEEK_MAX_BATCH_TOKENS</c>.</summary>
     public static string VariableFor(string flag) =>
@@ -42,6 +62,7 @@ internal static class RuntimeContract
         public const string HttpPort = "--http-port";
         public const string GrpcPort = "--grpc-port";
         public const string Dtype = "--dtype";
+        public const string Quantization = "--quantization";
         public const string Device = "--device";
         public const string MaxRunningRequests = "--max-running-requests";
         public const string MaxQueuedRequests = "--max-queued-requests";
@@ -60,7 +81,7 @@ internal static class RuntimeContract
     /// <summary>Every flag the operator sets on a runtime pod, as an argument or through its environment variable.</summary>
     public static IReadOnlyList<string> FlagsSetByOperator { get; } =
     [
-        Flags.Model, Flags.ServedName, Flags.Host, Flags.HttpPort, Flags.GrpcPort, Flags.Dtype, Flags.Device,
+        Flags.Model, Flags.ServedName, Flags.Host, Flags.HttpPort, Flags.GrpcPort, Flags.Dtype, Flags.Quantization, Flags.Device,
         Flags.MaxRunningRequests, Flags.MaxQueuedRequests, Flags.MaxBatchTokens, Flags.KvCacheMemoryFraction,
         Flags.MaxContextLength, Flags.PrefixCaching, Flags.DrainTimeout, Flags.ApiKey,
         Flags.RedundantExperts, Flags.WorldSize, Flags.Rank, Flags.Peers,

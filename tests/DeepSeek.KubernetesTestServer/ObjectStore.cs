@@ -155,6 +155,7 @@ public sealed class ObjectStore(TimeProvider time)
                 foreach (var key in next.Select(kv => kv.Key).ToList())
                     if (key is not ("metadata" or "status" or "apiVersion" or "kind") && !incoming.ContainsKey(key)) next.Remove(key);
                 if (!type.HasStatus && incoming["status"] is { } status) next["status"] = status.DeepClone();
+                if (ImmutableChange(type, current, next) is { } refused) return refused;
                 BumpGenerationIfSpecChanged(current, next);
             }
             return (200, Commit(type, ns, name, next, "MODIFIED"));
@@ -179,6 +180,7 @@ public sealed class ObjectStore(TimeProvider time)
                 // Identity fields are the server's.
                 foreach (var field in new[] { "uid", "creationTimestamp", "namespace", "name", "generation", "resourceVersion" })
                     next["metadata"]![field] = current["metadata"]![field]?.DeepClone();
+                if (ImmutableChange(type, current, next) is { } refused) return refused;
                 BumpGenerationIfSpecChanged(current, next);
             }
             return (200, Commit(type, ns, name, next, "MODIFIED"));
@@ -214,6 +216,18 @@ public sealed class ObjectStore(TimeProvider time)
             Publish(key.Type, "DELETED", value);
             CollectGarbage((string)value["metadata"]!["uid"]!, allTypes);
         }
+    }
+
+    /// <summary>A Secret or ConfigMap marked <c>immutable: true</c> keeps its data and the mark; only metadata may change (422 otherwise).</summary>
+    private static (int, JsonObject)? ImmutableChange(ResourceType type, JsonObject current, JsonObject next)
+    {
+        if (type.Kind is not ("Secret" or "ConfigMap") || current["immutable"]?.GetValueKind() != System.Text.Json.JsonValueKind.True) return null;
+        foreach (var field in new[] { "immutable", "data", "stringData", "binaryData", "type" })
+        {
+            if (!JsonNode.DeepEquals(current[field], next[field]))
+                return Errors.Invalid($"{type.Kind} \"{(string?)current["metadata"]!["name"]}\" is invalid: {field}: Forbidden: field is immutable when `immutable` is set");
+        }
+        return null;
     }
 
     private static void BumpGenerationIfSpecChanged(JsonObject before, JsonObject after)

@@ -15,6 +15,7 @@ public sealed record ResourceType(string Group, string Version, string Kind, str
         new("apps", "v1", "Deployment", "deployments", HasScale: true),
         new("apps", "v1", "StatefulSet", "statefulsets", HasScale: true),
         new("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        new("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", HasStatus: false),
         new("coordination.k8s.io", "v1", "Lease", "leases", HasStatus: false),
     ];
 }

@@ -14,6 +14,9 @@ public sealed class ClusterCache
     public ObjectCache<V1Deployment> Deployments { get; } = new(ModelOf);
     public ObjectCache<V1StatefulSet> StatefulSets { get; } = new(ModelOf);
     public ObjectCache<V1PodDisruptionBudget> DisruptionBudgets { get; } = new(ModelOf);
+    /// <summary>Only the operator's own (the watch selects its label): the group token Secrets.</summary>
+    public ObjectCache<V1Secret> Secrets { get; } = new(ModelOf);
+    public ObjectCache<V1NetworkPolicy> NetworkPolicies { get; } = new(ModelOf);
     public ObjectCache<V1Pod> Pods { get; } = new(p => p.Metadata.Labels?.TryGetValue(ModelLabels.Name, out var app) == true && app == ModelLabels.AppName ? ModelOf(p) : null);
 
     /// <summary>Children of every kind that carry the model's instance label, typed (list items come without kind).</summary>
@@ -26,6 +29,8 @@ public sealed class ClusterCache
         children.AddRange(Typed(Deployments.ByIndex(key), "apps/v1", "Deployment"));
         children.AddRange(Typed(StatefulSets.ByIndex(key), "apps/v1", "StatefulSet"));
         children.AddRange(Typed(DisruptionBudgets.ByIndex(key), "policy/v1", "PodDisruptionBudget"));
+        children.AddRange(Typed(Secrets.ByIndex(key), "v1", "Secret"));
+        children.AddRange(Typed(NetworkPolicies.ByIndex(key), "networking.k8s.io/v1", "NetworkPolicy"));
         return children;
     }
 

@@ -64,16 +64,22 @@ public sealed class KubernetesModelCluster(IKubernetes client, ClusterCache cach
                 case (ChildActionKind.Create, V1Deployment o): await client.AppsV1.CreateNamespacedDeploymentAsync(o, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Create, V1StatefulSet o): await client.AppsV1.CreateNamespacedStatefulSetAsync(o, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Create, V1PodDisruptionBudget o): await client.PolicyV1.CreateNamespacedPodDisruptionBudgetAsync(o, ns, cancellationToken: cancellationToken); break;
+                case (ChildActionKind.Create, V1Secret o): await client.CoreV1.CreateNamespacedSecretAsync(o, ns, cancellationToken: cancellationToken); break;
+                case (ChildActionKind.Create, V1NetworkPolicy o): await client.NetworkingV1.CreateNamespacedNetworkPolicyAsync(o, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Update, V1ConfigMap o): await client.CoreV1.ReplaceNamespacedConfigMapAsync(o, name, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Update, V1Service o): await client.CoreV1.ReplaceNamespacedServiceAsync(o, name, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Update, V1Deployment o): await client.AppsV1.ReplaceNamespacedDeploymentAsync(o, name, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Update, V1StatefulSet o): await client.AppsV1.ReplaceNamespacedStatefulSetAsync(o, name, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Update, V1PodDisruptionBudget o): await client.PolicyV1.ReplaceNamespacedPodDisruptionBudgetAsync(o, name, ns, cancellationToken: cancellationToken); break;
+                case (ChildActionKind.Update, V1Secret o): await client.CoreV1.ReplaceNamespacedSecretAsync(o, name, ns, cancellationToken: cancellationToken); break;
+                case (ChildActionKind.Update, V1NetworkPolicy o): await client.NetworkingV1.ReplaceNamespacedNetworkPolicyAsync(o, name, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Delete, V1ConfigMap): await client.CoreV1.DeleteNamespacedConfigMapAsync(name, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Delete, V1Service): await client.CoreV1.DeleteNamespacedServiceAsync(name, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Delete, V1Deployment): await client.AppsV1.DeleteNamespacedDeploymentAsync(name, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Delete, V1StatefulSet): await client.AppsV1.DeleteNamespacedStatefulSetAsync(name, ns, cancellationToken: cancellationToken); break;
                 case (ChildActionKind.Delete, V1PodDisruptionBudget): await client.PolicyV1.DeleteNamespacedPodDisruptionBudgetAsync(name, ns, cancellationToken: cancellationToken); break;
+                case (ChildActionKind.Delete, V1Secret): await client.CoreV1.DeleteNamespacedSecretAsync(name, ns, cancellationToken: cancellationToken); break;
+                case (ChildActionKind.Delete, V1NetworkPolicy): await client.NetworkingV1.DeleteNamespacedNetworkPolicyAsync(name, ns, cancellationToken: cancellationToken); break;
                 default: throw new NotSupportedException($"The operator does not manage {item.Kind} objects.");
             }
         }

@@ -65,6 +65,13 @@ public sealed class ModelController(
             tasks.Add(Watch(new WatchSource<V1PodDisruptionBudget, V1PodDisruptionBudgetList>("poddisruptionbudgets" + In(ns), (rv, w, ct) => ns is null
                 ? client.PolicyV1.ListPodDisruptionBudgetForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
                 : client.PolicyV1.ListNamespacedPodDisruptionBudgetWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.DisruptionBudgets, owner, cancellationToken));
+            // By the managed-by label like every other kind: the operator never lists the namespace's other Secrets.
+            tasks.Add(Watch(new WatchSource<V1Secret, V1SecretList>("secrets" + In(ns), (rv, w, ct) => ns is null
+                ? client.CoreV1.ListSecretForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
+                : client.CoreV1.ListNamespacedSecretWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.Secrets, owner, cancellationToken));
+            tasks.Add(Watch(new WatchSource<V1NetworkPolicy, V1NetworkPolicyList>("networkpolicies" + In(ns), (rv, w, ct) => ns is null
+                ? client.NetworkingV1.ListNetworkPolicyForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
+                : client.NetworkingV1.ListNamespacedNetworkPolicyWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.NetworkPolicies, owner, cancellationToken));
         }
         try
         {

@@ -90,6 +90,8 @@ public sealed class ModelReconciler(
             .ToList();
         foreach (var action in plan)
         {
+            // The one value not derived from the model: issued here, at the edge, and never again.
+            if (action is { Kind: ChildActionKind.Create, Object: V1Secret secret } && secret.Metadata.Name == ObjectNames.GroupToken(model.Metadata.Name)) GroupSecurity.IssueToken(secret);
             try
             {
                 await cluster.ApplyAsync(action, cancellationToken);
@@ -149,7 +151,12 @@ public sealed class ModelReconciler(
         expectations.StatusWritten(key, model.Metadata.ResourceVersion, hash);
     }
 
-    private static string Child(string ns, IKubernetesObject<V1ObjectMeta> item) => ns + "/" + ChildPlan.Key(item);
+    /// <summary>
+    /// A child of one incarnation of its model (the owner's uid): a model deleted and created again under
+    /// the same name before the caches showed its first children must not wait for them.
+    /// </summary>
+    private static string Child(string ns, IKubernetesObject<V1ObjectMeta> item) =>
+        ns + "/" + ChildPlan.Key(item) + "/" + item.Metadata.OwnerReferences?.FirstOrDefault(o => o.Controller == true)?.Uid;
 
     private async Task WriteIfChangedAsync(V1Alpha1DeepSeekModel model, DeepSeekModelStatus status, string type, string reason, string message, CancellationToken cancellationToken)
     {

@@ -18,7 +18,14 @@ public sealed class WriteExpectations(TimeProvider time)
     private readonly ConcurrentDictionary<string, (string? ReadVersion, string Status)> statuses = new(StringComparer.Ordinal);
 
     /// <summary>A child this process created: until the cache shows it, do not create it again.</summary>
-    public void Created(string childKey) => created[childKey] = time.GetUtcNow();
+    public void Created(string childKey)
+    {
+        var now = time.GetUtcNow();
+        // Children of a model deleted before its cache caught up are never seen: forget them once past patience.
+        foreach (var (key, at) in created)
+            if (now - at >= Patience) created.TryRemove(key, out _);
+        created[childKey] = now;
+    }
 
     /// <summary>Whether <paramref name="childKey"/> was created moments ago (and the cache has not caught up).</summary>
     public bool AwaitingCreate(string childKey) =>

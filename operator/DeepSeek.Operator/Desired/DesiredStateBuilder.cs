@@ -9,7 +9,8 @@ namespace DeepSeek.Operator.Desired;
 /// <summary>
 /// The objects a (validated) DeepSeekModel should own — a pure function of the model and the
 /// operator's defaults. One pod per replica: a Deployment. Several: one StatefulSet and headless
-/// Service per replica group, so a group is created, scaled and deleted as a whole.
+/// Service per replica group, so a group is created, scaled and deleted as a whole, plus the group
+/// token Secret and the NetworkPolicy that fence the expert port.
 /// </summary>
 public static class DesiredStateBuilder
 {
@@ -46,6 +47,9 @@ public static class DesiredStateBuilder
         }
         else
         {
+            // Before the StatefulSets: their pods read the token Secret, and must never run unfenced.
+            objects.Add(GroupSecurity.TokenSecret(Metadata(model, ObjectNames.GroupToken(name))));
+            objects.Add(GroupSecurity.NetworkPolicy(Metadata(model, ObjectNames.ExpertNetworkPolicy(name)), ModelLabels.Selector(name)));
             for (var k = 0; k < shape.Replicas; k++)
             {
                 var group = ObjectNames.Group(name, k);
@@ -102,6 +106,7 @@ public static class DesiredStateBuilder
         var data = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
             [Variable(RuntimeContract.Flags.Dtype)] = spec.Model.Dtype,
+            [Variable(RuntimeContract.Flags.Quantization)] = spec.Model.Quantization,
             [Variable(RuntimeContract.Flags.Device)] = "cuda",
             [Variable(RuntimeContract.Flags.MaxRunningRequests)] = Invariant(spec.Engine.MaxRunningRequests),
             [Variable(RuntimeContract.Flags.MaxQueuedRequests)] = Invariant(spec.Engine.MaxQueuedRequests),

@@ -33,10 +33,11 @@ public static class PodTemplateBuilder
         var name = model.Metadata.Name;
         var shape = ModelShape.Of(model);
         var (volume, subPath) = ModelVolume(spec.Model.Source);
+        var image = spec.Runtime.Image ?? defaults.RuntimeImage;
         var container = new V1Container
         {
             Name = "runtime",
-            Image = spec.Runtime.Image ?? defaults.RuntimeImage,
+            Image = image,
             Args =
             [
                 RuntimeContract.ServeVerb,
@@ -46,11 +47,7 @@ public static class PodTemplateBuilder
                 RuntimeContract.Flags.HttpPort, RuntimeContract.Http.ToString(CultureInfo.InvariantCulture),
                 RuntimeContract.Flags.GrpcPort, RuntimeContract.Grpc.ToString(CultureInfo.InvariantCulture),
             ],
-            Ports =
-            [
-                new V1ContainerPort { Name = RuntimeContract.HttpName, ContainerPort = RuntimeContract.Http, Protocol = "TCP" },
-                new V1ContainerPort { Name = RuntimeContract.GrpcName, ContainerPort = RuntimeContract.Grpc, Protocol = "TCP" },
-            ],
+            Ports = Ports(group),
             EnvFrom = [new V1EnvFromSource { ConfigMapRef = new V1ConfigMapEnvSource { Name = ObjectNames.RuntimeSettings(name) } }],
             Env = Environment(model, shape, group),
             Resources = Resources(spec.Runtime),
@@ -69,13 +66,7 @@ public static class PodTemplateBuilder
             // Endpoints controllers and proxies learn of a terminating pod a moment after the kubelet
             // does; waiting before SIGTERM lets them stop routing here before the runtime answers 503.
             Lifecycle = new V1Lifecycle { PreStop = new V1LifecycleHandler { Sleep = new V1SleepAction { Seconds = PreStopSeconds } } },
-            SecurityContext = new V1SecurityContext
-            {
-                AllowPrivilegeEscalation = false,
-                ReadOnlyRootFilesystem = true,
-                RunAsNonRoot = true,
-                Capabilities = new V1Capabilities { Drop = ["ALL"] },
-            },
+            SecurityContext = ContainerSecurity(),
         };
         return new V1PodTemplateSpec
         {
@@ -86,6 +77,7 @@ public static class PodTemplateBuilder
             },
             Spec = new V1PodSpec
             {
+                InitContainers = spec.Model.Source.Pvc is { Download: { } download } pvc ? [DownloadContainer(image, pvc, download, container.Resources)] : null,
                 Containers = [container],
                 Volumes =
                 [
@@ -122,13 +114,93 @@ public static class PodTemplateBuilder
         };
     }
 
+    private const string GpuResource = "nvidia.com/gpu";
+
+    /// <summary>Where the download init container mounts the whole claim (the runtime mounts only pvc.path of it).</summary>
+    public const string DownloadMountPath = "/claim";
+
+    /// <summary>
+    /// The runtime's <c>download</c> verb into pvc.path of the claim, before the runtime container starts.
+    /// It mounts the claim's root, not the sub-path, so that the folder is created by the downloader (as the
+    /// pod's user) rather than by the kubelet (as root) on an empty claim. The only writer of the claim.
+    /// </summary>
+    private static V1Container DownloadContainer(string? image, PvcModelSource pvc, ModelDownload download, V1ResourceRequirements runtime)
+    {
+        var path = pvc.Path.Trim('/');
+        var args = new List<string>
+        {
+            RuntimeContract.DownloadVerb, download.Repo,
+            RuntimeContract.DownloadFlags.Revision, download.Revision,
+            RuntimeContract.DownloadFlags.Output, path.Length == 0 ? DownloadMountPath : $"{DownloadMountPath}/{path}",
+            // Every pod start runs this step: on a filled claim it must cost a stat per file, not a hash of
+            // every weight and a round trip to the hub (which may be down while the weights are all there).
+            RuntimeContract.DownloadFlags.SkipIfComplete,
+        };
+        if (download.Endpoint is { } endpoint) args.AddRange([RuntimeContract.DownloadFlags.Endpoint, endpoint]);
+        return new V1Container
+        {
+            Name = "download",
+            Image = image,
+            Args = args,
+            Env = download.TokenSecretRef is { } token
+                ?
+                [
+                    new V1EnvVar
+                    {
+                        Name = RuntimeContract.HubTokenVariable,
+                        ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = token.Name, Key = token.Key ?? ModelDownload.DefaultTokenKey } },
+                    },
+                ]
+                : null,
+            VolumeMounts =
+            [
+                new V1VolumeMount { Name = "model", MountPath = DownloadMountPath, ReadOnlyProperty = false },
+                new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
+            ],
+            // The runtime container's CPU and memory, without its GPUs: a pod's request is the larger of its init
+            // containers' and the sum of its containers', so this reserves nothing more, and a pod the user made
+            // Guaranteed (requests equal to limits) stays Guaranteed, which every container must be for that.
+            Resources = new V1ResourceRequirements
+            {
+                Limits = runtime.Limits?.Where(kv => kv.Key != GpuResource).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
+                Requests = runtime.Requests?.Where(kv => kv.Key != GpuResource).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
+            },
+            SecurityContext = ContainerSecurity(),
+            // The verb's error (a refused token, an unknown repository) becomes the termination message, which
+            // the model's Degraded condition quotes: no one has to find the init container's log.
+            TerminationMessagePolicy = "FallbackToLogsOnError",
+        };
+    }
+
+    private static V1SecurityContext ContainerSecurity() => new()
+    {
+        AllowPrivilegeEscalation = false,
+        ReadOnlyRootFilesystem = true,
+        RunAsNonRoot = true,
+        Capabilities = new V1Capabilities { Drop = ["ALL"] },
+    };
+
+    /// <summary>HTTP and gRPC on every pod; the expert port on the ranks of a group, where peers call it.</summary>
+    private static List<V1ContainerPort> Ports(int? group)
+    {
+        var ports = new List<V1ContainerPort>
+        {
+            new() { Name = RuntimeContract.HttpName, ContainerPort = RuntimeContract.Http, Protocol = "TCP" },
+            new() { Name = RuntimeContract.GrpcName, ContainerPort = RuntimeContract.Grpc, Protocol = "TCP" },
+        };
+        if (group is not null) ports.Add(new V1ContainerPort { Name = RuntimeContract.ExpertPortName, ContainerPort = RuntimeContract.ExpertPort, Protocol = "TCP" });
+        return ports;
+    }
+
     /// <returns>The model volume and the sub-path of it to mount (null: all of it).</returns>
     private static (V1Volume Volume, string? SubPath) ModelVolume(ModelSource source)
     {
         if (source.Pvc is { } pvc)
         {
             var path = pvc.Path.Trim('/');
-            return (new V1Volume { Name = "model", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = pvc.ClaimName, ReadOnlyProperty = true } },
+            // Read-only for the whole pod unless the download init container has to write it; the runtime's
+            // own mount stays read-only either way.
+            return (new V1Volume { Name = "model", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = pvc.ClaimName, ReadOnlyProperty = pvc.Download is null } },
                 path.Length == 0 ? null : path);
         }
         if (source.HostPath is { } hostPath)
@@ -160,6 +232,12 @@ public static class PodTemplateBuilder
                 Name = RuntimeContract.VariableFor(RuntimeContract.Flags.Peers),
                 Value = string.Join(",", Enumerable.Range(0, shape.PodsPerReplica).Select(i => $"{groupName}-{i}.{groupName}.{ns}.svc:{RuntimeContract.ExpertPort}")),
             });
+            // Ranks refuse Experts calls without the model's token (the operator's Secret, created once).
+            env.Add(new V1EnvVar
+            {
+                Name = RuntimeContract.GroupTokenVariable,
+                ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = ObjectNames.GroupToken(name), Key = GroupSecurity.TokenKey } },
+            });
         }
         else
         {
@@ -170,7 +248,7 @@ public static class PodTemplateBuilder
             env.Add(new V1EnvVar
             {
                 Name = RuntimeContract.VariableFor(RuntimeContract.Flags.ApiKey),
-                ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = secret.Name, Key = secret.Key } },
+                ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = secret.Name, Key = secret.Key ?? EngineSpec.DefaultApiKeyKey } },
             });
         }
         // The user's own variables come last so that they can override ours on purpose.
@@ -188,7 +266,7 @@ public static class PodTemplateBuilder
     private static V1ResourceRequirements Resources(RuntimeSpec runtime)
     {
         var limits = Canonical(runtime.Resources?.Limits);
-        limits["nvidia.com/gpu"] = new ResourceQuantity(runtime.GpusPerPod.ToString(CultureInfo.InvariantCulture));
+        limits[GpuResource] = new ResourceQuantity(runtime.GpusPerPod.ToString(CultureInfo.InvariantCulture));
         var requests = Canonical(runtime.Resources?.Requests);
         // A limit without a request makes the API server default the request to the limit: leave it so.
         if (!requests.ContainsKey("cpu") && !limits.ContainsKey("cpu")) requests["cpu"] = new ResourceQuantity((CpuPerGpu * runtime.GpusPerPod).ToString(CultureInfo.InvariantCulture));

@@ -44,6 +44,10 @@ public sealed class LeaderElection(IKubernetes client, LeaderElectionSettings se
                 await LeadAsync(whileLeading, cancellationToken);
             }
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped while a lease call was in flight: a stop, not a failure; the lease is released below.
+        }
         finally
         {
             await ReleaseAsync();

@@ -20,6 +20,9 @@ public static class OperatorPermissions
         new("", "services", Manage),
         new("", "configmaps", Manage),
         new("policy", "poddisruptionbudgets", Manage),
+        // The group token of each expert-parallel model (watched by the operator's label only) and its NetworkPolicy.
+        new("", "secrets", Manage),
+        new("networking.k8s.io", "networkpolicies", Manage),
         // Events are aggregated (a repeat raises the count: patch); a StatefulSet short of pods has its
         // warnings read (list, by involvedObject.uid) to say why.
         new("", "events", ["create", "patch", "list"]),

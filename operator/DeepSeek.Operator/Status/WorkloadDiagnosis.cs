@@ -43,6 +43,13 @@ public static class WorkloadDiagnosis
         return OfPods(pods);
     }
 
+    /// <summary>A termination message (an init container's last log lines) cut to what a condition message can carry.</summary>
+    private static string Shortened(string message)
+    {
+        var text = message.Trim().ReplaceLineEndings(" ");
+        return text.Length > 300 ? text[^300..] : text;
+    }
+
     /// <summary>The StatefulSet controller has seen the spec and still runs fewer pods than it should: then its events say why.</summary>
     public static bool PodsMissing(V1StatefulSet set) =>
         set.Status?.ObservedGeneration is { } observed && observed >= (set.Metadata.Generation ?? 0)
@@ -52,12 +59,17 @@ public static class WorkloadDiagnosis
     {
         foreach (var pod in pods.OrderBy(p => p.Metadata.Name, StringComparer.Ordinal))
         {
-            foreach (var container in pod.Status?.ContainerStatuses ?? [])
+            // Init containers first (the model download): while one fails, the runtime container never starts.
+            var containers = (pod.Status?.InitContainerStatuses ?? []).Select(c => (Status: c, Kind: "init container"))
+                .Concat((pod.Status?.ContainerStatuses ?? []).Select(c => (Status: c, Kind: "container")));
+            foreach (var (container, kind) in containers)
             {
                 if (container.State?.Waiting is { Reason: { } reason } waiting && StuckWaiting.Contains(reason))
                 {
-                    var last = container.LastState?.Terminated is { } terminated ? $" (last exit: {terminated.Reason ?? "code " + terminated.ExitCode})" : "";
-                    return new ModelProblem(reason, $"Pod {pod.Metadata.Name} container {container.Name}: {reason}{(string.IsNullOrEmpty(waiting.Message) ? "" : ": " + waiting.Message)}{last}");
+                    var last = container.LastState?.Terminated is { } terminated
+                        ? $" (last exit: {terminated.Reason ?? "code " + terminated.ExitCode}{(string.IsNullOrWhiteSpace(terminated.Message) ? "" : ": " + Shortened(terminated.Message))})"
+                        : "";
+                    return new ModelProblem(reason, $"Pod {pod.Metadata.Name} {kind} {container.Name}: {reason}{(string.IsNullOrEmpty(waiting.Message) ? "" : ": " + waiting.Message)}{last}");
                 }
             }
             var scheduled = pod.Status?.Conditions?.FirstOrDefault(c => c.Type == "PodScheduled");

@@ -92,6 +92,13 @@ public static partial class ModelValidator
     [GeneratedRegex(KubernetesSyntax.LabelKeyPattern)]
     private static partial Regex LabelKey();
 
+    [GeneratedRegex(ModelDownload.RepositoryPattern)]
+    private static partial Regex RepositoryId();
+
+    // The CRD's rule as CEL runs it: RE2 matches() finds the pattern anywhere unless anchored, as here.
+    [GeneratedRegex("^https?://[^/?# ]+")]
+    private static partial Regex HubEndpoint();
+
     [GeneratedRegex(KubernetesSyntax.LabelValuePattern)]
     private static partial Regex LabelValue();
 
@@ -104,9 +111,18 @@ public static partial class ModelValidator
             if (set != 1) errors.Add(new("spec.model.source", MessageOf<ModelSource>()));
             if (source.Pvc is { } pvc && (pvc.Path.StartsWith('/') || pvc.Path.Contains("..", StringComparison.Ordinal)))
                 errors.Add(new("spec.model.source.pvc.path", MessageOf<PvcModelSource>()));
+            if (source.Pvc?.Download is { } download)
+            {
+                if (!string.IsNullOrEmpty(download.Repo) && !RepositoryId().IsMatch(download.Repo))
+                    errors.Add(new("spec.model.source.pvc.download.repo", MessageOf<ModelDownload>(nameof(ModelDownload.Repo))));
+                if (download.Endpoint is { } endpoint && !HubEndpoint().IsMatch(endpoint))
+                    errors.Add(new("spec.model.source.pvc.download.endpoint", MessageOf<ModelDownload>(nameof(ModelDownload.Endpoint))));
+            }
             if (source.HostPath is { } hostPath && !hostPath.Path.StartsWith('/'))
                 errors.Add(new("spec.model.source.hostPath.path", MessageOf<HostPathModelSource>()));
         }
+        if (spec.Model is { Quantization: "int4", Dtype: not (null or "bfloat16") })
+            errors.Add(new("spec.model.quantization", MessageOf<ModelSpec>()));
         if (spec.Autoscaling is { } autoscaling && autoscaling.MinReplicas > autoscaling.MaxReplicas)
             errors.Add(new("spec.autoscaling.minReplicas", MessageOf<AutoscalingSpec>()));
         if (spec.Parallelism is { ExpertParallelSize: { } ranks, PodsPerReplica: > 0 and var pods } && spec.Runtime is { } runtime)
@@ -117,6 +133,8 @@ public static partial class ModelValidator
     }
 
     private static string MessageOf<T>() => typeof(T).GetCustomAttribute<CelRuleAttribute>()!.Message;
+
+    private static string MessageOf<T>(string property) => typeof(T).GetProperty(property)!.GetCustomAttribute<CelRuleAttribute>()!.Message;
 
     private static void CheckAttributes(object value, string path, List<FieldError> errors)
     {

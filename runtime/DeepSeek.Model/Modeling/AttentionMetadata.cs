@@ -18,12 +18,18 @@ public sealed class AttentionMetadata : IDisposable
     /// <summary><c>[S·Cmax]</c>: cache slot of each padded context entry.</summary>
     public required Tensor ContextSlots { get; init; }
     /// <summary><c>[S, Qmax, 1, Cmax]</c>: true where a query must not see a context entry.</summary>
-    public required Tensor Masked { get; init; }
+    public required Tensor? Masked { get; init; }
     /// <summary><c>[T]</c>: padded row of each batch token.</summary>
     public required Tensor UnpadRows { get; init; }
     public required int SequenceCount { get; init; }
     public required int MaxQueries { get; init; }
     public required int MaxContext { get; init; }
+
+    /// <summary>
+    /// Every sequence is a whole prompt of the same length with nothing cached before it, so the
+    /// mask is exactly the causal triangle and no row is padding: attention may use <c>is_causal</c>.
+    /// </summary>
+    public required bool IsFreshCausal { get; init; }
 
     internal static AttentionMetadata Build(ForwardBatch batch, Layers.RotaryEmbedding rotary, ScalarType dtype, Device device)
     {
@@ -72,7 +78,12 @@ public sealed class AttentionMetadata : IDisposable
         var contextIndex = arange(maxContext, ScalarType.Int64, device);
         var tables = tensor(blockTables, device: device).view(s, maxBlocks);
         var contextSlots = tables.index_select(1, contextIndex.floor_divide(blockSize)).mul(blockSize).add(contextIndex.remainder(blockSize));
-        var masked = contextIndex.view(1, 1, 1, maxContext).gt(tensor(queryPositions, device: device).view(s, maxQueries, 1, 1));
+        var isFreshCausal = sequences.All(q => q.Length == maxQueries && batch.ContextLength(q) == maxQueries);
+        // [s, queries, 1, context] booleans: the one metadata tensor that grows with chunk × context, so
+        // it is left out when attention needs no explicit mask (fresh prompts through the causal kernel).
+        var masked = isFreshCausal && maxQueries >= MlaAttention.ExpandedBelowQueries
+            ? null
+            : contextIndex.view(1, 1, 1, maxContext).gt(tensor(queryPositions, device: device).view(s, maxQueries, 1, 1));
         return new AttentionMetadata
         {
             Cos = cos.MoveToOuterDisposeScope(),
@@ -80,11 +91,12 @@ public sealed class AttentionMetadata : IDisposable
             SlotMapping = tensor(slotMapping, device: device).MoveToOuterDisposeScope(),
             QueryRows = tensor(queryRows, device: device).MoveToOuterDisposeScope(),
             ContextSlots = contextSlots.view(-1).MoveToOuterDisposeScope(),
-            Masked = masked.MoveToOuterDisposeScope(),
+            Masked = masked?.MoveToOuterDisposeScope(),
             UnpadRows = tensor(unpad, device: device).MoveToOuterDisposeScope(),
             SequenceCount = s,
             MaxQueries = maxQueries,
             MaxContext = maxContext,
+            IsFreshCausal = isFreshCausal,
         };
     }
 
@@ -95,7 +107,7 @@ public sealed class AttentionMetadata : IDisposable
         SlotMapping.Dispose();
         QueryRows.Dispose();
         ContextSlots.Dispose();
-        Masked.Dispose();
+        Masked?.Dispose();
         UnpadRows.Dispose();
     }
 }

@@ -477,28 +477,70 @@ internal sealed class MlaAttention : nn.Module
         var kRope = RotaryEmbedding.Apply(compressed.narrow(-1, _latent, _rope).unsqueeze(1), batch.Cos, batch.Sin).squeeze(1);
         cache.index_copy_(0, batch.SlotMapping, cat([latent, kRope], -1));
 
+        var context = cache.index_select(0, batch.ContextSlots).view(batch.SequenceCount, batch.MaxContext, _latent + _rope);
+        var values = batch.MaxQueries >= ExpandedBelowQueries
+            ? ExpandedAttention(qNope, qRope, context, batch)
+            : AbsorbedAttention(qNope, qRope, context, batch);
+        return o_proj.Forward(values.reshape(tokens, _heads * _value)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Steps whose longest sequence brings at least this many new tokens (prefill chunks) attend with
+    /// keys and values expanded from the latent through fused SDPA; shorter ones (decode) stay in the
+    /// absorbed latent form, which reads only the cached latent per context token.
+    /// </summary>
+    internal const int ExpandedBelowQueries = 16;
+
+    /// <summary>
+    /// Decode form: queries absorbed into the latent space (W_UK), scores against the cached latent,
+    /// values taken from the latent and expanded once per token afterwards (W_UV). Reads 576 values per
+    /// context token instead of heads × 320, but its score matrix is materialised.
+    /// </summary>
+    private Tensor AbsorbedAttention(Tensor qNope, Tensor qRope, Tensor context, AttentionMetadata batch)
+    {
         // kv_b_proj.weight is [heads · (nope + v), latent]: per head W_UK [nope, latent] and W_UV [v, latent].
         var wkv = kv_b_proj.Weight.view(_heads, _nope + _value, _latent);
         var wUk = wkv.narrow(1, 0, _nope);
         var wUv = wkv.narrow(1, _nope, _value);
         var qLatent = bmm(qNope.transpose(0, 1), wUk).transpose(0, 1);          // [T, H, latent]
         var query = cat([qLatent, qRope], -1);                                       // [T, H, latent + rope]
-
         var s = batch.SequenceCount;
         var paddedQuery = query.index_select(0, batch.QueryRows).view(s, batch.MaxQueries * _heads, _latent + _rope);
-        var context = cache.index_select(0, batch.ContextSlots).view(s, batch.MaxContext, _latent + _rope);
         var scores = bmm(paddedQuery, context.transpose(1, 2)).mul_(_scale)
             .view(s, batch.MaxQueries, _heads, batch.MaxContext)
-            .masked_fill(batch.Masked, double.NegativeInfinity);
+            .masked_fill(batch.Masked!, double.NegativeInfinity);
         var probabilities = scores.dtype is ScalarType.Float16 or ScalarType.BFloat16
             ? scores.softmax(-1, ScalarType.Float32).to(scores.dtype)
             : scores.softmax(-1);
         var attended = bmm(probabilities.view(s, batch.MaxQueries * _heads, batch.MaxContext), context.narrow(-1, 0, _latent))
             .view(s * batch.MaxQueries, _heads, _latent)
             .index_select(0, batch.UnpadRows);                                       // [T, H, latent]
-        var values = bmm(attended.transpose(0, 1), wUv.transpose(1, 2))              // [H, T, v]
-            .transpose(0, 1).reshape(tokens, _heads * _value);
-        return o_proj.Forward(values).MoveToOuterDisposeScope();
+        return bmm(attended.transpose(0, 1), wUv.transpose(1, 2)).transpose(0, 1);  // [T, H, v]
+    }
+
+    /// <summary>
+    /// Prefill form: per-head keys and values expanded from the cached latent (kv_b_proj), then
+    /// PyTorch's fused scaled-dot-product attention, which never materialises the score matrix on
+    /// CUDA (flash when every sequence is a fresh prompt of one length, so the causal mask is the
+    /// plain triangle; memory-efficient with the step's mask otherwise). Memory grows with the chunk and
+    /// the context, not with their product.
+    /// </summary>
+    private Tensor ExpandedAttention(Tensor qNope, Tensor qRope, Tensor context, AttentionMetadata batch)
+    {
+        var s = batch.SequenceCount;
+        var kv = kv_b_proj.Forward(context.narrow(-1, 0, _latent)).view(s, batch.MaxContext, _heads, _nope + _value);
+        var keys = cat([kv.narrow(-1, 0, _nope),
+            context.narrow(-1, _latent, _rope).unsqueeze(2).expand(s, batch.MaxContext, _heads, _rope)], -1).transpose(1, 2);
+        var values = kv.narrow(-1, _nope, _value).transpose(1, 2);                  // [s, H, C, v]
+        // SDPA scales by 1/sqrt(head dim); DeepSeek's scale (YaRN mscale included) is folded into the queries.
+        var headDim = _nope + _rope;
+        var queries = cat([qNope, qRope], -1).mul(_scale * Math.Sqrt(headDim))
+            .index_select(0, batch.QueryRows).view(s, batch.MaxQueries, _heads, headDim).transpose(1, 2);
+        var attended = batch.IsFreshCausal
+            ? nn.functional.scaled_dot_product_attention(queries, keys, values, null, 0.0, true)
+            : nn.functional.scaled_dot_product_attention(queries, keys, values, batch.Masked!.squeeze(2).logical_not().unsqueeze(1), 0.0, false);
+        return attended.transpose(1, 2).reshape(s * batch.MaxQueries, _heads, _value)
+            .index_select(0, batch.UnpadRows);                                       // [T, H, v]
     }
 }
 

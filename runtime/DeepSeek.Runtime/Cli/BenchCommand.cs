@@ -68,13 +68,14 @@ public static class BenchCommand
         var bandwidth = new Option<double>("--bandwidth-gbs") { Description = "Device memory bandwidth in GB/s for the decode floor (H100 SXM: about 3000).", DefaultValueFactory = _ => 3000 };
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights and prompts.", DefaultValueFactory = _ => 0 };
         var json = new Option<string?>("--json") { Description = "Also write the rows as JSON to this file." };
+        var maxBatchTokens = new Option<int?>("--max-batch-tokens") { Description = "Tokens per forward pass: prompts longer than this prefill in chunks, so memory follows the chunk, not the prompt. Default: the whole batch's prompts in one step, as the peer measures." };
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
         var quantization = ModelOptions.Quantization();
 
         var command = new Command("bench", "Engine throughput: prefill and decode tokens/s, time to first token and inter-token latency per batch size.")
         {
-            shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, device, dtype, quantization, url, apiKey, requestsPerClient,
+            shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, maxBatchTokens, device, dtype, quantization, url, apiKey, requestsPerClient,
             NativeBenchCommand.Build(),
         };
         command.Validators.Add(result =>
@@ -90,6 +91,7 @@ public static class BenchCommand
                 // Checked here, not in a validator: validators see no default values.
                 if (parse.GetValue(layers) is < 1) throw new ArgumentException("--layers must be at least 1.");
                 if (parse.GetValue(promptTokens) is < 1) throw new ArgumentException("--prompt-tokens must be at least 1.");
+                if (parse.GetValue(maxBatchTokens) is < 1) throw new ArgumentException("--max-batch-tokens must be at least 1.");
                 if (parse.GetValue(outputTokens) is < 2) throw new ArgumentException("--output-tokens must be at least 2 (decode needs tokens after the first).");
                 if (parse.GetValue(bandwidth) <= 0) throw new ArgumentException("--bandwidth-gbs must be positive.");
                 var sizes = ParseBatches(parse.GetValue(batches)!);
@@ -122,7 +124,7 @@ public static class BenchCommand
                     MaxRunningRequests = maxBatch,
                     MaxQueuedRequests = maxBatch,
                     // One prefill step for a whole batch, as the peer's single forward over all prompts.
-                    MaxBatchTokens = Math.Max(maxBatch * prompt, 256),
+                    MaxBatchTokens = parse.GetValue(maxBatchTokens) ?? Math.Max(maxBatch * prompt, 256),
                     KvCacheBlocks = maxBatch * ((prompt + output + blockSize - 1) / blockSize) + 1,
                     BlockSize = blockSize,
                     EnablePrefixCaching = false,

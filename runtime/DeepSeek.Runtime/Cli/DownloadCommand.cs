@@ -24,10 +24,15 @@ public static class DownloadCommand
         };
         var output = new Option<string?>("--output") { Description = "Folder to download into. Default: the repository's name in the current folder." };
         var parallel = new Option<int>("--parallel") { Description = "Files transferred at once.", DefaultValueFactory = _ => 4 };
+        var skipIfComplete = new Option<bool>("--skip-if-complete")
+        {
+            Description = $"After a verified download leave a stamp ({CompletedDownload.FileName}); when the folder already has the stamp of this repository and revision "
+                + "and every file at its size, exit at once without the hub or re-hashing (a pod's init step). Without it every file is checked again.",
+        };
         var command = new Command("download",
             "Download a model from a Hugging Face-compatible hub (token from HF_TOKEN): resumable, every file checked against the hub's checksum.")
         {
-            repository, revision, endpoint, output, parallel,
+            repository, revision, endpoint, output, parallel, skipIfComplete,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -39,6 +44,12 @@ public static class DownloadCommand
             if (workers < 1) return Fail("--parallel must be at least 1.");
             var folder = Path.GetFullPath(parse.GetValue(output) ?? repo[(repo.LastIndexOf('/') + 1)..]);
             var token = Environment.GetEnvironmentVariable("HF_TOKEN") is { Length: > 0 } value ? value.Trim() : null;
+            var stamped = parse.GetValue(skipIfComplete);
+            if (stamped && CompletedDownload.Read(folder) is { } done && done.Covers(repo, parse.GetValue(revision)!, folder))
+            {
+                Console.WriteLine($"{repo} at {done.Commit} is already complete in {folder}: {done.Files.Count} files, each at its size, verified when downloaded.");
+                return 0;
+            }
 
             // No overall timeout: weights run to hundreds of GB; stalls are caught per read.
             using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
@@ -58,6 +69,7 @@ public static class DownloadCommand
                         await new SnapshotDownloader(client, progress, workers).DownloadAsync(snapshot, folder, cancellationToken);
                         present = progress.AlreadyPresent;
                     });
+                if (stamped) CompletedDownload.Of(snapshot, parse.GetValue(revision)!).Write(folder);
                 Console.WriteLine($"Downloaded {repo} at {snapshot.Commit} into {folder}: {snapshot.Files.Count} files, {Size(snapshot.TotalBytes)}, "
                     + $"{present} already present; every file matched the hub's checksum.");
                 return 0;

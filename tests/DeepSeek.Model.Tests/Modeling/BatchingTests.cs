@@ -53,4 +53,37 @@ public sealed class BatchingTests
         var tooFewBlocks = new ForwardBatch([5, 6], [3, 4], [new SequenceSpan(0, 2, [0])], BlockSize: 4);
         Assert.Contains("1 blocks of 4", Assert.Throws<ArgumentException>(() => model.Forward(tooFewBlocks, cache)).Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData(Fixtures.V3Tiny)]
+    [InlineData(Fixtures.V2LiteTiny)]
+    public void Prefill_chunks_in_either_attention_form_give_the_logits_of_one_whole_prompt(string name)
+    {
+        // Chunks of at least MlaAttention.ExpandedBelowQueries tokens attend through SDPA on expanded
+        // keys and values (the first one with the plain causal triangle, later ones with a mask over the
+        // cached context); shorter chunks take the absorbed latent form. All must agree.
+        using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(name), ScalarType.Float64, CPU);
+        var prompt = Fixtures.LoadReference(name).Prompts.Select(p => p.InputIds).MaxBy(ids => ids.Length)!;
+        Assert.True(prompt.Length >= 3 * MlaAttention.ExpandedBelowQueries, "the fixture needs a prompt long enough for three expanded chunks");
+
+        Tensor LastLogits(int chunk)
+        {
+            using var cache = model.CreateCache(prompt.Length);
+            Tensor? last = null;
+            for (var start = 0; start < prompt.Length; start += chunk)
+            {
+                var ids = prompt[start..Math.Min(prompt.Length, start + chunk)];
+                using var output = model.Forward(ForwardBatch.Contiguous(ids, start), cache);
+                last?.Dispose();
+                last = output.Logits[0].clone();
+            }
+            return last!;
+        }
+
+        using var whole = LastLogits(prompt.Length);
+        using var expandedChunks = LastLogits(MlaAttention.ExpandedBelowQueries + 1);
+        using var absorbedChunks = LastLogits(MlaAttention.ExpandedBelowQueries - 1);
+        Assert.True((expandedChunks - whole).abs().max().item<double>() < 1e-10);
+        Assert.True((absorbedChunks - whole).abs().max().item<double>() < 1e-10);
+    }
 }

@@ -58,6 +58,30 @@ public sealed class ChildPlanTests
     }
 
     [Fact]
+    public void A_stored_group_token_is_no_difference_and_a_replace_of_its_secret_keeps_it()
+    {
+        var desired = DesiredStateBuilder.Build(Models.MultiPod(), new OperatorDefaults()).Objects;
+        var secret = KubernetesJson.Deserialize<V1Secret>(KubernetesJson.Serialize(desired.OfType<V1Secret>().Single()));
+        GroupSecurity.IssueToken(secret);
+        var token = secret.Data[GroupSecurity.TokenKey];
+        secret.Metadata.ResourceVersion = "9";
+        var others = desired.Where(o => o is not V1Secret).ToList();
+
+        // The value the operator issued is not a difference from the desired Secret, which has none.
+        Assert.DoesNotContain(ChildPlan.Compute(desired, [.. others, secret]), a => a.Object is V1Secret);
+
+        // A label of ours changed: the replace restores it and sends the stored token back unchanged.
+        secret.Metadata.Labels["app.kubernetes.io/component"] = "edited";
+        var update = Assert.Single(ChildPlan.Compute(DesiredStateBuilder.Build(Models.MultiPod(), new OperatorDefaults()).Objects, [.. others, secret]), a => a.Object is V1Secret);
+        Assert.Equal(ChildActionKind.Update, update.Kind);
+        Assert.True(update.Drift);
+        var replaced = (V1Secret)update.Object;
+        Assert.Equal("inference", replaced.Metadata.Labels["app.kubernetes.io/component"]);
+        Assert.Equal(token, replaced.Data[GroupSecurity.TokenKey]);
+        Assert.Equal("9", replaced.Metadata.ResourceVersion);
+    }
+
+    [Fact]
     public void A_change_of_the_model_is_an_update_but_not_drift()
     {
         var stored = Stored();

@@ -26,7 +26,8 @@ public sealed class CelRuleTests
     public void Crd_carries_the_cross_field_rules_at_their_nodes()
     {
         Assert.Equal(
-            ["spec", "spec.autoscaling", "spec.model.source", "spec.model.source.hostPath", "spec.model.source.pvc", "spec.runtime.nodeSelector"],
+            ["spec", "spec.autoscaling", "spec.model", "spec.model.source", "spec.model.source.hostPath", "spec.model.source.pvc",
+                "spec.model.source.pvc.download.endpoint", "spec.model.source.pvc.download.repo", "spec.runtime.nodeSelector"],
             Rules.Select(r => r.SchemaPath).Order(StringComparer.Ordinal));
     }
 
@@ -80,6 +81,12 @@ public sealed class CelRuleTests
     [InlineData("node selector key with a space", """{"runtime":{"nodeSelector":{"bad key!":"x"}}}""", "spec.runtime.nodeSelector")]
     [InlineData("node selector key with an empty name", """{"runtime":{"nodeSelector":{"nvidia.com/":"true"}}}""", "spec.runtime.nodeSelector")]
     [InlineData("node selector name of 64 characters", """{"runtime":{"nodeSelector":{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa":"x"}}}""", "spec.runtime.nodeSelector")]
+    [InlineData("int4 with float32", """{"model":{"dtype":"float32","quantization":"int4"}}""", "spec.model.quantization")]
+    [InlineData("int4 with float16", """{"model":{"dtype":"float16","quantization":"int4"}}""", "spec.model.quantization")]
+    [InlineData("download repo with a space", """{"model":{"source":{"pvc":{"download":{"repo":"deepseek ai/V3"}}}}}""", "spec.model.source.pvc.download.repo")]
+    [InlineData("download repo with two slashes", """{"model":{"source":{"pvc":{"download":{"repo":"a/b/c"}}}}}""", "spec.model.source.pvc.download.repo")]
+    [InlineData("download endpoint without a scheme", """{"model":{"source":{"pvc":{"download":{"repo":"a/b","endpoint":"hub.example.com"}}}}}""", "spec.model.source.pvc.download.endpoint")]
+    [InlineData("download endpoint over ftp", """{"model":{"source":{"pvc":{"download":{"repo":"a/b","endpoint":"ftp://hub.example.com"}}}}}""", "spec.model.source.pvc.download.endpoint")]
     public async Task Invalid_spec_fails_exactly_its_rule_and_the_validator_names_the_same_field(string change, string patch, string field)
     {
         var model = Model(patch);
@@ -109,6 +116,12 @@ public sealed class CelRuleTests
     [InlineData("ranks with default pods and gpus", """{"parallelism":{"expertParallelSize":1}}""")]
     [InlineData("pods without an explicit rank count", """{"runtime":{"gpusPerPod":4},"parallelism":{"podsPerReplica":3}}""")]
     [InlineData("prefixed node selector keys", """{"runtime":{"nodeSelector":{"nvidia.com/gpu.product":"NVIDIA-H200","kubernetes.io/arch":"amd64","pool":""}}}""")]
+    [InlineData("int4 with the default dtype", """{"model":{"quantization":"int4"}}""")]
+    [InlineData("int4 with bfloat16", """{"model":{"dtype":"bfloat16","quantization":"int4"}}""")]
+    [InlineData("float32 without quantization", """{"model":{"dtype":"float32","quantization":"none"}}""")]
+    [InlineData("download with the default revision", """{"model":{"source":{"pvc":{"download":{"repo":"deepseek-ai/DeepSeek-V2-Lite"}}}}}""")]
+    [InlineData("download of a repo without an owner", """{"model":{"source":{"pvc":{"download":{"repo":"gpt2"}}}}}""")]
+    [InlineData("download from a private hub with a token", """{"model":{"source":{"pvc":{"download":{"repo":"team/m.v2_x-1","revision":"v1.0","endpoint":"http://hub.internal:8080/","tokenSecretRef":{"name":"hub"}}}}}}""")]
     public async Task Valid_edge_case_passes_every_rule_and_the_validator(string change, string patch)
     {
         var model = Model(patch);
@@ -130,6 +143,11 @@ public sealed class CelRuleTests
     [InlineData("node selector value with a space", """{"runtime":{"nodeSelector":{"pool":"gpu pool"}}}""", "spec.runtime.nodeSelector.pool")]
     [InlineData("cpu of lots", """{"runtime":{"resources":{"limits":{"cpu":"lots"}}}}""", "spec.runtime.resources.limits.cpu")]
     [InlineData("memory with a unit typo", """{"runtime":{"resources":{"requests":{"memory":"64GB"}}}}""", "spec.runtime.resources.requests.memory")]
+    [InlineData("download with an empty repo", """{"model":{"source":{"pvc":{"download":{"repo":""}}}}}""", "spec.model.source.pvc.download.repo")]
+    [InlineData("download without a repo", """{"model":{"source":{"pvc":{"download":{"revision":"main"}}}}}""", "spec.model.source.pvc.download.repo")]
+    [InlineData("download with an empty revision", """{"model":{"source":{"pvc":{"download":{"repo":"a/b","revision":""}}}}}""", "spec.model.source.pvc.download.revision")]
+    [InlineData("quantization fp4", """{"model":{"quantization":"fp4"}}""", "spec.model.quantization")]
+    [InlineData("dtype int8", """{"model":{"dtype":"int8"}}""", "spec.model.dtype")]
     public void Structurally_invalid_spec_is_refused_by_the_schema_and_the_validator_at_the_same_field(string change, string patch, string field)
     {
         var model = Model(patch);
@@ -139,6 +157,17 @@ public sealed class CelRuleTests
         var quantityErrors = ModelValidator.ValidateQuantities(model["spec"]);
         var errors = quantityErrors.Count > 0 ? quantityErrors : ModelValidator.Validate(KubernetesJson.Deserialize<V1Alpha1DeepSeekModel>(model.ToJsonString()));
         Assert.True(errors.Count > 0 && errors.All(e => e.Field == field), $"{change}: ModelValidator reported [{string.Join("; ", errors)}], expected only {field}");
+    }
+
+    // download exists only under pvc: a hub download needs a volume the pod may write, which hostPath
+    // (a node's folder) and image (a read-only image volume) are not.
+    [Theory]
+    [InlineData("""{"model":{"source":{"pvc":null,"hostPath":{"path":"/m","download":{"repo":"a/b"}}}}}""", ".spec.model.source.hostPath.download: unknown field")]
+    [InlineData("""{"model":{"source":{"pvc":null,"image":{"reference":"r/m:1","download":{"repo":"a/b"}}}}}""", ".spec.model.source.image.download: unknown field")]
+    [InlineData("""{"model":{"source":{"download":{"repo":"a/b"}}}}""", ".spec.model.source.download: unknown field")]
+    public void Download_is_refused_anywhere_but_under_pvc(string patch, string error)
+    {
+        Assert.Equal([error], SchemaCheck.Validate(Model(patch), Schema));
     }
 
     [Fact]

@@ -54,7 +54,25 @@ public sealed class SampleTests
             Assert.Equal(true, (bool?)container["securityContext"]!["readOnlyRootFilesystem"]);
             Assert.Equal("ALL", (string?)container["securityContext"]!["capabilities"]!["drop"]![0]);
             Assert.NotNull(container["resources"]!["limits"]!["nvidia.com/gpu"]);
+            foreach (var init in workload["spec"]!["template"]!["spec"]!["initContainers"]?.AsArray() ?? [])
+            {
+                Assert.Equal(false, (bool?)init!["securityContext"]!["allowPrivilegeEscalation"]);
+                Assert.Equal(true, (bool?)init["securityContext"]!["readOnlyRootFilesystem"]);
+                Assert.Equal("ALL", (string?)init["securityContext"]!["capabilities"]!["drop"]![0]);
+            }
         }
+    }
+
+    [Fact]
+    public void The_v2lite_sample_downloads_its_weights_into_its_claim_before_the_runtime_starts()
+    {
+        var (yaml, errors) = RenderCommand.Render(File.ReadAllText(RepositoryFiles.PathOf("samples", "serving_v1alpha1_deepseekmodel_v2lite.yaml")), new OperatorDefaults { RuntimeImage = "runtime:test" });
+        Assert.Empty(errors);
+        var pod = YamlJson.ParseAll(yaml!).Single(d => (string?)d!["kind"] == "Deployment")!["spec"]!["template"]!["spec"]!;
+        var init = pod["initContainers"]!.AsArray().Single()!;
+        Assert.Equal(["download", "deepseek-ai/DeepSeek-V2-Lite-Chat", "--revision", "main", "--output", "/claim/DeepSeek-V2-Lite-Chat", "--skip-if-complete"],
+            init["args"]!.AsArray().Select(a => (string)a!));
+        Assert.Equal("runtime:test", (string?)init["image"]);
     }
 
     [Fact]

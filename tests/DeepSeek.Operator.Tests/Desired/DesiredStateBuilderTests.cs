@@ -129,6 +129,7 @@ public sealed class DesiredStateBuilderTests
         Assert.Equal(new Dictionary<string, string>
         {
             ["DEEPSEEK_DTYPE"] = "float16",
+            ["DEEPSEEK_QUANTIZATION"] = "none",
             ["DEEPSEEK_DEVICE"] = "cuda",
             ["DEEPSEEK_MAX_RUNNING_REQUESTS"] = "32",
             ["DEEPSEEK_MAX_QUEUED_REQUESTS"] = "100",
@@ -163,7 +164,7 @@ public sealed class DesiredStateBuilderTests
         var state = Build(Models.MultiPod(replicas: 2));
 
         Assert.Equal(
-            ["ConfigMap/v3-runtime", "Service/v3-g0", "StatefulSet/v3-g0", "Service/v3-g1", "StatefulSet/v3-g1", "Service/v3", "PodDisruptionBudget/v3"],
+            ["ConfigMap/v3-runtime", "Secret/v3-ep-group-token", "NetworkPolicy/v3-experts", "Service/v3-g0", "StatefulSet/v3-g0", "Service/v3-g1", "StatefulSet/v3-g1", "Service/v3", "PodDisruptionBudget/v3"],
             KindsAndNames(state));
         Assert.Empty(state.OfType<V1Deployment>());
         foreach (var (set, k) in state.OfType<V1StatefulSet>().Select((s, k) => (s, k)))
@@ -256,17 +257,17 @@ public sealed class DesiredStateBuilderTests
         Assert.All(three.OfType<V1StatefulSet>(), s => Assert.Equal(2, s.Spec.Replicas));
         // The groups both sizes have are identical objects: a scale never touches a running group.
         var shared = KindsAndNames(two).Intersect(KindsAndNames(three)).ToHashSet();
-        Assert.Equal(7, shared.Count);
+        Assert.Equal(9, shared.Count);
         Assert.Equal(
             two.Objects.Where(o => shared.Contains($"{o.Kind}/{o.Metadata.Name}")).Select(Json),
             three.Objects.Where(o => shared.Contains($"{o.Kind}/{o.Metadata.Name}")).Select(Json));
     }
 
     [Fact]
-    public void Scaled_to_zero_a_multi_pod_model_keeps_its_service_and_settings_but_no_groups()
+    public void Scaled_to_zero_a_multi_pod_model_keeps_its_service_settings_and_group_token_but_no_groups()
     {
         var state = Build(Models.MultiPod(replicas: 0));
-        Assert.Equal(["ConfigMap/v3-runtime", "Service/v3", "PodDisruptionBudget/v3"], KindsAndNames(state));
+        Assert.Equal(["ConfigMap/v3-runtime", "Secret/v3-ep-group-token", "NetworkPolicy/v3-experts", "Service/v3", "PodDisruptionBudget/v3"], KindsAndNames(state));
     }
 
     [Fact]

@@ -34,7 +34,7 @@ public sealed class ColdStartTests
         Assert.Equal(models, perModel.GetValueOrDefault(("create", "events")));
         Assert.Equal(6 * models, perModel.Values.Sum());
         // One list per watched kind, whatever the number of models.
-        Assert.Equal(7, mine.Count(r => r.Verb == "list"));
+        Assert.Equal(9, mine.Count(r => r.Verb == "list"));
 
         // At rest (the second reconcile of each model, caused by its own writes, reads the caches): no requests.
         var before = harness.Server.Requests.Count(r => r.User == "operator-a" && r.Verb is not "watch");

@@ -26,6 +26,16 @@ public sealed class RuntimeContractTests
     }
 
     [Fact]
+    public void The_download_init_step_the_operator_renders_uses_flags_the_download_verb_has()
+    {
+        var download = DownloadCommand.Build();
+        Assert.Equal(RuntimeContract.DownloadVerb, download.Name);
+        foreach (var flag in new[] { RuntimeContract.DownloadFlags.Revision, RuntimeContract.DownloadFlags.Endpoint, RuntimeContract.DownloadFlags.Output, RuntimeContract.DownloadFlags.SkipIfComplete })
+            Assert.Contains(download.Options, o => o.Name == flag);
+        Assert.Contains(RuntimeContract.HubTokenVariable, download.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Ports_prefix_and_verb_agree_with_the_runtime()
     {
         Assert.Equal("serve", Serve.Name);

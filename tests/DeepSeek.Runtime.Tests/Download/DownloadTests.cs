@@ -147,6 +147,44 @@ public sealed class DownloadTests : IAsyncLifetime
         Assert.Contains("HF_TOKEN", message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task With_skip_if_complete_a_second_run_on_a_complete_folder_needs_neither_the_hub_nor_a_hash()
+    {
+        var (code, stdout, stderr) = await RunDownloadVerbAsync(Token, LoopbackHub.Repository, "--endpoint", _hub.Endpoint.ToString(), "--output", _target, "--skip-if-complete");
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        var stamp = CompletedDownload.Read(_target);
+        Assert.NotNull(stamp);
+        Assert.Equal((LoopbackHub.Repository, "main", LoopbackHub.Commit), (stamp.Repository, stamp.Revision, stamp.Commit));
+        Assert.Equal(_hub.Files.Keys.Order(StringComparer.Ordinal), stamp.Files.Select(f => f.Path).Order(StringComparer.Ordinal));
+        File.Delete(Path.Combine(_target, CompletedDownload.FileName));
+        AssertSameFiles();
+        stamp.Write(_target);
+
+        // The hub unreachable (a port nothing listens on): the stamp alone answers, for the revision as asked or as its commit.
+        const string nowhere = "http://127.0.0.1:9/";
+        (code, stdout, stderr) = await RunDownloadVerbAsync(Token, LoopbackHub.Repository, "--endpoint", nowhere, "--output", _target, "--skip-if-complete");
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("already complete", stdout, StringComparison.Ordinal);
+        (code, _, _) = await RunDownloadVerbAsync(Token, LoopbackHub.Repository, "--endpoint", nowhere, "--output", _target, "--skip-if-complete", "--revision", LoopbackHub.Commit);
+        Assert.Equal(0, code);
+
+        // Another revision, a truncated file, or no flag: the hub is asked again (and, unreachable here, the run fails).
+        (code, _, _) = await RunDownloadVerbAsync(Token, LoopbackHub.Repository, "--endpoint", nowhere, "--output", _target, "--skip-if-complete", "--revision", "v2");
+        Assert.Equal(1, code);
+        (code, _, _) = await RunDownloadVerbAsync(Token, LoopbackHub.Repository, "--endpoint", nowhere, "--output", _target);
+        Assert.Equal(1, code);
+        var weights = Path.Combine(_target, Weights);
+        var content = File.ReadAllBytes(weights);
+        File.WriteAllBytes(weights, content[..^1]);
+        (code, _, _) = await RunDownloadVerbAsync(Token, LoopbackHub.Repository, "--endpoint", nowhere, "--output", _target, "--skip-if-complete");
+        Assert.Equal(1, code);
+
+        // With the hub back, the truncated file is fetched again and the stamp rewritten.
+        (code, stdout, stderr) = await RunDownloadVerbAsync(Token, LoopbackHub.Repository, "--endpoint", _hub.Endpoint.ToString(), "--output", _target, "--skip-if-complete");
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Equal(content, File.ReadAllBytes(weights));
+    }
+
     private async Task<RecordingProgress> DownloadAsync(int parallelism = 4, TimeSpan? stallTimeout = null)
     {
         var client = new HubClient(_http, _hub.Endpoint, Token);

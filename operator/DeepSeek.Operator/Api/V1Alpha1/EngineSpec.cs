@@ -28,6 +28,9 @@ public sealed class EngineSpec
     [Range(0, 3600)]
     public int DrainTimeoutSeconds { get; set; } = 30;
 
-    /// <summary>Secret key holding the API key clients must send as a bearer token (unset: no key).</summary>
+    /// <summary>Secret key holding the API key clients must send as a bearer token (unset: no key; key default: api-key).</summary>
     public SecretKeyReference? ApiKeySecretRef { get; set; }
+
+    /// <summary>The Secret key read when <see cref="ApiKeySecretRef"/> names none.</summary>
+    public const string DefaultApiKeyKey = "api-key";
 }

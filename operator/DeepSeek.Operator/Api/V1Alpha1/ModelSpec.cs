@@ -1,8 +1,12 @@
 using System.ComponentModel.DataAnnotations;
+using DeepSeek.Operator.Crd;
 
 namespace DeepSeek.Operator.Api.V1Alpha1;
 
 /// <summary>The checkpoint and how the runtime presents it.</summary>
+[CelRule("!has(self.quantization) || self.quantization != 'int4' || !has(self.dtype) || self.dtype == 'bfloat16'",
+    "model.quantization int4 keeps weights in 4 bits and computes in bfloat16: set model.dtype to bfloat16 (or leave it unset), or model.quantization to none",
+    FieldPath = ".quantization")]
 public sealed class ModelSpec
 {
     /// <summary>Where the Hugging Face-layout checkpoint folder comes from: exactly one of pvc, hostPath or image.</summary>
@@ -13,9 +17,13 @@ public sealed class ModelSpec
     [MaxLength(253)]
     public string? ServedName { get; set; }
 
-    /// <summary>Data type the weights are materialised in on the GPU.</summary>
+    /// <summary>Data type the weights are materialised in on the GPU (and activations computed in).</summary>
     [AllowedValues("bfloat16", "float16", "float32")]
     public string Dtype { get; set; } = "bfloat16";
+
+    /// <summary>Weight quantisation applied at load: none keeps the checkpoint's weights in dtype; int4 quantises them to 4 bits (group size 128) and computes in bfloat16.</summary>
+    [AllowedValues("none", "int4")]
+    public string Quantization { get; set; } = "none";
 
     /// <summary>Longest prompt plus completion, in tokens, the runtime accepts (default: the checkpoint's).</summary>
     [Range(1, 1048576)]

@@ -16,4 +16,7 @@ public sealed class PvcModelSource
     /// <summary>Folder of the checkpoint inside the claim, relative to its root (empty: the root).</summary>
     [MaxLength(4096)]
     public string Path { get; set; } = "";
+
+    /// <summary>Download the checkpoint from a hub into path before the runtime starts (the claim must then be writable).</summary>
+    public ModelDownload? Download { get; set; }
 }

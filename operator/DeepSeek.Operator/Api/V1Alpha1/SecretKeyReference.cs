@@ -10,6 +10,7 @@ public sealed class SecretKeyReference
     [MinLength(1)]
     public string Name { get; set; } = "";
 
-    /// <summary>Key inside the Secret.</summary>
-    public string Key { get; set; } = "api-key";
+    /// <summary>Key inside the Secret (default: apiKeySecretRef reads api-key, download.tokenSecretRef reads token).</summary>
+    [MinLength(1)]
+    public string? Key { get; set; }
 }

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# One device call on a GPU host: the engine's GPU benchmarks beside the HF transformers peer, in one run.
+# Needs: the runtime bundle from scripts/publish-gpu-bundle.sh (BUNDLE, default ./deepseek-runtime-linux-x64.tar.xz),
+# PyTorch with CUDA and transformers, optionally a prebuilt helper (NATIVE_SO) else it is built.
+# PHASES picks parts (default all): native correctness decode long load peer
+# Results: $OUT/*.json and $OUT/run.log; peak device memory per part from nvidia-smi sampling ($OUT/*.mem).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+repo="$(pwd)"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
+out="${OUT:-/tmp/out}"; mkdir -p "$out"
+phases="${PHASES:-native correctness decode long load peer}"
+budget="${BUDGET:-570}"
+t0=$(date +%s)
+left() { local l=$((budget - ($(date +%s) - t0))); local want=$1; echo $(( l < want ? (l > 5 ? l : 5) : want )); }
+log() { echo "== $* (t+$(( $(date +%s) - t0 ))s)"; }
+exec > >(tee -a "$out/run.log") 2>&1
+
+# Peak device memory of one command: nvidia-smi sampled every 100 ms (the process's whole footprint:
+# weights, KV cache and the caching allocator's reserve).
+peak() {
+  local name=$1; shift
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$out/$name.mem" &
+  local sampler=$!
+  "$@"; local rc=$?
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+  echo "peak MiB ($name): $(sort -n "$out/$name.mem" | tail -1) rc=$rc"
+  return $rc
+}
+
+log machine
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)'
+nproc
+
+bundle="${BUNDLE:-$repo/deepseek-runtime-linux-x64.tar.xz}"
+rm -rf /tmp/rt && mkdir -p /tmp/rt && tar -C /tmp/rt -xJf "$bundle"
+rt=/tmp/rt/deepseek-runtime/deepseek-runtime
+if [[ -n "${NATIVE_SO:-}" && -f "$NATIVE_SO" ]]; then
+  cp "$NATIVE_SO" /tmp/rt/deepseek-runtime/
+elif [[ $phases == *native* ]]; then
+  log build-native
+  timeout "$(left 240)" bash scripts/build-native.sh "$out/native" && cp "$out/native/libdeepseek_native.so" /tmp/rt/deepseek-runtime/
+fi
+export DEEPSEEK_LIBTORCH_DIR="$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+
+if [[ $phases == *correctness* ]]; then
+  for fixture in deepseek-v3-tiny deepseek-v2-lite-tiny; do
+    log "generate --device cuda --dtype float32 on $fixture"
+    python3 - "$rt" "tests/fixtures/$fixture" <<'PY' > "$out/correctness-$fixture.json"
+import json, subprocess, sys
+rt, fixture = sys.argv[1], sys.argv[2]
+ref = json.load(open(f"{fixture}/reference.json"))
+rows = []
+for p in ref["prompts"]:
+    ids = ",".join(map(str, p["input_ids"]))
+    r = subprocess.run([rt, "generate", "--model", fixture, "--device", "cuda", "--dtype", "float32", "--prompt-ids", ids,
+                        "--max-new-tokens", str(len(p["greedy"])), "--temperature", "0", "--output", "json"],
+                       capture_output=True, text=True, timeout=120)
+    got = json.loads(r.stdout)["token_ids"] if r.returncode == 0 else None
+    first_tie = next((i for i, m in enumerate(p["greedy_margins"]) if m < 1e-3), len(p["greedy"]))
+    rows.append({"prompt_tokens": len(p["input_ids"]), "equal": got == p["greedy"],
+                 "equal_up_to_first_near_tie": got is not None and got[:first_tie] == p["greedy"][:first_tie],
+                 "stderr": r.stderr[-300:] if r.returncode else ""})
+print(json.dumps({"fixture": fixture, "rows": rows}))
+PY
+    cat "$out/correctness-$fixture.json"; echo
+  done
+fi
+
+if [[ $phases == *decode* ]]; then
+  log "bench: V2-Lite shape, bf16, 256-token prompts, 48 new tokens, batch 1/8/32"
+  peak bench-decode timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v2-lite --batches 1,8,32 \
+    --prompt-tokens 256 --output-tokens 48 --bandwidth-gbs 4800 --json "$out/bench-decode.json" | grep "│"
+fi
+
+if [[ $phases == *long* ]]; then
+  for prompt in 32768 131072; do
+    log "bench: one $prompt-token prompt, chunks of 8192 tokens"
+    peak "bench-long-$prompt" timeout "$(left 150)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v2-lite --batches 1 \
+      --prompt-tokens "$prompt" --output-tokens 8 --max-batch-tokens 8192 --bandwidth-gbs 4800 --json "$out/bench-long-$prompt.json" | grep "│"
+  done
+fi
+
+if [[ $phases == *load* ]]; then
+  log "time to ready: serve on a V2-Lite-shaped random bf16 checkpoint in the published sharded layout"
+  python3 scripts/gpu/make_random_checkpoint.py /tmp/v2lite && sync
+  # A cold page cache where the container may drop it; otherwise say it was warm.
+  if (echo 3 > /proc/sys/vm/drop_caches) 2>/dev/null; then cache=cold; else cache=warm; fi
+  started=$(date +%s.%N)
+  "$rt" serve --model /tmp/v2lite --device cuda --dtype bfloat16 --host 127.0.0.1 --http-port 18000 --grpc-port 18001 > "$out/serve-load.log" 2>&1 &
+  pid=$!
+  ready=""
+  for _ in $(seq 1 1200); do
+    if curl -fs http://127.0.0.1:18000/ready > /dev/null 2>&1; then ready=$(date +%s.%N); break; fi
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
+  python3 -c "import json,sys; s,r=float(sys.argv[1]),sys.argv[2]; print(json.dumps({'page_cache': sys.argv[3], 'ready_seconds': round(float(r)-s,1) if r else None}))" "$started" "$ready" "$cache" | tee "$out/load.json"
+  grep -i -E "load|ready|progress" "$out/serve-load.log" | head -20
+  rm -rf /tmp/v2lite
+fi
+
+if [[ $phases == *peer* ]]; then
+  log "peer: HF transformers, same shape, batch 1/8/32"
+  peak peer-decode timeout "$(left 200)" python3 scripts/gpu/hf_peer_bench.py --new 48 --prompt 256 | tee "$out/peer-decode.jsonl"
+  for prompt in 32768 131072; do
+    log "peer: one $prompt-token prompt"
+    peak "peer-long-$prompt" timeout "$(left 120)" python3 scripts/gpu/hf_peer_bench.py --batches 1 --new 2 --prompt "$prompt" | tee "$out/peer-long-$prompt.jsonl"
+  done
+fi
+log done

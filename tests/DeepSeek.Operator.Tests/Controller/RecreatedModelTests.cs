@@ -1,0 +1,68 @@
+using System.Text.Json.Nodes;
+using DeepSeek.Operator.Api.V1Alpha1;
+using DeepSeek.Operator.Cluster;
+using DeepSeek.Operator.Controller;
+using DeepSeek.Operator.Desired;
+using k8s;
+using k8s.Models;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace DeepSeek.Operator.Tests.Controller;
+
+/// <summary>
+/// A model deleted and created again under its name before the caches showed its first children: the
+/// new model's children are created at once, not held back as "created moments ago" (they were another
+/// model's).
+/// </summary>
+public sealed class RecreatedModelTests
+{
+    private sealed class EmptyCluster : IModelCluster
+    {
+        public DeepSeekModelDocument? Model { get; set; }
+        public List<ChildAction> Applied { get; } = [];
+
+        public DeepSeekModelDocument? GetModel(string ns, string name) => Model;
+        public IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Children(string ns, string model) => [];
+        public IReadOnlyList<V1Pod> Pods(string ns, string model) => [];
+        public Task<IReadOnlyList<Corev1Event>> WarningsAboutAsync(IKubernetesObject<V1ObjectMeta> workload, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<Corev1Event>>([]);
+        public Task WriteStatusAsync(V1ObjectMeta model, DeepSeekModelStatus status, CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task RecordEventAsync(V1ObjectMeta model, string type, string reason, string message, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task ApplyAsync(ChildAction action, CancellationToken cancellationToken)
+        {
+            Applied.Add(action);
+            return Task.CompletedTask;
+        }
+    }
+
+    private static DeepSeekModelDocument Document(string uid) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = "ep", NamespaceProperty = "default", Uid = uid, Generation = 1, ResourceVersion = "1" },
+        Spec = JsonNode.Parse("""{"model":{"source":{"pvc":{"claimName":"weights"}}},"parallelism":{"podsPerReplica":2},"replicas":1}"""),
+    };
+
+    [Fact]
+    public async Task The_children_of_a_model_recreated_under_the_same_name_are_created_without_waiting()
+    {
+        var cluster = new EmptyCluster { Model = Document("uid-first") };
+        var reconciler = new ModelReconciler(cluster, new OperatorDefaults { RuntimeImage = "r" }, ClusterFeatures.Any, TimeProvider.System, NullLogger<ModelReconciler>.Instance);
+
+        await reconciler.ReconcileAsync("default/ep", CancellationToken.None);
+        var first = cluster.Applied.Where(a => a.Kind == ChildActionKind.Create).Select(a => ChildPlan.Key(a.Object)).ToList();
+        Assert.Contains("Secret/ep-ep-group-token", first);
+
+        // The same read again (the cache has not caught up): nothing is created twice.
+        cluster.Applied.Clear();
+        await reconciler.ReconcileAsync("default/ep", CancellationToken.None);
+        Assert.DoesNotContain(cluster.Applied, a => a.Kind == ChildActionKind.Create);
+
+        // Deleted and created again: a new uid, and every child is created for it.
+        cluster.Model = Document("uid-second");
+        await reconciler.ReconcileAsync("default/ep", CancellationToken.None);
+        var second = cluster.Applied.Where(a => a.Kind == ChildActionKind.Create).ToList();
+        Assert.Equal(first, second.Select(a => ChildPlan.Key(a.Object)));
+        Assert.All(second, a => Assert.Equal("uid-second", a.Object.Metadata.OwnerReferences.Single().Uid));
+        var secret = (V1Secret)second.Single(a => a.Object is V1Secret).Object;
+        Assert.NotNull(secret.Data[GroupSecurity.TokenKey]);
+    }
+}
