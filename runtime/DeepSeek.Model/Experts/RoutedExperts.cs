@@ -1,8 +1,8 @@
 using System.Globalization;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Native;
-using DeepSeek.Model.Quantization;
 using DeepSeek.Model.Parallelism;
+using DeepSeek.Model.Quantization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -27,6 +27,7 @@ public sealed class RoutedExperts : WeightedModule
     private Parameter down_proj;
     private Shard? _shard;
     private LocalExperts? _local;
+    private List<ExpertInt4Weights>? _int4;
 
     public RoutedExperts(string name, int layerIndex, int expertCount, int expertsPerToken, long hiddenSize, long intermediateSize, ScalarType dtype) : base(name)
     {
@@ -92,8 +93,6 @@ public sealed class RoutedExperts : WeightedModule
         HeldExperts = held;
         _shard = new Shard(placement, rank, transport);
     }
-
-    private List<ExpertInt4Weights>? _int4;
 
     /// <summary>Bytes the held experts take on the device (the stacks, or their int4 weights once quantised).</summary>
     public long ResidentBytes =>

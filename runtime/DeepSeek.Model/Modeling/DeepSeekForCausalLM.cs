@@ -190,9 +190,10 @@ public sealed class DeepSeekForCausalLM : nn.Module
     /// Quantises the loaded model's projections and routed experts to int4 weight-only with
     /// <paramref name="groupSize"/>: with <paramref name="helper"/> (CUDA) multiplied by LibTorch's int4
     /// kernel, without it (CPU) dequantised at each use, which computes what the kernel computes at
-    /// bf16 cost. Either way the int4 values are what is held. The embeddings, norms, router, LM head and <c>kv_b_proj</c> (whose weight
-    /// attention absorbs into its queries rather than multiplying activations by it) stay in the run
-    /// dtype; a layer whose shape the group or kernel does not fit stays too, with a line to <paramref name="log"/>.
+    /// bf16 cost. Either way the int4 values are what is held. The embeddings, norms, router, LM head
+    /// and <c>kv_b_proj</c> (whose weight the decode form of attention reads as a matrix, absorbed into
+    /// queries and values) stay in the run dtype; a layer whose shape the group or kernel does not fit
+    /// stays too, with a line to <paramref name="log"/>.
     /// </summary>
     public void QuantizeInt4(int groupSize, NativeHelper? helper, Action<string>? log = null)
     {
