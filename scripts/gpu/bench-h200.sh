@@ -147,6 +147,24 @@ steps = next((i for i, (x, y) in enumerate(zip(a["token_ids"], b["token_ids"])) 
 print(json.dumps({"greedy_steps_equal": steps, "of": len(a["token_ids"]), "cpu": a["token_ids"], "cuda": b["token_ids"], "cpu_logprobs": a.get("logprobs"), "cuda_logprobs": b.get("logprobs")}))
 PY
   rm -rf /tmp/int4-check
+  log "int4 accuracy on the V2-Lite shape (4 layers, random bf16): greedy and log-probabilities, none against int4, on CUDA"
+  python3 scripts/gpu/make_random_checkpoint.py /tmp/v2lite-4 --layers 4 > /dev/null
+  for q in none int4; do
+    for prompt in 11,22,33,44,55,66,77,88 1000,2000,3000,4000 5,50,500,5000,50000; do
+      "$rt" generate --model /tmp/v2lite-4 --device cuda --dtype bfloat16 --quantization $q --prompt-ids $prompt \
+        --max-new-tokens 16 --output json --logprobs 1 2>> "$out/quant-v2lite-$q.err" | tail -1 >> "$out/quant-v2lite-$q.jsonl"
+    done
+  done
+  python3 - "$out/quant-v2lite-none.jsonl" "$out/quant-v2lite-int4.jsonl" <<'PY' | tee "$out/quant-v2lite.json"
+import json, sys
+a, b = ([json.loads(l) for l in open(f) if l.strip()] for f in sys.argv[1:3])
+rows = []
+for x, y in zip(a, b):
+    steps = next((i for i, (s, t) in enumerate(zip(x["token_ids"], y["token_ids"])) if s != t), len(x["token_ids"]))
+    rows.append({"greedy_steps_equal": steps, "of": len(x["token_ids"]), "none": x, "int4": y})
+print(json.dumps(rows))
+PY
+  rm -rf /tmp/v2lite-4
   for q in none int4; do
     log "bench: V2-Lite shape, bf16, --quantization $q, batch 1/32"
     peak "bench-quant-$q" timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --quantization $q --shape deepseek-v2-lite \
