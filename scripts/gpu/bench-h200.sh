@@ -2,14 +2,14 @@
 # One device call on a GPU host: the engine's GPU benchmarks beside the HF transformers peer, in one run.
 # Needs: the runtime bundle from scripts/publish-gpu-bundle.sh (BUNDLE, default ./deepseek-runtime-linux-x64.tar.xz),
 # PyTorch with CUDA and transformers, optionally a prebuilt helper (NATIVE_SO) else it is built.
-# PHASES picks parts (default all): native correctness decode long load peer
+# PHASES picks parts (default all): native correctness decode long load peer quant
 # Results: $OUT/*.json and $OUT/run.log; peak device memory per part from nvidia-smi sampling ($OUT/*.mem).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 repo="$(pwd)"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 out="${OUT:-/tmp/out}"; mkdir -p "$out"
-phases="${PHASES:-native correctness decode long load peer}"
+phases="${PHASES:-native correctness decode long load peer quant}"
 budget="${BUDGET:-570}"
 t0=$(date +%s)
 left() { local l=$((budget - ($(date +%s) - t0))); local want=$1; echo $(( l < want ? (l > 5 ? l : 5) : want )); }
@@ -108,6 +108,67 @@ if [[ $phases == *peer* ]]; then
   for prompt in 32768 131072; do
     log "peer: one $prompt-token prompt"
     peak "peer-long-$prompt" timeout "$(left 120)" python3 scripts/gpu/hf_peer_bench.py --batches 1 --new 2 --prompt "$prompt" | tee "$out/peer-long-$prompt.jsonl"
+  done
+fi
+if [[ $phases == *quant* ]]; then
+  # docs/quantization.md: FP8 checkpoints on CUDA against their HF reference; int4 on CUDA (the helper's
+  # kernels) against the CPU reference path on the same weights; memory and decode tok/s, bf16 against int4.
+  for fixture in deepseek-v3-tiny-fp8 deepseek-v3-tiny-fp8-sharded; do
+    for dtype in float32 bfloat16; do
+      log "generate --device cuda --dtype $dtype on $fixture"
+      python3 - "$rt" "tests/fixtures/$fixture" "$dtype" <<'PY' | tee "$out/quant-fp8-$fixture-$dtype.json"
+import json, subprocess, sys
+rt, fixture, dtype = sys.argv[1], sys.argv[2], sys.argv[3]
+ref = json.load(open(f"{fixture}/reference.json"))
+rows = []
+for p in ref["prompts"]:
+    r = subprocess.run([rt, "generate", "--model", fixture, "--device", "cuda", "--dtype", dtype, "--prompt-ids",
+                        ",".join(map(str, p["input_ids"])), "--max-new-tokens", str(len(p["greedy"])), "--output", "json"],
+                       capture_output=True, text=True, timeout=120)
+    got = json.loads(r.stdout.strip().splitlines()[-1])["token_ids"] if r.returncode == 0 else None
+    first_tie = next((i for i, m in enumerate(p["greedy_margins"]) if m < 1e-3), len(p["greedy"]))
+    steps = 0 if got is None else next((i for i, (a, b) in enumerate(zip(got, p["greedy"])) if a != b), len(p["greedy"]))
+    rows.append({"equal_up_to_first_near_tie": got is not None and got[:first_tie] == p["greedy"][:first_tie],
+                 "steps_matched": steps, "stderr": r.stderr[-300:] if r.returncode else ""})
+print(json.dumps({"fixture": fixture, "dtype": dtype, "rows": rows}))
+PY
+    done
+  done
+  log "int4: CUDA kernels against the CPU reference path on a model whose widths take group 128"
+  python3 scripts/gpu/make_int4_check_model.py /tmp/int4-check
+  for d in cpu cuda; do
+    "$rt" generate --model /tmp/int4-check --device $d --dtype bfloat16 --quantization int4 --prompt-ids 1,2,3,4,5,6,7,8,9,10 \
+      --max-new-tokens 24 --output json --logprobs 1 > "$out/quant-int4-$d.json" 2> "$out/quant-int4-$d.err"; echo "int4 $d rc=$?"
+  done
+  python3 - "$out/quant-int4-cpu.json" "$out/quant-int4-cuda.json" <<'PY' | tee "$out/quant-int4-check.json"
+import json, sys
+a, b = (json.loads(open(f).read().strip().splitlines()[-1]) for f in sys.argv[1:3])
+steps = next((i for i, (x, y) in enumerate(zip(a["token_ids"], b["token_ids"])) if x != y), len(a["token_ids"]))
+print(json.dumps({"greedy_steps_equal": steps, "of": len(a["token_ids"]), "cpu": a["token_ids"], "cuda": b["token_ids"], "cpu_logprobs": a.get("logprobs"), "cuda_logprobs": b.get("logprobs")}))
+PY
+  rm -rf /tmp/int4-check
+  log "int4 accuracy on the V2-Lite shape (4 layers, random bf16): greedy and log-probabilities, none against int4, on CUDA"
+  python3 scripts/gpu/make_random_checkpoint.py /tmp/v2lite-4 --layers 4 > /dev/null
+  for q in none int4; do
+    for prompt in 11,22,33,44,55,66,77,88 1000,2000,3000,4000 5,50,500,5000,50000; do
+      "$rt" generate --model /tmp/v2lite-4 --device cuda --dtype bfloat16 --quantization $q --prompt-ids $prompt \
+        --max-new-tokens 16 --output json --logprobs 1 2>> "$out/quant-v2lite-$q.err" | tail -1 >> "$out/quant-v2lite-$q.jsonl"
+    done
+  done
+  python3 - "$out/quant-v2lite-none.jsonl" "$out/quant-v2lite-int4.jsonl" <<'PY' | tee "$out/quant-v2lite.json"
+import json, sys
+a, b = ([json.loads(l) for l in open(f) if l.strip()] for f in sys.argv[1:3])
+rows = []
+for x, y in zip(a, b):
+    steps = next((i for i, (s, t) in enumerate(zip(x["token_ids"], y["token_ids"])) if s != t), len(x["token_ids"]))
+    rows.append({"greedy_steps_equal": steps, "of": len(x["token_ids"]), "none": x, "int4": y})
+print(json.dumps(rows))
+PY
+  rm -rf /tmp/v2lite-4
+  for q in none int4; do
+    log "bench: V2-Lite shape, bf16, --quantization $q, batch 1/32"
+    peak "bench-quant-$q" timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --quantization $q --shape deepseek-v2-lite \
+      --batches 1,32 --prompt-tokens 256 --output-tokens 48 --bandwidth-gbs 4800 --json "$out/bench-quant-$q.json" | grep -E "│|resident|int4:"
   done
 fi
 log done

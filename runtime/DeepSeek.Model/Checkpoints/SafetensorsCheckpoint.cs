@@ -1,4 +1,5 @@
 using System.Text.Json;
+using DeepSeek.Model.Configuration;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Checkpoints;
@@ -96,8 +97,12 @@ public sealed class SafetensorsCheckpoint : IDisposable
             ? file.Tensors[name]
             : throw new CheckpointFormatException($"{Directory}: the checkpoint has no tensor '{name}'.");
 
-    /// <summary>Loads a tensor after checking its shape against what the model expects.</summary>
-    public Tensor Load(string name, long[] expectedShape, ScalarType dtype, Device device)
+    /// <summary>
+    /// Loads a tensor after checking its shape against what the model expects. An F8_E4M3 tensor is
+    /// dequantised with its <c>_scale_inv</c> blocks (<paramref name="fp8"/>, from config.json) on
+    /// <paramref name="device"/> in float32 (float64 for a float64 model), then converted to <paramref name="dtype"/>.
+    /// </summary>
+    public Tensor Load(string name, long[] expectedShape, ScalarType dtype, Device device, Fp8BlockQuantization? fp8 = null)
     {
         if (!_fileOfTensor.TryGetValue(name, out var file))
             throw new CheckpointFormatException($"{Directory}: the checkpoint has no tensor '{name}', which the model needs.");
@@ -105,7 +110,26 @@ public sealed class SafetensorsCheckpoint : IDisposable
         if (!info.Shape.SequenceEqual(expectedShape))
             throw new CheckpointFormatException(
                 $"{Path.GetFileName(file.Path)}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}] but config.json implies [{string.Join(", ", expectedShape)}].");
-        return file.Load(name, dtype, device);
+        if (info.Dtype != Float8E4M3.SafetensorsCode) return file.Load(name, dtype, device);
+        if (fp8 is null)
+            throw new CheckpointFormatException(
+                $"{Path.GetFileName(file.Path)}: tensor '{name}' is {info.Dtype} but config.json has no quantization_config; an FP8 checkpoint declares {Fp8BlockQuantization.Supported}.");
+        var scaleName = name + Fp8BlockQuantization.ScaleSuffix;
+        if (!Contains(scaleName))
+            throw new CheckpointFormatException($"{Directory}: FP8 tensor '{name}' has no '{scaleName}', the block scales it is dequantised with.");
+        var scaleInfo = Info(scaleName);
+        var blocks = Fp8BlockDequantizer.ScaleShape(info.Shape, fp8);
+        if (!scaleInfo.Shape.SequenceEqual(blocks))
+            throw new CheckpointFormatException(
+                $"{Path.GetFileName(_fileOfTensor[scaleName].Path)}: '{scaleName}' has shape [{string.Join(", ", scaleInfo.Shape)}] but [{string.Join(", ", info.Shape)}] in {fp8.BlockRows}×{fp8.BlockColumns} blocks needs [{string.Join(", ", blocks)}].");
+        using var scope = NewDisposeScope();
+        // The bytes travel to the device (half of bf16's transfer) and are decoded there.
+        using var bytes = file.LoadFloat8Bytes(name).to(device);
+        using var scales = _fileOfTensor[scaleName].Load(scaleName, ScalarType.Float32, device);
+        var weight = Fp8BlockDequantizer.Dequantize(bytes, scales, fp8, dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
+        if (!isfinite(weight).all().item<bool>())
+            throw new CheckpointFormatException($"{Path.GetFileName(file.Path)}: FP8 tensor '{name}' holds NaN codes (0x7F/0xFF) or scales that overflow; the file is corrupt.");
+        return weight.to(dtype).MoveToOuterDisposeScope();
     }
 
     public void Dispose()

@@ -138,7 +138,8 @@ public sealed class SafetensorsFile : IDisposable
         if (end > dataLength)
             throw new CheckpointFormatException($"{Where()}: data ends at byte {end} but the data section has only {dataLength} bytes (truncated file).");
         var info = new SafetensorsTensorInfo(name, dtype, shape, begin, end);
-        if (SafetensorsDtypes.TryGet(dtype, out _, out var elementSize) && info.ElementCount * elementSize != info.ByteLength)
+        var elementSize = dtype == Float8E4M3.SafetensorsCode ? 1 : SafetensorsDtypes.TryGet(dtype, out _, out var size) ? size : 0;
+        if (elementSize > 0 && info.ElementCount * elementSize != info.ByteLength)
             throw new CheckpointFormatException(
                 $"{Where()}: shape [{string.Join(", ", shape)}] of {dtype} needs {info.ElementCount * elementSize} bytes but data_offsets span {info.ByteLength}; the file is corrupt.");
         return info;
@@ -155,7 +156,9 @@ public sealed class SafetensorsFile : IDisposable
             throw new CheckpointFormatException($"{fileName}: no tensor named '{name}'.");
         if (!SafetensorsDtypes.TryGet(info.Dtype, out var sourceType, out _))
             throw new CheckpointFormatException(
-                $"{fileName}: tensor '{name}' has dtype {info.Dtype}, which this runtime does not read (supported: {string.Join(", ", SafetensorsDtypes.Codes)}).");
+                info.Dtype == Float8E4M3.SafetensorsCode
+                    ? $"{fileName}: tensor '{name}' is {info.Dtype}; FP8 weights are read with their block scales, which needs config.json's quantization_config ({Configuration.Fp8BlockQuantization.Supported})."
+                    : $"{fileName}: tensor '{name}' has dtype {info.Dtype}, which this runtime does not read (supported: {string.Join(", ", SafetensorsDtypes.Codes)}, and {Float8E4M3.SafetensorsCode} with block scales).");
 
         using var scope = NewDisposeScope();
         var host = empty(info.Shape, sourceType, CPU);
@@ -164,6 +167,22 @@ public sealed class SafetensorsFile : IDisposable
         if (result.is_floating_point() && !isfinite(result).all().item<bool>())
             throw new CheckpointFormatException($"{fileName}: tensor '{name}' holds NaN or infinite values; the file is corrupt.");
         return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The raw bytes of an F8_E4M3 tensor as uint8 of its shape on the CPU, for
+    /// <see cref="Fp8BlockDequantizer"/>: TorchSharp has no float8 type to load it as.
+    /// </summary>
+    public Tensor LoadFloat8Bytes(string name)
+    {
+        var fileName = System.IO.Path.GetFileName(Path);
+        if (!Tensors.TryGetValue(name, out var info))
+            throw new CheckpointFormatException($"{fileName}: no tensor named '{name}'.");
+        if (info.Dtype != Float8E4M3.SafetensorsCode)
+            throw new CheckpointFormatException($"{fileName}: tensor '{name}' is {info.Dtype}, not {Float8E4M3.SafetensorsCode}.");
+        var host = empty(info.Shape, ScalarType.Byte, CPU);
+        if (info.ByteLength > 0) CopyInto(host, info);
+        return host;
     }
 
     /// <summary>Copies in chunks of at most 1 GiB: a span over tensor storage is limited to 2 GiB.</summary>

@@ -40,6 +40,9 @@ public sealed record DeepSeekConfig
     public int? BosTokenId { get; init; }
     public int? EosTokenId { get; init; }
 
+    /// <summary>The checkpoint's <c>quantization_config</c>: null for an unquantised checkpoint.</summary>
+    public Fp8BlockQuantization? Quantization { get; init; }
+
     public int QkHeadDim => QkNopeHeadDim + QkRopeHeadDim;
 
     /// <summary>Layer <paramref name="layer"/> uses routed experts (else a dense MLP), as HF decides it.</summary>
@@ -125,7 +128,25 @@ public sealed record DeepSeekConfig
             TieWordEmbeddings = c.Bool("tie_word_embeddings") ?? false,
             BosTokenId = c.Int("bos_token_id"),
             EosTokenId = c.FirstInt("eos_token_id"),
+            Quantization = ReadQuantization(c.Object("quantization_config")),
         };
+    }
+
+    /// <summary>Block-scaled FP8 as published; any other scheme is refused with what is supported.</summary>
+    private static Fp8BlockQuantization? ReadQuantization(ConfigReader? q)
+    {
+        if (q is null) return null;
+        static ConfigException Refuse(string what) =>
+            new($"config.json: quantization_config {what} is not supported; this runtime reads {Fp8BlockQuantization.Supported}.");
+        var method = q.String("quant_method") ?? throw Refuse("without \"quant_method\"");
+        if (method != Fp8BlockQuantization.Method) throw Refuse($"quant_method \"{method}\"");
+        var format = q.String("fmt") ?? "e4m3";
+        if (format != "e4m3") throw Refuse($"fmt \"{format}\"");
+        var activations = q.String("activation_scheme") ?? "dynamic";
+        if (activations != "dynamic") throw Refuse($"activation_scheme \"{activations}\"");
+        var block = q.IntArray("weight_block_size") ?? throw Refuse("without \"weight_block_size\" (per-tensor FP8)");
+        if (block is not [128, 128]) throw Refuse($"weight_block_size [{string.Join(", ", block)}]");
+        return new Fp8BlockQuantization(format, activations, block[0], block[1]);
     }
 
     private static RopeScaling ReadRope(ConfigReader c)
@@ -219,6 +240,12 @@ public sealed record DeepSeekConfig
         public int? FirstInt(string key) => Get(key) is { ValueKind: JsonValueKind.Array } array
             ? array.EnumerateArray().Select(e => (int?)e.GetInt32()).FirstOrDefault()
             : Int(key);
+
+        public int[]? IntArray(string key) => Get(key) is { } v
+            ? v.ValueKind == JsonValueKind.Array && v.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out _))
+                ? [.. v.EnumerateArray().Select(e => e.GetInt32())]
+                : throw Wrong(key, "a list of integers", v)
+            : null;
 
         public int RequiredInt(string key) => Int(key) ?? throw new ConfigException($"config.json: \"{key}\" is required.");
 

@@ -22,7 +22,13 @@ public sealed class LocalExperts
     private readonly MoeShape _shape;
     private readonly ExpertDeviceProfile _device;
 
-    public LocalExperts(RoutedExperts experts, ExpertDeviceProfile device)
+    private readonly IReadOnlyList<ExpertInt4Weights>? _int4;
+
+    /// <remarks>
+    /// <c>int4</c>: the held experts as int4, one entry per slot; they are computed by the Sorted
+    /// path alone, one int4 product per active expert, since the other paths index bf16 stacks.
+    /// </remarks>
+    public LocalExperts(RoutedExperts experts, ExpertDeviceProfile device, IReadOnlyList<ExpertInt4Weights>? int4 = null)
     {
         ArgumentNullException.ThrowIfNull(experts);
         ArgumentNullException.ThrowIfNull(device);
@@ -31,7 +37,9 @@ public sealed class LocalExperts
         _inter = experts.IntermediateSize;
         _held = experts.HeldExperts.Count;
         _device = device;
-        _holdsAllExperts = !experts.IsSharded;
+        _int4 = int4;
+        // Every path indexes the stacks by slot = expert id; int4 experts are not in the stacks.
+        _holdsAllExperts = !experts.IsSharded && int4 is null;
         _shape = new MoeShape(_held, experts.ExpertsPerToken, experts.HiddenSize, experts.IntermediateSize, (int)_gateUp.element_size());
         Thresholds = _holdsAllExperts ? ExpertCostModel.Thresholds(_shape, device) : ExpertPathThresholds.Only(ExpertComputePath.Sorted);
     }
@@ -144,6 +152,12 @@ public sealed class LocalExperts
     /// <summary>One expert's SwiGLU on <c>[n, hidden]</c> rows: <c>down(silu(gate(x)) · up(x))</c>.</summary>
     private Tensor Expert(int slot, Tensor input)
     {
+        if (_int4 is not null)
+        {
+            var (gateUpInt4, downInt4) = _int4[slot];
+            var projected = gateUpInt4.Multiply(input);
+            return downInt4.Multiply(nn.functional.silu(projected.narrow(-1, 0, _inter)) * projected.narrow(-1, _inter, _inter));
+        }
         var gateUp = nn.functional.linear(input, _gateUp[slot]);
         var activated = nn.functional.silu(gateUp.narrow(-1, 0, _inter)) * gateUp.narrow(-1, _inter, _inter);
         return nn.functional.linear(activated, _down[slot]);

@@ -1,6 +1,8 @@
 using System.Globalization;
 using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Native;
 using DeepSeek.Model.Parallelism;
+using DeepSeek.Model.Quantization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -25,6 +27,7 @@ public sealed class RoutedExperts : WeightedModule
     private Parameter down_proj;
     private Shard? _shard;
     private LocalExperts? _local;
+    private List<ExpertInt4Weights>? _int4;
 
     public RoutedExperts(string name, int layerIndex, int expertCount, int expertsPerToken, long hiddenSize, long intermediateSize, ScalarType dtype) : base(name)
     {
@@ -177,6 +180,49 @@ public sealed class RoutedExperts : WeightedModule
         return -1;
     }
 
+    /// <summary>Bytes the held experts take on the device (the stacks, or their int4 weights once quantised).</summary>
+    public long ResidentBytes =>
+        (gate_up_proj.numel() * gate_up_proj.element_size()) + (down_proj.numel() * down_proj.element_size())
+        + (_int4?.Sum(e => e.GateUp.Bytes + e.Down.Bytes) ?? 0);
+
+    /// <summary>
+    /// Quantises the loaded experts to int4 with <paramref name="groupSize"/>: each held expert's gate/up
+    /// and down become <see cref="Int4Weight"/>s (for the native <paramref name="helper"/>'s kernel on the
+    /// GPU, dequantised per use without it), the stacks are freed, and the experts are computed by the
+    /// Sorted path. Returns why the layer stays unquantised, or null.
+    /// </summary>
+    internal string? QuantizeInt4(int groupSize, NativeHelper? helper)
+    {
+        if (IsDeclared(gate_up_proj)) throw new InvalidOperationException("Quantise after the weights are loaded.");
+        if (_int4 is not null) throw new InvalidOperationException($"Layer {LayerIndex}'s experts are already quantised.");
+        var kernel = helper is not null;
+        var reason = Int4Weight.Unsupported(2 * IntermediateSize, HiddenSize, groupSize, kernel) ?? Int4Weight.Unsupported(HiddenSize, IntermediateSize, groupSize, kernel);
+        if (reason is not null) return reason;
+        using var noGrad = no_grad();
+        var weights = new List<ExpertInt4Weights>(HeldExperts.Count);
+        for (var slot = 0; slot < HeldExperts.Count; slot++)
+        {
+            using var scope = NewDisposeScope();
+            weights.Add(new ExpertInt4Weights(Int4Weight.Quantize(gate_up_proj[slot], groupSize, helper), Int4Weight.Quantize(down_proj[slot], groupSize, helper)));
+        }
+        var device = gate_up_proj.device;
+        gate_up_proj = Replaced(nameof(gate_up_proj), gate_up_proj, device);
+        down_proj = Replaced(nameof(down_proj), down_proj, device);
+        _int4 = weights;
+        _local = new LocalExperts(this, ExpertDeviceProfile.For(device), weights);
+        return null;
+    }
+
+    /// <summary>An empty stack in place of one whose experts are now held as int4.</summary>
+    private Parameter Replaced(string name, Parameter stack, Device device)
+    {
+        var replacement = new Parameter(empty([0, stack.shape[1], stack.shape[2]], stack.dtype, device), requires_grad: false);
+        replacement.DetachFromDisposeScope();
+        ConditionallyRegisterParameter(name, replacement);
+        stack.Dispose();
+        return replacement;
+    }
+
     internal override void Allocate(Device device)
     {
         gate_up_proj = Allocated(nameof(gate_up_proj), gate_up_proj, device);
@@ -266,7 +312,11 @@ public sealed class RoutedExperts : WeightedModule
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _shard?.Dispose();
+        if (disposing)
+        {
+            _shard?.Dispose();
+            foreach (var expert in _int4 ?? []) expert.Dispose();
+        }
         base.Dispose(disposing);
     }
 

@@ -3,6 +3,8 @@ using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Experts;
 using DeepSeek.Model.Layers;
+using DeepSeek.Model.Native;
+using DeepSeek.Model.Quantization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -56,6 +58,20 @@ public sealed class DeepSeekForCausalLM : nn.Module
 
     public long ParameterBytes => parameters().Sum(p => p.numel() * p.element_size());
 
+    /// <summary>How the weights are held: <see cref="WeightQuantization.None"/> until <see cref="QuantizeInt4"/>.</summary>
+    public WeightQuantization Quantization { get; private set; } = WeightQuantization.None;
+
+    /// <summary>Bytes of weights on the device, int4 weights included: what the model costs in memory.</summary>
+    public long ResidentBytes => ResidentBytesByModule().Sum(m => m.Bytes);
+
+    /// <summary>The weight bytes each module holds itself (not its children), by module name (<c>model.layers.1.mlp.experts</c>).</summary>
+    public IEnumerable<(string Module, long Bytes)> ResidentBytesByModule() => named_modules().Select(m => (m.name, m.module switch
+    {
+        Linear linear => linear.ResidentBytes,
+        RoutedExperts experts => experts.ResidentBytes,
+        _ => m.module.named_parameters(recurse: false).Sum(p => p.parameter.numel() * p.parameter.element_size()),
+    }));
+
     /// <summary>The module tree of <paramref name="config"/> with every weight declared on the meta device.</summary>
     public static DeepSeekForCausalLM Build(DeepSeekConfig config, ScalarType dtype)
     {
@@ -67,14 +83,28 @@ public sealed class DeepSeekForCausalLM : nn.Module
     /// Builds the model of the folder's config.json, applies <paramref name="passes"/> to the built
     /// model (e.g. the expert-parallel pass), and materialises what is left of it from its safetensors.
     /// </summary>
-    public static DeepSeekForCausalLM Load(string directory, ScalarType dtype, Device device, Action<DeepSeekForCausalLM>? passes = null)
+    /// <remarks>
+    /// <c>quantization</c> int4 quantises the loaded weights (<see cref="QuantizeInt4"/>); on CUDA it
+    /// needs the native helper. <c>log</c> gets lines about what quantisation did.
+    /// </remarks>
+    /// <exception cref="ArgumentException">int4 with a dtype other than bf16.</exception>
+    /// <exception cref="NotSupportedException">int4 on CUDA without the native helper.</exception>
+    public static DeepSeekForCausalLM Load(string directory, ScalarType dtype, Device device, Action<DeepSeekForCausalLM>? passes = null,
+        WeightQuantization? quantization = null, Action<string>? log = null)
     {
+        ArgumentNullException.ThrowIfNull(device);
+        quantization ??= WeightQuantization.None;
+        quantization.CheckDType(dtype);
+        // Refused before any weight is read, not after minutes of loading.
+        var helper = quantization.IsInt4 ? Int4Kernels(device, log) : null;
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
         var result = Build(DeepSeekConfig.Load(directory), dtype);
         try
         {
             passes?.Invoke(result);
-            return result.Materialise(checkpoint, device);
+            result.Materialise(checkpoint, device);
+            if (quantization.IsInt4) result.QuantizeInt4(quantization.GroupSize, helper, log);
+            return result;
         }
         catch
         {
@@ -101,7 +131,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
         {
             // Tied embeddings: a checkpoint may omit lm_head.weight and reuse the embedding table.
             var source = name == "lm_head.weight" && Config.TieWordEmbeddings && !checkpoint.Contains(name) ? "model.embed_tokens.weight" : name;
-            using var loaded = checkpoint.Load(source, target.shape, target.dtype, target.device);
+            using var loaded = checkpoint.Load(source, target.shape, target.dtype, target.device, Config.Quantization);
             target.copy_(loaded);
         }
         return this;
@@ -135,6 +165,87 @@ public sealed class DeepSeekForCausalLM : nn.Module
             }
         }
         return this;
+    }
+
+    /// <summary>Applies <paramref name="quantization"/> to a materialised model (a random one in <c>bench</c>); none does nothing.</summary>
+    /// <exception cref="NotSupportedException">int4 on CUDA without the native helper.</exception>
+    public void Quantize(WeightQuantization quantization, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(quantization);
+        quantization.CheckDType(DType);
+        if (quantization.IsInt4) QuantizeInt4(quantization.GroupSize, Int4Kernels(Device, log), log);
+    }
+
+    /// <summary>The native helper on CUDA (refused with the reason when it is absent); null on the CPU, whose reference path needs none.</summary>
+    private static NativeHelper? Int4Kernels(Device device, Action<string>? log)
+    {
+        if (device.type != DeviceType.CUDA) return null;
+        var helper = NativeHelper.TryLoad(out var reason)
+            ?? throw new NotSupportedException($"--quantization int4 on CUDA runs LibTorch's int4 kernels through the native helper, which is not available: {reason}");
+        log?.Invoke($"int4: {reason}");
+        return helper;
+    }
+
+    /// <summary>
+    /// Quantises the loaded model's projections and routed experts to int4 weight-only with
+    /// <paramref name="groupSize"/>: with <paramref name="helper"/> (CUDA) multiplied by LibTorch's int4
+    /// kernel, without it (CPU) dequantised at each use, which computes what the kernel computes at
+    /// bf16 cost. Either way the int4 values are what is held. The embeddings, norms, router, LM head
+    /// and <c>kv_b_proj</c> (whose weight the decode form of attention reads as a matrix, absorbed into
+    /// queries and values) stay in the run dtype; a layer whose shape the group or kernel does not fit
+    /// stays too, with a line to <paramref name="log"/>.
+    /// </summary>
+    public void QuantizeInt4(int groupSize, NativeHelper? helper, Action<string>? log = null)
+    {
+        var quantization = WeightQuantization.Int4(groupSize);
+        quantization.CheckDType(DType);
+        if (!IsMaterialised) throw new InvalidOperationException("Quantise after the weights are loaded.");
+        if (Quantization.IsInt4) throw new InvalidOperationException("The model is already quantised.");
+        if (helper is null && Device.type != DeviceType.CPU)
+            throw new NotSupportedException("int4 on a GPU needs the native helper's kernels.");
+        using var noGrad = no_grad();
+        var kept = 0;
+        foreach (var (name, module) in named_modules())
+        {
+            var reason = module switch
+            {
+                Linear linear when IsInt4Projection(name) => linear.QuantizeInt4(groupSize, helper),
+                RoutedExperts experts => experts.QuantizeInt4(groupSize, helper),
+                _ => null,
+            };
+            if (reason is null) continue;
+            kept++;
+            log?.Invoke($"int4: {name} stays {DType.ToString().ToLowerInvariant()}: {reason}");
+        }
+        Quantization = quantization;
+        log?.Invoke($"int4: weights quantised with group {groupSize} ({(helper is null ? "reference path: dequantised at each use" : "packed for the int4 kernel")}), {kept} layers kept in {DType.ToString().ToLowerInvariant()}; {ResidentBytes:N0} bytes of weights resident");
+    }
+
+    private static bool IsInt4Projection(string module) => module != nameof(lm_head) && !module.EndsWith(".kv_b_proj", StringComparison.Ordinal);
+
+    /// <summary>
+    /// The weight bytes a model of <paramref name="config"/> holds on a GPU in <paramref name="dtype"/>
+    /// with <paramref name="quantization"/>, from shapes alone (nothing allocated): what <c>inspect</c> shows.
+    /// </summary>
+    public static long ResidentBytesFor(DeepSeekConfig config, ScalarType dtype, WeightQuantization quantization)
+    {
+        ArgumentNullException.ThrowIfNull(quantization);
+        using var declared = Build(config, dtype);
+        long total = 0;
+        foreach (var (name, module) in declared.named_modules())
+        {
+            var own = module.named_parameters(recurse: false).Sum(p => p.parameter.numel() * p.parameter.element_size());
+            if (quantization.IsInt4 && module is Linear linear && IsInt4Projection(name)
+                && Int4Weight.Unsupported(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize, kernel: true) is null)
+                own += Int4Weight.BytesFor(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize) - (linear.Weight.numel() * linear.Weight.element_size());
+            else if (quantization.IsInt4 && module is RoutedExperts experts
+                && (Int4Weight.Unsupported(2 * experts.IntermediateSize, experts.HiddenSize, quantization.GroupSize, kernel: true)
+                    ?? Int4Weight.Unsupported(experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize, kernel: true)) is null)
+                own = experts.HeldExperts.Count * (Int4Weight.BytesFor(2 * experts.IntermediateSize, experts.HiddenSize, quantization.GroupSize)
+                    + Int4Weight.BytesFor(experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize));
+            total += own;
+        }
+        return total;
     }
 
     /// <summary>A cache of <paramref name="slotCount"/> token slots sized for this model.</summary>
@@ -586,11 +697,16 @@ internal sealed class RmsNorm : WeightedModule
     }
 }
 
-/// <summary>A linear layer <c>x·Wᵀ (+ b)</c>, as <c>nn.Linear</c> but declared, never randomly initialised.</summary>
+/// <summary>
+/// A linear layer <c>x·Wᵀ (+ b)</c>, as <c>nn.Linear</c> but declared, never randomly initialised.
+/// After <see cref="QuantizeInt4"/> the weight is held as int4 (<see cref="Int4Weight"/>) and the
+/// original freed (see docs/quantization.md).
+/// </summary>
 internal sealed class Linear : WeightedModule
 {
     private Parameter weight;
     private Parameter? bias;
+    private Int4Weight? _int4;
 
     public Linear(string name, long inFeatures, long outFeatures, bool hasBias, ScalarType dtype) : base(name)
     {
@@ -607,7 +723,42 @@ internal sealed class Linear : WeightedModule
         if (bias is not null) bias = Allocated(nameof(bias), bias, device);
     }
 
-    public Tensor Forward(Tensor input) => nn.functional.linear(input, weight, bias);
+    public Tensor Forward(Tensor input)
+    {
+        if (_int4 is null) return nn.functional.linear(input, weight, bias);
+        var product = _int4.Multiply(input);
+        return bias is null ? product : product.add_(bias);
+    }
+
+    /// <summary>Bytes this layer holds on its device.</summary>
+    public long ResidentBytes => (weight.numel() * weight.element_size()) + (bias is null ? 0 : bias.numel() * bias.element_size()) + (_int4?.Bytes ?? 0);
+
+    /// <summary>
+    /// Quantises the loaded weight to int4 with <paramref name="groupSize"/>, for the native helper's
+    /// kernel when <paramref name="helper"/> is given (the GPU), else for the dequantise-per-use
+    /// reference path (the CPU), and frees it. Returns why the layer stays unquantised, or null.
+    /// </summary>
+    public string? QuantizeInt4(int groupSize, NativeHelper? helper)
+    {
+        if (IsDeclared(weight)) throw new InvalidOperationException("Quantise after the weights are loaded.");
+        if (_int4 is not null) throw new InvalidOperationException("The layer is already quantised.");
+        var (n, k) = (weight.shape[0], weight.shape[1]);
+        if (Int4Weight.Unsupported(n, k, groupSize, kernel: helper is not null) is { } reason) return reason;
+        using var scope = NewDisposeScope();
+        _int4 = Int4Weight.Quantize(weight, groupSize, helper);
+        var (device, dtype) = (weight.device, weight.dtype);
+        weight.Dispose();
+        weight = new Parameter(empty([0], dtype, device), requires_grad: false);
+        weight.DetachFromDisposeScope();
+        ConditionallyRegisterParameter(nameof(weight), weight);
+        return null;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _int4?.Dispose();
+        base.Dispose(disposing);
+    }
 }
 
 /// <summary>The token embedding table (<c>embed_tokens.weight</c>).</summary>

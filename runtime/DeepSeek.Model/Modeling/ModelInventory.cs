@@ -38,8 +38,10 @@ public sealed partial record ModelInventory(
         var expertsPerLayer = new Dictionary<int, HashSet<int>>();
         foreach (var tensor in tensors)
         {
-            total += tensor.ElementCount;
             bytes[tensor.Dtype] = bytes.GetValueOrDefault(tensor.Dtype) + tensor.ByteLength;
+            // An FP8 weight's block scales are bytes of the checkpoint, not parameters of the model.
+            if (tensor.Name.EndsWith(Fp8BlockQuantization.ScaleSuffix, StringComparison.Ordinal)) continue;
+            total += tensor.ElementCount;
             var layer = LayerIndex().Match(tensor.Name);
             if (layer.Success && int.Parse(layer.Groups[1].Value, CultureInfo.InvariantCulture) >= config.NumHiddenLayers)
             {

@@ -14,11 +14,11 @@ public sealed record DecodeFloor(long AlwaysReadBytes, long BytesPerRoutedExpert
     {
         ArgumentNullException.ThrowIfNull(model);
         long always = 0, routed = 0;
-        foreach (var (name, parameter) in model.named_parameters())
+        // By module, so that int4 weights (held outside the parameters) count at their own size.
+        foreach (var (name, bytes) in model.ResidentBytesByModule())
         {
-            var bytes = parameter.numel() * parameter.element_size();
-            if (name.Contains(".mlp.experts.", StringComparison.Ordinal)) routed += bytes;
-            else if (!name.Contains("embed_tokens", StringComparison.Ordinal)) always += bytes;
+            if (name.EndsWith(".mlp.experts", StringComparison.Ordinal)) routed += bytes;
+            else if (!name.EndsWith("embed_tokens", StringComparison.Ordinal)) always += bytes;
         }
         var config = model.Config;
         var moeLayers = Enumerable.Range(0, config.NumHiddenLayers).Count(config.IsMoeLayer);

@@ -11,6 +11,7 @@ using DeepSeek.Model.Configuration;
 using DeepSeek.Runtime.Hosting;
 using DeepSeek.Model.Devices;
 using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Quantization;
 using DeepSeek.Runtime.Bench;
 using Spectre.Console;
 
@@ -70,10 +71,11 @@ public static class BenchCommand
         var maxBatchTokens = new Option<int?>("--max-batch-tokens") { Description = "Tokens per forward pass: prompts longer than this prefill in chunks, so memory follows the chunk, not the prompt. Default: the whole batch's prompts in one step, as the peer measures." };
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
+        var quantization = ModelOptions.Quantization();
 
         var command = new Command("bench", "Engine throughput: prefill and decode tokens/s, time to first token and inter-token latency per batch size.")
         {
-            shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, maxBatchTokens, device, dtype, url, apiKey, requestsPerClient,
+            shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, maxBatchTokens, device, dtype, quantization, url, apiKey, requestsPerClient,
             NativeBenchCommand.Build(),
         };
         command.Validators.Add(result =>
@@ -109,6 +111,8 @@ public static class BenchCommand
                 if (prompt + output > config.MaxPositionEmbeddings)
                     throw new ArgumentException($"--prompt-tokens + --output-tokens ({prompt + output}) exceed the model's context of {config.MaxPositionEmbeddings}.");
                 var scalar = EngineService.ParseDType(parse.GetValue(dtype)!);
+                var weights = WeightQuantization.Parse(parse.GetValue(quantization)!);
+                weights.CheckDType(scalar);
                 var deviceName = parse.GetValue(device)!;
                 var seedValue = parse.GetValue(seed);
                 var maxBatch = sizes.Max();
@@ -127,6 +131,7 @@ public static class BenchCommand
                 };
 
                 DecodeFloor? floor = null;
+                long residentBytes = 0;
                 var checkpoint = parse.GetValue(model);
                 var steps = new ConcurrentQueue<StepTiming>();
                 using var metrics = new EngineMetrics("bench");
@@ -137,10 +142,20 @@ public static class BenchCommand
                     var built = checkpoint is null && parse.GetValue(shape) is not null
                         ? DeepSeekForCausalLM.CreateRandom(config, scalar, torchDevice, seedValue)
                         : LoadShortened(checkpoint ?? ModelOptions.EmbeddedModelDirectory, config, scalar, torchDevice);
+                    try
+                    {
+                        built.Quantize(weights, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
+                    }
+                    catch
+                    {
+                        built.Dispose();
+                        throw;
+                    }
                     floor = DecodeFloor.Of(built);
+                    residentBytes = built.ResidentBytes;
                     return built;
                 }, new DelegateTokenDecoder(_ => ""), metrics, onStep: steps.Enqueue);
-                AnsiConsole.MarkupLine($"[grey]Model ready in {engine.ModelLoadTime.TotalSeconds:0.0} s; KV cache {engine.NumKvBlocks} blocks of {blockSize}.[/]");
+                AnsiConsole.MarkupLine($"[grey]Model ready in {engine.ModelLoadTime.TotalSeconds:0.0} s; weights {weights}, {residentBytes / (1024.0 * 1024 * 1024):0.00} GiB resident; KV cache {engine.NumKvBlocks} blocks of {blockSize}.[/]");
 
                 await engine.WarmUpAsync();
                 var benchmark = new EngineBenchmark(engine, steps, config.VocabSize, seedValue);
@@ -166,13 +181,13 @@ public static class BenchCommand
                 if (parse.GetValue(json) is { } path)
                 {
                     var report = new BenchReport(parse.GetValue(shape), checkpoint, config.NumHiddenLayers, deviceName,
-                        parse.GetValue(dtype), parse.GetValue(bandwidth), rows);
+                        parse.GetValue(dtype), weights.Name, residentBytes, parse.GetValue(bandwidth), rows);
                     await File.WriteAllTextAsync(path, JsonSerializer.Serialize(report, BenchJsonContext.Default.BenchReport), cancellationToken);
                 }
                 return 0;
             }
             catch (Exception e) when (e is ArgumentException or ConfigException or CheckpointFormatException or InvalidOperationException
-                                          or FileNotFoundException or DirectoryNotFoundException or FormatException)
+                                          or NotSupportedException or FileNotFoundException or DirectoryNotFoundException or FormatException)
             {
                 Console.Error.WriteLine($"bench: {e.Message}");
                 return 1;

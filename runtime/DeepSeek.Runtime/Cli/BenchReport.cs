@@ -10,6 +10,8 @@ public sealed record BenchReport(
     int Layers,
     string Device,
     string? Dtype,
+    string Quantization,
+    long ResidentWeightBytes,
     double BandwidthGbs,
     IReadOnlyList<BenchResult> Rows);
 

@@ -30,10 +30,11 @@ public static class GenerateCommand
         var logprobs = new Option<int>("--logprobs") { Description = "With --output json: log-probabilities of each generated token and its K best alternatives.", DefaultValueFactory = _ => 0 };
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
+        var quantization = ModelOptions.Quantization();
 
         var command = new Command("generate", "Generate a continuation of one prompt.")
         {
-            model, prompt, promptIds, maxNewTokens, temperature, topP, topK, seed, output, logprobs, device, dtype,
+            model, prompt, promptIds, maxNewTokens, temperature, topP, topK, seed, output, logprobs, device, dtype, quantization,
         };
         command.Validators.Add(result =>
         {
@@ -66,7 +67,8 @@ public static class GenerateCommand
                 sampling.Validate();
 
                 using var metrics = new EngineMetrics("generate");
-                await using var engine = await EngineService.StartEngineAsync(directory, parse.GetValue(dtype)!, OneRequest(ids.Length, newTokens, parse.GetValue(device)!), tokenizer, metrics);
+                await using var engine = await EngineService.StartEngineAsync(directory, parse.GetValue(dtype)!, OneRequest(ids.Length, newTokens, parse.GetValue(device)!), tokenizer, metrics,
+                    quantization: parse.GetValue(quantization)!);
                 var result = newTokens == 0 ? new GeneratedSequence() : await RunAsync(engine, ids, sampling, cancellationToken);
 
                 if (parse.GetValue(output) == "json") Console.Out.WriteLine(ToJson(result, topLogprobs > 0));

@@ -3,7 +3,10 @@ using System.Globalization;
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Quantization;
+using DeepSeek.Runtime.Hosting;
 using Spectre.Console;
+using static TorchSharp.torch;
 
 namespace DeepSeek.Runtime.Cli;
 
@@ -13,7 +16,12 @@ public static class InspectCommand
     public static Command Build()
     {
         var model = ModelOptions.Model();
-        var command = new Command("inspect", "Show a model's architecture, parameters, bytes per dtype, layers and experts.") { model };
+        var dtype = ModelOptions.DType();
+        var quantization = ModelOptions.Quantization();
+        var command = new Command("inspect", "Show a model's architecture, parameters, bytes per dtype, quantisation, resident weight bytes, layers and experts.")
+        {
+            model, dtype, quantization,
+        };
         command.SetAction((parse, _) =>
         {
             try
@@ -22,10 +30,14 @@ public static class InspectCommand
                 var config = DeepSeekConfig.Load(directory);
                 using var checkpoint = SafetensorsCheckpoint.Open(directory);
                 var inventory = ModelInventory.From(config, checkpoint.TensorNames.Select(checkpoint.Info));
-                AnsiConsole.Write(Render(directory, config, inventory));
+                var scalar = EngineService.ParseDType(parse.GetValue(dtype)!);
+                var weights = WeightQuantization.Parse(parse.GetValue(quantization)!);
+                weights.CheckDType(scalar);
+                var resident = DeepSeekForCausalLM.ResidentBytesFor(config, scalar, weights);
+                AnsiConsole.Write(Render(directory, config, inventory, scalar, weights, resident));
                 return Task.FromResult(0);
             }
-            catch (Exception e) when (e is ConfigException or CheckpointFormatException)
+            catch (Exception e) when (e is ConfigException or CheckpointFormatException or ArgumentException)
             {
                 Console.Error.WriteLine($"inspect: {e.Message}");
                 return Task.FromResult(1);
@@ -34,7 +46,7 @@ public static class InspectCommand
         return command;
     }
 
-    private static Table Render(string directory, DeepSeekConfig config, ModelInventory inventory)
+    private static Table Render(string directory, DeepSeekConfig config, ModelInventory inventory, ScalarType dtype, WeightQuantization weights, long resident)
     {
         static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
         var table = new Table().AddColumn("property").AddColumn("value");
@@ -42,7 +54,14 @@ public static class InspectCommand
         Row("model", directory);
         Row("architecture", inventory.Architecture);
         Row("parameters", N(inventory.Parameters));
-        foreach (var (dtype, bytes) in inventory.BytesPerDtype) Row($"bytes {dtype}", N(bytes));
+        foreach (var (stored, bytes) in inventory.BytesPerDtype) Row($"bytes {stored}", N(bytes));
+        Row("checkpoint quantisation", config.Quantization is { } fp8
+            ? $"{fp8} (weight_scale_inv per block); dequantised to the run dtype at load"
+            : "none");
+        var run = dtype.ToString().ToLowerInvariant();
+        Row("resident weight bytes", weights.IsInt4
+            ? $"{N(resident)} ({weights}, bf16 activations)"
+            : $"{N(resident)} ({run})");
         Row("layers", $"{inventory.Layers} ({inventory.DenseLayers} dense, {inventory.MoeLayers} MoE)");
         Row("hidden size", N(config.HiddenSize));
         Row("attention", $"MLA, {config.NumAttentionHeads} heads, kv_lora_rank {config.KvLoraRank}, q_lora_rank {config.QLoraRank?.ToString(CultureInfo.InvariantCulture) ?? "none"}, rope {config.Rope.Type}");

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using DeepSeek.Model.Quantization;
 
 namespace DeepSeek.Runtime.Cli;
 
@@ -26,4 +27,21 @@ public static class ModelOptions
         Description = "Weights and activations: float32, bfloat16, float16 or float64. Env: DEEPSEEK_DTYPE.",
         DefaultValueFactory = _ => EnvironmentDefault.GetString("--dtype") ?? "float32",
     };
+
+    public static Option<string> Quantization()
+    {
+        var option = new Option<string>("--quantization")
+        {
+            Description = "How weights are held: none (the --dtype; an FP8 checkpoint is dequantised to it at load) or int4 "
+                + "(weight-only, group 128, quantised at load; needs --dtype bfloat16, and the native helper on CUDA). Env: DEEPSEEK_QUANTIZATION.",
+            DefaultValueFactory = _ => EnvironmentDefault.GetString("--quantization") ?? "none",
+        };
+        option.Validators.Add(result =>
+        {
+            var value = result.GetValueOrDefault<string>();
+            if (!WeightQuantization.Names.Contains(value))
+                result.AddError($"--quantization {value} is not supported; use {string.Join(" or ", WeightQuantization.Names)}.");
+        });
+        return option;
+    }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using DeepSeek.Model.Quantization;
 using DeepSeek.Runtime.Hosting;
 using DeepSeek.Runtime.Serving;
 
@@ -43,6 +44,7 @@ public static class ServeCommand
         };
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
+        var quantization = ModelOptions.Quantization();
         var maxRunning = IntOption("--max-running-requests", Defaults.MaxRunningRequests, "Requests decoded together at most (the batch).");
         var maxQueued = IntOption("--max-queued-requests", Defaults.MaxQueuedRequests, "Requests waiting at most; more are refused with 429 / RESOURCE_EXHAUSTED.", minimum: 0);
         var maxBatchTokens = IntOption("--max-batch-tokens", Defaults.MaxBatchTokens, "Tokens (prefill chunks and decodes) in one forward pass.");
@@ -99,7 +101,7 @@ public static class ServeCommand
 
         var command = new Command("serve", "Serve the model over HTTP (OpenAI-compatible) and gRPC.")
         {
-            host, httpPort, grpcPort, apiKey, apiKeyFile, maxRequestBytes, model, servedName, device, dtype, maxRunning, maxQueued, maxBatchTokens, maxContext,
+            host, httpPort, grpcPort, apiKey, apiKeyFile, maxRequestBytes, model, servedName, device, dtype, quantization, maxRunning, maxQueued, maxBatchTokens, maxContext,
             kvBlocks, kvFraction, blockSize, prefixCaching, drainTimeout, rank, worldSize, peers, expertPort, expertTransport, groupTokenFile, redundantExperts, localRanks,
             rebalanceInterval,
         };
@@ -156,7 +158,7 @@ public static class ServeCommand
                 var helperPresent = File.Exists(Path.Combine(AppContext.BaseDirectory, DeepSeek.Model.Native.NativeHelper.LibraryFileName));
                 if (parallel.TransportProblem(parse.GetValue(device)!, helperPresent) is { } transportProblem) throw new ArgumentException(transportProblem);
                 options.Validate();
-                EngineService.ParseDType(parse.GetValue(dtype)!);
+                WeightQuantization.Parse(parse.GetValue(quantization)!).CheckDType(EngineService.ParseDType(parse.GetValue(dtype)!));
                 if (!(drain >= 0)) throw new ArgumentException($"--drain-timeout must be 0 or more seconds, got {drain}.");
                 if (!File.Exists(Path.Combine(directory, "config.json"))) throw new ArgumentException($"--model {directory} has no config.json; give a Hugging Face-layout model folder.");
             }
@@ -174,7 +176,7 @@ public static class ServeCommand
                 ApiKeyFile = parse.GetValue(apiKeyFile),
                 MaxRequestBytes = parse.GetValue(maxRequestBytes),
                 Parallel = parallel,
-                Engine = new EngineSettings(directory, parse.GetValue(dtype)!, options, TimeSpan.FromSeconds(drain)),
+                Engine = new EngineSettings(directory, parse.GetValue(dtype)!, options, TimeSpan.FromSeconds(drain)) { Quantization = parse.GetValue(quantization)! },
             };
             WebApplication app;
             try

@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using DeepSeek.Model.Devices;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Parallelism;
+using DeepSeek.Model.Quantization;
 using DeepSeek.Runtime.Api;
 using DeepSeek.Runtime.Api.Auth;
 using DeepSeek.Runtime.Hosting;
@@ -150,7 +151,7 @@ public static partial class ExpertGroupHosting
                 var dtype = EngineService.ParseDType(engine.DType);
                 var started = TimeProvider.System.GetTimestamp();
                 await experts.LoadAsync(() => DeepSeekForCausalLM.Load(engine.ModelDirectory, dtype, TorchRuntime.Resolve(engine.Options.Device),
-                    model => group.Shard(model, new ExpertGroup.NoDispatch()))).ConfigureAwait(false);
+                    model => group.Shard(model, new ExpertGroup.NoDispatch()), WeightQuantization.Parse(engine.Quantization))).ConfigureAwait(false);
                 var seconds = TimeProvider.System.GetElapsedTime(started).TotalSeconds;
                 var held = group.Placement.Layers.Sum(l => l.ExpertsOn(group.Settings.Rank).Count);
                 LogRankLoaded(logger, group.Settings.Rank, group.Settings.WorldSize, held, group.Placement.Layers.Count, seconds, group.Settings.ExpertPort);

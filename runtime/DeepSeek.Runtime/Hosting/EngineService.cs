@@ -6,6 +6,7 @@ using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Devices;
 using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Quantization;
 using DeepSeek.Model.Tokenization;
 using DeepSeek.Runtime.Api;
 using DeepSeek.Runtime.Serving;
@@ -85,12 +86,15 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
 
     /// <summary>The engine over a checkpoint folder, as <c>serve</c> and <c>generate</c> start it: the model loads on the engine thread; text is decoded with the folder's tokenizer, special tokens skipped.</summary>
     public static Task<InferenceEngine> StartEngineAsync(string modelDirectory, string dtype, EngineOptions options, BpeTokenizer? tokenizer, EngineMetrics metrics,
-        Action<DeepSeekForCausalLM>? modelPasses = null, ILogger? engineLogger = null)
+        Action<DeepSeekForCausalLM>? modelPasses = null, ILogger? engineLogger = null, string quantization = "none")
     {
         ArgumentNullException.ThrowIfNull(options);
         var scalar = ParseDType(dtype);
+        var weights = WeightQuantization.Parse(quantization);
+        weights.CheckDType(scalar);
         return InferenceEngine.StartAsync(options,
-            () => DeepSeekForCausalLM.Load(modelDirectory, scalar, TorchRuntime.Resolve(options.Device), modelPasses),
+            () => DeepSeekForCausalLM.Load(modelDirectory, scalar, TorchRuntime.Resolve(options.Device), modelPasses, weights,
+                line => { if (engineLogger is not null) LogQuantization(engineLogger, line); }),
             new DelegateTokenDecoder(ids => tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
             metrics, logger: engineLogger);
     }
@@ -142,7 +146,7 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
         try
         {
             var options = _settings.Options;
-            var engine = await StartEngineAsync(_settings.ModelDirectory, _settings.DType, options, _tokenizer, _metrics, _modelPasses, _engineLogger).ConfigureAwait(false);
+            var engine = await StartEngineAsync(_settings.ModelDirectory, _settings.DType, options, _tokenizer, _metrics, _modelPasses, _engineLogger, _settings.Quantization).ConfigureAwait(false);
             await engine.WarmUpAsync().ConfigureAwait(false);
             if (_logger.IsEnabled(LogLevel.Information))
             {
@@ -265,6 +269,9 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Directory} has no tokenizer.json: text prompts are refused, token ids only, generated text is empty")]
     private static partial void LogNoTokenizer(ILogger logger, string directory);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Line}")]
+    private static partial void LogQuantization(ILogger logger, string line);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Model {Model} loaded in {Seconds:0.0} s and warmed up on device {Device}, dtype {DType}; KV cache {Blocks} blocks of {BlockSize} tokens ({Tokens} tokens, {KvMiB:0.0} MiB); context {Context} tokens")]
     private static partial void LogLoaded(ILogger logger, string model, double seconds, string device, string dtype, int blocks, int blockSize, long tokens, double kvMiB, int context);

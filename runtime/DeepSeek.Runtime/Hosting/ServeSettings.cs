@@ -23,4 +23,8 @@ public sealed record ServeSettings
 }
 
 /// <summary>The model <c>serve</c> loads and the engine limits it runs with.</summary>
-public sealed record EngineSettings(string ModelDirectory, string DType, EngineOptions Options, TimeSpan DrainTimeout);
+public sealed record EngineSettings(string ModelDirectory, string DType, EngineOptions Options, TimeSpan DrainTimeout)
+{
+    /// <summary><c>--quantization</c>: none or int4 (<see cref="DeepSeek.Model.Quantization.WeightQuantization"/>).</summary>
+    public string Quantization { get; init; } = "none";
+}

@@ -7,7 +7,9 @@ namespace DeepSeek.Model.Tests.Cli;
 /// <summary>The runtime executable's verbs, run as a real process.</summary>
 public sealed class GenerateVerbTests
 {
-    private static (int ExitCode, string Stdout, string Stderr) RunRuntime(params string[] arguments)
+    private static (int ExitCode, string Stdout, string Stderr) RunRuntime(params string[] arguments) => RunRuntimeWith(null, arguments);
+
+    private static (int ExitCode, string Stdout, string Stderr) RunRuntimeWith(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
@@ -15,6 +17,7 @@ public sealed class GenerateVerbTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "deepseek-runtime.dll"));
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         using var process = Process.Start(start)!;
@@ -97,5 +100,59 @@ public sealed class GenerateVerbTests
         // 207,968 in the file; 2 MoE layers × 6 unused experts × 6,144 parameters are inactive per token.
         Assert.Contains("207,968", stdout, StringComparison.Ordinal);
         Assert.Contains("134,240", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Generate_reads_the_published_fp8_layout_and_continues_as_the_reference()
+    {
+        // The issue's starting point: generate refused F8_E4M3 tensors.
+        var prompt = Fixtures.LoadReference(Fixtures.V3TinyFp8Sharded).Prompts[0];
+        var (code, stdout, stderr) = RunRuntime("generate", "--model", Fixtures.Dir(Fixtures.V3TinyFp8Sharded),
+            "--prompt-ids", string.Join(',', prompt.InputIds), "--max-new-tokens", "8", "--temperature", "0", "--output", "json");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout.TrimEnd().Split('\n')[^1]);
+        var ids = json.RootElement.GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+        var nearTie = Array.FindIndex(prompt.GreedyMargins, m => m < 1e-3);
+        var compared = nearTie < 0 ? 8 : Math.Min(8, nearTie + 1);
+        Assert.Equal(prompt.Greedy[..compared], ids[..compared]);
+    }
+
+    [Fact]
+    public void Int4_runs_in_bf16_and_is_refused_with_float32_from_the_flag_or_the_environment()
+    {
+        var prompt = Fixtures.LoadReference(Fixtures.V2LiteTiny).Prompts[0].InputIds;
+        string[] arguments = ["generate", "--model", Fixtures.Dir(Fixtures.V2LiteTiny), "--prompt-ids", string.Join(',', prompt), "--max-new-tokens", "4"];
+
+        var refused = RunRuntime([.. arguments, "--quantization", "int4", "--dtype", "float32"]);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("--quantization int4 computes with bf16 activations", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--dtype bfloat16", refused.Stderr, StringComparison.Ordinal);
+
+        var fromEnvironment = RunRuntimeWith(new Dictionary<string, string> { ["DEEPSEEK_QUANTIZATION"] = "int4" }, arguments);
+        Assert.Equal(1, fromEnvironment.ExitCode);
+        Assert.Contains("--quantization int4 computes with bf16 activations", fromEnvironment.Stderr, StringComparison.Ordinal);
+
+        var (code, stdout, stderr) = RunRuntime([.. arguments, "--quantization", "int4", "--dtype", "bfloat16", "--output", "json"]);
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout.TrimEnd().Split('\n')[^1]);
+        Assert.Equal(4, json.RootElement.GetProperty("token_ids").GetArrayLength());
+    }
+
+    [Fact]
+    public void Inspect_shows_the_checkpoint_quantisation_and_resident_bytes()
+    {
+        var (code, stdout, stderr) = RunRuntime("inspect", "--model", Fixtures.Dir(Fixtures.V3TinyFp8), "--dtype", "bfloat16");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("fp8 e4m3, 128×128 blocks", stdout, StringComparison.Ordinal);
+        Assert.Contains("bytes F8_E4M3", stdout, StringComparison.Ordinal);
+        Assert.Contains("resident weight bytes", stdout, StringComparison.Ordinal);
+
+        var plain = RunRuntime("inspect", "--model", Fixtures.Dir(Fixtures.V3Tiny), "--dtype", "bfloat16");
+        Assert.True(plain.ExitCode == 0, plain.Stderr);
+        Assert.Matches(@"checkpoint quantisation\s*│\s*none", plain.Stdout);
+
+        var int4 = RunRuntime("inspect", "--model", Fixtures.Dir(Fixtures.V3Tiny), "--quantization", "int4");
+        Assert.Equal(1, int4.ExitCode);
+        Assert.Contains("--dtype bfloat16", int4.Stderr, StringComparison.Ordinal);
     }
 }

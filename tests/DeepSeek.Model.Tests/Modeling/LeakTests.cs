@@ -24,6 +24,14 @@ public sealed class LeakTests
         AssertFlat(group.Leader);
     }
 
+    [Fact]
+    public void Repeated_generation_with_int4_weights_leaves_live_tensor_count_flat()
+    {
+        using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.BFloat16, CPU,
+            quantization: DeepSeek.Model.Quantization.WeightQuantization.Int4(16));
+        AssertFlat(model);
+    }
+
     private static void AssertFlat(DeepSeekForCausalLM model)
     {
         var prompt = Fixtures.LoadReference(Fixtures.V3Tiny).Prompts[2].InputIds;

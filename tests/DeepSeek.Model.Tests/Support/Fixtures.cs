@@ -8,6 +8,9 @@ public static class Fixtures
     public const string V3Tiny = "deepseek-v3-tiny";
     public const string V2LiteTiny = "deepseek-v2-lite-tiny";
     public const string V3Yarn = "example-v3-yarn";
+    /// <summary>DeepSeek-V3 tiny in the published block-scaled FP8 layout (HF reference on the dequantised values).</summary>
+    public const string V3TinyFp8 = "deepseek-v3-tiny-fp8";
+    public const string V3TinyFp8Sharded = "deepseek-v3-tiny-fp8-sharded";
 
     public static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 

@@ -1,0 +1,44 @@
+using static TorchSharp.torch;
+
+namespace DeepSeek.Model.Quantization;
+
+/// <summary>
+/// How the runtime holds its weights (<c>--quantization</c>): <c>none</c> (the run dtype; an FP8
+/// checkpoint is dequantised to it at load) or <c>int4</c> weight-only, quantised at load with one
+/// scale and zero per <see cref="GroupSize"/> input values of a row, activations in bf16.
+/// </summary>
+public sealed record WeightQuantization(string Name, int GroupSize)
+{
+    /// <summary>The group size of <c>--quantization int4</c>, as gpt-fast and LibTorch's int4 kernels are usually run.</summary>
+    public const int DefaultGroupSize = 128;
+
+    public static readonly WeightQuantization None = new("none", 0);
+
+    public static readonly IReadOnlyList<string> Names = ["none", "int4"];
+
+    public static WeightQuantization Int4(int groupSize = DefaultGroupSize)
+    {
+        if (groupSize < 2 || groupSize % 2 != 0) throw new ArgumentOutOfRangeException(nameof(groupSize), groupSize, "The int4 group size must be even.");
+        return new("int4", groupSize);
+    }
+
+    public bool IsInt4 => Name == "int4";
+
+    /// <exception cref="ArgumentException">Not one of <see cref="Names"/>.</exception>
+    public static WeightQuantization Parse(string name) => name switch
+    {
+        "none" => None,
+        "int4" => Int4(),
+        _ => throw new ArgumentException($"--quantization {name} is not supported; use {string.Join(" or ", Names)}."),
+    };
+
+    /// <summary>Refuses a combination the runtime cannot run, saying what to use instead.</summary>
+    /// <exception cref="ArgumentException">int4 with activations other than bf16.</exception>
+    public void CheckDType(ScalarType dtype)
+    {
+        if (IsInt4 && dtype != ScalarType.BFloat16)
+            throw new ArgumentException($"--quantization int4 computes with bf16 activations (LibTorch's int4 kernels take bf16); use --dtype bfloat16, not {dtype.ToString().ToLowerInvariant()}.");
+    }
+
+    public override string ToString() => IsInt4 ? $"int4 (group {GroupSize})" : Name;
+}
