@@ -170,5 +170,10 @@ PY
     peak "bench-quant-$q" timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --quantization $q --shape deepseek-v2-lite \
       --batches 1,32 --prompt-tokens 256 --output-tokens 48 --bandwidth-gbs 4800 --json "$out/bench-quant-$q.json" | grep -E "│|resident|int4:"
   done
+  log "bench: V2-Lite shape from an FP8 checkpoint in the published layout, --dtype bfloat16, batch 1/32"
+  python3 scripts/gpu/make_random_checkpoint.py /tmp/v2lite-fp8 --fp8
+  peak bench-quant-fp8 timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --model /tmp/v2lite-fp8 \
+    --batches 1,32 --prompt-tokens 256 --output-tokens 48 --bandwidth-gbs 4800 --json "$out/bench-quant-fp8.json" | grep -E "│|resident"
+  rm -rf /tmp/v2lite-fp8
 fi
 log done

@@ -3,7 +3,10 @@
 For load-time measurements (15.7 B parameters, 31 GB): config.json in the key style of the published
 config, model-0000K-of-0000N.safetensors shards of about 5 GB with model.safetensors.index.json, and a
 tokenizer taken from a test fixture (TOKENIZER_DIR, default tests/fixtures/deepseek-v2-lite-tiny).
-Usage: python3 make_random_checkpoint.py OUT_DIR [--layers N]
+With --fp8, every linear projection is stored as DeepSeek-V3 publishes its weights: F8_E4M3 with a
+float32 `weight_scale_inv` per 128×128 block (edge blocks partial), and config.json carries the
+`quantization_config`; embeddings, norms, the router and lm_head stay bf16.
+Usage: python3 make_random_checkpoint.py OUT_DIR [--layers N] [--fp8]
 """
 import argparse, json, os, shutil, torch
 from safetensors.torch import save_file
@@ -11,6 +14,7 @@ from safetensors.torch import save_file
 ap = argparse.ArgumentParser()
 ap.add_argument("out")
 ap.add_argument("--layers", type=int, default=27)
+ap.add_argument("--fp8", action="store_true")
 ap.add_argument("--tokenizer-dir", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "deepseek-v2-lite-tiny"))
 a = ap.parse_args()
 
@@ -49,12 +53,27 @@ for i in range(L):
     shapes.update({f"{p}.mlp.shared_experts.gate_proj.weight": (shared, H), f"{p}.mlp.shared_experts.up_proj.weight": (shared, H),
                    f"{p}.mlp.shared_experts.down_proj.weight": (H, shared)})
 shapes["model.norm.weight"] = (H,)
+QUANTISED = ("q_proj.weight", "kv_a_proj_with_mqa.weight", "kv_b_proj.weight", "o_proj.weight", "gate_proj.weight", "up_proj.weight", "down_proj.weight")
+if a.fp8:
+    config["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}
+
+
+def fp8_blocks(w):
+    """[out, in] bf16 -> (float8_e4m3fn, float32 scale_inv [ceil(out/128), ceil(in/128)])."""
+    out_f, in_f = w.shape
+    rows, cols = -(-out_f // 128), -(-in_f // 128)
+    padded = torch.zeros(rows * 128, cols * 128, dtype=torch.float32, device=w.device)
+    padded[:out_f, :in_f] = w.float()
+    blocks = padded.view(rows, 128, cols, 128)
+    scale = blocks.abs().amax(dim=(1, 3)).clamp(min=1e-12) / torch.finfo(torch.float8_e4m3fn).max
+    q = (blocks / scale[:, None, :, None]).view(rows * 128, cols * 128)[:out_f, :in_f].to(torch.float8_e4m3fn)
+    return q, scale
 shapes["lm_head.weight"] = (V, H)
 
 limit = 5 * 2**30
 groups, current, size = [], [], 0
 for name, shape in shapes.items():
-    n = 2 * torch.Size(shape).numel()
+    n = (1 if a.fp8 and name.endswith(QUANTISED) else 2) * torch.Size(shape).numel()
     if current and size + n > limit:
         groups.append(current); current, size = [], 0
     current.append(name); size += n
@@ -71,9 +90,15 @@ for k, names in enumerate(groups, 1):
         shape = shapes[name]
         t = torch.ones(shape, dtype=torch.bfloat16, device=device) if len(shape) == 1 else \
             torch.empty(shape, dtype=torch.bfloat16, device=device).normal_(0, 0.02, generator=gen)
-        tensors[name] = t.cpu()
+        if a.fp8 and name.endswith(QUANTISED):
+            q, scale = fp8_blocks(t)
+            tensors[name], tensors[name + "_scale_inv"] = q.cpu(), scale.cpu()
+            weight_map[name + "_scale_inv"] = file
+            total += q.numel() + scale.numel() * 4
+        else:
+            tensors[name] = t.cpu()
+            total += t.numel() * 2
         weight_map[name] = file
-        total += t.numel() * 2
     save_file(tensors, os.path.join(a.out, file), metadata={"format": "pt"})
 json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, open(os.path.join(a.out, "model.safetensors.index.json"), "w"))
 json.dump(config, open(os.path.join(a.out, "config.json"), "w"), indent=2)
