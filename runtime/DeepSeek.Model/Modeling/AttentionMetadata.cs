@@ -1,3 +1,4 @@
+using DeepSeek.Model.Configuration;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Modeling;
@@ -31,7 +32,10 @@ public sealed class AttentionMetadata : IDisposable
     /// </summary>
     public required bool IsFreshCausal { get; init; }
 
-    internal static AttentionMetadata Build(ForwardBatch batch, Layers.RotaryEmbedding rotary, ScalarType dtype, Device device)
+    /// <summary>The attention form every layer uses this step.</summary>
+    public required AttentionForm Form { get; init; }
+
+    internal static AttentionMetadata Build(ForwardBatch batch, DeepSeekConfig config, Layers.RotaryEmbedding rotary, ScalarType dtype, Device device)
     {
         var sequences = batch.Sequences;
         var s = sequences.Count;
@@ -81,7 +85,8 @@ public sealed class AttentionMetadata : IDisposable
         var isFreshCausal = sequences.All(q => q.Length == maxQueries && batch.ContextLength(q) == maxQueries);
         // [s, queries, 1, context] booleans: the one metadata tensor that grows with chunk × context, so
         // it is left out when attention needs no explicit mask (fresh prompts through the causal kernel).
-        var masked = isFreshCausal && maxQueries >= MlaAttention.ExpandedBelowQueries
+        var form = batch.Attention ?? AttentionForms.Choose(config, s, maxQueries, maxContext);
+        var masked = isFreshCausal && form == AttentionForm.Expanded
             ? null
             : contextIndex.view(1, 1, 1, maxContext).gt(tensor(queryPositions, device: device).view(s, maxQueries, 1, 1));
         return new AttentionMetadata
@@ -97,6 +102,7 @@ public sealed class AttentionMetadata : IDisposable
             MaxQueries = maxQueries,
             MaxContext = maxContext,
             IsFreshCausal = isFreshCausal,
+            Form = form,
         };
     }
 

@@ -262,7 +262,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
         CheckBatch(batch, cache);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        using var metadata = AttentionMetadata.Build(batch, _rotary, DType, Device);
+        using var metadata = AttentionMetadata.Build(batch, Config, _rotary, DType, Device);
         var (hidden, counts) = model.Forward(tensor(batch.TokenIds, device: Device), metadata, cache);
         if (batch.Logits == LogitsSelection.LastTokenOfEachSequence)
         {
@@ -282,7 +282,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
         CheckBatch(batch, cache);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        using var metadata = AttentionMetadata.Build(batch, _rotary, DType, Device);
+        using var metadata = AttentionMetadata.Build(batch, Config, _rotary, DType, Device);
         var (hidden, _) = model.Forward(tensor(batch.TokenIds, device: Device), metadata, cache);
         return model.Norm(hidden).MoveToOuterDisposeScope();
     }
@@ -479,18 +479,11 @@ internal sealed class MlaAttention : nn.Module
         cache.index_copy_(0, batch.SlotMapping, cat([latent, kRope], -1));
 
         var context = cache.index_select(0, batch.ContextSlots).view(batch.SequenceCount, batch.MaxContext, _latent + _rope);
-        var values = batch.MaxQueries >= ExpandedBelowQueries
+        var values = batch.Form == AttentionForm.Expanded
             ? ExpandedAttention(qNope, qRope, context, batch)
             : AbsorbedAttention(qNope, qRope, context, batch);
         return o_proj.Forward(values.reshape(tokens, _heads * _value)).MoveToOuterDisposeScope();
     }
-
-    /// <summary>
-    /// Steps whose longest sequence brings at least this many new tokens (prefill chunks) attend with
-    /// keys and values expanded from the latent through fused SDPA; shorter ones (decode) stay in the
-    /// absorbed latent form, which reads only the cached latent per context token.
-    /// </summary>
-    internal const int ExpandedBelowQueries = 16;
 
     /// <summary>
     /// Decode form: queries absorbed into the latent space (W_UK), scores against the cached latent,

@@ -6,13 +6,15 @@ namespace DeepSeek.Model.Modeling;
 /// context position <c>p</c> lives in cache slot <c>BlockIds[p / BlockSize] · BlockSize + p % BlockSize</c>.
 /// The batch carries block ids, not one slot per context token: the slots are computed on the device
 /// (<see cref="AttentionMetadata"/>), so the host's work per step grows with the new tokens, not the contexts.
+/// <c>Attention</c> forces an attention form (tests of both); null lets <see cref="AttentionForms.Choose"/> pick.
 /// </summary>
 public sealed record ForwardBatch(
     long[] TokenIds,
     long[] Positions,
     IReadOnlyList<SequenceSpan> Sequences,
     int BlockSize,
-    LogitsSelection Logits = LogitsSelection.LastTokenOfEachSequence)
+    LogitsSelection Logits = LogitsSelection.LastTokenOfEachSequence,
+    AttentionForm? Attention = null)
 {
     public int TokenCount => TokenIds.Length;
 

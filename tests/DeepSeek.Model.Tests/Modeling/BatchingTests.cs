@@ -1,3 +1,4 @@
+using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tests.Support;
 using static TorchSharp.torch;
@@ -57,33 +58,50 @@ public sealed class BatchingTests
     [Theory]
     [InlineData(Fixtures.V3Tiny)]
     [InlineData(Fixtures.V2LiteTiny)]
-    public void Prefill_chunks_in_either_attention_form_give_the_logits_of_one_whole_prompt(string name)
+    public void Prefill_in_either_attention_form_whole_or_in_chunks_gives_the_logits_of_one_whole_prompt(string name)
     {
-        // Chunks of at least MlaAttention.ExpandedBelowQueries tokens attend through SDPA on expanded
-        // keys and values (the first one with the plain causal triangle, later ones with a mask over the
-        // cached context); shorter chunks take the absorbed latent form. All must agree.
+        // The expanded form attends through SDPA (a whole fresh prompt with the plain causal triangle,
+        // later chunks with a mask over the cached context); the absorbed form scores the latent. All agree.
         using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(name), ScalarType.Float64, CPU);
         var prompt = Fixtures.LoadReference(name).Prompts.Select(p => p.InputIds).MaxBy(ids => ids.Length)!;
-        Assert.True(prompt.Length >= 3 * MlaAttention.ExpandedBelowQueries, "the fixture needs a prompt long enough for three expanded chunks");
+        Assert.True(prompt.Length >= 40, "the fixture needs a prompt long enough for three chunks");
 
-        Tensor LastLogits(int chunk)
+        Tensor LastLogits(int chunk, AttentionForm form)
         {
             using var cache = model.CreateCache(prompt.Length);
             Tensor? last = null;
             for (var start = 0; start < prompt.Length; start += chunk)
             {
                 var ids = prompt[start..Math.Min(prompt.Length, start + chunk)];
-                using var output = model.Forward(ForwardBatch.Contiguous(ids, start), cache);
+                using var output = model.Forward(ForwardBatch.Contiguous(ids, start) with { Attention = form }, cache);
                 last?.Dispose();
                 last = output.Logits[0].clone();
             }
             return last!;
         }
 
-        using var whole = LastLogits(prompt.Length);
-        using var expandedChunks = LastLogits(MlaAttention.ExpandedBelowQueries + 1);
-        using var absorbedChunks = LastLogits(MlaAttention.ExpandedBelowQueries - 1);
-        Assert.True((expandedChunks - whole).abs().max().item<double>() < 1e-10);
-        Assert.True((absorbedChunks - whole).abs().max().item<double>() < 1e-10);
+        using var reference = LastLogits(prompt.Length, AttentionForm.Absorbed);
+        foreach (var (chunk, form) in new[] { (prompt.Length, AttentionForm.Expanded), (17, AttentionForm.Expanded), (15, AttentionForm.Absorbed) })
+        {
+            using var logits = LastLogits(chunk, form);
+            Assert.True((logits - reference).abs().max().item<double>() < 1e-10, $"{form} in chunks of {chunk}");
+        }
+    }
+
+    [Fact]
+    public void Attention_form_is_absorbed_for_decode_and_short_prompts_and_expanded_for_long_prefills()
+    {
+        var v2Lite = DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V2LiteTiny)) with
+        {
+            NumAttentionHeads = 16, KvLoraRank = 512, QkNopeHeadDim = 128, QkRopeHeadDim = 64, VHeadDim = 128,
+        };
+        Assert.Equal(AttentionForm.Absorbed, AttentionForms.Choose(v2Lite, 32, 1, 4096));      // decode, long contexts
+        Assert.Equal(AttentionForm.Absorbed, AttentionForms.Choose(v2Lite, 32, 64, 64));       // short prompts: expansion costs more
+        Assert.Equal(AttentionForm.Expanded, AttentionForms.Choose(v2Lite, 1, 256, 256));      // longer prompts: fewer multiply-adds
+        Assert.Equal(AttentionForm.Expanded, AttentionForms.Choose(v2Lite, 1, 8192, 32768));   // and the score matrix would not fit
+        // Memory alone decides when the scores would exceed the cap, even where absorbing costs less.
+        var tiny = DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V3Tiny));
+        Assert.Equal(AttentionForm.Absorbed, AttentionForms.Choose(tiny, 1, 128, 128));
+        Assert.Equal(AttentionForm.Expanded, AttentionForms.Choose(tiny, 1, 8192, 8192));
     }
 }
