@@ -33,6 +33,9 @@ internal static class RuntimeContract
     /// <summary>The group's shared secret itself (serve's <c>--group-token-file</c> names a file instead); the operator injects it from a Secret.</summary>
     public const string GroupTokenVariable = "DEEPSEEK_GROUP_TOKEN";
 
+    /// <summary>Seconds between rebalancing passes (<c>--rebalance-interval-seconds</c>); the contract names it without the unit.</summary>
+    public const string RebalanceIntervalVariable = "DEEPSEEK_REBALANCE_INTERVAL";
+
     /// <summary>The verb that fetches a checkpoint from a Hugging Face-compatible hub into a folder.</summary>
     public const string DownloadVerb = "download";
 

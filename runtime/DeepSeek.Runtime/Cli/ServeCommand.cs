@@ -209,7 +209,7 @@ public static class ServeCommand
     }
 
     // The contract's name (design §2.5), not the one EnvironmentDefault would derive from the flag.
-    private const string RebalanceIntervalVariable = "DEEPSEEK_REBALANCE_INTERVAL";
+    private const string RebalanceIntervalVariable = DeepSeek.Contract.RuntimeContract.RebalanceIntervalVariable;
 
     private static TimeSpan RebalanceSeconds(double seconds) => seconds >= 0 && double.IsFinite(seconds)
         ? TimeSpan.FromSeconds(seconds)

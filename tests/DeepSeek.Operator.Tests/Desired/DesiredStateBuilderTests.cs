@@ -306,4 +306,13 @@ public sealed class DesiredStateBuilderTests
     [Fact]
     public void The_endpoint_is_the_client_services_cluster_dns_name_on_the_http_port() =>
         Assert.Equal("http://lite.serving.svc:8000", DesiredStateBuilder.Endpoint(Models.SinglePod()));
+
+    [Fact]
+    public void The_rebalance_interval_reaches_serve_through_the_settings_only_when_set()
+    {
+        var model = Models.MultiPod(replicas: 1);
+        Assert.False(Build(model).OfType<V1ConfigMap>().Single().Data.ContainsKey("DEEPSEEK_REBALANCE_INTERVAL"));
+        model.Spec.Parallelism.RebalanceIntervalSeconds = 300;
+        Assert.Equal("300", Build(model).OfType<V1ConfigMap>().Single().Data["DEEPSEEK_REBALANCE_INTERVAL"]);
+    }
 }

@@ -17,7 +17,7 @@ public sealed class ParallelismSpec
     [Range(0, 1024)]
     public int RedundantExperts { get; set; }
 
-    /// <summary>Seconds between expert rebalancing passes from observed load; 0 turns rebalancing off.</summary>
+    /// <summary>Seconds between expert rebalancing passes from observed load; 0 (the default) turns rebalancing off. Needs the gRPC expert transport.</summary>
     [Range(0, 86400)]
-    public int RebalanceIntervalSeconds { get; set; } = 600;
+    public int RebalanceIntervalSeconds { get; set; }
 }
