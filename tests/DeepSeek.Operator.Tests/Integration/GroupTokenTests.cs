@@ -43,10 +43,11 @@ public sealed class GroupTokenTests
         Assert.All(sets, s => Assert.Equal("ep-ep-group-token", s.Spec.Template.Spec.Containers[0].Env.Single(e => e.Name == "DEEPSEEK_GROUP_TOKEN").ValueFrom.SecretKeyRef.Name));
 
         // A spec change that replaces every group, then a scale up: new pod templates, the same token.
-        var model = await harness.GetModelAsync("ep");
-        model.Spec.Engine.MaxRunningRequests = 8;
-        model.Spec.Replicas = 3;
-        await harness.ReplaceModelAsync(model);
+        await harness.UpdateModelAsync("ep", model =>
+        {
+            model.Spec.Engine.MaxRunningRequests = 8;
+            model.Spec.Replicas = 3;
+        });
         await Eventually.HoldsAsync(async () => (await harness.Admin.AppsV1.ListNamespacedStatefulSetAsync("default")).Items.Count == 3
             && (await harness.Admin.CoreV1.ReadNamespacedConfigMapAsync("ep-runtime", "default")).Data["DEEPSEEK_MAX_RUNNING_REQUESTS"] == "8", Wait, "the change applied");
         Assert.Equal(token, await TokenAsync(harness));
@@ -71,9 +72,7 @@ public sealed class GroupTokenTests
         await stopFirst.CancelAsync();
         await firstRun.WaitAsync(Wait);
         harness.StartOperator("operator-b");
-        model = await harness.GetModelAsync("ep");
-        model.Spec.Engine.MaxRunningRequests = 16;
-        await harness.ReplaceModelAsync(model);
+        await harness.UpdateModelAsync("ep", model => model.Spec.Engine.MaxRunningRequests = 16);
         await Eventually.HoldsAsync(async () => (await harness.Admin.CoreV1.ReadNamespacedConfigMapAsync("ep-runtime", "default")).Data["DEEPSEEK_MAX_RUNNING_REQUESTS"] == "16", Wait, "the new operator reconciled");
         Assert.Equal(token, await TokenAsync(harness));
         Assert.DoesNotContain(harness.Server.Requests, r => r.User == "operator-b" && r.Resource == "secrets" && r.Verb is "create" or "update" or "delete");
@@ -101,9 +100,7 @@ public sealed class GroupTokenTests
         // A model that stops being a group (one pod per replica) loses both; the operator deletes them.
         await harness.CreateModelAsync(GroupModel());
         await Eventually.HoldsAsync(async () => (await harness.Admin.CoreV1.ListNamespacedSecretAsync("default")).Items.Count == 1, Wait, "the Secret created again");
-        model = await harness.GetModelAsync("ep");
-        model.Spec.Parallelism.PodsPerReplica = 1;
-        await harness.ReplaceModelAsync(model);
+        await harness.UpdateModelAsync("ep", model => model.Spec.Parallelism.PodsPerReplica = 1);
         await Eventually.HoldsAsync(async () => (await harness.Admin.NetworkingV1.ListNamespacedNetworkPolicyAsync("default")).Items.Count == 0
             && (await harness.Admin.CoreV1.ListNamespacedSecretAsync("default")).Items.Count == 0
             && (await harness.Admin.AppsV1.ListNamespacedDeploymentAsync("default")).Items.Count == 1, Wait, "single-pod replicas without group security");

@@ -71,6 +71,28 @@ public sealed class OperatorHarness : IAsyncDisposable
     public async Task<V1Alpha1DeepSeekModel> GetModelAsync(string name, string ns = "default") =>
         await Admin.CustomObjects.GetNamespacedCustomObjectAsync<V1Alpha1DeepSeekModel>(V1Alpha1DeepSeekModel.Group, V1Alpha1DeepSeekModel.Version, ns, V1Alpha1DeepSeekModel.Plural, name);
 
+    /// <summary>
+    /// Read-modify-write of a model as a client does it against a real API server: the operator writes
+    /// the model's status concurrently, so a replace can meet 409 Conflict; read again and retry.
+    /// </summary>
+    public async Task UpdateModelAsync(string name, Action<V1Alpha1DeepSeekModel> change, string ns = "default")
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var model = await GetModelAsync(name, ns);
+            change(model);
+            try
+            {
+                await ReplaceModelAsync(model);
+                return;
+            }
+            catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict && attempt < 20)
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+
     public async Task ReplaceModelAsync(V1Alpha1DeepSeekModel model) =>
         await Admin.CustomObjects.ReplaceNamespacedCustomObjectAsync(model, V1Alpha1DeepSeekModel.Group, V1Alpha1DeepSeekModel.Version, model.Metadata.NamespaceProperty, V1Alpha1DeepSeekModel.Plural, model.Metadata.Name);
 
