@@ -269,20 +269,39 @@ public sealed partial class ExpertGroupTests : IAsyncLifetime
     /// </summary>
     private async Task<Dictionary<string, double>> ProbeImbalanceAsync(int firstToken)
     {
+        // Quiet first: a request of the load before (a client gave up on it under a busy machine) may still
+        // take a step, and its picks would land in the probe's count.
+        await Eventually.HoldsAsync(async () =>
+        {
+            var metrics = await MetricsAsync(Leader);
+            return Gauge(metrics, "deepseek_requests_running") == 0 && Gauge(metrics, "deepseek_requests_waiting") == 0;
+        }, TimeSpan.FromSeconds(60), "the leader idle before the probe");
         var picksBefore = ExpertPicks(await MetricsAsync(Leader));
         var prompt = SkewedPrompt(firstToken);
         await ServeClients.GreedyCompletionAsync(Leader, prompt, 1);
         // Two picks per token (num_experts_per_tok) in each MoE layer.
         var expected = MoeLayers.ToDictionary(layer => layer, layer => picksBefore.GetValueOrDefault(layer) + (prompt.Length * 2));
         var scrape = "";
-        await Eventually.HoldsAsync(async () =>
+        var seen = new Dictionary<string, long>();
+        try
         {
-            scrape = await MetricsAsync(Leader);
-            var picks = ExpertPicks(scrape);
-            return expected.All(e => picks.GetValueOrDefault(e.Key) == e.Value);
-        }, TimeSpan.FromSeconds(60), "the probe's picks on the leader's /metrics");
+            await Eventually.HoldsAsync(async () =>
+            {
+                scrape = await MetricsAsync(Leader);
+                seen = ExpertPicks(scrape);
+                return expected.All(e => seen.GetValueOrDefault(e.Key) == e.Value);
+            }, TimeSpan.FromSeconds(60), "the probe's picks on the leader's /metrics");
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidOperationException($"{e.Message}: expected {string.Join(", ", expected)}, last seen {string.Join(", ", seen)}; leader log:\n{Leader.Log}", e);
+        }
         return Imbalance().Matches(scrape).ToDictionary(m => m.Groups["layer"].Value, m => double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture));
     }
+
+    private static double Gauge(string metrics, string name) =>
+        Regex.Matches(metrics, $@"^{name}(?:\{{[^}}]*\}})? (?<value>\S+)$", RegexOptions.Multiline)
+            .Sum(m => double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture));
 
     private static Dictionary<string, long> ExpertPicks(string metrics) => ExpertTokens().Matches(metrics)
         .GroupBy(m => m.Groups["layer"].Value)
