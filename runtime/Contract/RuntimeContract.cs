@@ -53,8 +53,9 @@ internal static class RuntimeContract
     public const string HubTokenVariable = "HF_TOKEN";
 
     /// <summary>The environment variable that sets <paramref name="flag"/>'s default: <c>--max-batch-tokens</c> is <c>DEEPSEEK_MAX_BATCH_TOKENS</c>.</summary>
-    public static string VariableFor(string flag) =>
-        EnvironmentPrefix + flag.TrimStart('-').Replace('-', '_').ToUpperInvariant();
+    public static string VariableFor(string flag) => flag == Flags.RebalanceIntervalSeconds
+        ? RebalanceIntervalVariable
+        : EnvironmentPrefix + flag.TrimStart('-').Replace('-', '_').ToUpperInvariant();
 
     /// <summary>Flags of <c>serve</c> the operator sets (arguments or environment variables).</summary>
     public static class Flags
@@ -80,6 +81,7 @@ internal static class RuntimeContract
         public const string Rank = "--rank";
         public const string Peers = "--peers";
         public const string LocalRanks = "--local-ranks";
+        public const string RebalanceIntervalSeconds = "--rebalance-interval-seconds";
     }
 
     /// <summary>Every flag the operator sets on a runtime pod, as an argument or through its environment variable.</summary>
@@ -88,6 +90,6 @@ internal static class RuntimeContract
         Flags.Model, Flags.ServedName, Flags.Host, Flags.HttpPort, Flags.GrpcPort, Flags.Dtype, Flags.Quantization, Flags.Device,
         Flags.MaxRunningRequests, Flags.MaxQueuedRequests, Flags.MaxBatchTokens, Flags.KvCacheMemoryFraction,
         Flags.MaxContextLength, Flags.PrefixCaching, Flags.DrainTimeout, Flags.ApiKey,
-        Flags.RedundantExperts, Flags.WorldSize, Flags.Rank, Flags.Peers, Flags.LocalRanks,
+        Flags.RedundantExperts, Flags.WorldSize, Flags.Rank, Flags.Peers, Flags.LocalRanks, Flags.RebalanceIntervalSeconds,
     ];
 }

@@ -120,7 +120,7 @@ public static class DesiredStateBuilder
             [Variable(RuntimeContract.Flags.RedundantExperts)] = Invariant(spec.Parallelism.RedundantExperts),
         };
         if (spec.Model.MaxContextLength is { } context) data[Variable(RuntimeContract.Flags.MaxContextLength)] = Invariant(context);
-        if (spec.Parallelism.RebalanceIntervalSeconds > 0) data[RuntimeContract.RebalanceIntervalVariable] = Invariant(spec.Parallelism.RebalanceIntervalSeconds);
+        if (spec.Parallelism.RebalanceIntervalSeconds > 0) data[Variable(RuntimeContract.Flags.RebalanceIntervalSeconds)] = Invariant(spec.Parallelism.RebalanceIntervalSeconds);
         return new V1ConfigMap
         {
             ApiVersion = "v1",

@@ -8,8 +8,7 @@ namespace DeepSeek.Runtime.Cli;
 /// </summary>
 public static class EnvironmentDefault
 {
-    public static string VariableFor(string optionName) =>
-        "DEEPSEEK_" + optionName.TrimStart('-').Replace('-', '_').ToUpperInvariant();
+    public static string VariableFor(string optionName) => DeepSeek.Contract.RuntimeContract.VariableFor(optionName);
 
     public static T Get<T>(string optionName, T fallback) where T : IParsable<T>
     {

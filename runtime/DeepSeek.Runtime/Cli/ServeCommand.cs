@@ -92,11 +92,8 @@ public static class ServeCommand
             + "--rank is the pod's index (its ranks are rank·L … rank·L+L−1), --peers lists one address per pod, and local rank i gets cuda:i and every base port + 10·i.");
         var rebalanceInterval = new Option<double>("--rebalance-interval-seconds")
         {
-            Description = $"The leader recomputes the expert placement from the observed load every this many seconds and moves experts between steps (0: never). Env: {RebalanceIntervalVariable}.",
-            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(RebalanceIntervalVariable) is { Length: > 0 } text
-                ? double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) ? seconds
-                    : throw new EnvironmentDefaultException($"Environment variable {RebalanceIntervalVariable}='{text}' is not a number of seconds for --rebalance-interval-seconds.")
-                : 0,
+            Description = $"The leader recomputes the expert placement from the observed load every this many seconds and moves experts between steps (0: never). Env: {EnvironmentDefault.VariableFor("--rebalance-interval-seconds")}.",
+            DefaultValueFactory = _ => EnvironmentDefault.Get("--rebalance-interval-seconds", 0.0),
         };
 
         var command = new Command("serve", "Serve the model over HTTP (OpenAI-compatible) and gRPC.")
@@ -209,7 +206,6 @@ public static class ServeCommand
     }
 
     // The contract's name (design §2.5), not the one EnvironmentDefault would derive from the flag.
-    private const string RebalanceIntervalVariable = DeepSeek.Contract.RuntimeContract.RebalanceIntervalVariable;
 
     private static TimeSpan RebalanceSeconds(double seconds) => seconds >= 0 && double.IsFinite(seconds)
         ? TimeSpan.FromSeconds(seconds)

@@ -19,7 +19,9 @@ public sealed class RuntimeContractTests
         single.Spec.Model.MaxContextLength = 4096;
         single.Spec.Engine.ApiKeySecretRef = new SecretKeyReference { Name = "key" };
         yield return single;
-        yield return Models.MultiPod();
+        var group = Models.MultiPod();
+        group.Spec.Parallelism.RebalanceIntervalSeconds = 300;
+        yield return group;
     }
 
     [Fact]
