@@ -38,6 +38,12 @@ public sealed record EngineOptions
     /// <summary>Reuse the KV blocks of shared prompt prefixes (<c>--prefix-caching</c>).</summary>
     public bool EnablePrefixCaching { get; init; } = true;
 
+    /// <summary>
+    /// Replay decode steps as CUDA graphs (<c>--cuda-graphs</c>): on CUDA with the native helper and
+    /// bf16 experts computed by its grouped GEMM; elsewhere it has no effect (the log says why).
+    /// </summary>
+    public bool CudaGraphs { get; init; } = true;
+
     /// <summary>Null: the model's <c>max_position_embeddings</c>; a smaller value caps the context (<c>--max-context-length</c>).</summary>
     public int? MaxModelLength { get; init; }
 

@@ -20,7 +20,7 @@ namespace DeepSeek.Engine;
 /// the returned handle; nothing they touch is a tensor. The work runs in the engine core
 /// (<c>Core/EngineCore</c>) on its own thread; this class only posts to it and reads its snapshots.
 /// </summary>
-public sealed class InferenceEngine : IDisposable, IAsyncDisposable
+public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
 {
     private static readonly TimeSpan StopWait = TimeSpan.FromSeconds(60);
 
@@ -52,8 +52,12 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loadModel);
-        return StartAsync(options, () => ModelRunner.Load(options, loadModel), decoder, metrics, time, onStep, logger);
+        var log = logger ?? NullLogger.Instance;
+        return StartAsync(options, () => ModelRunner.Load(options, loadModel, line => LogRunner(log, line)), decoder, metrics, time, onStep, logger);
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Line}")]
+    private static partial void LogRunner(ILogger logger, string line);
 
     /// <summary>The same over any runner: how tests put a runner whose steps fail under the real core.</summary>
     internal static async Task<InferenceEngine> StartAsync(EngineOptions options, Func<IModelRunner> createRunner,

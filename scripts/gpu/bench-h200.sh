@@ -2,14 +2,14 @@
 # One device call on a GPU host: the engine's GPU benchmarks beside the HF transformers peer, in one run.
 # Needs: the runtime bundle from scripts/publish-gpu-bundle.sh (BUNDLE, default ./deepseek-runtime-linux-x64.tar.xz),
 # PyTorch with CUDA and transformers, optionally a prebuilt helper (NATIVE_SO) else it is built.
-# PHASES picks parts (default all): native correctness decode long load peer quant
+# PHASES picks parts (default all), run in this order: native decode graphs correctness long load peer quant
 # Results: $OUT/*.json and $OUT/run.log; peak device memory per part from nvidia-smi sampling ($OUT/*.mem).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 repo="$(pwd)"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 out="${OUT:-/tmp/out}"; mkdir -p "$out"
-phases="${PHASES:-native correctness decode long load peer quant}"
+phases="${PHASES:-native decode graphs correctness long load peer quant}"
 budget="${BUDGET:-570}"
 t0=$(date +%s)
 left() { local l=$((budget - ($(date +%s) - t0))); local want=$1; echo $(( l < want ? (l > 5 ? l : 5) : want )); }
@@ -44,6 +44,23 @@ elif [[ $phases == *native* ]]; then
 fi
 export DEEPSEEK_LIBTORCH_DIR="$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
 
+if [[ $phases == *decode* ]]; then
+  log "bench: V2-Lite shape, bf16, 256-token prompts, 48 new tokens, batch 1/8/32"
+  peak bench-decode timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v2-lite --batches 1,8,32 \
+    --prompt-tokens 256 --output-tokens 48 --bandwidth-gbs 4800 --json "$out/bench-decode.json" | grep "│"
+fi
+
+# The V2-Lite-shaped random bf16 checkpoint in the published sharded layout, written once for the phases that read one.
+v2lite() { [[ -f /tmp/v2lite/config.json ]] || { python3 scripts/gpu/make_random_checkpoint.py /tmp/v2lite && sync; }; }
+
+if [[ $phases == *graphs* ]]; then
+  log "CUDA graphs against eager decode: greedy tokens for 256 steps at batch 1 and 32 on the V2-Lite random checkpoint"
+  v2lite
+  timeout "$(left 300)" python3 scripts/gpu/graph_check.py --runtime "$rt" --model /tmp/v2lite --steps 256 --batch 32 --out "$out"
+  echo "graph check rc=$?"
+  grep -h -E "CUDA graphs|native helper" "$out"/graph-check-*.log | sort | uniq -c | head -20
+fi
+
 if [[ $phases == *correctness* ]]; then
   for fixture in deepseek-v3-tiny deepseek-v2-lite-tiny; do
     log "generate --device cuda --dtype float32 on $fixture"
@@ -71,12 +88,6 @@ PY
   done
 fi
 
-if [[ $phases == *decode* ]]; then
-  log "bench: V2-Lite shape, bf16, 256-token prompts, 48 new tokens, batch 1/8/32"
-  peak bench-decode timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v2-lite --batches 1,8,32 \
-    --prompt-tokens 256 --output-tokens 48 --bandwidth-gbs 4800 --json "$out/bench-decode.json" | grep "│"
-fi
-
 if [[ $phases == *long* ]]; then
   for prompt in 32768 131072; do
     log "bench: one $prompt-token prompt, chunks of 8192 tokens"
@@ -87,7 +98,7 @@ fi
 
 if [[ $phases == *load* ]]; then
   log "time to ready: serve on a V2-Lite-shaped random bf16 checkpoint in the published sharded layout"
-  python3 scripts/gpu/make_random_checkpoint.py /tmp/v2lite && sync
+  v2lite
   # A cold page cache where the container may drop it; otherwise say it was warm.
   if (echo 3 > /proc/sys/vm/drop_caches) 2>/dev/null; then cache=cold; else cache=warm; fi
   started=$(date +%s.%N)

@@ -3,6 +3,8 @@ using DeepSeek.Engine.Sampling;
 using DeepSeek.Engine.Scheduling;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Native;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Engine.Execution;
@@ -18,8 +20,15 @@ internal sealed class ModelRunner : IModelRunner
 {
     private readonly MlaKvCache _cache;
     private readonly Sampler _sampler;
+    private readonly DecodeGraphs? _graphs;
 
-    public ModelRunner(DeepSeekForCausalLM model, int numBlocks, int blockSize, IReadOnlyList<int> eosTokenIds)
+    /// <remarks>
+    /// With <c>graphBuckets</c> and <c>graphs</c> (the native helper), decode steps are replayed as
+    /// CUDA graphs (without: every step runs the forward eagerly); the cache then gets one block more
+    /// than <c>numBlocks</c>, which padding rows of the captured steps write.
+    /// </remarks>
+    public ModelRunner(DeepSeekForCausalLM model, int numBlocks, int blockSize, IReadOnlyList<int> eosTokenIds,
+        DecodeGraphBuckets? graphBuckets = null, NativeHelper? graphs = null, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentOutOfRangeException.ThrowIfLessThan(numBlocks, 1);
@@ -28,14 +37,18 @@ internal sealed class ModelRunner : IModelRunner
         NumBlocks = numBlocks;
         BlockSize = blockSize;
         _sampler = new Sampler(eosTokenIds);
-        _cache = model.CreateCache((long)numBlocks * blockSize);
+        var capture = graphBuckets is not null && graphs is not null;
+        _cache = model.CreateCache((long)(numBlocks + (capture ? 1 : 0)) * blockSize);
+        if (capture) _graphs = new DecodeGraphs(model, _cache, blockSize, paddingBlock: numBlocks, graphBuckets!, graphs, log);
     }
 
     /// <summary>
     /// Loads the model (on the calling thread, which then owns its tensors), sizes the KV pool from
-    /// the settings and the device memory left after the weights, and allocates it.
+    /// the settings and the device memory left after the weights, and allocates it. On CUDA the
+    /// native helper, when present, computes the routed experts (grouped GEMM) and captures decode
+    /// steps as graphs; <paramref name="log"/> says which, or why not.
     /// </summary>
-    public static ModelRunner Load(EngineOptions options, Func<DeepSeekForCausalLM> loadModel)
+    public static ModelRunner Load(EngineOptions options, Func<DeepSeekForCausalLM> loadModel, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loadModel);
@@ -43,17 +56,49 @@ internal sealed class ModelRunner : IModelRunner
         try
         {
             var config = model.Config;
+            var helper = NativeKernels(model, options, log);
             var bytesPerBlock = BytesPerBlock(config, model.DType, options.BlockSize);
             var free = options.KvCacheBlocks is null ? DeviceMemory.FreeBytes(options.Device) : 0;
             var blocks = KvCacheSizing.NumBlocks(options.KvCacheBlocks, options.KvCacheMemoryFraction, free, bytesPerBlock,
                 options.BlockSize, options.ContextTokens(config.MaxPositionEmbeddings), options.MaxRunningRequests);
-            return new ModelRunner(model, blocks, options.BlockSize, config.EosTokenId is { } eos ? [eos] : []);
+            return new ModelRunner(model, blocks, options.BlockSize, config.EosTokenId is { } eos ? [eos] : [],
+                helper is null ? null : DecodeGraphBuckets.UpTo(options.MaxRunningRequests), helper, log);
         }
         catch
         {
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// On CUDA: the native helper's grouped GEMM for the routed experts, and the helper itself when
+    /// decode steps can be captured (graphs asked for, and no MoE layer synchronises with the host:
+    /// bf16, every expert on this rank, not int4). Null otherwise, with the reason logged.
+    /// </summary>
+    private static NativeHelper? NativeKernels(DeepSeekForCausalLM model, EngineOptions options, Action<string>? log)
+    {
+        if (model.Device.type != DeviceType.CUDA) return null;
+        var helper = NativeHelper.TryLoad(out var reason);
+        if (helper is null)
+        {
+            log?.Invoke($"native helper: {reason} Routed experts run without the grouped GEMM and decode steps are not captured as CUDA graphs.");
+            return null;
+        }
+        var syncFree = model.UseNativeKernels(helper);
+        log?.Invoke($"native helper: {reason}; routed experts {(syncFree ? "run as grouped GEMMs" : "keep their paths (int4, sharded or not bf16)")}.");
+        if (!options.CudaGraphs)
+        {
+            log?.Invoke("CUDA graphs: off (--cuda-graphs false); decode runs eagerly.");
+            return null;
+        }
+        if (!syncFree)
+        {
+            log?.Invoke("CUDA graphs: off, since the MoE layers synchronise with the host (int4 or sharded experts, or a dtype other than bf16); decode runs eagerly.");
+            return null;
+        }
+        log?.Invoke("CUDA graphs: decode steps are captured per (batch, context) bucket on first use.");
+        return helper;
     }
 
     public DeepSeekForCausalLM Model { get; }
@@ -99,7 +144,7 @@ internal sealed class ModelRunner : IModelRunner
         try
         {
             using var scope = NewDisposeScope();
-            using var output = Model.Forward(batch, _cache);
+            using var output = _graphs?.TryForward(batch) ?? Model.Forward(batch, _cache);
             if (requests.Count == 0) return new ModelRunnerOutput(new Dictionary<string, SampledToken>(), output.ExpertLoads);
             var logits = rows.Count == step.Sequences.Count ? output.Logits : output.Logits.index_select(0, tensor(rows.ToArray(), device: Model.Device));
             var tokens = _sampler.Sample(logits, requests);
@@ -151,6 +196,7 @@ internal sealed class ModelRunner : IModelRunner
 
     public void Dispose()
     {
+        _graphs?.Dispose();
         _cache.Dispose();
         Model.Dispose();
     }

@@ -31,4 +31,13 @@ public enum ExpertComputePath
     /// than Sorted. Chosen against Sorted after the one host read of the counts.
     /// </summary>
     Grouped,
+
+    /// <summary>
+    /// Any batch on a CUDA device with the native helper, bf16, every expert here: pairs sorted by
+    /// expert on the device and both projections as one <c>_grouped_mm</c> each, whose per-expert row
+    /// ranges are read from a device tensor. Exact FLOPs, reads only the experts that got rows, no
+    /// host synchronisation and static shapes for a given token count, so a decode step with it can be
+    /// captured as a CUDA graph.
+    /// </summary>
+    GroupedGemm,
 }

@@ -1,3 +1,4 @@
+using DeepSeek.Model.Native;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Experts;
@@ -23,12 +24,15 @@ public sealed class LocalExperts
     private readonly ExpertDeviceProfile _device;
 
     private readonly IReadOnlyList<ExpertInt4Weights>? _int4;
+    private readonly NativeHelper? _groupedKernel;
 
     /// <remarks>
     /// <c>int4</c>: the held experts as int4, one entry per slot; they are computed by the Sorted
     /// path alone, one int4 product per active expert, since the other paths index bf16 stacks.
+    /// <c>groupedKernel</c>: the native helper whose <c>_grouped_mm</c> computes every batch
+    /// (<see cref="ExpertComputePath.GroupedGemm"/>) when the stacks are bf16 on CUDA and hold every expert.
     /// </remarks>
-    public LocalExperts(RoutedExperts experts, ExpertDeviceProfile device, IReadOnlyList<ExpertInt4Weights>? int4 = null)
+    public LocalExperts(RoutedExperts experts, ExpertDeviceProfile device, IReadOnlyList<ExpertInt4Weights>? int4 = null, NativeHelper? groupedKernel = null)
     {
         ArgumentNullException.ThrowIfNull(experts);
         ArgumentNullException.ThrowIfNull(device);
@@ -42,7 +46,11 @@ public sealed class LocalExperts
         _holdsAllExperts = !experts.IsSharded && int4 is null;
         _shape = new MoeShape(_held, experts.ExpertsPerToken, experts.HiddenSize, experts.IntermediateSize, (int)_gateUp.element_size());
         Thresholds = _holdsAllExperts ? ExpertCostModel.Thresholds(_shape, device) : ExpertPathThresholds.Only(ExpertComputePath.Sorted);
+        _groupedKernel = _holdsAllExperts && _gateUp.device_type == TorchSharp.DeviceType.CUDA && _gateUp.dtype == ScalarType.BFloat16 ? groupedKernel : null;
     }
+
+    /// <summary>True when every batch takes <see cref="ExpertComputePath.GroupedGemm"/>: no step synchronises with the host here.</summary>
+    public bool UsesGroupedGemm => _groupedKernel is not null;
 
     /// <summary>Where the paths switch; settable to force a path (tests, measurements).</summary>
     public ExpertPathThresholds Thresholds { get; set; }
@@ -52,7 +60,8 @@ public sealed class LocalExperts
     /// whose path <see cref="LargeBatchPathFor"/> picks from the counts.
     /// </summary>
     public ExpertComputePath? PathFor(long tokens) =>
-        _holdsAllExperts ? Thresholds.Choose(tokens) : ExpertComputePath.Sorted;
+        _groupedKernel is not null ? ExpertComputePath.GroupedGemm
+        : _holdsAllExperts ? Thresholds.Choose(tokens) : ExpertComputePath.Sorted;
 
     /// <summary>
     /// Sorted or Grouped for a large batch with these per-slot pair counts (read on the host):
@@ -72,6 +81,7 @@ public sealed class LocalExperts
         {
             ExpertComputePath.Gather => Gather(tokens),
             ExpertComputePath.Dense => Dense(tokens),
+            ExpertComputePath.GroupedGemm => GroupedGemm(tokens, _groupedKernel!),
             _ => LargeBatch(tokens),
         };
         return output.MoveToOuterDisposeScope();
@@ -88,6 +98,26 @@ public sealed class LocalExperts
         var activated = nn.functional.silu(gateUp.narrow(1, 0, inter)) * gateUp.narrow(1, inter, inter);
         var outputs = bmm(_down.index_select(0, flatIds), activated).view(count, topK, size);
         return bmm(tokens.Weights.unsqueeze(1), outputs).squeeze(1);
+    }
+
+    /// <summary>
+    /// Pairs sorted by expert on the device; gate/up and down each one <c>_grouped_mm</c> over the
+    /// sorted rows, with each expert's row range given by the cumulative counts on the device. The
+    /// outputs are put back in pair order and combined per token by a bmm with the routing weights,
+    /// not by <c>index_add</c>, whose atomic adds would sum a token's experts in a varying order.
+    /// </summary>
+    private Tensor GroupedGemm(RoutedTokens tokens, NativeHelper kernel)
+    {
+        var (hidden, slots) = (tokens.Hidden, tokens.Slots);
+        long count = hidden.shape[0], topK = slots.shape[1], inter = _inter;
+        var (_, order) = slots.reshape(-1).sort(0, false, stable: true);
+        var offsets = tokens.PairsPerSlot.cumsum(0).to(ScalarType.Int32);
+        var inputs = hidden.index_select(0, order.div(topK, rounding_mode: RoundingMode.floor));
+        var gateUp = kernel.GroupedMm(inputs, _gateUp.transpose(1, 2), offsets);
+        var activated = nn.functional.silu(gateUp.narrow(1, 0, inter)) * gateUp.narrow(1, inter, inter);
+        var outputs = kernel.GroupedMm(activated, _down.transpose(1, 2), offsets);
+        var inPairOrder = empty_like(outputs).index_copy_(0, order, outputs).view(count, topK, hidden.shape[1]);
+        return bmm(tokens.Weights.unsqueeze(1), inPairOrder).squeeze(1);
     }
 
     /// <summary>

@@ -213,6 +213,17 @@ public sealed class RoutedExperts : WeightedModule
         return null;
     }
 
+    /// <summary>
+    /// Computes every batch with the native helper's grouped GEMM where it applies (bf16 stacks on
+    /// CUDA holding every expert; see <see cref="LocalExperts.UsesGroupedGemm"/>); int4 experts keep their path.
+    /// </summary>
+    internal void UseGroupedKernel(NativeHelper helper)
+    {
+        ArgumentNullException.ThrowIfNull(helper);
+        if (_local is null) throw new InvalidOperationException("The experts are not materialised yet.");
+        if (_int4 is null) _local = new LocalExperts(this, ExpertDeviceProfile.For(gate_up_proj.device), groupedKernel: helper);
+    }
+
     /// <summary>An empty stack in place of one whose experts are now held as int4.</summary>
     private Parameter Replaced(string name, Parameter stack, Device device)
     {

@@ -8,9 +8,10 @@ namespace DeepSeek.Model.Layers;
 /// (rotated pairs are adjacent dimensions) and optional YaRN scaling. Frequencies and angles are
 /// computed in float32, as transformers does, then cast to the model's dtype.
 /// </summary>
-public sealed class RotaryEmbedding
+public sealed class RotaryEmbedding : IDisposable
 {
     private readonly float[] _inverseFrequencies;
+    private Tensor? _inverseOnDevice;
 
     /// <summary>YaRN's magnitude factor on cos and sin (1 without scaling).</summary>
     public double AttentionFactor { get; }
@@ -65,11 +66,24 @@ public sealed class RotaryEmbedding
     public (Tensor Cos, Tensor Sin) CosSin(Tensor positions, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var inverse = tensor(_inverseFrequencies, device: positions.device);
-        var angles = positions.to(ScalarType.Float32).unsqueeze(1) * inverse.unsqueeze(0);
+        var angles = positions.to(ScalarType.Float32).unsqueeze(1) * InverseOn(positions.device).unsqueeze(0);
         var cos = (angles.cos() * AttentionFactor).to(dtype).unsqueeze(1);
         var sin = (angles.sin() * AttentionFactor).to(dtype).unsqueeze(1);
         return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The inverse frequencies on <paramref name="device"/>, copied there once: a CUDA graph that
+    /// computes cos and sin cannot contain a copy from host memory.
+    /// </summary>
+    private Tensor InverseOn(Device device)
+    {
+        if (_inverseOnDevice is null || _inverseOnDevice.device_type != device.type || _inverseOnDevice.device_index != device.index)
+        {
+            _inverseOnDevice?.Dispose();
+            _inverseOnDevice = tensor(_inverseFrequencies, device: device).DetachFromDisposeScope();
+        }
+        return _inverseOnDevice;
     }
 
     /// <summary>
@@ -86,5 +100,11 @@ public sealed class RotaryEmbedding
         var second = pairs.select(-1, 1);
         var rotated = cat([first * cos - second * sin, second * cos + first * sin], -1);
         return rotated.MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        _inverseOnDevice?.Dispose();
+        _inverseOnDevice = null;
     }
 }

@@ -35,6 +35,48 @@ public sealed class AttentionMetadata : IDisposable
     /// <summary>The attention form every layer uses this step.</summary>
     public required AttentionForm Form { get; init; }
 
+    /// <summary>
+    /// <c>[T]</c> int64, 1 for a real token and 0 for a padding row of a captured decode step: the
+    /// expert counts a forward reports weigh each token's picks by it. Null: every row is real.
+    /// </summary>
+    public Tensor? CountedRows { get; init; }
+
+    /// <summary>
+    /// The metadata of a decode step (one query per sequence) computed on the device from device
+    /// tensors alone, so that it can be captured in a CUDA graph and recomputed by every replay:
+    /// <paramref name="positions"/>, <paramref name="slotMapping"/> and <paramref name="countedRows"/>
+    /// <c>[S]</c>, <paramref name="blockTables"/> <c>[S, contextBucket / blockSize]</c>. Every sequence
+    /// attends over <paramref name="contextBucket"/> gathered slots, masked past its own position.
+    /// </summary>
+    internal static AttentionMetadata ForDecode(Tensor positions, Tensor slotMapping, Tensor blockTables, Tensor countedRows,
+        int contextBucket, int blockSize, Layers.RotaryEmbedding rotary, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var s = (int)positions.shape[0];
+        var device = positions.device;
+        var (cos, sin) = rotary.CosSin(positions, dtype);
+        var contextIndex = arange(contextBucket, ScalarType.Int64, device);
+        var contextSlots = blockTables.index_select(1, contextIndex.floor_divide(blockSize)).mul(blockSize).add(contextIndex.remainder(blockSize));
+        var masked = contextIndex.view(1, 1, 1, contextBucket).gt(positions.view(s, 1, 1, 1));
+        var rows = arange(s, ScalarType.Int64, device);
+        return new AttentionMetadata
+        {
+            Cos = cos.MoveToOuterDisposeScope(),
+            Sin = sin.MoveToOuterDisposeScope(),
+            SlotMapping = slotMapping.alias().MoveToOuterDisposeScope(),
+            QueryRows = rows.MoveToOuterDisposeScope(),
+            ContextSlots = contextSlots.view(-1).MoveToOuterDisposeScope(),
+            Masked = masked.MoveToOuterDisposeScope(),
+            UnpadRows = rows.alias().MoveToOuterDisposeScope(),
+            SequenceCount = s,
+            MaxQueries = 1,
+            MaxContext = contextBucket,
+            IsFreshCausal = false,
+            Form = AttentionForm.Absorbed,
+            CountedRows = countedRows.alias().MoveToOuterDisposeScope(),
+        };
+    }
+
     internal static AttentionMetadata Build(ForwardBatch batch, DeepSeekConfig config, Layers.RotaryEmbedding rotary, ScalarType dtype, Device device)
     {
         var sequences = batch.Sequences;
@@ -115,5 +157,6 @@ public sealed class AttentionMetadata : IDisposable
         ContextSlots.Dispose();
         Masked?.Dispose();
         UnpadRows.Dispose();
+        CountedRows?.Dispose();
     }
 }

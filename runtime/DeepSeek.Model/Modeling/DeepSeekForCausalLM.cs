@@ -176,6 +176,20 @@ public sealed class DeepSeekForCausalLM : nn.Module
         if (quantization.IsInt4) QuantizeInt4(quantization.GroupSize, Int4Kernels(Device, log), log);
     }
 
+    /// <summary>
+    /// Computes the routed experts with <paramref name="helper"/>'s grouped GEMM wherever it applies
+    /// (bf16 on CUDA, every expert held, not int4): exact FLOPs and no host synchronisation in the
+    /// MoE layers, which a captured decode step needs (<see cref="DecodeGraphs"/>).
+    /// </summary>
+    /// <returns>True when every MoE layer now runs without a host synchronisation.</returns>
+    public bool UseNativeKernels(NativeHelper helper)
+    {
+        ArgumentNullException.ThrowIfNull(helper);
+        if (!IsMaterialised) throw new InvalidOperationException("Use the native kernels after the weights are loaded.");
+        foreach (var experts in model.RoutedExperts) experts.UseGroupedKernel(helper);
+        return model.RoutedExperts.All(e => e.Local.UsesGroupedGemm);
+    }
+
     /// <summary>The native helper on CUDA (refused with the reason when it is absent); null on the CPU, whose reference path needs none.</summary>
     private static NativeHelper? Int4Kernels(Device device, Action<string>? log)
     {
@@ -270,8 +284,30 @@ public sealed class DeepSeekForCausalLM : nn.Module
             hidden = hidden.index_select(0, tensor(rows, device: Device));
         }
         var logits = lm_head.Forward(model.Norm(hidden));
-        return new ForwardOutput(logits.MoveToOuterDisposeScope(), ReadLoads(counts));
+        return new ForwardOutput(logits.MoveToOuterDisposeScope(), ReadLoads(StackCounts(counts)));
     }
+
+    /// <summary>
+    /// A decode step over static device inputs (<see cref="DecodeGraphs"/>' captured body): one token
+    /// per row, <paramref name="context"/> gathered context slots per row through
+    /// <paramref name="blockTables"/>. Nothing here reads the host or copies from it.
+    /// </summary>
+    /// <returns>Logits <c>[rows, vocab]</c> and the counted rows' picks per expert of every MoE layer, <c>[MoE layers, n_routed_experts]</c>.</returns>
+    internal (Tensor Logits, Tensor Counts) DecodeStep(Tensor tokenIds, Tensor positions, Tensor slotMapping, Tensor countedRows, Tensor blockTables, int context, MlaKvCache cache)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var blockSize = context / (int)blockTables.shape[1];
+        using var metadata = AttentionMetadata.ForDecode(positions, slotMapping, blockTables, countedRows, context, blockSize, _rotary, DType);
+        var (hidden, counts) = model.Forward(tokenIds, metadata, cache);
+        var logits = lm_head.Forward(model.Norm(hidden));
+        return (logits.MoveToOuterDisposeScope(), StackCounts(counts).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Every MoE layer's counts as one <c>[MoE layers, n_routed_experts]</c> tensor, in layer order.</summary>
+    private Tensor StackCounts(IReadOnlyList<(int Layer, Tensor Counts)> counts) =>
+        counts.Count == 0 ? zeros([0, Config.NRoutedExperts], ScalarType.Int64, Device) : stack(counts.Select(c => c.Counts).ToArray());
+
 
     /// <summary>
     /// Final hidden states (after the final norm, before the LM head) of every token of the batch,
@@ -287,18 +323,21 @@ public sealed class DeepSeekForCausalLM : nn.Module
         return model.Norm(hidden).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Every layer's per-expert counts copied to the host in one transfer (one synchronisation per forward).</summary>
-    private IReadOnlyList<ExpertLoad> ReadLoads(IReadOnlyList<(int Layer, Tensor Counts)> counts)
+    /// <summary>
+    /// Every MoE layer's per-expert counts (<see cref="StackCounts"/>) copied to the host in one
+    /// transfer: the one synchronisation of a forward.
+    /// </summary>
+    internal IReadOnlyList<ExpertLoad> ReadLoads(Tensor stacked)
     {
-        if (counts.Count == 0) return [];
-        var host = stack(counts.Select(c => c.Counts).ToArray()).cpu();
+        var experts = model.RoutedExperts;
+        if (experts.Count == 0) return [];
+        using var host = stacked.cpu();
         var width = (int)host.shape[1];
         var flat = host.data<long>().ToArray();
-        return [.. counts.Select((c, i) =>
+        return [.. experts.Select((e, i) =>
         {
             var tokens = flat.AsSpan(i * width, width).ToArray();
-            var experts = model.RoutedExperts.First(e => e.LayerIndex == c.Layer);
-            return new ExpertLoad(c.Layer, tokens) { TokensPerShard = experts.TokensPerShard(tokens) };
+            return new ExpertLoad(e.LayerIndex, tokens) { TokensPerShard = e.TokensPerShard(tokens) };
         })];
     }
 
@@ -332,6 +371,12 @@ public sealed class DeepSeekForCausalLM : nn.Module
         var hash = 14695981039346656037UL ^ unchecked((ulong)seed);
         foreach (var c in name) hash = (hash ^ c) * 1099511628211UL;
         return hash;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _rotary.Dispose();
+        base.Dispose(disposing);
     }
 
     private void CheckBatch(ForwardBatch batch, MlaKvCache cache)
@@ -407,7 +452,7 @@ internal sealed class DecoderLayer : nn.Module
         var normed = post_attention_layernorm.Forward(attended);
         if (mlp is Moe moe)
         {
-            var (routed, counts) = moe.Forward(normed);
+            var (routed, counts) = moe.Forward(normed, batch.CountedRows);
             return (attended + routed, counts);
         }
         return (attended + ((Mlp)mlp).Forward(normed), null);
@@ -562,15 +607,19 @@ internal sealed class Moe : nn.Module
 
     public RoutedExperts Experts => experts;
 
+    /// <remarks><c>countedRows</c>: 1 for the rows whose picks are counted in the result, 0 for padding; null counts every row.</remarks>
     /// <returns>The layer's output and the (token, slot) pairs each expert received, <c>[n_routed_experts]</c> on the device.</returns>
-    public (Tensor Output, Tensor Counts) Forward(Tensor hidden)
+    public (Tensor Output, Tensor Counts) Forward(Tensor hidden, Tensor? countedRows = null)
     {
         var (ids, weights) = gate.Forward(hidden);
         var flatIds = ids.reshape(-1);
         // Not bincount: on CUDA it reads the largest id back to size its output (a synchronisation).
         var counts = zeros([_expertCount], ScalarType.Int64, hidden.device).scatter_add_(0, flatIds, ones_like(flatIds));
         var routed = experts.Forward(hidden, ids, weights, counts);
-        return (shared_experts is null ? routed : routed + shared_experts.Forward(hidden), counts);
+        // The experts compute every row's picks (padding included); the load reported leaves padding out.
+        var reported = countedRows is null ? counts
+            : zeros([_expertCount], ScalarType.Int64, hidden.device).scatter_add_(0, flatIds, countedRows.unsqueeze(1).expand(ids.shape).reshape(-1));
+        return (shared_experts is null ? routed : routed + shared_experts.Forward(hidden), reported);
     }
 }
 

@@ -51,6 +51,22 @@ public sealed class DecodeGraphBuckets
     }
 
     /// <summary>
+    /// The context length a decode step whose longest context is <paramref name="context"/> tokens
+    /// is captured at: 256 · 2^k or 384 · 2^k (so at most half of the gathered context is padding),
+    /// rounded up to whole blocks of <paramref name="blockSize"/>, since the step gathers its context
+    /// through block tables.
+    /// </summary>
+    public static int ContextBucket(int context, int blockSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(context, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
+        long bucket = 256;
+        while (bucket < context) bucket = bucket % 3 == 0 ? bucket / 3 * 4 : bucket / 2 * 3;
+        var blocks = (bucket + blockSize - 1) / blockSize;
+        return (int)Math.Min(int.MaxValue / 2, blocks * blockSize);
+    }
+
+    /// <summary>
     /// Largest first: graphs sharing one pool then reuse the blocks the largest capture allocated,
     /// so all the buckets together cost about the largest one's memory.
     /// </summary>

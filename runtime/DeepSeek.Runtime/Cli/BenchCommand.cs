@@ -72,10 +72,11 @@ public static class BenchCommand
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
         var quantization = ModelOptions.Quantization();
+        var cudaGraphs = ModelOptions.CudaGraphs();
 
         var command = new Command("bench", "Engine throughput: prefill and decode tokens/s, time to first token and inter-token latency per batch size.")
         {
-            shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, maxBatchTokens, device, dtype, quantization, url, apiKey, requestsPerClient,
+            shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, maxBatchTokens, device, dtype, quantization, cudaGraphs, url, apiKey, requestsPerClient,
             NativeBenchCommand.Build(),
         };
         command.Validators.Add(result =>
@@ -128,6 +129,7 @@ public static class BenchCommand
                     KvCacheBlocks = maxBatch * ((prompt + output + blockSize - 1) / blockSize) + 1,
                     BlockSize = blockSize,
                     EnablePrefixCaching = false,
+                    CudaGraphs = parse.GetValue(cudaGraphs),
                 };
 
                 DecodeFloor? floor = null;

@@ -31,10 +31,11 @@ public static class GenerateCommand
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
         var quantization = ModelOptions.Quantization();
+        var cudaGraphs = ModelOptions.CudaGraphs();
 
         var command = new Command("generate", "Generate a continuation of one prompt.")
         {
-            model, prompt, promptIds, maxNewTokens, temperature, topP, topK, seed, output, logprobs, device, dtype, quantization,
+            model, prompt, promptIds, maxNewTokens, temperature, topP, topK, seed, output, logprobs, device, dtype, quantization, cudaGraphs,
         };
         command.Validators.Add(result =>
         {
@@ -67,7 +68,7 @@ public static class GenerateCommand
                 sampling.Validate();
 
                 using var metrics = new EngineMetrics("generate");
-                await using var engine = await EngineService.StartEngineAsync(directory, parse.GetValue(dtype)!, OneRequest(ids.Length, newTokens, parse.GetValue(device)!), tokenizer, metrics,
+                await using var engine = await EngineService.StartEngineAsync(directory, parse.GetValue(dtype)!, OneRequest(ids.Length, newTokens, parse.GetValue(device)!) with { CudaGraphs = parse.GetValue(cudaGraphs) }, tokenizer, metrics,
                     quantization: parse.GetValue(quantization)!);
                 var result = newTokens == 0 ? new GeneratedSequence() : await RunAsync(engine, ids, sampling, cancellationToken);
 

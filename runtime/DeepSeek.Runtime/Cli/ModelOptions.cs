@@ -44,4 +44,11 @@ public static class ModelOptions
         });
         return option;
     }
+
+    public static Option<bool> CudaGraphs() => new("--cuda-graphs")
+    {
+        Description = "Replay decode steps as CUDA graphs (true or false); on CUDA with the native helper and bf16 weights, "
+            + "elsewhere it has no effect. Env: DEEPSEEK_CUDA_GRAPHS.",
+        DefaultValueFactory = _ => EnvironmentDefault.Get("--cuda-graphs", true),
+    };
 }

@@ -45,6 +45,7 @@ public static class ServeCommand
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
         var quantization = ModelOptions.Quantization();
+        var cudaGraphs = ModelOptions.CudaGraphs();
         var maxRunning = IntOption("--max-running-requests", Defaults.MaxRunningRequests, "Requests decoded together at most (the batch).");
         var maxQueued = IntOption("--max-queued-requests", Defaults.MaxQueuedRequests, "Requests waiting at most; more are refused with 429 / RESOURCE_EXHAUSTED.", minimum: 0);
         var maxBatchTokens = IntOption("--max-batch-tokens", Defaults.MaxBatchTokens, "Tokens (prefill chunks and decodes) in one forward pass.");
@@ -98,7 +99,7 @@ public static class ServeCommand
 
         var command = new Command("serve", "Serve the model over HTTP (OpenAI-compatible) and gRPC.")
         {
-            host, httpPort, grpcPort, apiKey, apiKeyFile, maxRequestBytes, model, servedName, device, dtype, quantization, maxRunning, maxQueued, maxBatchTokens, maxContext,
+            host, httpPort, grpcPort, apiKey, apiKeyFile, maxRequestBytes, model, servedName, device, dtype, quantization, cudaGraphs, maxRunning, maxQueued, maxBatchTokens, maxContext,
             kvBlocks, kvFraction, blockSize, prefixCaching, drainTimeout, rank, worldSize, peers, expertPort, expertTransport, groupTokenFile, redundantExperts, localRanks,
             rebalanceInterval,
         };
@@ -135,6 +136,7 @@ public static class ServeCommand
                 KvCacheMemoryFraction = parse.GetValue(kvFraction),
                 BlockSize = parse.GetValue(blockSize),
                 EnablePrefixCaching = parse.GetValue(prefixCaching),
+                CudaGraphs = parse.GetValue(cudaGraphs),
             };
             var drain = parse.GetValue(drainTimeout);
             Experts.ExpertParallelSettings parallel;

@@ -1,0 +1,234 @@
+using System.Runtime.InteropServices;
+using DeepSeek.Model.Native;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Model.Modeling;
+
+/// <summary>
+/// Decode steps replayed as CUDA graphs. A step in which every sequence adds one token is padded to
+/// a batch bucket and a context bucket (<see cref="DecodeGraphBuckets"/>); the first step of each
+/// (batch, context) pair runs the step body eagerly once, then captures it, and every later step of
+/// that pair only copies its inputs into the captured tensors (one host-to-device copy) and replays.
+/// Padding rows decode token 0 at position 0 into a scratch block that no sequence owns, and their
+/// expert picks are left out of the reported load.
+/// <para>
+/// The body is the model's whole forward plus the LM head over static device inputs
+/// (<see cref="DeepSeekForCausalLM.DecodeStep"/>): no host reads, no host-to-device copies, static
+/// shapes; its routed experts go through the grouped GEMM (<see cref="Experts.ExpertComputePath.GroupedGemm"/>).
+/// Sampling runs after the replay on the step's logits rows.
+/// </para>
+/// <para>
+/// Without a native helper (the CPU, in tests) the same padded body runs eagerly on every step:
+/// what the tests compare with the model's own forward.
+/// </para>
+/// </summary>
+public sealed class DecodeGraphs : IDisposable
+{
+    /// <summary>Captured (batch, context) pairs kept at most; steps of further pairs run eagerly.</summary>
+    public const int MaxGraphs = 256;
+
+    private readonly DeepSeekForCausalLM _model;
+    private readonly MlaKvCache _cache;
+    private readonly NativeHelper? _helper;
+    private readonly CudaGraphPool? _pool;
+    private readonly int _blockSize;
+    private readonly int _paddingBlock;
+    private readonly Dictionary<(int Batch, int Context), Step> _steps = [];
+    private readonly Action<string>? _log;
+    private bool _captureFailed;
+
+    /// <remarks>
+    /// <c>paddingBlock</c>: a block of <c>cache</c> that no sequence is ever given; padding rows write
+    /// and read it. <c>helper</c> captures and replays on CUDA; null runs the padded body eagerly (CPU, tests).
+    /// </remarks>
+    public DecodeGraphs(DeepSeekForCausalLM model, MlaKvCache cache, int blockSize, int paddingBlock, DecodeGraphBuckets buckets, NativeHelper? helper, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(cache);
+        ArgumentNullException.ThrowIfNull(buckets);
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
+        if (paddingBlock < 0 || (long)(paddingBlock + 1) * blockSize > cache.SlotCount)
+            throw new ArgumentOutOfRangeException(nameof(paddingBlock), paddingBlock, $"The padding block must lie inside the cache's {cache.SlotCount} slots.");
+        _model = model;
+        _cache = cache;
+        _blockSize = blockSize;
+        _paddingBlock = paddingBlock;
+        Buckets = buckets;
+        _helper = helper;
+        _log = log;
+        // The cache starts zeroed, so what padding rows attend over is finite before any writes it.
+        _pool = helper?.CreateGraphPool();
+    }
+
+    public DecodeGraphBuckets Buckets { get; }
+
+    /// <summary>(batch, context) pairs captured so far.</summary>
+    public int Count => _steps.Count;
+
+    /// <summary>
+    /// The (batch, context) bucket <paramref name="batch"/> replays, or null when it is not a decode
+    /// step this can run: a sequence adds more than one token, logits of every token are asked for,
+    /// more sequences than the largest bucket, a forced attention form, or a context for which the
+    /// model would not take the absorbed form (what the captured body uses).
+    /// </summary>
+    public (int Batch, int Context)? BucketFor(ForwardBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.Logits != LogitsSelection.LastTokenOfEachSequence || batch.Attention is not null || batch.BlockSize != _blockSize) return null;
+        if (batch.Sequences.Count != batch.TokenCount || batch.Sequences.Any(s => s.Length != 1)) return null;
+        if (Buckets.For(batch.Sequences.Count) is not { } rows) return null;
+        var longest = (int)batch.Sequences.Max(batch.ContextLength);
+        var context = DecodeGraphBuckets.ContextBucket(longest, _blockSize);
+        return AttentionForms.Choose(_model.Config, rows, 1, context) == AttentionForm.Absorbed ? (rows, context) : null;
+    }
+
+    /// <summary>
+    /// The step's inputs as the captured body reads them, packed in one int64 array (one copy to the
+    /// device): token ids, positions, cache slots and counted-row flags (<c>rows</c> each), then the
+    /// block tables <c>[rows, context / blockSize]</c>. Rows past the batch and table entries past a
+    /// sequence's blocks point at <paramref name="paddingBlock"/>.
+    /// </summary>
+    public static long[] PackInputs(ForwardBatch batch, int rows, int context, int paddingBlock)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var n = batch.Sequences.Count;
+        if (n > rows) throw new ArgumentException($"{n} sequences do not fit a bucket of {rows}.", nameof(rows));
+        var blockSize = batch.BlockSize;
+        var blocksPerRow = context / blockSize;
+        var packed = new long[(4 * rows) + (rows * blocksPerRow)];
+        var tables = packed.AsSpan(4 * rows);
+        tables.Fill(paddingBlock);
+        var paddingSlot = (long)paddingBlock * blockSize;
+        for (var i = 0; i < rows; i++)
+        {
+            if (i >= n)
+            {
+                packed[(2 * rows) + i] = paddingSlot;
+                continue;
+            }
+            var span = batch.Sequences[i];
+            var position = batch.Positions[span.Start];
+            packed[i] = batch.TokenIds[span.Start];
+            packed[rows + i] = position;
+            packed[(2 * rows) + i] = batch.SlotOf(span, position);
+            packed[(3 * rows) + i] = 1;
+            var blocks = (int)((batch.ContextLength(span) + blockSize - 1) / blockSize);
+            if (blocks > blocksPerRow) throw new ArgumentException($"Sequence {i} needs {blocks} blocks; the context bucket holds {blocksPerRow}.", nameof(context));
+            for (var b = 0; b < blocks; b++) tables[(i * blocksPerRow) + b] = span.BlockIds[b];
+        }
+        return packed;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="batch"/> from its captured graph (capturing it first when its bucket is
+    /// new), or returns null when <see cref="BucketFor"/> rejects it or capturing is off, so the
+    /// caller runs the model's forward instead. The logits returned are a view of the graph's output:
+    /// read them before the next step.
+    /// </summary>
+    public ForwardOutput? TryForward(ForwardBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (BucketFor(batch) is not { } key) return null;
+        batch.Validate(_model.Config.VocabSize, _cache.SlotCount);
+        if (!_steps.TryGetValue(key, out var step))
+        {
+            if (_captureFailed || _steps.Count >= MaxGraphs) return null;
+            step = new Step(key.Batch, key.Context, _blockSize, _model.Device);
+            try
+            {
+                step.Fill(PackInputs(batch, key.Batch, key.Context, _paddingBlock));
+                Record(step);
+            }
+            catch (Exception e)
+            {
+                step.Dispose();
+                // A step that cannot be captured (an op that synchronises) must not fail serving.
+                if (_helper is null || e is not (NativeHelperException or ExternalException)) throw;
+                _captureFailed = true;
+                _log?.Invoke($"CUDA graphs: capturing a decode step of {key.Batch} × {key.Context} failed, decode runs eagerly from now on: {e.Message}");
+                return null;
+            }
+            _steps[key] = step;
+        }
+        else
+        {
+            step.Fill(PackInputs(batch, key.Batch, key.Context, _paddingBlock));
+        }
+        step.Run(_model, _cache);
+        using var noGrad = no_grad();
+        var logits = step.Logits.narrow(0, 0, batch.Sequences.Count);
+        return new ForwardOutput(logits, _model.ReadLoads(step.Counts));
+    }
+
+    private void Record(Step step)
+    {
+        if (_helper is null) return;
+        // As torch.cuda.graphs asks: run the work once eagerly (library handles, workspaces), then capture.
+        step.Run(_model, _cache);
+        var captured = _helper.CaptureGraph(_pool, _model.Device, () => step.Capture(_model, _cache));
+        step.Adopt(captured);
+        _log?.Invoke($"CUDA graphs: captured a decode step of {step.Rows} sequences × {step.Context} context tokens ({_steps.Count + 1} so far)");
+    }
+
+    public void Dispose()
+    {
+        foreach (var step in _steps.Values) step.Dispose();
+        _steps.Clear();
+        _pool?.Dispose();
+    }
+
+    /// <summary>One (batch, context) bucket: its static inputs, its outputs and, on CUDA, its graph.</summary>
+    private sealed class Step(int rows, int context, int blockSize, Device device) : IDisposable
+    {
+        private readonly Tensor _inputs = zeros([(4 * rows) + (rows * (context / blockSize))], ScalarType.Int64, device).DetachFromDisposeScope();
+        private CudaGraph? _graph;
+
+        public int Rows { get; } = rows;
+
+        public int Context { get; } = context;
+
+        public Tensor Logits { get; private set; } = null!;
+
+        public Tensor Counts { get; private set; } = null!;
+
+        public void Fill(long[] packed)
+        {
+            using var host = tensor(packed);
+            _inputs.copy_(host);
+        }
+
+        /// <summary>Replays the graph, or (before capture, or with no helper) runs the body eagerly.</summary>
+        public void Run(DeepSeekForCausalLM model, MlaKvCache cache)
+        {
+            if (_graph is not null)
+            {
+                _graph.Replay();
+                return;
+            }
+            Capture(model, cache);
+        }
+
+        /// <summary>The body: its outputs replace the previous ones.</summary>
+        public void Capture(DeepSeekForCausalLM model, MlaKvCache cache)
+        {
+            var tableLength = Rows * (Context / blockSize);
+            var (logits, counts) = model.DecodeStep(
+                _inputs.narrow(0, 0, Rows), _inputs.narrow(0, Rows, Rows), _inputs.narrow(0, 2 * Rows, Rows), _inputs.narrow(0, 3 * Rows, Rows),
+                _inputs.narrow(0, 4 * Rows, tableLength).view(Rows, Context / blockSize), Context, cache);
+            Logits?.Dispose();
+            Counts?.Dispose();
+            Logits = logits.DetachFromDisposeScope();
+            Counts = counts.DetachFromDisposeScope();
+        }
+
+        public void Adopt(CudaGraph graph) => _graph = graph;
+
+        public void Dispose()
+        {
+            _graph?.Dispose();
+            Logits?.Dispose();
+            Counts?.Dispose();
+            _inputs.Dispose();
+        }
+    }
+}
