@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define DSN_ABI_VERSION 2
+#define DSN_ABI_VERSION 3
 
 // The library is built with hidden visibility; only these functions are exported.
 #define DSN_API __attribute__((visibility("default")))
@@ -51,6 +51,11 @@ DSN_API void dsn_graph_destroy(void* graph);
 // at::_grouped_mm: `a` [tokens, K] sorted by group, `b` [groups, K, N], `offsets` int32 [groups]
 // (cumulative end row of each group). Returns [tokens, N], or NULL. bf16 on Hopper.
 DSN_API void* dsn_grouped_mm(void* a, void* b, void* offsets);
+
+// ---- Normalisation ------------------------------------------------------------------------------
+// at::rms_norm over the last dimension (one fused kernel on CUDA): `x` [..., N], `weight` [N], in
+// float32 inside, the result in x's dtype. Returns it, or NULL.
+DSN_API void* dsn_rms_norm(void* x, void* weight, double eps);
 
 // ---- int4 weight-only ---------------------------------------------------------------------------
 // at::_convert_weight_to_int4pack: `weight` uint8 [N, K/2] (two 4-bit values per byte, the

@@ -26,6 +26,13 @@ extern "C" void* dsn_grouped_mm(void* a, void* b, void* offsets) {
   });
 }
 
+extern "C" void* dsn_rms_norm(void* x, void* weight, double eps) {
+  return guarded<void*>(nullptr, [&] {
+    const auto& input = tensor(x, "x");
+    return owned(at::rms_norm(input, {input.size(-1)}, tensor(weight, "weight"), eps));
+  });
+}
+
 extern "C" void* dsn_int4_pack(void* weight, int inner_k_tiles) {
   return guarded<void*>(nullptr, [&] { return owned(at::_convert_weight_to_int4pack(tensor(weight, "weight"), inner_k_tiles)); });
 }

@@ -23,12 +23,14 @@ internal sealed class ModelRunner : IModelRunner
     private readonly DecodeGraphs? _graphs;
 
     /// <remarks>
-    /// With <c>graphBuckets</c> and <c>graphs</c> (the native helper), decode steps are replayed as
-    /// CUDA graphs (without: every step runs the forward eagerly); the cache then gets one block more
-    /// than <c>numBlocks</c>, which padding rows of the captured steps write.
+    /// With <c>decodeBuckets</c>, decode steps run the padded decode body of <see cref="DecodeGraphs"/>
+    /// (the cache then gets one block more than <c>numBlocks</c>, which padding rows write), captured
+    /// and replayed as CUDA graphs when <c>graphs</c> (the native helper) is given, eagerly otherwise:
+    /// the same kernels on the same shapes either way, so graphs change the speed, never the tokens.
+    /// Without it every step runs the model's forward.
     /// </remarks>
     public ModelRunner(DeepSeekForCausalLM model, int numBlocks, int blockSize, IReadOnlyList<int> eosTokenIds,
-        DecodeGraphBuckets? graphBuckets = null, NativeHelper? graphs = null, Action<string>? log = null)
+        DecodeGraphBuckets? decodeBuckets = null, NativeHelper? graphs = null, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentOutOfRangeException.ThrowIfLessThan(numBlocks, 1);
@@ -37,9 +39,8 @@ internal sealed class ModelRunner : IModelRunner
         NumBlocks = numBlocks;
         BlockSize = blockSize;
         _sampler = new Sampler(eosTokenIds);
-        var capture = graphBuckets is not null && graphs is not null;
-        _cache = model.CreateCache((long)(numBlocks + (capture ? 1 : 0)) * blockSize);
-        if (capture) _graphs = new DecodeGraphs(model, _cache, blockSize, paddingBlock: numBlocks, graphBuckets!, graphs, log);
+        _cache = model.CreateCache((long)(numBlocks + (decodeBuckets is null ? 0 : 1)) * blockSize);
+        if (decodeBuckets is not null) _graphs = new DecodeGraphs(model, _cache, blockSize, paddingBlock: numBlocks, decodeBuckets, graphs, log);
     }
 
     /// <summary>
@@ -56,13 +57,13 @@ internal sealed class ModelRunner : IModelRunner
         try
         {
             var config = model.Config;
-            var helper = NativeKernels(model, options, log);
+            var (syncFree, graphs) = NativeKernels(model, options, log);
             var bytesPerBlock = BytesPerBlock(config, model.DType, options.BlockSize);
             var free = options.KvCacheBlocks is null ? DeviceMemory.FreeBytes(options.Device) : 0;
             var blocks = KvCacheSizing.NumBlocks(options.KvCacheBlocks, options.KvCacheMemoryFraction, free, bytesPerBlock,
                 options.BlockSize, options.ContextTokens(config.MaxPositionEmbeddings), options.MaxRunningRequests);
             return new ModelRunner(model, blocks, options.BlockSize, config.EosTokenId is { } eos ? [eos] : [],
-                helper is null ? null : DecodeGraphBuckets.UpTo(options.MaxRunningRequests), helper, log);
+                syncFree ? DecodeGraphBuckets.UpTo(options.MaxRunningRequests) : null, graphs, log);
         }
         catch
         {
@@ -72,33 +73,34 @@ internal sealed class ModelRunner : IModelRunner
     }
 
     /// <summary>
-    /// On CUDA: the native helper's grouped GEMM for the routed experts, and the helper itself when
-    /// decode steps can be captured (graphs asked for, and no MoE layer synchronises with the host:
-    /// bf16, every expert on this rank, not int4). Null otherwise, with the reason logged.
+    /// On CUDA, with the native helper: the routed experts as grouped GEMMs, and whether no MoE layer
+    /// then synchronises with the host (bf16, every expert on this rank, not int4), in which case
+    /// decode steps run padded to buckets and, when graphs are asked for, captured (the helper is
+    /// returned for that). Elsewhere nothing changes; <paramref name="log"/> says which, or why not.
     /// </summary>
-    private static NativeHelper? NativeKernels(DeepSeekForCausalLM model, EngineOptions options, Action<string>? log)
+    private static (bool SyncFree, NativeHelper? Graphs) NativeKernels(DeepSeekForCausalLM model, EngineOptions options, Action<string>? log)
     {
-        if (model.Device.type != DeviceType.CUDA) return null;
+        if (model.Device.type != DeviceType.CUDA) return (false, null);
         var helper = NativeHelper.TryLoad(out var reason);
         if (helper is null)
         {
             log?.Invoke($"native helper: {reason} Routed experts run without the grouped GEMM and decode steps are not captured as CUDA graphs.");
-            return null;
+            return (false, null);
         }
         var syncFree = model.UseNativeKernels(helper);
         log?.Invoke($"native helper: {reason}; routed experts {(syncFree ? "run as grouped GEMMs" : "keep their paths (int4, sharded or not bf16)")}.");
-        if (!options.CudaGraphs)
-        {
-            log?.Invoke("CUDA graphs: off (--cuda-graphs false); decode runs eagerly.");
-            return null;
-        }
         if (!syncFree)
         {
             log?.Invoke("CUDA graphs: off, since the MoE layers synchronise with the host (int4 or sharded experts, or a dtype other than bf16); decode runs eagerly.");
-            return null;
+            return (false, null);
+        }
+        if (!options.CudaGraphs)
+        {
+            log?.Invoke("CUDA graphs: off (--cuda-graphs false); decode steps run the same padded step eagerly.");
+            return (true, null);
         }
         log?.Invoke("CUDA graphs: decode steps are captured per (batch, context) bucket on first use.");
-        return helper;
+        return (true, helper);
     }
 
     public DeepSeekForCausalLM Model { get; }
@@ -192,6 +194,8 @@ internal sealed class ModelRunner : IModelRunner
         using var scope = NewDisposeScope();
         using var output = Model.Forward(batch, _cache);
         _ = LogitsProcessing.ArgMax(output.Logits).cpu();
+        // Decode graphs of every batch bucket, so that the first requests do not pay for capturing them.
+        _graphs?.Prepare();
     }
 
     public void Dispose()

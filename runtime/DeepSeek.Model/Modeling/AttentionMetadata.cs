@@ -32,6 +32,13 @@ public sealed class AttentionMetadata : IDisposable
     /// </summary>
     public required bool IsFreshCausal { get; init; }
 
+    /// <summary>
+    /// One query per sequence and the sequences in batch order (a decode step): the padded rows are
+    /// the batch rows, so <see cref="QueryRows"/> and <see cref="UnpadRows"/> are the identity and
+    /// attention skips the two gathers.
+    /// </summary>
+    public bool RowsInBatchOrder { get; init; }
+
     /// <summary>The attention form every layer uses this step.</summary>
     public required AttentionForm Form { get; init; }
 
@@ -73,6 +80,7 @@ public sealed class AttentionMetadata : IDisposable
             MaxContext = contextBucket,
             IsFreshCausal = false,
             Form = AttentionForm.Absorbed,
+            RowsInBatchOrder = true,
             CountedRows = countedRows.alias().MoveToOuterDisposeScope(),
         };
     }
@@ -145,6 +153,7 @@ public sealed class AttentionMetadata : IDisposable
             MaxContext = maxContext,
             IsFreshCausal = isFreshCausal,
             Form = form,
+            RowsInBatchOrder = maxQueries == 1 && Enumerable.Range(0, s).All(i => sequences[i].Start == i),
         };
     }
 

@@ -18,8 +18,9 @@ namespace DeepSeek.Model.Modeling;
 /// Sampling runs after the replay on the step's logits rows.
 /// </para>
 /// <para>
-/// Without a native helper (the CPU, in tests) the same padded body runs eagerly on every step:
-/// what the tests compare with the model's own forward.
+/// Without a native helper the same padded body runs eagerly on every step: <c>--cuda-graphs false</c>
+/// on CUDA (the same kernels on the same shapes, so graphs change the speed and never the tokens),
+/// and the CPU in tests, which compare it with the model's own forward.
 /// </para>
 /// </summary>
 public sealed class DecodeGraphs : IDisposable
@@ -39,7 +40,7 @@ public sealed class DecodeGraphs : IDisposable
 
     /// <remarks>
     /// <c>paddingBlock</c>: a block of <c>cache</c> that no sequence is ever given; padding rows write
-    /// and read it. <c>helper</c> captures and replays on CUDA; null runs the padded body eagerly (CPU, tests).
+    /// and read it. <c>helper</c> captures and replays on CUDA; null runs the padded body eagerly.
     /// </remarks>
     public DecodeGraphs(DeepSeekForCausalLM model, MlaKvCache cache, int blockSize, int paddingBlock, DecodeGraphBuckets buckets, NativeHelper? helper, Action<string>? log = null)
     {
@@ -158,6 +159,45 @@ public sealed class DecodeGraphs : IDisposable
         using var noGrad = no_grad();
         var logits = step.Logits.narrow(0, 0, batch.Sequences.Count);
         return new ForwardOutput(logits, _model.ReadLoads(step.Counts));
+    }
+
+    /// <summary>
+    /// Captures every batch bucket at the smallest context bucket now (largest first, so the shared
+    /// pool is sized once), with every row a padding row: what warm-up does, so that the first decode
+    /// steps of a server do not pay for capturing. Longer contexts are captured when first met.
+    /// </summary>
+    /// <returns>Buckets captured by this call.</returns>
+    public int Prepare()
+    {
+        var context = DecodeGraphBuckets.ContextBucket(1, _blockSize);
+        var captured = 0;
+        foreach (var rows in Buckets.CaptureOrder)
+        {
+            if (_helper is null || _captureFailed || _steps.Count >= MaxGraphs || _steps.ContainsKey((rows, context))) continue;
+            var step = new Step(rows, context, _blockSize, _model.Device);
+            try
+            {
+                step.Fill(PaddingInputs(rows, context));
+                Record(step);
+            }
+            catch
+            {
+                step.Dispose();
+                throw;
+            }
+            _steps[(rows, context)] = step;
+            captured++;
+        }
+        return captured;
+    }
+
+    /// <summary><see cref="PackInputs"/> of a step whose rows are all padding.</summary>
+    private long[] PaddingInputs(int rows, int context)
+    {
+        var packed = new long[(4 * rows) + (rows * (context / _blockSize))];
+        packed.AsSpan(2 * rows, rows).Fill((long)_paddingBlock * _blockSize);
+        packed.AsSpan(4 * rows).Fill(_paddingBlock);
+        return packed;
     }
 
     private void Record(Step step)

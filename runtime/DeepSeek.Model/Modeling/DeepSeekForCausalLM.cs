@@ -179,7 +179,8 @@ public sealed class DeepSeekForCausalLM : nn.Module
     /// <summary>
     /// Computes the routed experts with <paramref name="helper"/>'s grouped GEMM wherever it applies
     /// (bf16 on CUDA, every expert held, not int4): exact FLOPs and no host synchronisation in the
-    /// MoE layers, which a captured decode step needs (<see cref="DecodeGraphs"/>).
+    /// MoE layers, which a captured decode step needs (<see cref="DecodeGraphs"/>); and every RMSNorm
+    /// with its fused kernel.
     /// </summary>
     /// <returns>True when every MoE layer now runs without a host synchronisation.</returns>
     public bool UseNativeKernels(NativeHelper helper)
@@ -187,6 +188,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
         ArgumentNullException.ThrowIfNull(helper);
         if (!IsMaterialised) throw new InvalidOperationException("Use the native kernels after the weights are loaded.");
         foreach (var experts in model.RoutedExperts) experts.UseGroupedKernel(helper);
+        foreach (var norm in modules().OfType<RmsNorm>()) norm.UseFusedKernel(helper);
         return model.RoutedExperts.All(e => e.Local.UsesGroupedGemm);
     }
 
@@ -544,7 +546,7 @@ internal sealed class MlaAttention : nn.Module
         var qLatent = bmm(qNope.transpose(0, 1), wUk).transpose(0, 1);          // [T, H, latent]
         var query = cat([qLatent, qRope], -1);                                       // [T, H, latent + rope]
         var s = batch.SequenceCount;
-        var paddedQuery = query.index_select(0, batch.QueryRows).view(s, batch.MaxQueries * _heads, _latent + _rope);
+        var paddedQuery = (batch.RowsInBatchOrder ? query : query.index_select(0, batch.QueryRows)).view(s, batch.MaxQueries * _heads, _latent + _rope);
         var scores = bmm(paddedQuery, context.transpose(1, 2)).mul_(_scale)
             .view(s, batch.MaxQueries, _heads, batch.MaxContext)
             .masked_fill(batch.Masked!, double.NegativeInfinity);
@@ -552,8 +554,8 @@ internal sealed class MlaAttention : nn.Module
             ? scores.softmax(-1, ScalarType.Float32).to(scores.dtype)
             : scores.softmax(-1);
         var attended = bmm(probabilities.view(s, batch.MaxQueries * _heads, batch.MaxContext), context.narrow(-1, 0, _latent))
-            .view(s * batch.MaxQueries, _heads, _latent)
-            .index_select(0, batch.UnpadRows);                                       // [T, H, latent]
+            .view(s * batch.MaxQueries, _heads, _latent);
+        if (!batch.RowsInBatchOrder) attended = attended.index_select(0, batch.UnpadRows); // [T, H, latent]
         return bmm(attended.transpose(0, 1), wUv.transpose(1, 2)).transpose(0, 1);  // [T, H, v]
     }
 
@@ -721,6 +723,7 @@ internal sealed class RmsNorm : WeightedModule
 {
     private Parameter weight;
     private readonly double _eps;
+    private NativeHelper? _fused;
 
     public RmsNorm(string name, long size, double eps, ScalarType dtype) : base(name)
     {
@@ -731,8 +734,16 @@ internal sealed class RmsNorm : WeightedModule
 
     internal override void Allocate(Device device) => weight = Allocated(nameof(weight), weight, device);
 
+    /// <summary>
+    /// Normalises with <paramref name="helper"/>'s fused kernel from now on (CUDA): one launch instead
+    /// of eight. It multiplies by the weight in float32 before rounding once, where transformers
+    /// rounds the normalised values to the dtype first, a difference of one bf16 rounding.
+    /// </summary>
+    public void UseFusedKernel(NativeHelper helper) => _fused = helper;
+
     public Tensor Forward(Tensor input)
     {
+        if (_fused is not null && input.device_type == DeviceType.CUDA) return _fused.RmsNorm(input, weight, _eps);
         var x = input.dtype is ScalarType.Float16 or ScalarType.BFloat16 ? input.to(ScalarType.Float32) : input;
         var normed = x * rsqrt(x.pow(2).mean([-1], keepdim: true) + _eps);
         return weight * normed.to(input.dtype);

@@ -16,7 +16,7 @@ public sealed unsafe class NativeHelper
     public const string LibraryFileName = "libdeepseek_native.so";
 
     /// <summary>The C ABI version this binding was written for (<c>DSN_ABI_VERSION</c> in <c>deepseek_native.h</c>).</summary>
-    public const int AbiVersion = 2;
+    public const int AbiVersion = 3;
 
     private readonly delegate* unmanaged<IntPtr> _lastError;
     private readonly delegate* unmanaged<IntPtr> _graphPoolCreate;
@@ -26,6 +26,7 @@ public sealed unsafe class NativeHelper
     private readonly delegate* unmanaged<IntPtr, int> _graphReplay;
     private readonly delegate* unmanaged<IntPtr, void> _graphDestroy;
     private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr> _groupedMm;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, double, IntPtr> _rmsNorm;
     private readonly delegate* unmanaged<IntPtr, int, IntPtr> _int4Pack;
     private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr> _int4Mm;
     private readonly delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr> _processGroupCreate;
@@ -47,6 +48,7 @@ public sealed unsafe class NativeHelper
         _graphReplay = (delegate* unmanaged<IntPtr, int>)Export(library, "dsn_graph_replay");
         _graphDestroy = (delegate* unmanaged<IntPtr, void>)Export(library, "dsn_graph_destroy");
         _groupedMm = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Export(library, "dsn_grouped_mm");
+        _rmsNorm = (delegate* unmanaged<IntPtr, IntPtr, double, IntPtr>)Export(library, "dsn_rms_norm");
         _int4Pack = (delegate* unmanaged<IntPtr, int, IntPtr>)Export(library, "dsn_int4_pack");
         _int4Mm = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr>)Export(library, "dsn_int4_mm");
         _processGroupCreate = (delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr>)Export(library, "dsn_process_group_create");
@@ -151,6 +153,18 @@ public sealed unsafe class NativeHelper
         GC.KeepAlive(weights);
         GC.KeepAlive(offsets);
         return Owned(result, "grouped_mm");
+    }
+
+    /// <summary>
+    /// RMSNorm over the last dimension of <paramref name="input"/> with <paramref name="weight"/>, as
+    /// one fused kernel on CUDA (<c>at::rms_norm</c>): float32 inside, the result in the input's dtype.
+    /// </summary>
+    public Tensor RmsNorm(Tensor input, Tensor weight, double eps)
+    {
+        var result = _rmsNorm(input.Handle, weight.Handle, eps);
+        GC.KeepAlive(input);
+        GC.KeepAlive(weight);
+        return Owned(result, "rms_norm");
     }
 
     /// <summary>The int4 kernel's tiled layout of <see cref="Int4GroupQuantization.Packed"/> (uint8 <c>[N, K/2]</c>).</summary>
