@@ -50,15 +50,26 @@ if [[ $phases == *decode* ]]; then
     --prompt-tokens 256 --output-tokens 48 --bandwidth-gbs 4800 --json "$out/bench-decode.json" | grep "│"
 fi
 
-# The V2-Lite-shaped random bf16 checkpoint in the published sharded layout, written once for the phases that read one.
-v2lite() { [[ -f /tmp/v2lite/config.json ]] || { python3 scripts/gpu/make_random_checkpoint.py /tmp/v2lite && sync; }; }
-
 if [[ $phases == *graphs* ]]; then
-  log "CUDA graphs against eager decode: greedy tokens for 256 steps at batch 1 and 32 on the V2-Lite random checkpoint"
-  v2lite
-  timeout "$(left 300)" python3 scripts/gpu/graph_check.py --runtime "$rt" --model /tmp/v2lite --steps 256 --batch 32 --out "$out"
-  echo "graph check rc=$?"
-  grep -h -E "CUDA graphs|native helper" "$out"/graph-check-*.log | sort | uniq -c | head -20
+  # The engine's own batches (all prompts submitted together, so every step has the same sequences in
+  # both runs), random V2-Lite-shaped bf16 weights of one seed, greedy, 256 new tokens.
+  for graphs in true false; do
+    log "bench --cuda-graphs $graphs: batch 1 and 32, 64-token prompts, 256 new tokens"
+    timeout "$(left 150)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v2-lite --batches 1,32 --prompt-tokens 64 \
+      --output-tokens 256 --cuda-graphs $graphs --bandwidth-gbs 4800 --json "$out/graphs-$graphs.json" | grep "│"
+  done
+  python3 - "$out/graphs-true.json" "$out/graphs-false.json" <<'PY' | tee "$out/graphs-check.json"
+import json, sys
+graphs, eager = (json.load(open(f))["rows"] for f in sys.argv[1:3])
+rows = []
+for g, e in zip(graphs, eager):
+    pairs = list(zip(g["token_ids"], e["token_ids"]))
+    first = [next((i for i, (a, b) in enumerate(zip(x, y)) if a != b), None) for x, y in pairs]
+    rows.append({"batch": g["batch"], "requests": len(pairs), "tokens_each": len(pairs[0][0]) if pairs else 0,
+                 "equal": sum(x == y for x, y in pairs), "first_differences": [f for f in first if f is not None],
+                 "decode_tok_s_graphs": round(g["decode_tokens_per_second"], 1), "decode_tok_s_eager": round(e["decode_tokens_per_second"], 1)})
+print(json.dumps(rows))
+PY
 fi
 
 if [[ $phases == *correctness* ]]; then
@@ -98,7 +109,7 @@ fi
 
 if [[ $phases == *load* ]]; then
   log "time to ready: serve on a V2-Lite-shaped random bf16 checkpoint in the published sharded layout"
-  v2lite
+  python3 scripts/gpu/make_random_checkpoint.py /tmp/v2lite && sync
   # A cold page cache where the container may drop it; otherwise say it was warm.
   if (echo 3 > /proc/sys/vm/drop_caches) 2>/dev/null; then cache=cold; else cache=warm; fi
   started=$(date +%s.%N)

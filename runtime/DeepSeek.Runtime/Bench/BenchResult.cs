@@ -16,4 +16,11 @@ public sealed record BenchResult(
     double ItlP90Ms,
     double ItlP99Ms,
     double FloorMsPerStep,
-    double FloorDecodeTokensPerSecond);
+    double FloorDecodeTokensPerSecond)
+{
+    /// <summary>
+    /// The measured requests' generated token ids, in submission order: what comparing two
+    /// configurations of the same seed checks (CUDA graphs against eager decode, greedy).
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<int>> TokenIds { get; init; } = [];
+}

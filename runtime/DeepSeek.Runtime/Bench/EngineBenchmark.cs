@@ -36,15 +36,17 @@ public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<Step
         var perRequest = await Task.WhenAll(handles.Select(async handle =>
         {
             var times = new List<double>(outputTokens);
+            var tokens = new List<int>(outputTokens);
             await foreach (var item in handle.Events.ReadAllAsync())
             {
                 if (item.FinishReason is FinishReason.Error or FinishReason.Cancelled)
                     throw new InvalidOperationException($"A benchmark request ended with {item.FinishReason}: {item.ErrorMessage}");
                 if (item.TokenId is null) continue;
                 times.Add(clock.Elapsed.TotalMilliseconds);
+                tokens.Add(item.TokenId.Value);
                 onTokens(1);
             }
-            return times;
+            return (Times: times, Tokens: (IReadOnlyList<int>)tokens);
         })).ConfigureAwait(false);
 
         var all = steps.ToArray();
@@ -52,8 +54,8 @@ public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<Step
         var decode = all.Where(s => s.PrefillTokens == 0).ToArray();
         var prefillSeconds = prefill.Sum(s => s.Elapsed.TotalSeconds);
         var decodeSeconds = decode.Sum(s => s.Elapsed.TotalSeconds);
-        var ttft = perRequest.Select(t => t[0]).ToArray();
-        var itl = perRequest.SelectMany(t => t.Zip(t.Skip(1), (a, b) => b - a)).ToArray();
+        var ttft = perRequest.Select(r => r.Times[0]).ToArray();
+        var itl = perRequest.SelectMany(r => r.Times.Zip(r.Times.Skip(1), (a, b) => b - a)).ToArray();
         var floorMs = floor.MsPerStep(batch, bandwidthGBs);
         return new BenchResult(
             batch, promptTokens, outputTokens, prefill.Length,
@@ -62,7 +64,10 @@ public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<Step
             decode.Length > 0 ? decodeSeconds * 1e3 / decode.Length : 0,
             Percentile(ttft, 0.5), Percentile(ttft, 0.9), Percentile(ttft, 0.99),
             Percentile(itl, 0.5), Percentile(itl, 0.9), Percentile(itl, 0.99),
-            floorMs, batch / (floorMs / 1e3));
+            floorMs, batch / (floorMs / 1e3))
+        {
+            TokenIds = [.. perRequest.Select(r => r.Tokens)],
+        };
     }
 
     /// <summary>Nearest-rank percentile; 0 for no samples.</summary>
