@@ -5,10 +5,11 @@ namespace DeepSeek.Model.Experts;
 
 /// <summary>
 /// Computes the routed experts this process holds (<see cref="RoutedExperts"/>' stacks) by one of
-/// four <see cref="ExpertComputePath"/>s (see <see cref="ExpertCostModel"/>): Gather or Dense chosen
+/// five <see cref="ExpertComputePath"/>s. With the native grouped GEMM (CUDA, bf16) every batch takes
+/// GroupedGemm. Otherwise (see <see cref="ExpertCostModel"/>): Gather or Dense chosen
 /// on the host from the token count alone, never synchronising with the device; beyond them the
 /// pairs are sorted by slot and the per-slot counts read back once, and those counts choose Sorted or
-/// Grouped. All four compute <c>Σ_k weight[t,k] · expert_{slot[t,k]}(hidden[t])</c>.
+/// Grouped. All compute <c>Σ_k weight[t,k] · expert_{slot[t,k]}(hidden[t])</c>.
 /// Gather, Dense and Grouped index the stacks by slot for every pair, so they need every routed
 /// expert here; a shard holding only some always takes Sorted, which skips the pairs whose slot is
 /// the "elsewhere" sentinel (<see cref="RoutedTokens"/>).
@@ -81,7 +82,7 @@ public sealed class LocalExperts
         {
             ExpertComputePath.Gather => Gather(tokens),
             ExpertComputePath.Dense => Dense(tokens),
-            ExpertComputePath.GroupedGemm => GroupedGemm(tokens, _groupedKernel!),
+            ExpertComputePath.GroupedGemm => GroupedGemm(tokens, _groupedKernel is { } kernel ? kernel.GroupedMm : ReferenceGroupedMm),
             _ => LargeBatch(tokens),
         };
         return output.MoveToOuterDisposeScope();
@@ -106,18 +107,36 @@ public sealed class LocalExperts
     /// outputs are put back in pair order and combined per token by a bmm with the routing weights,
     /// not by <c>index_add</c>, whose atomic adds would sum a token's experts in a varying order.
     /// </summary>
-    private Tensor GroupedGemm(RoutedTokens tokens, NativeHelper kernel)
+    private Tensor GroupedGemm(RoutedTokens tokens, Func<Tensor, Tensor, Tensor, Tensor> groupedMm)
     {
         var (hidden, slots) = (tokens.Hidden, tokens.Slots);
         long count = hidden.shape[0], topK = slots.shape[1], inter = _inter;
         var (_, order) = slots.reshape(-1).sort(0, false, stable: true);
         var offsets = tokens.PairsPerSlot.cumsum(0).to(ScalarType.Int32);
         var inputs = hidden.index_select(0, order.div(topK, rounding_mode: RoundingMode.floor));
-        var gateUp = kernel.GroupedMm(inputs, _gateUp.transpose(1, 2), offsets);
+        var gateUp = groupedMm(inputs, _gateUp.transpose(1, 2), offsets);
         var activated = nn.functional.silu(gateUp.narrow(1, 0, inter)) * gateUp.narrow(1, inter, inter);
-        var outputs = kernel.GroupedMm(activated, _down.transpose(1, 2), offsets);
+        var outputs = groupedMm(activated, _down.transpose(1, 2), offsets);
         var inPairOrder = empty_like(outputs).index_copy_(0, order, outputs).view(count, topK, hidden.shape[1]);
         return bmm(tokens.Weights.unsqueeze(1), inPairOrder).squeeze(1);
+    }
+
+    /// <summary>
+    /// What <c>_grouped_mm</c> computes, one matmul per group with the offsets read on the host: the
+    /// GroupedGemm path when it is forced without the native kernel (the CPU tests of its sorting and
+    /// combining). Rows past the last offset stay zero.
+    /// </summary>
+    private static Tensor ReferenceGroupedMm(Tensor rows, Tensor weights, Tensor offsets)
+    {
+        var ends = offsets.cpu().data<int>().ToArray();
+        var output = zeros([rows.shape[0], weights.shape[2]], rows.dtype, rows.device);
+        var start = 0;
+        for (var group = 0; group < ends.Length; group++)
+        {
+            if (ends[group] > start) output.narrow(0, start, ends[group] - start).copy_(rows.narrow(0, start, ends[group] - start).matmul(weights[group]));
+            start = ends[group];
+        }
+        return output;
     }
 
     /// <summary>

@@ -62,14 +62,24 @@ public sealed class RotaryEmbedding : IDisposable
         return (inverse.data<float>().ToArray(), attentionFactor);
     }
 
-    /// <summary>cos and sin of each token's angles, shaped <c>[T, 1, dim/2]</c> to broadcast over heads.</summary>
-    public (Tensor Cos, Tensor Sin) CosSin(Tensor positions, ScalarType dtype)
+    /// <summary>
+    /// Each token's rotation of a <c>dim</c>-vector as a <c>[dim, dim]</c> matrix, <c>[T, dim, dim]</c>:
+    /// pair (2i, 2i+1) is turned by angle i (YaRN's magnitude factor included) and written to
+    /// columns i and dim/2 + i, the half-split layout of <see cref="Apply"/>. As a matrix the rotation
+    /// is one batched product per use instead of seven elementwise launches, and it is built once per
+    /// forward for every layer; each output is two products summed in the product's accumulator and
+    /// rounded once.
+    /// </summary>
+    public Tensor Rotations(Tensor positions, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
         var angles = positions.to(ScalarType.Float32).unsqueeze(1) * InverseOn(positions.device).unsqueeze(0);
-        var cos = (angles.cos() * AttentionFactor).to(dtype).unsqueeze(1);
-        var sin = (angles.sin() * AttentionFactor).to(dtype).unsqueeze(1);
-        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
+        var cos = diag_embed((angles.cos() * AttentionFactor).to(dtype));           // [T, dim/2, dim/2]
+        var sin = diag_embed((angles.sin() * AttentionFactor).to(dtype));
+        // [T, i, r, c, j]: row 2i + r, column c · dim/2 + j, non-zero where j = i.
+        var rotation = stack([stack([cos, sin], 2), stack([sin.neg(), cos], 2)], 2);
+        var tokens = positions.shape[0];
+        return rotation.reshape(tokens, Dimension, Dimension).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -87,20 +97,12 @@ public sealed class RotaryEmbedding : IDisposable
     }
 
     /// <summary>
-    /// Rotates <c>x [T, heads, dim]</c> whose pairs (2i, 2i+1) share a frequency. The result is in
-    /// half-split layout (all first members, then all second members); queries and keys both get it,
-    /// so their dot products are those of the interleaved rotation.
+    /// Rotates <c>x [T, heads, dim]</c> whose pairs (2i, 2i+1) share a frequency by each token's
+    /// <see cref="Rotations"/> matrix. The result is in half-split layout (all first members, then all
+    /// second members); queries and keys both get it, so their dot products are those of the
+    /// interleaved rotation.
     /// </summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
-    {
-        using var scope = NewDisposeScope();
-        var shape = x.shape;
-        var pairs = x.view(shape[0], shape[1], shape[2] / 2, 2);
-        var first = pairs.select(-1, 0);
-        var second = pairs.select(-1, 1);
-        var rotated = cat([first * cos - second * sin, second * cos + first * sin], -1);
-        return rotated.MoveToOuterDisposeScope();
-    }
+    public static Tensor Apply(Tensor x, Tensor rotations) => bmm(x, rotations);
 
     public void Dispose()
     {

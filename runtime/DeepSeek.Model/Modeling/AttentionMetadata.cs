@@ -4,15 +4,15 @@ using static TorchSharp.torch;
 namespace DeepSeek.Model.Modeling;
 
 /// <summary>
-/// What every layer's attention needs about a batch, built once per forward: the rotary cos/sin of
+/// What every layer's attention needs about a batch, built once per forward: the rotary rotation of
 /// each token, where to write its latent, and a padded <c>[sequences, max queries, max context]</c>
 /// view for batched attention (gather indices, causal mask, and the way back to batch order). The
 /// context slots and the mask are computed on the device from the block tables.
 /// </summary>
 public sealed class AttentionMetadata : IDisposable
 {
-    public required Tensor Cos { get; init; }
-    public required Tensor Sin { get; init; }
+    /// <summary><c>[T, rope, rope]</c>: each token's rotary rotation (<see cref="Layers.RotaryEmbedding.Rotations"/>).</summary>
+    public required Tensor Rotations { get; init; }
     public required Tensor SlotMapping { get; init; }
     /// <summary><c>[S·Qmax]</c>: batch row of each padded query (pads repeat a valid row).</summary>
     public required Tensor QueryRows { get; init; }
@@ -61,15 +61,14 @@ public sealed class AttentionMetadata : IDisposable
         using var scope = NewDisposeScope();
         var s = (int)positions.shape[0];
         var device = positions.device;
-        var (cos, sin) = rotary.CosSin(positions, dtype);
+        var rotations = rotary.Rotations(positions, dtype);
         var contextIndex = arange(contextBucket, ScalarType.Int64, device);
         var contextSlots = blockTables.index_select(1, contextIndex.floor_divide(blockSize)).mul(blockSize).add(contextIndex.remainder(blockSize));
         var masked = contextIndex.view(1, 1, 1, contextBucket).gt(positions.view(s, 1, 1, 1));
         var rows = arange(s, ScalarType.Int64, device);
         return new AttentionMetadata
         {
-            Cos = cos.MoveToOuterDisposeScope(),
-            Sin = sin.MoveToOuterDisposeScope(),
+            Rotations = rotations.MoveToOuterDisposeScope(),
             SlotMapping = slotMapping.alias().MoveToOuterDisposeScope(),
             QueryRows = rows.MoveToOuterDisposeScope(),
             ContextSlots = contextSlots.view(-1).MoveToOuterDisposeScope(),
@@ -128,7 +127,7 @@ public sealed class AttentionMetadata : IDisposable
 
         using var scope = NewDisposeScope();
         using var positions = tensor(batch.Positions, device: device);
-        var (cos, sin) = rotary.CosSin(positions, dtype);
+        var rotations = rotary.Rotations(positions, dtype);
         var contextIndex = arange(maxContext, ScalarType.Int64, device);
         var tables = tensor(blockTables, device: device).view(s, maxBlocks);
         var contextSlots = tables.index_select(1, contextIndex.floor_divide(blockSize)).mul(blockSize).add(contextIndex.remainder(blockSize));
@@ -141,8 +140,7 @@ public sealed class AttentionMetadata : IDisposable
             : contextIndex.view(1, 1, 1, maxContext).gt(tensor(queryPositions, device: device).view(s, maxQueries, 1, 1));
         return new AttentionMetadata
         {
-            Cos = cos.MoveToOuterDisposeScope(),
-            Sin = sin.MoveToOuterDisposeScope(),
+            Rotations = rotations.MoveToOuterDisposeScope(),
             SlotMapping = tensor(slotMapping, device: device).MoveToOuterDisposeScope(),
             QueryRows = tensor(queryRows, device: device).MoveToOuterDisposeScope(),
             ContextSlots = contextSlots.view(-1).MoveToOuterDisposeScope(),
@@ -159,8 +157,7 @@ public sealed class AttentionMetadata : IDisposable
 
     public void Dispose()
     {
-        Cos.Dispose();
-        Sin.Dispose();
+        Rotations.Dispose();
         SlotMapping.Dispose();
         QueryRows.Dispose();
         ContextSlots.Dispose();
