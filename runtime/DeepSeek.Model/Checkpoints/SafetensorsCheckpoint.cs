@@ -104,12 +104,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
     /// </summary>
     public Tensor Load(string name, long[] expectedShape, ScalarType dtype, Device device, Fp8BlockQuantization? fp8 = null)
     {
-        if (!_fileOfTensor.TryGetValue(name, out var file))
-            throw new CheckpointFormatException($"{Directory}: the checkpoint has no tensor '{name}', which the model needs.");
-        var info = file.Tensors[name];
-        if (!info.Shape.SequenceEqual(expectedShape))
-            throw new CheckpointFormatException(
-                $"{Path.GetFileName(file.Path)}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}] but config.json implies [{string.Join(", ", expectedShape)}].");
+        var (file, info) = Expected(name, expectedShape);
         if (info.Dtype != Float8E4M3.SafetensorsCode) return file.Load(name, dtype, device);
         if (fp8 is null)
             throw new CheckpointFormatException(
@@ -130,6 +125,68 @@ public sealed class SafetensorsCheckpoint : IDisposable
         if (!isfinite(weight).all().item<bool>())
             throw new CheckpointFormatException($"{Path.GetFileName(file.Path)}: FP8 tensor '{name}' holds NaN codes (0x7F/0xFF) or scales that overflow; the file is corrupt.");
         return weight.to(dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Fills every target from the checkpoint tensor of its name (the target's shape, dtype and device)
+    /// in the order the bytes lie in the files, so that a cold disk is read front to back, while
+    /// <see cref="CheckpointReadAhead"/> reads the bytes of the next tensors; <paramref name="progress"/>
+    /// hears after each tensor. Every name and shape is checked before the first byte is read.
+    /// </summary>
+    public void LoadInto(IReadOnlyList<(string Name, Tensor Target)> targets, Fp8BlockQuantization? fp8 = null,
+        IProgress<LoadProgress>? progress = null, TimeProvider? time = null, CheckpointReadAhead.Settings? readAhead = null)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        time ??= TimeProvider.System;
+        var started = time.GetTimestamp();
+        var fileOrder = _files.Select((file, index) => (file, index)).ToDictionary(p => p.file, p => p.index);
+        var plan = targets.Select(t => (t.Name, t.Target, Ranges: Ranges(t.Name, t.Target.shape, fp8)))
+            .OrderBy(p => fileOrder[_fileOfTensor[p.Name]]).ThenBy(p => p.Ranges[0].Offset)
+            .ToList();
+        var total = plan.Sum(p => p.Ranges.Sum(r => r.Length));
+        using var readers = new CheckpointReadAhead(plan.SelectMany(p => p.Ranges), readAhead);
+        using var staging = new HostStaging(plan.Count > 0 ? plan[0].Target.device : CPU);
+        long done = 0;
+        progress?.Report(new LoadProgress(0, plan.Count, 0, total, time.GetElapsedTime(started)));
+        for (var i = 0; i < plan.Count; i++)
+        {
+            var (name, target, ranges) = plan[i];
+            var file = _fileOfTensor[name];
+            if (file.Tensors[name].Dtype == Float8E4M3.SafetensorsCode)
+            {
+                using var weight = Load(name, target.shape, target.dtype, target.device, fp8);
+                target.copy_(weight);
+            }
+            else
+            {
+                file.CopyTo(name, target, staging);
+            }
+            var bytes = ranges.Sum(r => r.Length);
+            done += bytes;
+            readers.Advance(bytes);
+            progress?.Report(new LoadProgress(i + 1, plan.Count, done, total, time.GetElapsedTime(started)));
+        }
+    }
+
+    /// <summary>The bytes a tensor loads from: its own, and an FP8 tensor's block scales.</summary>
+    private CheckpointReadAhead.FileRange[] Ranges(string name, long[] expectedShape, Fp8BlockQuantization? fp8)
+    {
+        var (file, info) = Expected(name, expectedShape);
+        var scaleName = name + Fp8BlockQuantization.ScaleSuffix;
+        return info.Dtype == Float8E4M3.SafetensorsCode && fp8 is not null && _fileOfTensor.TryGetValue(scaleName, out var scaleFile)
+            ? [file.RangeOf(info), scaleFile.RangeOf(scaleFile.Tensors[scaleName])]
+            : [file.RangeOf(info)];
+    }
+
+    private (SafetensorsFile File, SafetensorsTensorInfo Info) Expected(string name, long[] expectedShape)
+    {
+        if (!_fileOfTensor.TryGetValue(name, out var file))
+            throw new CheckpointFormatException($"{Directory}: the checkpoint has no tensor '{name}', which the model needs.");
+        var info = file.Tensors[name];
+        if (!info.Shape.SequenceEqual(expectedShape))
+            throw new CheckpointFormatException(
+                $"{Path.GetFileName(file.Path)}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}] but config.json implies [{string.Join(", ", expectedShape)}].");
+        return (file, info);
     }
 
     public void Dispose()

@@ -145,11 +145,80 @@ public sealed class SafetensorsFile : IDisposable
         return info;
     }
 
+    /// <summary>Where a tensor's bytes lie in the file, for <see cref="CheckpointReadAhead"/>.</summary>
+    public CheckpointReadAhead.FileRange RangeOf(SafetensorsTensorInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        return new(Path, _dataStart + info.Begin, info.ByteLength);
+    }
+
+    /// <summary>
+    /// Copies one tensor into <paramref name="target"/> (its shape, any dtype, any device), converting on
+    /// the way. A CPU target of the stored dtype is filled straight from the mapping; any other goes
+    /// through <paramref name="staging"/> in pieces, so no whole-tensor temporary is allocated on the host
+    /// or the device. Floating data is checked for NaN and infinity as <see cref="Load"/> does.
+    /// </summary>
+    /// <exception cref="CheckpointFormatException">The tensor holds NaN or infinity, or its conversion overflowed.</exception>
+    public void CopyTo(string name, Tensor target, HostStaging staging)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(staging);
+        var fileName = System.IO.Path.GetFileName(Path);
+        var (info, sourceType) = Readable(name);
+        if (!info.Shape.SequenceEqual(target.shape))
+            throw new ArgumentException($"{fileName}: tensor '{name}' is [{string.Join(", ", info.Shape)}], the target [{string.Join(", ", target.shape)}].", nameof(target));
+
+        using var scope = NewDisposeScope();
+        var nonFinite = false;
+        if (info.ByteLength > 0)
+        {
+            if (target.device_type == DeviceType.CPU && target.dtype == sourceType && target.is_contiguous())
+            {
+                nonFinite = CopyElements(target, info, sourceType, 0, info.ElementCount);
+            }
+            else if (target.is_contiguous())
+            {
+                var flat = target.view(-1);
+                for (long start = 0; start < info.ElementCount;)
+                {
+                    var buffer = staging.For(sourceType);
+                    var count = Math.Min(buffer.shape[0], info.ElementCount - start);
+                    var piece = buffer.narrow(0, 0, count);
+                    nonFinite |= CopyElements(piece, info, sourceType, start, count);
+                    flat.narrow(0, start, count).copy_(piece);
+                    start += count;
+                }
+            }
+            else
+            {
+                var host = empty(info.Shape, sourceType, CPU);
+                nonFinite = CopyElements(host, info, sourceType, 0, info.ElementCount);
+                target.copy_(host);
+            }
+        }
+        if (nonFinite || (NonFiniteValues.ConversionMayOverflow(sourceType, target.dtype) && !isfinite(target).all().item<bool>()))
+            throw new CheckpointFormatException($"{fileName}: tensor '{name}' holds NaN or infinite values; the file is corrupt.");
+    }
+
     /// <summary>
     /// Materialises one tensor as <paramref name="dtype"/> on <paramref name="device"/>. Floating data is
-    /// checked for NaN and infinity: a random checkpoint never holds them, a corrupted one often does.
+    /// checked for NaN and infinity (<see cref="NonFiniteValues"/>), and after a conversion that can overflow.
     /// </summary>
     public Tensor Load(string name, ScalarType dtype, Device device)
+    {
+        var fileName = System.IO.Path.GetFileName(Path);
+        var (info, sourceType) = Readable(name);
+
+        using var scope = NewDisposeScope();
+        var host = empty(info.Shape, sourceType, CPU);
+        var nonFinite = info.ByteLength > 0 && CopyElements(host, info, sourceType, 0, info.ElementCount);
+        var result = host.to(dtype, device);
+        if (nonFinite || (NonFiniteValues.ConversionMayOverflow(sourceType, dtype) && !isfinite(result).all().item<bool>()))
+            throw new CheckpointFormatException($"{fileName}: tensor '{name}' holds NaN or infinite values; the file is corrupt.");
+        return result.MoveToOuterDisposeScope();
+    }
+
+    private (SafetensorsTensorInfo Info, ScalarType Type) Readable(string name)
     {
         var fileName = System.IO.Path.GetFileName(Path);
         if (!Tensors.TryGetValue(name, out var info))
@@ -159,14 +228,7 @@ public sealed class SafetensorsFile : IDisposable
                 info.Dtype == Float8E4M3.SafetensorsCode
                     ? $"{fileName}: tensor '{name}' is {info.Dtype}; FP8 weights are read with their block scales, which needs config.json's quantization_config ({Configuration.Fp8BlockQuantization.Supported})."
                     : $"{fileName}: tensor '{name}' has dtype {info.Dtype}, which this runtime does not read (supported: {string.Join(", ", SafetensorsDtypes.Codes)}, and {Float8E4M3.SafetensorsCode} with block scales).");
-
-        using var scope = NewDisposeScope();
-        var host = empty(info.Shape, sourceType, CPU);
-        if (info.ByteLength > 0) CopyInto(host, info);
-        var result = host.to(dtype, device);
-        if (result.is_floating_point() && !isfinite(result).all().item<bool>())
-            throw new CheckpointFormatException($"{fileName}: tensor '{name}' holds NaN or infinite values; the file is corrupt.");
-        return result.MoveToOuterDisposeScope();
+        return (info, sourceType);
     }
 
     /// <summary>
@@ -181,28 +243,43 @@ public sealed class SafetensorsFile : IDisposable
         if (info.Dtype != Float8E4M3.SafetensorsCode)
             throw new CheckpointFormatException($"{fileName}: tensor '{name}' is {info.Dtype}, not {Float8E4M3.SafetensorsCode}.");
         var host = empty(info.Shape, ScalarType.Byte, CPU);
-        if (info.ByteLength > 0) CopyInto(host, info);
+        if (info.ByteLength > 0) CopyElements(host, info, ScalarType.Byte, 0, info.ElementCount);
         return host;
     }
 
-    /// <summary>Copies in chunks of at most 1 GiB: a span over tensor storage is limited to 2 GiB.</summary>
-    private unsafe void CopyInto(Tensor host, SafetensorsTensorInfo info)
+    /// <summary>
+    /// Copies elements <paramref name="first"/> to <paramref name="first"/> + <paramref name="count"/> of a
+    /// stored tensor into <paramref name="destination"/> (contiguous, of the stored dtype, <paramref name="count"/>
+    /// elements), in pieces of at most 1 GiB: a span over tensor storage is limited to 2 GiB.
+    /// </summary>
+    /// <returns>Whether the bytes, read as <paramref name="stored"/>, hold NaN or infinity: each block is looked at while it is in cache.</returns>
+    private unsafe bool CopyElements(Tensor destination, SafetensorsTensorInfo info, ScalarType stored, long first, long count)
     {
+        const int Block = 1 << 20;
         var handle = _view!.SafeMemoryMappedViewHandle;
         byte* basePointer = null;
         handle.AcquirePointer(ref basePointer);
         try
         {
-            var source = basePointer + _view.PointerOffset + _dataStart + info.Begin;
             var elementSize = info.ByteLength / info.ElementCount;
+            var source = basePointer + _view.PointerOffset + _dataStart + info.Begin + first * elementSize;
             var chunkElements = (1L << 30) / elementSize;
-            using var flat = host.view(-1);
-            for (long start = 0; start < info.ElementCount; start += chunkElements)
+            using var flat = destination.view(-1);
+            var nonFinite = false;
+            for (long start = 0; start < count; start += chunkElements)
             {
-                var count = Math.Min(chunkElements, info.ElementCount - start);
-                using var chunk = flat.narrow(0, start, count);
-                new ReadOnlySpan<byte>(source + start * elementSize, checked((int)(count * elementSize))).CopyTo(chunk.bytes);
+                var n = Math.Min(chunkElements, count - start);
+                using var chunk = flat.narrow(0, start, n);
+                var from = new ReadOnlySpan<byte>(source + start * elementSize, checked((int)(n * elementSize)));
+                var to = chunk.bytes;
+                for (var offset = 0; offset < from.Length; offset += Block)
+                {
+                    var block = from.Slice(offset, Math.Min(Block, from.Length - offset));
+                    block.CopyTo(to[offset..]);
+                    nonFinite |= NonFiniteValues.Any(block, stored);
+                }
             }
+            return nonFinite;
         }
         finally
         {

@@ -85,12 +85,14 @@ public sealed class DeepSeekForCausalLM : nn.Module
     /// </summary>
     /// <remarks>
     /// <c>quantization</c> int4 quantises the loaded weights (<see cref="QuantizeInt4"/>); on CUDA it
-    /// needs the native helper. <c>log</c> gets lines about what quantisation did.
+    /// needs the native helper. <c>log</c> gets the load's progress (<see cref="LoadProgressLog"/>: a line
+    /// every few seconds and the total with its rate, timed by <c>time</c>) and lines about what
+    /// quantisation did.
     /// </remarks>
     /// <exception cref="ArgumentException">int4 with a dtype other than bf16.</exception>
     /// <exception cref="NotSupportedException">int4 on CUDA without the native helper.</exception>
     public static DeepSeekForCausalLM Load(string directory, ScalarType dtype, Device device, Action<DeepSeekForCausalLM>? passes = null,
-        WeightQuantization? quantization = null, Action<string>? log = null)
+        WeightQuantization? quantization = null, Action<string>? log = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         quantization ??= WeightQuantization.None;
@@ -102,7 +104,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
         try
         {
             passes?.Invoke(result);
-            result.Materialise(checkpoint, device);
+            result.Materialise(checkpoint, device, log is null ? null : new LoadProgressLog(log), time);
             if (quantization.IsInt4) result.QuantizeInt4(quantization.GroupSize, helper, log);
             return result;
         }
@@ -120,20 +122,22 @@ public sealed class DeepSeekForCausalLM : nn.Module
     public static DeepSeekForCausalLM CreateRandom(DeepSeekConfig config, ScalarType dtype, Device device, long seed) =>
         Build(config, dtype).MaterialiseRandom(seed, device);
 
-    /// <summary>Allocates every declared weight on <paramref name="device"/> and copies it from the checkpoint.</summary>
-    public DeepSeekForCausalLM Materialise(SafetensorsCheckpoint checkpoint, Device device)
+    /// <summary>
+    /// Allocates every declared weight on <paramref name="device"/> and copies it from the checkpoint
+    /// (<see cref="SafetensorsCheckpoint.LoadInto"/>: in file order, read ahead), telling
+    /// <paramref name="progress"/> as it goes.
+    /// </summary>
+    public DeepSeekForCausalLM Materialise(SafetensorsCheckpoint checkpoint, Device device, IProgress<LoadProgress>? progress = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
         Allocate(device);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        foreach (var (name, target) in CheckpointTensors())
-        {
-            // Tied embeddings: a checkpoint may omit lm_head.weight and reuse the embedding table.
-            var source = name == "lm_head.weight" && Config.TieWordEmbeddings && !checkpoint.Contains(name) ? "model.embed_tokens.weight" : name;
-            using var loaded = checkpoint.Load(source, target.shape, target.dtype, target.device, Config.Quantization);
-            target.copy_(loaded);
-        }
+        // Tied embeddings: a checkpoint may omit lm_head.weight and reuse the embedding table.
+        var targets = CheckpointTensors()
+            .Select(t => (t.Name == "lm_head.weight" && Config.TieWordEmbeddings && !checkpoint.Contains(t.Name) ? "model.embed_tokens.weight" : t.Name, t.Target))
+            .ToList();
+        checkpoint.LoadInto(targets, Config.Quantization, progress, time);
         return this;
     }
 

@@ -272,7 +272,8 @@ public static class BenchCommand
     private static DeepSeekForCausalLM LoadShortened(string directory, DeepSeekConfig config, TorchSharp.torch.ScalarType dtype, TorchSharp.torch.Device device)
     {
         var full = DeepSeekConfig.Load(directory);
-        if (full.NumHiddenLayers == config.NumHiddenLayers) return DeepSeekForCausalLM.Load(directory, dtype, device);
+        if (full.NumHiddenLayers == config.NumHiddenLayers)
+            return DeepSeekForCausalLM.Load(directory, dtype, device, log: line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
         throw new ArgumentException("--layers shortens random-weight models only (--shape); a checkpoint runs all its layers.");
     }
 

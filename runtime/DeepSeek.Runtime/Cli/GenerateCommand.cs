@@ -9,6 +9,8 @@ using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Tokenization;
 using DeepSeek.Runtime.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 
 namespace DeepSeek.Runtime.Cli;
 
@@ -68,8 +70,12 @@ public static class GenerateCommand
                 sampling.Validate();
 
                 using var metrics = new EngineMetrics("generate");
+                // The load's progress and the engine's own lines go to stderr: stdout carries only the result.
+                using var loggers = LoggerFactory.Create(logging => logging
+                    .AddSimpleConsole(format => format.SingleLine = true)
+                    .Services.Configure<ConsoleLoggerOptions>(console => console.LogToStandardErrorThreshold = LogLevel.Trace));
                 await using var engine = await EngineService.StartEngineAsync(directory, parse.GetValue(dtype)!, OneRequest(ids.Length, newTokens, parse.GetValue(device)!) with { CudaGraphs = parse.GetValue(cudaGraphs) }, tokenizer, metrics,
-                    quantization: parse.GetValue(quantization)!);
+                    engineLogger: loggers.CreateLogger("DeepSeek.Engine"), quantization: parse.GetValue(quantization)!);
                 var result = newTokens == 0 ? new GeneratedSequence() : await RunAsync(engine, ids, sampling, cancellationToken);
 
                 if (parse.GetValue(output) == "json") Console.Out.WriteLine(ToJson(result, topLogprobs > 0));

@@ -151,7 +151,8 @@ public static partial class ExpertGroupHosting
                 var dtype = EngineService.ParseDType(engine.DType);
                 var started = TimeProvider.System.GetTimestamp();
                 await experts.LoadAsync(() => DeepSeekForCausalLM.Load(engine.ModelDirectory, dtype, TorchRuntime.Resolve(engine.Options.Device),
-                    model => group.Shard(model, new ExpertGroup.NoDispatch()), WeightQuantization.Parse(engine.Quantization))).ConfigureAwait(false);
+                    model => group.Shard(model, new ExpertGroup.NoDispatch()), WeightQuantization.Parse(engine.Quantization),
+                    line => LogRankLoad(logger, line))).ConfigureAwait(false);
                 var seconds = TimeProvider.System.GetElapsedTime(started).TotalSeconds;
                 var held = group.Placement.Layers.Sum(l => l.ExpertsOn(group.Settings.Rank).Count);
                 LogRankLoaded(logger, group.Settings.Rank, group.Settings.WorldSize, held, group.Placement.Layers.Count, seconds, group.Settings.ExpertPort);
@@ -165,6 +166,10 @@ public static partial class ExpertGroupHosting
                 lifetime.StopApplication();
             }
         }
+
+        /// <summary>The load's own lines: its progress and what quantisation did.</summary>
+        [LoggerMessage(Level = LogLevel.Information, Message = "{Line}")]
+        private static partial void LogRankLoad(ILogger logger, string line);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Rank {Rank} of {WorldSize} loaded {Experts} routed experts over {Layers} MoE layers in {Seconds:0.0} s; serving the Experts service on port {Port}")]
         private static partial void LogRankLoaded(ILogger logger, int rank, int worldSize, int experts, int layers, double seconds, int port);

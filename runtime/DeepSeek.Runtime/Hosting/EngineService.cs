@@ -94,7 +94,7 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
         weights.CheckDType(scalar);
         return InferenceEngine.StartAsync(options,
             () => DeepSeekForCausalLM.Load(modelDirectory, scalar, TorchRuntime.Resolve(options.Device), modelPasses, weights,
-                line => { if (engineLogger is not null) LogQuantization(engineLogger, line); }),
+                line => { if (engineLogger is not null) LogModelLoad(engineLogger, line); }),
             new DelegateTokenDecoder(ids => tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
             metrics, logger: engineLogger);
     }
@@ -270,8 +270,9 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Directory} has no tokenizer.json: text prompts are refused, token ids only, generated text is empty")]
     private static partial void LogNoTokenizer(ILogger logger, string directory);
 
+    /// <summary>The model load's own lines: its progress and what quantisation did.</summary>
     [LoggerMessage(Level = LogLevel.Information, Message = "{Line}")]
-    private static partial void LogQuantization(ILogger logger, string line);
+    private static partial void LogModelLoad(ILogger logger, string line);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Model {Model} loaded in {Seconds:0.0} s and warmed up on device {Device}, dtype {DType}; KV cache {Blocks} blocks of {BlockSize} tokens ({Tokens} tokens, {KvMiB:0.0} MiB); context {Context} tokens")]
     private static partial void LogLoaded(ILogger logger, string model, double seconds, string device, string dtype, int blocks, int blockSize, long tokens, double kvMiB, int context);

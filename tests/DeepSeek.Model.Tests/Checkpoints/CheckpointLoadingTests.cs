@@ -98,4 +98,57 @@ public sealed class CheckpointLoadingTests
             Directory.Delete(copy, recursive: true);
         }
     }
+
+    /// <summary>A clock that moves a second each time it is read: every report of a load is a second after the one before.</summary>
+    private sealed class SteppingClock : TimeProvider
+    {
+        private long _ticks;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => _ticks += TimeSpan.TicksPerSecond;
+    }
+
+    [Fact]
+    public void Load_reports_progress_from_nothing_to_every_tensor_and_byte_of_the_checkpoint()
+    {
+        var directory = Fixtures.Dir(Fixtures.V2LiteTiny);
+        long checkpointBytes;
+        int checkpointTensors;
+        using (var checkpoint = SafetensorsCheckpoint.Open(directory))
+        {
+            checkpointTensors = checkpoint.TensorNames.Count();
+            checkpointBytes = checkpoint.TensorNames.Sum(name => checkpoint.Info(name).ByteLength);
+        }
+
+        var reports = new List<LoadProgress>();
+        using (var checkpoint = SafetensorsCheckpoint.Open(directory))
+        using (var model = DeepSeekForCausalLM.Build(DeepSeek.Model.Configuration.DeepSeekConfig.Load(directory), ScalarType.Float32))
+            model.Materialise(checkpoint, CPU, new Recorder(reports), new SteppingClock());
+
+        Assert.Equal(checkpointTensors + 1, reports.Count);
+        Assert.Equal(new LoadProgress(0, checkpointTensors, 0, checkpointBytes, TimeSpan.FromSeconds(1)), reports[0]);
+        Assert.Equal(new LoadProgress(checkpointTensors, checkpointTensors, checkpointBytes, checkpointBytes, TimeSpan.FromSeconds(checkpointTensors + 1)), reports[^1]);
+        for (var i = 1; i < reports.Count; i++)
+        {
+            Assert.Equal(i, reports[i].TensorsDone);
+            Assert.True(reports[i].BytesDone > reports[i - 1].BytesDone);
+        }
+
+        var lines = new List<string>();
+        using (DeepSeekForCausalLM.Load(directory, ScalarType.Float32, CPU, log: lines.Add, time: new SteppingClock()))
+        {
+            Assert.Equal(LoadProgressLog.Start(reports[0]), lines[0]);
+            Assert.Equal(LoadProgressLog.Summary(reports[^1]), lines[^1]);
+            // One line every two reports of a second each: throttled, not one per tensor.
+            Assert.Equal(2 + (checkpointTensors - 1) / 2, lines.Count);
+            Assert.All(lines.Skip(1).SkipLast(1), line => Assert.StartsWith("Loading weights: ", line, StringComparison.Ordinal));
+        }
+    }
+
+    private sealed class Recorder(List<LoadProgress> reports) : IProgress<LoadProgress>
+    {
+        public void Report(LoadProgress value) => reports.Add(value);
+    }
 }
+

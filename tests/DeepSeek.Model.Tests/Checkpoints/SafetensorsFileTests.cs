@@ -112,4 +112,75 @@ public sealed class SafetensorsFileTests : IDisposable
         var error = Assert.Throws<CheckpointFormatException>(() => file.Load("w", ScalarType.Float32, CPU));
         Assert.Contains("NaN", error.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, 64)]  // the stored dtype on the CPU: straight from the mapping
+    [InlineData(ScalarType.Float64, 64)]  // converted through the staging buffer
+    [InlineData(ScalarType.Float64, 24)]  // in pieces: the buffer holds 6 of the 20 float32 values
+    public void CopyTo_fills_the_target_in_its_dtype(ScalarType dtype, long stagingBytes)
+    {
+        var values = Enumerable.Range(0, 20).Select(i => i * 0.5f - 3f).ToArray();
+        var path = Path.Combine(_dir, "c.safetensors");
+        SafetensorsWriter.Write(path, [new("w", "F32", [4, 5], Bytes(values))]);
+        using var file = SafetensorsFile.Open(path);
+        using var staging = new HostStaging(CPU, stagingBytes);
+        using var target = zeros([4, 5], dtype);
+        file.CopyTo("w", target, staging);
+        Assert.Equal(values.Select(v => (double)v), target.to(ScalarType.Float64).reshape(-1).data<double>().ToArray());
+    }
+
+    [Fact]
+    public void CopyTo_fills_a_slice_of_a_larger_tensor_and_nothing_else()
+    {
+        var values = Enumerable.Range(1, 6).Select(i => (float)i).ToArray();
+        var path = Path.Combine(_dir, "s.safetensors");
+        SafetensorsWriter.Write(path, [new("w", "F32", [2, 3], Bytes(values))]);
+        using var file = SafetensorsFile.Open(path);
+        using var staging = new HostStaging(CPU);
+        using var scope = NewDisposeScope();
+        // As an expert's matrix is a slice of the stack of all experts.
+        var stack = zeros([3, 2, 3], ScalarType.Float32);
+        file.CopyTo("w", stack[1], staging);
+        Assert.Equal(new float[6].Concat(values).Concat(new float[6]), stack.reshape(-1).data<float>().ToArray());
+        // A strided (non-contiguous) target too.
+        var columns = zeros([3, 2], ScalarType.Float32);
+        file.CopyTo("w", columns.t(), staging);
+        Assert.Equal(values, columns.t().contiguous().reshape(-1).data<float>().ToArray());
+    }
+
+    [Theory]
+    [InlineData("BF16", 0x7FC0)]  // NaN
+    [InlineData("BF16", 0xFF80)]  // -inf
+    [InlineData("F16", 0x7C00)]   // +inf
+    public void NaN_or_infinity_of_a_half_dtype_is_reported_wherever_it_sits(string dtype, int bits)
+    {
+        // Past the first vectors and in the scalar tail alike.
+        foreach (var position in new[] { 0, 37, 99 })
+        {
+            var data = new ushort[100];
+            Array.Fill(data, dtype == "BF16" ? (ushort)0x3F80 : (ushort)0x3C00);
+            data[position] = (ushort)bits;
+            var path = Path.Combine(_dir, $"h{position}.safetensors");
+            SafetensorsWriter.Write(path, [new("w", dtype, [100], Bytes(data))]);
+            using var file = SafetensorsFile.Open(path);
+            using var staging = new HostStaging(CPU);
+            using var target = zeros([100], ScalarType.Float32);
+            var error = Assert.Throws<CheckpointFormatException>(() => file.CopyTo("w", target, staging));
+            Assert.Contains("'w'", error.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void A_conversion_that_overflows_is_reported()
+    {
+        var path = Path.Combine(_dir, "o.safetensors");
+        SafetensorsWriter.Write(path, [new("w", "F32", [2], Bytes(new[] { 1f, 70000f }))]);
+        using var file = SafetensorsFile.Open(path);
+        using var staging = new HostStaging(CPU);
+        using var half = zeros([2], ScalarType.Float16);
+        Assert.Throws<CheckpointFormatException>(() => file.CopyTo("w", half, staging));
+        using var wide = zeros([2], ScalarType.Float32);
+        file.CopyTo("w", wide, staging);
+        Assert.Equal(70000f, wide[1].item<float>());
+    }
 }

@@ -1,3 +1,4 @@
+using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tests.Support;
 using TorchSharp;
@@ -31,6 +32,48 @@ public sealed class LeakTests
             quantization: DeepSeek.Model.Quantization.WeightQuantization.Int4(16));
         AssertFlat(model);
     }
+
+    [Fact]
+    public void A_load_that_fails_midway_stops_its_readers_and_leaves_no_tensor()
+    {
+        var copy = SafetensorsWriter.CopyFixture(Fixtures.V2LiteTiny);
+        try
+        {
+            // The first tensor in the file holds NaN: the load fails at its first copy, while the readers wait at the window.
+            var path = Path.Combine(copy, SafetensorsCheckpoint.SingleFileName);
+            var entries = SafetensorsWriter.ReadAll(path);
+            var nan = BitConverter.GetBytes(float.NaN);
+            entries[0] = entries[0] with { Data = Enumerable.Range(0, entries[0].Data.Length).Select(i => nan[i % 4]).ToArray() };
+            SafetensorsWriter.Write(path, entries);
+
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            var totalBefore = Tensor.TotalCount;
+            using (var checkpoint = SafetensorsCheckpoint.Open(copy))
+            {
+                var targets = checkpoint.TensorNames.Select(name => (name, zeros(checkpoint.Info(name).Shape, ScalarType.Float32))).ToList();
+                var error = Assert.Throws<CheckpointFormatException>(() =>
+                    checkpoint.LoadInto(targets, readAhead: new CheckpointReadAhead.Settings(Readers: 2, WindowBytes: 4096, ChunkBytes: 4096)));
+                Assert.Contains(entries[0].Name, error.Message, StringComparison.Ordinal);
+                Assert.Empty(ReadAheadThreads());
+                foreach (var (_, target) in targets) target.Dispose();
+            }
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Assert.Equal(totalBefore, Tensor.TotalCount);
+        }
+        finally
+        {
+            Directory.Delete(copy, recursive: true);
+        }
+    }
+
+    /// <summary>Threads of this process named as read-ahead readers (Linux shows a thread's name, cut to 15 bytes, in its comm).</summary>
+    private static string[] ReadAheadThreads() =>
+        Directory.GetDirectories("/proc/self/task")
+            .Select(task => { try { return File.ReadAllText(Path.Combine(task, "comm")).Trim(); } catch (IOException) { return ""; } })
+            .Where(name => name.StartsWith("checkpoint read", StringComparison.Ordinal))
+            .ToArray();
 
     private static void AssertFlat(DeepSeekForCausalLM model)
     {
