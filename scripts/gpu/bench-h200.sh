@@ -105,6 +105,9 @@ if [[ $phases == *long* ]]; then
     peak "bench-long-$prompt" timeout "$(left 150)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v2-lite --batches 1 \
       --prompt-tokens "$prompt" --output-tokens 8 --max-batch-tokens 8192 --bandwidth-gbs 4800 --json "$out/bench-long-$prompt.json" | grep "│"
   done
+  log "bench: one 32768-token prompt in one step (the fresh causal form, flash-eligible)"
+  peak "bench-long-32768-one-step" timeout "$(left 150)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v2-lite --batches 1 \
+    --prompt-tokens 32768 --output-tokens 8 --max-batch-tokens 32768 --bandwidth-gbs 4800 --json "$out/bench-long-32768-one-step.json" | grep "│"
 fi
 
 if [[ $phases == *load* ]]; then
@@ -128,7 +131,7 @@ for f in glob.glob('/tmp/v2lite/*.safetensors'):
   done
   kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
   python3 -c "import json,sys; s,r=float(sys.argv[1]),sys.argv[2]; print(json.dumps({'page_cache': sys.argv[3], 'ready_seconds': round(float(r)-s,1) if r else None}))" "$started" "$ready" "$cache" | tee "$out/load.json"
-  grep -i -E "load|ready|progress" "$out/serve-load.log" | head -20
+  grep -i -E "load|ready|progress|weights|graphs|native|serving" "$out/serve-load.log" | head -40
   rm -rf /tmp/v2lite
 fi
 
