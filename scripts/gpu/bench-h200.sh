@@ -3,6 +3,7 @@
 # Needs: the runtime bundle from scripts/publish-gpu-bundle.sh (BUNDLE, default ./deepseek-runtime-linux-x64.tar.xz),
 # PyTorch with CUDA and transformers, optionally a prebuilt helper (NATIVE_SO) else it is built.
 # PHASES picks parts (default all), run in this order: native decode graphs correctness long load peer quant
+# ('quick' with quant: its benches without the accuracy runs)
 # Results: $OUT/*.json and $OUT/run.log; peak device memory per part from nvidia-smi sampling ($OUT/*.mem).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -146,6 +147,7 @@ fi
 if [[ $phases == *quant* ]]; then
   # docs/quantization.md: FP8 checkpoints on CUDA against their HF reference; int4 on CUDA (the helper's
   # kernels) against the CPU reference path on the same weights; memory and decode tok/s, bf16 against int4.
+  if [[ $phases != *quick* ]]; then  # 'quick': the quant benches only, not the accuracy runs
   for fixture in deepseek-v3-tiny-fp8 deepseek-v3-tiny-fp8-sharded; do
     for dtype in float32 bfloat16; do
       log "generate --device cuda --dtype $dtype on $fixture"
@@ -198,6 +200,7 @@ for x, y in zip(a, b):
 print(json.dumps(rows))
 PY
   rm -rf /tmp/v2lite-4
+  fi
   for q in none int4; do
     log "bench: V2-Lite shape, bf16, --quantization $q, batch 1/32"
     peak "bench-quant-$q" timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --quantization $q --shape deepseek-v2-lite \

@@ -161,17 +161,23 @@ public sealed class DecodeGraphs : IDisposable
         return new ForwardOutput(logits, _model.ReadLoads(step.Counts));
     }
 
+    /// <summary>Batch buckets up to this size are captured at warm-up (<see cref="Prepare"/>).</summary>
+    public const int PreparedBatches = 8;
+
     /// <summary>
-    /// Captures every batch bucket at the smallest context bucket now (largest first, so the shared
-    /// pool is sized once), with every row a padding row: what warm-up does, so that the first decode
-    /// steps of a server do not pay for capturing. Longer contexts are captured when first met.
+    /// Captures the batch buckets up to <see cref="PreparedBatches"/> at the smallest context bucket
+    /// now (largest first, so the shared pool is sized once), with every row a padding row: what
+    /// warm-up does, so that a server's first requests do not pay for capturing. Each capture costs a
+    /// step run eagerly plus the capture (all eleven buckets up to 64 sequences took about 3 s for
+    /// V2-Lite on an H200), so larger batches and longer contexts are captured when first met instead
+    /// of delaying readiness by seconds.
     /// </summary>
     /// <returns>Buckets captured by this call.</returns>
     public int Prepare()
     {
         var context = DecodeGraphBuckets.ContextBucket(1, _blockSize);
         var captured = 0;
-        foreach (var rows in Buckets.CaptureOrder)
+        foreach (var rows in Buckets.CaptureOrder.Where(b => b <= PreparedBatches))
         {
             if (_helper is null || _captureFailed || _steps.Count >= MaxGraphs || _steps.ContainsKey((rows, context))) continue;
             var step = new Step(rows, context, _blockSize, _model.Device);
