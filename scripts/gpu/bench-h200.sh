@@ -3,7 +3,7 @@
 # Needs: the runtime bundle from scripts/publish-gpu-bundle.sh (BUNDLE, default ./deepseek-runtime-linux-x64.tar.xz),
 # PyTorch with CUDA and transformers, optionally a prebuilt helper (NATIVE_SO) else it is built.
 # PHASES picks parts (default all), run in this order: native decode graphs correctness long load peer quant
-# ('quick' with quant: its benches without the accuracy runs)
+# ('quick': quant without its accuracy runs, peer without its long prompts)
 # Results: $OUT/*.json and $OUT/run.log; peak device memory per part from nvidia-smi sampling ($OUT/*.mem).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -140,6 +140,7 @@ if [[ $phases == *peer* ]]; then
   log "peer: HF transformers, same shape, batch 1/8/32"
   peak peer-decode timeout "$(left 200)" python3 scripts/gpu/hf_peer_bench.py --new 48 --prompt 256 | tee "$out/peer-decode.jsonl"
   for prompt in 32768 131072; do
+    [[ $phases == *quick* ]] && break  # 'quick': the batch rows only
     log "peer: one $prompt-token prompt"
     peak "peer-long-$prompt" timeout "$(left 120)" python3 scripts/gpu/hf_peer_bench.py --batches 1 --new 2 --prompt "$prompt" | tee "$out/peer-long-$prompt.jsonl"
   done
