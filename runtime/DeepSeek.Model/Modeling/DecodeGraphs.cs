@@ -131,30 +131,10 @@ public sealed class DecodeGraphs : IDisposable
         ArgumentNullException.ThrowIfNull(batch);
         if (BucketFor(batch) is not { } key) return null;
         batch.Validate(_model.Config.VocabSize, _cache.SlotCount);
-        if (!_steps.TryGetValue(key, out var step))
-        {
-            if (_captureFailed || _steps.Count >= MaxGraphs) return null;
-            step = new Step(key.Batch, key.Context, _blockSize, _model.Device);
-            try
-            {
-                step.Fill(PackInputs(batch, key.Batch, key.Context, _paddingBlock));
-                Record(step);
-            }
-            catch (Exception e)
-            {
-                step.Dispose();
-                // A step that cannot be captured (an op that synchronises) must not fail serving.
-                if (_helper is null || e is not (NativeHelperException or ExternalException)) throw;
-                _captureFailed = true;
-                _log?.Invoke($"CUDA graphs: capturing a decode step of {key.Batch} × {key.Context} failed, decode runs eagerly from now on: {e.Message}");
-                return null;
-            }
-            _steps[key] = step;
-        }
-        else
-        {
-            step.Fill(PackInputs(batch, key.Batch, key.Context, _paddingBlock));
-        }
+        var inputs = PackInputs(batch, key.Batch, key.Context, _paddingBlock);
+        if (_steps.TryGetValue(key, out var step)) step.Fill(inputs);
+        else if (Add(key, inputs) is not { } added) return null;
+        else step = added;
         step.Run(_model, _cache);
         using var noGrad = no_grad();
         var logits = step.Logits.narrow(0, 0, batch.Sequences.Count);
@@ -179,22 +159,38 @@ public sealed class DecodeGraphs : IDisposable
         var captured = 0;
         foreach (var rows in Buckets.CaptureOrder.Where(b => b <= PreparedBatches))
         {
-            if (_helper is null || _captureFailed || _steps.Count >= MaxGraphs || _steps.ContainsKey((rows, context))) continue;
-            var step = new Step(rows, context, _blockSize, _model.Device);
-            try
-            {
-                step.Fill(PaddingInputs(rows, context));
-                Record(step);
-            }
-            catch
-            {
-                step.Dispose();
-                throw;
-            }
-            _steps[(rows, context)] = step;
+            if (_helper is null || _steps.ContainsKey((rows, context))) continue;
+            if (Add((rows, context), PaddingInputs(rows, context)) is null) break;
             captured++;
         }
         return captured;
+    }
+
+    /// <summary>
+    /// A new bucket with <paramref name="inputs"/> filled in, captured (with the helper) after one
+    /// eager run; null when no more may be captured, or when capturing fails: that turns capturing
+    /// off with a log line, since a step that cannot be captured (an op that synchronises) must not
+    /// fail serving. Other failures (the eager run's) are the step's and are thrown.
+    /// </summary>
+    private Step? Add((int Batch, int Context) key, long[] inputs)
+    {
+        if (_captureFailed || _steps.Count >= MaxGraphs) return null;
+        var step = new Step(key.Batch, key.Context, _blockSize, _model.Device);
+        try
+        {
+            step.Fill(inputs);
+            Record(step);
+        }
+        catch (Exception e)
+        {
+            step.Dispose();
+            if (_helper is null || e is not (NativeHelperException or ExternalException)) throw;
+            _captureFailed = true;
+            _log?.Invoke($"CUDA graphs: capturing a decode step of {key.Batch} × {key.Context} failed, decode runs eagerly from now on: {e.Message}");
+            return null;
+        }
+        _steps[key] = step;
+        return step;
     }
 
     /// <summary><see cref="PackInputs"/> of a step whose rows are all padding.</summary>
