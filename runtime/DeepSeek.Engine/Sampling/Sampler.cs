@@ -1,4 +1,5 @@
 using DeepSeek.Engine.Requests;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Engine.Sampling;
@@ -47,7 +48,8 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
         for (var r = 0; r < rows; r++) uniform[r] = Generator(requests[r]).NextDouble();
 
         using var scope = NewDisposeScope();
-        var raw = logits.to(ScalarType.Float32);
+        // No conversion (not even an alias) when the logits are float32 already: on a small model each op is a visible part of a step.
+        var raw = logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32);
         var processed = raw;
         if (parameters.Any(p => p.RepetitionPenalty != 1f))
         {
@@ -82,7 +84,7 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
             tokens = where(tensor(greedy, device: device), tokens, drawn);
         }
 
-        var ids = tokens.cpu().data<long>().ToArray();
+        var ids = (tokens.device_type == DeviceType.CPU ? tokens : tokens.cpu()).data<long>().ToArray();
         var result = new SampledToken[rows];
         var wanting = Enumerable.Range(0, rows).Where(r => parameters[r].Logprobs is not null).ToArray();
         SampledLogprobs[] logprobs = [];

@@ -98,14 +98,15 @@ public sealed class AttentionMetadata : IDisposable
         var slotMapping = new long[batch.TokenCount];
         var queryRows = new long[s * maxQueries];
         var queryPositions = new long[s * maxQueries];
-        var blockTables = new long[s * maxBlocks];
+        var blockStarts = new long[s * maxBlocks];
         var unpad = new long[batch.TokenCount];
         for (var i = 0; i < s; i++)
         {
             var span = sequences[i];
             var blocks = (int)((batch.ContextLength(span) + blockSize - 1) / blockSize);
             // Entries past a sequence's context repeat its first block, so every gathered slot is valid; the mask hides them.
-            for (var b = 0; b < maxBlocks; b++) blockTables[(i * maxBlocks) + b] = span.BlockIds[b < blocks ? b : 0];
+            // Stored as each block's first slot (id × size): one multiplication on the host instead of one more op per step.
+            for (var b = 0; b < maxBlocks; b++) blockStarts[(i * maxBlocks) + b] = (long)span.BlockIds[b < blocks ? b : 0] * blockSize;
             for (var q = 0; q < maxQueries; q++)
             {
                 var row = (i * maxQueries) + q;
@@ -128,16 +129,18 @@ public sealed class AttentionMetadata : IDisposable
         using var scope = NewDisposeScope();
         using var positions = tensor(batch.Positions, device: device);
         var rotations = rotary.Rotations(positions, dtype);
+        // Every operation here runs each step, and on a small model a step is mostly per-operation
+        // overhead: tensors are created in their final shape and broadcasting replaces views.
         var contextIndex = arange(maxContext, ScalarType.Int64, device);
-        var tables = tensor(blockTables, device: device).view(s, maxBlocks);
-        var contextSlots = tables.index_select(1, contextIndex.floor_divide(blockSize)).mul(blockSize).add(contextIndex.remainder(blockSize));
+        var starts = tensor(blockStarts, [s, maxBlocks], device: device);
+        var contextSlots = starts.index_select(1, contextIndex.floor_divide(blockSize)).add_(contextIndex.remainder(blockSize));
         var isFreshCausal = sequences.All(q => q.Length == maxQueries && batch.ContextLength(q) == maxQueries);
         // [s, queries, 1, context] booleans: the one metadata tensor that grows with chunk × context, so
         // it is left out when attention needs no explicit mask (fresh prompts through the causal kernel).
         var form = batch.Attention ?? AttentionForms.Choose(config, s, maxQueries, maxContext);
         var masked = isFreshCausal && form == AttentionForm.Expanded
             ? null
-            : contextIndex.view(1, 1, 1, maxContext).gt(tensor(queryPositions, device: device).view(s, maxQueries, 1, 1));
+            : contextIndex.gt(tensor(queryPositions, [s, maxQueries, 1, 1], device: device));
         return new AttentionMetadata
         {
             Rotations = rotations.MoveToOuterDisposeScope(),
