@@ -1,4 +1,5 @@
 using DeepSeek.Model.Configuration;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Layers;
@@ -63,23 +64,23 @@ public sealed class RotaryEmbedding : IDisposable
     }
 
     /// <summary>
-    /// Each token's rotation of a <c>dim</c>-vector as a <c>[dim, dim]</c> matrix, <c>[T, dim, dim]</c>:
-    /// pair (2i, 2i+1) is turned by angle i (YaRN's magnitude factor included) and written to
-    /// columns i and dim/2 + i, the half-split layout of <see cref="Apply"/>. As a matrix the rotation
-    /// is one batched product per use instead of seven elementwise launches, and it is built once per
-    /// forward for every layer; each output is two products summed in the product's accumulator and
-    /// rounded once.
+    /// The rotary rotation of every token at <paramref name="positions"/>, built once per forward for
+    /// every layer: as <c>[dim, dim]</c> matrices on CUDA, as cos and sin elsewhere
+    /// (<see cref="RotaryPositions"/> says why); <paramref name="asMatrices"/> forces one (tests).
     /// </summary>
-    public Tensor Rotations(Tensor positions, ScalarType dtype)
+    public RotaryPositions Positions(Tensor positions, ScalarType dtype, bool? asMatrices = null)
     {
+        ArgumentNullException.ThrowIfNull(positions);
         using var scope = NewDisposeScope();
         var angles = positions.to(ScalarType.Float32).unsqueeze(1) * InverseOn(positions.device).unsqueeze(0);
-        var cos = diag_embed((angles.cos() * AttentionFactor).to(dtype));           // [T, dim/2, dim/2]
-        var sin = diag_embed((angles.sin() * AttentionFactor).to(dtype));
+        var cos = (angles.cos() * AttentionFactor).to(dtype);                      // [T, dim/2]
+        var sin = (angles.sin() * AttentionFactor).to(dtype);
+        if (!(asMatrices ?? positions.device_type == DeviceType.CUDA))
+            return new RotaryPositions(null, cos.unsqueeze(1).MoveToOuterDisposeScope(), sin.unsqueeze(1).MoveToOuterDisposeScope());
         // [T, i, r, c, j]: row 2i + r, column c · dim/2 + j, non-zero where j = i.
-        var rotation = stack([stack([cos, sin], 2), stack([sin.neg(), cos], 2)], 2);
-        var tokens = positions.shape[0];
-        return rotation.reshape(tokens, Dimension, Dimension).MoveToOuterDisposeScope();
+        var (cosDiagonal, sinDiagonal) = (diag_embed(cos), diag_embed(sin));
+        var rotation = stack([stack([cosDiagonal, sinDiagonal], 2), stack([sinDiagonal.neg(), cosDiagonal], 2)], 2);
+        return new RotaryPositions(rotation.reshape(positions.shape[0], Dimension, Dimension).MoveToOuterDisposeScope(), null, null);
     }
 
     /// <summary>
@@ -95,14 +96,6 @@ public sealed class RotaryEmbedding : IDisposable
         }
         return _inverseOnDevice;
     }
-
-    /// <summary>
-    /// Rotates <c>x [T, heads, dim]</c> whose pairs (2i, 2i+1) share a frequency by each token's
-    /// <see cref="Rotations"/> matrix. The result is in half-split layout (all first members, then all
-    /// second members); queries and keys both get it, so their dot products are those of the
-    /// interleaved rotation.
-    /// </summary>
-    public static Tensor Apply(Tensor x, Tensor rotations) => bmm(x, rotations);
 
     public void Dispose()
     {

@@ -11,8 +11,8 @@ namespace DeepSeek.Model.Modeling;
 /// </summary>
 public sealed class AttentionMetadata : IDisposable
 {
-    /// <summary><c>[T, rope, rope]</c>: each token's rotary rotation (<see cref="Layers.RotaryEmbedding.Rotations"/>).</summary>
-    public required Tensor Rotations { get; init; }
+    /// <summary>Each token's rotary rotation (<see cref="Layers.RotaryEmbedding.Positions"/>).</summary>
+    public required Layers.RotaryPositions Rotary { get; init; }
     public required Tensor SlotMapping { get; init; }
     /// <summary><c>[S·Qmax]</c>: batch row of each padded query (pads repeat a valid row).</summary>
     public required Tensor QueryRows { get; init; }
@@ -61,14 +61,14 @@ public sealed class AttentionMetadata : IDisposable
         using var scope = NewDisposeScope();
         var s = (int)positions.shape[0];
         var device = positions.device;
-        var rotations = rotary.Rotations(positions, dtype);
+        var rotations = rotary.Positions(positions, dtype);
         var contextIndex = arange(contextBucket, ScalarType.Int64, device);
         var contextSlots = blockTables.index_select(1, contextIndex.floor_divide(blockSize)).mul(blockSize).add(contextIndex.remainder(blockSize));
         var masked = contextIndex.view(1, 1, 1, contextBucket).gt(positions.view(s, 1, 1, 1));
         var rows = arange(s, ScalarType.Int64, device);
         return new AttentionMetadata
         {
-            Rotations = rotations.MoveToOuterDisposeScope(),
+            Rotary = rotations.MoveToOuterDisposeScope(),
             SlotMapping = slotMapping.alias().MoveToOuterDisposeScope(),
             QueryRows = rows.MoveToOuterDisposeScope(),
             ContextSlots = contextSlots.view(-1).MoveToOuterDisposeScope(),
@@ -128,7 +128,7 @@ public sealed class AttentionMetadata : IDisposable
 
         using var scope = NewDisposeScope();
         using var positions = tensor(batch.Positions, device: device);
-        var rotations = rotary.Rotations(positions, dtype);
+        var rotations = rotary.Positions(positions, dtype);
         // Every operation here runs each step, and on a small model a step is mostly per-operation
         // overhead: tensors are created in their final shape and broadcasting replaces views.
         var contextIndex = arange(maxContext, ScalarType.Int64, device);
@@ -143,7 +143,7 @@ public sealed class AttentionMetadata : IDisposable
             : contextIndex.gt(tensor(queryPositions, [s, maxQueries, 1, 1], device: device));
         return new AttentionMetadata
         {
-            Rotations = rotations.MoveToOuterDisposeScope(),
+            Rotary = rotations.MoveToOuterDisposeScope(),
             SlotMapping = tensor(slotMapping, device: device).MoveToOuterDisposeScope(),
             QueryRows = tensor(queryRows, device: device).MoveToOuterDisposeScope(),
             ContextSlots = contextSlots.view(-1).MoveToOuterDisposeScope(),
@@ -160,7 +160,7 @@ public sealed class AttentionMetadata : IDisposable
 
     public void Dispose()
     {
-        Rotations.Dispose();
+        Rotary.Dispose();
         SlotMapping.Dispose();
         QueryRows.Dispose();
         ContextSlots.Dispose();

@@ -522,11 +522,11 @@ internal sealed class MlaAttention : nn.Module
             : q_b_proj!.Forward(q_a_layernorm!.Forward(q_a_proj!.Forward(hidden)));
         q = q.view(tokens, _heads, _nope + _rope);
         var qNope = q.narrow(-1, 0, _nope);
-        var qRope = RotaryEmbedding.Apply(q.narrow(-1, _nope, _rope), batch.Rotations);
+        var qRope = batch.Rotary.Apply(q.narrow(-1, _nope, _rope));
 
         var compressed = kv_a_proj_with_mqa.Forward(hidden);
         var latent = kv_a_layernorm.Forward(compressed.narrow(-1, 0, _latent));
-        var kRope = RotaryEmbedding.Apply(compressed.narrow(-1, _latent, _rope).unsqueeze(1), batch.Rotations).squeeze(1);
+        var kRope = batch.Rotary.Apply(compressed.narrow(-1, _latent, _rope).unsqueeze(1)).squeeze(1);
         cache.index_copy_(0, batch.SlotMapping, cat([latent, kRope], -1));
 
         var context = cache.index_select(0, batch.ContextSlots).view(batch.SequenceCount, batch.MaxContext, _latent + _rope);
