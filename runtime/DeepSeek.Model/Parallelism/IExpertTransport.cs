@@ -35,6 +35,12 @@ public interface IExpertCombine
     IReadOnlyList<Tensor> Combine();
 }
 
+/// <summary>The combine of a transport whose answers are already computed when it dispatches.</summary>
+public sealed class CompletedCombine(IReadOnlyList<Tensor> results) : IExpertCombine
+{
+    public IReadOnlyList<Tensor> Combine() => results;
+}
+
 /// <summary>
 /// What one peer rank computes for one MoE layer (DeepEP's layout): rows of token states
 /// <c>[n, hidden]</c>, each row's k picks as global expert ids <c>[n, k]</c> (int64, −1 for a pick

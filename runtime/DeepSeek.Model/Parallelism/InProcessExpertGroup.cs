@@ -56,11 +56,6 @@ public sealed class InProcessExpertGroup
     private sealed class Transport(InProcessExpertGroup group, int rank) : IExpertTransport
     {
         public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches) =>
-            new Answers([.. batches.Select(batch => group.Serve(rank, layerIndex, placementVersion, batch))]);
-    }
-
-    private sealed class Answers(IReadOnlyList<Tensor> results) : IExpertCombine
-    {
-        public IReadOnlyList<Tensor> Combine() => results;
+            new CompletedCombine([.. batches.Select(batch => group.Serve(rank, layerIndex, placementVersion, batch))]);
     }
 }

@@ -91,7 +91,7 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
     public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches)
     {
         ArgumentNullException.ThrowIfNull(batches);
-        if (batches.Count == 0) return new Answers([]);
+        if (batches.Count == 0) return new CompletedCombine([]);
         if (_firstFormationWait > TimeSpan.Zero) _firstAttach.Wait(_firstFormationWait);
         _exchange.Wait();
         try
@@ -265,10 +265,5 @@ public sealed class NcclExpertTransport : IExpertTransport, IDisposable
                 transport._exchange.Release();
             }
         }
-    }
-
-    private sealed class Answers(IReadOnlyList<Tensor> results) : IExpertCombine
-    {
-        public IReadOnlyList<Tensor> Combine() => results;
     }
 }
