@@ -99,7 +99,7 @@ internal sealed class ModelRunner : IModelRunner
             log?.Invoke("CUDA graphs: off (--cuda-graphs false); decode steps run the same padded step eagerly.");
             return (true, null);
         }
-        log?.Invoke("CUDA graphs: decode steps are captured per (batch, context) bucket on first use.");
+        log?.Invoke($"CUDA graphs: decode steps are captured per (batch, context) bucket, up to {DecodeGraphs.PreparedBatches} sequences at warm-up, the rest on first use.");
         return (true, helper);
     }
 
@@ -194,7 +194,7 @@ internal sealed class ModelRunner : IModelRunner
         using var scope = NewDisposeScope();
         using var output = Model.Forward(batch, _cache);
         _ = LogitsProcessing.ArgMax(output.Logits).cpu();
-        // Decode graphs of every batch bucket, so that the first requests do not pay for capturing them.
+        // Decode graphs of the small batch buckets, so that the first requests do not pay for capturing them.
         _graphs?.Prepare();
     }
 

@@ -14,14 +14,14 @@ public sealed class AttentionMetadata : IDisposable
     /// <summary>Each token's rotary rotation (<see cref="Layers.RotaryEmbedding.Positions"/>).</summary>
     public required Layers.RotaryPositions Rotary { get; init; }
     public required Tensor SlotMapping { get; init; }
-    /// <summary><c>[S·Qmax]</c>: batch row of each padded query (pads repeat a valid row).</summary>
-    public required Tensor QueryRows { get; init; }
+    /// <summary><c>[S·Qmax]</c>: batch row of each padded query (pads repeat a valid row); null when <see cref="RowsInBatchOrder"/>.</summary>
+    public required Tensor? QueryRows { get; init; }
     /// <summary><c>[S·Cmax]</c>: cache slot of each padded context entry.</summary>
     public required Tensor ContextSlots { get; init; }
     /// <summary><c>[S, Qmax, 1, Cmax]</c>: true where a query must not see a context entry.</summary>
     public required Tensor? Masked { get; init; }
-    /// <summary><c>[T]</c>: padded row of each batch token.</summary>
-    public required Tensor UnpadRows { get; init; }
+    /// <summary><c>[T]</c>: padded row of each batch token; null when <see cref="RowsInBatchOrder"/>.</summary>
+    public required Tensor? UnpadRows { get; init; }
     public required int SequenceCount { get; init; }
     public required int MaxQueries { get; init; }
     public required int MaxContext { get; init; }
@@ -34,10 +34,10 @@ public sealed class AttentionMetadata : IDisposable
 
     /// <summary>
     /// One query per sequence and the sequences in batch order (a decode step): the padded rows are
-    /// the batch rows, so <see cref="QueryRows"/> and <see cref="UnpadRows"/> are the identity and
-    /// attention skips the two gathers.
+    /// the batch rows, so there are no <see cref="QueryRows"/> and <see cref="UnpadRows"/> to gather
+    /// by, and each sequence's last token is its row.
     /// </summary>
-    public bool RowsInBatchOrder { get; init; }
+    public bool RowsInBatchOrder => QueryRows is null;
 
     /// <summary>The attention form every layer uses this step.</summary>
     public required AttentionForm Form { get; init; }
@@ -65,21 +65,19 @@ public sealed class AttentionMetadata : IDisposable
         var contextIndex = arange(contextBucket, ScalarType.Int64, device);
         var contextSlots = blockTables.index_select(1, contextIndex.floor_divide(blockSize)).mul(blockSize).add(contextIndex.remainder(blockSize));
         var masked = contextIndex.view(1, 1, 1, contextBucket).gt(positions.view(s, 1, 1, 1));
-        var rows = arange(s, ScalarType.Int64, device);
         return new AttentionMetadata
         {
             Rotary = rotations.MoveToOuterDisposeScope(),
             SlotMapping = slotMapping.alias().MoveToOuterDisposeScope(),
-            QueryRows = rows.MoveToOuterDisposeScope(),
+            QueryRows = null,
             ContextSlots = contextSlots.view(-1).MoveToOuterDisposeScope(),
             Masked = masked.MoveToOuterDisposeScope(),
-            UnpadRows = rows.alias().MoveToOuterDisposeScope(),
+            UnpadRows = null,
             SequenceCount = s,
             MaxQueries = 1,
             MaxContext = contextBucket,
             IsFreshCausal = false,
             Form = AttentionForm.Absorbed,
-            RowsInBatchOrder = true,
             CountedRows = countedRows.alias().MoveToOuterDisposeScope(),
         };
     }
@@ -92,6 +90,7 @@ public sealed class AttentionMetadata : IDisposable
         var maxQueries = sequences.Max(q => q.Length);
         var maxContext = (int)sequences.Max(batch.ContextLength);
         var maxBlocks = (maxContext + blockSize - 1) / blockSize;
+        var rowsInBatchOrder = maxQueries == 1 && Enumerable.Range(0, s).All(i => sequences[i].Start == i);
 
         // Host arrays grow with the step's new tokens and the block tables, never with the contexts:
         // context slots and the causal mask are derived on the device below.
@@ -145,16 +144,15 @@ public sealed class AttentionMetadata : IDisposable
         {
             Rotary = rotations.MoveToOuterDisposeScope(),
             SlotMapping = tensor(slotMapping, device: device).MoveToOuterDisposeScope(),
-            QueryRows = tensor(queryRows, device: device).MoveToOuterDisposeScope(),
+            QueryRows = rowsInBatchOrder ? null : tensor(queryRows, device: device).MoveToOuterDisposeScope(),
             ContextSlots = contextSlots.view(-1).MoveToOuterDisposeScope(),
             Masked = masked?.MoveToOuterDisposeScope(),
-            UnpadRows = tensor(unpad, device: device).MoveToOuterDisposeScope(),
+            UnpadRows = rowsInBatchOrder ? null : tensor(unpad, device: device).MoveToOuterDisposeScope(),
             SequenceCount = s,
             MaxQueries = maxQueries,
             MaxContext = maxContext,
             IsFreshCausal = isFreshCausal,
             Form = form,
-            RowsInBatchOrder = maxQueries == 1 && Enumerable.Range(0, s).All(i => sequences[i].Start == i),
         };
     }
 
@@ -162,10 +160,10 @@ public sealed class AttentionMetadata : IDisposable
     {
         Rotary.Dispose();
         SlotMapping.Dispose();
-        QueryRows.Dispose();
+        QueryRows?.Dispose();
         ContextSlots.Dispose();
         Masked?.Dispose();
-        UnpadRows.Dispose();
+        UnpadRows?.Dispose();
         CountedRows?.Dispose();
     }
 }

@@ -92,11 +92,16 @@ public sealed class DecodeGraphs : IDisposable
     public static long[] PackInputs(ForwardBatch batch, int rows, int context, int paddingBlock)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        var n = batch.Sequences.Count;
+        return Pack(batch, rows, context, batch.BlockSize, paddingBlock);
+    }
+
+    /// <summary><see cref="PackInputs"/>; a null batch packs a step whose rows are all padding.</summary>
+    private static long[] Pack(ForwardBatch? batch, int rows, int context, int blockSize, int paddingBlock)
+    {
+        var n = batch?.Sequences.Count ?? 0;
         if (n > rows) throw new ArgumentException($"{n} sequences do not fit a bucket of {rows}.", nameof(rows));
-        var blockSize = batch.BlockSize;
         var blocksPerRow = context / blockSize;
-        var packed = new long[(4 * rows) + (rows * blocksPerRow)];
+        var packed = new long[PackedLength(rows, context, blockSize)];
         var tables = packed.AsSpan(4 * rows);
         tables.Fill(paddingBlock);
         var paddingSlot = (long)paddingBlock * blockSize;
@@ -107,7 +112,7 @@ public sealed class DecodeGraphs : IDisposable
                 packed[(2 * rows) + i] = paddingSlot;
                 continue;
             }
-            var span = batch.Sequences[i];
+            var span = batch!.Sequences[i];
             var position = batch.Positions[span.Start];
             packed[i] = batch.TokenIds[span.Start];
             packed[rows + i] = position;
@@ -160,7 +165,7 @@ public sealed class DecodeGraphs : IDisposable
         foreach (var rows in Buckets.CaptureOrder.Where(b => b <= PreparedBatches))
         {
             if (_helper is null || _steps.ContainsKey((rows, context))) continue;
-            if (Add((rows, context), PaddingInputs(rows, context)) is null) break;
+            if (Add((rows, context), Pack(null, rows, context, _blockSize, _paddingBlock)) is null) break;
             captured++;
         }
         return captured;
@@ -193,21 +198,15 @@ public sealed class DecodeGraphs : IDisposable
         return step;
     }
 
-    /// <summary><see cref="PackInputs"/> of a step whose rows are all padding.</summary>
-    private long[] PaddingInputs(int rows, int context)
-    {
-        var packed = new long[(4 * rows) + (rows * (context / _blockSize))];
-        packed.AsSpan(2 * rows, rows).Fill((long)_paddingBlock * _blockSize);
-        packed.AsSpan(4 * rows).Fill(_paddingBlock);
-        return packed;
-    }
+    /// <summary>Values in the packed inputs of a (rows, context) bucket: four per row, then the block tables.</summary>
+    private static int PackedLength(int rows, int context, int blockSize) => (4 * rows) + (rows * (context / blockSize));
 
     private void Record(Step step)
     {
         if (_helper is null) return;
         // As torch.cuda.graphs asks: run the work once eagerly (library handles, workspaces), then capture.
         step.Run(_model, _cache);
-        var captured = _helper.CaptureGraph(_pool, _model.Device, () => step.Capture(_model, _cache));
+        var captured = _helper.CaptureGraph(_pool, _model.Device, () => step.RunBody(_model, _cache));
         step.Adopt(captured);
         _log?.Invoke($"CUDA graphs: captured a decode step of {step.Rows} sequences × {step.Context} context tokens ({_steps.Count + 1} so far)");
     }
@@ -222,7 +221,7 @@ public sealed class DecodeGraphs : IDisposable
     /// <summary>One (batch, context) bucket: its static inputs, its outputs and, on CUDA, its graph.</summary>
     private sealed class Step(int rows, int context, int blockSize, Device device) : IDisposable
     {
-        private readonly Tensor _inputs = zeros([(4 * rows) + (rows * (context / blockSize))], ScalarType.Int64, device).DetachFromDisposeScope();
+        private readonly Tensor _inputs = zeros([PackedLength(rows, context, blockSize)], ScalarType.Int64, device).DetachFromDisposeScope();
         private CudaGraph? _graph;
 
         public int Rows { get; } = rows;
@@ -247,11 +246,11 @@ public sealed class DecodeGraphs : IDisposable
                 _graph.Replay();
                 return;
             }
-            Capture(model, cache);
+            RunBody(model, cache);
         }
 
-        /// <summary>The body: its outputs replace the previous ones.</summary>
-        public void Capture(DeepSeekForCausalLM model, MlaKvCache cache)
+        /// <summary>The body (what a capture records): its outputs replace the previous ones.</summary>
+        public void RunBody(DeepSeekForCausalLM model, MlaKvCache cache)
         {
             var tableLength = Rows * (Context / blockSize);
             var (logits, counts) = model.DecodeStep(

@@ -284,7 +284,8 @@ public sealed class DeepSeekForCausalLM : nn.Module
         using var scope = NewDisposeScope();
         using var metadata = AttentionMetadata.Build(batch, Config, _rotary, DType, Device);
         var (hidden, counts) = model.Forward(tensor(batch.TokenIds, device: Device), metadata, cache);
-        if (batch.Logits == LogitsSelection.LastTokenOfEachSequence)
+        // With one token per sequence in batch order, each sequence's last token is its row already.
+        if (batch.Logits == LogitsSelection.LastTokenOfEachSequence && !metadata.RowsInBatchOrder)
         {
             var rows = batch.Sequences.Select(s => (long)(s.Start + s.Length - 1)).ToArray();
             hidden = hidden.index_select(0, tensor(rows, device: Device));
@@ -313,7 +314,6 @@ public sealed class DeepSeekForCausalLM : nn.Module
     /// <summary>Every MoE layer's counts as one <c>[MoE layers, n_routed_experts]</c> tensor, in layer order.</summary>
     private Tensor StackCounts(IReadOnlyList<(int Layer, Tensor Counts)> counts) =>
         counts.Count == 0 ? zeros([0, Config.NRoutedExperts], ScalarType.Int64, Device) : stack(counts.Select(c => c.Counts).ToArray());
-
 
     /// <summary>
     /// Final hidden states (after the final norm, before the LM head) of every token of the batch,
@@ -550,7 +550,7 @@ internal sealed class MlaAttention : nn.Module
         var qLatent = bmm(qNope.transpose(0, 1), wUk).transpose(0, 1);          // [T, H, latent]
         var query = cat([qLatent, qRope], -1);                                       // [T, H, latent + rope]
         var s = batch.SequenceCount;
-        var paddedQuery = (batch.RowsInBatchOrder ? query : query.index_select(0, batch.QueryRows)).view(s, batch.MaxQueries * _heads, _latent + _rope);
+        var paddedQuery = (batch.QueryRows is { } rows ? query.index_select(0, rows) : query).view(s, batch.MaxQueries * _heads, _latent + _rope);
         var scores = bmm(paddedQuery, context.transpose(1, 2)).mul_(_scale)
             .view(s, batch.MaxQueries, _heads, batch.MaxContext)
             .masked_fill(batch.Masked!, double.NegativeInfinity);
@@ -559,7 +559,7 @@ internal sealed class MlaAttention : nn.Module
             : scores.softmax(-1);
         var attended = bmm(probabilities.view(s, batch.MaxQueries * _heads, batch.MaxContext), context.narrow(-1, 0, _latent))
             .view(s * batch.MaxQueries, _heads, _latent);
-        if (!batch.RowsInBatchOrder) attended = attended.index_select(0, batch.UnpadRows); // [T, H, latent]
+        if (batch.UnpadRows is { } unpad) attended = attended.index_select(0, unpad);  // [T, H, latent]
         return bmm(attended.transpose(0, 1), wUv.transpose(1, 2)).transpose(0, 1);  // [T, H, v]
     }
 
@@ -579,13 +579,13 @@ internal sealed class MlaAttention : nn.Module
         var values = kv.narrow(-1, _nope, _value).transpose(1, 2);                  // [s, H, C, v]
         // SDPA scales by 1/sqrt(head dim); DeepSeek's scale (YaRN mscale included) is folded into the queries.
         var headDim = _nope + _rope;
-        var queries = cat([qNope, qRope], -1).mul(_scale * Math.Sqrt(headDim))
-            .index_select(0, batch.QueryRows).view(s, batch.MaxQueries, _heads, headDim).transpose(1, 2);
+        var scaled = cat([qNope, qRope], -1).mul(_scale * Math.Sqrt(headDim));
+        var queries = (batch.QueryRows is { } rows ? scaled.index_select(0, rows) : scaled).view(s, batch.MaxQueries, _heads, headDim).transpose(1, 2);
         var attended = batch.IsFreshCausal
             ? nn.functional.scaled_dot_product_attention(queries, keys, values, null, 0.0, true)
             : nn.functional.scaled_dot_product_attention(queries, keys, values, batch.Masked!.squeeze(2).logical_not().unsqueeze(1), 0.0, false);
-        return attended.transpose(1, 2).reshape(s * batch.MaxQueries, _heads, _value)
-            .index_select(0, batch.UnpadRows);                                       // [T, H, v]
+        var unpadded = attended.transpose(1, 2).reshape(s * batch.MaxQueries, _heads, _value);
+        return batch.UnpadRows is { } unpad ? unpadded.index_select(0, unpad) : unpadded;  // [T, H, v]
     }
 }
 
