@@ -21,8 +21,10 @@ for round in $(seq 1 "$rounds"); do
       --json "$out/tiny-$b-$round.json" 2>&1 | grep "│" | tail -3
   done
 done
-for b in old new; do
-  echo "== $b V2-Lite 2 layers"
-  timeout 120 "/tmp/ab-$b/deepseek-runtime/deepseek-runtime" bench --device cpu --shape deepseek-v2-lite --layers 2 --dtype float32 --batches 1,8,32 \
-    --prompt-tokens 64 --output-tokens 16 --json "$out/v2lite-$b.json" 2>&1 | grep "│" | tail -3
+for round in $(seq 1 "$rounds"); do
+  for b in old new; do
+    echo "== round $round $b V2-Lite 2 layers"
+    timeout 120 "/tmp/ab-$b/deepseek-runtime/deepseek-runtime" bench --device cpu --shape deepseek-v2-lite --layers 2 --dtype float32 --batches 1,8,32 \
+      --prompt-tokens 64 --output-tokens 16 --json "$out/v2lite-$b-$round.json" 2>&1 | grep "│" | tail -3
+  done
 done
