@@ -2,7 +2,9 @@
 # Builds the native GPU helper (runtime/native → libdeepseek_native.so) against the LibTorch of the
 # PyTorch installation that `python3` imports, which must be the one the runtime loads at run time
 # (DEEPSEEK_LIBTORCH_DIR): the helper and TorchSharp exchange at::Tensor pointers, so both must see
-# the same ATen. Runs on a GPU host or in the CUDA image's build stage; needs g++ and PyTorch with CUDA.
+# the same ATen. Runs on a GPU host or in the CUDA image's build stage; needs g++, the CUDA toolkit's
+# nvcc (for the .cu kernels) and PyTorch with CUDA. CUDA_ARCHS picks the GPU generations compiled for
+# (default 80 90: Ampere and Hopper, plus PTX of the last for newer GPUs).
 # Usage: scripts/build-native.sh OUT_DIR   → OUT_DIR/libdeepseek_native.so
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,8 @@ if cuda_home and os.path.isdir(os.path.join(cuda_home, "include")):
     includes.append(os.path.join(cuda_home, "include"))
 site = os.path.dirname(root)
 includes += sorted(d for d in glob.glob(os.path.join(site, "nvidia", "*", "include")) + glob.glob(os.path.join(site, "nvidia", "*", "*", "include")) if os.path.isdir(d))
+nvcc = os.path.join(cuda_home, "bin", "nvcc") if cuda_home else ""
+print("nvcc=" + shlex.quote(nvcc if os.path.isfile(nvcc) else ""))
 print("torch_version=" + shlex.quote(torch.__version__))
 print("torch_lib=" + shlex.quote(os.path.join(root, "lib")))
 print("cxx11_abi=" + ("1" if torch._C._GLIBCXX_USE_CXX11_ABI else "0"))
@@ -44,9 +48,19 @@ for source in runtime/native/*.cpp; do
   "$cxx" "${flags[@]}" -c "$source" -o "$objects/$(basename "${source%.cpp}").o" &
   pids+=($!)
 done
+[[ -n "$nvcc" ]] || { echo "build-native: no nvcc under PyTorch's CUDA_HOME; the int4 expert kernels need the CUDA toolkit" >&2; exit 1; }
+archs=()
+for arch in ${CUDA_ARCHS:-80 90}; do archs+=(-gencode "arch=compute_${arch},code=sm_${arch}"); done
+archs+=(-gencode "arch=compute_${arch},code=compute_${arch}")
+for source in runtime/native/*.cu; do
+  "$nvcc" -std=c++17 -O3 "${archs[@]}" -Xcompiler -fPIC,-fvisibility=hidden "-D_GLIBCXX_USE_CXX11_ABI=${cxx11_abi}" "${includes[@]}" \
+    -c "$source" -o "$objects/$(basename "${source%.cu}").o" &
+  pids+=($!)
+done
 for pid in "${pids[@]}"; do wait "$pid"; done
 "$cxx" -shared -o "$out/libdeepseek_native.so" "$objects"/*.o \
-  -L"$torch_lib" -Wl,-rpath,"$torch_lib" -ltorch -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10
+  -L"$torch_lib" -Wl,-rpath,"$torch_lib" -ltorch -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 \
+  -L"$(dirname "$nvcc")/../lib64" -lcudart
 # Only the C ABI is exported (visibility hidden elsewhere); list it so a missing symbol shows here.
 nm -D --defined-only "$out/libdeepseek_native.so" | awk '$3 ~ /^dsn_/ {print $3}' | sort | tr '\n' ' ' >&2
 echo >&2

@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define DSN_ABI_VERSION 3
+#define DSN_ABI_VERSION 4
 
 // The library is built with hidden visibility; only these functions are exported.
 #define DSN_API __attribute__((visibility("default")))
@@ -64,6 +64,18 @@ DSN_API void* dsn_int4_pack(void* weight, int inner_k_tiles);
 // at::_weight_int4pack_mm: `x` bf16 [M, K] times the packed weight's transpose → bf16 [M, N];
 // `scales_and_zeros` bf16 [K/group_size, N, 2].
 DSN_API void* dsn_int4_mm(void* x, void* packed, int group_size, void* scales_and_zeros);
+
+// ---- int4 routed experts (int4_moe.cu) --------------------------------------------------------------
+// Routed experts as int4 stacks, each expert's weight in the layout above before packing (uint8
+// [N, K/2], bf16 scales and zeros [K/group, N, 2]), stacked: gate/up [E, 2·inter, hidden/2] with
+// [E, hidden/group, 2·inter, 2], down [E, hidden, inter/2] with [E, inter/group, hidden, 2]. For bf16
+// `hidden` [T, hidden], int64 `slots` [T, k] and `weights` [T, k]: Σ_k weights[t,k] ·
+// down_{slot}(silu(gate_{slot}(x)) · up_{slot}(x)), bf16 [T, hidden]; a slot outside [0, E) adds
+// nothing. Two kernels and no host synchronisation (capturable); group_size a multiple of 8.
+DSN_API void* dsn_int4_moe(void* hidden, void* slots, void* weights, void* gate_up_packed, void* gate_up_scales,
+                           void* down_packed, void* down_scales, int group_size);
+// One such int4 weight (uint8 [N, K/2], bf16 [K/group, N, 2]) dequantised to bf16 [N, K] in one kernel.
+DSN_API void* dsn_int4_dequantize(void* packed, void* scales_and_zeros, int group_size);
 
 // ---- NCCL process group ---------------------------------------------------------------------------
 // c10d::ProcessGroupNCCL over a c10d::TCPStore rendezvous at host:port, which rank 0 serves (a new

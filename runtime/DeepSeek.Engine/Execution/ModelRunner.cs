@@ -2,6 +2,7 @@ using DeepSeek.Engine.Requests;
 using DeepSeek.Engine.Sampling;
 using DeepSeek.Engine.Scheduling;
 using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Experts;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Native;
 using TorchSharp;
@@ -57,13 +58,13 @@ internal sealed class ModelRunner : IModelRunner
         try
         {
             var config = model.Config;
-            var (syncFree, graphs) = NativeKernels(model, options, log);
+            var (syncFreeBatch, graphs) = NativeKernels(model, options, log);
             var bytesPerBlock = BytesPerBlock(config, model.DType, options.BlockSize);
             var free = options.KvCacheBlocks is null ? DeviceMemory.FreeBytes(options.Device) : 0;
             var blocks = KvCacheSizing.NumBlocks(options.KvCacheBlocks, options.KvCacheMemoryFraction, free, bytesPerBlock,
                 options.BlockSize, options.ContextTokens(config.MaxPositionEmbeddings), options.MaxRunningRequests);
             return new ModelRunner(model, blocks, options.BlockSize, config.EosTokenId is { } eos ? [eos] : [],
-                syncFree ? DecodeGraphBuckets.UpTo(options.MaxRunningRequests) : null, graphs, log);
+                syncFreeBatch > 0 ? DecodeGraphBuckets.UpTo(syncFreeBatch) : null, graphs, log);
         }
         catch
         {
@@ -73,34 +74,38 @@ internal sealed class ModelRunner : IModelRunner
     }
 
     /// <summary>
-    /// On CUDA, with the native helper: the routed experts as grouped GEMMs, and whether no MoE layer
-    /// then synchronises with the host (bf16, every expert on this rank, not int4), in which case
-    /// decode steps run padded to buckets and, when graphs are asked for, captured (the helper is
-    /// returned for that). Elsewhere nothing changes; <paramref name="log"/> says which, or why not.
+    /// On CUDA, with the native helper: the routed experts as grouped GEMMs (int4 experts by their own
+    /// kernel), and the largest decode batch that then runs without a host synchronisation in any MoE
+    /// layer (0: none; sharded experts or a dtype other than bf16). Decode steps up to it run padded to
+    /// buckets and, when graphs are asked for, captured (the helper is returned for that); larger steps
+    /// run eagerly. Elsewhere nothing changes; <paramref name="log"/> says which, or why not.
     /// </summary>
-    private static (bool SyncFree, NativeHelper? Graphs) NativeKernels(DeepSeekForCausalLM model, EngineOptions options, Action<string>? log)
+    private static (int SyncFreeBatch, NativeHelper? Graphs) NativeKernels(DeepSeekForCausalLM model, EngineOptions options, Action<string>? log)
     {
-        if (model.Device.type != DeviceType.CUDA) return (false, null);
+        if (model.Device.type != DeviceType.CUDA) return (0, null);
         var helper = NativeHelper.TryLoad(out var reason);
         if (helper is null)
         {
             log?.Invoke($"native helper: {reason} Routed experts run without the grouped GEMM and decode steps are not captured as CUDA graphs.");
-            return (false, null);
+            return (0, null);
         }
-        var syncFree = model.UseNativeKernels(helper);
-        log?.Invoke($"native helper: {reason}; routed experts {(syncFree ? "run as grouped GEMMs" : "keep their paths (int4, sharded or not bf16)")}.");
-        if (!syncFree)
+        var syncFreeTokens = model.UseNativeKernels(helper);
+        var syncFreeBatch = (int)Math.Min(options.MaxRunningRequests, syncFreeTokens);
+        var experts = model.Quantization.IsInt4 ? "int4 experts run their fused kernel up to " + Int4Experts.FusedMaxTokens + " tokens"
+            : syncFreeTokens == long.MaxValue ? "routed experts run as grouped GEMMs" : "routed experts keep their paths (sharded or not bf16)";
+        log?.Invoke($"native helper: {reason}; {experts}.");
+        if (syncFreeBatch == 0)
         {
-            log?.Invoke("CUDA graphs: off, since the MoE layers synchronise with the host (int4 or sharded experts, or a dtype other than bf16); decode runs eagerly.");
-            return (false, null);
+            log?.Invoke("CUDA graphs: off, since the MoE layers synchronise with the host (sharded experts, or a dtype other than bf16); decode runs eagerly.");
+            return (0, null);
         }
         if (!options.CudaGraphs)
         {
             log?.Invoke("CUDA graphs: off (--cuda-graphs false); decode steps run the same padded step eagerly.");
-            return (true, null);
+            return (syncFreeBatch, null);
         }
-        log?.Invoke($"CUDA graphs: decode steps are captured per (batch, context) bucket, up to {DecodeGraphs.PreparedBatches} sequences at warm-up, the rest on first use.");
-        return (true, helper);
+        log?.Invoke($"CUDA graphs: decode steps of up to {syncFreeBatch} sequences are captured per (batch, context) bucket, up to {DecodeGraphs.PreparedBatches} sequences at warm-up, the rest on first use.");
+        return (syncFreeBatch, helper);
     }
 
     public DeepSeekForCausalLM Model { get; }

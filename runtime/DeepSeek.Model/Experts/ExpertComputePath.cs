@@ -40,4 +40,12 @@ public enum ExpertComputePath
     /// captured as a CUDA graph.
     /// </summary>
     GroupedGemm,
+
+    /// <summary>
+    /// A few tokens through routed experts held as int4 (<see cref="Int4Experts"/>) on CUDA: the native
+    /// helper's two kernels read each pick's expert on the device, gate/up with SwiGLU then down with
+    /// the weighted sum per token. Reads each pick's int4 rows once, no host synchronisation, so a
+    /// decode step with int4 experts can be captured as a CUDA graph.
+    /// </summary>
+    Int4Fused,
 }

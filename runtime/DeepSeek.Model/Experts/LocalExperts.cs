@@ -5,8 +5,9 @@ namespace DeepSeek.Model.Experts;
 
 /// <summary>
 /// Computes the routed experts this process holds (<see cref="RoutedExperts"/>' stacks) by one of
-/// five <see cref="ExpertComputePath"/>s. With the native grouped GEMM (CUDA, bf16) every batch takes
-/// GroupedGemm. Otherwise (see <see cref="ExpertCostModel"/>): Gather or Dense chosen
+/// six <see cref="ExpertComputePath"/>s. With the native grouped GEMM (CUDA, bf16) every batch takes
+/// GroupedGemm; int4 experts with the native helper take Int4Fused up to <see cref="Int4Experts.FusedMaxTokens"/>
+/// tokens and Sorted beyond. Otherwise (see <see cref="ExpertCostModel"/>): Gather or Dense chosen
 /// on the host from the token count alone, never synchronising with the device; beyond them the
 /// pairs are sorted by slot and the per-slot counts read back once, and those counts choose Sorted or
 /// Grouped. All compute <c>Σ_k weight[t,k] · expert_{slot[t,k]}(hidden[t])</c>.
@@ -24,16 +25,16 @@ public sealed class LocalExperts
     private readonly MoeShape _shape;
     private readonly ExpertDeviceProfile _device;
 
-    private readonly IReadOnlyList<ExpertInt4Weights>? _int4;
+    private readonly Int4Experts? _int4;
     private readonly NativeHelper? _groupedKernel;
 
     /// <remarks>
-    /// <c>int4</c>: the held experts as int4, one entry per slot; they are computed by the Sorted
-    /// path alone, one int4 product per active expert, since the other paths index bf16 stacks.
+    /// <c>int4</c>: the held experts as int4 stacks; computed by their fused kernel (few tokens, CUDA)
+    /// or by the Sorted path, each active expert dequantised once, since the other paths index bf16 stacks.
     /// <c>groupedKernel</c>: the native helper whose <c>_grouped_mm</c> computes every batch
     /// (<see cref="ExpertComputePath.GroupedGemm"/>) when the stacks are bf16 on CUDA and hold every expert.
     /// </remarks>
-    public LocalExperts(RoutedExperts experts, ExpertDeviceProfile device, IReadOnlyList<ExpertInt4Weights>? int4 = null, NativeHelper? groupedKernel = null)
+    public LocalExperts(RoutedExperts experts, ExpertDeviceProfile device, Int4Experts? int4 = null, NativeHelper? groupedKernel = null)
     {
         ArgumentNullException.ThrowIfNull(experts);
         ArgumentNullException.ThrowIfNull(device);
@@ -50,8 +51,12 @@ public sealed class LocalExperts
         _groupedKernel = _holdsAllExperts && _gateUp.device_type == TorchSharp.DeviceType.CUDA && _gateUp.dtype == ScalarType.BFloat16 ? groupedKernel : null;
     }
 
-    /// <summary>True when every batch takes <see cref="ExpertComputePath.GroupedGemm"/>: no step synchronises with the host here.</summary>
-    public bool UsesGroupedGemm => _groupedKernel is not null;
+    /// <summary>
+    /// Tokens up to which a batch computes without a host synchronisation (so a step of that many can
+    /// be captured): every count with the grouped GEMM, <see cref="Int4Experts.FusedMaxTokens"/> with the
+    /// int4 kernel, none otherwise.
+    /// </summary>
+    public long SyncFreeTokens => _groupedKernel is not null ? long.MaxValue : _int4 is { UsesKernel: true } ? Int4Experts.FusedMaxTokens : 0;
 
     /// <summary>Where the paths switch; settable to force a path (tests, measurements).</summary>
     public ExpertPathThresholds Thresholds { get; set; }
@@ -62,6 +67,7 @@ public sealed class LocalExperts
     /// </summary>
     public ExpertComputePath? PathFor(long tokens) =>
         _groupedKernel is not null ? ExpertComputePath.GroupedGemm
+        : _int4 is { UsesKernel: true } && tokens <= Int4Experts.FusedMaxTokens ? ExpertComputePath.Int4Fused
         : _holdsAllExperts ? Thresholds.Choose(tokens) : ExpertComputePath.Sorted;
 
     /// <summary>
@@ -83,6 +89,7 @@ public sealed class LocalExperts
             ExpertComputePath.Gather => Gather(tokens),
             ExpertComputePath.Dense => Dense(tokens),
             ExpertComputePath.GroupedGemm => GroupedGemm(tokens, _groupedKernel is { } kernel ? kernel.GroupedMm : ReferenceGroupedMm),
+            ExpertComputePath.Int4Fused => _int4!.ComputeFused(tokens),
             _ => LargeBatch(tokens),
         };
         return output.MoveToOuterDisposeScope();
@@ -192,7 +199,8 @@ public sealed class LocalExperts
         {
             var count = counts[slot];
             if (count == 0) continue;
-            outputs.Add(Expert(slot, inputs.narrow(0, offset, count)));
+            // Each expert's temporaries (int4 experts: its dequantised weights) go before the next.
+            using (NewDisposeScope()) outputs.Add(Expert(slot, inputs.narrow(0, offset, count)).MoveToOuterDisposeScope());
             offset += count;
         }
         return output.index_add_(0, tokenOfPair, cat(outputs, 0).mul_(weights), 1);
@@ -201,15 +209,10 @@ public sealed class LocalExperts
     /// <summary>One expert's SwiGLU on <c>[n, hidden]</c> rows: <c>down(silu(gate(x)) · up(x))</c>.</summary>
     private Tensor Expert(int slot, Tensor input)
     {
-        if (_int4 is not null)
-        {
-            var (gateUpInt4, downInt4) = _int4[slot];
-            var projected = gateUpInt4.Multiply(input);
-            return downInt4.Multiply(nn.functional.silu(projected.narrow(-1, 0, _inter)) * projected.narrow(-1, _inter, _inter));
-        }
-        var gateUp = nn.functional.linear(input, _gateUp[slot]);
+        var (gateUpWeight, downWeight) = _int4 is not null ? _int4.Dequantize(slot, input.dtype) : (_gateUp[slot], _down[slot]);
+        var gateUp = nn.functional.linear(input, gateUpWeight);
         var activated = nn.functional.silu(gateUp.narrow(-1, 0, _inter)) * gateUp.narrow(-1, _inter, _inter);
-        return nn.functional.linear(activated, _down[slot]);
+        return nn.functional.linear(activated, downWeight);
     }
 
     /// <summary>

@@ -27,7 +27,7 @@ public sealed class RoutedExperts : WeightedModule
     private Parameter down_proj;
     private Shard? _shard;
     private LocalExperts? _local;
-    private List<ExpertInt4Weights>? _int4;
+    private Int4Experts? _int4;
 
     public RoutedExperts(string name, int layerIndex, int expertCount, int expertsPerToken, long hiddenSize, long intermediateSize, ScalarType dtype) : base(name)
     {
@@ -183,28 +183,21 @@ public sealed class RoutedExperts : WeightedModule
     /// <summary>Bytes the held experts take on the device (the stacks, or their int4 weights once quantised).</summary>
     public long ResidentBytes =>
         (gate_up_proj.numel() * gate_up_proj.element_size()) + (down_proj.numel() * down_proj.element_size())
-        + (_int4?.Sum(e => e.GateUp.Bytes + e.Down.Bytes) ?? 0);
+        + (_int4?.Bytes ?? 0);
 
     /// <summary>
-    /// Quantises the loaded experts to int4 with <paramref name="groupSize"/>: each held expert's gate/up
-    /// and down become <see cref="Int4Weight"/>s (for the native <paramref name="helper"/>'s kernel on the
-    /// GPU, dequantised per use without it), the stacks are freed, and the experts are computed by the
-    /// Sorted path. Returns why the layer stays unquantised, or null.
+    /// Quantises the loaded experts to int4 stacks with <paramref name="groupSize"/> (<see cref="Int4Experts"/>:
+    /// small batches by the native <paramref name="helper"/>'s fused kernel on the GPU, the rest by the
+    /// Sorted path dequantising each active expert) and frees the bf16 stacks. Returns why the layer
+    /// stays unquantised, or null.
     /// </summary>
     internal string? QuantizeInt4(int groupSize, NativeHelper? helper)
     {
         if (IsDeclared(gate_up_proj)) throw new InvalidOperationException("Quantise after the weights are loaded.");
         if (_int4 is not null) throw new InvalidOperationException($"Layer {LayerIndex}'s experts are already quantised.");
-        var kernel = helper is not null;
-        var reason = Int4Weight.Unsupported(2 * IntermediateSize, HiddenSize, groupSize, kernel) ?? Int4Weight.Unsupported(HiddenSize, IntermediateSize, groupSize, kernel);
-        if (reason is not null) return reason;
+        if (Int4Experts.Unsupported(HiddenSize, IntermediateSize, groupSize, kernel: helper is not null) is { } reason) return reason;
         using var noGrad = no_grad();
-        var weights = new List<ExpertInt4Weights>(HeldExperts.Count);
-        for (var slot = 0; slot < HeldExperts.Count; slot++)
-        {
-            using var scope = NewDisposeScope();
-            weights.Add(new ExpertInt4Weights(Int4Weight.Quantize(gate_up_proj[slot], groupSize, helper), Int4Weight.Quantize(down_proj[slot], groupSize, helper)));
-        }
+        var weights = Int4Experts.Quantize(gate_up_proj, down_proj, groupSize, helper);
         var device = gate_up_proj.device;
         gate_up_proj = Replaced(nameof(gate_up_proj), gate_up_proj, device);
         down_proj = Replaced(nameof(down_proj), down_proj, device);
@@ -215,7 +208,7 @@ public sealed class RoutedExperts : WeightedModule
 
     /// <summary>
     /// Computes every batch with the native helper's grouped GEMM where it applies (bf16 stacks on
-    /// CUDA holding every expert; see <see cref="LocalExperts.UsesGroupedGemm"/>); int4 experts keep their path.
+    /// CUDA holding every expert; see <see cref="LocalExperts.SyncFreeTokens"/>); int4 experts keep their own kernel.
     /// </summary>
     internal void UseGroupedKernel(NativeHelper helper)
     {
@@ -223,6 +216,12 @@ public sealed class RoutedExperts : WeightedModule
         if (_local is null) throw new InvalidOperationException("The experts are not materialised yet.");
         if (_int4 is null) _local = new LocalExperts(this, ExpertDeviceProfile.For(gate_up_proj.device), groupedKernel: helper);
     }
+
+    /// <summary>
+    /// Tokens up to which a batch of this layer runs without a host synchronisation (<see cref="LocalExperts.SyncFreeTokens"/>);
+    /// none when sharded, since the picks of experts held elsewhere are exchanged through the host.
+    /// </summary>
+    public long SyncFreeTokens => IsSharded ? 0 : Local.SyncFreeTokens;
 
     /// <summary>An empty stack in place of one whose experts are now held as int4.</summary>
     private Parameter Replaced(string name, Parameter stack, Device device)
@@ -326,7 +325,7 @@ public sealed class RoutedExperts : WeightedModule
         if (disposing)
         {
             _shard?.Dispose();
-            foreach (var expert in _int4 ?? []) expert.Dispose();
+            _int4?.Dispose();
         }
         base.Dispose(disposing);
     }

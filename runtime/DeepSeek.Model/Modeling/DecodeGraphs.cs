@@ -14,7 +14,8 @@ namespace DeepSeek.Model.Modeling;
 /// <para>
 /// The body is the model's whole forward plus the LM head over static device inputs
 /// (<see cref="DeepSeekForCausalLM.DecodeStep"/>): no host reads, no host-to-device copies, static
-/// shapes; its routed experts go through the grouped GEMM (<see cref="Experts.ExpertComputePath.GroupedGemm"/>).
+/// shapes; its routed experts go through the grouped GEMM (<see cref="Experts.ExpertComputePath.GroupedGemm"/>),
+/// or int4 experts through their fused kernel (<see cref="Experts.ExpertComputePath.Int4Fused"/>).
 /// Sampling runs after the replay on the step's logits rows.
 /// </para>
 /// <para>

@@ -184,16 +184,20 @@ public sealed class DeepSeekForCausalLM : nn.Module
     /// Computes the routed experts with <paramref name="helper"/>'s grouped GEMM wherever it applies
     /// (bf16 on CUDA, every expert held, not int4): exact FLOPs and no host synchronisation in the
     /// MoE layers, which a captured decode step needs (<see cref="DecodeGraphs"/>); and every RMSNorm
-    /// with its fused kernel.
+    /// with its fused kernel. Int4 experts keep their own kernel (<see cref="Int4Experts"/>).
     /// </summary>
-    /// <returns>True when every MoE layer now runs without a host synchronisation.</returns>
-    public bool UseNativeKernels(NativeHelper helper)
+    /// <returns>
+    /// Tokens up to which a step runs without a host synchronisation in any MoE layer: every count
+    /// with the grouped GEMM, <see cref="Int4Experts.FusedMaxTokens"/> with int4 experts, 0 when some
+    /// layer always synchronises (sharded experts, a dtype other than bf16).
+    /// </returns>
+    public long UseNativeKernels(NativeHelper helper)
     {
         ArgumentNullException.ThrowIfNull(helper);
         if (!IsMaterialised) throw new InvalidOperationException("Use the native kernels after the weights are loaded.");
         foreach (var experts in model.RoutedExperts) experts.UseGroupedKernel(helper);
         foreach (var norm in modules().OfType<RmsNorm>()) norm.UseFusedKernel(helper);
-        return model.RoutedExperts.All(e => e.Local.UsesGroupedGemm);
+        return model.RoutedExperts.Select(e => e.SyncFreeTokens).DefaultIfEmpty(long.MaxValue).Min();
     }
 
     /// <summary>The native helper on CUDA (refused with the reason when it is absent); null on the CPU, whose reference path needs none.</summary>
@@ -259,10 +263,8 @@ public sealed class DeepSeekForCausalLM : nn.Module
                 && Int4Weight.Unsupported(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize, kernel: true) is null)
                 own += Int4Weight.BytesFor(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize) - (linear.Weight.numel() * linear.Weight.element_size());
             else if (quantization.IsInt4 && module is RoutedExperts experts
-                && (Int4Weight.Unsupported(2 * experts.IntermediateSize, experts.HiddenSize, quantization.GroupSize, kernel: true)
-                    ?? Int4Weight.Unsupported(experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize, kernel: true)) is null)
-                own = experts.HeldExperts.Count * (Int4Weight.BytesFor(2 * experts.IntermediateSize, experts.HiddenSize, quantization.GroupSize)
-                    + Int4Weight.BytesFor(experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize));
+                && Int4Experts.Unsupported(experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize, kernel: true) is null)
+                own = Int4Experts.BytesFor(experts.HeldExperts.Count, experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize);
             total += own;
         }
         return total;

@@ -57,13 +57,21 @@ public sealed class Int4GroupQuantization : IDisposable
     }
 
     /// <summary>The weight the kernel multiplies by: <c>(q − 8) · scale + zero</c>, <c>[N, K]</c> in <paramref name="dtype"/>.</summary>
-    public Tensor Dequantize(ScalarType dtype = ScalarType.Float32)
+    public Tensor Dequantize(ScalarType dtype = ScalarType.Float32) => Dequantize(Packed, ScalesAndZeros, GroupSize, dtype);
+
+    /// <summary>
+    /// <see cref="Dequantize(ScalarType)"/> of a weight held in this layout elsewhere (one expert of a stack):
+    /// <paramref name="packed"/> uint8 <c>[N, K/2]</c>, <paramref name="scalesAndZeros"/> bf16 <c>[K/group, N, 2]</c>.
+    /// </summary>
+    public static Tensor Dequantize(Tensor packed, Tensor scalesAndZeros, int groupSize, ScalarType dtype)
     {
+        ArgumentNullException.ThrowIfNull(packed);
+        ArgumentNullException.ThrowIfNull(scalesAndZeros);
         using var scope = NewDisposeScope();
-        var (n, k) = (OutFeatures, InFeatures);
-        var bytes = Packed.to(ScalarType.Int32);
-        var q = stack([bytes.bitwise_right_shift(4), bytes.bitwise_and(0xF)], 2).reshape(n, k / GroupSize, GroupSize).to(ScalarType.Float32);
-        var perRow = ScalesAndZeros.to(ScalarType.Float32).transpose(0, 1); // [N, K/group, 2]
+        var (n, k) = (packed.shape[0], 2 * packed.shape[1]);
+        var bytes = packed.to(ScalarType.Int32);
+        var q = stack([bytes.bitwise_right_shift(4), bytes.bitwise_and(0xF)], 2).reshape(n, k / groupSize, groupSize).to(ScalarType.Float32);
+        var perRow = scalesAndZeros.to(ScalarType.Float32).transpose(0, 1); // [N, K/group, 2]
         var scales = perRow[.., .., 0].unsqueeze(2);
         var zeros = perRow[.., .., 1].unsqueeze(2);
         return ((q - Midpoint) * scales + zeros).reshape(n, k).to(dtype).MoveToOuterDisposeScope();

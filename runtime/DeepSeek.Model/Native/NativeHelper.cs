@@ -16,7 +16,7 @@ public sealed unsafe class NativeHelper
     public const string LibraryFileName = "libdeepseek_native.so";
 
     /// <summary>The C ABI version this binding was written for (<c>DSN_ABI_VERSION</c> in <c>deepseek_native.h</c>).</summary>
-    public const int AbiVersion = 3;
+    public const int AbiVersion = 4;
 
     private readonly delegate* unmanaged<IntPtr> _lastError;
     private readonly delegate* unmanaged<IntPtr> _graphPoolCreate;
@@ -29,6 +29,8 @@ public sealed unsafe class NativeHelper
     private readonly delegate* unmanaged<IntPtr, IntPtr, double, IntPtr> _rmsNorm;
     private readonly delegate* unmanaged<IntPtr, int, IntPtr> _int4Pack;
     private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr> _int4Mm;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, IntPtr> _int4Moe;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr> _int4Dequantize;
     private readonly delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr> _processGroupCreate;
     private readonly delegate* unmanaged<IntPtr, long> _processGroupGeneration;
     private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, long*, long*, int, long, int> _processGroupAllToAll;
@@ -51,6 +53,8 @@ public sealed unsafe class NativeHelper
         _rmsNorm = (delegate* unmanaged<IntPtr, IntPtr, double, IntPtr>)Export(library, "dsn_rms_norm");
         _int4Pack = (delegate* unmanaged<IntPtr, int, IntPtr>)Export(library, "dsn_int4_pack");
         _int4Mm = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr>)Export(library, "dsn_int4_mm");
+        _int4Moe = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, IntPtr>)Export(library, "dsn_int4_moe");
+        _int4Dequantize = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr>)Export(library, "dsn_int4_dequantize");
         _processGroupCreate = (delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr>)Export(library, "dsn_process_group_create");
         _processGroupGeneration = (delegate* unmanaged<IntPtr, long>)Export(library, "dsn_process_group_generation");
         _processGroupAllToAll = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, long*, long*, int, long, int>)Export(library, "dsn_process_group_all_to_all");
@@ -184,6 +188,34 @@ public sealed unsafe class NativeHelper
         GC.KeepAlive(packedWeight);
         GC.KeepAlive(scalesAndZeros);
         return Owned(result, "int4_mm");
+    }
+
+    /// <summary>
+    /// Routed experts held as int4 stacks (<see cref="Experts.Int4Experts"/>' layout) for bf16
+    /// <paramref name="hidden"/> <c>[T, hidden]</c>: <c>Σ_k weights[t,k] · expert_{slots[t,k]}(hidden[t])</c>,
+    /// bf16 <c>[T, hidden]</c>; a slot outside the stacks adds nothing. Two kernels, no host
+    /// synchronisation: the expert of each pick is read on the device.
+    /// </summary>
+    public Tensor Int4Moe(Tensor hidden, Tensor slots, Tensor weights, Tensor gateUpPacked, Tensor gateUpScales, Tensor downPacked, Tensor downScales, int groupSize)
+    {
+        var result = _int4Moe(hidden.Handle, slots.Handle, weights.Handle, gateUpPacked.Handle, gateUpScales.Handle, downPacked.Handle, downScales.Handle, groupSize);
+        GC.KeepAlive(hidden);
+        GC.KeepAlive(slots);
+        GC.KeepAlive(weights);
+        GC.KeepAlive(gateUpPacked);
+        GC.KeepAlive(gateUpScales);
+        GC.KeepAlive(downPacked);
+        GC.KeepAlive(downScales);
+        return Owned(result, "int4_moe");
+    }
+
+    /// <summary>One <see cref="Int4GroupQuantization"/> weight (uint8 <c>[N, K/2]</c>, bf16 <c>[K/group, N, 2]</c>) as bf16 <c>[N, K]</c>, in one kernel.</summary>
+    public Tensor Int4Dequantize(Tensor packed, Tensor scalesAndZeros, int groupSize)
+    {
+        var result = _int4Dequantize(packed.Handle, scalesAndZeros.Handle, groupSize);
+        GC.KeepAlive(packed);
+        GC.KeepAlive(scalesAndZeros);
+        return Owned(result, "int4_dequantize");
     }
 
     /// <summary>

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using DeepSeek.Model.Experts;
 using DeepSeek.Model.Native;
+using DeepSeek.Model.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,10 +12,17 @@ namespace DeepSeek.Runtime.Bench;
 /// <summary>A captured launch-bound chain against the same chain run eagerly, one row per batch-size bucket.</summary>
 public sealed record GraphResult(int Batch, int Layers, double EagerMs, double ReplayMs, double Speedup, bool IdenticalOnCapturedInput, bool IdenticalOnNewInput);
 
-/// <summary>One MoE layer's routed-expert GEMMs (gate/up, SwiGLU, down) for <c>Tokens</c> tokens, three ways.</summary>
-/// <c>…GraphMs</c>: the same work replayed from a CUDA graph, so without launch overhead (what a captured decode step pays).
+/// <summary>
+/// One MoE layer's routed-expert GEMMs (gate/up, SwiGLU, down) for <c>Tokens</c> tokens, three ways in bf16,
+/// and the same experts as int4 through the fused kernel (weighted sum per token included).
+/// <c>…GraphMs</c>: the same work replayed from a CUDA graph, so without launch overhead (what a captured
+/// decode step pays). <c>Int4FusedRelativeError</c>: against the per-expert loop over the dequantised weights
+/// in float32; <c>Int4DequantisedBf16RelativeError</c>: that loop in bf16 against the same, the rounding a bf16
+/// path carries anyway.
+/// </summary>
 public sealed record GroupedMmResult(int Tokens, int ExpertsTouched, int BusiestExpertRows, double GroupedMs, double PaddedBmmMs, double PerExpertLoopMs,
-    double GroupedGraphMs, double PaddedBmmGraphMs, double GroupedVsLoopRelativeError, double GroupedWeightGbs);
+    double GroupedGraphMs, double PaddedBmmGraphMs, double GroupedVsLoopRelativeError, double GroupedWeightGbs,
+    double Int4FusedMs, double Int4FusedGraphMs, double Int4FusedRelativeError, double Int4DequantisedBf16RelativeError);
 
 /// <summary>An int4 weight-only matmul against the bf16 one it replaces, called eagerly and replayed from a graph (<c>…GraphUs</c>, GB/s from those).</summary>
 public sealed record Int4Result(string Weight, long OutFeatures, long InFeatures, int Rows, double Bf16Us, double Int4Us, double Bf16GraphUs, double Int4GraphUs,
@@ -114,6 +123,7 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         var down = randn([Experts, Hidden, MoeIntermediate], ScalarType.BFloat16, device) * 0.02f;
         var gateUpT = gateUp.transpose(1, 2); // [E, hidden, 2·inter]: a view, as _grouped_mm takes nn.Linear-layout weights
         var downT = down.transpose(1, 2);
+        using var int4 = Int4Experts.Quantize(gateUp, down, WeightQuantization.DefaultGroupSize, helper);
 
         static Tensor SwiGlu(Tensor h) => nn.functional.silu(h.narrow(-1, 0, MoeIntermediate)) * h.narrow(-1, MoeIntermediate, MoeIntermediate);
 
@@ -121,7 +131,9 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         foreach (var tokens in tokenCounts)
         {
             using var perSize = NewDisposeScope();
-            var routed = rand([tokens, Experts], device: device).topk(TopK).indexes.flatten();
+            var picks = rand([tokens, Experts], device: device).topk(TopK).indexes;
+            var routed = picks.flatten();
+            var pickWeights = rand([tokens, TopK], device: device).softmax(-1);
             var (expertOfRow, order) = routed.sort(stable: true);
             var counts = routed.bincount(null, Experts);
             var offsets = counts.cumsum(0).to(ScalarType.Int32);
@@ -158,6 +170,27 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
                 return cat(parts, 0);
             }
 
+            Tensor Int4Fused() => int4.ComputeFused(new RoutedTokens(0, x, picks, pickWeights, counts));
+            // The fused kernel's references: the loop over each expert's dequantised weights, weighted
+            // per token, once in float32 (the truth both are measured against) and once in bf16 (the
+            // rounding the dequantise-and-multiply path itself carries, for comparison).
+            Tensor Int4Reference(ScalarType dtype)
+            {
+                var rowsIn = input.to(dtype);
+                var perPair = empty([tokens * TopK, Hidden], dtype, device);
+                long start = 0;
+                for (var e = 0; e < Experts; e++)
+                {
+                    if (countsHost[e] == 0) continue;
+                    var (gateUpE, downE) = int4.Dequantize(e, dtype);
+                    var h = rowsIn.narrow(0, start, countsHost[e]).matmul(gateUpE.t());
+                    perPair.narrow(0, start, countsHost[e]).copy_(SwiGlu(h).matmul(downE.t()));
+                    start += countsHost[e];
+                }
+                var inPairOrder = empty_like(perPair).index_copy_(0, order, perPair).view(tokens, TopK, Hidden).to(ScalarType.Float32);
+                return (inPairOrder * pickWeights.unsqueeze(-1)).sum(1);
+            }
+
             var grouped = Grouped();
             var error = RelativeError(grouped, Loop());
             var paddedError = RelativeError(Padded(), Loop());
@@ -167,9 +200,15 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
             var loopMs = MedianMs(() => { using var s = NewDisposeScope(); Loop(); }, 10);
             var groupedGraphMs = GraphMs(_ => Grouped(), 10);
             var paddedGraphMs = GraphMs(_ => Padded(), 10);
+            var truth = Int4Reference(ScalarType.Float32);
+            var int4Error = RelativeError(Int4Fused(), truth);
+            var dequantisedBf16Error = RelativeError(Int4Reference(ScalarType.BFloat16), truth);
+            var int4Ms = MedianMs(() => { using var s = NewDisposeScope(); Int4Fused(); }, 20);
+            var int4GraphMs = GraphMs(_ => Int4Fused(), 10);
             var touched = countsHost.Count(c => c > 0);
             var weightBytes = touched * 3.0 * MoeIntermediate * Hidden * 2;
-            rows.Add(new GroupedMmResult(tokens, touched, busiest, groupedMs, paddedMs, loopMs, groupedGraphMs, paddedGraphMs, error, weightBytes / (groupedGraphMs * 1e6)));
+            rows.Add(new GroupedMmResult(tokens, touched, busiest, groupedMs, paddedMs, loopMs, groupedGraphMs, paddedGraphMs, error, weightBytes / (groupedGraphMs * 1e6),
+                int4Ms, int4GraphMs, int4Error, dequantisedBf16Error));
             log($"grouped_mm: {tokens} tokens done");
         }
         return rows;

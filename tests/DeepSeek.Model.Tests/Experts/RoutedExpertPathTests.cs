@@ -23,7 +23,8 @@ public sealed class RoutedExpertPathTests
     public static TheoryData<ExpertComputePath, int> PathsAndTokenCounts()
     {
         var data = new TheoryData<ExpertComputePath, int>();
-        foreach (var path in Enum.GetValues<ExpertComputePath>())
+        // Int4Fused is int4 experts' path on CUDA alone (the GPU bench checks it against these sums' form).
+        foreach (var path in Enum.GetValues<ExpertComputePath>().Where(p => p != ExpertComputePath.Int4Fused))
             foreach (var tokens in new[] { 1, 3, 9, 33 })
                 data.Add(path, tokens);
         return data;
