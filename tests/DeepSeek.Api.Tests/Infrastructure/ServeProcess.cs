@@ -55,8 +55,27 @@ public sealed class ServeProcess : IAsyncDisposable
 
     public static Task<ServeProcess> StartAsync(params string[] extraArgs) => StartOnAsync("127.0.0.1", extraArgs);
 
-    /// <summary><c>serve</c> on <paramref name="host"/> (a loopback address) with free ports, once <c>/ready</c> answers 200.</summary>
+    /// <summary>
+    /// <c>serve</c> on <paramref name="host"/> (a loopback address) with free ports, once <c>/ready</c> answers 200.
+    /// A port found free can be taken by another process before serve binds it; serve then exits naming
+    /// the address in use, and it is started again on other ports (up to three times).
+    /// </summary>
     public static async Task<ServeProcess> StartOnAsync(string host, params string[] extraArgs)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnceAsync(host, extraArgs);
+            }
+            catch (InvalidOperationException e) when (attempt < 3 && e.Message.Contains("address already in use", StringComparison.Ordinal))
+            {
+                // Lost the race for a port: new ports.
+            }
+        }
+    }
+
+    private static async Task<ServeProcess> StartOnceAsync(string host, string[] extraArgs)
     {
         var httpPort = FreePort.Next();
         var grpcPort = FreePort.Next();
@@ -99,7 +118,11 @@ public sealed class ServeProcess : IAsyncDisposable
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < ReadyDeadline)
         {
-            if (_process.HasExited) throw new InvalidOperationException($"serve exited with {_process.ExitCode} before it was ready:\n{Log}");
+            if (_process.HasExited)
+            {
+                _process.WaitForExit(); // the redirected output read to its end, so the log holds why
+                throw new InvalidOperationException($"serve exited with {_process.ExitCode} before it was ready:\n{Log}");
+            }
             try
             {
                 using var ready = await Http.GetAsync(new Uri("/ready", UriKind.Relative));
