@@ -71,7 +71,8 @@ DSN_API void* dsn_int4_mm(void* x, void* packed, int group_size, void* scales_an
 // [E, hidden/group, 2·inter, 2], down [E, hidden, inter/2] with [E, inter/group, hidden, 2]. For bf16
 // `hidden` [T, hidden], int64 `slots` [T, k] and `weights` [T, k]: Σ_k weights[t,k] ·
 // down_{slot}(silu(gate_{slot}(x)) · up_{slot}(x)), bf16 [T, hidden]; a slot outside [0, E) adds
-// nothing. Two kernels and no host synchronisation (capturable); group_size a multiple of 8.
+// nothing. No host synchronisation (capturable): a block per pick while picks ≤ E, else the picks
+// sorted by expert on the device and a block per expert; group_size a multiple of 8.
 DSN_API void* dsn_int4_moe(void* hidden, void* slots, void* weights, void* gate_up_packed, void* gate_up_scales,
                            void* down_packed, void* down_scales, int group_size);
 // One such int4 weight (uint8 [N, K/2], bf16 [K/group, N, 2]) dequantised to bf16 [N, K] in one kernel.

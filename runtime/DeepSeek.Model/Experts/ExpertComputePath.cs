@@ -42,10 +42,11 @@ public enum ExpertComputePath
     GroupedGemm,
 
     /// <summary>
-    /// A few tokens through routed experts held as int4 (<see cref="Int4Experts"/>) on CUDA: the native
-    /// helper's two kernels read each pick's expert on the device, gate/up with SwiGLU then down with
-    /// the weighted sum per token. Reads each pick's int4 rows once, no host synchronisation, so a
-    /// decode step with int4 experts can be captured as a CUDA graph.
+    /// Up to <see cref="Int4Experts.FusedMaxTokens"/> tokens through routed experts held as int4
+    /// (<see cref="Int4Experts"/>) on CUDA: the native helper's kernels read each pick's expert on the
+    /// device (a block per pick, or per expert once picks outnumber experts), gate/up with SwiGLU, down,
+    /// and the weighted sum per token in pick order. No host synchronisation, so a decode step with int4
+    /// experts can be captured as a CUDA graph.
     /// </summary>
     Int4Fused,
 }

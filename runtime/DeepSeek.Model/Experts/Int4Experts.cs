@@ -7,22 +7,23 @@ namespace DeepSeek.Model.Experts;
 /// The routed experts one layer holds, as int4 (<see cref="Int4GroupQuantization"/>'s values, scales
 /// and zeros) in stacks indexed by slot: gate/up <c>[held, 2·inter, hidden/2]</c> with scales and zeros
 /// <c>[held, hidden/group, 2·inter, 2]</c>, down <c>[held, hidden, inter/2]</c> with <c>[held,
-/// inter/group, hidden, 2]</c>. Stacked so that the native helper's kernel reads the expert of each
-/// pick on the device (<see cref="ComputeFused"/>: a few tokens, no host synchronisation, a decode step
-/// capturable); larger batches take the Sorted path, which dequantises each active expert to the
+/// inter/group, hidden, 2]</c>. Stacked so that the native helper's kernels read the expert of each
+/// pick on the device (<see cref="ComputeFused"/>: up to <see cref="FusedMaxTokens"/> tokens, no host
+/// synchronisation, a decode step capturable); larger batches take the Sorted path, which dequantises each active expert to the
 /// activations' dtype (<see cref="Dequantize"/>) and multiplies in it, as the CPU reference path
 /// always does.
 /// </summary>
 public sealed class Int4Experts : IDisposable
 {
     /// <summary>
-    /// Tokens up to which a batch takes the fused kernel (so the decode steps captured as graphs, up to
-    /// the default 64 running requests). It reads every pick's expert rows once per pick: at one token
-    /// that is all a step must read (0.035 ms for V2-Lite's six picks on an H200, the bf16 grouped GEMM
-    /// 0.066 ms), but its time grows with the picks (0.85 ms at 32 tokens, 6.6 ms at 256), while
-    /// dequantising each active expert once and multiplying in bf16 costs about 1 ms whatever the count.
+    /// Tokens up to which a batch takes the fused kernels (so every decode step captured as a graph, and
+    /// prompts of a few hundred tokens). One token takes a block per pick; more tokens sort their picks
+    /// by expert on the device and read each expert's rows once for all its picks, so the cost grows
+    /// with the multiply-adds (on CUDA cores) rather than the bytes. Beyond this, dequantising each
+    /// active expert once and multiplying in bf16 on tensor cores is cheaper (measured on an H200 in
+    /// docs/quantization.md).
     /// </summary>
-    public const long FusedMaxTokens = 64;
+    public const long FusedMaxTokens = 256;
 
     /// <summary>The fused kernel's warps read 8 values at a time, so groups are multiples of 8.</summary>
     private const int KernelGroupMultiple = 8;

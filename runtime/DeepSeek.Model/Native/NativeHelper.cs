@@ -193,8 +193,8 @@ public sealed unsafe class NativeHelper
     /// <summary>
     /// Routed experts held as int4 stacks (<see cref="Experts.Int4Experts"/>' layout) for bf16
     /// <paramref name="hidden"/> <c>[T, hidden]</c>: <c>Σ_k weights[t,k] · expert_{slots[t,k]}(hidden[t])</c>,
-    /// bf16 <c>[T, hidden]</c>; a slot outside the stacks adds nothing. Two kernels, no host
-    /// synchronisation: the expert of each pick is read on the device.
+    /// bf16 <c>[T, hidden]</c>; a slot outside the stacks adds nothing. No host synchronisation:
+    /// the expert of each pick is read on the device (a block per pick, or per expert once picks outnumber experts).
     /// </summary>
     public Tensor Int4Moe(Tensor hidden, Tensor slots, Tensor weights, Tensor gateUpPacked, Tensor gateUpScales, Tensor downPacked, Tensor downScales, int groupSize)
     {
