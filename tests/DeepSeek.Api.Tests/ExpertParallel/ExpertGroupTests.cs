@@ -39,8 +39,18 @@ public sealed partial class ExpertGroupTests : IAsyncLifetime
     private async Task StartGroupAsync(params string[] groupArgs)
     {
         _groupArgs = groupArgs;
-        var ranks = await Task.WhenAll(StartRankAsync(1), StartRankAsync(2));
-        (_ranks[1], _ranks[2]) = (ranks[0], ranks[1]);
+        Task<ServeProcess>[] starting = [StartRankAsync(1), StartRankAsync(2)];
+        try
+        {
+            await Task.WhenAll(starting);
+        }
+        catch
+        {
+            // One rank failed to start: the other may have, and no one else would stop it.
+            foreach (var rank in starting.Where(t => t.IsCompletedSuccessfully)) await rank.Result.DisposeAsync();
+            throw;
+        }
+        (_ranks[1], _ranks[2]) = (starting[0].Result, starting[1].Result);
         // The leader turns ready only once both ranks answer.
         _ranks[0] = await StartRankAsync(0);
     }
