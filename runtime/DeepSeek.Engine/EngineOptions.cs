@@ -39,8 +39,9 @@ public sealed record EngineOptions
     public bool EnablePrefixCaching { get; init; } = true;
 
     /// <summary>
-    /// Replay decode steps as CUDA graphs (<c>--cuda-graphs</c>): on CUDA with the native helper and
-    /// bf16 experts computed by its grouped GEMM; elsewhere it has no effect (the log says why).
+    /// Replay decode steps as CUDA graphs (<c>--cuda-graphs</c>): on CUDA with the native helper, bf16
+    /// experts computed by its grouped GEMM or int4 experts by its own kernels; elsewhere it has no
+    /// effect (the log says why).
     /// </summary>
     public bool CudaGraphs { get; init; } = true;
 

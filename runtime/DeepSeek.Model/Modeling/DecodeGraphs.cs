@@ -220,14 +220,27 @@ public sealed class DecodeGraphs : IDisposable
     }
 
     /// <summary>One (batch, context) bucket: its static inputs, its outputs and, on CUDA, its graph.</summary>
-    private sealed class Step(int rows, int context, int blockSize, Device device) : IDisposable
+    private sealed class Step : IDisposable
     {
-        private readonly Tensor _inputs = zeros([PackedLength(rows, context, blockSize)], ScalarType.Int64, device).DetachFromDisposeScope();
+        private readonly Tensor _inputs;
+        // Views of _inputs in PackInputs' layout, made once: the body reads them on every eager run.
+        private readonly Tensor _tokenIds, _positions, _slotMapping, _countedRows, _blockTables;
         private CudaGraph? _graph;
 
-        public int Rows { get; } = rows;
+        public Step(int rows, int context, int blockSize, Device device)
+        {
+            (Rows, Context) = (rows, context);
+            _inputs = zeros([PackedLength(rows, context, blockSize)], ScalarType.Int64, device).DetachFromDisposeScope();
+            _tokenIds = _inputs.narrow(0, 0, rows).DetachFromDisposeScope();
+            _positions = _inputs.narrow(0, rows, rows).DetachFromDisposeScope();
+            _slotMapping = _inputs.narrow(0, 2 * rows, rows).DetachFromDisposeScope();
+            _countedRows = _inputs.narrow(0, 3 * rows, rows).DetachFromDisposeScope();
+            _blockTables = _inputs.narrow(0, 4 * rows, rows * (context / blockSize)).view(rows, context / blockSize).DetachFromDisposeScope();
+        }
 
-        public int Context { get; } = context;
+        public int Rows { get; }
+
+        public int Context { get; }
 
         public Tensor Logits { get; private set; } = null!;
 
@@ -253,10 +266,7 @@ public sealed class DecodeGraphs : IDisposable
         /// <summary>The body (what a capture records): its outputs replace the previous ones.</summary>
         public void RunBody(DeepSeekForCausalLM model, MlaKvCache cache)
         {
-            var tableLength = Rows * (Context / blockSize);
-            var (logits, counts) = model.DecodeStep(
-                _inputs.narrow(0, 0, Rows), _inputs.narrow(0, Rows, Rows), _inputs.narrow(0, 2 * Rows, Rows), _inputs.narrow(0, 3 * Rows, Rows),
-                _inputs.narrow(0, 4 * Rows, tableLength).view(Rows, Context / blockSize), Context, cache);
+            var (logits, counts) = model.DecodeStep(_tokenIds, _positions, _slotMapping, _countedRows, _blockTables, Context, cache);
             Logits?.Dispose();
             Counts?.Dispose();
             Logits = logits.DetachFromDisposeScope();
@@ -270,6 +280,7 @@ public sealed class DecodeGraphs : IDisposable
             _graph?.Dispose();
             Logits?.Dispose();
             Counts?.Dispose();
+            foreach (var view in new[] { _tokenIds, _positions, _slotMapping, _countedRows, _blockTables }) view.Dispose();
             _inputs.Dispose();
         }
     }

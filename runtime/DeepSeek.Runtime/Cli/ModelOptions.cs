@@ -47,7 +47,7 @@ public static class ModelOptions
 
     public static Option<bool> CudaGraphs() => new("--cuda-graphs")
     {
-        Description = "Replay decode steps as CUDA graphs (true or false); on CUDA with the native helper and bf16 weights, "
+        Description = "Replay decode steps as CUDA graphs (true or false); on CUDA with the native helper and bf16 or int4 weights, "
             + "elsewhere it has no effect. Env: DEEPSEEK_CUDA_GRAPHS.",
         DefaultValueFactory = _ => EnvironmentDefault.Get("--cuda-graphs", true),
     };
