@@ -108,7 +108,10 @@ public static class RequestBodyReader
         }
         catch (JsonException e)
         {
-            throw Invalid(null, e.Message.Contains("depth", StringComparison.OrdinalIgnoreCase)
+            // The reader refuses to open a level beyond MaxDepth (it then stands on the deepest one it
+            // holds); a body cut short inside open levels, whose message also speaks of depth, is a
+            // syntax error like any other.
+            throw Invalid(null, reader.CurrentDepth >= MaxDepth - 1
                 ? $"The request body nests deeper than {MaxDepth} levels; flatten it."
                 : $"The request body is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {FirstSentence(e.Message)} Fix the JSON syntax.");
         }
