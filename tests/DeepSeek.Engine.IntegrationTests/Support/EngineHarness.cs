@@ -11,7 +11,7 @@ namespace DeepSeek.Engine.IntegrationTests.Support;
 /// <summary>Starts engines on the reference checkpoints (float64 on CPU: exact) and collects request streams with bounded waits.</summary>
 public static class EngineHarness
 {
-    public static readonly TimeSpan Patience = TimeSpan.FromMinutes(2);
+    public static readonly TimeSpan Patience = DeepSeek.Testing.TestTime.Budget(TimeSpan.FromMinutes(2));
 
     public static Task<InferenceEngine> StartAsync(string checkpoint, EngineOptions options, EngineMetrics? metrics = null, Action<StepTiming>? onStep = null)
     {

@@ -16,7 +16,7 @@ namespace DeepSeek.Engine.Tests.Core;
 /// </summary>
 internal sealed class FaultInjection : IDisposable
 {
-    public static readonly TimeSpan Patience = TimeSpan.FromMinutes(1);
+    public static readonly TimeSpan Patience = DeepSeek.Testing.TestTime.Budget(TimeSpan.FromMinutes(1));
     private const int BlockSize = 4;
     private readonly MeterListener _listener;
 

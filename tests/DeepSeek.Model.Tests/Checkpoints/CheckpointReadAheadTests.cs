@@ -9,7 +9,7 @@ public sealed class CheckpointReadAheadTests : IDisposable
     private const int FileBytes = 16 * Chunk;
 
     /// <summary>Generous: the machine running the tests may be busy; the conditions come long before.</summary>
-    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(2);
+    private static readonly TimeSpan Patience = DeepSeek.Testing.TestTime.Budget(TimeSpan.FromMinutes(2));
 
     private readonly string _dir = Directory.CreateTempSubdirectory("read-ahead-test-").FullName;
     private readonly string _file;
