@@ -89,10 +89,10 @@ internal sealed class ModelRunner : IModelRunner
             log?.Invoke($"native helper: {reason} Routed experts run without the grouped GEMM and decode steps are not captured as CUDA graphs.");
             return (0, null);
         }
-        var syncFreeTokens = model.UseNativeKernels(helper);
+        var syncFreeTokens = DeepSeek.Model.Native.NativeKernels.Apply(model, helper);
         var syncFreeBatch = (int)Math.Min(options.MaxRunningRequests, syncFreeTokens);
         var experts = model.Quantization.IsInt4 ? "int4 experts run their fused kernel up to " + Int4Experts.FusedMaxTokens + " tokens"
-            : syncFreeTokens == long.MaxValue ? "routed experts run as grouped GEMMs" : "routed experts keep their paths (sharded or not bf16)";
+            : syncFreeTokens == long.MaxValue ? "routed experts run as grouped GEMMs" : "routed experts keep the sorted path (sharded or not bf16)";
         log?.Invoke($"native helper: {reason}; {experts}.");
         if (syncFreeBatch == 0)
         {

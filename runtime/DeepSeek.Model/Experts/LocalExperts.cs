@@ -1,111 +1,87 @@
 using DeepSeek.Model.Native;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Experts;
 
 /// <summary>
-/// Computes the routed experts this process holds (<see cref="RoutedExperts"/>' stacks) by one of
-/// six <see cref="ExpertComputePath"/>s. With the native grouped GEMM (CUDA, bf16) every batch takes
-/// GroupedGemm; int4 experts with the native helper take Int4Fused up to <see cref="Int4Experts.FusedMaxTokens"/>
-/// tokens and Sorted beyond. Otherwise (see <see cref="ExpertCostModel"/>): Gather or Dense chosen
-/// on the host from the token count alone, never synchronising with the device; beyond them the
-/// pairs are sorted by slot and the per-slot counts read back once, and those counts choose Sorted or
-/// Grouped. All compute <c>Σ_k weight[t,k] · expert_{slot[t,k]}(hidden[t])</c>.
-/// Gather, Dense and Grouped index the stacks by slot for every pair, so they need every routed
-/// expert here; a shard holding only some always takes Sorted, which skips the pairs whose slot is
-/// the "elsewhere" sentinel (<see cref="RoutedTokens"/>).
+/// Computes the routed experts this process holds (<see cref="RoutedExperts"/>' stacks) by the one
+/// <see cref="ExpertComputePath"/> chosen for the layer when it is loaded (<see cref="Choose"/>): the
+/// native grouped GEMM for bf16 experts on CUDA that hold every expert, the int4 kernels for int4
+/// experts on CUDA (up to <see cref="Int4Experts.FusedMaxTokens"/> tokens), Sorted otherwise. All
+/// compute <c>Σ_k weight[t,k] · expert_{slot[t,k]}(hidden[t])</c>; a shard holding only some experts
+/// skips the pairs whose slot is the "elsewhere" sentinel (<see cref="RoutedTokens"/>).
 /// </summary>
 public sealed class LocalExperts
 {
     private readonly Tensor _gateUp;
     private readonly Tensor _down;
     private readonly long _inter;
-    private readonly int _held;
-    private readonly bool _holdsAllExperts;
-    private readonly MoeShape _shape;
-    private readonly ExpertDeviceProfile _device;
-
     private readonly Int4Experts? _int4;
-    private readonly NativeHelper? _groupedKernel;
+    private readonly NativeHelper? _kernel;
 
     /// <remarks>
-    /// <c>int4</c>: the held experts as int4 stacks; computed by their fused kernel (few tokens, CUDA)
-    /// or by the Sorted path, each active expert dequantised once, since the other paths index bf16 stacks.
-    /// <c>groupedKernel</c>: the native helper whose <c>_grouped_mm</c> computes every batch
-    /// (<see cref="ExpertComputePath.GroupedGemm"/>) when the stacks are bf16 on CUDA and hold every expert.
+    /// <c>int4</c>: the held experts as int4 stacks, computed by their fused kernel (few tokens, CUDA)
+    /// or by the Sorted path, each active expert dequantised once, since the other path indexes bf16 stacks.
+    /// <c>kernel</c>: the native helper, whose <c>_grouped_mm</c> computes bf16 experts on CUDA.
     /// </remarks>
-    public LocalExperts(RoutedExperts experts, ExpertDeviceProfile device, Int4Experts? int4 = null, NativeHelper? groupedKernel = null)
+    public LocalExperts(RoutedExperts experts, Int4Experts? int4 = null, NativeHelper? kernel = null)
+        : this(experts, Choose(experts, int4, kernel), int4, kernel)
+    {
+    }
+
+    /// <summary>Computes by <paramref name="path"/> whatever the experts are (tests: a path on the CPU, the grouped GEMM through its reference).</summary>
+    internal LocalExperts(RoutedExperts experts, ExpertComputePath path, Int4Experts? int4 = null, NativeHelper? kernel = null)
     {
         ArgumentNullException.ThrowIfNull(experts);
-        ArgumentNullException.ThrowIfNull(device);
         _gateUp = experts.GateUp;
         _down = experts.Down;
         _inter = experts.IntermediateSize;
-        _held = experts.HeldExperts.Count;
-        _device = device;
         _int4 = int4;
-        // Every path indexes the stacks by slot = expert id; int4 experts are not in the stacks.
-        _holdsAllExperts = !experts.IsSharded && int4 is null;
-        _shape = new MoeShape(_held, experts.ExpertsPerToken, experts.HiddenSize, experts.IntermediateSize, (int)_gateUp.element_size());
-        Thresholds = _holdsAllExperts ? ExpertCostModel.Thresholds(_shape, device) : ExpertPathThresholds.Only(ExpertComputePath.Sorted);
-        _groupedKernel = _holdsAllExperts && _gateUp.device_type == TorchSharp.DeviceType.CUDA && _gateUp.dtype == ScalarType.BFloat16 ? groupedKernel : null;
+        _kernel = kernel;
+        Path = path;
+    }
+
+    /// <summary>The layer's path, fixed for its life.</summary>
+    public ExpertComputePath Path { get; }
+
+    /// <summary>
+    /// The path for <paramref name="experts"/>: int4 experts take their kernel when they were packed for
+    /// it (CUDA); bf16 stacks on CUDA holding every expert take <paramref name="kernel"/>'s grouped GEMM
+    /// (a shard's stacks hold only some experts, which the grouped GEMM cannot skip); the rest Sorted.
+    /// </summary>
+    public static ExpertComputePath Choose(RoutedExperts experts, Int4Experts? int4, NativeHelper? kernel)
+    {
+        ArgumentNullException.ThrowIfNull(experts);
+        if (int4 is not null) return int4.UsesKernel ? ExpertComputePath.Int4Fused : ExpertComputePath.Sorted;
+        return kernel is not null && !experts.IsSharded && experts.GateUp.device_type == DeviceType.CUDA && experts.GateUp.dtype == ScalarType.BFloat16
+            ? ExpertComputePath.GroupedGemm : ExpertComputePath.Sorted;
     }
 
     /// <summary>
     /// Tokens up to which a batch computes without a host synchronisation (so a step of that many can
     /// be captured): every count with the grouped GEMM, <see cref="Int4Experts.FusedMaxTokens"/> with the
-    /// int4 kernel, none otherwise.
+    /// int4 kernel, none with Sorted.
     /// </summary>
-    public long SyncFreeTokens => _groupedKernel is not null ? long.MaxValue : _int4 is { UsesKernel: true } ? Int4Experts.FusedMaxTokens : 0;
-
-    /// <summary>Where the paths switch; settable to force a path (tests, measurements).</summary>
-    public ExpertPathThresholds Thresholds { get; set; }
-
-    /// <summary>
-    /// The path a batch of <paramref name="tokens"/> tokens takes, or null when it is a large batch
-    /// whose path <see cref="LargeBatchPathFor"/> picks from the counts.
-    /// </summary>
-    public ExpertComputePath? PathFor(long tokens) =>
-        _groupedKernel is not null ? ExpertComputePath.GroupedGemm
-        : _int4 is { UsesKernel: true } && tokens <= Int4Experts.FusedMaxTokens ? ExpertComputePath.Int4Fused
-        : _holdsAllExperts ? Thresholds.Choose(tokens) : ExpertComputePath.Sorted;
-
-    /// <summary>
-    /// Sorted or Grouped for a large batch with these per-slot pair counts (read on the host):
-    /// forced by <see cref="Thresholds"/>, else the cheaper by <see cref="ExpertCostModel.LargeBatchPath"/>;
-    /// Sorted on a shard that holds only some experts.
-    /// </summary>
-    public ExpertComputePath LargeBatchPathFor(IReadOnlyList<long> tokensPerExpert) =>
-        !_holdsAllExperts ? ExpertComputePath.Sorted
-        : Thresholds.LargeBatchPath ?? ExpertCostModel.LargeBatchPath(tokensPerExpert, _shape, _device);
+    public long SyncFreeTokens => Path switch
+    {
+        ExpertComputePath.GroupedGemm => long.MaxValue,
+        ExpertComputePath.Int4Fused => Int4Experts.FusedMaxTokens,
+        _ => 0,
+    };
 
     /// <returns><c>[T, hidden]</c> in the dtype of <see cref="RoutedTokens.Hidden"/>; zero for tokens with no pair here.</returns>
     public Tensor Compute(RoutedTokens tokens)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         using var scope = NewDisposeScope();
-        var output = PathFor(tokens.Hidden.shape[0]) switch
+        var output = Path switch
         {
-            ExpertComputePath.Gather => Gather(tokens),
-            ExpertComputePath.Dense => Dense(tokens),
-            ExpertComputePath.GroupedGemm => GroupedGemm(tokens, _groupedKernel is { } kernel ? kernel.GroupedMm : ReferenceGroupedMm),
-            ExpertComputePath.Int4Fused => _int4!.ComputeFused(tokens),
-            _ => LargeBatch(tokens),
+            ExpertComputePath.GroupedGemm => GroupedGemm(tokens, _kernel is { } kernel ? kernel.GroupedMm : ReferenceGroupedMm),
+            ExpertComputePath.Int4Fused when tokens.Hidden.shape[0] <= Int4Experts.FusedMaxTokens => _int4!.ComputeFused(tokens),
+            _ => Sorted(tokens),
         };
         return output.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Per (token, slot) pair: its expert's weights gathered, then two bmm; slots combined by one more bmm.</summary>
-    private Tensor Gather(RoutedTokens tokens)
-    {
-        var (hidden, ids) = (tokens.Hidden, tokens.Slots);
-        long count = hidden.shape[0], topK = ids.shape[1], size = hidden.shape[1], inter = _inter;
-        var flatIds = ids.reshape(-1);
-        var inputs = hidden.unsqueeze(1).expand(count, topK, size).reshape(count * topK, size, 1);
-        var gateUp = bmm(_gateUp.index_select(0, flatIds), inputs);
-        var activated = nn.functional.silu(gateUp.narrow(1, 0, inter)) * gateUp.narrow(1, inter, inter);
-        var outputs = bmm(_down.index_select(0, flatIds), activated).view(count, topK, size);
-        return bmm(tokens.Weights.unsqueeze(1), outputs).squeeze(1);
     }
 
     /// <summary>
@@ -147,43 +123,14 @@ public sealed class LocalExperts
     }
 
     /// <summary>
-    /// Every expert on every token: one GEMM against all experts' gate/up rows, one bmm for down,
-    /// then a bmm with the dense routing matrix (zero where a token did not pick the expert).
-    /// </summary>
-    private Tensor Dense(RoutedTokens tokens)
-    {
-        var hidden = tokens.Hidden;
-        long count = hidden.shape[0], size = hidden.shape[1], inter = _inter, experts = _held;
-        var gateUp = nn.functional.linear(hidden, _gateUp.view(experts * 2 * inter, size)).view(count, experts, 2 * inter);
-        var activated = nn.functional.silu(gateUp.narrow(2, 0, inter)) * gateUp.narrow(2, inter, inter);
-        var outputs = bmm(activated.transpose(0, 1), _down.transpose(1, 2));
-        // scatter_add: a token that names one expert in two slots gets both weights, as in the sum.
-        var routing = zeros([count, experts], tokens.Weights.dtype, hidden.device).scatter_add_(1, tokens.Slots, tokens.Weights);
-        // Experts a token did not pick still ran on it; an overflow there (inf) times a zero weight
-        // would be NaN in the sum, so their outputs are zeroed first rather than only weighted by 0.
-        outputs.masked_fill_(routing.eq(0).t().unsqueeze(-1), 0.0);
-        return bmm(routing.unsqueeze(1), outputs.transpose(0, 1)).squeeze(1);
-    }
-
-    /// <summary>
-    /// Pairs sorted by expert on the device, then the counts read back (the one synchronisation),
-    /// which pick Sorted or Grouped.
-    /// </summary>
-    private Tensor LargeBatch(RoutedTokens tokens)
-    {
-        var (sortedIds, order) = tokens.Slots.reshape(-1).sort(0, false);
-        var counts = tokens.PairsPerSlot.cpu().data<long>().ToArray();
-        return LargeBatchPathFor(counts) == ExpertComputePath.Grouped
-            ? Grouped(tokens, sortedIds, order, counts)
-            : Sorted(tokens, order, counts);
-    }
-
-    /// <summary>
     /// Each active expert runs once on all its tokens; weighted outputs summed back per token with
-    /// one <c>index_add</c>. Pairs of the sentinel slot sort last and are not counted, so they are skipped.
+    /// one <c>index_add</c>. The pairs are sorted by slot on the device, then the counts read back
+    /// (the one synchronisation). Pairs of the sentinel slot sort last and are not counted, so they are skipped.
     /// </summary>
-    private Tensor Sorted(RoutedTokens tokens, Tensor order, long[] counts)
+    private Tensor Sorted(RoutedTokens tokens)
     {
+        var (_, order) = tokens.Slots.reshape(-1).sort(0, false);
+        var counts = tokens.PairsPerSlot.cpu().data<long>().ToArray();
         var output = zeros_like(tokens.Hidden);
         var pairs = counts.Sum();
         if (pairs == 0) return output;
@@ -213,51 +160,5 @@ public sealed class LocalExperts
         var gateUp = nn.functional.linear(input, gateUpWeight);
         var activated = nn.functional.silu(gateUp.narrow(-1, 0, _inter)) * gateUp.narrow(-1, _inter, _inter);
         return nn.functional.linear(activated, downWeight);
-    }
-
-    /// <summary>
-    /// Sorted pairs copied into a zero-padded <c>[E, capacity, hidden]</c> buffer (row
-    /// <c>expert·capacity + rank among the expert's pairs</c>), gate/up and down as one <c>bmm</c>
-    /// each over all experts, the valid rows read back, weighted and summed per token. Experts are
-    /// taken in chunks whose temporaries fit the device's cap (one chunk unless routing is skewed or
-    /// the batch huge). Needs every routed expert here: slot = expert id.
-    /// </summary>
-    private Tensor Grouped(RoutedTokens tokens, Tensor sortedIds, Tensor order, long[] counts)
-    {
-        var hidden = tokens.Hidden;
-        long topK = tokens.Slots.shape[1], size = hidden.shape[1], inter = _inter, experts = counts.Length;
-        var output = zeros_like(hidden);
-        var capacity = ExpertCostModel.GroupedCapacity(counts.Length == 0 ? 0 : counts.Max());
-        if (capacity == 0) return output;
-        var pairs = sortedIds.shape[0];
-        var tokenOfPair = order.div(topK, rounding_mode: RoundingMode.floor);
-        var inputs = hidden.index_select(0, tokenOfPair);
-        var weights = tokens.Weights.reshape(-1).index_select(0, order).unsqueeze(1);
-        // Sorted pair i of expert e goes to row e·capacity + (i − first pair of e); the shift per
-        // expert comes from the device's copy of the counts, so no second host transfer.
-        var deviceCounts = tokens.PairsPerSlot;
-        var shift = arange(0, experts * capacity, capacity, ScalarType.Int64, hidden.device) - (deviceCounts.cumsum(0) - deviceCounts);
-        var rowOfPair = shift.index_select(0, sortedIds) + arange(pairs, ScalarType.Int64, hidden.device);
-
-        var chunk = ExpertCostModel.GroupedChunkExperts(capacity, _shape, _device);
-        long firstPair = 0;
-        for (long first = 0; first < experts; first += chunk)
-        {
-            var n = Math.Min(chunk, experts - first);
-            var chunkPairs = counts.AsSpan((int)first, (int)n).ToArray().Sum();
-            if (chunkPairs == 0) continue;
-            // Each chunk's temporaries are freed before the next, so the cap bounds the peak.
-            using var chunkScope = NewDisposeScope();
-            var rows = rowOfPair.narrow(0, firstPair, chunkPairs);
-            if (first > 0) rows = rows - (first * capacity);
-            var padded = zeros([n * capacity, size], hidden.dtype, hidden.device).index_copy_(0, rows, inputs.narrow(0, firstPair, chunkPairs));
-            var gateUp = bmm(padded.view(n, capacity, size), _gateUp.narrow(0, first, n).transpose(1, 2));
-            var activated = nn.functional.silu(gateUp.narrow(2, 0, inter)) * gateUp.narrow(2, inter, inter);
-            var down = bmm(activated, _down.narrow(0, first, n).transpose(1, 2)).view(n * capacity, size);
-            var combined = down.index_select(0, rows).mul_(weights.narrow(0, firstPair, chunkPairs));
-            output.index_add_(0, tokenOfPair.narrow(0, firstPair, chunkPairs), combined, 1);
-            firstPair += chunkPairs;
-        }
-        return output;
     }
 }

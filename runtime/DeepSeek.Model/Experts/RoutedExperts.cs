@@ -77,8 +77,15 @@ public sealed class RoutedExperts : WeightedModule
     /// <summary><c>[held, hidden, inter]</c>.</summary>
     public Tensor Down => down_proj;
 
-    /// <summary>The compute paths over the held experts; exists once materialised.</summary>
-    public LocalExperts Local => _local ?? throw new InvalidOperationException("The experts are not materialised yet.");
+    /// <summary>
+    /// The compute path over the held experts; exists once materialised. Set by the passes that change
+    /// how the experts are held or computed, and by tests that run a path on the CPU.
+    /// </summary>
+    public LocalExperts Local
+    {
+        get => _local ?? throw new InvalidOperationException("The experts are not materialised yet.");
+        internal set => _local = value;
+    }
 
     /// <summary>
     /// Keeps only <paramref name="rank"/>'s experts of <paramref name="placement"/> (still declared,
@@ -169,7 +176,7 @@ public sealed class RoutedExperts : WeightedModule
         gate_up_proj = Replaced(nameof(gate_up_proj), gate_up_proj, gateUp);
         down_proj = Replaced(nameof(down_proj), down_proj, down);
         _shard = next;
-        _local = new LocalExperts(this, ExpertDeviceProfile.For(device));
+        _local = new LocalExperts(this);
         shard.Dispose();
     }
 
@@ -202,7 +209,7 @@ public sealed class RoutedExperts : WeightedModule
         gate_up_proj = Replaced(nameof(gate_up_proj), gate_up_proj, device);
         down_proj = Replaced(nameof(down_proj), down_proj, device);
         _int4 = weights;
-        _local = new LocalExperts(this, ExpertDeviceProfile.For(device), weights);
+        _local = new LocalExperts(this, weights);
         return null;
     }
 
@@ -214,7 +221,7 @@ public sealed class RoutedExperts : WeightedModule
     {
         ArgumentNullException.ThrowIfNull(helper);
         if (_local is null) throw new InvalidOperationException("The experts are not materialised yet.");
-        if (_int4 is null) _local = new LocalExperts(this, ExpertDeviceProfile.For(gate_up_proj.device), groupedKernel: helper);
+        if (_int4 is null) _local = new LocalExperts(this, kernel: helper);
     }
 
     /// <summary>
@@ -237,7 +244,7 @@ public sealed class RoutedExperts : WeightedModule
     {
         gate_up_proj = Allocated(nameof(gate_up_proj), gate_up_proj, device);
         down_proj = Allocated(nameof(down_proj), down_proj, device);
-        _local = new LocalExperts(this, ExpertDeviceProfile.For(device));
+        _local = new LocalExperts(this);
         _shard?.Allocate(HeldExperts, device);
     }
 

@@ -3,7 +3,6 @@ using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Experts;
 using DeepSeek.Model.Layers;
-using DeepSeek.Model.Native;
 using DeepSeek.Model.Quantization;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -58,8 +57,8 @@ public sealed class DeepSeekForCausalLM : nn.Module
 
     public long ParameterBytes => parameters().Sum(p => p.numel() * p.element_size());
 
-    /// <summary>How the weights are held: <see cref="WeightQuantization.None"/> until <see cref="QuantizeInt4"/>.</summary>
-    public WeightQuantization Quantization { get; private set; } = WeightQuantization.None;
+    /// <summary>How the weights are held: <see cref="WeightQuantization.None"/> until the int4 pass (<see cref="Int4Quantization"/>).</summary>
+    public WeightQuantization Quantization { get; internal set; } = WeightQuantization.None;
 
     /// <summary>Bytes of weights on the device, int4 weights included: what the model costs in memory.</summary>
     public long ResidentBytes => ResidentBytesByModule().Sum(m => m.Bytes);
@@ -81,31 +80,25 @@ public sealed class DeepSeekForCausalLM : nn.Module
 
     /// <summary>
     /// Builds the model of the folder's config.json, applies <paramref name="passes"/> to the built
-    /// model (e.g. the expert-parallel pass), and materialises what is left of it from its safetensors.
+    /// model (e.g. the expert-parallel pass, <see cref="Parallelism.ExpertParallelism"/>), materialises
+    /// what is left of it from its safetensors, and applies <paramref name="loadedPasses"/> to the loaded
+    /// weights (e.g. the int4 pass, <see cref="Int4Quantization"/>).
     /// </summary>
     /// <remarks>
-    /// <c>quantization</c> int4 quantises the loaded weights (<see cref="QuantizeInt4"/>); on CUDA it
-    /// needs the native helper. <c>log</c> gets the load's progress (<see cref="LoadProgressLog"/>: a line
-    /// every few seconds and the total with its rate, timed by <c>time</c>) and lines about what
-    /// quantisation did.
+    /// <c>log</c> gets the load's progress (<see cref="LoadProgressLog"/>: a line every few seconds and
+    /// the total with its rate, timed by <c>time</c>).
     /// </remarks>
-    /// <exception cref="ArgumentException">int4 with a dtype other than bf16.</exception>
-    /// <exception cref="NotSupportedException">int4 on CUDA without the native helper.</exception>
     public static DeepSeekForCausalLM Load(string directory, ScalarType dtype, Device device, Action<DeepSeekForCausalLM>? passes = null,
-        WeightQuantization? quantization = null, Action<string>? log = null, TimeProvider? time = null)
+        Action<DeepSeekForCausalLM>? loadedPasses = null, Action<string>? log = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(device);
-        quantization ??= WeightQuantization.None;
-        quantization.CheckDType(dtype);
-        // Refused before any weight is read, not after minutes of loading.
-        var helper = quantization.IsInt4 ? Int4Kernels(device, log) : null;
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
         var result = Build(DeepSeekConfig.Load(directory), dtype);
         try
         {
             passes?.Invoke(result);
             result.Materialise(checkpoint, device, log is null ? null : new LoadProgressLog(log), time);
-            if (quantization.IsInt4) result.QuantizeInt4(quantization.GroupSize, helper, log);
+            loadedPasses?.Invoke(result);
             return result;
         }
         catch
@@ -169,105 +162,6 @@ public sealed class DeepSeekForCausalLM : nn.Module
             }
         }
         return this;
-    }
-
-    /// <summary>Applies <paramref name="quantization"/> to a materialised model (a random one in <c>bench</c>); none does nothing.</summary>
-    /// <exception cref="NotSupportedException">int4 on CUDA without the native helper.</exception>
-    public void Quantize(WeightQuantization quantization, Action<string>? log = null)
-    {
-        ArgumentNullException.ThrowIfNull(quantization);
-        quantization.CheckDType(DType);
-        if (quantization.IsInt4) QuantizeInt4(quantization.GroupSize, Int4Kernels(Device, log), log);
-    }
-
-    /// <summary>
-    /// Computes the routed experts with <paramref name="helper"/>'s grouped GEMM wherever it applies
-    /// (bf16 on CUDA, every expert held, not int4): exact FLOPs and no host synchronisation in the
-    /// MoE layers, which a captured decode step needs (<see cref="DecodeGraphs"/>); and every RMSNorm
-    /// with its fused kernel. Int4 experts keep their own kernel (<see cref="Int4Experts"/>).
-    /// </summary>
-    /// <returns>
-    /// Tokens up to which a step runs without a host synchronisation in any MoE layer: every count
-    /// with the grouped GEMM, <see cref="Int4Experts.FusedMaxTokens"/> with int4 experts, 0 when some
-    /// layer always synchronises (sharded experts, a dtype other than bf16).
-    /// </returns>
-    public long UseNativeKernels(NativeHelper helper)
-    {
-        ArgumentNullException.ThrowIfNull(helper);
-        if (!IsMaterialised) throw new InvalidOperationException("Use the native kernels after the weights are loaded.");
-        foreach (var experts in model.RoutedExperts) experts.UseGroupedKernel(helper);
-        foreach (var norm in modules().OfType<RmsNorm>()) norm.UseFusedKernel(helper);
-        return model.RoutedExperts.Select(e => e.SyncFreeTokens).DefaultIfEmpty(long.MaxValue).Min();
-    }
-
-    /// <summary>The native helper on CUDA (refused with the reason when it is absent); null on the CPU, whose reference path needs none.</summary>
-    private static NativeHelper? Int4Kernels(Device device, Action<string>? log)
-    {
-        if (device.type != DeviceType.CUDA) return null;
-        var helper = NativeHelper.TryLoad(out var reason)
-            ?? throw new NotSupportedException($"--quantization int4 on CUDA runs LibTorch's int4 kernels through the native helper, which is not available: {reason}");
-        log?.Invoke($"int4: {reason}");
-        return helper;
-    }
-
-    /// <summary>
-    /// Quantises the loaded model's projections and routed experts to int4 weight-only with
-    /// <paramref name="groupSize"/>: with <paramref name="helper"/> (CUDA) multiplied by LibTorch's int4
-    /// kernel, without it (CPU) dequantised at each use, which computes what the kernel computes at
-    /// bf16 cost. Either way the int4 values are what is held. The embeddings, norms, router, LM head
-    /// and <c>kv_b_proj</c> (whose weight the decode form of attention reads as a matrix, absorbed into
-    /// queries and values) stay in the run dtype; a layer whose shape the group or kernel does not fit
-    /// stays too, with a line to <paramref name="log"/>.
-    /// </summary>
-    public void QuantizeInt4(int groupSize, NativeHelper? helper, Action<string>? log = null)
-    {
-        var quantization = WeightQuantization.Int4(groupSize);
-        quantization.CheckDType(DType);
-        if (!IsMaterialised) throw new InvalidOperationException("Quantise after the weights are loaded.");
-        if (Quantization.IsInt4) throw new InvalidOperationException("The model is already quantised.");
-        if (helper is null && Device.type != DeviceType.CPU)
-            throw new NotSupportedException("int4 on a GPU needs the native helper's kernels.");
-        using var noGrad = no_grad();
-        var kept = 0;
-        foreach (var (name, module) in named_modules())
-        {
-            var reason = module switch
-            {
-                Linear linear when IsInt4Projection(name) => linear.QuantizeInt4(groupSize, helper),
-                RoutedExperts experts => experts.QuantizeInt4(groupSize, helper),
-                _ => null,
-            };
-            if (reason is null) continue;
-            kept++;
-            log?.Invoke($"int4: {name} stays {DType.ToString().ToLowerInvariant()}: {reason}");
-        }
-        Quantization = quantization;
-        log?.Invoke($"int4: weights quantised with group {groupSize} ({(helper is null ? "reference path: dequantised at each use" : "packed for the int4 kernel")}), {kept} layers kept in {DType.ToString().ToLowerInvariant()}; {ResidentBytes:N0} bytes of weights resident");
-    }
-
-    private static bool IsInt4Projection(string module) => module != nameof(lm_head) && !module.EndsWith(".kv_b_proj", StringComparison.Ordinal);
-
-    /// <summary>
-    /// The weight bytes a model of <paramref name="config"/> holds on a GPU in <paramref name="dtype"/>
-    /// with <paramref name="quantization"/>, from shapes alone (nothing allocated): what <c>inspect</c> shows.
-    /// </summary>
-    public static long ResidentBytesFor(DeepSeekConfig config, ScalarType dtype, WeightQuantization quantization)
-    {
-        ArgumentNullException.ThrowIfNull(quantization);
-        using var declared = Build(config, dtype);
-        long total = 0;
-        foreach (var (name, module) in declared.named_modules())
-        {
-            var own = module.named_parameters(recurse: false).Sum(p => p.parameter.numel() * p.parameter.element_size());
-            if (quantization.IsInt4 && module is Linear linear && IsInt4Projection(name)
-                && Int4Weight.Unsupported(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize, kernel: true) is null)
-                own += Int4Weight.BytesFor(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize) - (linear.Weight.numel() * linear.Weight.element_size());
-            else if (quantization.IsInt4 && module is RoutedExperts experts
-                && Int4Experts.Unsupported(experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize, kernel: true) is null)
-                own = Int4Experts.BytesFor(experts.HeldExperts.Count, experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize);
-            total += own;
-        }
-        return total;
     }
 
     /// <summary>A cache of <paramref name="slotCount"/> token slots sized for this model.</summary>
@@ -722,102 +616,6 @@ internal sealed class Mlp : nn.Module
     }
 
     public Tensor Forward(Tensor input) => down_proj.Forward(nn.functional.silu(gate_proj.Forward(input)) * up_proj.Forward(input));
-}
-
-/// <summary>RMSNorm: <c>w · x / √(mean(x²) + ε)</c>, reduced in at least float32 as transformers does.</summary>
-internal sealed class RmsNorm : WeightedModule
-{
-    private Parameter weight;
-    private readonly double _eps;
-    private NativeHelper? _fused;
-
-    public RmsNorm(string name, long size, double eps, ScalarType dtype) : base(name)
-    {
-        _eps = eps;
-        weight = Declare(dtype, size);
-        RegisterComponents();
-    }
-
-    internal override void Allocate(Device device) => weight = Allocated(nameof(weight), weight, device);
-
-    /// <summary>
-    /// Normalises with <paramref name="helper"/>'s fused kernel from now on (CUDA): one launch instead
-    /// of eight. It multiplies by the weight in float32 before rounding once, where transformers
-    /// rounds the normalised values to the dtype first, a difference of one bf16 rounding.
-    /// </summary>
-    public void UseFusedKernel(NativeHelper helper) => _fused = helper;
-
-    public Tensor Forward(Tensor input)
-    {
-        if (_fused is not null && input.device_type == DeviceType.CUDA) return _fused.RmsNorm(input, weight, _eps);
-        var x = input.dtype is ScalarType.Float16 or ScalarType.BFloat16 ? input.to(ScalarType.Float32) : input;
-        var normed = x * rsqrt(x.pow(2).mean([-1], keepdim: true) + _eps);
-        return weight * normed.to(input.dtype);
-    }
-}
-
-/// <summary>
-/// A linear layer <c>x·Wᵀ (+ b)</c>, as <c>nn.Linear</c> but declared, never randomly initialised.
-/// After <see cref="QuantizeInt4"/> the weight is held as int4 (<see cref="Int4Weight"/>) and the
-/// original freed (see docs/quantization.md).
-/// </summary>
-internal sealed class Linear : WeightedModule
-{
-    private Parameter weight;
-    private Parameter? bias;
-    private Int4Weight? _int4;
-
-    public Linear(string name, long inFeatures, long outFeatures, bool hasBias, ScalarType dtype) : base(name)
-    {
-        weight = Declare(dtype, outFeatures, inFeatures);
-        if (hasBias) bias = Declare(dtype, outFeatures);
-        RegisterComponents();
-    }
-
-    public Tensor Weight => weight;
-
-    internal override void Allocate(Device device)
-    {
-        weight = Allocated(nameof(weight), weight, device);
-        if (bias is not null) bias = Allocated(nameof(bias), bias, device);
-    }
-
-    public Tensor Forward(Tensor input)
-    {
-        if (_int4 is null) return nn.functional.linear(input, weight, bias);
-        var product = _int4.Multiply(input);
-        return bias is null ? product : product.add_(bias);
-    }
-
-    /// <summary>Bytes this layer holds on its device.</summary>
-    public long ResidentBytes => (weight.numel() * weight.element_size()) + (bias is null ? 0 : bias.numel() * bias.element_size()) + (_int4?.Bytes ?? 0);
-
-    /// <summary>
-    /// Quantises the loaded weight to int4 with <paramref name="groupSize"/>, for the native helper's
-    /// kernel when <paramref name="helper"/> is given (the GPU), else for the dequantise-per-use
-    /// reference path (the CPU), and frees it. Returns why the layer stays unquantised, or null.
-    /// </summary>
-    public string? QuantizeInt4(int groupSize, NativeHelper? helper)
-    {
-        if (IsDeclared(weight)) throw new InvalidOperationException("Quantise after the weights are loaded.");
-        if (_int4 is not null) throw new InvalidOperationException("The layer is already quantised.");
-        var (n, k) = (weight.shape[0], weight.shape[1]);
-        if (Int4Weight.Unsupported(n, k, groupSize, kernel: helper is not null) is { } reason) return reason;
-        using var scope = NewDisposeScope();
-        _int4 = Int4Weight.Quantize(weight, groupSize, helper);
-        var (device, dtype) = (weight.device, weight.dtype);
-        weight.Dispose();
-        weight = new Parameter(empty([0], dtype, device), requires_grad: false);
-        weight.DetachFromDisposeScope();
-        ConditionallyRegisterParameter(nameof(weight), weight);
-        return null;
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) _int4?.Dispose();
-        base.Dispose(disposing);
-    }
 }
 
 /// <summary>The token embedding table (<c>embed_tokens.weight</c>).</summary>

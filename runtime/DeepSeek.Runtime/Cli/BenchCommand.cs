@@ -146,7 +146,7 @@ public static class BenchCommand
                         : LoadShortened(checkpoint ?? ModelOptions.EmbeddedModelDirectory, config, scalar, torchDevice);
                     try
                     {
-                        built.Quantize(weights, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
+                        Int4Quantization.Apply(built, weights, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
                     }
                     catch
                     {

@@ -33,7 +33,7 @@ public static class InspectCommand
                 var scalar = EngineService.ParseDType(parse.GetValue(dtype)!);
                 var weights = WeightQuantization.Parse(parse.GetValue(quantization)!);
                 weights.CheckDType(scalar);
-                var resident = DeepSeekForCausalLM.ResidentBytesFor(config, scalar, weights);
+                var resident = Int4Quantization.ResidentBytesFor(config, scalar, weights);
                 AnsiConsole.Write(Render(directory, config, inventory, scalar, weights, resident));
                 return Task.FromResult(0);
             }

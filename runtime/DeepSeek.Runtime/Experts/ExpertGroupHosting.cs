@@ -150,9 +150,13 @@ public static partial class ExpertGroupHosting
             {
                 var dtype = EngineService.ParseDType(engine.DType);
                 var started = TimeProvider.System.GetTimestamp();
-                await experts.LoadAsync(() => DeepSeekForCausalLM.Load(engine.ModelDirectory, dtype, TorchRuntime.Resolve(engine.Options.Device),
-                    model => group.Shard(model, new ExpertGroup.NoDispatch()), WeightQuantization.Parse(engine.Quantization),
-                    line => LogRankLoad(logger, line))).ConfigureAwait(false);
+                await experts.LoadAsync(() =>
+                {
+                    var device = TorchRuntime.Resolve(engine.Options.Device);
+                    void Log(string line) => LogRankLoad(logger, line);
+                    return DeepSeekForCausalLM.Load(engine.ModelDirectory, dtype, device, model => group.Shard(model, new ExpertGroup.NoDispatch()),
+                        Int4Quantization.Pass(WeightQuantization.Parse(engine.Quantization), dtype, device, Log), Log);
+                }).ConfigureAwait(false);
                 var seconds = TimeProvider.System.GetElapsedTime(started).TotalSeconds;
                 var held = group.Placement.Layers.Sum(l => l.ExpertsOn(group.Settings.Rank).Count);
                 LogRankLoaded(logger, group.Settings.Rank, group.Settings.WorldSize, held, group.Placement.Layers.Count, seconds, group.Settings.ExpertPort);

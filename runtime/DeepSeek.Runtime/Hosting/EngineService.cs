@@ -92,9 +92,16 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
         var scalar = ParseDType(dtype);
         var weights = WeightQuantization.Parse(quantization);
         weights.CheckDType(scalar);
+        void Log(string line)
+        {
+            if (engineLogger is not null) LogModelLoad(engineLogger, line);
+        }
         return InferenceEngine.StartAsync(options,
-            () => DeepSeekForCausalLM.Load(modelDirectory, scalar, TorchRuntime.Resolve(options.Device), modelPasses, weights,
-                line => { if (engineLogger is not null) LogModelLoad(engineLogger, line); }),
+            () =>
+            {
+                var device = TorchRuntime.Resolve(options.Device);
+                return DeepSeekForCausalLM.Load(modelDirectory, scalar, device, modelPasses, Int4Quantization.Pass(weights, scalar, device, Log), Log);
+            },
             new DelegateTokenDecoder(ids => tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
             metrics, logger: engineLogger);
     }

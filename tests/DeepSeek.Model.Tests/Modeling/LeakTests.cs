@@ -29,7 +29,7 @@ public sealed class LeakTests
     public void Repeated_generation_with_int4_weights_leaves_live_tensor_count_flat()
     {
         using var model = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.BFloat16, CPU,
-            quantization: DeepSeek.Model.Quantization.WeightQuantization.Int4(16));
+            loadedPasses: DeepSeek.Model.Quantization.Int4Quantization.Pass(DeepSeek.Model.Quantization.WeightQuantization.Int4(16), ScalarType.BFloat16, CPU));
         AssertFlat(model);
     }
 

@@ -15,7 +15,7 @@ public sealed class Int4ModelTests
     public void The_int4_model_computes_exactly_the_model_of_its_dequantised_weights_and_holds_int4_bytes()
     {
         var lines = new List<string>();
-        using var int4 = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.BFloat16, CPU, quantization: WeightQuantization.Int4(16), log: lines.Add);
+        using var int4 = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), ScalarType.BFloat16, CPU, loadedPasses: Int4Quantization.Pass(WeightQuantization.Int4(16), ScalarType.BFloat16, CPU, lines.Add), log: lines.Add);
         Assert.Equal(WeightQuantization.Int4(16), int4.Quantization);
         Assert.Contains(lines, l => l.Contains("0 layers kept", StringComparison.Ordinal));
 
@@ -43,7 +43,7 @@ public sealed class Int4ModelTests
                 parameter.copy_(roundTrip.Dequantize(ScalarType.BFloat16).view(parameter.shape));
                 expectedBytes += (parameter.numel() / 2) + (parameter.numel() / 16 * 4);
             }
-        foreach (var experts in expected.RoutedExperts) experts.Local.Thresholds = ExpertPathThresholds.Only(ExpertComputePath.Sorted);
+        Assert.All(expected.RoutedExperts, experts => Assert.Equal(ExpertComputePath.Sorted, experts.Local.Path));
 
         // Everything but the embeddings, norms, router, LM head and kv_b_proj is held as int4.
         Assert.All(quantised, name => Assert.False(name.Contains("embed", StringComparison.Ordinal) || name.StartsWith("lm_head", StringComparison.Ordinal)
@@ -67,7 +67,7 @@ public sealed class Int4ModelTests
     {
         // Group 128 on the tiny fixture: no projection has 128-multiple inputs except the dense MLP's down_proj.
         var lines = new List<string>();
-        using var int4 = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V2LiteTiny), ScalarType.BFloat16, CPU, quantization: WeightQuantization.Int4(), log: lines.Add);
+        using var int4 = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V2LiteTiny), ScalarType.BFloat16, CPU, loadedPasses: Int4Quantization.Pass(WeightQuantization.Int4(), ScalarType.BFloat16, CPU, lines.Add), log: lines.Add);
         using var plain = DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V2LiteTiny), ScalarType.BFloat16, CPU);
 
         Assert.Contains(lines, l => l.StartsWith("int4: model.layers.1.mlp.experts stays bfloat16: hidden size 64 is not a multiple of the int4 group size 128", StringComparison.Ordinal));
@@ -87,7 +87,7 @@ public sealed class Int4ModelTests
     [InlineData(ScalarType.Float64)]
     public void Int4_with_activations_other_than_bf16_is_refused(ScalarType dtype)
     {
-        var error = Assert.Throws<ArgumentException>(() => DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), dtype, CPU, quantization: WeightQuantization.Int4()));
+        var error = Assert.Throws<ArgumentException>(() => DeepSeekForCausalLM.Load(Fixtures.Dir(Fixtures.V3Tiny), dtype, CPU, loadedPasses: Int4Quantization.Pass(WeightQuantization.Int4(), dtype, CPU)));
         Assert.Contains("--dtype bfloat16", error.Message, StringComparison.Ordinal);
     }
 
@@ -104,8 +104,8 @@ public sealed class Int4ModelTests
     public void Resident_bytes_of_the_v2_lite_shape_drop_to_about_a_quarter_with_int4()
     {
         var v2Lite = DeepSeekConfig.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "V2LiteShape.json")));
-        var bf16 = DeepSeekForCausalLM.ResidentBytesFor(v2Lite, ScalarType.BFloat16, WeightQuantization.None);
-        var int4 = DeepSeekForCausalLM.ResidentBytesFor(v2Lite, ScalarType.BFloat16, WeightQuantization.Int4());
+        var bf16 = Int4Quantization.ResidentBytesFor(v2Lite, ScalarType.BFloat16, WeightQuantization.None);
+        var int4 = Int4Quantization.ResidentBytesFor(v2Lite, ScalarType.BFloat16, WeightQuantization.Int4());
         using (var declared = DeepSeekForCausalLM.Build(v2Lite, ScalarType.BFloat16)) Assert.Equal(declared.ParameterBytes, bf16);
 
         // Embedding and LM head (2 × 102400 × 2048, bf16), norms, router and kv_b_proj stay, and so

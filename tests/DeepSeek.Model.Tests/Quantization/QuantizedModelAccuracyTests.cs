@@ -46,7 +46,7 @@ public sealed class QuantizedModelAccuracyTests(ITestOutputHelper output)
     {
         // Group 16: the fixtures' widths (16 to 128) are below the CLI's 128, which would leave every layer in bf16.
         using var reference = DeepSeekForCausalLM.Load(Fixtures.Dir(name), ScalarType.BFloat16, CPU);
-        using var int4 = DeepSeekForCausalLM.Load(Fixtures.Dir(name), ScalarType.BFloat16, CPU, quantization: WeightQuantization.Int4(16));
+        using var int4 = DeepSeekForCausalLM.Load(Fixtures.Dir(name), ScalarType.BFloat16, CPU, loadedPasses: Int4Quantization.Pass(WeightQuantization.Int4(16), ScalarType.BFloat16, CPU));
         using var noisy = DeepSeekForCausalLM.Load(Fixtures.Dir(name), ScalarType.BFloat16, CPU);
         AssertLikeNoise(name, "int4 group 16 vs bf16", reference, int4, noisy, Int4WeightErrorBound);
     }

@@ -1,0 +1,28 @@
+using DeepSeek.Model.Modeling;
+
+namespace DeepSeek.Model.Native;
+
+/// <summary>
+/// The native-kernel pass: applied to a loaded model on CUDA, it computes the routed experts with the
+/// helper's grouped GEMM wherever it applies (bf16 on CUDA, every expert held, not int4): exact FLOPs
+/// and no host synchronisation in the MoE layers, which a captured decode step needs
+/// (<see cref="DecodeGraphs"/>); and every RMSNorm with its fused kernel. Int4 experts keep their own
+/// kernel (<see cref="Experts.Int4Experts"/>), chosen by the int4 pass. Apply it after that pass.
+/// </summary>
+public static class NativeKernels
+{
+    /// <returns>
+    /// Tokens up to which a step runs without a host synchronisation in any MoE layer: every count
+    /// with the grouped GEMM, <see cref="Experts.Int4Experts.FusedMaxTokens"/> with int4 experts, 0 when
+    /// some layer always synchronises (sharded experts, a dtype other than bf16).
+    /// </returns>
+    public static long Apply(DeepSeekForCausalLM model, NativeHelper helper)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(helper);
+        if (!model.IsMaterialised) throw new InvalidOperationException("Use the native kernels after the weights are loaded.");
+        foreach (var experts in model.RoutedExperts) experts.UseGroupedKernel(helper);
+        foreach (var norm in model.modules().OfType<RmsNorm>()) norm.UseFusedKernel(helper);
+        return model.RoutedExperts.Select(e => e.SyncFreeTokens).DefaultIfEmpty(long.MaxValue).Min();
+    }
+}
