@@ -12,7 +12,7 @@ namespace DeepSeek.Operator.Controller;
 /// <param name="indexBy">An index (client-go's Indexer): the value an object is found by with
 /// <see cref="ByIndex"/>, or null for none; here namespace/model, so a reconcile finds its children
 /// without scanning every object of the kind.</param>
-public sealed class ObjectCache<T>(Func<T, string?>? indexBy = null) where T : IKubernetesObject<V1ObjectMeta>
+public sealed class ObjectCache<T>(Func<T, string?>? indexBy = null) : IObjectCache where T : IKubernetesObject<V1ObjectMeta>
 {
     private readonly Lock gate = new();
     private readonly Dictionary<string, T> items = new(StringComparer.Ordinal);
@@ -25,17 +25,13 @@ public sealed class ObjectCache<T>(Func<T, string?>? indexBy = null) where T : I
         lock (gate) return items.GetValueOrDefault(ObjectKey.Of(ns, name));
     }
 
-    /// <summary>The objects of <paramref name="ns"/> that match <paramref name="filter"/>.</summary>
-    public IReadOnlyList<T> List(string ns, Func<T, bool> filter)
-    {
-        lock (gate) return items.Values.Where(i => (i.Metadata.NamespaceProperty ?? "default") == ns && filter(i)).ToList();
-    }
-
     /// <summary>The objects whose index value is <paramref name="value"/>.</summary>
     public IReadOnlyList<T> ByIndex(string value)
     {
         lock (gate) return index.TryGetValue(value, out var keys) ? keys.Select(k => items[k]).ToList() : [];
     }
+
+    IEnumerable<IKubernetesObject<V1ObjectMeta>> IObjectCache.ByIndex(string value) => ByIndex(value).Cast<IKubernetesObject<V1ObjectMeta>>();
 
     public void Apply(WatchEventType type, T item)
     {
@@ -76,4 +72,10 @@ public sealed class ObjectCache<T>(Func<T, string?>? indexBy = null) where T : I
             return gone;
         }
     }
+}
+
+/// <summary>A cache of any kind, for code that iterates <see cref="WatchedKinds.All"/>.</summary>
+public interface IObjectCache
+{
+    IEnumerable<IKubernetesObject<V1ObjectMeta>> ByIndex(string value);
 }
