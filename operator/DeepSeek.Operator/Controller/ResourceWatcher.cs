@@ -47,7 +47,7 @@ public sealed class ResourceWatcher<T, TList>(
                 {
                     using var list = await ListAsync(null, false, cancellationToken);
                     Lists++;
-                    foreach (var gone in cache.Replace(list.Body.Items)) Handle(WatchEventType.Deleted, gone);
+                    foreach (var gone in cache.Replace(list.Body.Items, ns)) Handle(WatchEventType.Deleted, gone);
                     foreach (var item in list.Body.Items) Handle(WatchEventType.Added, item);
                     version = list.Body.Metadata.ResourceVersion;
                     synced.TrySetResult();
