@@ -33,3 +33,46 @@ public sealed record ReplicaLoad
     public static ReplicaLoad Unreachable(string name, string reason) =>
         new(name, ReplicaLoadState.Unreachable, null, reason);
 }
+
+public enum ReplicaLoadState
+{
+    /// <summary>Answered and ready: its queue counts toward the metric.</summary>
+    Ready,
+
+    /// <summary>Answered with <c>ready = false</c> (loading or draining): not idle capacity.</summary>
+    NotReady,
+
+    /// <summary>No answer (no address yet, refused, timed out): its load is unknown, not zero.</summary>
+    Unreachable,
+}
+
+/// <summary>One replica leader's answer to <c>GetLoad</c>, in the operator's own terms.</summary>
+public sealed record LoadSnapshot(
+    int Waiting,
+    int Running,
+    double KvCacheUsage = 0,
+    double RecentTokensPerSecond = 0,
+    int MaxRunningRequests = 0,
+    int MaxQueuedRequests = 0);
+
+/// <summary>
+/// Where to read one replica's load: its leader pod's gRPC address (<c>http://IP:port</c>, h2c),
+/// or none while the pod has no IP yet.
+/// </summary>
+public sealed record ReplicaEndpoint(string Name, Uri? Address)
+{
+    /// <summary>The address of a pod's <c>grpc</c> port; IPv6 addresses get their brackets.</summary>
+    public static ReplicaEndpoint ForPod(string name, string? podIp, int grpcPort)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentOutOfRangeException.ThrowIfLessThan(grpcPort, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(grpcPort, 65535);
+        if (string.IsNullOrEmpty(podIp)) return new ReplicaEndpoint(name, null);
+        if (!System.Net.IPAddress.TryParse(podIp, out var ip))
+            throw new ArgumentException($"Pod {name} has IP '{podIp}', which is not an IP address.", nameof(podIp));
+        return new ReplicaEndpoint(name, new UriBuilder(Uri.UriSchemeHttp, ip.ToString(), grpcPort).Uri);
+    }
+}
+
+/// <summary>One replica to read: where its leader answers <c>GetLoad</c>, and whether the kubelet reports that pod Ready.</summary>
+public sealed record ReplicaTarget(ReplicaEndpoint Endpoint, bool PodReady);

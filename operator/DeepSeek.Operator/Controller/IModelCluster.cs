@@ -8,15 +8,12 @@ namespace DeepSeek.Operator.Controller;
 /// The reconciler's view of the cluster: reads from the watch-fed caches (no request), writes to the
 /// API server (each call one RBAC rule in OperatorPermissions).
 /// </summary>
-public interface IModelCluster
+public interface IModelCluster : IModelPods
 {
     DeepSeekModelDocument? GetModel(string ns, string name);
 
     /// <summary>Children of every kind the operator creates that carry the model's labels.</summary>
     IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Children(string ns, string model);
-
-    /// <summary>The model's pods.</summary>
-    IReadOnlyList<V1Pod> Pods(string ns, string model);
 
     /// <summary>Warning events about one workload (why its pods are not created), newest first: a request, made only when pods are missing.</summary>
     Task<IReadOnlyList<Corev1Event>> WarningsAboutAsync(IKubernetesObject<V1ObjectMeta> workload, CancellationToken cancellationToken);

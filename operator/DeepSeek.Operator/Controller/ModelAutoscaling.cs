@@ -31,8 +31,7 @@ public sealed class ModelAutoscaling(IModelPods pods, IReplicaLoadSource loads, 
             return new ScalingPoll(unapplied, wait);
         }
 
-        var found = await pods.ListPodsAsync(model.Metadata.NamespaceProperty ?? "default", ModelLabels.SelectorString(name), cancellationToken);
-        var targets = ReplicaTargets.Of(name, shape, found);
+        var targets = ReplicaTargets.Of(name, shape, pods.Pods(model.Metadata.NamespaceProperty ?? "default", name));
         var read = await loads.ReadAsync(key, targets.Select(t => t.Endpoint).ToList(), cancellationToken);
         var observed = ReplicaTargets.WithPodReadiness(read, targets);
         var decision = history.Evaluate(key, policy, shape.Replicas, observed);

@@ -3,7 +3,6 @@ using DeepSeek.Operator.Api.V1Alpha1;
 using DeepSeek.Operator.Desired;
 using DeepSeek.Operator.Hosting;
 using k8s;
-using k8s.Autorest;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 
@@ -25,11 +24,9 @@ public sealed class ModelController(
     int workers = 2,
     Action<WatchEventType, DeepSeekModelDocument>? onModel = null)
 {
-    private const string G = V1Alpha1DeepSeekModel.Group;
-    private const string V = V1Alpha1DeepSeekModel.Version;
-    private const string P = V1Alpha1DeepSeekModel.Plural;
     private readonly ILogger logger = loggers.CreateLogger<ModelController>();
     private readonly List<Task> synced = [];
+    private ILogger WatchLogger => loggers.CreateLogger("DeepSeek.Operator.Watch");
 
     /// <summary>Completes when every watcher has listed once.</summary>
     public Task Synced => Task.WhenAll(synced);
@@ -41,37 +38,13 @@ public sealed class ModelController(
         var tasks = new List<Task>();
         foreach (var ns in namespaces.Count == 0 ? [(string?)null] : namespaces.Select(n => (string?)n))
         {
-            tasks.Add(Watch(ModelSource(ns), cache.Models, (type, m) =>
+            tasks.Add(Start(new ResourceWatcher<DeepSeekModelDocument, DeepSeekModelDocumentList>(client, WatchedKinds.Models, ns, cache.Models, (type, m) =>
             {
                 queue.Add(ObjectKey.Of(m.Metadata.NamespaceProperty, m.Metadata.Name));
                 onModel?.Invoke(type, m);
-            }, cancellationToken));
-            Action<IKubernetesObject<V1ObjectMeta>> owner = o => EnqueueOwner(queue, o);
-            tasks.Add(Watch(new WatchSource<V1Pod, V1PodList>("pods" + In(ns), (rv, w, ct) => ns is null
-                ? client.CoreV1.ListPodForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.CoreV1.ListNamespacedPodWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.Pods, p => EnqueueModelOf(queue, p), cancellationToken));
-            tasks.Add(Watch(new WatchSource<V1Deployment, V1DeploymentList>("deployments" + In(ns), (rv, w, ct) => ns is null
-                ? client.AppsV1.ListDeploymentForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.AppsV1.ListNamespacedDeploymentWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.Deployments, owner, cancellationToken));
-            tasks.Add(Watch(new WatchSource<V1StatefulSet, V1StatefulSetList>("statefulsets" + In(ns), (rv, w, ct) => ns is null
-                ? client.AppsV1.ListStatefulSetForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.AppsV1.ListNamespacedStatefulSetWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.StatefulSets, owner, cancellationToken));
-            tasks.Add(Watch(new WatchSource<V1Service, V1ServiceList>("services" + In(ns), (rv, w, ct) => ns is null
-                ? client.CoreV1.ListServiceForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.CoreV1.ListNamespacedServiceWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.Services, owner, cancellationToken));
-            tasks.Add(Watch(new WatchSource<V1ConfigMap, V1ConfigMapList>("configmaps" + In(ns), (rv, w, ct) => ns is null
-                ? client.CoreV1.ListConfigMapForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.CoreV1.ListNamespacedConfigMapWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.ConfigMaps, owner, cancellationToken));
-            tasks.Add(Watch(new WatchSource<V1PodDisruptionBudget, V1PodDisruptionBudgetList>("poddisruptionbudgets" + In(ns), (rv, w, ct) => ns is null
-                ? client.PolicyV1.ListPodDisruptionBudgetForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.PolicyV1.ListNamespacedPodDisruptionBudgetWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.DisruptionBudgets, owner, cancellationToken));
-            // By the managed-by label like every other kind: the operator never lists the namespace's other Secrets.
-            tasks.Add(Watch(new WatchSource<V1Secret, V1SecretList>("secrets" + In(ns), (rv, w, ct) => ns is null
-                ? client.CoreV1.ListSecretForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.CoreV1.ListNamespacedSecretWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.Secrets, owner, cancellationToken));
-            tasks.Add(Watch(new WatchSource<V1NetworkPolicy, V1NetworkPolicyList>("networkpolicies" + In(ns), (rv, w, ct) => ns is null
-                ? client.NetworkingV1.ListNetworkPolicyForAllNamespacesWithHttpMessagesAsync(allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)
-                : client.NetworkingV1.ListNamespacedNetworkPolicyWithHttpMessagesAsync(ns, allowWatchBookmarks: w, labelSelector: ModelLabels.ManagedSelector, resourceVersion: rv, watch: w, cancellationToken: ct)), cache.NetworkPolicies, owner, cancellationToken));
+            }, time, WatchLogger), cancellationToken));
+            foreach (var kind in WatchedKinds.All)
+                tasks.Add(Start(kind.Watcher(client, ns, cache.Of(kind), kind.Owned ? o => EnqueueOwner(queue, o) : o => EnqueueModelOf(queue, o), time, WatchLogger), cancellationToken));
         }
         try
         {
@@ -89,21 +62,8 @@ public sealed class ModelController(
         }
     }
 
-    // Models are read as documents (spec as JSON): one model whose spec cannot be read must not fail the list of all.
-    private WatchSource<DeepSeekModelDocument, DeepSeekModelDocumentList> ModelSource(string? ns) => new("deepseekmodels" + In(ns), (rv, w, ct) => ns is null
-        ? client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync<DeepSeekModelDocumentList>(G, V, P, allowWatchBookmarks: w, resourceVersion: rv, watch: w, cancellationToken: ct)
-        : client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync<DeepSeekModelDocumentList>(G, V, ns, P, allowWatchBookmarks: w, resourceVersion: rv, watch: w, cancellationToken: ct));
-
-    private Task Watch<T, TList>(WatchSource<T, TList> source, ObjectCache<T> store, Action<T> onObject, CancellationToken cancellationToken)
-        where T : IKubernetesObject<V1ObjectMeta>
-        where TList : IKubernetesObject<V1ListMeta>, IItems<T> =>
-        Watch(source, store, (_, item) => onObject(item), cancellationToken);
-
-    private Task Watch<T, TList>(WatchSource<T, TList> source, ObjectCache<T> store, Action<WatchEventType, T> onObject, CancellationToken cancellationToken)
-        where T : IKubernetesObject<V1ObjectMeta>
-        where TList : IKubernetesObject<V1ListMeta>, IItems<T>
+    private Task Start(IResourceWatcher watcher, CancellationToken cancellationToken)
     {
-        var watcher = new ResourceWatcher<T, TList>(source, store, onObject, time, loggers.CreateLogger("DeepSeek.Operator.Watch"));
         synced.Add(watcher.Synced);
         return watcher.RunAsync(cancellationToken);
     }
@@ -115,7 +75,7 @@ public sealed class ModelController(
     }
 
     /// <summary>Pods are owned by ReplicaSets and StatefulSets, not by the model: their instance label names it.</summary>
-    private static void EnqueueModelOf(WorkQueue queue, V1Pod pod)
+    private static void EnqueueModelOf(WorkQueue queue, IKubernetesObject<V1ObjectMeta> pod)
     {
         if (pod.Metadata.Labels?.TryGetValue(ModelLabels.Instance, out var model) == true) queue.Add(ObjectKey.Of(pod.Metadata.NamespaceProperty, model));
     }
@@ -162,6 +122,4 @@ public sealed class ModelController(
             }
         }
     }
-
-    private static string In(string? ns) => ns is null ? " in all namespaces" : " in " + ns;
 }

@@ -4,15 +4,15 @@ using k8s.Models;
 namespace DeepSeek.Operator.Controller;
 
 /// <summary>
-/// An informer-style store of one kind: the objects a watch has seen, by namespace/name, replaced
-/// wholesale on each list and kept current by the watch events. Reconciles read from it instead of
+/// An informer-style store of one kind: the objects its watches have seen, by namespace/name, each
+/// watched namespace replaced on its list and kept current by the watch events. Reconciles read from it instead of
 /// asking the API server; a read may be a moment behind the server, which the writes handle (a stale
 /// resourceVersion is refused with 409 and the key is retried).
 /// </summary>
 /// <param name="indexBy">An index (client-go's Indexer): the value an object is found by with
 /// <see cref="ByIndex"/>, or null for none; here namespace/model, so a reconcile finds its children
 /// without scanning every object of the kind.</param>
-public sealed class ObjectCache<T>(Func<T, string?>? indexBy = null) where T : IKubernetesObject<V1ObjectMeta>
+public sealed class ObjectCache<T>(Func<T, string?>? indexBy = null) : IObjectCache where T : IKubernetesObject<V1ObjectMeta>
 {
     private readonly Lock gate = new();
     private readonly Dictionary<string, T> items = new(StringComparer.Ordinal);
@@ -25,17 +25,13 @@ public sealed class ObjectCache<T>(Func<T, string?>? indexBy = null) where T : I
         lock (gate) return items.GetValueOrDefault(ObjectKey.Of(ns, name));
     }
 
-    /// <summary>The objects of <paramref name="ns"/> that match <paramref name="filter"/>.</summary>
-    public IReadOnlyList<T> List(string ns, Func<T, bool> filter)
-    {
-        lock (gate) return items.Values.Where(i => (i.Metadata.NamespaceProperty ?? "default") == ns && filter(i)).ToList();
-    }
-
     /// <summary>The objects whose index value is <paramref name="value"/>.</summary>
     public IReadOnlyList<T> ByIndex(string value)
     {
         lock (gate) return index.TryGetValue(value, out var keys) ? keys.Select(k => items[k]).ToList() : [];
     }
+
+    IEnumerable<IKubernetesObject<V1ObjectMeta>> IObjectCache.ByIndex(string value) => ByIndex(value).Cast<IKubernetesObject<V1ObjectMeta>>();
 
     public void Apply(WatchEventType type, T item)
     {
@@ -63,17 +59,34 @@ public sealed class ObjectCache<T>(Func<T, string?>? indexBy = null) where T : I
         if (keys.Count == 0) index.Remove(value);
     }
 
-    /// <summary>A fresh list replaces everything; returns what vanished meanwhile, so its owners are looked at.</summary>
-    public IReadOnlyList<T> Replace(IEnumerable<T> listed)
+    /// <summary>
+    /// A fresh list of <paramref name="ns"/> (null: every namespace) replaces that namespace's objects and
+    /// no other's: with several watched namespaces, one cache holds them all and each lists on its own.
+    /// Returns what vanished meanwhile, so its owners are looked at.
+    /// </summary>
+    public IReadOnlyList<T> Replace(IEnumerable<T> listed, string? ns = null)
     {
         var fresh = listed.ToDictionary(i => ObjectKey.Of(i.Metadata.NamespaceProperty, i.Metadata.Name), StringComparer.Ordinal);
         lock (gate)
         {
-            var gone = items.Where(kv => !fresh.ContainsKey(kv.Key)).Select(kv => kv.Value).ToList();
-            items.Clear();
-            index.Clear();
-            foreach (var (key, value) in fresh) Put(key, value);
-            return gone;
+            var gone = items.Where(kv => (ns is null || ObjectKey.Split(kv.Key).Namespace == ns) && !fresh.ContainsKey(kv.Key)).ToList();
+            foreach (var (key, _) in gone)
+            {
+                Unindex(key);
+                items.Remove(key);
+            }
+            foreach (var (key, value) in fresh)
+            {
+                Unindex(key);
+                Put(key, value);
+            }
+            return [.. gone.Select(kv => kv.Value)];
         }
     }
+}
+
+/// <summary>A cache of any kind, for code that iterates <see cref="WatchedKinds.All"/>.</summary>
+public interface IObjectCache
+{
+    IEnumerable<IKubernetesObject<V1ObjectMeta>> ByIndex(string value);
 }

@@ -12,13 +12,16 @@ namespace DeepSeek.Operator.Controller;
 /// back off exponentially with jitter. Every object seen goes into <c>cache</c> first and is then
 /// handed to <c>onObject</c>, which maps it to a work-queue key: the queue, not the watcher, holds the
 /// work. Nothing one object does (a handler that throws) stops the watcher: it logs and goes on.
+/// It watches <c>kind</c> in namespace <c>ns</c> (null: in all).
 /// </summary>
 public sealed class ResourceWatcher<T, TList>(
-    WatchSource<T, TList> source,
+    IKubernetes client,
+    WatchedKind kind,
+    string? ns,
     ObjectCache<T> cache,
     Action<WatchEventType, T> onObject,
     TimeProvider time,
-    ILogger logger)
+    ILogger logger) : IResourceWatcher
     where T : IKubernetesObject<V1ObjectMeta>
     where TList : IKubernetesObject<V1ListMeta>, IItems<T>
 {
@@ -42,9 +45,9 @@ public sealed class ResourceWatcher<T, TList>(
             {
                 if (version is null)
                 {
-                    using var list = await source.Call(null, false, cancellationToken);
+                    using var list = await ListAsync(null, false, cancellationToken);
                     Lists++;
-                    foreach (var gone in cache.Replace(list.Body.Items)) Handle(WatchEventType.Deleted, gone);
+                    foreach (var gone in cache.Replace(list.Body.Items, ns)) Handle(WatchEventType.Deleted, gone);
                     foreach (var item in list.Body.Items) Handle(WatchEventType.Added, item);
                     version = list.Body.Metadata.ResourceVersion;
                     synced.TrySetResult();
@@ -53,7 +56,7 @@ public sealed class ResourceWatcher<T, TList>(
                 // The generic WatchAsync over a list call is marked for replacement by per-kind WatchList*
                 // methods, which exist for neither custom resources of our own types nor a shared code path.
 #pragma warning disable CS0618
-                await foreach (var (type, item) in source.Call(version, true, cancellationToken)
+                await foreach (var (type, item) in ListAsync(version, true, cancellationToken)
                                    .WatchAsync<T, TList>(e => streamError = e, cancellationToken))
                 {
                     version = item.Metadata?.ResourceVersion ?? version;
@@ -65,7 +68,7 @@ public sealed class ResourceWatcher<T, TList>(
 #pragma warning restore CS0618
                 if (streamError is KubernetesException { Status.Code: 410 })
                 {
-                    logger.LogInformation("Watch of {Source} expired at {Version}; listing again", source.Description, version);
+                    logger.LogInformation("Watch of {Source} expired at {Version}; listing again", Source, version);
                     version = null;
                 }
                 else if (streamError is not null)
@@ -87,7 +90,7 @@ public sealed class ResourceWatcher<T, TList>(
                 // needed for as long as the process runs: back off and list or watch again.
                 failures++;
                 var delay = Backoff(failures);
-                logger.LogWarning("Watch of {Source} failed ({Error}); retrying in {Delay}", source.Description, e.Message, delay);
+                logger.LogWarning("Watch of {Source} failed ({Error}); retrying in {Delay}", Source, e.Message, delay);
                 try
                 {
                     await Task.Delay(delay, time, cancellationToken);
@@ -100,6 +103,15 @@ public sealed class ResourceWatcher<T, TList>(
         }
     }
 
+    private string Source => kind.Plural + (ns is null ? " in all namespaces" : " in " + ns);
+
+    // CustomObjects serves every group, the core one ("") included: one call lists and watches every kind.
+    private Task<HttpOperationResponse<TList>> ListAsync(string? version, bool watch, CancellationToken cancellationToken) => ns is null
+        ? client.CustomObjects.ListClusterCustomObjectWithHttpMessagesAsync<TList>(kind.Group, kind.Version, kind.Plural, allowWatchBookmarks: watch,
+            labelSelector: kind.LabelSelector, resourceVersion: version, watch: watch, cancellationToken: cancellationToken)
+        : client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync<TList>(kind.Group, kind.Version, ns, kind.Plural, allowWatchBookmarks: watch,
+            labelSelector: kind.LabelSelector, resourceVersion: version, watch: watch, cancellationToken: cancellationToken);
+
     private void Handle(WatchEventType type, T item)
     {
         try
@@ -108,7 +120,7 @@ public sealed class ResourceWatcher<T, TList>(
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            logger.LogError(e, "Handling {Type} of {Name} from {Source} failed", type, item.Metadata?.Name, source.Description);
+            logger.LogError(e, "Handling {Type} of {Name} from {Source} failed", type, item.Metadata?.Name, Source);
         }
     }
 
@@ -118,4 +130,12 @@ public sealed class ResourceWatcher<T, TList>(
         // Jitter, so that many watchers that failed together do not retry together.
         return TimeSpan.FromMilliseconds(ms * (0.5 + Random.Shared.NextDouble() / 2));
     }
+}
+
+/// <summary>A watcher of any kind, for code that iterates <see cref="WatchedKinds.All"/>.</summary>
+public interface IResourceWatcher
+{
+    Task Synced { get; }
+
+    Task RunAsync(CancellationToken cancellationToken);
 }

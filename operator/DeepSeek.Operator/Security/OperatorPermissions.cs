@@ -1,3 +1,5 @@
+using DeepSeek.Operator.Controller;
+
 namespace DeepSeek.Operator.Security;
 
 /// <summary>
@@ -7,27 +9,15 @@ namespace DeepSeek.Operator.Security;
 /// </summary>
 public static class OperatorPermissions
 {
-    private static readonly string[] Read = ["get", "list", "watch"];
-    // Children are listed by label (no get), replaced when their hash changes (no patch).
-    private static readonly string[] Manage = ["list", "watch", "create", "update", "delete"];
-
     public static IReadOnlyList<PermissionRule> Rules { get; } =
     [
-        new("serving.deepseek-operator.io", "deepseekmodels", Read),
-        new("serving.deepseek-operator.io", "deepseekmodels/status", ["update"]),
-        new("apps", "deployments", Manage),
-        new("apps", "statefulsets", Manage),
-        new("", "services", Manage),
-        new("", "configmaps", Manage),
-        new("policy", "poddisruptionbudgets", Manage),
-        // The group token of each expert-parallel model (watched by the operator's label only) and its NetworkPolicy.
-        new("", "secrets", Manage),
-        new("networking.k8s.io", "networkpolicies", Manage),
+        // One rule per kind the operator watches, and the models' status.
+        WatchedKinds.Models.Rule,
+        new(WatchedKinds.Models.Group, WatchedKinds.Models.Plural + "/status", ["update"]),
+        .. WatchedKinds.All.Select(k => k.Rule),
         // Events are aggregated (a repeat raises the count: patch); a StatefulSet short of pods has its
         // warnings read (list, by involvedObject.uid) to say why.
         new("", "events", ["create", "patch", "list"]),
-        // Watched into a cache: pods say why a model is not ready, and the autoscaler finds the replica leaders in them.
-        new("", "pods", ["list", "watch"]),
         new("coordination.k8s.io", "leases", ["get", "create", "update"]),
     ];
 

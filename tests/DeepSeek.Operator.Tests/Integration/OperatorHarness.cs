@@ -45,8 +45,9 @@ public sealed class OperatorHarness : IAsyncDisposable
     /// <param name="metricsPort">Loopback port of /metrics; null: none.</param>
     /// <param name="loggers">Where the operator logs; none by default.</param>
     /// <param name="metricsAddress">Loopback address of /metrics (default 127.0.0.1).</param>
+    /// <param name="watchNamespaces">The namespaces watched (<c>--watch-namespace</c>); none: all.</param>
     public (CancellationTokenSource Stop, Task Run) StartOperator(string identity, LeaderElectionSettings? election = null, bool leaderElect = false, int? healthPort = null, int? metricsPort = null,
-        ILoggerFactory? loggers = null, IPAddress? metricsAddress = null)
+        ILoggerFactory? loggers = null, IPAddress? metricsAddress = null, IReadOnlyList<string>? watchNamespaces = null)
     {
         var client = Client(identity);
         var options = new OperatorOptions
@@ -57,6 +58,7 @@ public sealed class OperatorHarness : IAsyncDisposable
             MetricsAddress = metricsAddress ?? IPAddress.Loopback,
             Defaults = new OperatorDefaults { RuntimeImage = "runtime:test" },
             LeaderElection = leaderElect ? (election ?? new LeaderElectionSettings()) with { Identity = identity } : null,
+            WatchNamespaces = watchNamespaces ?? [],
         };
         var host = new OperatorHost(client, options, TimeProvider.System, loggers ?? (Environment.GetEnvironmentVariable("OPERATOR_TEST_LOG") == "1" ? LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Debug)) : NullLoggerFactory.Instance));
         var stop = new CancellationTokenSource();

@@ -1,8 +1,0 @@
-namespace DeepSeek.Operator.Autoscaling;
-
-public enum ScalingDirection
-{
-    None,
-    Up,
-    Down,
-}
