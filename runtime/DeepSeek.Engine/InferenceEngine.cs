@@ -103,10 +103,7 @@ public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
     /// <summary>Completes when the engine thread has stopped and freed its tensors, after a stop or a failure.</summary>
     public Task Stopped => _core.Stopped;
 
-    /// <summary>
-    /// The rules every request passes before <see cref="Submit(ValidatedRequest, CancellationToken)"/>,
-    /// over this engine's vocabulary, context and queue bound; faces call it with their field names.
-    /// </summary>
+    /// <summary>The rules a request passes before <see cref="Submit(ValidatedRequest, CancellationToken)"/>, over this engine's vocabulary, context and queue bound.</summary>
     public RequestValidator Validator => _validator ?? throw new InvalidOperationException("The engine has not started.");
 
     /// <summary>Validates (naming fields as <c>/v1/completions</c> does), admits and queues a request; its events arrive on the handle. Throws <see cref="InvalidRequestException"/>, <see cref="EngineOverloadedException"/> or <see cref="EngineDrainingException"/>.</summary>
@@ -117,31 +114,19 @@ public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
     }
 
     /// <summary>Admits and queues a request the validator accepted; throws <see cref="EngineOverloadedException"/> or <see cref="EngineDrainingException"/>.</summary>
-    public GenerationHandle Submit(ValidatedRequest request, CancellationToken cancellationToken = default)
-    {
-        var active = Admit(request, cancellationToken);
-        try
-        {
-            Enqueue(new EngineWork.Submit([active]));
-        }
-        catch
-        {
-            active.Ticket.Dispose();
-            throw;
-        }
-        return Register(active);
-    }
+    public GenerationHandle Submit(ValidatedRequest request, CancellationToken cancellationToken = default) => SubmitAll([request], cancellationToken)[0];
 
-    /// <summary>
-    /// Validates and admits several prompts at once (all or none) and hands them to the engine as one
-    /// item, so they can share their first step: a benchmark's batch.
-    /// </summary>
+    /// <summary>Validates and admits several prompts at once (all or none) as one item, so they share their first step: a benchmark's batch.</summary>
     public IReadOnlyList<GenerationHandle> SubmitBatch(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingParameters sampling, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         ThrowIfStopped();
-        var validated = prompts.Select(prompt => Validate(prompt, sampling)).ToList();
-        var requests = new List<ActiveRequest>(prompts.Count);
+        return SubmitAll([.. prompts.Select(prompt => Validate(prompt, sampling))], cancellationToken);
+    }
+
+    private List<GenerationHandle> SubmitAll(IReadOnlyList<ValidatedRequest> validated, CancellationToken cancellationToken)
+    {
+        var requests = new List<ActiveRequest>(validated.Count);
         try
         {
             foreach (var request in validated) requests.Add(Admit(request, cancellationToken));

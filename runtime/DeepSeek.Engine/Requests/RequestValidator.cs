@@ -9,10 +9,7 @@ namespace DeepSeek.Engine.Requests;
 /// any thread. Faces only parse; they pass the field names their clients use (<see cref="RequestFields"/>)
 /// and every refusal is an <see cref="InvalidRequestException"/> naming that field.
 /// </summary>
-/// <param name="vocabSize">Token ids must be below it.</param>
-/// <param name="maxContextTokens">Prompt plus <c>max_tokens</c> never exceed it (the engine's context, see <see cref="EngineOptions.ContextTokens"/>).</param>
-/// <param name="maxTokenBytes">The most UTF-8 bytes one token stands for: the bound on text before it is tokenized.</param>
-/// <param name="maxQueuedRequests">The most sequences the server holds waiting at once.</param>
+/// <remarks><c>maxContextTokens</c> is <see cref="EngineOptions.ContextTokens"/>; <c>maxTokenBytes</c>, the most UTF-8 bytes one token stands for, bounds text before it is tokenized.</remarks>
 public sealed class RequestValidator(int vocabSize, int maxContextTokens, int maxTokenBytes = 1, int maxQueuedRequests = int.MaxValue)
 {
     public int VocabSize { get; } = vocabSize;
@@ -27,9 +24,6 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
     /// <exception cref="InvalidRequestException">The first rule broken.</exception>
     public ValidatedRequest Validate(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, RequestFields fields, int? defaultMaxTokens = null)
     {
-        ArgumentNullException.ThrowIfNull(promptTokenIds);
-        ArgumentNullException.ThrowIfNull(sampling);
-        ArgumentNullException.ThrowIfNull(fields);
         var prompt = fields.Prompt;
         CheckTokenIds(promptTokenIds, prompt);
         var length = promptTokenIds.Count;
@@ -54,11 +48,8 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
     /// what <see cref="Validate"/> checks again once <c>max_tokens</c> is resolved.
     /// </summary>
     /// <exception cref="InvalidRequestException">The first field out of range, with its allowed values.</exception>
-    public void CheckSampling(SamplingParameters sampling, RequestFields fields)
+    public void CheckSampling(SamplingParameters s, RequestFields fields)
     {
-        ArgumentNullException.ThrowIfNull(sampling);
-        ArgumentNullException.ThrowIfNull(fields);
-        var s = sampling;
         if (!float.IsFinite(s.Temperature) || s.Temperature < 0f || s.Temperature > 2f)
             throw new InvalidRequestException("temperature", $"temperature must be between 0 and 2, got {s.Temperature}.");
         if (!float.IsFinite(s.TopP) || s.TopP <= 0f || s.TopP > 1f)
@@ -104,7 +95,6 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
     /// <exception cref="InvalidRequestException">The text cannot fit the context whatever its tokenization.</exception>
     public void CheckTextFits(string text, string param)
     {
-        ArgumentNullException.ThrowIfNull(text);
         var bytes = Encoding.UTF8.GetByteCount(text);
         var fewestTokens = bytes / Math.Max(1, maxTokenBytes);
         if (fewestTokens >= MaxContextTokens)
@@ -116,7 +106,6 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
     /// <exception cref="InvalidRequestException">An id is negative or not below the vocabulary size.</exception>
     public void CheckTokenIds(IReadOnlyList<int> tokenIds, string param)
     {
-        ArgumentNullException.ThrowIfNull(tokenIds);
         for (var i = 0; i < tokenIds.Count; i++)
         {
             var id = tokenIds[i];
@@ -146,7 +135,6 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
     /// <exception cref="InvalidRequestException">The first input that breaks a rule.</exception>
     public void CheckEmbeddingInputs(IReadOnlyList<IReadOnlyList<int>> inputs)
     {
-        ArgumentNullException.ThrowIfNull(inputs);
         for (var n = 0; n < inputs.Count; n++)
         {
             var param = inputs.Count == 1 ? "input" : $"input[{n}]";

@@ -17,10 +17,7 @@ public sealed class ValidatedRequest
 
     public SamplingParameters Sampling { get; }
 
-    /// <summary>
-    /// Choice <paramref name="choice"/> of <c>n</c>: a seeded request uses seed + choice, so choices
-    /// differ yet reproduce. Any seed is valid, so the copy stays validated.
-    /// </summary>
+    /// <summary>Choice i of <c>n</c> uses seed + i, so choices differ yet reproduce; any seed is valid, so the copy stays validated.</summary>
     public ValidatedRequest ForChoice(int choice) =>
         choice == 0 || Sampling.Seed is not { } seed ? this : new(PromptTokenIds, Sampling with { Seed = unchecked(seed + (ulong)choice) });
 }
