@@ -15,8 +15,8 @@ namespace DeepSeek.Engine;
 
 /// <summary>
 /// The engine's client, safe from any thread (vLLM v1's engine client): admission, submission and
-/// handles, embeddings, warm-up, load, drain and stop. Request handlers call <see cref="Submit"/>
-/// (admission errors are thrown there, synchronously) and read plain <see cref="TokenEvent"/>s from
+/// handles, embeddings, warm-up, load, drain and stop. Request handlers validate with <see cref="Validator"/>,
+/// then call <see cref="Submit(ValidatedRequest, CancellationToken)"/> (admission errors are thrown there, synchronously) and read plain <see cref="TokenEvent"/>s from
 /// the returned handle; nothing they touch is a tensor. The work runs in the engine core
 /// (<c>Core/EngineCore</c>) on its own thread; this class only posts to it and reads its snapshots.
 /// </summary>
@@ -31,6 +31,7 @@ public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
     private readonly TokenRateWindow _rate;
     private readonly EngineCore _core;
     private long _nextRequestId;
+    private RequestValidator? _validator;
 
     private InferenceEngine(EngineOptions options, Func<IModelRunner> createRunner, ITokenDecoder decoder, EngineMetrics metrics,
         TimeProvider time, ILogger logger, Action<StepTiming>? onStep)
@@ -71,6 +72,8 @@ public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
         var engine = new InferenceEngine(options, createRunner, decoder, metrics, time ?? TimeProvider.System, logger ?? NullLogger.Instance, onStep);
         engine._core.Start();
         await engine._core.Started.ConfigureAwait(false);
+        // The context is known once the KV pool is sized; text never reaches the engine, so no byte bound.
+        engine._validator = new RequestValidator(engine.Config.VocabSize, engine.MaxContextTokens, maxQueuedRequests: options.MaxQueuedRequests);
         return engine;
     }
 
@@ -100,33 +103,33 @@ public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
     /// <summary>Completes when the engine thread has stopped and freed its tensors, after a stop or a failure.</summary>
     public Task Stopped => _core.Stopped;
 
-    /// <summary>Admits a request and queues it; its events arrive on the handle. Throws <see cref="InvalidRequestException"/>, <see cref="EngineOverloadedException"/> or <see cref="EngineDrainingException"/>.</summary>
+    /// <summary>The rules a request passes before <see cref="Submit(ValidatedRequest, CancellationToken)"/>, over this engine's vocabulary, context and queue bound.</summary>
+    public RequestValidator Validator => _validator ?? throw new InvalidOperationException("The engine has not started.");
+
+    /// <summary>Validates (naming fields as <c>/v1/completions</c> does), admits and queues a request; its events arrive on the handle. Throws <see cref="InvalidRequestException"/>, <see cref="EngineOverloadedException"/> or <see cref="EngineDrainingException"/>.</summary>
     public GenerationHandle Submit(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, CancellationToken cancellationToken = default)
     {
-        var active = Admit(promptTokenIds, sampling, cancellationToken);
-        try
-        {
-            Enqueue(new EngineWork.Submit([active]));
-        }
-        catch
-        {
-            active.Ticket.Dispose();
-            throw;
-        }
-        return Register(active);
+        ThrowIfStopped();
+        return Submit(Validate(promptTokenIds, sampling), cancellationToken);
     }
 
-    /// <summary>
-    /// Admits several prompts at once (all or none) and hands them to the engine as one item, so they
-    /// can share their first step: a list of prompts in one API call, or a benchmark's batch.
-    /// </summary>
+    /// <summary>Admits and queues a request the validator accepted; throws <see cref="EngineOverloadedException"/> or <see cref="EngineDrainingException"/>.</summary>
+    public GenerationHandle Submit(ValidatedRequest request, CancellationToken cancellationToken = default) => SubmitAll([request], cancellationToken)[0];
+
+    /// <summary>Validates and admits several prompts at once (all or none) as one item, so they share their first step: a benchmark's batch.</summary>
     public IReadOnlyList<GenerationHandle> SubmitBatch(IReadOnlyList<IReadOnlyList<int>> prompts, SamplingParameters sampling, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompts);
-        var requests = new List<ActiveRequest>(prompts.Count);
+        ThrowIfStopped();
+        return SubmitAll([.. prompts.Select(prompt => Validate(prompt, sampling))], cancellationToken);
+    }
+
+    private List<GenerationHandle> SubmitAll(IReadOnlyList<ValidatedRequest> validated, CancellationToken cancellationToken)
+    {
+        var requests = new List<ActiveRequest>(validated.Count);
         try
         {
-            foreach (var prompt in prompts) requests.Add(Admit(prompt, sampling, cancellationToken));
+            foreach (var request in validated) requests.Add(Admit(request, cancellationToken));
             Enqueue(new EngineWork.Submit([.. requests]));
         }
         catch
@@ -137,38 +140,39 @@ public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
         return requests.Select(Register).ToList();
     }
 
-    private ActiveRequest Admit(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, CancellationToken cancellationToken)
+    private ValidatedRequest Validate(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling)
     {
-        ArgumentNullException.ThrowIfNull(promptTokenIds);
-        ArgumentNullException.ThrowIfNull(sampling);
+        try
+        {
+            return Validator.Validate(promptTokenIds, sampling, RequestFields.Completions);
+        }
+        catch (InvalidRequestException)
+        {
+            _metrics.RecordFailure(FailureReasons.Invalid);
+            throw;
+        }
+    }
+
+    private ActiveRequest Admit(ValidatedRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
         var admission = _core.Admission ?? throw new InvalidOperationException("The engine has not started.");
         ThrowIfStopped();
-        for (var i = 0; i < promptTokenIds.Count; i++)
-            if (promptTokenIds[i] < 0 || promptTokenIds[i] >= Config.VocabSize)
-            {
-                _metrics.RecordFailure(FailureReasons.Invalid);
-                throw new InvalidRequestException("prompt", $"Token id {promptTokenIds[i]} at prompt index {i} is outside the model's vocabulary of {Config.VocabSize} tokens.");
-            }
         AdmissionTicket ticket;
         try
         {
-            ticket = admission.Admit(promptTokenIds.Count, sampling);
+            ticket = admission.Admit();
         }
-        catch (Exception e) when (e is InvalidRequestException or EngineOverloadedException or EngineDrainingException)
+        catch (Exception e) when (e is EngineOverloadedException or EngineDrainingException)
         {
-            _metrics.RecordFailure(e switch
-            {
-                EngineOverloadedException => FailureReasons.Overloaded,
-                EngineDrainingException => FailureReasons.Draining,
-                _ => FailureReasons.Invalid,
-            });
+            _metrics.RecordFailure(e is EngineOverloadedException ? FailureReasons.Overloaded : FailureReasons.Draining);
             throw;
         }
         var id = "req-" + Interlocked.Increment(ref _nextRequestId).ToString(System.Globalization.CultureInfo.InvariantCulture);
         var output = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleWriter = true });
         return new ActiveRequest(
-            new EngineRequest(id, promptTokenIds, sampling),
-            new OutputTextAssembler(_decoder, sampling, promptTokenIds),
+            new EngineRequest(id, request.PromptTokenIds, request.Sampling),
+            new OutputTextAssembler(_decoder, request.Sampling, request.PromptTokenIds),
             output,
             ticket,
             new RequestTimings(_time),
@@ -213,16 +217,7 @@ public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(inputs);
         if (_core.Admission is null) throw new InvalidOperationException("The engine has not started.");
         ThrowIfStopped();
-        for (var n = 0; n < inputs.Count; n++)
-        {
-            var input = inputs[n];
-            if (input.Count == 0) throw new InvalidRequestException("input", $"Input {n} is empty; give at least one token.");
-            if (input.Count > MaxContextTokens)
-                throw new InvalidRequestException("input", $"Input {n} is {input.Count} tokens; the model's context is {MaxContextTokens}. Shorten it.");
-            for (var i = 0; i < input.Count; i++)
-                if (input[i] < 0 || input[i] >= Config.VocabSize)
-                    throw new InvalidRequestException("input", $"Token id {input[i]} at index {i} of input {n} is outside the model's vocabulary of {Config.VocabSize} tokens.");
-        }
+        Validator.CheckEmbeddingInputs(inputs);
         if (_core.StopRequested || IsDraining) throw new EngineDrainingException();
         var work = new EngineWork.Embed(inputs, cancellationToken);
         if (!_core.Input.Writer.TryWrite(work)) throw _core.StopRequested ? new EngineDrainingException() : new EngineOverloadedException(_options.MaxQueuedRequests);

@@ -1,6 +1,6 @@
 // Drives the runtime's gRPC API with @grpc/grpc-js on the project's own .proto and prints JSON.
 // Env: GRPC_ADDRESS, API_KEY, PROTO, SCENARIO (generate | loadUntilWaiting | health | modelInfo |
-// topLogprobsWithoutLogprobs | failingGenerate).
+// topLogprobsWithoutLogprobs | emptyTokenIds | failingGenerate).
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
 
@@ -66,6 +66,18 @@ const scenarios = {
     metadata.set("authorization", `Bearer ${process.env.API_KEY}`);
     return new Promise((resolve) => {
       const call = client.Generate({ token_ids: { ids: [1, 2, 3] }, sampling: { max_tokens: 2, top_logprobs: 3 } }, metadata, { deadline: deadline() });
+      call.on("data", () => {});
+      call.on("error", (error) => resolve({ code: grpc.status[error.code], details: error.details }));
+      call.on("end", () => resolve({ code: "OK" }));
+    });
+  },
+  // Generate with token_ids set but empty: refused naming the field sent.
+  emptyTokenIds() {
+    const client = new proto.deepseek.runtime.v1.Inference(address, credentials);
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${process.env.API_KEY}`);
+    return new Promise((resolve) => {
+      const call = client.Generate({ token_ids: { ids: [] }, sampling: { max_tokens: 2 } }, metadata, { deadline: deadline() });
       call.on("data", () => {});
       call.on("error", (error) => resolve({ code: grpc.status[error.code], details: error.details }));
       call.on("end", () => resolve({ code: "OK" }));

@@ -3,8 +3,8 @@ using DeepSeek.Engine.Requests;
 namespace DeepSeek.Engine.Admission;
 
 /// <summary>
-/// The gate in front of the engine, called from request handlers on any thread. Refuses at once,
-/// before a request takes any resources: bad parameters, prompts that do not fit the context, a
+/// The gate in front of the engine, called from request handlers on any thread, for requests that
+/// <see cref="RequestValidator"/> accepted. Refuses at once, before a request takes any resources: a
 /// full waiting queue (retryable), and everything while draining. Counts what it let in so a drain
 /// knows when the engine is idle. Preempted requests are already admitted and never count against
 /// the queue bound.
@@ -18,22 +18,14 @@ public sealed class AdmissionControl
     private bool _draining;
 
     /// <param name="options">The queue bound (<see cref="EngineOptions.MaxQueuedRequests"/>).</param>
-    /// <param name="maxContextTokens">
-    /// Prompt plus <c>max_tokens</c> never exceed it: <see cref="EngineOptions.ContextTokens"/>, the
-    /// smaller of the model's context and what the KV pool holds, so an admitted request can always run to its end alone.
-    /// </param>
-    public AdmissionControl(EngineOptions options, int maxContextTokens)
+    public AdmissionControl(EngineOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxContextTokens, 2);
         MaxQueuedRequests = options.MaxQueuedRequests;
-        MaxContextTokens = maxContextTokens;
     }
 
     public int MaxQueuedRequests { get; }
-
-    public int MaxContextTokens { get; }
 
     /// <summary>Admitted, not yet given a first step.</summary>
     public int QueuedCount { get { lock (_lock) return _queued; } }
@@ -46,28 +38,9 @@ public sealed class AdmissionControl
     /// <summary>Completes once draining has begun and every admitted request has finished.</summary>
     public Task WhenDrained => _idle.Task;
 
-    /// <summary>Checks a request against the limits without counting it: pure, for validation-only paths.</summary>
-    public void Validate(int numPromptTokens, SamplingParameters sampling)
+    /// <summary>Counts a validated request in; throws <see cref="EngineOverloadedException"/> or <see cref="EngineDrainingException"/>.</summary>
+    public AdmissionTicket Admit()
     {
-        ArgumentNullException.ThrowIfNull(sampling);
-        sampling.Validate();
-        var context = MaxContextTokens;
-        if (numPromptTokens < 1)
-            throw new InvalidRequestException("prompt", "The prompt is empty; give at least one token.");
-        if (numPromptTokens >= context)
-            throw new InvalidRequestException("prompt",
-                $"This model's maximum context length is {context} tokens, and the prompt has {numPromptTokens} tokens, leaving no room to generate. Shorten the prompt to at most {context - 1} tokens.",
-                "context_length_exceeded");
-        if (sampling.MaxTokens is { } max && numPromptTokens + max > context)
-            throw new InvalidRequestException("max_tokens",
-                $"This model's maximum context length is {context} tokens. However, you requested {numPromptTokens + max} tokens ({numPromptTokens} in the prompt, {max} in max_tokens). Reduce max_tokens to at most {context - numPromptTokens} or shorten the prompt.",
-                "context_length_exceeded");
-    }
-
-    /// <summary>Validates and counts the request in; throws <see cref="InvalidRequestException"/>, <see cref="EngineOverloadedException"/> or <see cref="EngineDrainingException"/>.</summary>
-    public AdmissionTicket Admit(int numPromptTokens, SamplingParameters sampling)
-    {
-        Validate(numPromptTokens, sampling);
         lock (_lock)
         {
             if (_draining) throw new EngineDrainingException();

@@ -175,7 +175,7 @@ internal sealed partial class EngineCore
         MaxContextTokens = _options.ContextTokens(Config.MaxPositionEmbeddings, pool.CapacityTokens);
         EosTokenIds = Config.EosTokenId is { } eos ? [eos] : [];
         _scheduler = new Scheduler(_options, MaxContextTokens, EosTokenIds, pool);
-        Admission = new AdmissionControl(_options, MaxContextTokens);
+        Admission = new AdmissionControl(_options);
         _metrics.SetModelLoadTime(ModelLoadTime);
         PublishLoad();
         LogStarted(_logger, NumKvBlocks, _options.BlockSize, MaxContextTokens, Config.VocabSize, ModelLoadTime.TotalSeconds);

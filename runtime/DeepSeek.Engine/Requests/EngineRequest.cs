@@ -16,8 +16,8 @@ public sealed class EngineRequest
         ArgumentException.ThrowIfNullOrEmpty(id);
         ArgumentNullException.ThrowIfNull(promptTokenIds);
         ArgumentNullException.ThrowIfNull(sampling);
-        if (promptTokenIds.Count == 0)
-            throw new InvalidRequestException("prompt", "The prompt is empty; give at least one token.");
+        // RequestValidator refuses empty prompts; one here is a bug in the caller.
+        ArgumentOutOfRangeException.ThrowIfZero(promptTokenIds.Count);
         Id = id;
         _promptTokenIds = [.. promptTokenIds];
         Sampling = sampling;

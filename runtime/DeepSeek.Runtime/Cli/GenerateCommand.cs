@@ -67,7 +67,8 @@ public static class GenerateCommand
                     MaxTokens = newTokens > 0 ? newTokens : null,
                     Logprobs = topLogprobs > 0 ? topLogprobs : null,
                 };
-                sampling.Validate();
+                // Before the load, so a bad value costs no minutes of loading; the engine checks the prompt.
+                new RequestValidator(config.VocabSize, config.MaxPositionEmbeddings).CheckSampling(sampling, RequestFields.Completions);
 
                 using var metrics = new EngineMetrics("generate");
                 // The load's progress and the engine's own lines go to stderr: stdout carries only the result.

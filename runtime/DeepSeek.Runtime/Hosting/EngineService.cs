@@ -234,8 +234,8 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
 
     public int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => ChatTemplate.Encode(Tokenizer, messages);
 
-    public GenerationHandle Submit(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, CancellationToken cancellationToken) =>
-        RunningEngine().Submit(promptTokenIds, sampling, cancellationToken);
+    public GenerationHandle Submit(ValidatedRequest request, CancellationToken cancellationToken) =>
+        RunningEngine().Submit(request, cancellationToken);
 
     public EngineLoad GetLoad() => _engine.Task.IsCompletedSuccessfully ? _engine.Task.Result.GetLoad() : new EngineLoad(0, 0, 0, 0, Draining: false);
 

@@ -11,9 +11,9 @@ namespace DeepSeek.Runtime.Serving;
 /// No tensor reaches a request handler.
 /// </summary>
 /// <remarks>
-/// Admission failures are thrown synchronously from <see cref="Submit"/> as the engine's
-/// <see cref="InvalidRequestException"/>, <c>EngineOverloadedException</c> or
-/// <c>EngineDrainingException</c>. Once admitted, a request's events always end with one carrying a
+/// Requests are validated before they are submitted (<see cref="ModelDescription.Validator"/>, which
+/// throws the engine's <see cref="InvalidRequestException"/>); admission failures are thrown
+/// synchronously from <see cref="Submit"/> as <c>EngineOverloadedException</c> or <c>EngineDrainingException</c>. Once admitted, a request's events always end with one carrying a
 /// <see cref="FinishReason"/> (cancelled when its token was cancelled), after which the channel completes.
 /// </remarks>
 public interface IInferenceBackend
@@ -32,8 +32,8 @@ public interface IInferenceBackend
     /// <summary>The model's chat template applied to <paramref name="messages"/>, ending with the assistant turn's opening; content is encoded as plain text.</summary>
     int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages);
 
-    /// <summary>Queues a request; <paramref name="cancellationToken"/> (the client going away) frees its slot.</summary>
-    GenerationHandle Submit(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, CancellationToken cancellationToken);
+    /// <summary>Queues a request <see cref="ModelDescription.Validator"/> accepted; <paramref name="cancellationToken"/> (the client going away) frees its slot.</summary>
+    GenerationHandle Submit(ValidatedRequest request, CancellationToken cancellationToken);
 
     /// <summary>Answered without waiting on the engine thread: the autoscaler and probes poll it. Before the engine runs, all zeros.</summary>
     EngineLoad GetLoad();
@@ -62,4 +62,7 @@ public sealed record ModelDescription
     public int MaxTokenBytes { get; init; } = 1;
     public int MaxRunningRequests { get; init; }
     public int MaxQueuedRequests { get; init; }
+
+    /// <summary>The engine's request rules over these facts: what both faces validate with.</summary>
+    public RequestValidator Validator => new(VocabSize, MaxContextLength, MaxTokenBytes, MaxQueuedRequests);
 }

@@ -99,10 +99,9 @@ public sealed class TestBackend : IInferenceBackend
     public static string ExpectedText(IReadOnlyList<int> prompt, SamplingParameters sampling) =>
         new([.. Enumerable.Range(0, sampling.MaxTokens ?? Context).Select(i => (char)TokenAt(prompt, sampling, i))]);
 
-    public GenerationHandle Submit(IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, CancellationToken cancellationToken)
+    public GenerationHandle Submit(ValidatedRequest request, CancellationToken cancellationToken)
     {
-        // What the engine's admission checks; the faces must have checked it already.
-        sampling.Validate(Vocab);
+        var (promptTokenIds, sampling) = (request.PromptTokenIds, request.Sampling);
         lock (_gate)
         {
             if (_running >= MaxRunning && _waiting >= MaxQueued) throw new EngineOverloadedException(MaxQueued);
@@ -207,8 +206,12 @@ public sealed class TestBackend : IInferenceBackend
         lock (_gate) return new EngineLoad(_waiting, _running, 0, 0, Draining: false);
     }
 
-    public Task<float[][]> EmbedAsync(IReadOnlyList<IReadOnlyList<int>> inputs, CancellationToken cancellationToken) =>
-        Task.FromResult(inputs.Select(Embed).ToArray());
+    /// <summary>Checked by the engine's rules, as the engine checks its inputs.</summary>
+    public Task<float[][]> EmbedAsync(IReadOnlyList<IReadOnlyList<int>> inputs, CancellationToken cancellationToken)
+    {
+        Model.Validator.CheckEmbeddingInputs(inputs);
+        return Task.FromResult(inputs.Select(Embed).ToArray());
+    }
 
     /// <summary>A deterministic unit vector per input, so tests can recompute it.</summary>
     public static float[] Embed(IReadOnlyList<int> ids)

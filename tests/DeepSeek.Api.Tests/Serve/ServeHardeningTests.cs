@@ -99,6 +99,28 @@ public sealed class ServeHardeningTests(HardenedServe shared) : IClassFixture<Ha
     }
 
     [Fact]
+    public async Task Grpc_empty_token_ids_are_refused_naming_token_ids()
+    {
+        var result = await ServeClients.GrpcAsync(Server, "emptyTokenIds", apiKey: HardenedServe.Key);
+        Assert.Equal("INVALID_ARGUMENT", result.GetProperty("code").GetString());
+        var details = result.GetProperty("details").GetString();
+        Assert.StartsWith("token_ids: token_ids is empty", details, StringComparison.Ordinal);
+        Assert.DoesNotContain("text", details, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Chat_text_whose_tokens_fall_outside_the_model_vocabulary_is_refused_naming_messages()
+    {
+        // The fixture's tokenizer knows 260 ids, its model 256: a soft hyphen's second byte is id 259.
+        var response = await shared.Wire.SendAsync(WireRequest.Post("/v1/chat/completions",
+            $$"""{"model":"{{ServeProcess.ModelName}}","messages":[{"role":"user","content":"­"}],"max_tokens":1}""") with { Authorization = Bearer });
+        Assert.True(response.Status == 400, $"{response.Status}: {response.Body}");
+        var error = JsonDocument.Parse(response.Body).RootElement.GetProperty("error");
+        Assert.Equal("messages", error.GetProperty("param").GetString());
+        Assert.Contains("vocabulary", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Grpc_health_answers_for_the_inference_service_by_name()
     {
         var server = await ServeClients.GrpcAsync(Server, "health");

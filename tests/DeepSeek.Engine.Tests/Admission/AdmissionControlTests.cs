@@ -10,48 +10,10 @@ public sealed class AdmissionControlTests
     private static SamplingParameters Tokens(int max) => SamplingParameters.Greedy with { MaxTokens = max, IgnoreEos = true };
 
     [Fact]
-    public void A_prompt_longer_than_the_context_is_refused_with_the_numbers_before_it_counts()
-    {
-        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 }, 100);
-        var error = Assert.Throws<InvalidRequestException>(() => admission.Admit(100, SamplingParameters.Greedy));
-        Assert.Equal("prompt", error.Param);
-        Assert.Equal("context_length_exceeded", error.Code);
-        Assert.Contains("100 tokens", error.Message);
-        Assert.Contains("at most 99", error.Message);
-        Assert.Equal(0, admission.QueuedCount);
-        Assert.Equal(0, admission.InFlightCount);
-    }
-
-    [Fact]
-    public void Max_tokens_beyond_the_context_is_refused_naming_max_tokens()
-    {
-        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 }, 100);
-        var error = Assert.Throws<InvalidRequestException>(() => admission.Admit(60, Tokens(41)));
-        Assert.Equal("max_tokens", error.Param);
-        Assert.Contains("101 tokens (60 in the prompt, 41 in max_tokens)", error.Message);
-        Assert.Contains("at most 40", error.Message);
-        using var fits = admission.Admit(60, Tokens(40));
-    }
-
-    [Fact]
-    public void Bad_sampling_parameters_are_refused_naming_the_field()
-    {
-        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 }, 100);
-        Assert.Equal("temperature", Assert.Throws<InvalidRequestException>(() => admission.Admit(5, new SamplingParameters { Temperature = -1 })).Param);
-        Assert.Equal("top_p", Assert.Throws<InvalidRequestException>(() => admission.Admit(5, new SamplingParameters { TopP = 0 })).Param);
-        Assert.Equal("top_k", Assert.Throws<InvalidRequestException>(() => admission.Admit(5, new SamplingParameters { TopK = -1 })).Param);
-        Assert.Equal("logprobs", Assert.Throws<InvalidRequestException>(() => admission.Admit(5, new SamplingParameters { Logprobs = 21 })).Param);
-        Assert.Equal("min_tokens", Assert.Throws<InvalidRequestException>(() => admission.Admit(5, new SamplingParameters { MinTokens = 5, MaxTokens = 2 })).Param);
-        Assert.Equal("stop", Assert.Throws<InvalidRequestException>(() => admission.Admit(5, new SamplingParameters { Stop = [""] })).Param);
-        Assert.Equal("repetition_penalty", Assert.Throws<InvalidRequestException>(() => admission.Admit(5, new SamplingParameters { RepetitionPenalty = 0 })).Param);
-        Assert.Equal(0, admission.InFlightCount);
-    }
-
-    [Fact]
     public void A_flood_past_the_queue_bound_is_refused_and_everything_admitted_completes()
     {
         var options = new EngineOptions { MaxBatchTokens = 16, MaxRunningRequests = 2, MaxModelLength = 64 };
-        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 5 }, 64);
+        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 5 });
         var tickets = new Dictionary<string, AdmissionTicket>();
         var loop = new EngineLoop(options, numBlocks: 32, blockSize: 4)
         {
@@ -66,7 +28,7 @@ public sealed class AdmissionControlTests
             var request = new EngineRequest($"r{i}", [1 + i, 2, 3], Tokens(4));
             try
             {
-                tickets[request.Id] = admission.Admit(request.NumPromptTokens, request.Sampling);
+                tickets[request.Id] = admission.Admit();
                 loop.Scheduler.Add(request);
                 admitted.Add(request);
             }
@@ -93,15 +55,15 @@ public sealed class AdmissionControlTests
     [Fact]
     public void Queue_bound_counts_requests_not_yet_running()
     {
-        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 2 }, 100);
-        var first = admission.Admit(5, Tokens(5));
-        var second = admission.Admit(5, Tokens(5));
-        Assert.Throws<EngineOverloadedException>(() => admission.Admit(5, Tokens(5)));
+        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 2 });
+        var first = admission.Admit();
+        var second = admission.Admit();
+        Assert.Throws<EngineOverloadedException>(() => admission.Admit());
 
         first.MarkRunning();
         first.MarkRunning();
         Assert.Equal(1, admission.QueuedCount);
-        var third = admission.Admit(5, Tokens(5));
+        var third = admission.Admit();
         Assert.Equal(3, admission.InFlightCount);
 
         second.Dispose(); // finished (cancelled) while still waiting
@@ -116,13 +78,13 @@ public sealed class AdmissionControlTests
     [Fact]
     public async Task Drain_refuses_new_work_and_reports_idle_when_in_flight_work_is_done()
     {
-        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 }, 100);
-        var inFlight = admission.Admit(5, Tokens(5));
+        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 });
+        var inFlight = admission.Admit();
         inFlight.MarkRunning();
 
         admission.BeginDrain();
         Assert.True(admission.IsDraining);
-        Assert.Throws<EngineDrainingException>(() => admission.Admit(5, Tokens(5)));
+        Assert.Throws<EngineDrainingException>(() => admission.Admit());
         Assert.False(admission.WhenDrained.IsCompleted);
 
         inFlight.Dispose();
@@ -133,7 +95,7 @@ public sealed class AdmissionControlTests
     [Fact]
     public void Draining_an_idle_engine_is_done_at_once()
     {
-        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 }, 100);
+        var admission = new AdmissionControl(new EngineOptions { MaxQueuedRequests = 4 });
         admission.BeginDrain();
         Assert.True(admission.WhenDrained.IsCompletedSuccessfully);
     }

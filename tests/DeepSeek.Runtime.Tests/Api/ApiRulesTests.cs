@@ -64,16 +64,16 @@ public sealed class ApiRulesTests
     [InlineData(0, 1, true)]
     public void A_call_that_can_never_be_admitted_is_refused_naming_n(int n, int prompts, bool refused)
     {
-        var error = Record.Exception(() => GenerationRules.CheckSequences(n, prompts, Model, maxSequencesPerRequest: 64));
-        Assert.Equal(refused, error is ApiFailure { Error.Param: "n" });
+        var error = Record.Exception(() => Model.Validator.CheckSequences(n, prompts, maxSequencesPerRequest: 64));
+        Assert.Equal(refused, error is InvalidRequestException { Param: "n" });
     }
 
     [Fact]
     public void Text_that_cannot_fit_is_refused_from_its_length_alone()
     {
-        GenerationRules.CheckTextFits(new string('x', 999), Model, "prompt");
-        var error = Assert.Throws<ApiFailure>(() => GenerationRules.CheckTextFits(new string('x', 1000), Model, "prompt"));
-        Assert.Equal("context_length_exceeded", error.Error.Code);
+        Model.Validator.CheckTextFits(new string('x', 999), "prompt");
+        var error = Assert.Throws<InvalidRequestException>(() => Model.Validator.CheckTextFits(new string('x', 1000), "prompt"));
+        Assert.Equal("context_length_exceeded", error.Code);
     }
 
     [Theory]
@@ -90,21 +90,21 @@ public sealed class ApiRulesTests
             "stop_token_ids" => new SamplingParameters { StopTokenIds = [1000] },
             _ => new SamplingParameters { Stop = [.. Enumerable.Repeat("s", SamplingParameters.MaxStopStrings + 1)] },
         };
-        var error = Assert.Throws<ApiFailure>(() => GenerationRules.Validate(sampling, Model));
-        Assert.Equal(field, error.Error.Param);
-        // The engine's admission applies the same rules.
-        Assert.Equal(field, Assert.Throws<InvalidRequestException>(() => sampling.Validate(Model.VocabSize)).Param);
+        var error = Assert.Throws<InvalidRequestException>(() => Model.Validator.CheckSampling(sampling, RequestFields.Completions));
+        Assert.Equal(field, error.Param);
+        // Both faces report it alike.
+        Assert.Equal(field, ApiErrors.From(error)!.Param);
     }
 
     [Fact]
     public void Chat_and_grpc_spellings_of_the_fields_are_named()
     {
-        var error = Assert.Throws<ApiFailure>(() => GenerationRules.Validate(new SamplingParameters { Logprobs = 21 }, Model, "max_completion_tokens", "top_logprobs"));
-        Assert.Equal("top_logprobs", error.Error.Param);
-        Assert.Contains("top_logprobs", error.Error.Message, StringComparison.Ordinal);
+        var error = Assert.Throws<InvalidRequestException>(() => Model.Validator.CheckSampling(new SamplingParameters { Logprobs = 21 }, new RequestFields("messages", "max_completion_tokens", "top_logprobs")));
+        Assert.Equal("top_logprobs", error.Param);
+        Assert.Contains("top_logprobs", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public void Grpc_refuses_top_logprobs_without_logprobs() =>
-        Assert.Equal("top_logprobs", Assert.Throws<ApiFailure>(() => InferenceService.Sampling(new SamplingOptions { TopLogprobs = 2 })).Error.Param);
+        Assert.Equal("top_logprobs", Assert.Throws<InvalidRequestException>(() => InferenceService.Sampling(new SamplingOptions { TopLogprobs = 2 })).Param);
 }

@@ -7,8 +7,8 @@ using Grpc.HealthCheck;
 namespace DeepSeek.Runtime.Api.Grpc;
 
 /// <summary>
-/// <c>deepseek.runtime.v1.Inference</c> over the backend: the same rules as the HTTP API
-/// (<see cref="GenerationRules"/>, the engine's <see cref="SamplingParameters.Validate"/>), the
+/// <c>deepseek.runtime.v1.Inference</c> over the backend: the same rules as the HTTP API (the
+/// engine's <see cref="RequestValidator"/>, naming the proto's fields), the
 /// engine's events written out as they arrive, and failures as status codes from <see cref="ApiErrors"/>.
 /// </summary>
 public sealed class InferenceService(IInferenceBackend backend, Readiness readiness, ILogger<InferenceService> logger) : Inference.InferenceBase
@@ -19,25 +19,26 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
         var handle = Guard(() =>
         {
             ApiErrors.CheckReady(readiness);
-            var model = backend.Model;
-            var sampling = GenerationRules.Validate(Sampling(request.Sampling ?? new SamplingOptions()), model, "max_tokens", "top_logprobs");
+            var validator = backend.Model.Validator;
+            var fields = new RequestFields("prompt", "max_tokens", "top_logprobs");
+            var sampling = Sampling(request.Sampling ?? new SamplingOptions());
+            validator.CheckSampling(sampling, fields);
             int[] prompt;
             switch (request.PromptCase)
             {
                 case GenerateRequest.PromptOneofCase.Text:
-                    GenerationRules.CheckTextFits(request.Text, model, "text");
+                    fields = fields with { Prompt = "text" };
+                    validator.CheckTextFits(request.Text, fields.Prompt);
                     prompt = backend.Encode(request.Text, addSpecialTokens: true);
                     break;
                 case GenerateRequest.PromptOneofCase.TokenIds:
+                    fields = fields with { Prompt = "token_ids" };
                     prompt = [.. request.TokenIds.Ids];
-                    GenerationRules.CheckTokenIds("token_ids", prompt, model);
                     break;
                 default:
-                    throw new ApiFailure(ApiError.Invalid("prompt", "Set the prompt: either text or token_ids."));
+                    throw new InvalidRequestException("prompt", "Set the prompt: either text or token_ids.");
             }
-            var maxTokens = GenerationRules.MaxTokens(sampling.MaxTokens, prompt.Length, model, "prompt", "max_tokens");
-            sampling = GenerationRules.Validate(sampling with { MaxTokens = maxTokens }, model, "max_tokens", "top_logprobs");
-            return backend.Submit(prompt, sampling, context.CancellationToken);
+            return backend.Submit(validator.Validate(prompt, sampling, fields), context.CancellationToken);
         });
 
         await foreach (var item in handle.Events.ReadAllAsync(context.CancellationToken))
@@ -57,7 +58,7 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
             }
             if (item.FinishReason is { } reason)
             {
-                response.FinishReason = GenerationRules.FinishReasonText(reason);
+                response.FinishReason = reason.WireText();
                 var usage = item.Usage ?? new UsageInfo(0, 0, 0);
                 response.Usage = new Runtime.Grpc.V1.Usage
                 {
@@ -83,7 +84,7 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
         var ids = request.TokenIds.ToArray();
         Guard(() =>
         {
-            GenerationRules.CheckTokenIds("token_ids", ids, backend.Model);
+            backend.Model.Validator.CheckTokenIds(ids, "token_ids");
             return 0;
         });
         return Task.FromResult(new DetokenizeResponse { Text = backend.Decode(ids, request.SkipSpecialTokens) });
@@ -127,11 +128,11 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
     /// Proto3 zeros mean "not set" (the engine's defaults), except temperature where 0 is greedy as the
     /// proto says. <c>top_logprobs</c> without <c>logprobs</c> is refused, as HTTP refuses it.
     /// </summary>
-    /// <exception cref="ApiFailure">top_logprobs without logprobs, or a negative count.</exception>
+    /// <exception cref="InvalidRequestException">top_logprobs without logprobs.</exception>
     internal static SamplingParameters Sampling(SamplingOptions options)
     {
         if (options.TopLogprobs != 0 && !options.Logprobs)
-            throw new ApiFailure(ApiError.Invalid("top_logprobs", "top_logprobs needs logprobs set to true; set logprobs or leave top_logprobs 0."));
+            throw new InvalidRequestException("top_logprobs", "top_logprobs needs logprobs set to true; set logprobs or leave top_logprobs 0.");
         return new SamplingParameters
         {
             Temperature = options.Temperature,

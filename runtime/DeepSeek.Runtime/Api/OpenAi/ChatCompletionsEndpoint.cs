@@ -19,50 +19,49 @@ internal static class ChatCompletionsEndpoint
 
         OpenAiInputs.RejectUnknown(body.UnknownFields);
         var modelName = OpenAiEndpoints.CheckModel(body.Model, model);
-        var messages = Messages(body, model);
+        var validator = model.Validator;
+        var messages = Messages(body, validator);
         var n = body.N ?? 1;
-        GenerationRules.CheckSequences(n, prompts: 1, model, options.MaxSequencesPerRequest);
+        validator.CheckSequences(n, prompts: 1, options.MaxSequencesPerRequest);
 
         // Everything cheap is checked before the template is tokenized.
-        var maxTokensField = body.MaxCompletionTokens is null ? "max_tokens" : "max_completion_tokens";
-        var requestedMax = body.MaxCompletionTokens ?? body.MaxTokens;
+        var fields = new RequestFields("messages", body.MaxCompletionTokens is null ? "max_tokens" : "max_completion_tokens", "top_logprobs");
         var logprobs = body.Logprobs ?? false;
         if (body.TopLogprobs is not null && !logprobs)
-            throw new ApiFailure(ApiError.Invalid("top_logprobs", "top_logprobs needs \"logprobs\": true; set logprobs or remove top_logprobs."));
-        var sampling = GenerationRules.Validate(OpenAiInputs.Sampling(body, requestedMax, logprobs ? body.TopLogprobs ?? 0 : null), model, maxTokensField, "top_logprobs");
+            throw new InvalidRequestException("top_logprobs", "top_logprobs needs \"logprobs\": true; set logprobs or remove top_logprobs.");
+        var sampling = OpenAiInputs.Sampling(body, body.MaxCompletionTokens ?? body.MaxTokens, logprobs ? body.TopLogprobs ?? 0 : null);
+        validator.CheckSampling(sampling, fields);
 
-        var prompt = backend.ApplyChatTemplate(messages);
-        var maxTokens = GenerationRules.MaxTokens(requestedMax, prompt.Length, model, "messages", maxTokensField);
-        sampling = GenerationRules.Validate(sampling with { MaxTokens = maxTokens }, model, maxTokensField, "top_logprobs");
+        var request = validator.Validate(backend.ApplyChatTemplate(messages), sampling, fields);
+        var promptLength = request.PromptTokenIds.Count;
 
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         var created = services.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeSeconds();
         // Null when logprobs are off; otherwise whether tokens are written "token_id:N".
         bool? asTokenIds = logprobs ? body.ReturnTokensAsTokenIds ?? false : null;
-        var run = new ChatResponseWriter(http, backend, id, created, modelName, n, asTokenIds, prompt.Length);
-        using var fanOut = GenerationFanOut.Start(backend,
-            [.. Enumerable.Range(0, n).Select(choice => ((IReadOnlyList<int>)prompt, GenerationRules.ForChoice(sampling, choice)))], http.RequestAborted);
+        var run = new ChatResponseWriter(http, backend, id, created, modelName, n, asTokenIds, promptLength);
+        using var fanOut = GenerationFanOut.Start(backend, [.. Enumerable.Range(0, n).Select(request.ForChoice)], http.RequestAborted);
         if (body.Stream == true)
             await run.StreamAsync(fanOut, body.StreamOptions?.IncludeUsage ?? false);
         else
             await run.RespondAsync(fanOut);
     }
 
-    private static List<ChatMessage> Messages(ChatCompletionRequest body, ModelDescription model)
+    private static List<ChatMessage> Messages(ChatCompletionRequest body, RequestValidator validator)
     {
         if (body.Messages is not { Count: > 0 } messages)
-            throw new ApiFailure(ApiError.Invalid("messages", "messages is required and must not be empty; send at least [{\"role\": \"user\", \"content\": \"...\"}]."));
+            throw new InvalidRequestException("messages", "messages is required and must not be empty; send at least [{\"role\": \"user\", \"content\": \"...\"}].");
         var result = new List<ChatMessage>(messages.Count);
         for (var i = 0; i < messages.Count; i++)
         {
-            var message = messages[i] ?? throw new ApiFailure(ApiError.Invalid($"messages[{i}]", $"messages[{i}] is null; send a message object."));
+            var message = messages[i] ?? throw new InvalidRequestException($"messages[{i}]", $"messages[{i}] is null; send a message object.");
             OpenAiInputs.RejectUnknown(message.UnknownFields, $"messages[{i}].");
             var role = OpenAiInputs.Role(message.Role, $"messages[{i}].role");
             var content = OpenAiInputs.MessageContent(message.Content, $"messages[{i}].content");
             result.Add(new ChatMessage(role, content));
         }
         // The cheap bound over all messages together, before the template is tokenized.
-        GenerationRules.CheckTextFits(string.Concat(result.Select(m => m.Content)), model, "messages");
+        validator.CheckTextFits(string.Concat(result.Select(m => m.Content)), "messages");
         return result;
     }
 
@@ -134,7 +133,7 @@ internal static class ChatCompletionsEndpoint
         {
             _completionTokens += usage?.CompletionTokens ?? 0;
             _cached = Math.Max(_cached, usage?.CachedPromptTokens ?? 0);
-            return GenerationRules.FinishReasonText(reason);
+            return reason.WireText();
         }
 
         private Usage Usage() => new(promptTokens, _completionTokens, promptTokens + _completionTokens, new Usage.TokenDetails(_cached));

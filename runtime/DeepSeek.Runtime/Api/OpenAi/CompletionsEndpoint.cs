@@ -20,29 +20,24 @@ internal static class CompletionsEndpoint
         var modelName = OpenAiEndpoints.CheckModel(body.Model, model);
         var prompts = OpenAiInputs.Prompts(body.Prompt, "prompt");
         var n = body.N ?? 1;
-        GenerationRules.CheckSequences(n, prompts.Count, model, options.MaxSequencesPerRequest);
+        var validator = model.Validator;
+        validator.CheckSequences(n, prompts.Count, options.MaxSequencesPerRequest);
         var logprobs = body.Logprobs is not null;
-        var sampling = GenerationRules.Validate(OpenAiInputs.Sampling(body, body.MaxTokens, body.Logprobs), model);
+        var sampling = OpenAiInputs.Sampling(body, body.MaxTokens, body.Logprobs);
+        validator.CheckSampling(sampling, RequestFields.Completions);
 
         var id = "cmpl-" + Guid.NewGuid().ToString("N");
         var created = services.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeSeconds();
-        var sequences = new List<(IReadOnlyList<int>, SamplingParameters)>(prompts.Count * n);
+        var sequences = new List<ValidatedRequest>(prompts.Count * n);
         var promptTokens = 0;
         for (var p = 0; p < prompts.Count; p++)
         {
-            var param = prompts.Count == 1 ? "prompt" : $"prompt[{p}]";
-            int[] ids;
-            if (prompts[p].TokenIds is { } given) ids = given;
-            else
-            {
-                GenerationRules.CheckTextFits(prompts[p].Text!, model, param);
-                ids = backend.Encode(prompts[p].Text!, addSpecialTokens: true);
-            }
-            GenerationRules.CheckTokenIds(param, ids, model);
-            var maxTokens = GenerationRules.MaxTokens(body.MaxTokens, ids.Length, model, param, "max_tokens", options.DefaultCompletionMaxTokens);
-            var forPrompt = GenerationRules.Validate(sampling with { MaxTokens = maxTokens }, model);
+            var fields = RequestFields.Completions with { Prompt = prompts.Count == 1 ? "prompt" : $"prompt[{p}]" };
+            if (prompts[p].Text is { } text) validator.CheckTextFits(text, fields.Prompt);
+            var ids = prompts[p].TokenIds ?? backend.Encode(prompts[p].Text!, addSpecialTokens: true);
+            var request = validator.Validate(ids, sampling, fields, options.DefaultCompletionMaxTokens);
             promptTokens += ids.Length;
-            for (var j = 0; j < n; j++) sequences.Add((ids, GenerationRules.ForChoice(forPrompt, j)));
+            for (var j = 0; j < n; j++) sequences.Add(request.ForChoice(j));
         }
         bool? asTokenIds = logprobs ? body.ReturnTokensAsTokenIds ?? false : null;
 
@@ -115,7 +110,7 @@ internal static class CompletionsEndpoint
         {
             _completionTokens += usage?.CompletionTokens ?? 0;
             _cached = Math.Max(_cached, usage?.CachedPromptTokens ?? 0);
-            return GenerationRules.FinishReasonText(reason);
+            return reason.WireText();
         }
 
         /// <summary>The engine's error of a failed sequence, logged; the call fails as a whole (its other sequences are cancelled).</summary>

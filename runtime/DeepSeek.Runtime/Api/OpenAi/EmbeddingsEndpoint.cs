@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using DeepSeek.Engine.Requests;
 using DeepSeek.Runtime.Api.OpenAi.Contracts;
 using DeepSeek.Runtime.Serving;
 
@@ -20,27 +21,22 @@ internal static class EmbeddingsEndpoint
         {
             null or "float" => false,
             "base64" => true,
-            _ => throw new ApiFailure(ApiError.Invalid("encoding_format", $"encoding_format '{body.EncodingFormat}' is not supported; use \"float\" or \"base64\".")),
+            _ => throw new InvalidRequestException("encoding_format", $"encoding_format '{body.EncodingFormat}' is not supported; use \"float\" or \"base64\"."),
         };
         var dimensions = backend.Model.EmbeddingDimensions;
         if (body.Dimensions is { } asked && asked != dimensions)
-            throw new ApiFailure(ApiError.Invalid("dimensions", $"This model's embeddings have {dimensions} dimensions; omit dimensions or send {dimensions}."));
+            throw new InvalidRequestException("dimensions", $"This model's embeddings have {dimensions} dimensions; omit dimensions or send {dimensions}.");
 
         var inputs = OpenAiInputs.Prompts(body.Input, "input");
         if (inputs.Count > options.MaxEmbeddingInputs)
-            throw new ApiFailure(ApiError.Invalid("input", $"input has {inputs.Count} items; send at most {options.MaxEmbeddingInputs} per request."));
-        var model = backend.Model;
+            throw new InvalidRequestException("input", $"input has {inputs.Count} items; send at most {options.MaxEmbeddingInputs} per request.");
+        // Text that cannot fit is refused before it is tokenized; the engine checks the token ids.
+        var validator = backend.Model.Validator;
         var tokenized = new List<IReadOnlyList<int>>(inputs.Count);
         for (var i = 0; i < inputs.Count; i++)
         {
-            var param = inputs.Count == 1 ? "input" : $"input[{i}]";
-            if (inputs[i].Text is { } text) GenerationRules.CheckTextFits(text, model, param);
-            var ids = inputs[i].TokenIds ?? backend.Encode(inputs[i].Text!, addSpecialTokens: true);
-            if (ids.Length == 0) throw new ApiFailure(ApiError.Invalid(param, $"{param} is empty; send at least one character or token id."));
-            if (ids.Length > model.MaxContextLength)
-                throw new ApiFailure(ApiError.Invalid(param, $"{param} is {ids.Length} tokens; the model's context is {model.MaxContextLength}; shorten it.", "context_length_exceeded"));
-            GenerationRules.CheckTokenIds(param, ids, model);
-            tokenized.Add(ids);
+            if (inputs[i].Text is { } text) validator.CheckTextFits(text, inputs.Count == 1 ? "input" : $"input[{i}]");
+            tokenized.Add(inputs[i].TokenIds ?? backend.Encode(inputs[i].Text!, addSpecialTokens: true));
         }
 
         var vectors = await backend.EmbedAsync(tokenized, http.RequestAborted);

@@ -22,13 +22,13 @@ internal sealed class GenerationFanOut : IDisposable
     }
 
     /// <summary>Submits every sequence; if one is refused, the ones already admitted are cancelled and the refusal is thrown.</summary>
-    public static GenerationFanOut Start(IInferenceBackend backend, IReadOnlyList<(IReadOnlyList<int> Prompt, SamplingParameters Sampling)> sequences, CancellationToken aborted)
+    public static GenerationFanOut Start(IInferenceBackend backend, IReadOnlyList<ValidatedRequest> sequences, CancellationToken aborted)
     {
         var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         var handles = new List<GenerationHandle>(sequences.Count);
         try
         {
-            foreach (var (prompt, sampling) in sequences) handles.Add(backend.Submit(prompt, sampling, cancel.Token));
+            foreach (var sequence in sequences) handles.Add(backend.Submit(sequence, cancel.Token));
         }
         catch
         {

@@ -1,3 +1,4 @@
+using DeepSeek.Engine.Requests;
 using DeepSeek.Runtime.Api.Auth;
 using DeepSeek.Runtime.Api.OpenAi.Contracts;
 using DeepSeek.Runtime.Serving;
@@ -23,11 +24,12 @@ public static partial class OpenAiEndpoints
         return app;
     }
 
-    /// <exception cref="ApiFailure">404 when <paramref name="requested"/> is not the served model, 400 when missing.</exception>
+    /// <exception cref="ApiFailure">404 when <paramref name="requested"/> is not the served model.</exception>
+    /// <exception cref="InvalidRequestException">It is missing.</exception>
     internal static string CheckModel(string? requested, ModelDescription model)
     {
         if (string.IsNullOrEmpty(requested))
-            throw new ApiFailure(ApiError.Invalid("model", $"model is required; send \"model\": \"{model.ServedName}\"."));
+            throw new InvalidRequestException("model", $"model is required; send \"model\": \"{model.ServedName}\".");
         if (requested != model.ServedName)
             throw new ApiFailure(new ApiError(ApiErrorKind.NotFound,
                 $"The model '{requested}' does not exist on this server; it serves '{model.ServedName}' (GET /v1/models lists it).", "model", "model_not_found"));

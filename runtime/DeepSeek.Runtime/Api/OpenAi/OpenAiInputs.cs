@@ -99,9 +99,9 @@ public static class OpenAiInputs
 
     /// <summary>
     /// The sampling fields both generation endpoints share, as the engine's parameters; the engine's
-    /// <see cref="SamplingParameters.Validate"/> (through <see cref="GenerationRules.Validate"/>) judges them.
+    /// <see cref="RequestValidator"/> judges them.
     /// </summary>
-    /// <exception cref="ApiFailure">A field that has no engine value at all (a negative seed, stream_options without stream).</exception>
+    /// <exception cref="InvalidRequestException">A field that has no engine value at all (a negative seed, stream_options without stream).</exception>
     internal static SamplingParameters Sampling(GenerationRequestBody body, int? maxTokens, int? logprobs)
     {
         if (body.Seed is < 0) throw Invalid("seed", $"seed must be between 0 and {long.MaxValue}, not {body.Seed}.");
@@ -149,5 +149,5 @@ public static class OpenAiInputs
         return ids;
     }
 
-    private static ApiFailure Invalid(string param, string message) => new(ApiError.Invalid(param, message));
+    private static InvalidRequestException Invalid(string param, string message) => new(param, message);
 }
