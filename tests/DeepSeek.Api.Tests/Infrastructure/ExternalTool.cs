@@ -58,6 +58,7 @@ public static class ExternalTool
             await process.StandardInput.WriteAsync(stdin);
             process.StandardInput.Close();
         }
+        timeout = DeepSeek.Testing.TestTime.Budget(timeout);
         using var deadline = new CancellationTokenSource(timeout);
         try
         {

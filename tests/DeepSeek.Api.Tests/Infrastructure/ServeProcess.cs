@@ -11,7 +11,7 @@ public sealed class ServeProcess : IAsyncDisposable
 {
     public const string ModelName = "deepseek-v3-tiny";
 
-    private static readonly TimeSpan ReadyDeadline = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan ReadyDeadline = DeepSeek.Testing.TestTime.Budget(TimeSpan.FromSeconds(120));
 
     private readonly Process _process;
     private readonly StringBuilder _log = new();
@@ -147,6 +147,7 @@ public sealed class ServeProcess : IAsyncDisposable
     /// <summary>The exit code once the process ends, or a timeout naming the log.</summary>
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
+        timeout = DeepSeek.Testing.TestTime.Budget(timeout);
         using var deadline = new CancellationTokenSource(timeout);
         try
         {
