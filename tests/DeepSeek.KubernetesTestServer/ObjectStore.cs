@@ -118,6 +118,7 @@ public sealed class ObjectStore(TimeProvider time)
             obj["apiVersion"] = type.GroupVersion;
             obj["kind"] = type.Kind;
             if (type.HasStatus) obj.Remove("status");
+            StoredForm.Apply(type, obj);
             var created = Commit(type, ns, name, obj, "ADDED");
             // Kubernetes' garbage collector also removes a dependent whose owners are all gone, such as
             // a child a controller created just after its owner was deleted; here it happens at once.
@@ -155,6 +156,7 @@ public sealed class ObjectStore(TimeProvider time)
                 foreach (var key in next.Select(kv => kv.Key).ToList())
                     if (key is not ("metadata" or "status" or "apiVersion" or "kind") && !incoming.ContainsKey(key)) next.Remove(key);
                 if (!type.HasStatus && incoming["status"] is { } status) next["status"] = status.DeepClone();
+                StoredForm.Apply(type, next);
                 if (ImmutableChange(type, current, next) is { } refused) return refused;
                 BumpGenerationIfSpecChanged(current, next);
             }
@@ -180,6 +182,7 @@ public sealed class ObjectStore(TimeProvider time)
                 // Identity fields are the server's.
                 foreach (var field in new[] { "uid", "creationTimestamp", "namespace", "name", "generation", "resourceVersion" })
                     next["metadata"]![field] = current["metadata"]![field]?.DeepClone();
+                StoredForm.Apply(type, next);
                 if (ImmutableChange(type, current, next) is { } refused) return refused;
                 BumpGenerationIfSpecChanged(current, next);
             }

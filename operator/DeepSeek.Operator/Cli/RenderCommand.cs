@@ -15,22 +15,40 @@ public static class RenderCommand
 {
     public const int ExitInvalid = 1;
 
-    /// <summary>The desired objects as multi-document YAML, or the fields that are wrong (with the line and column they are on).</summary>
+    /// <summary>
+    /// The desired objects of every DeepSeekModel in the file, as multi-document YAML in the file's order, or
+    /// the fields that are wrong (with the line and column they are on; with several models, which document).
+    /// Other kinds in the file are not the operator's and are skipped.
+    /// </summary>
     public static (string? Yaml, IReadOnlyList<FieldError> Errors) Render(string manifest, OperatorDefaults defaults)
     {
-        JsonNode node;
-        IReadOnlyDictionary<string, (long Line, long Column)> positions;
+        List<(JsonNode Root, IReadOnlyDictionary<string, (long Line, long Column)> Positions, int Number)> models;
         try
         {
-            var documents = YamlJson.ParseWithPositions(manifest).Where(d => d.Root is not null).ToList();
-            var found = documents.FirstOrDefault(d => d.Root is JsonObject o && (string?)o["kind"] == V1Alpha1DeepSeekModel.KindName);
-            if (found.Root is null) return (null, [new FieldError("kind", $"the file holds no {V1Alpha1DeepSeekModel.KindName}")]);
-            (node, positions) = (found.Root, found.Positions);
+            models = YamlJson.ParseWithPositions(manifest)
+                .Select((d, i) => (d.Root, d.Positions, Number: i + 1))
+                .Where(d => d.Root is JsonObject o && (string?)o["kind"] == V1Alpha1DeepSeekModel.KindName)
+                .Select(d => (d.Root!, d.Positions, d.Number)).ToList();
         }
         catch (YamlDotNet.Core.YamlException e)
         {
             return (null, [new FieldError($"line {e.Start.Line}, column {e.Start.Column}", e.InnerException?.Message ?? e.Message)]);
         }
+        if (models.Count == 0) return (null, [new FieldError("kind", $"the file holds no {V1Alpha1DeepSeekModel.KindName}")]);
+        var rendered = new List<string>();
+        var errors = new List<FieldError>();
+        foreach (var (root, positions, number) in models)
+        {
+            var (yaml, wrong) = RenderOne(root, positions, defaults);
+            if (yaml is not null) rendered.Add(yaml);
+            // A second model's errors must not read as the first one's.
+            errors.AddRange(models.Count == 1 ? wrong : wrong.Select(e => e with { Field = $"document {number}: {e.Field}" }));
+        }
+        return errors.Count > 0 ? (null, errors) : (string.Join("---\n", rendered), []);
+    }
+
+    private static (string? Yaml, IReadOnlyList<FieldError> Errors) RenderOne(JsonNode node, IReadOnlyDictionary<string, (long Line, long Column)> positions, OperatorDefaults defaults)
+    {
         string At(string field) => positions.TryGetValue(field, out var p) ? $" (line {p.Line}, column {p.Column})" : "";
         if ((string?)node["apiVersion"] != V1Alpha1DeepSeekModel.GroupVersion)
             return (null, [new FieldError("apiVersion", $"must be {V1Alpha1DeepSeekModel.GroupVersion}{At("apiVersion")}")]);

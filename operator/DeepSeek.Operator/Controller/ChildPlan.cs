@@ -10,8 +10,9 @@ namespace DeepSeek.Operator.Controller;
 /// matched by kind and name. An existing object is replaced when a field the operator sets differs
 /// from what is stored, whoever changed it (<c>kubectl scale</c>, <c>kubectl set image</c>, an edit of
 /// the settings ConfigMap): fields the operator does not set (API-server defaults, other controllers'
-/// annotations, status) are not compared and are kept. The spec-hash annotation tells a change of the
-/// model (new hash) from drift (same hash, different content).
+/// annotations, status) are not compared and are kept; what the server rewrites as it stores an object
+/// (zero values left out, quantities canonicalised) is compared as stored (<see cref="StoredValues"/>).
+/// The spec-hash annotation tells a change of the model (new hash) from drift (same hash, different content).
 /// </summary>
 public static class ChildPlan
 {
@@ -59,18 +60,21 @@ public static class ChildPlan
 
     /// <summary>
     /// <paramref name="want"/> is contained in <paramref name="have"/>: objects by their keys, lists item by
-    /// item and of equal length, values equal. An empty string, object or list the operator sends matches
-    /// an absent field, as the API server drops empty optional values.
+    /// item and of equal length, values equal as the server stores them (<see cref="StoredValues"/>). A zero
+    /// value the operator sends matches an absent field where the API server leaves zero values out.
     /// </summary>
-    private static bool Subset(JsonNode? want, JsonNode? have) => want switch
+    /// <param name="want">What the operator sends.</param>
+    /// <param name="have">What is stored.</param>
+    /// <param name="field">The key <paramref name="want"/> sits under; null for list items.</param>
+    /// <param name="parent">The key of the object that holds <paramref name="field"/>.</param>
+    private static bool Subset(JsonNode? want, JsonNode? have, string? field = null, string? parent = null) => want switch
     {
         null => true,
-        JsonObject o when have is null => o.Count == 0,
-        JsonArray a when have is null => a.Count == 0,
-        JsonValue v when have is null => v.ToJsonString() == "\"\"",
-        JsonObject o => have is JsonObject h && o.All(kv => Subset(kv.Value, h[kv.Key])),
-        JsonArray a => have is JsonArray h && a.Count == h.Count && a.Zip(h).All(p => Subset(p.First, p.Second)),
-        _ => want.ToJsonString() == have!.ToJsonString(),
+        _ when have is null => StoredValues.MatchesAbsent(field, want),
+        JsonObject o => have is JsonObject h && o.All(kv => Subset(kv.Value, h[kv.Key], kv.Key, field)),
+        JsonArray a => have is JsonArray h && a.Count == h.Count && a.Zip(h).All(p => Subset(p.First, p.Second, null, field)),
+        JsonValue v => have is JsonValue h && StoredValues.Same(field, parent, v, h),
+        _ => false,
     };
 
     private static string? Hash(IKubernetesObject<V1ObjectMeta> item) => item.Metadata.Annotations is { } a && a.TryGetValue(ModelLabels.SpecHash, out var hash) ? hash : null;

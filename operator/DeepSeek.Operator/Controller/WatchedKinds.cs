@@ -101,11 +101,21 @@ public static class WatchedKinds
     /// <summary>The kind of a child the operator writes, by its .NET type.</summary>
     public static WatchedKind? Of(IKubernetesObject<V1ObjectMeta> item) => All.FirstOrDefault(k => k.Owned && k.Type == item.GetType());
 
-    /// <summary>The index of children: namespace/model, from the instance label the operator puts on everything it creates.</summary>
+    /// <summary>
+    /// The index of children: namespace/model. A child the model controls (its controller owner reference) is
+    /// the model's whatever its labels say: with the instance label edited it would drop out of the model's
+    /// view, and every reconcile would try to create it again (409) instead of restoring the label. Without
+    /// such a reference, the instance label the operator puts on everything it creates.
+    /// </summary>
     internal static string? ModelOf<T>(T o) where T : IKubernetesObject<V1ObjectMeta> =>
+        o.Metadata.OwnerReferences?.FirstOrDefault(r => r.Controller == true && r.Kind == V1Alpha1DeepSeekModel.KindName && r.ApiVersion?.StartsWith(V1Alpha1DeepSeekModel.Group + "/", StringComparison.Ordinal) == true) is { } owner
+            ? ObjectKey.Of(o.Metadata.NamespaceProperty, owner.Name)
+            : InstanceOf(o);
+
+    private static string? InstanceOf<T>(T o) where T : IKubernetesObject<V1ObjectMeta> =>
         o.Metadata.Labels?.TryGetValue(ModelLabels.Instance, out var model) == true ? ObjectKey.Of(o.Metadata.NamespaceProperty, model) : null;
 
     /// <summary>The index of pods: only the runtime's pods (its name label) count as a model's.</summary>
     internal static string? ModelPodOf<T>(T p) where T : IKubernetesObject<V1ObjectMeta> =>
-        p.Metadata.Labels?.TryGetValue(ModelLabels.Name, out var app) == true && app == ModelLabels.AppName ? ModelOf(p) : null;
+        p.Metadata.Labels?.TryGetValue(ModelLabels.Name, out var app) == true && app == ModelLabels.AppName ? InstanceOf(p) : null;
 }

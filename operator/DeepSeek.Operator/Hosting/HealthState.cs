@@ -70,7 +70,8 @@ public sealed class HealthState
     {
         lock (gate)
         {
-            if (leaseProblem is not null && !leading) return "waiting for the leader lease: " + leaseProblem;
+            // Not ready while the lease cannot be renewed, leader or not: the body says why, not "watches synced".
+            if (leaseProblem is not null) return (leading ? "leader: renewing the lease fails: " : "waiting for the leader lease: ") + leaseProblem;
             if (!connected) return "waiting for the API server";
             if (!leading) return "standby: following the leader lease";
             return synced ? "leader: watches synced" : "leader: waiting for the watches to list";

@@ -24,6 +24,8 @@ public sealed class OperatorHost(IKubernetes client, OperatorOptions options, Ti
 
     public HealthState Health { get; } = new();
 
+    internal OperatorMetrics Metrics => metrics;
+
     /// <summary>Reconciles until cancelled (leadership lost and regained in between is handled inside).</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {

@@ -32,6 +32,9 @@ public sealed class OperatorMetrics : IDisposable
         meter.CreateObservableGauge("deepseek_operator_leader", () => leader ? 1 : 0, description: "1 while this process holds the leader lease.");
     }
 
+    /// <summary>This instance's meter: tests listen to one host's instruments among several in one process.</summary>
+    internal Meter Meter => meter;
+
     public void ObserveQueue(WorkQueue workQueue) => queue = workQueue;
 
     public void Leading(bool isLeader) => leader = isLeader;

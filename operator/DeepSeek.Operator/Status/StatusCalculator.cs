@@ -41,7 +41,11 @@ public static class StatusCalculator
                 : ready > 0
                     ? Condition(previous, ModelConditions.Available, ModelConditions.True, ModelConditions.ReasonReplicasReady, $"{ready} of {shape.Replicas} replicas ready.", generation, now)
                     : Condition(previous, ModelConditions.Available, ModelConditions.False, ModelConditions.ReasonNoReplicasReady, $"0 of {shape.Replicas} replicas ready.", generation, now),
-            workloads.FirstOrDefault(w => w.Stuck) is { Problem: { } stuck }
+            // A write the API server refused (422 WorkloadRefused) rolls nothing out until the spec changes: saying
+            // RollingOut then would have people wait for a rollout that never starts.
+            failure is not null
+                ? Condition(previous, ModelConditions.Progressing, ModelConditions.False, failure.Reason, failure.Message, generation, now)
+                : workloads.FirstOrDefault(w => w.Stuck) is { Problem: { } stuck }
                 ? Condition(previous, ModelConditions.Progressing, ModelConditions.False, stuck.Reason, stuck.Message, generation, now)
                 : rolledOut
                 ? Condition(previous, ModelConditions.Progressing, ModelConditions.False, ModelConditions.ReasonRolloutComplete, $"All {shape.Replicas} replicas run the current spec and are ready.", generation, now)

@@ -91,4 +91,45 @@ public sealed class RenderCommandTests
         Assert.True(process.ExitCode == 0, await stderr);
         Assert.Contains("kind: Deployment", await stdout, StringComparison.Ordinal);
     }
+
+    /// <summary>Issue 28, defect 3: only the first model of a multi-document file was rendered, the others silently dropped.</summary>
+    [Fact]
+    public void Every_model_of_a_multi_document_file_is_rendered()
+    {
+        const string Two = """
+            apiVersion: serving.deepseek-operator.io/v1alpha1
+            kind: DeepSeekModel
+            metadata:
+              name: first
+            spec:
+              model:
+                source:
+                  pvc:
+                    claimName: weights
+            ---
+            apiVersion: v1
+            kind: Namespace
+            metadata:
+              name: serving
+            ---
+            apiVersion: serving.deepseek-operator.io/v1alpha1
+            kind: DeepSeekModel
+            metadata:
+              name: second
+            spec:
+              model:
+                source:
+                  pvc:
+                    claimName: weights
+            """;
+        var (yaml, errors) = RenderCommand.Render(Two, Defaults);
+        Assert.Empty(errors);
+        var deployments = Serialization.YamlJson.ParseAll(yaml!).Where(d => (string?)d?["kind"] == "Deployment").Select(d => (string?)d!["metadata"]!["name"]).ToList();
+        Assert.Equal(["first", "second"], deployments);
+
+        // An error in the second model says which document it is in.
+        var (none, wrong) = RenderCommand.Render(Two.Replace("name: second", "name: Second_", StringComparison.Ordinal), Defaults);
+        Assert.Null(none);
+        Assert.StartsWith("document 3: ", Assert.Single(wrong).Field, StringComparison.Ordinal);
+    }
 }

@@ -1,3 +1,4 @@
+using DeepSeek.Operator.Api.V1Alpha1;
 using DeepSeek.Operator.Controller;
 using DeepSeek.Operator.Desired;
 using DeepSeek.Operator.Tests.Desired;
@@ -95,6 +96,43 @@ public sealed class ChildPlanTests
     {
         var stored = Stored();
         stored.OfType<V1ConfigMap>().Single().Data["DEEPSEEK_MAX_BATCH_TOKENS"] = "1";
+        Assert.True(Assert.Single(ChildPlan.Compute(Desired(), stored)).Drift);
+    }
+
+    /// <summary>A model whose pods download the checkpoint: its claim and the download's mount are sent with <c>readOnly: false</c>.</summary>
+    private static IReadOnlyList<IKubernetesObject<V1ObjectMeta>> DesiredWithDownload()
+    {
+        var model = Models.SinglePod();
+        model.Spec.Model.Source.Pvc!.Download = new ModelDownload { Repo = "deepseek-ai/DeepSeek-V2-Lite" };
+        model.Spec.Runtime.Resources = new V1ResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["memory"] = new("64Gi"), ["cpu"] = new("8") } };
+        return DesiredStateBuilder.Build(model, new OperatorDefaults()).Objects;
+    }
+
+    [Fact]
+    public void Zero_values_the_server_leaves_out_and_quantities_written_otherwise_are_no_difference()
+    {
+        var stored = DesiredWithDownload().Select(Copy).ToList();
+        var pod = stored.OfType<V1Deployment>().Single().Spec.Template.Spec;
+        Assert.False(pod.Volumes.Single(v => v.Name == "model").PersistentVolumeClaim.ReadOnlyProperty);
+        // What a real API server returns: false of a non-pointer field left out, quantities as it writes them.
+        pod.Volumes.Single(v => v.Name == "model").PersistentVolumeClaim.ReadOnlyProperty = null;
+        foreach (var mount in pod.InitContainers.SelectMany(c => c.VolumeMounts).Where(m => m.ReadOnlyProperty == false)) mount.ReadOnlyProperty = null;
+        pod.Containers[0].Resources.Requests["memory"] = new ResourceQuantity("65536Mi");
+        pod.Containers[0].Resources.Requests["cpu"] = new ResourceQuantity("8000m");
+        Assert.Empty(ChildPlan.Compute(DesiredWithDownload(), stored));
+    }
+
+    [Fact]
+    public void A_removed_false_of_a_pointer_field_and_a_changed_quantity_are_drift()
+    {
+        var stored = Stored();
+        // Kept by a real server when false, so its absence is someone's edit: the pod would get an API token.
+        stored.OfType<V1Deployment>().Single().Spec.Template.Spec.AutomountServiceAccountToken = null;
+        Assert.True(Assert.Single(ChildPlan.Compute(Desired(), stored)).Drift);
+
+        stored = Stored();
+        var requests = stored.OfType<V1Deployment>().Single().Spec.Template.Spec.Containers[0].Resources.Requests;
+        requests["memory"] = new ResourceQuantity("1Gi");
         Assert.True(Assert.Single(ChildPlan.Compute(Desired(), stored)).Drift);
     }
 }

@@ -1,3 +1,4 @@
+using DeepSeek.Operator.Api.V1Alpha1;
 using DeepSeek.Operator.Tests.Support;
 using k8s;
 using k8s.Models;
@@ -71,5 +72,48 @@ public sealed class DriftTests
 
         Assert.DoesNotContain(harness.Server.Requests, r => r.User == "operator-a" && r.Verb == "update" && r.Resource == "deployments");
         Assert.Equal("1", (await harness.Admin.AppsV1.ReadNamespacedDeploymentAsync("m", "default")).Metadata.Annotations["deployment.kubernetes.io/revision"]);
+    }
+
+    /// <summary>
+    /// Issue 28, defect 1: the API server leaves out zero values of non-pointer fields (<c>readOnly: false</c>
+    /// on the download's claim and mount) and canonicalises quantities, so a stored child never looks exactly
+    /// like the desired one. That is not drift: reconciles of a ready model write nothing, and a real change
+    /// (kubectl scale) still is.
+    /// </summary>
+    [Fact]
+    public async Task Reconciles_of_a_ready_model_write_nothing_where_the_server_left_out_zeros_and_rewrote_quantities()
+    {
+        await using var harness = await OperatorHarness.StartAsync();
+        harness.StartOperator("operator-a");
+        using var measured = harness.Measure("operator-a");
+        var model = OperatorHarness.Model("m");
+        model.Spec.Model.Source.Pvc!.Download = new ModelDownload { Repo = "deepseek-ai/DeepSeek-V2-Lite" };
+        model.Spec.Runtime.Resources = new V1ResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["memory"] = new("1024Mi"), ["cpu"] = new("1000m") } };
+        await harness.CreateModelAsync(model);
+        await Eventually.HoldsAsync(async () => (await harness.Admin.AppsV1.ListNamespacedDeploymentAsync("default")).Items.Count == 1, Wait, "the Deployment is created");
+        var stored = await harness.Admin.AppsV1.ReadNamespacedDeploymentAsync("m", "default");
+        Assert.Null(stored.Spec.Template.Spec.InitContainers[0].VolumeMounts[0].ReadOnlyProperty);
+        Assert.False(stored.Spec.Template.Spec.AutomountServiceAccountToken);
+        await harness.MarkDeploymentReadyAsync("m");
+        await Eventually.HoldsAsync(async () => (await harness.GetModelAsync("m")).Status?.ReadyReplicas == 1, Wait, "the model is ready");
+
+        const string Reconciles = "deepseek_operator_reconciles", Drift = "deepseek_operator_drift_corrections";
+        var seen = harness.Server.Requests.Count;
+        var before = measured.Total(Reconciles, "result=success");
+        for (var i = 1; i <= 3; i++)
+        {
+            // Touching the model's annotations wakes a reconcile of it; each is waited for, as the operator counts it.
+            await harness.UpdateModelAsync("m", m => (m.Metadata.Annotations ??= new Dictionary<string, string>())["test/touch"] = i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await Eventually.HoldsAsync(() => Task.FromResult(measured.Total(Reconciles, "result=success") >= before + i), Wait, $"reconcile {i} after the model is ready");
+        }
+
+        Assert.DoesNotContain(harness.Server.Requests.Skip(seen), r => r.User == "operator-a" && r.Verb == "update" && r.Resource is "deployments" or "statefulsets");
+        Assert.DoesNotContain((await harness.Admin.CoreV1.ListNamespacedEventAsync("default")).Items, e => e.Reason == "DriftCorrected");
+        Assert.Equal(0, measured.Total(Drift));
+
+        // A real change is still drift: kubectl scale deploy m --replicas=3.
+        await harness.Admin.AppsV1.ReplaceNamespacedDeploymentScaleAsync(new V1Scale { Metadata = new V1ObjectMeta { Name = "m", NamespaceProperty = "default" }, Spec = new V1ScaleSpec { Replicas = 3 } }, "m", "default");
+        await Eventually.HoldsAsync(async () => (await harness.Admin.AppsV1.ReadNamespacedDeploymentAsync("m", "default")).Spec.Replicas == 1, Wait, "the replica count is restored");
+        await Eventually.HoldsAsync(() => Task.FromResult(measured.Total(Drift, "kind=Deployment") == 1), Wait, "one Deployment correction is counted");
     }
 }

@@ -5,6 +5,7 @@ using DeepSeek.Operator.Desired;
 using DeepSeek.Operator.Hosting;
 using DeepSeek.Operator.Leadership;
 using DeepSeek.Operator.Security;
+using DeepSeek.Operator.Tests.Support;
 using k8s;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
@@ -16,6 +17,7 @@ namespace DeepSeek.Operator.Tests.Integration;
 public sealed class OperatorHarness : IAsyncDisposable
 {
     private readonly List<(CancellationTokenSource Stop, Task Run, OperatorHost Host, Kubernetes Client)> operators = [];
+    private readonly Dictionary<string, OperatorHost> hosts = new(StringComparer.Ordinal);
 
     private OperatorHarness(TestApiServer server)
     {
@@ -64,8 +66,12 @@ public sealed class OperatorHarness : IAsyncDisposable
         var stop = new CancellationTokenSource();
         var run = Task.Run(() => host.RunAsync(stop.Token));
         operators.Add((stop, run, host, client));
+        hosts[identity] = host;
         return (stop, run);
     }
+
+    /// <summary>The counters of the operator started as <paramref name="identity"/>, from now on.</summary>
+    public OperatorMeasurements Measure(string identity) => new(hosts[identity].Metrics);
 
     public async Task CreateModelAsync(V1Alpha1DeepSeekModel model) =>
         await Admin.CustomObjects.CreateNamespacedCustomObjectAsync(model, V1Alpha1DeepSeekModel.Group, V1Alpha1DeepSeekModel.Version, model.Metadata.NamespaceProperty, V1Alpha1DeepSeekModel.Plural);

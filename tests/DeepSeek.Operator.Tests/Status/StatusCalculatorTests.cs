@@ -223,4 +223,15 @@ public sealed class StatusCalculatorTests
         Assert.Same(limited, Condition(status, "ScalingLimited"));
         Assert.Equal(12.5, status.QueueDepth);
     }
+
+    /// <summary>Issue 28, defect 3: a workload the API server refused (422) is not rolling out; Degraded and Progressing quote the server.</summary>
+    [Fact]
+    public void A_workload_the_api_server_refused_is_degraded_and_not_progressing()
+    {
+        const string Message = "Create of Deployment lite was refused by the API server (422): Deployment.apps \"lite\" is invalid: spec.template.spec.containers[0].image: Required value";
+        var status = StatusCalculator.Compute(Models.SinglePod(replicas: 2), [], new ModelProblem(ModelConditions.ReasonWorkloadRefused, Message), Now);
+
+        AssertCondition(status, "Progressing", "False", ModelConditions.ReasonWorkloadRefused, Message);
+        AssertCondition(status, "Degraded", "True", ModelConditions.ReasonWorkloadRefused, Message);
+    }
 }
