@@ -115,6 +115,20 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
     }
 
     /// <summary>
+    /// Ids to turn back into text: no prompt or output is longer than the context, so no real sequence
+    /// needs more ids than that, and each must be in the vocabulary.
+    /// </summary>
+    /// <exception cref="InvalidRequestException">Too many ids, or one outside the vocabulary.</exception>
+    public void CheckDetokenizable(IReadOnlyList<int> tokenIds, string param)
+    {
+        if (tokenIds.Count > MaxContextTokens)
+            throw new InvalidRequestException(param,
+                $"{param} has {tokenIds.Count} ids but the model's context is {MaxContextTokens} tokens; send at most that many per call.",
+                "context_length_exceeded");
+        CheckTokenIds(tokenIds, param);
+    }
+
+    /// <summary>
     /// <paramref name="choices"/> sequences for each of <paramref name="prompts"/> prompts are admitted
     /// together; more than the server can ever hold waiting at once is refused naming <c>n</c>, not
     /// left to an overload that no retry can cure.

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -16,23 +15,22 @@ public sealed class BpeTokenizer
 {
     private readonly Dictionary<string, int> _vocabulary;
     private readonly string[] _tokenOfId;
-    private readonly Dictionary<(string, string), int> _mergeRank;
+    private readonly BpeMerges _merges;
+    // Byte-level characters (one per UTF-8 byte) to their ids: a word's initial symbols.
+    private readonly int[] _idOfChar;
     private readonly Dictionary<int, AddedToken> _addedById;
     private readonly Dictionary<string, AddedToken> _addedByContent;
     private readonly Regex? _addedPattern;
     private readonly PreTokenizer _preTokenizer;
     private readonly bool _ignoreMerges;
-    // Request handlers encode concurrently: the word cache takes concurrent readers and writers, and
-    // stops growing at WordCacheLimit entries so arbitrary client text cannot grow it without bound.
-    private const int WordCacheLimit = 100_000;
-    private readonly ConcurrentDictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
-    private int _wordCacheSize;
+    private readonly WordCache _wordCache;
 
-    private BpeTokenizer(Dictionary<string, int> vocabulary, Dictionary<(string, string), int> mergeRank,
-        IReadOnlyList<AddedToken> added, PreTokenizer preTokenizer, bool ignoreMerges)
+    private BpeTokenizer(Dictionary<string, int> vocabulary, BpeMerges merges,
+        IReadOnlyList<AddedToken> added, PreTokenizer preTokenizer, bool ignoreMerges, long wordCacheBytes)
     {
         _vocabulary = vocabulary;
-        _mergeRank = mergeRank;
+        _merges = merges;
+        _wordCache = new WordCache(wordCacheBytes);
         _preTokenizer = preTokenizer;
         _ignoreMerges = ignoreMerges;
         _addedById = added.ToDictionary(a => a.Id);
@@ -42,6 +40,10 @@ public sealed class BpeTokenizer
         _tokenOfId = new string[size];
         foreach (var (token, id) in vocabulary) _tokenOfId[id] = token;
         foreach (var token in added) _tokenOfId[token.Id] = token.Content;
+        var singles = vocabulary.Where(p => p.Key.Length == 1).ToList();
+        _idOfChar = new int[singles.Count == 0 ? 0 : singles.Max(p => p.Key[0]) + 1];
+        Array.Fill(_idOfChar, -1);
+        foreach (var (token, id) in singles) _idOfChar[token[0]] = id;
         // A byte-level token has one character per byte.
         MaxTokenBytes = Math.Max(1, vocabulary.Keys.Select(k => k.Length).DefaultIfEmpty(1).Max());
         if (added.Count > 0)
@@ -66,7 +68,19 @@ public sealed class BpeTokenizer
         return Parse(File.ReadAllText(path));
     }
 
-    public static BpeTokenizer Parse(string json)
+    /// <summary>Bytes the word cache may hold (<see cref="WordCache"/>).</summary>
+    internal long WordCacheCapacityBytes => _wordCache.CapacityBytes;
+
+    /// <summary>Bytes the word cache holds now.</summary>
+    internal long WordCacheBytes => _wordCache.Bytes;
+
+    internal int WordCacheCount => _wordCache.Count;
+
+    public static BpeTokenizer Parse(string json) => Parse(json, WordCache.DefaultCapacityBytes);
+
+    /// <exception cref="NotSupportedException">A feature of the file this tokenizer does not implement.</exception>
+    /// <exception cref="InvalidDataException">A merge names a token the vocabulary does not have.</exception>
+    internal static BpeTokenizer Parse(string json, long wordCacheBytes)
     {
         using var document = JsonDocument.Parse(json);
         var root = document.RootElement;
@@ -79,8 +93,7 @@ public sealed class BpeTokenizer
             throw new NotSupportedException("tokenizer.json: byte_fallback BPE (SentencePiece style) is not supported; expected byte-level BPE.");
 
         var vocabulary = model.GetProperty("vocab").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32(), StringComparer.Ordinal);
-        var ranks = new Dictionary<(string, string), int>();
-        var rank = 0;
+        var merges = new List<(int, int, int)>();
         foreach (var merge in model.GetProperty("merges").EnumerateArray())
         {
             // Older files write "a b", newer ones ["a", "b"].
@@ -95,7 +108,11 @@ public sealed class BpeTokenizer
             {
                 pair = (merge[0].GetString()!, merge[1].GetString()!);
             }
-            ranks.TryAdd(pair, rank++);
+            // Hugging Face refuses such a file at load too; a merge outside the vocabulary could only fail later, mid-request.
+            if (!vocabulary.TryGetValue(pair.Item1, out var left) || !vocabulary.TryGetValue(pair.Item2, out var right)
+                || !vocabulary.TryGetValue(pair.Item1 + pair.Item2, out var merged))
+                throw new InvalidDataException($"tokenizer.json: merge \"{pair.Item1} {pair.Item2}\" names a token that is not in the vocabulary.");
+            merges.Add((left, right, merged));
         }
         var added = root.TryGetProperty("added_tokens", out var addedElement)
             ? addedElement.EnumerateArray().Select(a => new AddedToken(a.GetProperty("id").GetInt32(), a.GetProperty("content").GetString()!,
@@ -103,7 +120,7 @@ public sealed class BpeTokenizer
             : [];
         var preTokenizer = root.TryGetProperty("pre_tokenizer", out var pre) ? PreTokenizer.Parse(pre) : PreTokenizer.None;
         var ignoreMerges = model.TryGetProperty("ignore_merges", out var ignore) && ignore.GetBoolean();
-        return new BpeTokenizer(vocabulary, ranks, added, preTokenizer, ignoreMerges);
+        return new BpeTokenizer(vocabulary, new BpeMerges(merges), added, preTokenizer, ignoreMerges, wordCacheBytes);
     }
 
     public int? IdOf(string token) =>
@@ -140,11 +157,10 @@ public sealed class BpeTokenizer
         {
             if (piece.Length == 0) continue;
             var word = ByteLevelAlphabet.Encode(Encoding.UTF8.GetBytes(piece));
-            if (!_wordCache.TryGetValue(word, out var ids))
+            if (!_wordCache.TryGet(word, out var ids))
             {
                 ids = EncodeWord(word);
-                if (Volatile.Read(ref _wordCacheSize) < WordCacheLimit && _wordCache.TryAdd(word, ids))
-                    Interlocked.Increment(ref _wordCacheSize);
+                _wordCache.Add(word, ids);
             }
             into.AddRange(ids);
         }
@@ -153,37 +169,16 @@ public sealed class BpeTokenizer
     private int[] EncodeWord(string word)
     {
         if (_ignoreMerges && _vocabulary.TryGetValue(word, out var whole)) return [whole];
-        var symbols = word.Select(c => c.ToString()).ToList();
-        while (symbols.Count > 1)
+        var symbols = new int[word.Length];
+        for (var i = 0; i < word.Length; i++)
         {
-            var bestRank = int.MaxValue;
-            var bestAt = -1;
-            for (var i = 0; i < symbols.Count - 1; i++)
-                if (_mergeRank.TryGetValue((symbols[i], symbols[i + 1]), out var r) && r < bestRank)
-                {
-                    bestRank = r;
-                    bestAt = i;
-                }
-            if (bestAt < 0) break;
-            var (left, right) = (symbols[bestAt], symbols[bestAt + 1]);
-            var merged = new List<string>(symbols.Count);
-            for (var i = 0; i < symbols.Count; i++)
-            {
-                if (i < symbols.Count - 1 && symbols[i] == left && symbols[i + 1] == right)
-                {
-                    merged.Add(left + right);
-                    i++;
-                }
-                else
-                {
-                    merged.Add(symbols[i]);
-                }
-            }
-            symbols = merged;
+            var c = word[i];
+            symbols[i] = c < _idOfChar.Length ? _idOfChar[c] : -1;
+            // Merges only join vocabulary tokens, so a character outside it would stay a symbol without an id.
+            if (symbols[i] < 0)
+                throw new InvalidOperationException($"tokenizer.json: symbol '{c}' is not in the vocabulary; the byte-level alphabet is incomplete.");
         }
-        return symbols.Select(s => _vocabulary.TryGetValue(s, out var id)
-            ? id
-            : throw new InvalidOperationException($"tokenizer.json: symbol '{s}' is not in the vocabulary; the byte-level alphabet is incomplete.")).ToArray();
+        return _merges.Apply(symbols);
     }
 
     /// <summary>

@@ -79,15 +79,15 @@ public static partial class ExpertGroupHosting
                 listen.Protocols = HttpProtocols.Http2;
                 listen.UseFace(ApiFace.Experts);
             });
-            // A step's hidden states for a large batch exceed Kestrel's default body limit.
-            kestrel.Limits.MaxRequestBodySize = null;
         });
-        services.AddSingleton(new GroupTokenInterceptor(new ApiKey(parallel.GroupToken!)));
-        services.AddGrpc(grpc =>
+        // The token is checked, and the larger body allowed, by GroupTokenGate on the expert listener only;
+        // the other listeners of a rank (probes, gRPC health) keep the framework's limits.
+        var maxMessageBytes = ExpertMessageLimit.For(group.Config, engine.Options.MaxBatchTokens);
+        services.AddSingleton(new ExpertListener(new ApiKey(parallel.GroupToken!), maxMessageBytes));
+        services.AddGrpc().AddServiceOptions<ExpertsService>(grpc =>
         {
-            grpc.Interceptors.Add<GroupTokenInterceptor>();
-            grpc.MaxReceiveMessageSize = 512 * 1024 * 1024;
-            grpc.MaxSendMessageSize = 512 * 1024 * 1024;
+            grpc.MaxReceiveMessageSize = maxMessageBytes;
+            grpc.MaxSendMessageSize = maxMessageBytes;
         });
         services.AddSingleton(new RankExperts(group));
         services.AddSingleton<IRankExperts>(provider => provider.GetRequiredService<RankExperts>());
@@ -106,9 +106,17 @@ public static partial class ExpertGroupHosting
         if (role == GroupRole.Alone) return app;
         // Created now so the series exist before the first scrape.
         _ = app.Services.GetRequiredService<ExpertParallelMetrics>();
-        if (role == GroupRole.Rank) app.MapGrpcService<ExpertsService>().RequireFace(ApiFace.Experts);
+        if (role == GroupRole.Rank)
+        {
+            var listener = app.Services.GetRequiredService<ExpertListener>();
+            app.UseWhen(http => http.Face() == ApiFace.Experts, experts => experts.UseMiddleware<GroupTokenGate>(listener.GroupToken, listener.MaxMessageBytes));
+            app.MapGrpcService<ExpertsService>().RequireFace(ApiFace.Experts);
+        }
         return app;
     }
+
+    /// <summary>What a rank's expert listener admits: members' calls, up to one layer's exchange.</summary>
+    private sealed record ExpertListener(ApiKey GroupToken, int MaxMessageBytes);
 
     /// <summary>
     /// Keeps the leader's readiness in step with its ranks: not ready while one is missing (or, over NCCL,

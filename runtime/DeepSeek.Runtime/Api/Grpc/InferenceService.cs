@@ -1,3 +1,4 @@
+using System.Text;
 using DeepSeek.Engine.Requests;
 using DeepSeek.Runtime.Grpc.V1;
 using DeepSeek.Runtime.Serving;
@@ -13,8 +14,17 @@ namespace DeepSeek.Runtime.Api.Grpc;
 /// </summary>
 public sealed class InferenceService(IInferenceBackend backend, Readiness readiness, ILogger<InferenceService> logger) : Inference.InferenceBase
 {
+    /// <summary>
+    /// The longest caller-chosen <c>request_id</c>, in UTF-8 bytes. The proto promises it back in every
+    /// streamed response, so an unbounded id multiplied by the tokens generated (a 1 MB id × 100 tokens
+    /// sent 100 MB back).
+    /// </summary>
+    public const int MaxRequestIdBytes = 256;
+
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
+        ArgumentNullException.ThrowIfNull(request);
+        Guard(() => CheckRequestId(request.RequestId));
         var requestId = string.IsNullOrEmpty(request.RequestId) ? "gen-" + Guid.NewGuid().ToString("N") : request.RequestId;
         var handle = Guard(() =>
         {
@@ -73,7 +83,12 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
 
     public override Task<TokenizeResponse> Tokenize(TokenizeRequest request, ServerCallContext context)
     {
-        var ids = Guard(() => backend.Encode(request.Text, request.AddSpecialTokens));
+        // The bound the text prompts of both faces get: text that cannot fit the context is refused before it is tokenized.
+        var ids = Guard(() =>
+        {
+            backend.Model.Validator.CheckTextFits(request.Text, "text");
+            return backend.Encode(request.Text, request.AddSpecialTokens);
+        });
         var response = new TokenizeResponse();
         response.TokenIds.Add(ids);
         return Task.FromResult(response);
@@ -84,7 +99,7 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
         var ids = request.TokenIds.ToArray();
         Guard(() =>
         {
-            backend.Model.Validator.CheckTokenIds(ids, "token_ids");
+            backend.Model.Validator.CheckDetokenizable(ids, "token_ids");
             return 0;
         });
         return Task.FromResult(new DetokenizeResponse { Text = backend.Decode(ids, request.SkipSpecialTokens) });
@@ -148,6 +163,15 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
             MaxTokens = options.MaxTokens == 0 ? null : options.MaxTokens,
             Logprobs = options.Logprobs ? options.TopLogprobs : null,
         };
+    }
+
+    /// <exception cref="ApiFailure">The id is longer than <see cref="MaxRequestIdBytes"/>.</exception>
+    private static int CheckRequestId(string requestId)
+    {
+        var bytes = Encoding.UTF8.GetByteCount(requestId);
+        if (bytes > MaxRequestIdBytes)
+            throw new ApiFailure(ApiError.Invalid("request_id", $"request_id is {bytes} bytes; send at most {MaxRequestIdBytes} (it is echoed in every response)."));
+        return bytes;
     }
 
     /// <summary>Runs request checks and admission; what they refuse becomes the status <see cref="ApiErrors"/> gives it.</summary>
