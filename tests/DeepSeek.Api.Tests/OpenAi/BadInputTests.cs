@@ -50,6 +50,8 @@ public sealed class BadInputTests : IAsyncLifetime
         { "unknown route", "/v1/nothing-here", "{}", 404, null },
         { "empty embeddings input", "/v1/embeddings", """{"model":"deepseek-test","input":[]}""", 400, "input" },
         { "bad encoding_format", "/v1/embeddings", """{"model":"deepseek-test","input":"x","encoding_format":"hex"}""", 400, "encoding_format" },
+        { "duplicate key", Chat, $$"""{"model":"deepseek-test","messages":{{Hello}},"n":1,"n":2}""", 400, "n" },
+        { "duplicate message key", Chat, """{"model":"deepseek-test","messages":[{"role":"user","role":"system","content":"hi"}]}""", 400, "messages[0].role" },
     };
 
     [Theory]

@@ -113,6 +113,21 @@ public sealed class BadInputTableTests(HardenedServe shared) : IClassFixture<Har
             new("GET on a POST route", WireRequest.Get(Chat) with { Authorization = Bearer }, 404, Code: "unknown_url"),
             new("unknown model", WireRequest.Post(Chat, $$"""{"model":"gpt-4","messages":{{Hello}}}""") with { Authorization = Bearer }, 404, "model", "model_not_found"),
             new("unknown model in models.retrieve", WireRequest.Get("/v1/models/gpt-4") with { Authorization = Bearer }, 404, "model", "model_not_found"),
+            new("unknown model with an escaped slash in models.retrieve", WireRequest.Get("/v1/models/org%2Fother") with { Authorization = Bearer }, 404, "model", "model_not_found"),
+            // Probes and metrics are read-only: other methods are 405 naming the two they take.
+            new("POST /metrics", new WireRequest("POST", "/metrics", "{}"u8.ToArray()), 405),
+            new("PUT /metrics", new WireRequest("PUT", "/metrics", "{}"u8.ToArray()), 405),
+            new("DELETE /metrics", new WireRequest("DELETE", "/metrics"), 405),
+            new("POST /health", new WireRequest("POST", "/health", "{}"u8.ToArray()), 405),
+            new("DELETE /ready", new WireRequest("DELETE", "/ready"), 405),
+            new("HEAD /metrics", new WireRequest("HEAD", "/metrics"), 200),
+            new("HEAD /health", new WireRequest("HEAD", "/health"), 200),
+            // Ambiguous bodies: a key sent twice is refused, never resolved by whichever came last.
+            new("duplicate key", ChatBody("\"max_tokens\":1,\"max_tokens\":2"), 400, "max_tokens", "duplicate_key"),
+            new("duplicate key, once spelt with an escape", ChatBody("\"max_tokens\":1,\"max\\u005ftokens\":2"), 400, "max_tokens", "duplicate_key"),
+            new("duplicate key inside a message", WireRequest.Post(Chat, $$"""{"model":"{{Model}}","messages":[{"role":"user","content":"hi","content":"bye"}]}""") with { Authorization = Bearer }, 400, "messages[0].content", "duplicate_key"),
+            new("duplicate key in stream_options", ChatBody("\"stream\":true,\"stream_options\":{\"include_usage\":true,\"include_usage\":false}"), 400, "stream_options.include_usage", "duplicate_key"),
+            new("duplicate key in embeddings", WireRequest.Post(Embeddings, $$"""{"model":"{{Model}}","input":"a","input":"b"}""") with { Authorization = Bearer }, 400, "input", "duplicate_key"),
         };
         var data = new TheoryData<Row>();
         foreach (var row in rows) data.Add(row);
@@ -133,6 +148,10 @@ public sealed class BadInputTableTests(HardenedServe shared) : IClassFixture<Har
                 break;
             case 200:
                 Assert.True(response.Status == 200, $"{row.Name}: expected 200, got {response.Status}: {response.Body} {response.Failure}");
+                break;
+            case 405:
+                Assert.True(response.Status == 405, $"{row.Name}: expected 405, got {response.Status}: {response.Body} {response.Failure}");
+                Assert.Equal(["GET", "HEAD"], (response.Allow ?? "").Split(", ").Order());
                 break;
             case 404 when row.Request.Listener == Listener.Grpc:
                 Assert.True(response.Status == 404, $"{row.Name}: expected 404, got {response.Status}: {response.Body} {response.Failure}");

@@ -85,24 +85,30 @@ public static class RequestBodyReader
     private static void CheckSyntax(ReadOnlySpan<byte> bytes)
     {
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = MaxDepth });
+        var path = new JsonKeyPath();
         string? property = null;
         try
         {
             while (reader.Read())
             {
-                var isName = reader.TokenType == JsonTokenType.PropertyName;
-                if (!isName && !(reader.TokenType == JsonTokenType.String && reader.ValueIsEscaped)) continue;
-                // An escape such as \ud800 without its pair is valid JSON syntax but no Unicode text.
-                try
+                switch (reader.TokenType)
                 {
-                    var text = reader.GetString();
-                    if (isName) property = text;
-                }
-                catch (InvalidOperationException)
-                {
-                    throw Invalid(isName ? null : property,
-                        "A string in the request body holds an escaped unpaired UTF-16 surrogate (such as \\ud800); send valid Unicode text.",
-                        "invalid_unicode");
+                    case JsonTokenType.StartObject or JsonTokenType.StartArray:
+                        path.Enter(reader.TokenType == JsonTokenType.StartObject);
+                        break;
+                    case JsonTokenType.EndObject or JsonTokenType.EndArray:
+                        path.Leave();
+                        break;
+                    case JsonTokenType.PropertyName:
+                        property = Text(ref reader, null);
+                        // Compared as decoded text: "max_tokens" and "max\u005ftokens" are one key.
+                        if (!path.TryAddKey(property))
+                            throw Invalid(path.Current, $"Field '{path.Current}' is sent more than once; send it once (JSON does not say which of two values counts).", "duplicate_key");
+                        break;
+                    default:
+                        path.Value();
+                        if (reader.TokenType == JsonTokenType.String && reader.ValueIsEscaped) Text(ref reader, property);
+                        break;
                 }
             }
         }
@@ -114,6 +120,21 @@ public static class RequestBodyReader
             throw Invalid(null, reader.CurrentDepth >= MaxDepth - 1
                 ? $"The request body nests deeper than {MaxDepth} levels; flatten it."
                 : $"The request body is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {FirstSentence(e.Message)} Fix the JSON syntax.");
+        }
+    }
+
+    /// <summary>The string the reader stands on; an escape such as \ud800 without its pair is valid JSON syntax but no Unicode text.</summary>
+    private static string Text(ref Utf8JsonReader reader, string? param)
+    {
+        try
+        {
+            return reader.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw Invalid(param,
+                "A string in the request body holds an escaped unpaired UTF-16 surrogate (such as \\ud800); send valid Unicode text.",
+                "invalid_unicode");
         }
     }
 
