@@ -5,7 +5,8 @@ namespace DeepSeek.Api.Tests.Serve;
 
 /// <summary>
 /// The official openai SDK against a real <c>serve</c> whose served name has a slash, as Hugging Face
-/// names models: the SDK escapes it in <c>models.retrieve</c>'s path.
+/// names models: the SDK escapes it in <c>models.retrieve</c>'s path, and sends the fields common
+/// clients add to every chat call.
 /// </summary>
 public sealed class SdkCompatibilityTests(SdkCompatibilityTests.SlashedNameServe shared) : IClassFixture<SdkCompatibilityTests.SlashedNameServe>
 {
@@ -43,5 +44,22 @@ public sealed class SdkCompatibilityTests(SdkCompatibilityTests.SlashedNameServe
         var response = await wire.SendAsync(WireRequest.Get("/v1/models/" + path));
         Assert.True(response.Status == 200, $"{path}: {response.Status}: {response.Body}");
         Assert.Equal(ServedName, JsonDocument.Parse(response.Body).RootElement.GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public async Task Openai_sdk_chat_with_the_fields_clients_add_generates_as_without_them_and_refuses_what_it_cannot_honour()
+    {
+        var result = await SdkAsync("lenientChat");
+
+        Assert.False(string.IsNullOrEmpty(result.GetProperty("plain").GetString()));
+        Assert.Equal(result.GetProperty("plain").GetString(), result.GetProperty("lenient").GetString());
+        foreach (var field in new[] { "response_format", "store", "logit_bias" })
+        {
+            var refused = result.GetProperty("refused").GetProperty(field);
+            Assert.True(refused.ValueKind == JsonValueKind.Object, $"{field} was accepted: {result}");
+            Assert.Equal(400, refused.GetProperty("status").GetInt32());
+            Assert.Equal(field, refused.GetProperty("param").GetString());
+            Assert.Equal("unsupported_value", refused.GetProperty("code").GetString());
+        }
     }
 }

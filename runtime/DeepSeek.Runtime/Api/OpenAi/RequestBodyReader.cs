@@ -165,6 +165,10 @@ public static class RequestBodyReader
     /// <summary>What a field should hold, for the wrong-type message; keyed by the field's own name.</summary>
     private static string ExpectedType(string path)
     {
+        // A map's values are named by the map, whatever their key ("metadata.n" is no n).
+        var map = path.IndexOfAny(['.', '[']) is var end and > 0 ? path[..end] : path;
+        if (map == "metadata" && map != path) return "a string";
+        if (map == "logit_bias" && map != path) return "a number (the bias of that token id)";
         var name = path;
         var dot = name.LastIndexOf('.');
         if (dot >= 0) name = name[(dot + 1)..];
@@ -177,12 +181,15 @@ public static class RequestBodyReader
             "max_tokens" or "max_completion_tokens" or "n" or "top_k" or "min_tokens" or "top_logprobs" or "dimensions"
                 => "an integer between -2147483648 and 2147483647",
             "seed" => "an integer between 0 and 9223372036854775807",
-            "stream" or "include_usage" or "return_tokens_as_token_ids" => "true or false",
+            "stream" or "include_usage" or "return_tokens_as_token_ids" or "parallel_tool_calls" or "store" => "true or false",
             "logprobs" => "true or false for chat completions, an integer 0-20 for completions",
-            "model" or "user" or "role" or "name" or "encoding_format" => "a string",
+            "model" or "user" or "role" or "name" or "encoding_format" or "service_tier" or "type" => "a string",
             "stop_token_ids" => element ? "an integer token id" : "a list of integer token ids",
             "messages" => element ? "a message object {\"role\": ..., \"content\": ...}" : "a list of message objects",
             "stream_options" => "an object such as {\"include_usage\": true}",
+            "response_format" => "an object such as {\"type\": \"text\"}",
+            "logit_bias" => "an object mapping token ids to biases, or null",
+            "metadata" => "an object mapping names to strings, or null",
             _ => "the type docs/api.md gives for it",
         };
     }
