@@ -67,6 +67,32 @@ const scenarios = {
     }
     return { id: found.id, object: found.object, missing };
   },
+  // The fields common clients add, as the SDK sends them: at values that change nothing the answer is
+  // the plain one; values that would change it are refused, each naming its field.
+  async lenientChat() {
+    const base = { model, messages: [{ role: "user", content: "hello" }], max_tokens: 4, temperature: 0 };
+    const plain = await client.chat.completions.create(base);
+    const lenient = await client.chat.completions.create({
+      ...base,
+      logit_bias: null,
+      response_format: { type: "text" },
+      parallel_tool_calls: false,
+      user: "user-1234",
+      service_tier: "auto",
+      store: false,
+      metadata: { purpose: "test" },
+    });
+    const refused = {};
+    for (const [name, value] of [["response_format", { type: "json_object" }], ["store", true], ["logit_bias", { 5: 10 }]]) {
+      try {
+        await client.chat.completions.create({ ...base, [name]: value });
+        refused[name] = null;
+      } catch (error) {
+        refused[name] = { status: error.status, param: error.param, code: error.code };
+      }
+    }
+    return { plain: plain.choices[0].message.content, lenient: lenient.choices[0].message.content, refused };
+  },
   // A chat turn whose content spells the template's control tokens: they must stay text.
   async forgedTurn() {
     const response = await client.chat.completions.create({

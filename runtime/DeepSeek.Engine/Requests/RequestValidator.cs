@@ -89,6 +89,30 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
     }
 
     /// <summary>
+    /// The options this server implements only at their defaults (<see cref="DefaultOnlyOptions"/>):
+    /// what changes nothing passes; biased sampling, output constrained to JSON, a stored completion
+    /// or another processing tier is refused, since a client that asked for it would rely on an
+    /// answer it did not get.
+    /// </summary>
+    /// <exception cref="InvalidRequestException">The first option at a value this server does not implement (<c>unsupported_value</c>).</exception>
+    public static void CheckDefaultOnly(DefaultOnlyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.LogitBiasCount > 0)
+            throw Unsupported("logit_bias", "logit_bias is not supported: this server samples from the model's own distribution. Send null or {}, or remove it.");
+        if (options.ResponseFormat is { } format && format != "text")
+            throw Unsupported("response_format", format is "json_object" or "json_schema"
+                ? $"response_format type '{format}' is not supported: this server does not constrain its output to JSON. Send {{\"type\": \"text\"}} or remove response_format, and ask for JSON in the messages."
+                : $"response_format type '{format}' is not one this server knows; it writes text only: send {{\"type\": \"text\"}} or remove response_format.");
+        if (options.Store == true)
+            throw Unsupported("store", "store: true keeps the completion for later retrieval, which this server does not offer; send false or remove it.");
+        if (options.ServiceTier is { } tier && tier is not ("auto" or "default"))
+            throw Unsupported("service_tier", $"service_tier '{tier}' is not offered: this server has one tier; send \"auto\" or \"default\", or remove it.");
+    }
+
+    private static InvalidRequestException Unsupported(string param, string message) => new(param, message, "unsupported_value");
+
+    /// <summary>
     /// A cheap bound before tokenizing: text of <c>B</c> UTF-8 bytes is at least <c>B / maxTokenBytes</c>
     /// tokens, so text that cannot fit the context is refused without paying for its tokenization.
     /// </summary>

@@ -102,6 +102,9 @@ public static partial class HostingExtensions
         return app;
     }
 
+    /// <summary>What the probes and <c>/metrics</c> answer (HEAD as GET, without the body); another method is 405 with this <c>Allow</c>.</summary>
+    private static readonly string[] ReadOnlyMethods = [HttpMethods.Get, HttpMethods.Head];
+
     /// <summary>
     /// <c>/health</c>, <c>/ready</c> and <c>/metrics</c> on the HTTP listener, open without a key (kubelet
     /// and Prometheus carry none). Without a model the host is ready as soon as it listens.
@@ -109,13 +112,14 @@ public static partial class HostingExtensions
     public static WebApplication MapProbes(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapGet("/health", () => Results.Json(new ProbeStatus("up"), ProbeJsonContext.Default.ProbeStatus)).RequireFace(ApiFace.Http);
-        app.MapGet("/ready", (Readiness readiness) => Results.Json(
+        app.MapMethods("/health", ReadOnlyMethods, () => Results.Json(new ProbeStatus("up"), ProbeJsonContext.Default.ProbeStatus)).RequireFace(ApiFace.Http);
+        app.MapMethods("/ready", ReadOnlyMethods, (Readiness readiness) => Results.Json(
                 new ProbeStatus(readiness.State == ReadinessState.WaitingForRanks ? "waiting_for_ranks" : readiness.State.ToString().ToLowerInvariant(), readiness.MissingRanks),
                 ProbeJsonContext.Default.ProbeStatus,
                 statusCode: readiness.IsReady ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable))
             .RequireFace(ApiFace.Http);
-        app.MapPrometheusScrapingEndpoint("/metrics").RequireFace(ApiFace.Http);
+        // The exporter maps every method; a POST that scrapes is a client's mistake that deserves its 405.
+        app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new HttpMethodMetadata(ReadOnlyMethods)).RequireFace(ApiFace.Http);
 
         var readiness = app.Services.GetRequiredService<Readiness>();
         // A model (or a rank's expert shard) turns the replica ready once loaded; a host of probes alone is ready when it listens.

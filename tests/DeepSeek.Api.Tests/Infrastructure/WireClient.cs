@@ -29,8 +29,11 @@ public sealed record WireRequest(string Method, string Path, byte[]? Body = null
     public static WireRequest Get(string path) => new("GET", path);
 }
 
-/// <summary>What came back: a status and body, or no HTTP answer at all (the listener does not speak that protocol).</summary>
-public sealed record WireResponse(int Status, string Body, string? MediaType, string? Failure)
+/// <summary>
+/// What came back: a status and body, or no HTTP answer at all (the listener does not speak that protocol);
+/// <c>Allow</c> is that header's methods, comma-separated, or null without one.
+/// </summary>
+public sealed record WireResponse(int Status, string Body, string? MediaType, string? Failure, string? Allow = null)
 {
     public bool Answered => Failure is null;
 }
@@ -60,7 +63,9 @@ public sealed class WireClient(int httpPort, int grpcPort) : IDisposable
         try
         {
             using var response = await _client.SendAsync(message);
-            return new WireResponse((int)response.StatusCode, await response.Content.ReadAsStringAsync(), response.Content.Headers.ContentType?.MediaType, null);
+            var allow = response.Content.Headers.Allow;
+            return new WireResponse((int)response.StatusCode, await response.Content.ReadAsStringAsync(), response.Content.Headers.ContentType?.MediaType, null,
+                allow.Count == 0 ? null : string.Join(", ", allow));
         }
         catch (HttpRequestException e)
         {

@@ -113,6 +113,43 @@ public sealed class BadInputTableTests(HardenedServe shared) : IClassFixture<Har
             new("GET on a POST route", WireRequest.Get(Chat) with { Authorization = Bearer }, 404, Code: "unknown_url"),
             new("unknown model", WireRequest.Post(Chat, $$"""{"model":"gpt-4","messages":{{Hello}}}""") with { Authorization = Bearer }, 404, "model", "model_not_found"),
             new("unknown model in models.retrieve", WireRequest.Get("/v1/models/gpt-4") with { Authorization = Bearer }, 404, "model", "model_not_found"),
+            new("unknown model with an escaped slash in models.retrieve", WireRequest.Get("/v1/models/org%2Fother") with { Authorization = Bearer }, 404, "model", "model_not_found"),
+            // Probes and metrics are read-only: other methods are 405 naming the two they take.
+            new("POST /metrics", new WireRequest("POST", "/metrics", "{}"u8.ToArray()), 405),
+            new("PUT /metrics", new WireRequest("PUT", "/metrics", "{}"u8.ToArray()), 405),
+            new("DELETE /metrics", new WireRequest("DELETE", "/metrics"), 405),
+            new("POST /health", new WireRequest("POST", "/health", "{}"u8.ToArray()), 405),
+            new("DELETE /ready", new WireRequest("DELETE", "/ready"), 405),
+            new("HEAD /metrics", new WireRequest("HEAD", "/metrics"), 200),
+            new("HEAD /health", new WireRequest("HEAD", "/health"), 200),
+            // Ambiguous bodies: a key sent twice is refused, never resolved by whichever came last.
+            new("duplicate key", ChatBody("\"max_tokens\":1,\"max_tokens\":2"), 400, "max_tokens", "duplicate_key"),
+            new("duplicate key, once spelt with an escape", ChatBody("\"max_tokens\":1,\"max\\u005ftokens\":2"), 400, "max_tokens", "duplicate_key"),
+            new("duplicate key inside a message", WireRequest.Post(Chat, $$"""{"model":"{{Model}}","messages":[{"role":"user","content":"hi","content":"bye"}]}""") with { Authorization = Bearer }, 400, "messages[0].content", "duplicate_key"),
+            new("duplicate key in stream_options", ChatBody("\"stream\":true,\"stream_options\":{\"include_usage\":true,\"include_usage\":false}"), 400, "stream_options.include_usage", "duplicate_key"),
+            new("duplicate key in embeddings", WireRequest.Post(Embeddings, $$"""{"model":"{{Model}}","input":"a","input":"b"}""") with { Authorization = Bearer }, 400, "input", "duplicate_key"),
+            // Fields common clients send: accepted at the value that changes nothing, else refused naming the field.
+            new("logit_bias null", ChatBody("\"max_tokens\":1,\"logit_bias\":null"), 200),
+            new("logit_bias empty", ChatBody("\"max_tokens\":1,\"logit_bias\":{}"), 200),
+            new("completions logit_bias null", CompletionBody("\"prompt\":\"hi\",\"max_tokens\":1,\"logit_bias\":null"), 200),
+            new("response_format text", ChatBody("\"max_tokens\":1,\"response_format\":{\"type\":\"text\"}"), 200),
+            new("parallel_tool_calls without tools", ChatBody("\"max_tokens\":1,\"parallel_tool_calls\":false"), 200),
+            new("user", ChatBody("\"max_tokens\":1,\"user\":\"user-1234\""), 200),
+            new("service_tier auto", ChatBody("\"max_tokens\":1,\"service_tier\":\"auto\""), 200),
+            new("store false", ChatBody("\"max_tokens\":1,\"store\":false"), 200),
+            new("metadata", ChatBody("\"max_tokens\":1,\"metadata\":{\"purpose\":\"test\"}"), 200),
+            new("logit_bias with a bias", ChatBody("\"logit_bias\":{\"5\":10}"), 400, "logit_bias", "unsupported_value"),
+            new("logit_bias as a list", ChatBody("\"logit_bias\":[5]"), 400, "logit_bias"),
+            new("response_format json_object", ChatBody("\"response_format\":{\"type\":\"json_object\"}"), 400, "response_format", "unsupported_value"),
+            new("response_format json_schema", ChatBody("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{}}}"), 400, "response_format", "unsupported_value"),
+            new("response_format without a type", ChatBody("\"response_format\":{}"), 400, "response_format.type"),
+            new("response_format as a string", ChatBody("\"response_format\":\"text\""), 400, "response_format"),
+            new("response_format with an unknown field", ChatBody("\"response_format\":{\"type\":\"text\",\"strict\":true}"), 400, "response_format.strict"),
+            new("store true", ChatBody("\"store\":true"), 400, "store", "unsupported_value"),
+            new("service_tier priority", ChatBody("\"service_tier\":\"priority\""), 400, "service_tier", "unsupported_value"),
+            new("metadata with a number value", ChatBody("\"metadata\":{\"n\":1}"), 400, "metadata.n"),
+            new("parallel_tool_calls as a string", ChatBody("\"parallel_tool_calls\":\"yes\""), 400, "parallel_tool_calls"),
+            new("tools", ChatBody("\"tools\":[]"), 400, "tools"),
         };
         var data = new TheoryData<Row>();
         foreach (var row in rows) data.Add(row);
@@ -133,6 +170,10 @@ public sealed class BadInputTableTests(HardenedServe shared) : IClassFixture<Har
                 break;
             case 200:
                 Assert.True(response.Status == 200, $"{row.Name}: expected 200, got {response.Status}: {response.Body} {response.Failure}");
+                break;
+            case 405:
+                Assert.True(response.Status == 405, $"{row.Name}: expected 405, got {response.Status}: {response.Body} {response.Failure}");
+                Assert.Equal(["GET", "HEAD"], (response.Allow ?? "").Split(", ").Order());
                 break;
             case 404 when row.Request.Listener == Listener.Grpc:
                 Assert.True(response.Status == 404, $"{row.Name}: expected 404, got {response.Status}: {response.Body} {response.Failure}");

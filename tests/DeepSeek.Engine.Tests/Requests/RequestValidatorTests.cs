@@ -64,4 +64,32 @@ public sealed class RequestValidatorTests
         Assert.Equal(90, Validator.Validate(Prompt(10), SamplingParameters.Greedy, RequestFields.Completions).Sampling.MaxTokens);
         Assert.Equal(16, Validator.Validate(Prompt(10), SamplingParameters.Greedy, RequestFields.Completions, defaultMaxTokens: 16).Sampling.MaxTokens);
     }
+
+    [Fact]
+    public void Default_only_options_pass_at_the_values_that_change_nothing()
+    {
+        RequestValidator.CheckDefaultOnly(DefaultOnlyOptions.None);
+        RequestValidator.CheckDefaultOnly(new DefaultOnlyOptions { LogitBiasCount = 0, ResponseFormat = "text", Store = false, ServiceTier = "auto" });
+        RequestValidator.CheckDefaultOnly(new DefaultOnlyOptions { ServiceTier = "default" });
+    }
+
+    [Theory]
+    [InlineData("logit_bias")]
+    [InlineData("response_format")]
+    [InlineData("store")]
+    [InlineData("service_tier")]
+    public void Default_only_options_that_would_change_the_answer_are_refused_naming_the_field(string field)
+    {
+        var options = field switch
+        {
+            "logit_bias" => new DefaultOnlyOptions { LogitBiasCount = 1 },
+            "response_format" => new DefaultOnlyOptions { ResponseFormat = "json_object" },
+            "store" => new DefaultOnlyOptions { Store = true },
+            _ => new DefaultOnlyOptions { ServiceTier = "priority" },
+        };
+        var error = Assert.Throws<InvalidRequestException>(() => RequestValidator.CheckDefaultOnly(options));
+        Assert.Equal(field, error.Param);
+        Assert.Equal("unsupported_value", error.Code);
+        Assert.Contains(field, error.Message, StringComparison.Ordinal);
+    }
 }

@@ -37,4 +37,26 @@ public sealed class RequestBodyReaderTests
         var failure = Record.Exception(() => RequestBodyReader.Parse(body, OpenAiJsonContext.Default.CompletionRequest));
         Assert.DoesNotContain("nests deeper", failure?.Message ?? "", StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("""{"model":"m","model":"n"}""", "model")]
+    [InlineData("""{"model":"m","mod\u0065l":"n"}""", "model")]
+    [InlineData("""{"model":"m","stream_options":{"include_usage":true,"include_usage":false}}""", "stream_options.include_usage")]
+    [InlineData("""{"model":"m","prompt":[{"a":1},{"b":1,"b":1}]}""", "prompt[1].b")]
+    [InlineData("""{"model":"m","x":{"y":[0,[],{"z":1,"z":1}]}}""", "x.y[2].z")]
+    public void A_key_sent_twice_in_one_object_is_refused_naming_its_path(string body, string param)
+    {
+        var error = Refused(body);
+        Assert.Equal(ApiErrorKind.InvalidRequest, error.Kind);
+        Assert.Equal(param, error.Param);
+        Assert.Equal("duplicate_key", error.Code);
+        Assert.Contains($"'{param}'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_same_key_in_different_objects_is_no_duplicate()
+    {
+        var body = Encoding.UTF8.GetBytes("""{"model":"m","prompt":"p","stream_options":{"include_usage":true},"metadata":{"model":"m","prompt":"p"}}""");
+        Assert.Null(Record.Exception(() => RequestBodyReader.Parse(body, OpenAiJsonContext.Default.CompletionRequest)));
+    }
 }

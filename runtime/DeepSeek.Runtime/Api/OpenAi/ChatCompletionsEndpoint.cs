@@ -19,6 +19,7 @@ internal static class ChatCompletionsEndpoint
 
         OpenAiInputs.RejectUnknown(body.UnknownFields);
         var modelName = OpenAiEndpoints.CheckModel(body.Model, model);
+        OpenAiInputs.CheckDefaultOnly(body);
         var validator = model.Validator;
         var messages = Messages(body, validator);
         var n = body.N ?? 1;

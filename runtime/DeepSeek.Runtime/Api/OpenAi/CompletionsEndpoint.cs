@@ -18,6 +18,7 @@ internal static class CompletionsEndpoint
 
         OpenAiInputs.RejectUnknown(body.UnknownFields);
         var modelName = OpenAiEndpoints.CheckModel(body.Model, model);
+        OpenAiInputs.CheckDefaultOnly(body);
         var prompts = OpenAiInputs.Prompts(body.Prompt, "prompt");
         var n = body.N ?? 1;
         var validator = model.Validator;

@@ -48,11 +48,16 @@ public static partial class OpenAiEndpoints
         await http.Response.WriteAsJsonAsync(new ModelList([Describe(model)]), OpenAiJsonContext.Default.ModelList, contentType: "application/json", http.RequestAborted);
     }
 
-    /// <summary><c>GET /v1/models/{id}</c>: the SDK's <c>models.retrieve</c>.</summary>
+    /// <summary>
+    /// <c>GET /v1/models/{id}</c>: the SDK's <c>models.retrieve</c>. A served name may hold a slash
+    /// (<c>deepseek-ai/DeepSeek-V3</c>), sent raw or, as the openai SDK sends it, escaped as <c>%2F</c>.
+    /// </summary>
     private static async Task RetrieveModelAsync(HttpContext http)
     {
         var model = http.RequestServices.GetRequiredService<IInferenceBackend>().Model;
-        var id = http.Request.RouteValues["id"] as string;
+        // Kestrel decodes the path except %2F, which it keeps so that it cannot split a segment; the
+        // catch-all id is one name whatever its segments, so an escaped slash is a slash like a raw one.
+        var id = (http.Request.RouteValues["id"] as string)?.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
         if (id != model.ServedName)
             throw new ApiFailure(new ApiError(ApiErrorKind.NotFound,
                 $"The model '{id}' does not exist on this server; it serves '{model.ServedName}'.", "model", "model_not_found"));

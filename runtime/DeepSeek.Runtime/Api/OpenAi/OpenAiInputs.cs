@@ -127,6 +127,28 @@ public static class OpenAiInputs
         };
     }
 
+    /// <summary>
+    /// The options common clients add that this server implements only at their defaults, judged by
+    /// <see cref="RequestValidator.CheckDefaultOnly"/>; <c>response_format</c>'s other members after
+    /// its type, so a JSON schema is refused for what it asks rather than as an unknown field.
+    /// </summary>
+    /// <exception cref="InvalidRequestException"><c>response_format</c> has no type, an option is at a value not implemented, or <c>response_format</c> has an unknown member.</exception>
+    internal static void CheckDefaultOnly(GenerationRequestBody body)
+    {
+        var chat = body as ChatCompletionRequest;
+        var format = chat?.ResponseFormat;
+        if (format is { Type: null })
+            throw Invalid("response_format.type", "response_format.type is required; send {\"type\": \"text\"} or remove response_format.");
+        RequestValidator.CheckDefaultOnly(new DefaultOnlyOptions
+        {
+            LogitBiasCount = body.LogitBias?.Count ?? 0,
+            ResponseFormat = format?.Type,
+            Store = chat?.Store,
+            ServiceTier = chat?.ServiceTier,
+        });
+        RejectUnknown(format?.UnknownFields, "response_format.");
+    }
+
     /// <summary>Rejects fields this server does not implement, naming the first one.</summary>
     public static void RejectUnknown(Dictionary<string, JsonElement>? unknown, string prefix = "")
     {

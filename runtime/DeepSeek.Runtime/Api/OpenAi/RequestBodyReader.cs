@@ -85,24 +85,30 @@ public static class RequestBodyReader
     private static void CheckSyntax(ReadOnlySpan<byte> bytes)
     {
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = MaxDepth });
+        var path = new JsonKeyPath();
         string? property = null;
         try
         {
             while (reader.Read())
             {
-                var isName = reader.TokenType == JsonTokenType.PropertyName;
-                if (!isName && !(reader.TokenType == JsonTokenType.String && reader.ValueIsEscaped)) continue;
-                // An escape such as \ud800 without its pair is valid JSON syntax but no Unicode text.
-                try
+                switch (reader.TokenType)
                 {
-                    var text = reader.GetString();
-                    if (isName) property = text;
-                }
-                catch (InvalidOperationException)
-                {
-                    throw Invalid(isName ? null : property,
-                        "A string in the request body holds an escaped unpaired UTF-16 surrogate (such as \\ud800); send valid Unicode text.",
-                        "invalid_unicode");
+                    case JsonTokenType.StartObject or JsonTokenType.StartArray:
+                        path.Enter(reader.TokenType == JsonTokenType.StartObject);
+                        break;
+                    case JsonTokenType.EndObject or JsonTokenType.EndArray:
+                        path.Leave();
+                        break;
+                    case JsonTokenType.PropertyName:
+                        property = Text(ref reader, null);
+                        // Compared as decoded text: "max_tokens" and "max\u005ftokens" are one key.
+                        if (!path.TryAddKey(property))
+                            throw Invalid(path.Current, $"Field '{path.Current}' is sent more than once; send it once (JSON does not say which of two values counts).", "duplicate_key");
+                        break;
+                    default:
+                        path.Value();
+                        if (reader.TokenType == JsonTokenType.String && reader.ValueIsEscaped) Text(ref reader, property);
+                        break;
                 }
             }
         }
@@ -114,6 +120,21 @@ public static class RequestBodyReader
             throw Invalid(null, reader.CurrentDepth >= MaxDepth - 1
                 ? $"The request body nests deeper than {MaxDepth} levels; flatten it."
                 : $"The request body is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {FirstSentence(e.Message)} Fix the JSON syntax.");
+        }
+    }
+
+    /// <summary>The string the reader stands on; an escape such as \ud800 without its pair is valid JSON syntax but no Unicode text.</summary>
+    private static string Text(ref Utf8JsonReader reader, string? param)
+    {
+        try
+        {
+            return reader.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw Invalid(param,
+                "A string in the request body holds an escaped unpaired UTF-16 surrogate (such as \\ud800); send valid Unicode text.",
+                "invalid_unicode");
         }
     }
 
@@ -144,6 +165,10 @@ public static class RequestBodyReader
     /// <summary>What a field should hold, for the wrong-type message; keyed by the field's own name.</summary>
     private static string ExpectedType(string path)
     {
+        // A map's values are named by the map, whatever their key ("metadata.n" is no n).
+        var map = path.IndexOfAny(['.', '[']) is var end and > 0 ? path[..end] : path;
+        if (map == "metadata" && map != path) return "a string";
+        if (map == "logit_bias" && map != path) return "a number (the bias of that token id)";
         var name = path;
         var dot = name.LastIndexOf('.');
         if (dot >= 0) name = name[(dot + 1)..];
@@ -156,12 +181,15 @@ public static class RequestBodyReader
             "max_tokens" or "max_completion_tokens" or "n" or "top_k" or "min_tokens" or "top_logprobs" or "dimensions"
                 => "an integer between -2147483648 and 2147483647",
             "seed" => "an integer between 0 and 9223372036854775807",
-            "stream" or "include_usage" or "return_tokens_as_token_ids" => "true or false",
+            "stream" or "include_usage" or "return_tokens_as_token_ids" or "parallel_tool_calls" or "store" => "true or false",
             "logprobs" => "true or false for chat completions, an integer 0-20 for completions",
-            "model" or "user" or "role" or "name" or "encoding_format" => "a string",
+            "model" or "user" or "role" or "name" or "encoding_format" or "service_tier" or "type" => "a string",
             "stop_token_ids" => element ? "an integer token id" : "a list of integer token ids",
             "messages" => element ? "a message object {\"role\": ..., \"content\": ...}" : "a list of message objects",
             "stream_options" => "an object such as {\"include_usage\": true}",
+            "response_format" => "an object such as {\"type\": \"text\"}",
+            "logit_bias" => "an object mapping token ids to biases, or null",
+            "metadata" => "an object mapping names to strings, or null",
             _ => "the type docs/api.md gives for it",
         };
     }

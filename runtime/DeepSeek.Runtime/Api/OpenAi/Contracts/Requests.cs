@@ -26,6 +26,8 @@ internal abstract class GenerationRequestBody
     public List<int>? StopTokenIds { get; set; }
     public int? MinTokens { get; set; }
     public bool? ReturnTokensAsTokenIds { get; set; }
+    /// <summary>Token id to bias; only null or <c>{}</c> is served (<see cref="DeepSeek.Engine.Requests.DefaultOnlyOptions"/>).</summary>
+    public Dictionary<string, double>? LogitBias { get; set; }
 
     /// <summary>Fields this server does not know; rejected by name so typos do not pass silently.</summary>
     [JsonExtensionData]
@@ -46,6 +48,24 @@ internal sealed class ChatCompletionRequest : GenerationRequestBody
     public int? MaxCompletionTokens { get; set; }
     public bool? Logprobs { get; set; }
     public int? TopLogprobs { get; set; }
+    /// <summary>Only <c>{"type": "text"}</c> is served; the type is judged before the other members, so a JSON schema is refused for what it asks.</summary>
+    public ResponseFormatBody? ResponseFormat { get; set; }
+    /// <summary>Any value: it only shapes tool calls, and <c>tools</c> is refused as unknown, so it changes nothing.</summary>
+    public bool? ParallelToolCalls { get; set; }
+    /// <summary>Only <c>auto</c> or <c>default</c>: this server has one tier.</summary>
+    public string? ServiceTier { get; set; }
+    /// <summary>Only false: nothing is stored for later retrieval.</summary>
+    public bool? Store { get; set; }
+    /// <summary>Any names and strings: OpenAI keeps them with stored completions, which this server does not offer, so they change nothing.</summary>
+    public Dictionary<string, string>? Metadata { get; set; }
+
+    internal sealed class ResponseFormatBody
+    {
+        public string? Type { get; set; }
+
+        [JsonExtensionData]
+        public Dictionary<string, JsonElement>? UnknownFields { get; set; }
+    }
 
     internal sealed class RequestMessage
     {
