@@ -8,7 +8,7 @@ public sealed class GenerateVerbTests
 {
     private static (int ExitCode, string Stdout, string Stderr) RunRuntime(params string[] arguments) => RuntimeProcess.Run(null, arguments);
 
-    private static (int ExitCode, string Stdout, string Stderr) RunRuntimeWith(IReadOnlyDictionary<string, string>? environment, params string[] arguments) =>
+    private static (int ExitCode, string Stdout, string Stderr) RunRuntimeWith(IReadOnlyDictionary<string, string?>? environment, params string[] arguments) =>
         RuntimeProcess.Run(environment, arguments);
 
     [Fact]
@@ -108,7 +108,7 @@ public sealed class GenerateVerbTests
         Assert.Contains("--quantization int4 computes with bf16 activations", refused.Stderr, StringComparison.Ordinal);
         Assert.Contains("--dtype bfloat16", refused.Stderr, StringComparison.Ordinal);
 
-        var fromEnvironment = RunRuntimeWith(new Dictionary<string, string> { ["DEEPSEEK_QUANTIZATION"] = "int4" }, arguments);
+        var fromEnvironment = RunRuntimeWith(new Dictionary<string, string?> { ["DEEPSEEK_QUANTIZATION"] = "int4" }, arguments);
         Assert.Equal(1, fromEnvironment.ExitCode);
         Assert.Contains("--quantization int4 computes with bf16 activations", fromEnvironment.Stderr, StringComparison.Ordinal);
 
