@@ -35,9 +35,6 @@ public static partial class ByteSize
         return (long)bytes;
     }
 
-    /// <summary>Bytes in GiB with one decimal, how the plan prints sizes (what nvidia-smi's MiB divide to).</summary>
-    public static string Gib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):0.0} GiB");
-
     private static decimal Multiplier(string unit) => unit switch
     {
         "B" => 1m,
