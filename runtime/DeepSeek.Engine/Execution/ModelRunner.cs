@@ -120,7 +120,7 @@ internal sealed class ModelRunner : IModelRunner
     public static long BytesPerBlock(DeepSeekConfig config, ScalarType dtype, int blockSize)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return (long)config.NumHiddenLayers * (config.KvLoraRank + config.QkRopeHeadDim) * blockSize * ElementSize(dtype);
+        return MlaKvCache.ValuesPerToken(config) * blockSize * ElementSize(dtype);
     }
 
     public static int ElementSize(ScalarType dtype) => dtype switch

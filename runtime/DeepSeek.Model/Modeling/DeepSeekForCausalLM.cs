@@ -68,7 +68,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
     {
         Linear linear => linear.ResidentBytes,
         RoutedExperts experts => experts.ResidentBytes,
-        _ => m.module.named_parameters(recurse: false).Sum(p => p.parameter.numel() * p.parameter.element_size()),
+        _ => WeightedModule.OwnBytes(m.module),
     }));
 
     /// <summary>The module tree of <paramref name="config"/> with every weight declared on the meta device.</summary>
@@ -166,7 +166,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
 
     /// <summary>A cache of <paramref name="slotCount"/> token slots sized for this model.</summary>
     public MlaKvCache CreateCache(long slotCount) =>
-        new(Config.NumHiddenLayers, slotCount, Config.KvLoraRank + Config.QkRopeHeadDim, DType, Device);
+        new(Config.NumHiddenLayers, slotCount, MlaKvCache.LatentDimensionOf(Config), DType, Device);
 
     /// <summary>
     /// Runs one step: writes every token's latent to its slot, attends over each sequence's context

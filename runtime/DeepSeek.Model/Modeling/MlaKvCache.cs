@@ -1,3 +1,4 @@
+using DeepSeek.Model.Configuration;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Modeling;
@@ -15,6 +16,16 @@ public sealed class MlaKvCache : IDisposable
     public long SlotCount { get; }
 
     public int LatentDimension { get; }
+
+    /// <summary>Values one layer caches per token: the latent (<c>kv_lora_rank</c>) and the shared roped key part (<c>qk_rope_head_dim</c>).</summary>
+    public static int LatentDimensionOf(DeepSeekConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.KvLoraRank + config.QkRopeHeadDim;
+    }
+
+    /// <summary>Values the cache holds per token over every layer: what KV sizing multiplies by the dtype's bytes.</summary>
+    public static long ValuesPerToken(DeepSeekConfig config) => (long)config.NumHiddenLayers * LatentDimensionOf(config);
 
     public MlaKvCache(int layerCount, long slotCount, int latentDimension, ScalarType dtype, Device device)
     {

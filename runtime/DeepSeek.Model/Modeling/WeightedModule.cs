@@ -22,6 +22,13 @@ public abstract class WeightedModule(string name) : nn.Module(name)
         return declared;
     }
 
+    /// <summary>Bytes of the parameters <paramref name="module"/> declares or holds itself, not its children's (what a per-module tally adds up).</summary>
+    public static long OwnBytes(nn.Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        return module.named_parameters(recurse: false).Sum(p => p.parameter.numel() * p.parameter.element_size());
+    }
+
     protected static bool IsDeclared(Tensor weight) => weight.device_type == DeviceType.META;
 
     /// <summary>Replaces every declared weight by an uninitialised tensor of its shape on <paramref name="device"/>.</summary>

@@ -84,19 +84,26 @@ public static class Int4Quantization
     {
         ArgumentNullException.ThrowIfNull(quantization);
         using var declared = DeepSeekForCausalLM.Build(config, dtype);
-        long total = 0;
-        foreach (var (name, module) in declared.named_modules())
-        {
-            var own = module.named_parameters(recurse: false).Sum(p => p.parameter.numel() * p.parameter.element_size());
-            if (quantization.IsInt4 && module is Linear linear && IsInt4Projection(name)
-                && Int4Weight.Unsupported(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize, kernel: true) is null)
-                own += Int4Weight.BytesFor(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize) - (linear.Weight.numel() * linear.Weight.element_size());
-            else if (quantization.IsInt4 && module is RoutedExperts experts
-                && Int4Experts.Unsupported(experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize, kernel: true) is null)
-                own = Int4Experts.BytesFor(experts.HeldExperts.Count, experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize);
-            total += own;
-        }
-        return total;
+        return declared.named_modules().Sum(m => HeldBytes(m.name, m.module, quantization));
+    }
+
+    /// <summary>
+    /// The weight bytes <paramref name="module"/> (named <paramref name="name"/> in the model) holds
+    /// itself, not its children, once <paramref name="quantization"/> is applied: its declared
+    /// parameters, or the int4 weights of a projection or routed-expert stack the pass would quantise.
+    /// </summary>
+    public static long HeldBytes(string name, nn.Module module, WeightQuantization quantization)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentNullException.ThrowIfNull(quantization);
+        var own = WeightedModule.OwnBytes(module);
+        if (quantization.IsInt4 && module is Linear linear && IsInt4Projection(name)
+            && Int4Weight.Unsupported(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize, kernel: true) is null)
+            return own + Int4Weight.BytesFor(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize) - (linear.Weight.numel() * linear.Weight.element_size());
+        if (quantization.IsInt4 && module is RoutedExperts experts
+            && Int4Experts.Unsupported(experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize, kernel: true) is null)
+            return Int4Experts.BytesFor(experts.HeldExperts.Count, experts.HiddenSize, experts.IntermediateSize, quantization.GroupSize);
+        return own;
     }
 
     /// <summary>The native helper on CUDA (refused with the reason when it is absent); null on the CPU, whose reference path needs none.</summary>

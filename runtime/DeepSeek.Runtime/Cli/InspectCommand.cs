@@ -1,8 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
+using DeepSeek.Engine;
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Planning;
 using DeepSeek.Model.Quantization;
 using DeepSeek.Runtime.Hosting;
 using Spectre.Console;
@@ -10,7 +12,10 @@ using static TorchSharp.torch;
 
 namespace DeepSeek.Runtime.Cli;
 
-/// <summary><c>inspect</c>: what a checkpoint holds, from config.json and the safetensors headers (no weights read).</summary>
+/// <summary>
+/// <c>inspect</c>: what a checkpoint holds, from config.json and the safetensors headers (no weights
+/// read); with <c>--plan</c>, how it fits GPUs (<see cref="InspectPlan"/>), from config.json alone.
+/// </summary>
 public static class InspectCommand
 {
     public static Command Build()
@@ -18,9 +23,39 @@ public static class InspectCommand
         var model = ModelOptions.Model();
         var dtype = ModelOptions.DType();
         var quantization = ModelOptions.Quantization();
+        var plan = new Option<bool>("--plan")
+        {
+            Description = "Instead, plan one GPU's memory per expert-parallel size (weights in bf16 as loaded today, int4, and FP8 as the target), "
+                + "with the KV cache tokens left; needs config.json only.",
+        };
+        var gpus = new Option<int>("--gpus") { Description = "GPUs to plan for (--plan).", DefaultValueFactory = _ => 8 };
+        gpus.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() < 1) result.AddError($"--gpus must be at least 1, not {result.GetValueOrDefault<int>()}.");
+        });
+        var gpuMemory = new Option<long>("--gpu-memory")
+        {
+            Description = "Memory of each GPU (--plan): a number and a unit, 80GiB (H100), 141GB (H200); GiB are 1024³ bytes, GB 1000³.",
+            DefaultValueFactory = _ => 80L << 30,
+            CustomParser = result =>
+            {
+                var bytes = ByteSize.Parse(result.Tokens.Count > 0 ? result.Tokens[0].Value : "", out var error);
+                if (error is not null) result.AddError($"--gpu-memory {error}");
+                return bytes ?? 0;
+            },
+        };
+        var redundant = new Option<int>("--redundant-experts")
+        {
+            Description = "Extra routed-expert copies per MoE layer to plan for (--plan), as serve's flag of that name.",
+            DefaultValueFactory = _ => 0,
+        };
+        redundant.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() < 0) result.AddError($"--redundant-experts must be 0 or more, not {result.GetValueOrDefault<int>()}.");
+        });
         var command = new Command("inspect", "Show a model's architecture, parameters, bytes per dtype, quantisation, resident weight bytes, layers and experts.")
         {
-            model, dtype, quantization,
+            model, dtype, quantization, plan, gpus, gpuMemory, redundant,
         };
         command.SetAction((parse, _) =>
         {
@@ -28,6 +63,14 @@ public static class InspectCommand
             {
                 var directory = parse.GetValue(model)!;
                 var config = DeepSeekConfig.Load(directory);
+                if (parse.GetValue(plan))
+                {
+                    // serve's defaults decide the KV share and the context one request may reach.
+                    var defaults = EngineOptions.Defaults;
+                    var options = new MemoryPlanOptions(parse.GetValue(redundant), defaults.KvCacheMemoryFraction, defaults.ContextTokens(config.MaxPositionEmbeddings));
+                    foreach (var line in InspectPlan.Lines(config, parse.GetValue(gpuMemory), parse.GetValue(gpus), options)) Console.WriteLine(line);
+                    return Task.FromResult(0);
+                }
                 using var checkpoint = SafetensorsCheckpoint.Open(directory);
                 var inventory = ModelInventory.From(config, checkpoint.TensorNames.Select(checkpoint.Info));
                 var scalar = EngineService.ParseDType(parse.GetValue(dtype)!);
@@ -70,7 +113,7 @@ public static class InspectCommand
         Row("parameters per routed expert", N(inventory.ParametersPerRoutedExpert));
         Row("active parameters per token", N(inventory.ActiveParametersPerToken));
         if (inventory.ParametersOutsideModelLayers > 0) Row("parameters not run (MTP layers)", N(inventory.ParametersOutsideModelLayers));
-        Row("KV cache per token", $"{N((long)config.NumHiddenLayers * (config.KvLoraRank + config.QkRopeHeadDim))} values");
+        Row("KV cache per token", $"{N(MlaKvCache.ValuesPerToken(config))} values");
         return table;
     }
 }

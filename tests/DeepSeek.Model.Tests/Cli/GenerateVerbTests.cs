@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using DeepSeek.Model.Tests.Support;
 
@@ -7,29 +6,10 @@ namespace DeepSeek.Model.Tests.Cli;
 /// <summary>The runtime executable's verbs, run as a real process.</summary>
 public sealed class GenerateVerbTests
 {
-    private static (int ExitCode, string Stdout, string Stderr) RunRuntime(params string[] arguments) => RunRuntimeWith(null, arguments);
+    private static (int ExitCode, string Stdout, string Stderr) RunRuntime(params string[] arguments) => RuntimeProcess.Run(null, arguments);
 
-    private static (int ExitCode, string Stdout, string Stderr) RunRuntimeWith(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "deepseek-runtime.dll"));
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            process.Kill();
-            throw new TimeoutException("deepseek-runtime did not finish within 2 minutes.");
-        }
-        return (process.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static (int ExitCode, string Stdout, string Stderr) RunRuntimeWith(IReadOnlyDictionary<string, string?>? environment, params string[] arguments) =>
+        RuntimeProcess.Run(environment, arguments);
 
     [Fact]
     public void Greedy_json_output_matches_reference_continuation()
@@ -128,7 +108,7 @@ public sealed class GenerateVerbTests
         Assert.Contains("--quantization int4 computes with bf16 activations", refused.Stderr, StringComparison.Ordinal);
         Assert.Contains("--dtype bfloat16", refused.Stderr, StringComparison.Ordinal);
 
-        var fromEnvironment = RunRuntimeWith(new Dictionary<string, string> { ["DEEPSEEK_QUANTIZATION"] = "int4" }, arguments);
+        var fromEnvironment = RunRuntimeWith(new Dictionary<string, string?> { ["DEEPSEEK_QUANTIZATION"] = "int4" }, arguments);
         Assert.Equal(1, fromEnvironment.ExitCode);
         Assert.Contains("--quantization int4 computes with bf16 activations", fromEnvironment.Stderr, StringComparison.Ordinal);
 

@@ -1,33 +1,15 @@
-using System.Diagnostics;
+using DeepSeek.Model.Tests.Support;
 
 namespace DeepSeek.Model.Tests.Native;
 
 /// <summary><c>bench native</c> on a machine without CUDA: every refusal is a clear message and exit code 1, never a crash.</summary>
 public sealed class NativeBenchVerbTests
 {
+    /// <summary><c>bench native</c> with no <c>DEEPSEEK_LIBTORCH_DIR</c> inherited, so the refusals are those of a machine without CUDA.</summary>
     private static (int ExitCode, string Stderr) RunBenchNative(params string[] arguments)
     {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "deepseek-runtime.dll"));
-        start.ArgumentList.Add("bench");
-        start.ArgumentList.Add("native");
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        start.Environment.Remove("DEEPSEEK_LIBTORCH_DIR");
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            process.Kill();
-            throw new TimeoutException("deepseek-runtime did not finish within 2 minutes.");
-        }
-        _ = stdout.Result;
-        return (process.ExitCode, stderr.Result);
+        var (code, _, stderr) = RuntimeProcess.Run(new Dictionary<string, string?> { ["DEEPSEEK_LIBTORCH_DIR"] = null }, ["bench", "native", .. arguments]);
+        return (code, stderr);
     }
 
     [Theory]

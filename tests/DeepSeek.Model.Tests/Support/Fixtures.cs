@@ -11,6 +11,9 @@ public static class Fixtures
     /// <summary>DeepSeek-V3 tiny in the published block-scaled FP8 layout (HF reference on the dequantised values).</summary>
     public const string V3TinyFp8 = "deepseek-v3-tiny-fp8";
     public const string V3TinyFp8Sharded = "deepseek-v3-tiny-fp8-sharded";
+    /// <summary>The published DeepSeek-V3 and V2-Lite config.json without weights: what the memory plan reads.</summary>
+    public const string V3Config = "deepseek-v3-config";
+    public const string V2LiteConfig = "deepseek-v2-lite-config";
 
     public static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
