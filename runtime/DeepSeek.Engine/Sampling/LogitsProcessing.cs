@@ -1,3 +1,5 @@
+using DeepSeek.Model.Modeling;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Engine.Sampling;
@@ -8,6 +10,7 @@ namespace DeepSeek.Engine.Sampling;
 /// and every operation is row-wise, so a row's result never depends on the other rows. Masked tokens
 /// become negative infinity. Order in <see cref="Sampler"/>: penalties, min_tokens mask, temperature,
 /// top-k, top-p (vLLM's order). Each function returns a new tensor; the caller's dispose scope owns it.
+/// No temporary Scalar reaches LibTorch (<see cref="HeldScalars"/> says why).
 /// </summary>
 public static class LogitsProcessing
 {
@@ -15,7 +18,7 @@ public static class LogitsProcessing
     public static Tensor ApplyRepetitionPenalty(Tensor logits, Tensor seen, Tensor penalty)
     {
         ArgumentNullException.ThrowIfNull(logits);
-        return where(seen, where(logits.lt(0), logits * penalty, logits / penalty), logits);
+        return where(seen, where(logits.lt(HeldScalars.Zero), logits * penalty, logits / penalty), logits);
     }
 
     /// <summary>OpenAI's penalties over generated tokens: logit −= count × frequency + (count &gt; 0) × presence.</summary>
@@ -23,13 +26,13 @@ public static class LogitsProcessing
     {
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(outputCounts);
-        return logits - (outputCounts * frequency) - (outputCounts.gt(0).to(logits.dtype) * presence);
+        return logits - (outputCounts * frequency) - (outputCounts.gt(HeldScalars.Zero).to(logits.dtype) * presence);
     }
 
     public static Tensor MaskTokens(Tensor logits, Tensor masked)
     {
         ArgumentNullException.ThrowIfNull(logits);
-        return logits.masked_fill(masked, double.NegativeInfinity);
+        return logits.masked_fill(masked, HeldScalars.NegativeInfinity);
     }
 
     public static Tensor ApplyTemperature(Tensor logits, Tensor temperature)
@@ -54,13 +57,14 @@ public static class LogitsProcessing
         var vocab = logits.shape[1];
         // A stable descending sort keeps equal logits in token-id order: the tie rule of both filters.
         var (sorted, order) = logits.sort(dim: 1, descending: true, stable: true);
-        var k = where(topK.le(0).logical_or(topK.gt(vocab)), tensor(vocab, device: logits.device), topK);
-        var kth = sorted.gather(1, k - 1);
-        var keptSorted = sorted.masked_fill(sorted.lt(kth), double.NegativeInfinity);
+        using var vocabScalar = vocab.ToScalar();
+        var k = where(topK.le(HeldScalars.Zero).logical_or(topK.gt(vocabScalar)), tensor(vocab, device: logits.device), topK);
+        var kth = sorted.gather(1, k - HeldScalars.One);
+        var keptSorted = sorted.masked_fill(sorted.lt(kth), HeldScalars.NegativeInfinity);
         var probabilities = keptSorted.softmax(1);
         var before = probabilities.cumsum(1) - probabilities;
-        keptSorted = keptSorted.masked_fill(before.ge(topP), double.NegativeInfinity);
-        return full_like(logits, double.NegativeInfinity).scatter(1, order, keptSorted);
+        keptSorted = keptSorted.masked_fill(before.ge(topP), HeldScalars.NegativeInfinity);
+        return full_like(logits, HeldScalars.NegativeInfinity).scatter(1, order, keptSorted);
     }
 
     /// <summary>The largest logit's token per row; the lowest id among ties.</summary>
@@ -81,6 +85,7 @@ public static class LogitsProcessing
         ArgumentNullException.ThrowIfNull(uniform);
         var cumulative = logits.to(ScalarType.Float64).softmax(1).cumsum(1);
         var target = uniform.to(ScalarType.Float64).unsqueeze(1) * cumulative.narrow(1, cumulative.shape[1] - 1, 1);
-        return cumulative.le(target).sum(1).clamp_max(logits.shape[1] - 1);
+        using var lastToken = (logits.shape[1] - 1).ToScalar();
+        return cumulative.le(target).sum(1).clamp_max(lastToken);
     }
 }

@@ -1,4 +1,5 @@
 using DeepSeek.Engine.Requests;
+using DeepSeek.Model.Modeling;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Engine.Sampling;
@@ -23,7 +24,7 @@ public static class LogprobCalculator
         var logprobs = rawLogits.to(ScalarType.Float64).log_softmax(1);
         var chosenColumn = chosen.unsqueeze(1);
         var chosenLogprob = logprobs.gather(1, chosenColumn);
-        var rank = logprobs.gt(chosenLogprob).sum(1).add(1);
+        var rank = logprobs.gt(chosenLogprob).sum(1).add(HeldScalars.One);
         var maxK = topK.Count == 0 ? 0 : topK.Max();
         long[] topIds = [];
         double[] topValues = [];

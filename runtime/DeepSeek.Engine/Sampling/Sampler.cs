@@ -1,4 +1,5 @@
 using DeepSeek.Engine.Requests;
+using DeepSeek.Model.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -53,7 +54,7 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
         var processed = raw;
         if (parameters.Any(p => p.RepetitionPenalty != 1f))
         {
-            var seen = TokenCounts(requests, vocab, device, r => r.PromptTokenIds.Concat(r.OutputTokenIds)).gt(0);
+            var seen = TokenCounts(requests, vocab, device, r => r.PromptTokenIds.Concat(r.OutputTokenIds)).gt(HeldScalars.Zero);
             processed = LogitsProcessing.ApplyRepetitionPenalty(processed, seen, Column(parameters.Select(p => p.RepetitionPenalty), device));
         }
         if (parameters.Any(p => p.PresencePenalty != 0f || p.FrequencyPenalty != 0f))
@@ -66,7 +67,7 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
         {
             var masked = TokenCounts(requests, vocab, device, r => r.OutputTokenIds.Count < r.Sampling.MinTokens
                 ? (r.Sampling.IgnoreEos ? [] : eosTokenIds).Concat(r.Sampling.StopTokenIds)
-                : []).gt(0);
+                : []).gt(HeldScalars.Zero);
             processed = LogitsProcessing.MaskTokens(processed, masked);
         }
 

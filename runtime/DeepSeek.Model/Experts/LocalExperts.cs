@@ -1,3 +1,4 @@
+using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Native;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -96,7 +97,8 @@ public sealed class LocalExperts
         long count = hidden.shape[0], topK = slots.shape[1], inter = _inter;
         var (_, order) = slots.reshape(-1).sort(0, false, stable: true);
         var offsets = tokens.PairsPerSlot.cumsum(0).to(ScalarType.Int32);
-        var inputs = hidden.index_select(0, order.div(topK, rounding_mode: RoundingMode.floor));
+        using var picksPerToken = topK.ToScalar(); // alive until div has run (Modeling.HeldScalars says why)
+        var inputs = hidden.index_select(0, order.div(picksPerToken, rounding_mode: RoundingMode.floor));
         var gateUp = groupedMm(inputs, _gateUp.transpose(1, 2), offsets);
         var activated = nn.functional.silu(gateUp.narrow(1, 0, inter)) * gateUp.narrow(1, inter, inter);
         var outputs = groupedMm(activated, _down.transpose(1, 2), offsets);
@@ -135,7 +137,7 @@ public sealed class LocalExperts
         var pairs = counts.Sum();
         if (pairs == 0) return output;
         order = order.narrow(0, 0, pairs);
-        var topK = tokens.Slots.shape[1];
+        using var topK = tokens.Slots.shape[1].ToScalar(); // alive until div has run (Modeling.HeldScalars says why)
         var tokenOfPair = order.div(topK, rounding_mode: RoundingMode.floor);
         var inputs = tokens.Hidden.index_select(0, tokenOfPair);
         var weights = tokens.Weights.reshape(-1).index_select(0, order).unsqueeze(1);
@@ -150,7 +152,7 @@ public sealed class LocalExperts
             using (NewDisposeScope()) outputs.Add(Expert(slot, inputs.narrow(0, offset, count)).MoveToOuterDisposeScope());
             offset += count;
         }
-        return output.index_add_(0, tokenOfPair, cat(outputs, 0).mul_(weights), 1);
+        return output.index_add_(0, tokenOfPair, cat(outputs, 0).mul_(weights), HeldScalars.One);
     }
 
     /// <summary>One expert's SwiGLU on <c>[n, hidden]</c> rows: <c>down(silu(gate(x)) · up(x))</c>.</summary>

@@ -281,17 +281,19 @@ public sealed class RoutedExperts : WeightedModule
         for (var rank = 0; rank < _shard.Placement.RankCount; rank++)
         {
             if (rank == _shard.Rank) continue;
-            var picked = destination.eq(rank);
+            using var rankScalar = rank.ToScalar(); // alive until eq has run (HeldScalars says why)
+            var picked = destination.eq(rankScalar);
             var rows = picked.any(1).nonzero().squeeze(1);
             if (rows.shape[0] == 0) continue;
             var elsewhere = picked.index_select(0, rows).logical_not();
-            batches.Add(new ExpertBatch(rank, hidden.index_select(0, rows), ids.index_select(0, rows).masked_fill(elsewhere, -1),
-                weights.index_select(0, rows).masked_fill(elsewhere, 0.0)));
+            batches.Add(new ExpertBatch(rank, hidden.index_select(0, rows), ids.index_select(0, rows).masked_fill(elsewhere, HeldScalars.MinusOne),
+                weights.index_select(0, rows).masked_fill(elsewhere, HeldScalars.ZeroReal)));
             rowsOfBatch.Add(rows);
         }
         // Peers compute while this rank computes its own share.
         var pending = _shard.Transport.Dispatch(LayerIndex, _shard.Version, batches);
-        var output = ComputeHeld(hidden, ids.masked_fill(destination.ne(_shard.Rank), -1), weights);
+        using var ownRank = _shard.Rank.ToScalar();
+        var output = ComputeHeld(hidden, ids.masked_fill(destination.ne(ownRank), HeldScalars.MinusOne), weights);
         var results = pending.Combine();
         if (results.Count != batches.Count)
             throw new InvalidOperationException($"Layer {LayerIndex}: the expert transport returned {results.Count} results for {batches.Count} batches.");
@@ -299,7 +301,7 @@ public sealed class RoutedExperts : WeightedModule
         {
             if (results[i].shape is not [var rows, var size] || rows != rowsOfBatch[i].shape[0] || size != HiddenSize)
                 throw new ExpertTransportException($"Layer {LayerIndex}: rank {batches[i].Rank} answered [{string.Join(", ", results[i].shape)}] for {rowsOfBatch[i].shape[0]} rows of {HiddenSize}.");
-            output.index_add_(0, rowsOfBatch[i], results[i].to(output.dtype, output.device), 1);
+            output.index_add_(0, rowsOfBatch[i], results[i].to(output.dtype, output.device), HeldScalars.One);
         }
         return output;
     }
@@ -311,7 +313,8 @@ public sealed class RoutedExperts : WeightedModule
         ArgumentNullException.ThrowIfNull(batch);
         using var scope = NewDisposeScope();
         var slots = _shard?.SlotsOf(batch.ExpertIds);
-        if (slots is not null && slots.eq(HeldExperts.Count).logical_and(batch.ExpertIds.ge(0)).any().item<bool>())
+        using var heldCount = HeldExperts.Count.ToScalar();
+        if (slots is not null && slots.eq(heldCount).logical_and(batch.ExpertIds.ge(HeldScalars.Zero)).any().item<bool>())
             throw new InvalidOperationException($"Rank {_shard!.Rank} was sent layer {LayerIndex} tokens of an expert it does not hold; the ranks disagree on the placement.");
         return ComputeHeld(batch.Hidden, batch.ExpertIds, batch.Weights).MoveToOuterDisposeScope();
     }
@@ -372,7 +375,7 @@ public sealed class RoutedExperts : WeightedModule
             _copyCounts = tensor(copyCounts, device: device).DetachFromDisposeScope();
         }
 
-        public Tensor SlotsOf(Tensor ids) => Table(_slotOfExpert).index_select(0, (ids + 1).reshape(-1)).view_as(ids);
+        public Tensor SlotsOf(Tensor ids) => Table(_slotOfExpert).index_select(0, ids.Plus(HeldScalars.One).reshape(-1)).view_as(ids);
 
         /// <summary>
         /// The rank computing each pick <c>[T, k]</c>: the i-th pick of expert e in batch order goes to
@@ -386,10 +389,11 @@ public sealed class RoutedExperts : WeightedModule
             if (_maxCopies == 1) return copyRanks.index_select(0, flat).view_as(ids);
             var (sorted, order) = flat.sort(0, descending: false, stable: true);
             var firstPick = tokensPerExpert.cumsum(0) - tokensPerExpert;
-            var indexInExpert = arange(flat.shape[0], ScalarType.Int64, flat.device) - firstPick.index_select(0, sorted);
+            var indexInExpert = HeldScalars.Range(flat.shape[0], flat.device) - firstPick.index_select(0, sorted);
             var pickIndex = empty_like(flat).index_copy_(0, order, indexInExpert);
             var copy = pickIndex.remainder(Table(_copyCounts).index_select(0, flat));
-            return copyRanks.index_select(0, (flat * _maxCopies) + copy).view_as(ids);
+            using var maxCopies = _maxCopies.ToScalar();
+            return copyRanks.index_select(0, (flat * maxCopies).Plus(copy)).view_as(ids);
         }
 
         private static Tensor Table(Tensor? table) => table ?? throw new InvalidOperationException("The experts are not materialised yet.");

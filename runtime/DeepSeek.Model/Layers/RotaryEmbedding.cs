@@ -17,12 +17,16 @@ public sealed class RotaryEmbedding : IDisposable
     /// <summary>YaRN's magnitude factor on cos and sin (1 without scaling).</summary>
     public double AttentionFactor { get; }
 
+    // Held: the per-step products take no temporary Scalar (Modeling.HeldScalars says why).
+    private readonly Scalar _attentionFactor;
+
     public int Dimension { get; }
 
     public RotaryEmbedding(DeepSeekConfig config)
     {
         Dimension = config.QkRopeHeadDim;
         (_inverseFrequencies, AttentionFactor) = Frequencies(config.Rope, Dimension, config.MaxPositionEmbeddings);
+        _attentionFactor = AttentionFactor.ToScalar();
     }
 
     public IReadOnlyList<float> InverseFrequencies => _inverseFrequencies;
@@ -73,8 +77,8 @@ public sealed class RotaryEmbedding : IDisposable
         ArgumentNullException.ThrowIfNull(positions);
         using var scope = NewDisposeScope();
         var angles = positions.to(ScalarType.Float32).unsqueeze(1) * InverseOn(positions.device).unsqueeze(0);
-        var cos = (angles.cos() * AttentionFactor).to(dtype);                      // [T, dim/2]
-        var sin = (angles.sin() * AttentionFactor).to(dtype);
+        var cos = (angles.cos() * _attentionFactor).to(dtype);                      // [T, dim/2]
+        var sin = (angles.sin() * _attentionFactor).to(dtype);
         if (!(asMatrices ?? positions.device_type == DeviceType.CUDA))
             return new RotaryPositions(null, cos.unsqueeze(1).MoveToOuterDisposeScope(), sin.unsqueeze(1).MoveToOuterDisposeScope());
         // [T, i, r, c, j]: row 2i + r, column c · dim/2 + j, non-zero where j = i.

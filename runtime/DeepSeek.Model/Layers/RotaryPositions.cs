@@ -1,3 +1,4 @@
+using DeepSeek.Model.Modeling;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Layers;
@@ -40,7 +41,7 @@ public sealed class RotaryPositions : IDisposable
         var pairs = x.view(shape[0], shape[1], shape[2] / 2, 2);
         var first = pairs.select(-1, 0);
         var second = pairs.select(-1, 1);
-        return cat([first * _cos! - second * _sin!, second * _cos! + first * _sin!], -1).MoveToOuterDisposeScope();
+        return cat([first * _cos! - second * _sin!, (second * _cos!).Plus(first * _sin!)], -1).MoveToOuterDisposeScope();
     }
 
     /// <summary>Moves the tensors to the dispose scope outside the current one, as <c>Tensor.MoveToOuterDisposeScope</c> does.</summary>

@@ -1,4 +1,5 @@
 using DeepSeek.Model.Configuration;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Modeling;
@@ -62,8 +63,9 @@ public sealed class AttentionMetadata : IDisposable
         var s = (int)positions.shape[0];
         var device = positions.device;
         var rotations = rotary.Positions(positions, dtype);
-        var contextIndex = arange(contextBucket, ScalarType.Int64, device);
-        var contextSlots = blockTables.index_select(1, contextIndex.floor_divide(blockSize)).mul(blockSize).add(contextIndex.remainder(blockSize));
+        using var block = blockSize.ToScalar(); // alive until the products have run (HeldScalars says why)
+        var contextIndex = HeldScalars.Range(contextBucket, device);
+        var contextSlots = blockTables.index_select(1, contextIndex.floor_divide(block)).mul(block).add(contextIndex.remainder(block));
         var masked = contextIndex.view(1, 1, 1, contextBucket).gt(positions.view(s, 1, 1, 1));
         return new AttentionMetadata
         {
@@ -130,9 +132,10 @@ public sealed class AttentionMetadata : IDisposable
         var rotations = rotary.Positions(positions, dtype);
         // Every operation here runs each step, and on a small model a step is mostly per-operation
         // overhead: tensors are created in their final shape and broadcasting replaces views.
-        var contextIndex = arange(maxContext, ScalarType.Int64, device);
+        using var block = blockSize.ToScalar(); // alive until the products have run (HeldScalars says why)
+        var contextIndex = HeldScalars.Range(maxContext, device);
         var starts = tensor(blockStarts, [s, maxBlocks], device: device);
-        var contextSlots = starts.index_select(1, contextIndex.floor_divide(blockSize)).add_(contextIndex.remainder(blockSize));
+        var contextSlots = starts.index_select(1, contextIndex.floor_divide(block)).add_(contextIndex.remainder(block));
         var isFreshCausal = sequences.All(q => q.Length == maxQueries && batch.ContextLength(q) == maxQueries);
         // [s, queries, 1, context] booleans: the one metadata tensor that grows with chunk × context, so
         // it is left out when attention needs no explicit mask (fresh prompts through the causal kernel).

@@ -146,7 +146,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
         using var scope = NewDisposeScope();
         foreach (var (name, target) in CheckpointTensors())
         {
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) target.fill_(1.0);
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) target.fill_(HeldScalars.OneReal);
             else if (name.EndsWith("e_score_correction_bias", StringComparison.Ordinal)) target.zero_();
             else if (device.type == DeviceType.CPU)
             {
@@ -350,14 +350,14 @@ internal sealed class DecoderLayer : nn.Module
     /// <returns>The layer's output and, for a MoE layer, its pairs per expert.</returns>
     public (Tensor Hidden, Tensor? Counts) Forward(Tensor hidden, AttentionMetadata batch, Tensor cache)
     {
-        var attended = hidden + self_attn.Forward(input_layernorm.Forward(hidden), batch, cache);
+        var attended = hidden.Plus(self_attn.Forward(input_layernorm.Forward(hidden), batch, cache));
         var normed = post_attention_layernorm.Forward(attended);
         if (mlp is Moe moe)
         {
             var (routed, counts) = moe.Forward(normed, batch.CountedRows);
-            return (attended + routed, counts);
+            return (attended.Plus(routed), counts);
         }
-        return (attended + ((Mlp)mlp).Forward(normed), null);
+        return (attended.Plus(((Mlp)mlp).Forward(normed)), null);
     }
 }
 
@@ -381,11 +381,17 @@ internal sealed class MlaAttention : nn.Module
     private readonly Linear o_proj;
     private readonly int _heads, _nope, _rope, _value, _latent;
     private readonly double _scale;
+    // Held for the module's life: the per-step products take no temporary Scalar (HeldScalars says why).
+    private readonly Scalar _scoreScale;
+    private readonly Scalar _queryScale;
 
     public MlaAttention(string name, DeepSeekConfig config, ScalarType dtype) : base(name)
     {
         (_heads, _nope, _rope, _value, _latent, _scale) =
             (config.NumAttentionHeads, config.QkNopeHeadDim, config.QkRopeHeadDim, config.VHeadDim, config.KvLoraRank, config.SoftmaxScale);
+        _scoreScale = _scale.ToScalar();
+        // SDPA scales by 1/sqrt(head dim); DeepSeek's scale (YaRN mscale included) is folded into the queries.
+        _queryScale = (_scale * Math.Sqrt(_nope + _rope)).ToScalar();
         var hidden = config.HiddenSize;
         var bias = config.AttentionBias;
         if (config.QLoraRank is { } qRank)
@@ -447,9 +453,9 @@ internal sealed class MlaAttention : nn.Module
         var query = cat([qLatent, qRope], -1);                                       // [T, H, latent + rope]
         var s = batch.SequenceCount;
         var paddedQuery = (batch.QueryRows is { } rows ? query.index_select(0, rows) : query).view(s, batch.MaxQueries * _heads, _latent + _rope);
-        var scores = bmm(paddedQuery, context.transpose(1, 2)).mul_(_scale)
+        var scores = bmm(paddedQuery, context.transpose(1, 2)).mul_(_scoreScale)
             .view(s, batch.MaxQueries, _heads, batch.MaxContext)
-            .masked_fill(batch.Masked!, double.NegativeInfinity);
+            .masked_fill(batch.Masked!, HeldScalars.NegativeInfinity);
         var probabilities = scores.dtype is ScalarType.Float16 or ScalarType.BFloat16
             ? scores.softmax(-1, ScalarType.Float32).to(scores.dtype)
             : scores.softmax(-1);
@@ -473,9 +479,8 @@ internal sealed class MlaAttention : nn.Module
         var keys = cat([kv.narrow(-1, 0, _nope),
             context.narrow(-1, _latent, _rope).unsqueeze(2).expand(s, batch.MaxContext, _heads, _rope)], -1).transpose(1, 2);
         var values = kv.narrow(-1, _nope, _value).transpose(1, 2);                  // [s, H, C, v]
-        // SDPA scales by 1/sqrt(head dim); DeepSeek's scale (YaRN mscale included) is folded into the queries.
         var headDim = _nope + _rope;
-        var scaled = cat([qNope, qRope], -1).mul(_scale * Math.Sqrt(headDim));
+        var scaled = cat([qNope, qRope], -1).mul(_queryScale);
         var queries = (batch.QueryRows is { } rows ? scaled.index_select(0, rows) : scaled).view(s, batch.MaxQueries, _heads, headDim).transpose(1, 2);
         var attended = batch.IsFreshCausal
             ? nn.functional.scaled_dot_product_attention(queries, keys, values, null, 0.0, true)
@@ -521,7 +526,7 @@ internal sealed class Moe : nn.Module
         // The experts compute every row's picks (padding included); the load reported leaves padding out.
         var reported = countedRows is null ? counts
             : zeros([_expertCount], ScalarType.Int64, hidden.device).scatter_add_(0, flatIds, countedRows.unsqueeze(1).expand(ids.shape).reshape(-1));
-        return (shared_experts is null ? routed : routed + shared_experts.Forward(hidden), reported);
+        return (shared_experts is null ? routed : routed.Plus(shared_experts.Forward(hidden)), reported);
     }
 }
 
@@ -539,11 +544,14 @@ internal sealed class MoeGate : WeightedModule
     private Parameter? e_score_correction_bias;
     private readonly DeepSeekConfig _config;
     private readonly ScalarType _routingType;
+    private readonly Scalar _routedScaling;
+    private static readonly Scalar TinyWeightSum = 1e-20.ToScalar();
 
     public MoeGate(string name, DeepSeekConfig config, ScalarType dtype) : base(name)
     {
         _config = config;
         _routingType = dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        _routedScaling = config.RoutedScalingFactor.ToScalar();
         weight = Declare(_routingType, config.NRoutedExperts, config.HiddenSize);
         if (config.TopkMethod == "noaux_tc") e_score_correction_bias = Declare(_routingType, config.NRoutedExperts);
         RegisterComponents();
@@ -568,7 +576,7 @@ internal sealed class MoeGate : WeightedModule
         {
             case "noaux_tc":
             {
-                var choice = scores + e_score_correction_bias!;
+                var choice = scores.Plus(e_score_correction_bias!);
                 var groupScores = choice.view(tokens, c.NGroup, groupSize).topk(2, -1).values.sum(-1);
                 var candidates = MaskToBestGroups(choice, groupScores, tokens, groupSize);
                 ids = candidates.topk(c.NumExpertsPerTok, -1, largest: true, sorted: false).indexes;
@@ -586,8 +594,8 @@ internal sealed class MoeGate : WeightedModule
                 (weights, ids) = scores.topk(c.NumExpertsPerTok, -1, largest: true, sorted: false);
                 break;
         }
-        if (c.NormTopkProb) weights = weights / (weights.sum(-1, keepdim: true) + 1e-20);
-        return (ids, (weights * c.RoutedScalingFactor).to(hidden.dtype));
+        if (c.NormTopkProb) weights = weights / weights.sum(-1, keepdim: true).Plus(TinyWeightSum);
+        return (ids, (weights * _routedScaling).to(hidden.dtype));
     }
 
     /// <summary>Zeroes (as the reference does, not −∞) every expert outside the best topk_group groups.</summary>
@@ -596,7 +604,7 @@ internal sealed class MoeGate : WeightedModule
         var best = groupScores.topk(_config.TopkGroup, -1, largest: true, sorted: false).indexes;
         var groupMask = zeros_like(groupScores).scatter_(1, best, ones_like(best, dtype: groupScores.dtype));
         var expertMask = groupMask.unsqueeze(-1).expand(tokens, _config.NGroup, groupSize).reshape(tokens, _config.NRoutedExperts);
-        return scores.masked_fill(expertMask.eq(0), 0.0);
+        return scores.masked_fill(expertMask.eq(HeldScalars.Zero), HeldScalars.ZeroReal);
     }
 }
 

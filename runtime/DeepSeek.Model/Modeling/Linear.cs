@@ -35,7 +35,7 @@ internal sealed class Linear : WeightedModule
     {
         if (_int4 is null) return nn.functional.linear(input, weight, bias);
         var product = _int4.Multiply(input);
-        return bias is null ? product : product.add_(bias);
+        return bias is null ? product : product.add_(bias, HeldScalars.One);
     }
 
     /// <summary>Bytes this layer holds on its device.</summary>

@@ -10,11 +10,13 @@ internal sealed class RmsNorm : WeightedModule
 {
     private Parameter weight;
     private readonly double _eps;
+    private readonly Scalar _epsScalar; // held: no temporary Scalar per step (HeldScalars says why)
     private NativeHelper? _fused;
 
     public RmsNorm(string name, long size, double eps, ScalarType dtype) : base(name)
     {
         _eps = eps;
+        _epsScalar = eps.ToScalar();
         weight = Declare(dtype, size);
         RegisterComponents();
     }
@@ -32,7 +34,7 @@ internal sealed class RmsNorm : WeightedModule
     {
         if (_fused is not null && input.device_type == DeviceType.CUDA) return _fused.RmsNorm(input, weight, _eps);
         var x = input.dtype is ScalarType.Float16 or ScalarType.BFloat16 ? input.to(ScalarType.Float32) : input;
-        var normed = x * rsqrt(x.pow(2).mean([-1], keepdim: true) + _eps);
+        var normed = x * rsqrt(x.pow(HeldScalars.Two).mean([-1], keepdim: true).Plus(_epsScalar));
         return weight * normed.to(input.dtype);
     }
 }

@@ -49,7 +49,7 @@ public sealed class InProcessExpertGroup
             ?? throw new ExpertTransportException($"Rank {batch.Rank} has no MoE layer {layerIndex}.");
         if (experts.PlacementVersion != placementVersion)
             throw new ExpertTransportException($"Rank {batch.Rank} holds placement {experts.PlacementVersion}; rank {from} routed layer {layerIndex} by placement {placementVersion}.");
-        _picksServed[batch.Rank] += batch.ExpertIds.ge(0).sum().item<long>();
+        _picksServed[batch.Rank] += batch.ExpertIds.ge(Modeling.HeldScalars.Zero).sum().item<long>();
         return experts.ComputeHeld(batch);
     }
 
