@@ -30,7 +30,7 @@ public static class InspectCommand
                 var config = DeepSeekConfig.Load(directory);
                 using var checkpoint = SafetensorsCheckpoint.Open(directory);
                 var inventory = ModelInventory.From(config, checkpoint.TensorNames.Select(checkpoint.Info));
-                var scalar = EngineService.ParseDType(parse.GetValue(dtype)!);
+                var scalar = DTypeNames.Parse(parse.GetValue(dtype)!);
                 var weights = WeightQuantization.Parse(parse.GetValue(quantization)!);
                 weights.CheckDType(scalar);
                 var resident = Int4Quantization.ResidentBytesFor(config, scalar, weights);
