@@ -3,9 +3,12 @@ using DeepSeek.Runtime.Cli;
 
 try
 {
+    var parse = RuntimeCli.Build().Parse(args);
+    // A mistyped value is said in one line naming the option; the full help would bury it.
+    if (parse.Action is System.CommandLine.Invocation.ParseErrorAction error) error.ShowHelp = false;
     // The host handles SIGTERM itself (drain, then stop); System.CommandLine's own handler would end the
     // process after its short termination timeout, cutting in-flight requests off mid-drain.
-    return await RuntimeCli.Build().Parse(args).InvokeAsync(new InvocationConfiguration
+    return await parse.InvokeAsync(new InvocationConfiguration
     {
         ProcessTerminationTimeout = null,
         EnableDefaultExceptionHandler = false,

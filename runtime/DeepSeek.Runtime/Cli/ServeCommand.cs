@@ -64,6 +64,7 @@ public static class ServeCommand
                 if (configuration.LocalRanks <= 1)
                 {
                     configuration.Validate(nativeHelperPresent: File.Exists(Path.Combine(AppContext.BaseDirectory, NativeHelper.LibraryFileName)));
+                    if (ListenPorts.FirstInUse(RuntimeHost.ResolveListenAddress(configuration.Host), Ports(configuration)) is { } inUse) throw new ArgumentException(inUse);
                     app = RuntimeHost.Build(configuration, ModelFolder.Open(configuration.ModelDirectory, configuration.DType, configuration.Quantization));
                 }
             }
@@ -77,7 +78,18 @@ public static class ServeCommand
             // Read before running: the host disposes its services when it stops.
             var readiness = app.Services.GetRequiredService<Readiness>();
             await using (app)
-                await app.RunAsync(cancellationToken);
+            {
+                try
+                {
+                    await app.RunAsync(cancellationToken);
+                }
+                catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+                {
+                    // Taken between the check above and Kestrel's bind.
+                    Console.Error.WriteLine($"serve: {e.Message} Choose another port.");
+                    return 1;
+                }
+            }
             // A replica whose engine failed stopped itself (EngineService); its supervisor must see a failure.
             return readiness.State == ReadinessState.Failed ? 1 : 0;
         });
@@ -151,6 +163,12 @@ public static class ServeCommand
         return await LocalRankSupervisor.RunAsync(plan, parallel.WorldSize, rankPeers, arguments,
             configuration.DrainTimeout > TimeSpan.Zero ? configuration.DrainTimeout : TimeSpan.Zero);
     }
+
+    /// <summary>What this process listens on: the two API ports, and a rank other than the leader its expert port.</summary>
+    private static IEnumerable<(string Flag, int Port)> Ports(ServeConfiguration configuration) =>
+        configuration.Parallel is { IsGroup: true, IsLeader: false } parallel
+            ? [(Flags.HttpPort, configuration.HttpPort), (Flags.GrpcPort, configuration.GrpcPort), (Flags.ExpertPort, parallel.ExpertPort)]
+            : [(Flags.HttpPort, configuration.HttpPort), (Flags.GrpcPort, configuration.GrpcPort)];
 
     /// <summary>The group token: the file's first line, else the contract's variable itself (the operator mounts or injects its Secret).</summary>
     private static string? ReadGroupToken(string? file)

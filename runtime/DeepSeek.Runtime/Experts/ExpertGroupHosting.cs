@@ -156,7 +156,8 @@ public static partial class ExpertGroupHosting
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                LogRankLoadFailed(logger, e);
+                if (ModelLoadFailure.IsUserError(e)) LogRankLoadRefused(logger, e.Message);
+                else LogRankLoadFailed(logger, e);
                 readiness.MarkFailed();
                 Environment.ExitCode = 1;
                 lifetime.StopApplication();
@@ -172,5 +173,8 @@ public static partial class ExpertGroupHosting
 
         [LoggerMessage(Level = LogLevel.Critical, Message = "Loading this rank's experts failed; the process stops")]
         private static partial void LogRankLoadFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(Level = LogLevel.Critical, Message = "Loading this rank's experts failed; the process stops: {Reason}")]
+        private static partial void LogRankLoadRefused(ILogger logger, string reason);
     }
 }

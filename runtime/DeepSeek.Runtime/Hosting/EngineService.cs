@@ -121,7 +121,8 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
         }
         catch (Exception e)
         {
-            LogLoadFailed(logger, e);
+            if (ModelLoadFailure.IsUserError(e)) LogLoadRefused(logger, e.Message);
+            else LogLoadFailed(logger, e);
             _engine.TrySetException(e);
             Fail();
         }
@@ -232,6 +233,9 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "Loading the model failed; the process stops")]
     private static partial void LogLoadFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Loading the model failed; the process stops: {Reason}")]
+    private static partial void LogLoadRefused(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The engine failed")]
     private static partial void LogEngineFailed(ILogger logger, Exception exception);
