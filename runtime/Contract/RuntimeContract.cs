@@ -57,7 +57,7 @@ internal static class RuntimeContract
         ? RebalanceIntervalVariable
         : EnvironmentPrefix + flag.TrimStart('-').Replace('-', '_').ToUpperInvariant();
 
-    /// <summary>Flags of <c>serve</c> the operator sets (arguments or environment variables).</summary>
+    /// <summary>Flags of <c>serve</c>; <see cref="FlagsSetByOperator"/> lists those the operator sets (arguments or environment variables).</summary>
     public static class Flags
     {
         public const string Model = "--model";
@@ -82,6 +82,14 @@ internal static class RuntimeContract
         public const string Peers = "--peers";
         public const string LocalRanks = "--local-ranks";
         public const string RebalanceIntervalSeconds = "--rebalance-interval-seconds";
+        public const string ApiKeyFile = "--api-key-file";
+        public const string MaxRequestBytes = "--max-request-bytes";
+        public const string CudaGraphs = "--cuda-graphs";
+        public const string KvCacheBlocks = "--kv-cache-blocks";
+        public const string BlockSize = "--block-size";
+        public const string ExpertPort = "--expert-port";
+        public const string ExpertTransport = "--expert-transport";
+        public const string GroupTokenFile = "--group-token-file";
     }
 
     /// <summary>Every flag the operator sets on a runtime pod, as an argument or through its environment variable.</summary>

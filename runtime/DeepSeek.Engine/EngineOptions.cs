@@ -58,21 +58,26 @@ public sealed record EngineOptions
     /// </summary>
     public int MaxConsecutiveStepFailures { get; init; } = 3;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the flag of the first value out of range.</summary>
+    /// <summary>Throws <see cref="ArgumentException"/> naming the flag of every value out of range.</summary>
     public void Validate()
     {
-        if (string.IsNullOrWhiteSpace(ServedModelName)) throw new ArgumentException("--served-name must not be empty.");
-        if (string.IsNullOrWhiteSpace(Device)) throw new ArgumentException("--device must not be empty.");
-        if (MaxRunningRequests < 1) throw new ArgumentException($"--max-running-requests must be at least 1, got {MaxRunningRequests}.");
-        if (MaxQueuedRequests < 0) throw new ArgumentException($"--max-queued-requests must be 0 or more, got {MaxQueuedRequests}.");
-        if (MaxBatchTokens < 1) throw new ArgumentException($"--max-batch-tokens must be at least 1, got {MaxBatchTokens}.");
-        if (BlockSize is < 1 or > 1024) throw new ArgumentException($"--block-size must be between 1 and 1024, got {BlockSize}.");
-        if (KvCacheBlocks is < 1) throw new ArgumentException($"--kv-cache-blocks must be at least 1, got {KvCacheBlocks}.");
-        if (!(KvCacheMemoryFraction > 0 && KvCacheMemoryFraction <= 1))
-            throw new ArgumentException($"--kv-cache-memory-fraction must be in (0, 1], got {KvCacheMemoryFraction}.");
-        if (MaxModelLength is < 2) throw new ArgumentException($"--max-context-length must be at least 2 tokens, got {MaxModelLength}.");
-        if (ThroughputWindow <= TimeSpan.Zero) throw new ArgumentException($"The throughput window must be positive, got {ThroughputWindow}.");
-        if (MaxConsecutiveStepFailures < 1) throw new ArgumentException($"MaxConsecutiveStepFailures must be at least 1, got {MaxConsecutiveStepFailures}.");
+        if (Problems().ToList() is { Count: > 0 } problems) throw new ArgumentException(string.Join(" ", problems));
+    }
+
+    /// <summary>Every value out of range, each naming its flag; <c>serve</c> reports them with its own.</summary>
+    public IEnumerable<string> Problems()
+    {
+        if (string.IsNullOrWhiteSpace(ServedModelName)) yield return "--served-name must not be empty.";
+        if (string.IsNullOrWhiteSpace(Device)) yield return "--device must not be empty.";
+        if (MaxRunningRequests < 1) yield return $"--max-running-requests must be at least 1, got {MaxRunningRequests}.";
+        if (MaxQueuedRequests < 0) yield return $"--max-queued-requests must be 0 or more, got {MaxQueuedRequests}.";
+        if (MaxBatchTokens < 1) yield return $"--max-batch-tokens must be at least 1, got {MaxBatchTokens}.";
+        if (BlockSize is < 1 or > 1024) yield return $"--block-size must be between 1 and 1024, got {BlockSize}.";
+        if (KvCacheBlocks is < 1) yield return $"--kv-cache-blocks must be at least 1, got {KvCacheBlocks}.";
+        if (!(KvCacheMemoryFraction > 0 && KvCacheMemoryFraction <= 1)) yield return $"--kv-cache-memory-fraction must be in (0, 1], got {KvCacheMemoryFraction}.";
+        if (MaxModelLength is < 2) yield return $"--max-context-length must be at least 2 tokens, got {MaxModelLength}.";
+        if (ThroughputWindow <= TimeSpan.Zero) yield return $"The throughput window must be positive, got {ThroughputWindow}.";
+        if (MaxConsecutiveStepFailures < 1) yield return $"MaxConsecutiveStepFailures must be at least 1, got {MaxConsecutiveStepFailures}.";
     }
 
     /// <summary>

@@ -419,7 +419,8 @@ internal sealed partial class EngineCore
     [LoggerMessage(Level = LogLevel.Information, Message = "Engine serving: {Blocks} KV blocks of {BlockSize} tokens, context {Context} tokens, vocabulary {Vocabulary}, model ready in {Seconds:0.0} s.")]
     private static partial void LogStarted(ILogger logger, int blocks, int blockSize, int context, int vocabulary, double seconds);
 
-    [LoggerMessage(Level = LogLevel.Critical, Message = "The engine could not start.")]
+    /// <summary>Debug: the failure reaches whoever started the engine, which says it once (with the trace only for a bug).</summary>
+    [LoggerMessage(Level = LogLevel.Debug, Message = "The engine could not start.")]
     private static partial void LogStartFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "A model step failed; its {Requests} request(s) end with an error and free their KV blocks ({Consecutive} failed step(s) in a row, the engine fails at {Limit}).")]

@@ -23,7 +23,7 @@ public sealed class Scheduler
     private readonly List<string> _finishedSinceLastStep = [];
     private long _admissions;
 
-    /// <param name="options">Batch and running limits, prefix caching.</param>
+    /// <param name="options">Batch and running limits, prefix caching; checked by <c>InferenceEngine.StartAsync</c> before the core builds its scheduler.</param>
     /// <param name="maxContextTokens">Prompt plus output never exceed it (<see cref="EngineOptions.ContextTokens"/>).</param>
     /// <param name="eosTokenIds">The model's end-of-sequence ids (from generation_config.json).</param>
     /// <param name="pool">The KV blocks this scheduler hands out.</param>
@@ -32,7 +32,6 @@ public sealed class Scheduler
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(eosTokenIds);
         ArgumentNullException.ThrowIfNull(pool);
-        options.Validate();
         ArgumentOutOfRangeException.ThrowIfLessThan(maxContextTokens, 2);
         Options = options;
         MaxContextTokens = maxContextTokens;

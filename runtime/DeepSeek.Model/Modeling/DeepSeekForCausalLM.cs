@@ -85,15 +85,16 @@ public sealed class DeepSeekForCausalLM : nn.Module
     /// weights (e.g. the int4 pass, <see cref="Int4Quantization"/>).
     /// </summary>
     /// <remarks>
+    /// <c>config</c>: the folder's config.json when the caller has already read it.
     /// <c>log</c> gets the load's progress (<see cref="LoadProgressLog"/>: a line every few seconds and
     /// the total with its rate, timed by <c>time</c>).
     /// </remarks>
     public static DeepSeekForCausalLM Load(string directory, ScalarType dtype, Device device, Action<DeepSeekForCausalLM>? passes = null,
-        Action<DeepSeekForCausalLM>? loadedPasses = null, Action<string>? log = null, TimeProvider? time = null)
+        Action<DeepSeekForCausalLM>? loadedPasses = null, Action<string>? log = null, TimeProvider? time = null, DeepSeekConfig? config = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         using var checkpoint = SafetensorsCheckpoint.Open(directory);
-        var result = Build(DeepSeekConfig.Load(directory), dtype);
+        var result = Build(config ?? DeepSeekConfig.Load(directory), dtype);
         try
         {
             passes?.Invoke(result);

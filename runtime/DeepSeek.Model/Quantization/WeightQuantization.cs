@@ -36,9 +36,13 @@ public sealed record WeightQuantization(string Name, int GroupSize)
     /// <exception cref="ArgumentException">int4 with activations other than bf16.</exception>
     public void CheckDType(ScalarType dtype)
     {
-        if (IsInt4 && dtype != ScalarType.BFloat16)
-            throw new ArgumentException($"--quantization int4 computes with bf16 activations (LibTorch's int4 kernels take bf16); use --dtype bfloat16, not {dtype.ToString().ToLowerInvariant()}.");
+        if (DTypeProblem(dtype) is { } problem) throw new ArgumentException(problem);
     }
+
+    /// <summary>Why this format cannot run with <paramref name="dtype"/> activations, or null.</summary>
+    public string? DTypeProblem(ScalarType dtype) => IsInt4 && dtype != ScalarType.BFloat16
+        ? $"--quantization int4 computes with bf16 activations (LibTorch's int4 kernels take bf16); use --dtype bfloat16, not {dtype.ToString().ToLowerInvariant()}."
+        : null;
 
     public override string ToString() => IsInt4 ? $"int4 (group {GroupSize})" : Name;
 }

@@ -111,13 +111,13 @@ public static class BenchCommand
                 var (prompt, output) = Lengths(config.MaxPositionEmbeddings, parse.GetValue(promptTokens), parse.GetValue(outputTokens));
                 if (prompt + output > config.MaxPositionEmbeddings)
                     throw new ArgumentException($"--prompt-tokens + --output-tokens ({prompt + output}) exceed the model's context of {config.MaxPositionEmbeddings}.");
-                var scalar = EngineService.ParseDType(parse.GetValue(dtype)!);
+                var scalar = DTypeNames.Parse(parse.GetValue(dtype)!);
                 var weights = WeightQuantization.Parse(parse.GetValue(quantization)!);
                 weights.CheckDType(scalar);
                 var deviceName = parse.GetValue(device)!;
                 var seedValue = parse.GetValue(seed);
                 var maxBatch = sizes.Max();
-                var blockSize = 16;
+                var blockSize = EngineOptions.Defaults.BlockSize;
                 var options = new EngineOptions
                 {
                     ServedModelName = "bench",

@@ -7,6 +7,7 @@ using DeepSeek.Engine.Requests;
 using DeepSeek.Engine.Telemetry;
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Quantization;
 using DeepSeek.Model.Tokenization;
 using DeepSeek.Runtime.Hosting;
 using Microsoft.Extensions.Logging;
@@ -51,8 +52,8 @@ public static class GenerateCommand
             try
             {
                 var directory = parse.GetValue(model)!;
-                var config = DeepSeekConfig.Load(directory);
-                var tokenizer = EngineService.LoadTokenizer(directory);
+                var folder = ModelFolder.Open(directory, DTypeNames.Parse(parse.GetValue(dtype)!), WeightQuantization.Parse(parse.GetValue(quantization)!));
+                var (config, tokenizer) = (folder.Config, folder.Tokenizer);
                 var ids = parse.GetValue(prompt) is { } text
                     ? EncodePrompt(text, tokenizer ?? throw new ArgumentException($"{directory} has no tokenizer.json; give --prompt-ids instead of --prompt."), config)
                     : ParseIds(parse.GetValue(promptIds)!);
@@ -75,8 +76,8 @@ public static class GenerateCommand
                 using var loggers = LoggerFactory.Create(logging => logging
                     .AddSimpleConsole(format => format.SingleLine = true)
                     .Services.Configure<ConsoleLoggerOptions>(console => console.LogToStandardErrorThreshold = LogLevel.Trace));
-                await using var engine = await EngineService.StartEngineAsync(directory, parse.GetValue(dtype)!, OneRequest(ids.Length, newTokens, parse.GetValue(device)!) with { CudaGraphs = parse.GetValue(cudaGraphs) }, tokenizer, metrics,
-                    engineLogger: loggers.CreateLogger("DeepSeek.Engine"), quantization: parse.GetValue(quantization)!);
+                await using var engine = await EngineService.StartEngineAsync(folder, OneRequest(ids.Length, newTokens, parse.GetValue(device)!) with { CudaGraphs = parse.GetValue(cudaGraphs) }, metrics,
+                    engineLogger: loggers.CreateLogger("DeepSeek.Engine"));
                 var result = newTokens == 0 ? new GeneratedSequence() : await RunAsync(engine, ids, sampling, cancellationToken);
 
                 if (parse.GetValue(output) == "json") Console.Out.WriteLine(ToJson(result, topLogprobs > 0));

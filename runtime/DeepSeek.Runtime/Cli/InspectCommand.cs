@@ -73,7 +73,7 @@ public static class InspectCommand
                 }
                 using var checkpoint = SafetensorsCheckpoint.Open(directory);
                 var inventory = ModelInventory.From(config, checkpoint.TensorNames.Select(checkpoint.Info));
-                var scalar = EngineService.ParseDType(parse.GetValue(dtype)!);
+                var scalar = DTypeNames.Parse(parse.GetValue(dtype)!);
                 var weights = WeightQuantization.Parse(parse.GetValue(quantization)!);
                 weights.CheckDType(scalar);
                 var resident = Int4Quantization.ResidentBytesFor(config, scalar, weights);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using DeepSeek.Model.Quantization;
+using Flags = DeepSeek.Contract.RuntimeContract.Flags;
 
 namespace DeepSeek.Runtime.Cli;
 
@@ -9,32 +10,32 @@ public static class ModelOptions
     /// <summary>The tiny DeepSeek-V3 checkpoint copied into the build output (see the csproj).</summary>
     public static string EmbeddedModelDirectory => Path.Combine(AppContext.BaseDirectory, "models", "deepseek-v3-tiny");
 
-    public static Option<string> Model() => new("--model")
+    public static Option<string> Model() => new(Flags.Model)
     {
         Description = "Hugging Face-layout model folder (config.json, *.safetensors, tokenizer.json). "
             + "Default: the embedded tiny DeepSeek-V3. Env: DEEPSEEK_MODEL.",
-        DefaultValueFactory = _ => EnvironmentDefault.GetString("--model") ?? EmbeddedModelDirectory,
+        DefaultValueFactory = _ => EnvironmentDefault.GetString(Flags.Model) ?? EmbeddedModelDirectory,
     };
 
-    public static Option<string> Device() => new("--device")
+    public static Option<string> Device() => new(Flags.Device)
     {
         Description = "cpu or cuda (cuda:N). Env: DEEPSEEK_DEVICE.",
-        DefaultValueFactory = _ => EnvironmentDefault.GetString("--device") ?? "cpu",
+        DefaultValueFactory = _ => EnvironmentDefault.GetString(Flags.Device) ?? "cpu",
     };
 
-    public static Option<string> DType() => new("--dtype")
+    public static Option<string> DType() => new(Flags.Dtype)
     {
         Description = "Weights and activations: float32, bfloat16, float16 or float64. Env: DEEPSEEK_DTYPE.",
-        DefaultValueFactory = _ => EnvironmentDefault.GetString("--dtype") ?? "float32",
+        DefaultValueFactory = _ => EnvironmentDefault.GetString(Flags.Dtype) ?? "float32",
     };
 
     public static Option<string> Quantization()
     {
-        var option = new Option<string>("--quantization")
+        var option = new Option<string>(Flags.Quantization)
         {
             Description = "How weights are held: none (the --dtype; an FP8 checkpoint is dequantised to it at load) or int4 "
                 + "(weight-only, group 128, quantised at load; needs --dtype bfloat16, and the native helper on CUDA). Env: DEEPSEEK_QUANTIZATION.",
-            DefaultValueFactory = _ => EnvironmentDefault.GetString("--quantization") ?? "none",
+            DefaultValueFactory = _ => EnvironmentDefault.GetString(Flags.Quantization) ?? "none",
         };
         option.Validators.Add(result =>
         {
@@ -45,10 +46,10 @@ public static class ModelOptions
         return option;
     }
 
-    public static Option<bool> CudaGraphs() => new("--cuda-graphs")
+    public static Option<bool> CudaGraphs() => new(Flags.CudaGraphs)
     {
         Description = "Replay decode steps as CUDA graphs (true or false); on CUDA with the native helper and bf16 or int4 weights, "
             + "elsewhere it has no effect. Env: DEEPSEEK_CUDA_GRAPHS.",
-        DefaultValueFactory = _ => EnvironmentDefault.Get("--cuda-graphs", true),
+        DefaultValueFactory = _ => EnvironmentDefault.Get(Flags.CudaGraphs, true),
     };
 }

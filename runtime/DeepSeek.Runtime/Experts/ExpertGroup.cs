@@ -19,21 +19,21 @@ public sealed class ExpertGroup
     private ExpertPlacement _placement;
     private ExpertPlacement? _switchingTo;
 
-    public ExpertGroup(ExpertParallelSettings settings, string modelDirectory)
+    public ExpertGroup(ExpertParallelSettings settings, Hosting.ModelFolder model)
     {
         ArgumentNullException.ThrowIfNull(settings);
         Settings = settings;
-        ModelDirectory = modelDirectory;
-        Config = DeepSeekConfig.Load(modelDirectory);
+        Model = model;
         _placement = ExpertPlacement.Initial(Config, settings.WorldSize, settings.RedundantExperts);
-        Fingerprint = ModelFingerprint.Of(modelDirectory);
+        Fingerprint = ModelFingerprint.Of(model);
     }
 
     public ExpertParallelSettings Settings { get; }
 
-    public string ModelDirectory { get; }
+    /// <summary>The checkpoint every member loads (each its own shard of it).</summary>
+    public Hosting.ModelFolder Model { get; }
 
-    public DeepSeekConfig Config { get; }
+    public DeepSeekConfig Config => Model.Config;
 
     /// <summary>The placement in force on this member (its version is what Status reports and Compute requires).</summary>
     public ExpertPlacement Placement => Volatile.Read(ref _placement);

@@ -1,8 +1,6 @@
 using System.Diagnostics.Metrics;
 using DeepSeek.Model.Devices;
-using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Parallelism;
-using DeepSeek.Model.Quantization;
 using DeepSeek.Runtime.Api;
 using DeepSeek.Runtime.Api.Auth;
 using DeepSeek.Runtime.Hosting;
@@ -22,7 +20,7 @@ public enum GroupRole
     Rank,
 }
 
-/// <summary>The group's wiring: <c>serve</c>'s host with <see cref="ServeSettings.Parallel"/> set.</summary>
+/// <summary>The group's wiring: <c>serve</c>'s host with <see cref="ServeConfiguration.Parallel"/> set.</summary>
 public static partial class ExpertGroupHosting
 {
     /// <summary>How long the leader's first step (its warm-up) waits for its ranks (and, over NCCL, the first group): they may still be loading.</summary>
@@ -33,17 +31,17 @@ public static partial class ExpertGroupHosting
     /// readiness that follows the group; a rank gets the expert listener, its shard (loaded on its
     /// tensor thread) and the Experts service behind the group token.
     /// </summary>
-    public static GroupRole AddExpertGroup(this WebApplicationBuilder builder, ServeSettings settings)
+    public static GroupRole AddExpertGroup(this WebApplicationBuilder builder, ServeConfiguration configuration, ModelFolder? model)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        ArgumentNullException.ThrowIfNull(settings);
-        var parallel = settings.Parallel;
+        ArgumentNullException.ThrowIfNull(configuration);
+        var parallel = configuration.Parallel;
         if (!parallel.IsGroup) return GroupRole.Alone;
-        var engine = settings.Engine ?? throw new InvalidOperationException("An expert-parallel group needs a model (--model).");
-        var group = new ExpertGroup(parallel, engine.ModelDirectory);
+        var group = new ExpertGroup(parallel, model ?? throw new InvalidOperationException("An expert-parallel group needs a model (--model)."));
+        var engine = configuration.Engine;
         var services = builder.Services;
         services.AddSingleton(group);
-        services.AddSingleton(provider => new ExpertParallelMetrics(engine.Options.ServedModelName, group, provider.GetRequiredService<IMeterFactory>()));
+        services.AddSingleton(provider => new ExpertParallelMetrics(engine.ServedModelName, group, provider.GetRequiredService<IMeterFactory>()));
 
         if (parallel.IsLeader)
         {
@@ -52,7 +50,7 @@ public static partial class ExpertGroupHosting
             {
                 services.AddSingleton(_ => new NcclExpertTransport(ExpertGroup.ComputeDeadline, TimeProvider.System, FirstFormationWait));
                 services.AddSingleton<IExpertTransport>(provider => provider.GetRequiredService<NcclExpertTransport>());
-                services.AddSingleton(provider => new NcclGroupLeader(group, engine, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<NcclExpertTransport>(),
+                services.AddSingleton(provider => new NcclGroupLeader(group, engine.Device, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<NcclExpertTransport>(),
                     provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System, provider.GetRequiredService<ILogger<NcclGroupLeader>>()));
                 services.AddHostedService(provider => provider.GetRequiredService<NcclGroupLeader>());
             }
@@ -71,7 +69,7 @@ public static partial class ExpertGroupHosting
             return GroupRole.Leader;
         }
 
-        var address = RuntimeHost.ResolveListenAddress(settings.Host);
+        var address = RuntimeHost.ResolveListenAddress(configuration.Host);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Listen(address, parallel.ExpertPort, listen =>
@@ -91,10 +89,10 @@ public static partial class ExpertGroupHosting
         });
         services.AddSingleton(new RankExperts(group));
         services.AddSingleton<IRankExperts>(provider => provider.GetRequiredService<RankExperts>());
-        services.AddHostedService(provider => new RankLoader(engine, group, provider.GetRequiredService<RankExperts>(),
+        services.AddHostedService(provider => new RankLoader(engine.Device, group, provider.GetRequiredService<RankExperts>(),
             provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), provider.GetRequiredService<ILogger<RankLoader>>()));
         if (parallel.Transport == ExpertTransportKind.Nccl)
-            services.AddHostedService(provider => new NcclGroupRank(group, engine, provider.GetRequiredService<RankExperts>(), provider.GetRequiredService<Readiness>(),
+            services.AddHostedService(provider => new NcclGroupRank(group, provider.GetRequiredService<RankExperts>(), provider.GetRequiredService<Readiness>(),
                 provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System, provider.GetRequiredService<ILogger<NcclGroupRank>>()));
         return GroupRole.Rank;
     }
@@ -149,22 +147,16 @@ public static partial class ExpertGroupHosting
     }
 
     /// <summary>Loads this rank's shard when the host starts; a rank that cannot load says why and exits non-zero.</summary>
-    private sealed partial class RankLoader(EngineSettings engine, ExpertGroup group, RankExperts experts, Readiness readiness,
+    private sealed partial class RankLoader(string device, ExpertGroup group, RankExperts experts, Readiness readiness,
         IHostApplicationLifetime lifetime, ILogger<RankLoader> logger) : BackgroundService
     {
         protected override async Task ExecuteAsync(CancellationToken stoppingToken)
         {
             try
             {
-                var dtype = EngineService.ParseDType(engine.DType);
                 var started = TimeProvider.System.GetTimestamp();
-                await experts.LoadAsync(() =>
-                {
-                    var device = TorchRuntime.Resolve(engine.Options.Device);
-                    void Log(string line) => LogRankLoad(logger, line);
-                    return DeepSeekForCausalLM.Load(engine.ModelDirectory, dtype, device, model => group.Shard(model, new ExpertGroup.NoDispatch()),
-                        Int4Quantization.Pass(WeightQuantization.Parse(engine.Quantization), dtype, device, Log), Log);
-                }).ConfigureAwait(false);
+                await experts.LoadAsync(() => group.Model.Load(TorchRuntime.Resolve(device), model => group.Shard(model, new ExpertGroup.NoDispatch()),
+                    line => LogRankLoad(logger, line))).ConfigureAwait(false);
                 var seconds = TimeProvider.System.GetElapsedTime(started).TotalSeconds;
                 var held = group.Placement.Layers.Sum(l => l.ExpertsOn(group.Settings.Rank).Count);
                 LogRankLoaded(logger, group.Settings.Rank, group.Settings.WorldSize, held, group.Placement.Layers.Count, seconds, group.Settings.ExpertPort);
@@ -172,7 +164,8 @@ public static partial class ExpertGroupHosting
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                LogRankLoadFailed(logger, e);
+                if (ModelLoadFailure.IsUserError(e)) LogRankLoadRefused(logger, e.Message);
+                else LogRankLoadFailed(logger, e);
                 readiness.MarkFailed();
                 Environment.ExitCode = 1;
                 lifetime.StopApplication();
@@ -188,5 +181,8 @@ public static partial class ExpertGroupHosting
 
         [LoggerMessage(Level = LogLevel.Critical, Message = "Loading this rank's experts failed; the process stops")]
         private static partial void LogRankLoadFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(Level = LogLevel.Critical, Message = "Loading this rank's experts failed; the process stops: {Reason}")]
+        private static partial void LogRankLoadRefused(ILogger logger, string reason);
     }
 }

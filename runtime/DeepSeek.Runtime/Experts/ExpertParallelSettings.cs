@@ -20,7 +20,7 @@ public sealed record ExpertParallelSettings
     /// <summary>Every rank's expert-transport address, in rank order (this rank's included).</summary>
     public IReadOnlyList<DnsEndPoint> Peers { get; init; } = [];
 
-    public int ExpertPort { get; init; } = 50052;
+    public int ExpertPort { get; init; } = DeepSeek.Contract.RuntimeContract.ExpertPort;
 
     public ExpertTransportKind Transport { get; init; } = ExpertTransportKind.Grpc;
 
@@ -40,6 +40,12 @@ public sealed record ExpertParallelSettings
     /// <exception cref="ArgumentException">Anything inconsistent.</exception>
     public void Validate()
     {
+        if (Problems() is { Count: > 0 } errors) throw new ArgumentException(string.Join(" ", errors));
+    }
+
+    /// <summary>Every inconsistency, each naming its flag; <c>serve</c> reports them with its own.</summary>
+    public IReadOnlyList<string> Problems()
+    {
         var errors = new List<string>();
         if (WorldSize < 1) errors.Add($"--world-size must be at least 1, got {WorldSize}.");
         if (Rank < 0 || Rank >= Math.Max(WorldSize, 1)) errors.Add($"--rank must be between 0 and {Math.Max(WorldSize, 1) - 1} (world size {WorldSize}), got {Rank}.");
@@ -54,7 +60,7 @@ public sealed record ExpertParallelSettings
             if (Peers.Count != WorldSize) errors.Add($"--peers must list {WorldSize} addresses (one per rank, in rank order), got {Peers.Count}.");
             if (string.IsNullOrWhiteSpace(GroupToken)) errors.Add("A group of more than one rank needs --group-token-file (or DEEPSEEK_GROUP_TOKEN): ranks refuse calls without the token.");
         }
-        if (errors.Count > 0) throw new ArgumentException(string.Join(" ", errors));
+        return errors;
     }
 
     /// <summary>Parses <c>host:port,host:port,…</c> (IPv6 as <c>[::1]:50052</c>).</summary>

@@ -9,11 +9,12 @@ namespace DeepSeek.Runtime.Experts;
 /// </summary>
 public static class ModelFingerprint
 {
-    public static string Of(string modelDirectory)
+    public static string Of(Hosting.ModelFolder model)
     {
+        ArgumentNullException.ThrowIfNull(model);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        hash.AppendData(File.ReadAllBytes(Path.Combine(modelDirectory, "config.json")));
-        foreach (var file in Directory.EnumerateFiles(modelDirectory, "*.safetensors").Order(StringComparer.Ordinal))
+        hash.AppendData(model.ConfigJson.Span);
+        foreach (var file in Directory.EnumerateFiles(model.Directory, "*.safetensors").Order(StringComparer.Ordinal))
             hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"\n{Path.GetFileName(file)}:{new FileInfo(file).Length}"));
         return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
     }

@@ -1,8 +1,6 @@
-using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Devices;
 using DeepSeek.Model.Native;
 using DeepSeek.Model.Parallelism;
-using DeepSeek.Runtime.Hosting;
 
 namespace DeepSeek.Runtime.Experts;
 
@@ -14,7 +12,7 @@ namespace DeepSeek.Runtime.Experts;
 /// of their own (they block in NCCL); their only tensors are the small int64 headers, and the transport
 /// serialises them with the engine thread's exchanges.
 /// </summary>
-public sealed partial class NcclGroupLeader(ExpertGroup group, EngineSettings engine, ExpertPeers peers, NcclExpertTransport transport,
+public sealed partial class NcclGroupLeader(ExpertGroup group, string deviceName, ExpertPeers peers, NcclExpertTransport transport,
     Serving.Readiness readiness, IHostApplicationLifetime lifetime, TimeProvider time, ILogger<NcclGroupLeader> logger) : BackgroundService
 {
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(250);
@@ -78,13 +76,13 @@ public sealed partial class NcclGroupLeader(ExpertGroup group, EngineSettings en
     {
         var settings = group.Settings;
         var store = NcclFormation.StoreEndpoint(settings);
-        var device = TorchRuntime.Resolve(engine.Options.Device);
+        var device = TorchRuntime.Resolve(deviceName);
         LogForming(logger, generation, settings.WorldSize, store.Port);
         NcclProcessGroup? formed = null;
         try
         {
             formed = helper.CreateProcessGroup(store.Host, store.Port, 0, settings.WorldSize, device, NcclFormation.JoinTimeout, generation);
-            if (ExpertGroupAgreement.Exchange(formed, AgreementRow(group, engine), device, NcclFormation.JoinTimeout) is { } problem)
+            if (ExpertGroupAgreement.Exchange(formed, AgreementRow(group), device, NcclFormation.JoinTimeout) is { } problem)
             {
                 formed.Abort();
                 formed.Dispose();
@@ -117,12 +115,10 @@ public sealed partial class NcclGroupLeader(ExpertGroup group, EngineSettings en
     }
 
     /// <summary>What every member compares when a group forms; the same on the leader and its ranks.</summary>
-    public static long[] AgreementRow(ExpertGroup group, EngineSettings engine)
+    public static long[] AgreementRow(ExpertGroup group)
     {
         ArgumentNullException.ThrowIfNull(group);
-        ArgumentNullException.ThrowIfNull(engine);
-        var config = DeepSeekConfig.Load(engine.ModelDirectory);
-        return ExpertGroupAgreement.Row(group.Placement.Version, config.HiddenSize, EngineService.ParseDType(engine.DType), config.NumExpertsPerTok,
+        return ExpertGroupAgreement.Row(group.Placement.Version, group.Config.HiddenSize, group.Model.DType, group.Config.NumExpertsPerTok,
             group.Placement.Layers.Count, group.Fingerprint);
     }
 

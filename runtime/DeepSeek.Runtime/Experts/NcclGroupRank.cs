@@ -1,7 +1,6 @@
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Native;
 using DeepSeek.Model.Parallelism;
-using DeepSeek.Runtime.Hosting;
 
 namespace DeepSeek.Runtime.Experts;
 
@@ -12,7 +11,7 @@ namespace DeepSeek.Runtime.Experts;
 /// collective failed) join the next one after a backoff. The Experts gRPC service keeps answering
 /// Status meanwhile: it is how the leader knows this rank is loaded and reachable.
 /// </summary>
-public sealed partial class NcclGroupRank(ExpertGroup group, EngineSettings engine, RankExperts experts, Serving.Readiness readiness,
+public sealed partial class NcclGroupRank(ExpertGroup group, RankExperts experts, Serving.Readiness readiness,
     IHostApplicationLifetime lifetime, TimeProvider time, ILogger<NcclGroupRank> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -32,7 +31,7 @@ public sealed partial class NcclGroupRank(ExpertGroup group, EngineSettings engi
             lifetime.StopApplication();
             return;
         }
-        var row = NcclGroupLeader.AgreementRow(group, engine);
+        var row = NcclGroupLeader.AgreementRow(group);
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {

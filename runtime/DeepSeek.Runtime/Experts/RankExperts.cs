@@ -114,7 +114,7 @@ public sealed class RankExperts : IRankExperts, IDisposable
             var loaded = 0;
             try
             {
-                using var checkpoint = SafetensorsCheckpoint.Open(_group.ModelDirectory);
+                using var checkpoint = SafetensorsCheckpoint.Open(_group.Model.Directory);
                 foreach (var layer in next.Layers)
                 {
                     // One layer per work item: Compute calls of the placement in force run in between.

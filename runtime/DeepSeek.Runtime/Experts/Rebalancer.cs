@@ -112,7 +112,7 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
         Exception? leaderFailure = null;
         try
         {
-            using var checkpoint = SafetensorsCheckpoint.Open(group.ModelDirectory);
+            using var checkpoint = SafetensorsCheckpoint.Open(group.Model.Directory);
             foreach (var layer in next.Layers)
             {
                 // One layer per pause between steps: the leader's serving stalls for one layer's read at most.

@@ -6,11 +6,9 @@ using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Devices;
 using DeepSeek.Model.Modeling;
-using DeepSeek.Model.Quantization;
 using DeepSeek.Model.Tokenization;
 using DeepSeek.Runtime.Api;
 using DeepSeek.Runtime.Serving;
-using static TorchSharp.torch;
 
 namespace DeepSeek.Runtime.Hosting;
 
@@ -22,99 +20,54 @@ namespace DeepSeek.Runtime.Hosting;
 /// on its own (a fault it cannot continue after), the replica turns not-ready and the process exits
 /// non-zero so that its supervisor restarts it.
 /// </summary>
-public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleService, IAsyncDisposable
+/// <remarks><paramref name="group"/> and <paramref name="transport"/>: the expert-parallel group this engine leads, if any; its pass shards the model before it is materialised.</remarks>
+public sealed partial class EngineService(ServeConfiguration configuration, ModelFolder folder, Readiness readiness, EngineMetrics metrics, IHostApplicationLifetime lifetime,
+    ILogger<EngineService> logger, ILoggerFactory loggers, Experts.ExpertGroup? group = null, DeepSeek.Model.Parallelism.IExpertTransport? transport = null)
+    : IInferenceBackend, IHostedLifecycleService, IAsyncDisposable
 {
-    private readonly EngineSettings _settings;
-    private readonly Readiness _readiness;
-    private readonly EngineMetrics _metrics;
-    private readonly IHostApplicationLifetime _lifetime;
-    private readonly ILogger<EngineService> _logger;
-    private readonly DeepSeekConfig _config;
-    private readonly BpeTokenizer? _tokenizer;
     private readonly TaskCompletionSource<InferenceEngine> _engine = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private ModelDescription _model;
+    private ModelDescription _model = Describe(configuration.Engine, folder);
+    private readonly Action<DeepSeekForCausalLM>? _modelPasses = group is not null && transport is not null ? model => group.Shard(model, transport) : null;
+    // The engine's own lines (failed steps with their cause, its start) under its own category.
+    private readonly ILogger _engineLogger = loggers.CreateLogger("DeepSeek.Engine");
 
-    private readonly Action<DeepSeekForCausalLM>? _modelPasses;
-    private readonly ILogger _engineLogger;
-
-    /// <summary><paramref name="group"/> and <paramref name="transport"/>: the expert-parallel group this engine leads, if any; its pass shards the model before it is materialised.</summary>
-    public EngineService(EngineSettings settings, Readiness readiness, EngineMetrics metrics, IHostApplicationLifetime lifetime, ILogger<EngineService> logger,
-        ILoggerFactory loggers, Experts.ExpertGroup? group = null, DeepSeek.Model.Parallelism.IExpertTransport? transport = null)
+    private static ModelDescription Describe(EngineOptions options, ModelFolder folder) => new()
     {
-        ArgumentNullException.ThrowIfNull(loggers);
-        // The engine's own lines (failed steps with their cause, its start) under its own category.
-        _engineLogger = loggers.CreateLogger("DeepSeek.Engine");
-        ArgumentNullException.ThrowIfNull(settings);
-        _settings = settings;
-        _readiness = readiness;
-        _metrics = metrics;
-        _lifetime = lifetime;
-        _logger = logger;
-        _config = DeepSeekConfig.Load(settings.ModelDirectory);
-        if (group is not null && transport is not null) _modelPasses = model => group.Shard(model, transport);
-        _tokenizer = LoadTokenizer(settings.ModelDirectory);
-        var options = settings.Options;
-        _model = new ModelDescription
-        {
-            ServedName = options.ServedModelName,
-            Architecture = _config.ModelType,
-            VocabSize = _config.VocabSize,
-            // Until the engine has sized its KV pool, the context is the configured one; then the engine's.
-            MaxContextLength = options.ContextTokens(_config.MaxPositionEmbeddings),
-            EmbeddingDimensions = _config.HiddenSize,
-            NumLayers = _config.NumHiddenLayers,
-            NumRoutedExperts = _config.NRoutedExperts,
-            ExpertsPerToken = _config.NumExpertsPerTok,
-            DType = settings.DType,
-            Device = options.Device,
-            ParameterCount = CountParameters(settings.ModelDirectory, _config),
-            CreatedUnixSeconds = new DateTimeOffset(File.GetLastWriteTimeUtc(Path.Combine(settings.ModelDirectory, "config.json"))).ToUnixTimeSeconds(),
-            MaxTokenBytes = _tokenizer?.MaxTokenBytes ?? 1,
-            MaxRunningRequests = options.MaxRunningRequests,
-            MaxQueuedRequests = options.MaxQueuedRequests,
-        };
-    }
+        ServedName = options.ServedModelName,
+        Architecture = folder.Config.ModelType,
+        VocabSize = folder.Config.VocabSize,
+        // Until the engine has sized its KV pool, the context is the configured one; then the engine's.
+        MaxContextLength = options.ContextTokens(folder.Config.MaxPositionEmbeddings),
+        EmbeddingDimensions = folder.Config.HiddenSize,
+        NumLayers = folder.Config.NumHiddenLayers,
+        NumRoutedExperts = folder.Config.NRoutedExperts,
+        ExpertsPerToken = folder.Config.NumExpertsPerTok,
+        DType = folder.DType.ToString().ToLowerInvariant(),
+        Device = options.Device,
+        ParameterCount = CountParameters(folder.Directory, folder.Config),
+        CreatedUnixSeconds = folder.Created.ToUnixTimeSeconds(),
+        MaxTokenBytes = folder.Tokenizer?.MaxTokenBytes ?? 1,
+        MaxRunningRequests = options.MaxRunningRequests,
+        MaxQueuedRequests = options.MaxQueuedRequests,
+    };
 
     public ModelDescription Model => Volatile.Read(ref _model);
 
-    /// <summary>The folder's tokenizer.json, or null when it has none (token ids only, empty text).</summary>
-    public static BpeTokenizer? LoadTokenizer(string modelDirectory)
-    {
-        var path = Path.Combine(modelDirectory, "tokenizer.json");
-        return File.Exists(path) ? BpeTokenizer.Load(path) : null;
-    }
-
     /// <summary>The engine over a checkpoint folder, as <c>serve</c> and <c>generate</c> start it: the model loads on the engine thread; text is decoded with the folder's tokenizer, special tokens skipped.</summary>
-    public static Task<InferenceEngine> StartEngineAsync(string modelDirectory, string dtype, EngineOptions options, BpeTokenizer? tokenizer, EngineMetrics metrics,
-        Action<DeepSeekForCausalLM>? modelPasses = null, ILogger? engineLogger = null, string quantization = "none")
+    public static Task<InferenceEngine> StartEngineAsync(ModelFolder model, EngineOptions options, EngineMetrics metrics,
+        Action<DeepSeekForCausalLM>? modelPasses = null, ILogger? engineLogger = null)
     {
+        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
-        var scalar = ParseDType(dtype);
-        var weights = WeightQuantization.Parse(quantization);
-        weights.CheckDType(scalar);
         void Log(string line)
         {
             if (engineLogger is not null) LogModelLoad(engineLogger, line);
         }
         return InferenceEngine.StartAsync(options,
-            () =>
-            {
-                var device = TorchRuntime.Resolve(options.Device);
-                return DeepSeekForCausalLM.Load(modelDirectory, scalar, device, modelPasses, Int4Quantization.Pass(weights, scalar, device, Log), Log);
-            },
-            new DelegateTokenDecoder(ids => tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
+            () => model.Load(TorchRuntime.Resolve(options.Device), modelPasses, Log),
+            new DelegateTokenDecoder(ids => model.Tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
             metrics, logger: engineLogger);
     }
-
-    /// <exception cref="ArgumentException">Not one of the dtypes the model loads in.</exception>
-    public static ScalarType ParseDType(string name) => name switch
-    {
-        "float32" => ScalarType.Float32,
-        "bfloat16" => ScalarType.BFloat16,
-        "float16" => ScalarType.Float16,
-        "float64" => ScalarType.Float64,
-        _ => throw new ArgumentException($"--dtype {name} is not supported; use float32, bfloat16, float16 or float64."),
-    };
 
     /// <summary>
     /// The tokenizer may know fewer ids than the model embeds (checkpoints pad the table; the padding
@@ -131,16 +84,16 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (_tokenizer is null)
+        if (folder.Tokenizer is null)
         {
-            LogNoTokenizer(_logger, _settings.ModelDirectory);
+            LogNoTokenizer(logger, folder.Directory);
         }
         else
         {
             // Said at every start: a tokenizer from another checkpoint shows up here, not as garbled text.
-            var fit = DescribeVocabularyFit(_tokenizer.Size, _config.VocabSize);
-            if (_tokenizer.Size > _config.VocabSize) LogVocabularyMismatch(_logger, fit);
-            else LogVocabulary(_logger, fit);
+            var fit = DescribeVocabularyFit(folder.Tokenizer.Size, folder.Config.VocabSize);
+            if (folder.Tokenizer.Size > folder.Config.VocabSize) LogVocabularyMismatch(logger, fit);
+            else LogVocabulary(logger, fit);
         }
         _ = Task.Run(LoadAsync, CancellationToken.None);
         return Task.CompletedTask;
@@ -152,15 +105,15 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
     {
         try
         {
-            var options = _settings.Options;
-            var engine = await StartEngineAsync(_settings.ModelDirectory, _settings.DType, options, _tokenizer, _metrics, _modelPasses, _engineLogger, _settings.Quantization).ConfigureAwait(false);
+            var options = configuration.Engine;
+            var engine = await StartEngineAsync(folder, options, metrics, _modelPasses, _engineLogger).ConfigureAwait(false);
             await engine.WarmUpAsync().ConfigureAwait(false);
-            if (_logger.IsEnabled(LogLevel.Information))
+            if (logger.IsEnabled(LogLevel.Information))
             {
-                var kvBytesPerToken = (long)(_config.KvLoraRank + _config.QkRopeHeadDim) * _config.NumHiddenLayers * ScalarBytes(_settings.DType);
-            var kvTokens = (long)engine.NumKvBlocks * options.BlockSize;
-            LogLoaded(_logger, _settings.ModelDirectory, engine.ModelLoadTime.TotalSeconds, options.Device, _settings.DType,
-                engine.NumKvBlocks, options.BlockSize, kvTokens, kvTokens * kvBytesPerToken / (1024.0 * 1024.0), engine.MaxContextTokens);
+                var kvBytesPerToken = (long)(folder.Config.KvLoraRank + folder.Config.QkRopeHeadDim) * folder.Config.NumHiddenLayers * DTypeNames.Bytes(folder.DType);
+                var kvTokens = (long)engine.NumKvBlocks * options.BlockSize;
+                LogLoaded(logger, folder.Directory, engine.ModelLoadTime.TotalSeconds, options.Device, _model.DType,
+                    engine.NumKvBlocks, options.BlockSize, kvTokens, kvTokens * kvBytesPerToken / (1024.0 * 1024.0), engine.MaxContextTokens);
             }
             Volatile.Write(ref _model, _model with { MaxContextLength = engine.MaxContextTokens });
             _engine.TrySetResult(engine);
@@ -168,7 +121,8 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
         }
         catch (Exception e)
         {
-            LogLoadFailed(_logger, e);
+            if (ModelLoadFailure.IsUserError(e)) LogLoadRefused(logger, e.Message);
+            else LogLoadFailed(logger, e);
             _engine.TrySetException(e);
             Fail();
         }
@@ -183,27 +137,27 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
         }
         catch (Exception e)
         {
-            if (!_lifetime.ApplicationStopping.IsCancellationRequested) LogEngineFailed(_logger, e);
+            if (!lifetime.ApplicationStopping.IsCancellationRequested) LogEngineFailed(logger, e);
         }
-        if (_lifetime.ApplicationStopping.IsCancellationRequested) return;
-        LogEngineStopped(_logger);
+        if (lifetime.ApplicationStopping.IsCancellationRequested) return;
+        LogEngineStopped(logger);
         Fail();
     }
 
     /// <summary>Not-ready for good, then stop: <c>serve</c> exits with code 1 for a failed replica.</summary>
     private void Fail()
     {
-        _readiness.MarkFailed();
-        _lifetime.StopApplication();
+        readiness.MarkFailed();
+        lifetime.StopApplication();
     }
 
     /// <summary>Runs before any hosted service stops, Kestrel included: the server still answers while in-flight requests finish.</summary>
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
-        _readiness.MarkDraining();
+        readiness.MarkDraining();
         if (!_engine.Task.IsCompletedSuccessfully) return;
-        LogDraining(_logger, _settings.DrainTimeout.TotalSeconds);
-        await _engine.Task.Result.DrainAsync(_settings.DrainTimeout).ConfigureAwait(false);
+        LogDraining(logger, configuration.DrainTimeout.TotalSeconds);
+        await _engine.Task.Result.DrainAsync(configuration.DrainTimeout).ConfigureAwait(false);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -221,16 +175,16 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
     /// <summary>Completes when the engine is loaded and has run its warm-up step.</summary>
     public async Task WarmUpAsync(CancellationToken cancellationToken) => await _engine.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
 
-    private BpeTokenizer Tokenizer => _tokenizer
-        ?? throw new InvalidRequestException("prompt", $"The model {_settings.Options.ServedModelName} has no tokenizer.json; send token ids instead of text.", "no_tokenizer");
+    private BpeTokenizer Tokenizer => folder.Tokenizer
+        ?? throw new InvalidRequestException("prompt", $"The model {configuration.Engine.ServedModelName} has no tokenizer.json; send token ids instead of text.", "no_tokenizer");
 
     public int[] Encode(string text, bool addSpecialTokens)
     {
         var ids = Tokenizer.Encode(text);
-        return addSpecialTokens && _config.BosTokenId is { } bos && (ids.Count == 0 || ids[0] != bos) ? [bos, .. ids] : [.. ids];
+        return addSpecialTokens && folder.Config.BosTokenId is { } bos && (ids.Count == 0 || ids[0] != bos) ? [bos, .. ids] : [.. ids];
     }
 
-    public string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens) => _tokenizer?.Decode(tokenIds, skipSpecialTokens) ?? "";
+    public string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens) => folder.Tokenizer?.Decode(tokenIds, skipSpecialTokens) ?? "";
 
     public int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => ChatTemplate.Encode(Tokenizer, messages);
 
@@ -261,13 +215,6 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
         }
     }
 
-    private static int ScalarBytes(string dtype) => dtype switch
-    {
-        "float64" => 8,
-        "bfloat16" or "float16" => 2,
-        _ => 4,
-    };
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Vocabulary: {Fit}")]
     private static partial void LogVocabulary(ILogger logger, string fit);
 
@@ -286,6 +233,9 @@ public sealed partial class EngineService : IInferenceBackend, IHostedLifecycleS
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "Loading the model failed; the process stops")]
     private static partial void LogLoadFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Loading the model failed; the process stops: {Reason}")]
+    private static partial void LogLoadRefused(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The engine failed")]
     private static partial void LogEngineFailed(ILogger logger, Exception exception);

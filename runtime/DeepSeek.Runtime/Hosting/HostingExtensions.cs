@@ -1,3 +1,4 @@
+using DeepSeek.Contract;
 using DeepSeek.Runtime.Api;
 using System.Diagnostics.Metrics;
 using System.Text.Json.Serialization;
@@ -14,7 +15,7 @@ using OpenTelemetry.Metrics;
 
 namespace DeepSeek.Runtime.Hosting;
 
-/// <summary>The runtime's wiring, one extension per concern, in the order <see cref="RuntimeHost.Build(ServeSettings, IInferenceBackend?, string[])"/> applies them.</summary>
+/// <summary>The runtime's wiring, one extension per concern, in the order <see cref="RuntimeHost.Build(ServeConfiguration, ModelFolder?, IInferenceBackend?, string[])"/> applies them.</summary>
 public static partial class HostingExtensions
 {
     /// <summary>
@@ -22,7 +23,7 @@ public static partial class HostingExtensions
     /// readiness, gRPC with its key interceptor and health, and the Prometheus exporter.
     /// </summary>
     /// <exception cref="InvalidOperationException">The API key settings are contradictory or the key file is unusable.</exception>
-    public static WebApplicationBuilder AddRuntimeHost(this WebApplicationBuilder builder, ServeSettings settings)
+    public static WebApplicationBuilder AddRuntimeHost(this WebApplicationBuilder builder, ServeConfiguration settings)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(settings);
@@ -60,10 +61,10 @@ public static partial class HostingExtensions
 
     /// <summary>
     /// The model behind the APIs: <paramref name="backend"/> when given (tests), else the
-    /// <see cref="EngineService"/> over <see cref="ServeSettings.Engine"/>; the replica turns ready after
+    /// <see cref="EngineService"/> over <paramref name="model"/>; the replica turns ready after
     /// its warm-up. False when there is neither (a host of probes and metrics only).
     /// </summary>
-    public static bool AddInferenceEngine(this WebApplicationBuilder builder, ServeSettings settings, IInferenceBackend? backend = null)
+    public static bool AddInferenceEngine(this WebApplicationBuilder builder, ServeConfiguration settings, ModelFolder? model, IInferenceBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(settings);
@@ -72,15 +73,16 @@ public static partial class HostingExtensions
         {
             services.AddSingleton(backend);
         }
-        else if (settings.Engine is { } engine)
+        else if (model is not null)
         {
-            services.AddSingleton(engine);
-            services.AddSingleton(provider => new EngineMetrics(engine.Options.ServedModelName, provider.GetRequiredService<IMeterFactory>()));
+            services.AddSingleton(settings);
+            services.AddSingleton(model);
+            services.AddSingleton(provider => new EngineMetrics(settings.Engine.ServedModelName, provider.GetRequiredService<IMeterFactory>()));
             services.AddSingleton<EngineService>();
             services.AddSingleton<IInferenceBackend>(provider => provider.GetRequiredService<EngineService>());
             services.AddHostedService(provider => provider.GetRequiredService<EngineService>());
             // The drain runs inside the host's shutdown; give it its timeout and a margin for the step under way.
-            services.Configure<HostOptions>(o => o.ShutdownTimeout = engine.DrainTimeout + TimeSpan.FromSeconds(30));
+            services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.DrainTimeout + TimeSpan.FromSeconds(30));
         }
         else
         {
@@ -112,8 +114,8 @@ public static partial class HostingExtensions
     public static WebApplication MapProbes(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapMethods("/health", ReadOnlyMethods, () => Results.Json(new ProbeStatus("up"), ProbeJsonContext.Default.ProbeStatus)).RequireFace(ApiFace.Http);
-        app.MapMethods("/ready", ReadOnlyMethods, (Readiness readiness) => Results.Json(
+        app.MapMethods(RuntimeContract.HealthPath, ReadOnlyMethods, () => Results.Json(new ProbeStatus("up"), ProbeJsonContext.Default.ProbeStatus)).RequireFace(ApiFace.Http);
+        app.MapMethods(RuntimeContract.ReadyPath, ReadOnlyMethods, (Readiness readiness) => Results.Json(
                 new ProbeStatus(readiness.State == ReadinessState.WaitingForRanks ? "waiting_for_ranks" : readiness.State.ToString().ToLowerInvariant(), readiness.MissingRanks),
                 ProbeJsonContext.Default.ProbeStatus,
                 statusCode: readiness.IsReady ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable))
@@ -132,7 +134,7 @@ public static partial class HostingExtensions
     }
 
     /// <summary>Says at start which port serves what, and whether the API needs a key.</summary>
-    public static WebApplication LogListeners(this WebApplication app, ServeSettings settings)
+    public static WebApplication LogListeners(this WebApplication app, ServeConfiguration settings)
     {
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(settings);

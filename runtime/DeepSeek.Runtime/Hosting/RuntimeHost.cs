@@ -15,22 +15,20 @@ public static class RuntimeHost
 {
     public const string MeterName = "DeepSeek.Runtime";
 
-    /// <summary>Probes and metrics only, ready at startup: the host without a model.</summary>
-    public static WebApplication Build(ServeSettings settings, string[]? args = null) => Build(settings, backend: null, args);
-
     /// <summary>
-    /// The serving host: with a <paramref name="backend"/> (tests) or <see cref="ServeSettings.Engine"/>
+    /// The serving host: with a <paramref name="backend"/> (tests) or a <paramref name="model"/>
     /// (<c>serve</c>: the <see cref="EngineService"/> over the real engine), the OpenAI API and the gRPC
-    /// Inference service run on it, and <c>/ready</c> turns true only after the backend's warm-up.
+    /// Inference service run on it, and <c>/ready</c> turns true only after the backend's warm-up;
+    /// with neither, probes and metrics only, ready at startup.
     /// </summary>
-    public static WebApplication Build(ServeSettings settings, IInferenceBackend? backend, string[]? args = null)
+    public static WebApplication Build(ServeConfiguration configuration, ModelFolder? model = null, IInferenceBackend? backend = null, string[]? args = null)
     {
-        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(configuration);
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
-        builder.AddRuntimeHost(settings);
+        builder.AddRuntimeHost(configuration);
         // A rank other than the leader computes experts for its leader and serves no API.
-        var role = builder.AddExpertGroup(settings);
-        var serving = role != GroupRole.Rank && builder.AddInferenceEngine(settings, backend);
+        var role = builder.AddExpertGroup(configuration, model);
+        var serving = role != GroupRole.Rank && builder.AddInferenceEngine(configuration, model, backend);
 
         var app = builder.Build();
         app.UseApiKey();
@@ -38,7 +36,7 @@ public static class RuntimeHost
         if (serving) app.MapOpenAi();
         app.MapGrpcInference(withInference: serving);
         app.MapExpertGroup(role);
-        app.LogListeners(settings);
+        app.LogListeners(configuration);
         return app;
     }
 

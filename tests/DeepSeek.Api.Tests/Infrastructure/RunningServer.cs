@@ -12,7 +12,7 @@ public sealed class RunningServer : IAsyncDisposable
 {
     public const string Key = "test-key-0123456789";
 
-    private RunningServer(WebApplication app, ServeSettings settings, TestBackend backend)
+    private RunningServer(WebApplication app, ServeConfiguration settings, TestBackend backend)
     {
         App = app;
         Settings = settings;
@@ -22,7 +22,7 @@ public sealed class RunningServer : IAsyncDisposable
     }
 
     public WebApplication App { get; }
-    public ServeSettings Settings { get; }
+    public ServeConfiguration Settings { get; }
     public TestBackend Backend { get; }
     /// <summary>Sends the API key on every request.</summary>
     public HttpClient Http { get; }
@@ -34,8 +34,8 @@ public sealed class RunningServer : IAsyncDisposable
     {
         backend ??= new TestBackend();
         if (warmUp) backend.WarmUpGate.TrySetResult();
-        var settings = new ServeSettings { Host = "127.0.0.1", HttpPort = FreePort.Next(), GrpcPort = FreePort.Next(), ApiKey = Key, MaxRequestBytes = maxRequestBytes };
-        var app = RuntimeHost.Build(settings, backend);
+        var settings = new ServeConfiguration { Host = "127.0.0.1", HttpPort = FreePort.Next(), GrpcPort = FreePort.Next(), ApiKey = Key, MaxRequestBytes = maxRequestBytes };
+        var app = RuntimeHost.Build(settings, backend: backend);
         await app.StartAsync();
         var server = new RunningServer(app, settings, backend);
         if (warmUp) await server.WaitReadyAsync();

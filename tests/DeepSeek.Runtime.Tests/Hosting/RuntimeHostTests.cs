@@ -11,7 +11,7 @@ namespace DeepSeek.Runtime.Tests.Hosting;
 /// <summary>The real Kestrel host on loopback ports, reached over real sockets.</summary>
 public sealed class RuntimeHostTests : IAsyncLifetime
 {
-    private readonly ServeSettings _settings = new() { Host = "127.0.0.1", HttpPort = FreePort.Next(), GrpcPort = FreePort.Next() };
+    private readonly ServeConfiguration _settings = new() { Host = "127.0.0.1", HttpPort = FreePort.Next(), GrpcPort = FreePort.Next() };
     private WebApplication? _app;
     private readonly HttpClient _http = new();
 

@@ -3,7 +3,8 @@ namespace DeepSeek.Runtime.Api.OpenAi;
 /// <summary>Limits of the OpenAI-compatible API (documented in docs/api.md).</summary>
 public sealed record OpenAiOptions
 {
-    public long MaxRequestBytes { get; init; } = 8 * 1024 * 1024;
+    /// <summary>From <c>--max-request-bytes</c> (its default is <c>ServeConfiguration</c>'s).</summary>
+    public required long MaxRequestBytes { get; init; }
     /// <summary>Inputs per <c>/v1/embeddings</c> call.</summary>
     public int MaxEmbeddingInputs { get; init; } = 64;
     /// <summary>Sequences per generation call: <c>n</c> times the number of prompts.</summary>

@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using DeepSeek.Api.Tests.Infrastructure;
+
+namespace DeepSeek.Api.Tests.Serve;
+
+/// <summary>
+/// Mistakes in how <c>serve</c> is started, through the real process: each is one line saying what to
+/// change and exit code 1 or 2, never an unhandled exception or a stack trace (those are for bugs).
+/// </summary>
+public sealed class ServeUserErrorTests
+{
+    private static string FixtureDir => Path.Combine(ExternalTool.RepoRoot, "tests", "fixtures", "deepseek-v3-tiny");
+
+    [Fact]
+    public async Task A_port_that_is_not_a_number_is_one_line_naming_the_flag()
+    {
+        var (exitCode, stdout, stderr) = await ServeAsync("--http-port", "abc", "--grpc-port", $"{FreePort.Next()}");
+
+        AssertOneLine(exitCode, stdout, stderr, "--http-port");
+        Assert.Contains("abc", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_port_in_use_is_one_line_naming_the_flag_to_change()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var taken = ((IPEndPoint)listener.LocalEndpoint).Port;
+
+        var (exitCode, stdout, stderr) = await ServeAsync("--http-port", $"{taken}", "--grpc-port", $"{FreePort.Next()}");
+
+        AssertOneLine(exitCode, stdout, stderr, $"--http-port {taken}");
+        Assert.Contains("address already in use", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_unknown_device_is_one_line_before_anything_loads()
+    {
+        var (exitCode, stdout, stderr) = await ServeAsync("--http-port", $"{FreePort.Next()}", "--grpc-port", $"{FreePort.Next()}", "--device", "gpu");
+
+        AssertOneLine(exitCode, stdout, stderr, "--device gpu");
+        Assert.Contains("cpu, cuda or cuda:N", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_fp8_checkpoint_missing_a_scale_says_which_without_a_stack_trace()
+    {
+        using var folder = new Fp8FolderWithoutScale(FixtureDir);
+
+        var (exitCode, stdout, stderr) = await ServeAsync("--http-port", $"{FreePort.Next()}", "--grpc-port", $"{FreePort.Next()}", "--model", folder.Path);
+
+        var output = stdout + stderr;
+        Assert.True(exitCode == 1, $"exit code {exitCode}:\n{output}");
+        Assert.Contains($"{Fp8FolderWithoutScale.Weight}_scale_inv", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    private static async Task<(int ExitCode, string Stdout, string Stderr)> ServeAsync(params string[] arguments)
+    {
+        var start = new ProcessStartInfo("dotnet", [ServeProcess.RuntimeDll, "serve", "--host", "127.0.0.1", .. arguments]);
+        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("DEEPSEEK_", StringComparison.Ordinal)).ToList()) start.Environment.Remove(name);
+        return await ExternalTool.RunAsync(start, null, TimeSpan.FromSeconds(300));
+    }
+
+    /// <summary>Exit code 1 or 2 and one line on stderr naming <paramref name="expected"/>; no trace, no log lines.</summary>
+    private static void AssertOneLine(int exitCode, string stdout, string stderr, string expected)
+    {
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.True(exitCode is 1 or 2 && lines.Length == 1 && stdout.Trim().Length == 0, $"exit code {exitCode}:\n{stdout}\n{stderr}");
+        Assert.Contains(expected, lines[0], StringComparison.Ordinal);
+    }
+}
