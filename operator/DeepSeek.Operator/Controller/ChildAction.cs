@@ -8,3 +8,10 @@ namespace DeepSeek.Operator.Controller;
 /// update that restores fields someone else changed (the spec the operator last wrote is unchanged).
 /// </summary>
 public sealed record ChildAction(ChildActionKind Kind, IKubernetesObject<V1ObjectMeta> Object, bool Drift = false);
+
+public enum ChildActionKind
+{
+    Create,
+    Update,
+    Delete,
+}

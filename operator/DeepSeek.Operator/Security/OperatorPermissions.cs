@@ -25,3 +25,6 @@ public static class OperatorPermissions
     public static bool Allows(string apiGroup, string resource, string verb) =>
         Rules.Any(r => r.ApiGroup == apiGroup && r.Resource == resource && r.Verbs.Contains(verb));
 }
+
+/// <summary>One RBAC rule: verbs on a resource (optionally <c>resource/subresource</c>) of an API group ("" = core).</summary>
+public sealed record PermissionRule(string ApiGroup, string Resource, IReadOnlyList<string> Verbs);

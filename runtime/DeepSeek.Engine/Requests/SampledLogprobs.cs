@@ -6,3 +6,6 @@ namespace DeepSeek.Engine.Requests;
 /// penalties, temperature, top-k/top-p), as vLLM does by default.
 /// </summary>
 public sealed record SampledLogprobs(TokenLogprob Chosen, int ChosenRank, IReadOnlyList<TokenLogprob> Top);
+
+/// <summary>A token with its log-probability.</summary>
+public readonly record struct TokenLogprob(int TokenId, float Logprob);

@@ -17,3 +17,9 @@ public sealed record SchedulerStep(
     /// <summary>Nothing to run (cancellations may still need their final events).</summary>
     public bool IsEmpty => Sequences.Count == 0;
 }
+
+/// <summary>
+/// What a step did for one request: the token it appended (with the log-probabilities the request
+/// asked for), if any, and why it finished, if it did.
+/// </summary>
+public sealed record RequestProgress(EngineRequest Request, int? NewTokenId, FinishReason? FinishReason, SampledLogprobs? Logprobs = null);

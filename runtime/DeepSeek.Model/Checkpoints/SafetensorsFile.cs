@@ -293,3 +293,11 @@ public sealed class SafetensorsFile : IDisposable
         _mapping?.Dispose();
     }
 }
+
+/// <summary>One tensor's entry in a safetensors header: dtype code, shape, and byte range in the data section.</summary>
+public sealed record SafetensorsTensorInfo(string Name, string Dtype, long[] Shape, long Begin, long End)
+{
+    public long ElementCount => Shape.Aggregate(1L, (product, size) => product * size);
+
+    public long ByteLength => End - Begin;
+}

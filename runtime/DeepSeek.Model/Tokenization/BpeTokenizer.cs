@@ -212,3 +212,6 @@ public sealed class BpeTokenizer
         return text.ToString();
     }
 }
+
+/// <summary>A token matched verbatim before pre-tokenisation (<c>added_tokens</c> of tokenizer.json).</summary>
+public sealed record AddedToken(int Id, string Content, bool Special);

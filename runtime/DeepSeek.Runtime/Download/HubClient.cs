@@ -128,3 +128,6 @@ public sealed partial class HubClient(HttpClient http, Uri endpoint, string? tok
     [GeneratedRegex("""<([^>]+)>\s*;\s*rel="?next"?""")]
     private static partial Regex NextLink();
 }
+
+/// <summary>A download that cannot succeed as asked (unknown repository, refused token, bad checksum); the message says why.</summary>
+public sealed class HubException(string message) : Exception(message);

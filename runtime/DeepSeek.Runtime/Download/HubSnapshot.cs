@@ -5,3 +5,6 @@ public sealed record HubSnapshot(string Repository, string Commit, IReadOnlyList
 {
     public long TotalBytes => Files.Sum(f => f.Size);
 }
+
+/// <summary>One file of a hub repository at a commit: its path in the repository, size and published checksum.</summary>
+public sealed record HubFile(string Path, long Size, FileChecksum Checksum);

@@ -80,7 +80,7 @@ public static partial class ExpertGroupHosting
         });
         // The token is checked, and the larger body allowed, by GroupTokenGate on the expert listener only;
         // the other listeners of a rank (probes, gRPC health) keep the framework's limits.
-        var maxMessageBytes = ExpertMessageLimit.For(group.Config, engine.Options.MaxBatchTokens);
+        var maxMessageBytes = ExpertMessageLimit.For(group.Config, engine.MaxBatchTokens);
         services.AddSingleton(new ExpertListener(new ApiKey(parallel.GroupToken!), maxMessageBytes));
         services.AddGrpc().AddServiceOptions<ExpertsService>(grpc =>
         {

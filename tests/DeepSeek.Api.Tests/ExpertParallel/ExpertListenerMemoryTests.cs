@@ -36,12 +36,12 @@ public sealed class ExpertListenerMemoryTests : IAsyncLifetime
     private static string FixtureDir => Path.Combine(ExternalTool.RepoRoot, "tests", "fixtures", "deepseek-v3-tiny");
 
     private WebApplication _rank = null!;
-    private ServeSettings _settings = null!;
+    private ServeConfiguration _settings = null!;
 
     public async Task InitializeAsync()
     {
         var expertPort = FreePort.Next();
-        _settings = new ServeSettings
+        _settings = new ServeConfiguration
         {
             Host = "127.0.0.1",
             HttpPort = FreePort.Next(),
@@ -54,9 +54,12 @@ public sealed class ExpertListenerMemoryTests : IAsyncLifetime
                 ExpertPort = expertPort,
                 GroupToken = Token,
             },
-            Engine = new EngineSettings(FixtureDir, "float32", new EngineOptions { MaxBatchTokens = 64 }, TimeSpan.FromSeconds(5)),
+            ModelDirectory = FixtureDir,
+            DType = TorchSharp.torch.ScalarType.Float32,
+            Engine = new EngineOptions { MaxBatchTokens = 64 },
+            DrainTimeout = TimeSpan.FromSeconds(5),
         };
-        _rank = RuntimeHost.Build(_settings, backend: null);
+        _rank = RuntimeHost.Build(_settings, ModelFolder.Open(FixtureDir, _settings.DType, _settings.Quantization));
         await _rank.StartAsync();
         // The shard loads on start; its allocations must be over before anything is measured.
         var readiness = _rank.Services.GetRequiredService<Readiness>();

@@ -1,8 +1,0 @@
-namespace DeepSeek.Operator.Controller;
-
-public enum ChildActionKind
-{
-    Create,
-    Update,
-    Delete,
-}
