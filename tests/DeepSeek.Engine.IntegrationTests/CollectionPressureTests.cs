@@ -14,12 +14,21 @@ namespace DeepSeek.Engine.IntegrationTests;
 [Collection(EngineCollection.Name)]
 public sealed class CollectionPressureTests
 {
-    [Fact]
-    public async Task Requests_under_constant_collection_get_their_reference_tokens()
+    /// <summary>Every sampling step (penalties, temperature, top-k, top-p, log-probabilities) runs too.</summary>
+    private static readonly SamplingParameters Sampled = new()
     {
-        var prompts = ReferenceCheckpoints.Prompts(ReferenceCheckpoints.V3Tiny);
-        await using var engine = await StartAsync(ReferenceCheckpoints.V3Tiny,
-            new EngineOptions { ServedModelName = "collected", MaxRunningRequests = 2, KvCacheBlocks = 128 });
+        Temperature = 0.8f, TopP = 0.9f, TopK = 20, Seed = 7, PresencePenalty = 0.4f, FrequencyPenalty = 0.2f,
+        RepetitionPenalty = 1.1f, MinTokens = 4, MaxTokens = 12, Logprobs = 3,
+    };
+
+    [Theory]
+    [InlineData(ReferenceCheckpoints.V3Tiny)]
+    [InlineData(ReferenceCheckpoints.V2LiteTiny)]
+    public async Task Requests_under_constant_collection_get_their_reference_tokens(string checkpoint)
+    {
+        var prompts = ReferenceCheckpoints.Prompts(checkpoint);
+        await using var engine = await StartAsync(checkpoint,
+            new EngineOptions { ServedModelName = "collected", MaxRunningRequests = 3, KvCacheBlocks = 128 });
         using var stop = new CancellationTokenSource();
         var collector = Task.Run(() =>
         {
@@ -35,7 +44,10 @@ public sealed class CollectionPressureTests
             for (var round = 0; round < 10; round++)
             {
                 var handles = prompts.Select(p => engine.Submit(p.InputIds, Greedy(p.ReliableGreedy.Length))).ToList();
+                var sampled = engine.Submit(prompts[0].InputIds, Sampled);
                 var results = await Task.WhenAll(handles.Select(CollectAsync));
+                var sampledEnd = (await CollectAsync(sampled))[^1];
+                Assert.True(sampledEnd.FinishReason is FinishReason.Length or FinishReason.Stop, $"round {round}, sampled: ended {sampledEnd.FinishReason} ({sampledEnd.ErrorMessage})");
                 for (var i = 0; i < prompts.Count; i++)
                 {
                     var last = results[i][^1];

@@ -65,7 +65,7 @@ public sealed class AttentionMetadata : IDisposable
         var rotations = rotary.Positions(positions, dtype);
         using var block = blockSize.ToScalar(); // alive until the products have run (HeldScalars says why)
         var contextIndex = HeldScalars.Range(contextBucket, device);
-        var contextSlots = blockTables.index_select(1, contextIndex.floor_divide(block)).mul(block).add(contextIndex.remainder(block));
+        var contextSlots = blockTables.index_select(1, contextIndex.floor_divide(block)).mul(block).add(contextIndex.remainder(block), HeldScalars.One);
         var masked = contextIndex.view(1, 1, 1, contextBucket).gt(positions.view(s, 1, 1, 1));
         return new AttentionMetadata
         {
@@ -135,7 +135,7 @@ public sealed class AttentionMetadata : IDisposable
         using var block = blockSize.ToScalar(); // alive until the products have run (HeldScalars says why)
         var contextIndex = HeldScalars.Range(maxContext, device);
         var starts = tensor(blockStarts, [s, maxBlocks], device: device);
-        var contextSlots = starts.index_select(1, contextIndex.floor_divide(block)).add_(contextIndex.remainder(block));
+        var contextSlots = starts.index_select(1, contextIndex.floor_divide(block)).add_(contextIndex.remainder(block), HeldScalars.One);
         var isFreshCausal = sequences.All(q => q.Length == maxQueries && batch.ContextLength(q) == maxQueries);
         // [s, queries, 1, context] booleans: the one metadata tensor that grows with chunk × context, so
         // it is left out when attention needs no explicit mask (fresh prompts through the causal kernel).
