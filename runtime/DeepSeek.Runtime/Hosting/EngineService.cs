@@ -123,8 +123,10 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
         {
             if (ModelLoadFailure.IsUserError(e)) LogLoadRefused(logger, e.Message);
             else LogLoadFailed(logger, e);
-            _engine.TrySetException(e);
+            // Readiness turns Failed before the waiters wake: the warm-up, which awaits this task on
+            // another thread, then knows the failure was said already and does not log it again with its trace.
             Fail();
+            _engine.TrySetException(e);
         }
     }
 
