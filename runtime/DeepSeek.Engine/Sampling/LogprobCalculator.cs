@@ -24,7 +24,7 @@ public static class LogprobCalculator
         var logprobs = rawLogits.to(ScalarType.Float64).log_softmax(1);
         var chosenColumn = chosen.unsqueeze(1);
         var chosenLogprob = logprobs.gather(1, chosenColumn);
-        var rank = logprobs.gt(chosenLogprob).sum(1).add(HeldScalars.One);
+        var rank = logprobs.gt(chosenLogprob).sum(1).Plus(HeldScalars.One);
         var maxK = topK.Count == 0 ? 0 : topK.Max();
         long[] topIds = [];
         double[] topValues = [];
