@@ -33,4 +33,14 @@ public enum ExpertComputePath
     /// active expert dequantised once, which is cheaper there (docs/quantization.md).
     /// </summary>
     Int4Fused,
+
+    /// <summary>
+    /// A layer whose whole stack of experts is small (<see cref="LocalExperts.DenseMaxStackBytes"/>, such
+    /// as the embedded demo model's), every expert held: every expert on every token (one GEMM over all
+    /// experts' gate/up, one <c>bmm</c> for down) combined through a dense <c>[T, E]</c> routing matrix
+    /// that is zero for unselected experts. A dozen operations whatever the routing, where Sorted spends
+    /// about nine per active expert; for a stack this small the per-operation overhead, not the bytes,
+    /// is the step's time (on two CPU cores it decoded the demo model 1.3× faster at batch 1, docs/benchmarks.md).
+    /// </summary>
+    Dense,
 }

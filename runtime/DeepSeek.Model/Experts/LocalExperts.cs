@@ -9,8 +9,8 @@ namespace DeepSeek.Model.Experts;
 /// Computes the routed experts this process holds (<see cref="RoutedExperts"/>' stacks) by the one
 /// <see cref="ExpertComputePath"/> chosen for the layer when it is loaded (<see cref="Choose"/>): the
 /// native grouped GEMM for bf16 experts on CUDA that hold every expert, the int4 kernels for int4
-/// experts on CUDA (up to <see cref="Int4Experts.FusedMaxTokens"/> tokens), Sorted otherwise. All
-/// compute <c>Σ_k weight[t,k] · expert_{slot[t,k]}(hidden[t])</c>; a shard holding only some experts
+/// experts on CUDA (up to <see cref="Int4Experts.FusedMaxTokens"/> tokens), Dense for a small stack
+/// held whole, Sorted otherwise. All compute <c>Σ_k weight[t,k] · expert_{slot[t,k]}(hidden[t])</c>; a shard holding only some experts
 /// skips the pairs whose slot is the "elsewhere" sentinel (<see cref="RoutedTokens"/>).
 /// </summary>
 public sealed class LocalExperts
@@ -55,9 +55,19 @@ public sealed class LocalExperts
     {
         ArgumentNullException.ThrowIfNull(experts);
         if (int4 is not null) return int4.UsesKernel ? ExpertComputePath.Int4Fused : ExpertComputePath.Sorted;
-        return kernel is not null && !experts.IsSharded && experts.GateUp.device_type == DeviceType.CUDA && experts.GateUp.dtype == ScalarType.BFloat16
-            ? ExpertComputePath.GroupedGemm : ExpertComputePath.Sorted;
+        if (experts.IsSharded) return ExpertComputePath.Sorted;
+        if (kernel is not null && experts.GateUp.device_type == DeviceType.CUDA && experts.GateUp.dtype == ScalarType.BFloat16)
+            return ExpertComputePath.GroupedGemm;
+        return experts.ResidentBytes <= DenseMaxStackBytes ? ExpertComputePath.Dense : ExpertComputePath.Sorted;
     }
+
+    /// <summary>
+    /// The largest stack (every expert's gate, up and down) that <see cref="ExpertComputePath.Dense"/>
+    /// computes whole: at 1 MiB reading it all costs about what Sorted's per-expert operations cost
+    /// for one or two active experts on a CPU (a few µs each at ~10 GB/s); real models' stacks are
+    /// hundreds of MiB and take Sorted.
+    /// </summary>
+    public const long DenseMaxStackBytes = 1 << 20;
 
     /// <summary>
     /// Tokens up to which a batch computes without a host synchronisation (so a step of that many can
@@ -68,7 +78,8 @@ public sealed class LocalExperts
     {
         ExpertComputePath.GroupedGemm => long.MaxValue,
         ExpertComputePath.Int4Fused => Int4Experts.FusedMaxTokens,
-        _ => 0,
+        _ => 0, // Dense needs no synchronisation either, but only demo-sized models take it: not worth a captured graph
+
     };
 
     /// <returns><c>[T, hidden]</c> in the dtype of <see cref="RoutedTokens.Hidden"/>; zero for tokens with no pair here.</returns>
@@ -80,6 +91,7 @@ public sealed class LocalExperts
         {
             ExpertComputePath.GroupedGemm => GroupedGemm(tokens, _kernel is { } kernel ? kernel.GroupedMm : ReferenceGroupedMm),
             ExpertComputePath.Int4Fused when tokens.Hidden.shape[0] <= Int4Experts.FusedMaxTokens => _int4!.ComputeFused(tokens),
+            ExpertComputePath.Dense => Dense(tokens),
             _ => Sorted(tokens),
         };
         return output.MoveToOuterDisposeScope();
@@ -122,6 +134,25 @@ public sealed class LocalExperts
             start = ends[group];
         }
         return output;
+    }
+
+    /// <summary>
+    /// Every expert on every token: one GEMM against all experts' gate/up rows, one bmm for down,
+    /// then a bmm with the dense routing matrix (zero where a token did not pick the expert).
+    /// </summary>
+    private Tensor Dense(RoutedTokens tokens)
+    {
+        var hidden = tokens.Hidden;
+        long count = hidden.shape[0], size = hidden.shape[1], inter = _inter, experts = _gateUp.shape[0];
+        var gateUp = nn.functional.linear(hidden, _gateUp.view(experts * 2 * inter, size)).view(count, experts, 2 * inter);
+        var activated = nn.functional.silu(gateUp.narrow(2, 0, inter)) * gateUp.narrow(2, inter, inter);
+        var outputs = bmm(activated.transpose(0, 1), _down.transpose(1, 2));
+        // scatter_add: a token that names one expert in two slots gets both weights, as in the sum.
+        var routing = zeros([count, experts], tokens.Weights.dtype, hidden.device).scatter_add_(1, tokens.Slots, tokens.Weights);
+        // Experts a token did not pick still ran on it; an overflow there (inf) times a zero weight
+        // would be NaN in the sum, so their outputs are zeroed first rather than only weighted by 0.
+        outputs.masked_fill_(routing.eq(HeldScalars.ZeroReal).t().unsqueeze(-1), HeldScalars.ZeroReal);
+        return bmm(routing.unsqueeze(1), outputs.transpose(0, 1)).squeeze(1);
     }
 
     /// <summary>
