@@ -109,7 +109,7 @@ public sealed partial class HubClient(HttpClient http, Uri endpoint, string? tok
     /// The longest file name (one path segment, UTF-8 bytes) the listing may give: Linux's 255 less the
     /// <see cref="SnapshotDownloader.PartialSuffix"/> the file is first written under.
     /// </summary>
-    public const int MaxNameBytes = 255 - 11;
+    public static int MaxNameBytes => 255 - SnapshotDownloader.PartialSuffix.Length;
 
     private static HubFile FileOf(string repository, JsonElement entry)
     {
