@@ -82,13 +82,18 @@ public static class DownloadCommand
             {
                 return Fail($"{client.Endpoint}: {e.Message}");
             }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The folder, not the hub: a full disk, no permission. One line, as every failure of the verb.
+                return Fail($"{folder}: {e.Message}");
+            }
         });
         return command;
     }
 
     private static int Fail(string message)
     {
-        Console.Error.WriteLine($"download: {message}");
+        Console.Error.WriteLine($"download: {message.ReplaceLineEndings(" ")}");
         return 1;
     }
 

@@ -32,11 +32,25 @@ public sealed partial class HubClient(HttpClient http, Uri endpoint, string? tok
             if (pages == 10_000) throw new HubException($"{repository}: the file listing did not end after {pages} pages.");
             using var response = await SendAsync(page, null, cancellationToken).ConfigureAwait(false);
             await EnsureSuccessAsync(response, repository, revision).ConfigureAwait(false);
-            using var listing = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), cancellationToken: cancellationToken).ConfigureAwait(false);
-            foreach (var entry in listing.RootElement.EnumerateArray())
+            JsonDocument listing;
+            try
             {
-                if (entry.GetProperty("type").GetString() != "file") continue;
-                files.Add(FileOf(repository, entry));
+                listing = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (JsonException e)
+            {
+                throw new HubException($"{repository}: the file listing ({page}) is not JSON: {e.Message}");
+            }
+            using (listing)
+            {
+                if (listing.RootElement.ValueKind != JsonValueKind.Array) throw new HubException($"{repository}: the file listing ({page}) is not a JSON array.");
+                foreach (var entry in listing.RootElement.EnumerateArray())
+                {
+                    if (entry.ValueKind != JsonValueKind.Object || !entry.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
+                        throw new HubException($"{repository}: the file listing has an entry without a type: {Shown(entry.GetRawText())}.");
+                    if (type.GetString() != "file") continue;
+                    files.Add(FileOf(repository, entry));
+                }
             }
             page = NextPage(response, page);
         }
@@ -85,33 +99,77 @@ public sealed partial class HubClient(HttpClient http, Uri endpoint, string? tok
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, uri);
         // HttpClient drops Authorization when it follows a redirect, so LFS storage never sees the token.
-        if (token is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        // The token goes to the configured hub's origin only (NextPage refuses other origins; this holds whatever asks).
+        if (token is not null && SameOrigin(uri, _endpoint)) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         if (rangeFrom is { } from) request.Headers.Range = new RangeHeaderValue(from, null);
         return await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The longest file name (one path segment, UTF-8 bytes) the listing may give: Linux's 255 less the
+    /// <see cref="SnapshotDownloader.PartialSuffix"/> the file is first written under.
+    /// </summary>
+    public static int MaxNameBytes => 255 - SnapshotDownloader.PartialSuffix.Length;
+
     private static HubFile FileOf(string repository, JsonElement entry)
     {
-        var path = entry.GetProperty("path").GetString() ?? "";
-        // The listing names where files go on this machine: nothing outside the target folder.
+        if (!entry.TryGetProperty("path", out var pathValue) || pathValue.ValueKind != JsonValueKind.String)
+            throw new HubException($"{repository}: the file listing has an entry without a path: {Shown(entry.GetRawText())}.");
+        var path = pathValue.GetString()!;
+        // The listing names where files go on this machine: nothing outside the target folder, nothing the
+        // file system would refuse midway (a NUL, a name too long), so a hostile listing fails here, before any transfer.
+        if (path.Any(char.IsControl))
+            throw new HubException($"{repository}: the hub listed a file path with a control character: '{Shown(path)}'.");
         if (path.Length == 0 || path.StartsWith('/') || path.Contains('\\', StringComparison.Ordinal) || path.Contains(':', StringComparison.Ordinal)
             || path.Split('/').Any(segment => segment is "" or "." or ".."))
-            throw new HubException($"{repository}: the hub listed a file path that is not a plain relative path: '{path}'.");
-        var size = entry.GetProperty("size").GetInt64();
+            throw new HubException($"{repository}: the hub listed a file path that is not a plain relative path: '{Shown(path)}'.");
+        if (path.Split('/').FirstOrDefault(segment => System.Text.Encoding.UTF8.GetByteCount(segment) > MaxNameBytes) is { } longName)
+            throw new HubException($"{repository}: the hub listed a file name longer than {MaxNameBytes} bytes ({System.Text.Encoding.UTF8.GetByteCount(longName)}): '{Shown(path)}'.");
+        if (!entry.TryGetProperty("size", out var sizeValue) || sizeValue.ValueKind != JsonValueKind.Number || !sizeValue.TryGetInt64(out var size) || size < 0)
+            throw new HubException($"{repository}: {path}: the listing gives no usable size ({(entry.TryGetProperty("size", out var raw) ? Shown(raw.GetRawText()) : "none")}).");
         var checksum = entry.TryGetProperty("lfs", out var lfs) && lfs.ValueKind == JsonValueKind.Object
-            ? new FileChecksum(ChecksumKind.Sha256, lfs.GetProperty("oid").GetString() ?? "")
-            : new FileChecksum(ChecksumKind.GitBlobSha1, entry.GetProperty("oid").GetString() ?? "");
+            ? new FileChecksum(ChecksumKind.Sha256, StringOf(lfs, "oid"))
+            : new FileChecksum(ChecksumKind.GitBlobSha1, StringOf(entry, "oid"));
         if (!HexDigest().IsMatch(checksum.Hex)) throw new HubException($"{repository}: the hub listed no usable checksum for {path}.");
         return new HubFile(path, size, checksum);
     }
 
-    private static Uri? NextPage(HttpResponseMessage response, Uri current)
+    private static string StringOf(JsonElement element, string property) =>
+        element.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() ?? "" : "";
+
+    /// <summary>Hub-given text fit for one line of an error: control characters escaped, at most 120 characters.</summary>
+    public static string Shown(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var escaped = string.Concat(text.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
+        return escaped.Length <= 120 ? escaped : $"{escaped[..100]}…({text.Length} characters)";
+    }
+
+    private static bool SameOrigin(Uri a, Uri b) =>
+        string.Equals(a.Scheme, b.Scheme, StringComparison.OrdinalIgnoreCase)
+        && string.Equals(a.IdnHost, b.IdnHost, StringComparison.OrdinalIgnoreCase)
+        && a.Port == b.Port;
+
+    /// <summary>
+    /// The next page of the listing, which must be on the configured hub's origin (scheme, host, port).
+    /// A next link elsewhere is refused rather than followed without the token: the files to write would
+    /// then come from a host the user never named (a hostile or compromised hub could steer the whole
+    /// listing there), and a private hub's pages need the token anyway, so following it tokenless would
+    /// at best fail later with a confusing 401. Refusing names the misconfiguration at once.
+    /// </summary>
+    private Uri? NextPage(HttpResponseMessage response, Uri current)
     {
         if (!response.Headers.TryGetValues("Link", out var links)) return null;
         foreach (var link in links.SelectMany(l => l.Split(',')))
         {
             var match = NextLink().Match(link);
-            if (match.Success) return new Uri(current, match.Groups[1].Value);
+            if (!match.Success) continue;
+            if (!Uri.TryCreate(current, match.Groups[1].Value, out var next))
+                throw new HubException($"the file listing's next page is not a URL: '{Shown(match.Groups[1].Value)}'.");
+            if (!SameOrigin(next, _endpoint))
+                throw new HubException($"the file listing's next page is on another origin ({next.Scheme}://{next.Authority}) than the hub {_endpoint.Scheme}://{_endpoint.Authority}; "
+                    + "refused, so that neither the token nor the file list leaves the configured hub.");
+            return next;
         }
         return null;
     }

@@ -41,8 +41,14 @@ public sealed class SnapshotDownloader(HubClient hub, IDownloadProgress progress
                 await TransferAsync(snapshot, file, partial, cancellationToken).ConfigureAwait(false);
                 break;
             }
-            catch (Exception e) when (attempt < attemptsPerFile && IsTransient(e, cancellationToken))
+            catch (Exception e) when (IsTransient(e, cancellationToken))
             {
+                if (attempt >= attemptsPerFile)
+                {
+                    var kept = File.Exists(partial) ? new FileInfo(partial).Length : 0;
+                    throw new HubException($"{file.Path}: the connection ended early or failed on each of {attempt} attempts (last: {e.Message.ReplaceLineEndings(" ")}); "
+                        + $"{kept} of {file.Size} bytes are kept in {file.Path}{PartialSuffix} for the next run to resume.");
+                }
                 progress.FileRetrying(file, attempt, e.Message);
                 await Task.Delay(TimeSpan.FromSeconds(attempt), cancellationToken).ConfigureAwait(false);
             }
@@ -79,9 +85,19 @@ public sealed class SnapshotDownloader(HubClient hub, IDownloadProgress progress
         var resumed = offset > 0 && response.StatusCode == HttpStatusCode.PartialContent && response.Content.Headers.ContentRange?.From == offset;
         if (!resumed && offset > 0) progress.FileStarted(file, 0);
 
+        // The listing's size is the most this file may be: a body announced or sent longer is not this file,
+        // and is refused without writing past the size (a hostile hub could otherwise fill the disk).
+        var from = resumed ? offset : 0;
+        if (response.Content.Headers.ContentLength is { } announced && announced > file.Size - from)
+        {
+            File.Delete(partial);
+            throw Longer(file, from + announced);
+        }
+
         await using var output = new FileStream(partial, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
         await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+        var longer = false;
         try
         {
             while (true)
@@ -98,6 +114,11 @@ public sealed class SnapshotDownloader(HubClient hub, IDownloadProgress progress
                     throw new IOException($"no data for {_stallTimeout.TotalSeconds} s after {output.Length} of {file.Size} bytes");
                 }
                 if (read == 0) break;
+                if (read > file.Size - output.Length)
+                {
+                    longer = true;
+                    break;
+                }
                 await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
                 progress.BytesReceived(file, read);
             }
@@ -106,8 +127,19 @@ public sealed class SnapshotDownloader(HubClient hub, IDownloadProgress progress
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+        if (longer)
+        {
+            // Content that cannot be this file: nothing of it is kept, not even for a resume.
+            await output.DisposeAsync().ConfigureAwait(false);
+            File.Delete(partial);
+            throw Longer(file, null);
+        }
         if (output.Length < file.Size) throw new IOException($"the connection ended after {output.Length} of {file.Size} bytes");
     }
+
+    private static HubException Longer(HubFile file, long? announced) =>
+        new($"{file.Path}: the hub sent more than the {file.Size} bytes its listing gives{(announced is { } total ? $" ({total} bytes)" : "")}; "
+            + "the file is not what the listing says, and nothing of it was kept.");
 
     private static async Task<string> HashOfAsync(HubFile file, string path, long length, CancellationToken cancellationToken)
     {

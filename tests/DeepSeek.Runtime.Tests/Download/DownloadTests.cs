@@ -12,6 +12,7 @@ public sealed class DownloadTests : IAsyncLifetime
     private const string Token = "hf_loopback_token";
     private readonly string _target = Path.Combine(Path.GetTempPath(), $"deepseek-download-{Guid.NewGuid():N}");
     private LoopbackHub _hub = null!;
+    private LoopbackHub? _other;
     private HttpClient _http = null!;
 
     private static string Fixture
@@ -40,6 +41,7 @@ public sealed class DownloadTests : IAsyncLifetime
     {
         _http.Dispose();
         await _hub.DisposeAsync();
+        if (_other is not null) await _other.DisposeAsync();
         if (Directory.Exists(_target)) Directory.Delete(_target, recursive: true);
     }
 
@@ -185,12 +187,153 @@ public sealed class DownloadTests : IAsyncLifetime
         Assert.Equal(content, File.ReadAllBytes(weights));
     }
 
-    private async Task<RecordingProgress> DownloadAsync(int parallelism = 4, TimeSpan? stallTimeout = null)
+    [Fact]
+    public async Task A_file_longer_than_listed_stops_at_the_listed_size_and_is_refused_and_removed()
+    {
+        ListOversizeFile();
+        var progress = new RecordingProgress();
+
+        var error = await Assert.ThrowsAsync<HubException>(() => DownloadAsync(parallelism: 1, progress: progress));
+
+        Assert.Contains(OversizeFile, error.Message, StringComparison.Ordinal);
+        Assert.Contains("more than the 10 bytes", error.Message, StringComparison.Ordinal);
+        Assert.True(progress.Bytes.GetValueOrDefault(OversizeFile) <= 10, $"{progress.Bytes.GetValueOrDefault(OversizeFile)} bytes of a file listed at 10 were taken in");
+        Assert.False(File.Exists(Path.Combine(_target, OversizeFile)));
+        Assert.False(File.Exists(Path.Combine(_target, OversizeFile + SnapshotDownloader.PartialSuffix)));
+    }
+
+    [Fact]
+    public async Task A_file_longer_than_listed_without_a_content_length_stops_reading_at_the_listed_size()
+    {
+        ListOversizeFile();
+        _hub.WithoutLength.Add(OversizeFile);
+        var progress = new RecordingProgress();
+
+        var error = await Assert.ThrowsAsync<HubException>(() => DownloadAsync(parallelism: 1, progress: progress));
+
+        Assert.Contains($"{OversizeFile}: the hub sent more than the 10 bytes", error.Message, StringComparison.Ordinal);
+        Assert.True(progress.Bytes.GetValueOrDefault(OversizeFile) <= 10, $"{progress.Bytes.GetValueOrDefault(OversizeFile)} bytes of a file listed at 10 were taken in");
+        Assert.False(File.Exists(Path.Combine(_target, OversizeFile)));
+        Assert.False(File.Exists(Path.Combine(_target, OversizeFile + SnapshotDownloader.PartialSuffix)));
+    }
+
+    [Fact]
+    public async Task A_next_page_on_another_origin_is_refused_and_that_origin_never_sees_a_request()
+    {
+        _other = await LoopbackHub.StartAsync(Fixture);
+        _hub.NextPageBase = _other.Endpoint;
+
+        var error = await Assert.ThrowsAsync<HubException>(() => new HubClient(_http, _hub.Endpoint, Token).GetSnapshotAsync(LoopbackHub.Repository, "main", CancellationToken.None));
+
+        Assert.Contains(_other.Endpoint.Authority, error.Message, StringComparison.Ordinal);
+        Assert.Contains("another origin", error.Message, StringComparison.Ordinal);
+        Assert.Empty(_other.ListingRequests);
+    }
+
+    private const string OversizeFile = "oversize.bin";
+
+    /// <summary>A file the listing gives as 10 bytes (with the checksum of 10 bytes) that the hub serves at 1 MB.</summary>
+    private void ListOversizeFile()
+    {
+        var served = new byte[1 << 20];
+        Random.Shared.NextBytes(served);
+        _hub.ExtraEntries.Add(LoopbackHub.Entry(OversizeFile, served[..10]));
+        _hub.ExtraContent[OversizeFile] = served;
+    }
+
+    /// <summary>
+    /// The bad-input table of <c>download</c>: what a hostile hub (or a broken mirror) can put in a listing or a
+    /// transfer. Each case ends the verb with exit 1 and one line on standard error naming the file and the
+    /// problem, never a .NET stack trace, and leaves no file (and no completion stamp) claimed complete.
+    /// </summary>
+    [Theory]
+    [InlineData("nul-in-path", "control character")]
+    [InlineData("long-name", "longer than")]
+    [InlineData("dot-dot", "../escape.json")]
+    [InlineData("absolute", "/tmp/escape.json")]
+    [InlineData("backslash", "not a plain relative path")]
+    [InlineData("no-size", "nosize.json: the listing gives no usable size")]
+    [InlineData("bad-size", "badsize.json: the listing gives no usable size")]
+    [InlineData("oversize", "oversize.bin: the hub sent more than the 10 bytes")]
+    [InlineData("always-ends-early", "config.json: the connection ended early")]
+    [InlineData("next-page-elsewhere", "another origin")]
+    [InlineData("path-not-a-string", "an entry without a path")]
+    public async Task The_download_verb_refuses_hostile_hub_input_with_one_line_and_exit_1(string hostile, string expected)
+    {
+        string? notComplete = null;
+        switch (hostile)
+        {
+            case "nul-in-path":
+                Serve("bad\0name.json", [1, 2, 3]);
+                break;
+            case "long-name":
+                Serve(new string('a', 300) + ".json", [1, 2, 3]);
+                break;
+            case "dot-dot":
+                _hub.ExtraEntries.Add(LoopbackHub.Entry("../escape.json", [1, 2, 3]));
+                break;
+            case "absolute":
+                _hub.ExtraEntries.Add(LoopbackHub.Entry("/tmp/escape.json", [1, 2, 3]));
+                break;
+            case "backslash":
+                _hub.ExtraEntries.Add(LoopbackHub.Entry("dir\\..\\..\\escape.json", [1, 2, 3]));
+                break;
+            case "no-size":
+                Serve("nosize.json", [1, 2, 3]).Remove("size");
+                break;
+            case "bad-size":
+                Serve("badsize.json", [1, 2, 3])["size"] = -5;
+                break;
+            case "oversize":
+                ListOversizeFile();
+                notComplete = OversizeFile;
+                break;
+            case "always-ends-early":
+                _hub.AlwaysCutAfter["config.json"] = 100;
+                notComplete = "config.json";
+                break;
+            case "next-page-elsewhere":
+                _other = await LoopbackHub.StartAsync(Fixture);
+                _hub.NextPageBase = _other.Endpoint;
+                break;
+            case "path-not-a-string":
+                _hub.ExtraEntries.Add(new Dictionary<string, object> { ["type"] = "file", ["path"] = 17 });
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(hostile), hostile, null);
+        }
+
+        var (code, stdout, stderr) = await RunDownloadVerbAsync(Token, LoopbackHub.Repository, "--endpoint", _hub.Endpoint.ToString(), "--output", _target, "--skip-if-complete");
+
+        Assert.True(code == 1, $"exit {code}\n{stdout}\n{stderr}");
+        // One line says why; before it, only the retry notices of a transfer that broke off (each one line too).
+        var lines = stderr.Trim().Split('\n');
+        Assert.All(lines[..^1], notice => Assert.Matches(@"^download: .*; resuming \(attempt \d+\)$", notice));
+        var line = lines[^1];
+        Assert.StartsWith("download: ", line, StringComparison.Ordinal);
+        Assert.Contains(expected, line, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_target, CompletedDownload.FileName)));
+        if (notComplete is not null) Assert.False(File.Exists(Path.Combine(_target, notComplete)));
+        if (_other is not null) Assert.Empty(_other.ListingRequests);
+    }
+
+    /// <summary>Lists <paramref name="path"/> (the entry returned, to spoil) and serves <paramref name="content"/> for it.</summary>
+    private Dictionary<string, object> Serve(string path, byte[] content)
+    {
+        var entry = LoopbackHub.Entry(path, content);
+        _hub.ExtraEntries.Add(entry);
+        _hub.ExtraContent[path] = content;
+        return entry;
+    }
+
+    private async Task<RecordingProgress> DownloadAsync(int parallelism = 4, TimeSpan? stallTimeout = null, RecordingProgress? progress = null)
     {
         var client = new HubClient(_http, _hub.Endpoint, Token);
         var snapshot = await client.GetSnapshotAsync(LoopbackHub.Repository, "main", CancellationToken.None);
         Assert.Equal(LoopbackHub.Commit, snapshot.Commit);
-        var progress = new RecordingProgress();
+        progress ??= new RecordingProgress();
         await new SnapshotDownloader(client, progress, parallelism, stallTimeout: stallTimeout).DownloadAsync(snapshot, _target, CancellationToken.None);
         return progress;
     }
@@ -238,7 +381,9 @@ public sealed class DownloadTests : IAsyncLifetime
         public System.Collections.Concurrent.ConcurrentBag<(string Path, bool AlreadyPresent)> Done { get; } = [];
 
         public void FileStarted(HubFile file, long resumedAt) { }
-        public void BytesReceived(HubFile file, long count) { }
+        public System.Collections.Concurrent.ConcurrentDictionary<string, long> Bytes { get; } = new(StringComparer.Ordinal);
+
+        public void BytesReceived(HubFile file, long count) => Bytes.AddOrUpdate(file.Path, count, (_, total) => total + count);
         public void FileRetrying(HubFile file, int attempt, string reason) => Retries.Add($"{file.Path}: {reason}");
         public void FileDone(HubFile file, bool alreadyPresent) => Done.Add((file.Path, alreadyPresent));
     }

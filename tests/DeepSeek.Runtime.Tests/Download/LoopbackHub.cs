@@ -46,6 +46,24 @@ public sealed class LoopbackHub : IAsyncDisposable
     /// <summary>Files served with one byte flipped.</summary>
     public ConcurrentBag<string> Corrupted { get; } = [];
 
+    /// <summary>Files whose every transfer is cut after this many bytes (a connection that always ends early).</summary>
+    public ConcurrentDictionary<string, long> AlwaysCutAfter { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Raw listing entries (hostile ones: odd paths, no size) added to the first page of the tree.</summary>
+    public List<Dictionary<string, object>> ExtraEntries { get; } = [];
+
+    /// <summary>Content served for paths that only <see cref="ExtraEntries"/> list (not part of <see cref="Files"/>).</summary>
+    public ConcurrentDictionary<string, byte[]> ExtraContent { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Files served without a Content-Length (chunked), so that only the body's end says how long it is.</summary>
+    public ConcurrentBag<string> WithoutLength { get; } = [];
+
+    /// <summary>When set, the base URL the listing's <c>Link: rel="next"</c> names instead of this hub's own.</summary>
+    public Uri? NextPageBase { get; set; }
+
+    /// <summary>Every listing request: its URL, whether it carried the token.</summary>
+    public ConcurrentQueue<(string Url, bool Authorized)> ListingRequests { get; } = new();
+
     /// <summary>Every content request: path, Range header, whether it carried the token.</summary>
     public ConcurrentQueue<(string Path, string? Range, bool Authorized)> ContentRequests { get; } = new();
 
@@ -90,13 +108,15 @@ public sealed class LoopbackHub : IAsyncDisposable
 
         app.MapGet("/api/models/{owner}/{name}/tree/{revision}", (HttpContext http, string owner, string name, string revision, string? cursor) =>
         {
+            ListingRequests.Enqueue(($"{http.Request.Path}{http.Request.QueryString}", http.Request.Headers.Authorization.Count > 0));
             if (!Authorized(http)) return Results.Json(new { error = "Invalid credentials" }, statusCode: 401);
             if ($"{owner}/{name}" != Repository || revision != Commit || http.Request.Query["recursive"] != "true") return Results.Json(new { error = "Not found" }, statusCode: 404);
             var start = cursor is null ? 0 : int.Parse(cursor, CultureInfo.InvariantCulture);
             var entries = _files.Keys.Order(StringComparer.Ordinal).Skip(start).Take(PageSize).Select(path => Entry(path, _files[path])).ToList();
             if (start == 0) entries.Insert(0, new Dictionary<string, object> { ["type"] = "directory", ["oid"] = GitBlobId([]), ["size"] = 0, ["path"] = "unused-dir" });
+            if (start == 0) entries.AddRange(ExtraEntries);
             if (start + PageSize < _files.Count)
-                http.Response.Headers.Link = $"<{Endpoint}api/models/{Repository}/tree/{Commit}?recursive=true&cursor={start + PageSize}>; rel=\"next\"";
+                http.Response.Headers.Link = $"<{NextPageBase ?? Endpoint}api/models/{Repository}/tree/{Commit}?recursive=true&cursor={start + PageSize}>; rel=\"next\"";
             return Results.Text(JsonSerializer.Serialize(entries), "application/json");
         });
 
@@ -104,7 +124,7 @@ public sealed class LoopbackHub : IAsyncDisposable
         {
             ContentRequests.Enqueue((path, http.Request.Headers.Range.ToString() is { Length: > 0 } r ? r : null, http.Request.Headers.Authorization.Count > 0));
             if (!Authorized(http)) return Results.Json(new { error = "Invalid credentials" }, statusCode: 401);
-            if ($"{owner}/{name}" != Repository || revision != Commit || !_files.TryGetValue(path, out var content)) return Results.NotFound();
+            if ($"{owner}/{name}" != Repository || revision != Commit || (!_files.TryGetValue(path, out var content) && !ExtraContent.TryGetValue(path, out content))) return Results.NotFound();
             return IsLfs(path) ? Results.Redirect($"/lfs/{Sha256(content)}") : Serve(http, path, content);
         });
 
@@ -117,7 +137,8 @@ public sealed class LoopbackHub : IAsyncDisposable
         });
     }
 
-    private static Dictionary<string, object> Entry(string path, byte[] content)
+    /// <summary>A listing entry as the hub writes it for <paramref name="content"/> at <paramref name="path"/> (git blob id, or LFS sha256 for safetensors).</summary>
+    public static Dictionary<string, object> Entry(string path, byte[] content)
     {
         var entry = new Dictionary<string, object> { ["type"] = "file", ["oid"] = GitBlobId(content), ["size"] = content.Length, ["path"] = path };
         if (IsLfs(path)) entry["lfs"] = new { oid = Sha256(content), size = content.Length, pointerSize = 134 };
@@ -131,7 +152,8 @@ public sealed class LoopbackHub : IAsyncDisposable
             content = [.. content];
             content[content.Length / 2] ^= 0xFF;
         }
-        if (CutAfter.TryRemove(path, out var cut)) return new CutResult(content, cut, stall: false);
+        if (WithoutLength.Contains(path)) return new ChunkedResult(content);
+        if (CutAfter.TryRemove(path, out var cut) || AlwaysCutAfter.TryGetValue(path, out cut)) return new CutResult(content, cut, stall: false);
         if (StallAfter.TryRemove(path, out var stall)) return new CutResult(content, stall, stall: true);
         return Results.Bytes(content, "application/octet-stream", enableRangeProcessing: true);
     }
@@ -160,6 +182,28 @@ public sealed class LoopbackHub : IAsyncDisposable
                 }
             }
             httpContext.Abort();
+        }
+    }
+
+    /// <summary>The whole file in 64 KiB writes, with no Content-Length.</summary>
+    private sealed class ChunkedResult(byte[] content) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.ContentType = "application/octet-stream";
+            for (var at = 0; at < content.Length && !httpContext.RequestAborted.IsCancellationRequested; at += 1 << 16)
+            {
+                try
+                {
+                    await httpContext.Response.Body.WriteAsync(content.AsMemory(at, Math.Min(1 << 16, content.Length - at)), httpContext.RequestAborted);
+                    await httpContext.Response.Body.FlushAsync(httpContext.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The client stopped reading.
+                    return;
+                }
+            }
         }
     }
 
