@@ -40,6 +40,7 @@ public sealed class ModelReconciler(
         if (document is null || document.Metadata.DeletionTimestamp is not null)
         {
             expectations.Forget(key);
+            metrics?.ForgetModel(key);
             return ReconcileResult.Done;
         }
         var (model, readErrors) = ModelReader.Read(document);
@@ -49,6 +50,7 @@ public sealed class ModelReconciler(
             if (errors.Count > 0)
             {
                 var invalid = StatusCalculator.Invalid(model, errors, time.GetUtcNow().UtcDateTime);
+                Report(key, invalid);
                 await WriteIfChangedAsync(model, invalid, "Warning", ModelConditions.ReasonInvalidSpec, string.Join("; ", errors), cancellationToken);
                 // Terminal until the spec changes: a new generation brings a new event.
                 return ReconcileResult.Done;
@@ -56,6 +58,7 @@ public sealed class ModelReconciler(
             if (features.Refusal(model.Spec) is { } refusal)
             {
                 var refused = StatusCalculator.Refused(model, new ModelProblem(ModelConditions.ReasonFeatureUnsupported, refusal), time.GetUtcNow().UtcDateTime);
+                Report(key, refused);
                 await WriteIfChangedAsync(model, refused, "Warning", ModelConditions.ReasonFeatureUnsupported, refusal, cancellationToken);
                 return ReconcileResult.Done;
             }
@@ -118,6 +121,7 @@ public sealed class ModelReconciler(
         // Status from what exists now: workloads just created have no pods yet.
         var workloads = await ObserveAsync(existing, desired, plan, cluster.Pods(ns, model.Metadata.Name), cancellationToken);
         var status = StatusCalculator.Compute(scaled, workloads, failure: null, time.GetUtcNow().UtcDateTime, tokenProblem);
+        Report(key, status);
         await WriteStatusAsync(model, status, cancellationToken);
         if (tokenProblem is null) return ReconcileResult.Done;
 
@@ -126,6 +130,9 @@ public sealed class ModelReconciler(
             await RecordAsync(model, "Warning", tokenProblem.Reason, tokenProblem.Message, cancellationToken);
         return ReconcileResult.After(GroupTokenRecheck);
     }
+
+    /// <summary>The model's replicas as its status says, on /metrics (what the chart's ModelNotAvailable alert reads).</summary>
+    private void Report(string key, DeepSeekModelStatus status) => metrics?.ModelReplicas(key, status.DesiredReplicas ?? 0, status.ReadyReplicas ?? 0);
 
     /// <summary>How soon a model whose group token Secret is unusable looks at it again (nothing watches Secrets).</summary>
     internal static readonly TimeSpan GroupTokenRecheck = TimeSpan.FromMinutes(1);
