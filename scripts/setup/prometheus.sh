@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs Prometheus (server and promtool) for the /metrics tests of tests/DeepSeek.Api.Tests.
+# Installs Prometheus (server and promtool) for the /metrics tests of tests/DeepSeek.Api.Tests and the
+# chart's alert tests (promtool check/test rules) of tests/DeepSeek.Chart.Tests.
 # Debian packages it; this installs it with apt-get when it is missing and we are root, and says
 # what to run otherwise. Idempotent: does nothing when promtool and prometheus already run.
 set -euo pipefail

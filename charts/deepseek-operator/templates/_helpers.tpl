@@ -84,7 +84,7 @@ Keep the two equal: tests/DeepSeek.Chart.Tests renders this chart and fails on a
   verbs: ["list", "watch", "create", "update", "delete"]
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["list", "watch", "create", "update", "delete"]
+  verbs: ["get", "create"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["list", "watch", "create", "update", "delete"]

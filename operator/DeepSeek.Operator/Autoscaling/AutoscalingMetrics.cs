@@ -6,8 +6,11 @@ namespace DeepSeek.Operator.Autoscaling;
 /// <summary>
 /// The autoscaler's metrics on the operator's meter. The Prometheus exporter appends
 /// <c>_total</c> to counters, so the counter is named without it; the exported names are
-/// <c>deepseek_operator_desired_replicas{model}</c> and
-/// <c>deepseek_operator_scaling_decisions_total{model,direction}</c>.
+/// <c>deepseek_operator_desired_replicas{deepseekmodel}</c> and
+/// <c>deepseek_operator_scaling_decisions_total{deepseekmodel,direction}</c>, <c>deepseekmodel</c> being the
+/// model's <c>namespace/name</c> (<see cref="Hosting.OperatorMetrics.ModelLabel"/>): the runtime's own
+/// <c>model</c> label is its served name, and the chart's PodMonitor adds <c>deepseekmodel</c> to the runtime
+/// series, so both join on it.
 /// </summary>
 public sealed class AutoscalingMetrics
 {
@@ -26,7 +29,7 @@ public sealed class AutoscalingMetrics
         // Observable, so that a deleted model's series goes away with Forget.
         meter.CreateObservableGauge(
             DesiredReplicasName,
-            () => desiredReplicas.Select(m => new Measurement<int>(m.Value, new KeyValuePair<string, object?>("model", m.Key))),
+            () => desiredReplicas.Select(m => new Measurement<int>(m.Value, new KeyValuePair<string, object?>(Hosting.OperatorMetrics.ModelLabel, m.Key))),
             description: "Replicas (replica groups for multi-pod models) the autoscaler wants, per model.");
         decisions = meter.CreateCounter<long>(
             ScalingDecisionsName,
@@ -40,7 +43,7 @@ public sealed class AutoscalingMetrics
         ArgumentNullException.ThrowIfNull(decision);
         desiredReplicas[modelKey] = decision.DesiredReplicas;
         decisions.Add(1,
-            new KeyValuePair<string, object?>("model", modelKey),
+            new KeyValuePair<string, object?>(Hosting.OperatorMetrics.ModelLabel, modelKey),
             new KeyValuePair<string, object?>("direction", decision.Direction.ToString().ToLowerInvariant()));
     }
 

@@ -74,7 +74,9 @@ public static class RenderCommand
         var errors = ModelValidator.Validate(model, defaults);
         if (errors.Count > 0) return (null, errors.Select(e => e with { Message = e.Message + At(e.Field) }).ToList());
         var desired = DesiredStateBuilder.Build(model, defaults);
-        return (YamlJson.ToYamlDocuments(desired.Objects.Select(o => JsonNode.Parse(KubernetesJson.Serialize(o)))), []);
+        // The group token Secret first, as the reconciler creates it (before the planned objects), without its value.
+        IEnumerable<IKubernetesObject<k8s.Models.V1ObjectMeta>> created = desired.GroupToken is { } token ? [token, .. desired.Objects] : desired.Objects;
+        return (YamlJson.ToYamlDocuments(created.Select(o => JsonNode.Parse(KubernetesJson.Serialize(o)))), []);
     }
 
     public static Command Build()

@@ -87,8 +87,6 @@ public static class ChildPlan
             will.ClusterIP = was.ClusterIP;
             will.ClusterIPs = was.ClusterIPs;
         }
-        // The token Secret is desired without its value (issued once, at creation): a replace keeps the stored one.
-        if (current is V1Secret { Data: { } data } && desired is V1Secret { Data: null } secret) secret.Data = data;
         desired.Metadata.Labels = Merged(current.Metadata.Labels, desired.Metadata.Labels);
         desired.Metadata.Annotations = Merged(current.Metadata.Annotations, desired.Metadata.Annotations);
     }

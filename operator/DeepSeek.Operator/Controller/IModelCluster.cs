@@ -23,5 +23,11 @@ public interface IModelCluster : IModelPods
 
     Task ApplyAsync(ChildAction action, CancellationToken cancellationToken);
 
+    /// <summary>A Secret read by name (RBAC get; never listed or watched); null when there is none.</summary>
+    Task<V1Secret?> ReadSecretAsync(string ns, string name, CancellationToken cancellationToken);
+
+    /// <summary>Creates a Secret (RBAC create); refused (409) when one of that name exists.</summary>
+    Task CreateSecretAsync(V1Secret secret, CancellationToken cancellationToken);
+
     Task RecordEventAsync(V1ObjectMeta model, string type, string reason, string message, CancellationToken cancellationToken);
 }

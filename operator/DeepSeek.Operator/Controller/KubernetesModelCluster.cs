@@ -51,6 +51,24 @@ public sealed class KubernetesModelCluster(IKubernetes client, ClusterCache cach
         }
     }
 
+    public async Task<V1Secret?> ReadSecretAsync(string ns, string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await client.CoreV1.ReadNamespacedSecretAsync(name, ns, cancellationToken: cancellationToken);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    public async Task CreateSecretAsync(V1Secret secret, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(secret);
+        await client.CoreV1.CreateNamespacedSecretAsync(secret, secret.Metadata.NamespaceProperty ?? "default", cancellationToken: cancellationToken);
+    }
+
     public Task RecordEventAsync(V1ObjectMeta model, string type, string reason, string message, CancellationToken cancellationToken) =>
         events.RecordAsync(model, type, reason, message, cancellationToken);
 }

@@ -40,6 +40,7 @@ public sealed class ModelReconciler(
         if (document is null || document.Metadata.DeletionTimestamp is not null)
         {
             expectations.Forget(key);
+            metrics?.ForgetModel(key);
             return ReconcileResult.Done;
         }
         var (model, readErrors) = ModelReader.Read(document);
@@ -49,6 +50,7 @@ public sealed class ModelReconciler(
             if (errors.Count > 0)
             {
                 var invalid = StatusCalculator.Invalid(model, errors, time.GetUtcNow().UtcDateTime);
+                Report(key, invalid);
                 await WriteIfChangedAsync(model, invalid, "Warning", ModelConditions.ReasonInvalidSpec, string.Join("; ", errors), cancellationToken);
                 // Terminal until the spec changes: a new generation brings a new event.
                 return ReconcileResult.Done;
@@ -56,6 +58,7 @@ public sealed class ModelReconciler(
             if (features.Refusal(model.Spec) is { } refusal)
             {
                 var refused = StatusCalculator.Refused(model, new ModelProblem(ModelConditions.ReasonFeatureUnsupported, refusal), time.GetUtcNow().UtcDateTime);
+                Report(key, refused);
                 await WriteIfChangedAsync(model, refused, "Warning", ModelConditions.ReasonFeatureUnsupported, refusal, cancellationToken);
                 return ReconcileResult.Done;
             }
@@ -88,10 +91,11 @@ public sealed class ModelReconciler(
         var plan = ChildPlan.Compute(desired.Objects, existing)
             .Where(a => a.Kind != ChildActionKind.Create || !expectations.AwaitingCreate(Child(ns, a.Object)))
             .ToList();
+        // Before the workloads, whose pods read it: the group token, read by name on every reconcile (no watch,
+        // no cache: a deleted Secret is noticed here), created once if missing, never replaced or deleted.
+        var tokenProblem = desired.GroupToken is { } token ? await EnsureGroupTokenAsync(model, token, cancellationToken) : null;
         foreach (var action in plan)
         {
-            // The one value not derived from the model: issued here, at the edge, and never again.
-            if (action is { Kind: ChildActionKind.Create, Object: V1Secret secret } && secret.Metadata.Name == ObjectNames.GroupToken(model.Metadata.Name)) GroupSecurity.IssueToken(secret);
             try
             {
                 await cluster.ApplyAsync(action, cancellationToken);
@@ -116,10 +120,47 @@ public sealed class ModelReconciler(
 
         // Status from what exists now: workloads just created have no pods yet.
         var workloads = await ObserveAsync(existing, desired, plan, cluster.Pods(ns, model.Metadata.Name), cancellationToken);
-        var status = StatusCalculator.Compute(scaled, workloads, failure: null, time.GetUtcNow().UtcDateTime);
+        var status = StatusCalculator.Compute(scaled, workloads, failure: null, time.GetUtcNow().UtcDateTime, tokenProblem);
+        Report(key, status);
         await WriteStatusAsync(model, status, cancellationToken);
+        if (tokenProblem is null) return ReconcileResult.Done;
 
-        return ReconcileResult.Done;
+        // Said once when it starts, not on every look; looked at again later, as no watch says when the Secret is fixed.
+        if (model.Status?.Conditions?.Any(c => c.Type == ModelConditions.Degraded && c.Reason == ModelConditions.ReasonGroupTokenInvalid) != true)
+            await RecordAsync(model, "Warning", tokenProblem.Reason, tokenProblem.Message, cancellationToken);
+        return ReconcileResult.After(GroupTokenRecheck);
+    }
+
+    /// <summary>The model's replicas as its status says, on /metrics (what the chart's ModelNotAvailable alert reads).</summary>
+    private void Report(string key, DeepSeekModelStatus status) => metrics?.ModelReplicas(key, status.DesiredReplicas ?? 0, status.ReadyReplicas ?? 0);
+
+    /// <summary>How soon a model whose group token Secret is unusable looks at it again (nothing watches Secrets).</summary>
+    internal static readonly TimeSpan GroupTokenRecheck = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// The group token Secret: a GET by name; missing, it is created with a new token (the one value not derived
+    /// from the model, issued here at the edge); present, it is used as it is, or, if it cannot be (<see
+    /// cref="GroupSecurity.Defect"/>), reported and left alone: the operator has no right to change or delete it.
+    /// </summary>
+    private async Task<ModelProblem?> EnsureGroupTokenAsync(V1Alpha1DeepSeekModel model, V1Secret desired, CancellationToken cancellationToken)
+    {
+        var ns = desired.Metadata.NamespaceProperty ?? "default";
+        var name = desired.Metadata.Name;
+        try
+        {
+            if (await cluster.ReadSecretAsync(ns, name, cancellationToken) is { } stored)
+                return GroupSecurity.Defect(stored, model.Metadata.Uid) is { } defect ? new ModelProblem(ModelConditions.ReasonGroupTokenInvalid, defect) : null;
+            GroupSecurity.IssueToken(desired);
+            await cluster.CreateSecretAsync(desired, cancellationToken);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode is not (HttpStatusCode.Conflict or HttpStatusCode.Forbidden))
+        {
+            var message = $"Ensuring Secret {name} was refused by the API server ({(int)e.Response.StatusCode}): {ApiMessage(e)}";
+            await ReportFailureAsync(model, new ModelProblem(ModelConditions.ReasonReconcileFailed, message), cancellationToken);
+            throw;
+        }
+        await RecordAsync(model, "Normal", "Created", $"Created Secret {name}", cancellationToken);
+        return null;
     }
 
     /// <summary>One event per kind of change (not one per object), so a new model costs one event, not four.</summary>

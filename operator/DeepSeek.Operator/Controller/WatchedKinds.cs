@@ -70,7 +70,12 @@ public sealed record WatchedKind<T, TList>(string Group, string Version, string 
     }
 }
 
-/// <summary>The table of kinds the operator watches: its models, then their children in the order they are best created, and pods.</summary>
+/// <summary>
+/// The table of kinds the operator watches: its models, then their children in the order they are best created, and pods.
+/// Not here: the group token Secret of an expert-parallel model, which is never watched, listed, updated or
+/// deleted (RBAC get and create only, <see cref="DeepSeek.Operator.Security.OperatorPermissions"/>): the reconciler
+/// reads it by name and creates it once (<see cref="ModelReconciler"/>), garbage collection deletes it with the model.
+/// </summary>
 public static class WatchedKinds
 {
     // Every model (no label): read as documents (spec as JSON), so one model whose spec cannot be read does not fail the list of all.
@@ -91,9 +96,6 @@ public static class WatchedKinds
         new WatchedKind<V1Deployment, V1DeploymentList>("apps", "v1", "Deployment", "deployments", Owned: true, Manage),
         new WatchedKind<V1StatefulSet, V1StatefulSetList>("apps", "v1", "StatefulSet", "statefulsets", Owned: true, Manage),
         new WatchedKind<V1PodDisruptionBudget, V1PodDisruptionBudgetList>("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", Owned: true, Manage),
-        // The group token of each expert-parallel model: by the managed-by label like every other kind, so the
-        // operator never lists the namespace's other Secrets.
-        new WatchedKind<V1Secret, V1SecretList>("", "v1", "Secret", "secrets", Owned: true, Manage),
         new WatchedKind<V1NetworkPolicy, V1NetworkPolicyList>("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", Owned: true, Manage),
         Pods,
     ];

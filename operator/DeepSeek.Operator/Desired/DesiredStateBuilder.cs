@@ -23,10 +23,11 @@ public static class DesiredStateBuilder
         var configHash = SpecHash.Of(settings.Data);
         objects.Add(settings);
 
+        // Ensured before the workloads (their pods read it), and never replaced or deleted: not one of the objects.
+        var groupToken = shape.IsExpertParallel ? GroupSecurity.TokenSecret(Metadata(model, ObjectNames.GroupToken(name))) : null;
         if (shape.IsExpertParallel)
         {
-            // Before the workloads: their pods read the token Secret, and must never run unfenced.
-            objects.Add(GroupSecurity.TokenSecret(Metadata(model, ObjectNames.GroupToken(name))));
+            // Before the workloads: their pods must never run unfenced.
             objects.Add(GroupSecurity.NetworkPolicy(Metadata(model, ObjectNames.ExpertNetworkPolicy(name)), ModelLabels.Selector(name)));
         }
         if (!shape.IsMultiPod)
@@ -94,7 +95,7 @@ public static class DesiredStateBuilder
         });
 
         foreach (var item in objects) Stamp(item);
-        return new DesiredState(objects);
+        return new DesiredState(objects, groupToken);
     }
 
     /// <summary>The in-cluster URL of the model's HTTP API.</summary>

@@ -15,6 +15,10 @@ public static class OperatorPermissions
         WatchedKinds.Models.Rule,
         new(WatchedKinds.Models.Group, WatchedKinds.Models.Plural + "/status", ["update"]),
         .. WatchedKinds.All.Select(k => k.Rule),
+        // The group token Secret of an expert-parallel model: read by name (never listed or watched, so no
+        // other Secret is ever read) and created once, immutable, with the model as owner (garbage collection
+        // deletes it: no delete). Never update, patch or delete: a token is not changed under running ranks.
+        new("", "secrets", ["get", "create"]),
         // Events are aggregated (a repeat raises the count: patch); a StatefulSet short of pods has its
         // warnings read (list, by involvedObject.uid) to say why.
         new("", "events", ["create", "patch", "list"]),

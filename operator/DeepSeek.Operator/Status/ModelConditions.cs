@@ -21,6 +21,11 @@ public static class ModelConditions
     public const string ReasonFeatureUnsupported = "FeatureUnsupported";
     /// <summary>The API server refused a child object; the message is the server's, readable.</summary>
     public const string ReasonWorkloadRefused = "WorkloadRefused";
+    /// <summary>
+    /// The group token Secret of an expert-parallel model exists but cannot be used (not the model's, no token,
+    /// not immutable): the operator never overwrites it; deleting it lets the next reconcile create a new one.
+    /// </summary>
+    public const string ReasonGroupTokenInvalid = "GroupTokenInvalid";
     /// <summary>Event of an update that restored fields someone else changed on a child.</summary>
     public const string ReasonDriftCorrected = "DriftCorrected";
     /// <summary>Events of the autoscaler's decisions that change the replica count.</summary>

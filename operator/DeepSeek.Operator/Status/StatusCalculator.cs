@@ -13,7 +13,8 @@ public static class StatusCalculator
     /// <param name="workloads">The Deployment, or one StatefulSet per existing replica group.</param>
     /// <param name="failure">Why the operator could not make the workloads match the spec, if it could not.</param>
     /// <param name="now">The time of this observation.</param>
-    public static DeepSeekModelStatus Compute(V1Alpha1DeepSeekModel model, IReadOnlyList<WorkloadObservation> workloads, ModelProblem? failure, DateTime now)
+    /// <param name="degraded">A problem that does not stop the rollout but must be fixed (a group token Secret the operator cannot use): Degraded only.</param>
+    public static DeepSeekModelStatus Compute(V1Alpha1DeepSeekModel model, IReadOnlyList<WorkloadObservation> workloads, ModelProblem? failure, DateTime now, ModelProblem? degraded = null)
     {
         var shape = ModelShape.Of(model);
         int replicas, ready;
@@ -50,7 +51,7 @@ public static class StatusCalculator
                 : rolledOut
                 ? Condition(previous, ModelConditions.Progressing, ModelConditions.False, ModelConditions.ReasonRolloutComplete, $"All {shape.Replicas} replicas run the current spec and are ready.", generation, now)
                 : Condition(previous, ModelConditions.Progressing, ModelConditions.True, ModelConditions.ReasonRollingOut, $"{ready} of {shape.Replicas} replicas ready on the current spec.", generation, now),
-            (failure ?? Worst(workloads)) is { } problem
+            (failure ?? degraded ?? Worst(workloads)) is { } problem
                 ? Condition(previous, ModelConditions.Degraded, ModelConditions.True, problem.Reason, problem.Message, generation, now)
                 : Condition(previous, ModelConditions.Degraded, ModelConditions.False, ModelConditions.ReasonAsExpected, "Workloads match the spec.", generation, now),
         };

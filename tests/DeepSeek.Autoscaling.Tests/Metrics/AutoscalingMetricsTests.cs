@@ -47,12 +47,12 @@ public class AutoscalingMetricsTests
 
             Assert.Contains("# TYPE deepseek_operator_desired_replicas gauge", lines);
             Assert.Contains("# TYPE deepseek_operator_scaling_decisions_total counter", lines);
-            Assert.Equal("6", Sample(lines, "deepseek_operator_desired_replicas{", "model=\"serving/v3\""));
-            Assert.Equal("2", Sample(lines, "deepseek_operator_desired_replicas{", "model=\"serving/lite\""));
-            Assert.Null(Sample(lines, "deepseek_operator_desired_replicas{", "model=\"serving/gone\""));
-            Assert.Equal("1", Sample(lines, "deepseek_operator_scaling_decisions_total{", "direction=\"up\"", "model=\"serving/v3\""));
-            Assert.Equal("1", Sample(lines, "deepseek_operator_scaling_decisions_total{", "direction=\"none\"", "model=\"serving/v3\""));
-            Assert.Equal("1", Sample(lines, "deepseek_operator_scaling_decisions_total{", "direction=\"down\"", "model=\"serving/lite\""));
+            Assert.Equal("6", Sample(lines, "deepseek_operator_desired_replicas{", "deepseekmodel=\"serving/v3\""));
+            Assert.Equal("2", Sample(lines, "deepseek_operator_desired_replicas{", "deepseekmodel=\"serving/lite\""));
+            Assert.Null(Sample(lines, "deepseek_operator_desired_replicas{", "deepseekmodel=\"serving/gone\""));
+            Assert.Equal("1", Sample(lines, "deepseek_operator_scaling_decisions_total{", "direction=\"up\"", "deepseekmodel=\"serving/v3\""));
+            Assert.Equal("1", Sample(lines, "deepseek_operator_scaling_decisions_total{", "direction=\"none\"", "deepseekmodel=\"serving/v3\""));
+            Assert.Equal("1", Sample(lines, "deepseek_operator_scaling_decisions_total{", "direction=\"down\"", "deepseekmodel=\"serving/lite\""));
         }
         finally
         {

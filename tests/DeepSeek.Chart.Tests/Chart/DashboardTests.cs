@@ -7,7 +7,7 @@ namespace DeepSeek.Chart.Tests.Chart;
 /// <summary>The Grafana dashboard queries only metrics the runtime and operator export.</summary>
 public sealed partial class DashboardTests
 {
-    /// <summary>The runtime's metric names (docs/api.md, Metrics), plus the operator's desired-replicas gauge.</summary>
+    /// <summary>The runtime's metric names (docs/api.md, Metrics), plus the operator's per-model gauges.</summary>
     private static readonly HashSet<string> KnownMetrics =
     [
         "deepseek_requests_waiting",
@@ -27,6 +27,7 @@ public sealed partial class DashboardTests
         "deepseek_expert_load_imbalance_ratio",
         "deepseek_model_load_seconds",
         "deepseek_operator_desired_replicas",
+        "deepseek_operator_model_replicas",
     ];
 
     private static readonly HashSet<string> Histograms =
@@ -64,6 +65,30 @@ public sealed partial class DashboardTests
         Assert.Contains(queries, q => q.Contains("rate(deepseek_generation_tokens_total", StringComparison.Ordinal));
         Assert.Contains(queries, q => q.Contains("deepseek_expert_load_imbalance_ratio", StringComparison.Ordinal));
         Assert.Contains(queries, q => q.Contains("deepseek_operator_desired_replicas", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Runtime_and_operator_series_are_selected_and_joined_by_one_label_deepseekmodel()
+    {
+        var dashboard = ParseDashboard(File.ReadAllText(DashboardPath));
+        var targets = Queries(dashboard.GetProperty("panels")).Where(q => q.Contains("deepseek_", StringComparison.Ordinal)).ToList();
+
+        // deepseekmodel (namespace/name) is on the operator's per-model series and, through the chart's PodMonitor, on
+        // the runtime's; the runtime's model label (its served name) would lose the operator's series in a join.
+        Assert.All(targets, q =>
+        {
+            Assert.Contains("deepseekmodel=~\"$deepseekmodel\"", q, StringComparison.Ordinal);
+            Assert.Matches(@"\bby \((?:le, )?deepseekmodel\b", q);
+            Assert.DoesNotMatch(@"[{,(]\s*model\s*[=~!,)]", q);
+        });
+        var variable = dashboard.GetProperty("templating").GetProperty("list").EnumerateArray().Single(v => v.GetProperty("name").GetString() == "deepseekmodel");
+        Assert.Equal("label_values(deepseek_requests_waiting, deepseekmodel)", variable.GetProperty("definition").GetString());
+
+        var replicas = dashboard.GetProperty("panels").EnumerateArray().Single(p => p.GetProperty("title").GetString() == "Replicas");
+        var queries = Queries(replicas);
+        Assert.Contains(queries, q => q.Contains("deepseek_operator_model_replicas{", StringComparison.Ordinal) && q.Contains("state=\"desired\"", StringComparison.Ordinal));
+        Assert.Contains(queries, q => q.Contains("deepseek_operator_model_replicas{", StringComparison.Ordinal) && q.Contains("state=\"ready\"", StringComparison.Ordinal));
+        Assert.Contains(queries, q => q.Contains("deepseek_requests_running{", StringComparison.Ordinal));
     }
 
     [Fact]

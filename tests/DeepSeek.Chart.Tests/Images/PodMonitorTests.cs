@@ -30,6 +30,10 @@ public sealed class PodMonitorTests
         Assert.Equal(RuntimeContract.HttpName, Manifests.Scalar(endpoint, "port"));
         Assert.Equal("/metrics", Manifests.Scalar(endpoint, "path"));
         Assert.Equal("15s", Manifests.Scalar(endpoint, "interval"));
+        // The model as namespace/name in deepseekmodel: the label of the operator's per-model series too.
+        var relabel = Manifests.Sequence(endpoint, "relabelings").Single(r => Manifests.Scalar(r, "targetLabel") == "deepseekmodel");
+        Assert.Equal(["__meta_kubernetes_namespace", "__meta_kubernetes_pod_label_app_kubernetes_io_instance"], Manifests.Strings(relabel, "sourceLabels"));
+        Assert.Equal("/", Manifests.Scalar(relabel, "separator"));
     }
 
     [Fact]

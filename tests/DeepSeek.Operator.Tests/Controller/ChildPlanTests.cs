@@ -59,27 +59,13 @@ public sealed class ChildPlanTests
     }
 
     [Fact]
-    public void A_stored_group_token_is_no_difference_and_a_replace_of_its_secret_keeps_it()
+    public void The_group_token_is_never_planned_so_never_replaced_or_deleted()
     {
-        var desired = DesiredStateBuilder.Build(Models.MultiPod(), new OperatorDefaults()).Objects;
-        var secret = KubernetesJson.Deserialize<V1Secret>(KubernetesJson.Serialize(desired.OfType<V1Secret>().Single()));
-        GroupSecurity.IssueToken(secret);
-        var token = secret.Data[GroupSecurity.TokenKey];
-        secret.Metadata.ResourceVersion = "9";
-        var others = desired.Where(o => o is not V1Secret).ToList();
-
-        // The value the operator issued is not a difference from the desired Secret, which has none.
-        Assert.DoesNotContain(ChildPlan.Compute(desired, [.. others, secret]), a => a.Object is V1Secret);
-
-        // A label of ours changed: the replace restores it and sends the stored token back unchanged.
-        secret.Metadata.Labels["app.kubernetes.io/component"] = "edited";
-        var update = Assert.Single(ChildPlan.Compute(DesiredStateBuilder.Build(Models.MultiPod(), new OperatorDefaults()).Objects, [.. others, secret]), a => a.Object is V1Secret);
-        Assert.Equal(ChildActionKind.Update, update.Kind);
-        Assert.True(update.Drift);
-        var replaced = (V1Secret)update.Object;
-        Assert.Equal("inference", replaced.Metadata.Labels["app.kubernetes.io/component"]);
-        Assert.Equal(token, replaced.Data[GroupSecurity.TokenKey]);
-        Assert.Equal("9", replaced.Metadata.ResourceVersion);
+        // The reconciler creates it once, apart from the plan (RBAC get and create on Secrets, no update or delete).
+        var state = DesiredStateBuilder.Build(Models.MultiPod(), new OperatorDefaults());
+        Assert.NotNull(state.GroupToken);
+        Assert.DoesNotContain(ChildPlan.Compute(state.Objects, []), a => a.Object is V1Secret);
+        Assert.DoesNotContain(ChildPlan.Compute(DesiredStateBuilder.Build(Models.SinglePod(), new OperatorDefaults()).Objects, state.Objects), a => a.Object is V1Secret);
     }
 
     [Fact]

@@ -33,6 +33,19 @@ public sealed class RecreatedModelTests
             Applied.Add(action);
             return Task.CompletedTask;
         }
+
+        /// <summary>Secrets by name: read by GET, never from a cache.</summary>
+        public Dictionary<string, V1Secret> Secrets { get; } = [];
+        public List<V1Secret> CreatedSecrets { get; } = [];
+
+        public Task<V1Secret?> ReadSecretAsync(string ns, string name, CancellationToken cancellationToken) => Task.FromResult(Secrets.GetValueOrDefault(name));
+
+        public Task CreateSecretAsync(V1Secret secret, CancellationToken cancellationToken)
+        {
+            Secrets.Add(secret.Metadata.Name, secret);
+            CreatedSecrets.Add(secret);
+            return Task.CompletedTask;
+        }
     }
 
     private static DeepSeekModelDocument Document(string uid) => new()
@@ -47,22 +60,32 @@ public sealed class RecreatedModelTests
         var cluster = new EmptyCluster { Model = Document("uid-first") };
         var reconciler = new ModelReconciler(cluster, new OperatorDefaults { RuntimeImage = "r" }, ClusterFeatures.Any, TimeProvider.System, NullLogger<ModelReconciler>.Instance);
 
-        await reconciler.ReconcileAsync("default/ep", CancellationToken.None);
+        Assert.Equal(ReconcileResult.Done, await reconciler.ReconcileAsync("default/ep", CancellationToken.None));
         var first = cluster.Applied.Where(a => a.Kind == ChildActionKind.Create).Select(a => ChildPlan.Key(a.Object)).ToList();
-        Assert.Contains("Secret/ep-ep-group-token", first);
+        Assert.Contains("StatefulSet/ep-g0", first);
+        Assert.Equal("uid-first", Assert.Single(cluster.CreatedSecrets).Metadata.OwnerReferences.Single().Uid);
 
-        // The same read again (the cache has not caught up): nothing is created twice.
+        // The same read again (the cache has not caught up): nothing is created twice; the Secret is read by name.
         cluster.Applied.Clear();
         await reconciler.ReconcileAsync("default/ep", CancellationToken.None);
         Assert.DoesNotContain(cluster.Applied, a => a.Kind == ChildActionKind.Create);
+        Assert.Single(cluster.CreatedSecrets);
 
         // Deleted and created again: a new uid, and every child is created for it.
         cluster.Model = Document("uid-second");
-        await reconciler.ReconcileAsync("default/ep", CancellationToken.None);
+        var result = await reconciler.ReconcileAsync("default/ep", CancellationToken.None);
         var second = cluster.Applied.Where(a => a.Kind == ChildActionKind.Create).ToList();
         Assert.Equal(first, second.Select(a => ChildPlan.Key(a.Object)));
         Assert.All(second, a => Assert.Equal("uid-second", a.Object.Metadata.OwnerReferences.Single().Uid));
-        var secret = (V1Secret)second.Single(a => a.Object is V1Secret).Object;
+        // The first model's token Secret is not yet collected: reported, left alone, looked at again later.
+        Assert.Single(cluster.CreatedSecrets);
+        Assert.Equal(ModelReconciler.GroupTokenRecheck, result.RequeueAfter);
+
+        // Garbage collection removes it: the next look creates the new model's own.
+        cluster.Secrets.Clear();
+        Assert.Equal(ReconcileResult.Done, await reconciler.ReconcileAsync("default/ep", CancellationToken.None));
+        var secret = cluster.CreatedSecrets[^1];
+        Assert.Equal("uid-second", secret.Metadata.OwnerReferences.Single().Uid);
         Assert.NotNull(secret.Data[GroupSecurity.TokenKey]);
     }
 }

@@ -76,6 +76,19 @@ public sealed class SampleTests
     }
 
     [Fact]
+    public void The_expert_parallel_sample_renders_its_group_token_secret_first_and_without_a_value()
+    {
+        var (yaml, errors) = RenderCommand.Render(File.ReadAllText(RepositoryFiles.PathOf("samples", "serving_v1alpha1_deepseekmodel_v3_expert_parallel.yaml")), new OperatorDefaults { RuntimeImage = "runtime:test" });
+        Assert.Empty(errors);
+        var documents = YamlJson.ParseAll(yaml!);
+        var secret = Assert.Single(documents, d => (string?)d!["kind"] == "Secret")!;
+        Assert.Same(secret, documents[0]);
+        Assert.EndsWith("-ep-group-token", (string?)secret["metadata"]!["name"], StringComparison.Ordinal);
+        Assert.Null(secret["data"]);
+        Assert.Equal(true, (bool?)secret["immutable"]);
+    }
+
+    [Fact]
     public void Render_names_the_offending_field_of_an_invalid_manifest()
     {
         var manifest = File.ReadAllText(RepositoryFiles.PathOf("samples", "serving_v1alpha1_deepseekmodel_autoscaled.yaml"))

@@ -156,6 +156,7 @@ public sealed class DesiredStateBuilderTests
         var settings = state.OfType<V1ConfigMap>().Single();
         Assert.DoesNotContain(settings.Data, d => d.Key.Contains("API_KEY", StringComparison.Ordinal) || d.Value.Contains("lite-keys", StringComparison.Ordinal));
         Assert.Empty(state.OfType<V1Secret>());
+        Assert.Null(state.GroupToken);
     }
 
     [Fact]
@@ -164,8 +165,10 @@ public sealed class DesiredStateBuilderTests
         var state = Build(Models.MultiPod(replicas: 2));
 
         Assert.Equal(
-            ["ConfigMap/v3-runtime", "Secret/v3-ep-group-token", "NetworkPolicy/v3-experts", "Service/v3-g0", "StatefulSet/v3-g0", "Service/v3-g1", "StatefulSet/v3-g1", "Service/v3", "PodDisruptionBudget/v3"],
+            ["ConfigMap/v3-runtime", "NetworkPolicy/v3-experts", "Service/v3-g0", "StatefulSet/v3-g0", "Service/v3-g1", "StatefulSet/v3-g1", "Service/v3", "PodDisruptionBudget/v3"],
             KindsAndNames(state));
+        // The token Secret is apart: created once if missing, never compared, replaced or deleted.
+        Assert.Equal("v3-ep-group-token", state.GroupToken?.Metadata.Name);
         Assert.Empty(state.OfType<V1Deployment>());
         foreach (var (set, k) in state.OfType<V1StatefulSet>().Select((s, k) => (s, k)))
         {
@@ -243,7 +246,8 @@ public sealed class DesiredStateBuilderTests
         // One address per pod; the pod's serve derives its local ranks' ports from it.
         Assert.Equal("127.0.0.1:50052", env["DEEPSEEK_PEERS"].Value);
         Assert.Equal(ObjectNames.GroupToken(model.Metadata.Name), env["DEEPSEEK_GROUP_TOKEN"].ValueFrom.SecretKeyRef.Name);
-        Assert.Single(objects.OfType<V1Secret>());
+        Assert.NotNull(objects.GroupToken);
+        Assert.Empty(objects.OfType<V1Secret>());
         Assert.Single(objects.OfType<V1NetworkPolicy>());
     }
 
@@ -278,7 +282,7 @@ public sealed class DesiredStateBuilderTests
         Assert.All(three.OfType<V1StatefulSet>(), s => Assert.Equal(2, s.Spec.Replicas));
         // The groups both sizes have are identical objects: a scale never touches a running group.
         var shared = KindsAndNames(two).Intersect(KindsAndNames(three)).ToHashSet();
-        Assert.Equal(9, shared.Count);
+        Assert.Equal(8, shared.Count);
         Assert.Equal(
             two.Objects.Where(o => shared.Contains($"{o.Kind}/{o.Metadata.Name}")).Select(Json),
             three.Objects.Where(o => shared.Contains($"{o.Kind}/{o.Metadata.Name}")).Select(Json));
@@ -288,7 +292,8 @@ public sealed class DesiredStateBuilderTests
     public void Scaled_to_zero_a_multi_pod_model_keeps_its_service_settings_and_group_token_but_no_groups()
     {
         var state = Build(Models.MultiPod(replicas: 0));
-        Assert.Equal(["ConfigMap/v3-runtime", "Secret/v3-ep-group-token", "NetworkPolicy/v3-experts", "Service/v3", "PodDisruptionBudget/v3"], KindsAndNames(state));
+        Assert.Equal(["ConfigMap/v3-runtime", "NetworkPolicy/v3-experts", "Service/v3", "PodDisruptionBudget/v3"], KindsAndNames(state));
+        Assert.NotNull(state.GroupToken);
     }
 
     [Fact]

@@ -15,7 +15,9 @@ public sealed class GroupSecurityTests
     [Fact]
     public void The_token_secret_is_desired_immutable_owned_by_the_model_and_without_a_value()
     {
-        var secret = Build().OfType<V1Secret>().Single();
+        var state = Build();
+        var secret = state.GroupToken!;
+        Assert.Empty(state.OfType<V1Secret>());
 
         Assert.Equal("v3-ep-group-token", secret.Metadata.Name);
         Assert.Equal("serving", secret.Metadata.NamespaceProperty);
@@ -91,7 +93,7 @@ public sealed class GroupSecurityTests
     public void A_single_pod_model_has_no_group_token_no_policy_and_no_expert_port()
     {
         var state = DesiredStateBuilder.Build(Models.SinglePod(), new OperatorDefaults { RuntimeImage = "r" });
-        Assert.Empty(state.OfType<V1Secret>());
+        Assert.Null(state.GroupToken);
         Assert.Empty(state.OfType<V1NetworkPolicy>());
         var container = state.OfType<V1Deployment>().Single().Spec.Template.Spec.Containers.Single();
         Assert.DoesNotContain(container.Env, e => e.Name == "DEEPSEEK_GROUP_TOKEN");
@@ -119,7 +121,28 @@ public sealed class GroupSecurityTests
     [Fact]
     public void Equal_models_build_equal_secrets_and_policies()
     {
-        Assert.Equal(KubernetesJson.Serialize(Build().OfType<V1Secret>().Single()), KubernetesJson.Serialize(Build().OfType<V1Secret>().Single()));
+        Assert.Equal(KubernetesJson.Serialize(Build().GroupToken), KubernetesJson.Serialize(Build().GroupToken));
         Assert.Equal(KubernetesJson.Serialize(Build().OfType<V1NetworkPolicy>().Single()), KubernetesJson.Serialize(Build().OfType<V1NetworkPolicy>().Single()));
+    }
+
+    [Fact]
+    public void A_stored_token_secret_is_usable_only_if_the_model_owns_it_and_it_holds_an_immutable_token()
+    {
+        V1Secret Stored(string? ownerUid, bool immutable = true, bool withToken = true)
+        {
+            var secret = KubernetesJson.Deserialize<V1Secret>(KubernetesJson.Serialize(Build().GroupToken));
+            if (withToken) GroupSecurity.IssueToken(secret);
+            secret.Immutable = immutable;
+            if (ownerUid is null) secret.Metadata.OwnerReferences = null;
+            else secret.Metadata.OwnerReferences[0].Uid = ownerUid;
+            return secret;
+        }
+
+        Assert.Null(GroupSecurity.Defect(Stored(Models.Uid), Models.Uid));
+        // Someone else's Secret under the name (a user's, or the model's previous incarnation's before garbage collection).
+        Assert.Contains("not created by the operator", GroupSecurity.Defect(Stored(null), Models.Uid));
+        Assert.Contains("belongs to another object", GroupSecurity.Defect(Stored("uid-old"), Models.Uid));
+        Assert.Contains("no 'token' value", GroupSecurity.Defect(Stored(Models.Uid, withToken: false), Models.Uid));
+        Assert.Contains("not immutable", GroupSecurity.Defect(Stored(Models.Uid, immutable: false), Models.Uid));
     }
 }

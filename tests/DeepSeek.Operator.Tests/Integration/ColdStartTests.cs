@@ -33,8 +33,9 @@ public sealed class ColdStartTests
         Assert.Equal(models, perModel.GetValueOrDefault(("update", "deepseekmodels/status")));
         Assert.Equal(models, perModel.GetValueOrDefault(("create", "events")));
         Assert.Equal(6 * models, perModel.Values.Sum());
-        // One list per watched kind, whatever the number of models.
-        Assert.Equal(9, mine.Count(r => r.Verb == "list"));
+        // One list per watched kind, whatever the number of models: models, six owned kinds, pods; never Secrets.
+        Assert.Equal(8, mine.Count(r => r.Verb == "list"));
+        Assert.DoesNotContain(mine, r => r.Resource == "secrets");
 
         // At rest (the second reconcile of each model, caused by its own writes, reads the caches): no requests.
         var before = harness.Server.Requests.Count(r => r.User == "operator-a" && r.Verb is not "watch");

@@ -1,7 +1,9 @@
 using System.Net;
+using DeepSeek.Operator.Api.V1Alpha1;
 using DeepSeek.Operator.Leadership;
 using DeepSeek.Operator.Security;
 using DeepSeek.Operator.Tests.Support;
+using k8s;
 
 namespace DeepSeek.Operator.Tests.Integration;
 
@@ -92,6 +94,15 @@ public sealed class OperatorEndpointTests
         Assert.Equal(-1, Sample(text, "deepseek_operator_reconcile_duration_seconds_bucket", "le=\"10000\""));
         Assert.True(Sample(text, "deepseek_operator_workqueue_depth") >= 0);
         Assert.Equal(1, Sample(text, "deepseek_operator_leader"));
+        // Per model, by namespace/name (the chart's PodMonitor gives the runtime series the same deepseekmodel label).
+        Assert.Contains("# TYPE deepseek_operator_model_replicas gauge", text, StringComparison.Ordinal);
+        Assert.Equal(1, Sample(text, "deepseek_operator_model_replicas", "deepseekmodel=\"default/lite\",state=\"desired\""));
+        Assert.Equal(0, Sample(text, "deepseek_operator_model_replicas", "deepseekmodel=\"default/lite\",state=\"ready\""));
+
+        // A deleted model's series go.
+        await harness.Admin.CustomObjects.DeleteNamespacedCustomObjectAsync(V1Alpha1DeepSeekModel.Group, V1Alpha1DeepSeekModel.Version, "default", V1Alpha1DeepSeekModel.Plural, "lite");
+        await Eventually.HoldsAsync(async () => Sample((await GetAsync(http, metrics, "/metrics")).Body, "deepseek_operator_model_replicas", "deepseekmodel=\"default/lite\"") == -1,
+            Wait, "the deleted model's series gone");
     }
 
     [Fact]
