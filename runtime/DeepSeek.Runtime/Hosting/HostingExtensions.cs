@@ -156,6 +156,25 @@ public static partial class HostingExtensions
         return app;
     }
 
+    /// <summary>Says once at start how many intra-op threads LibTorch got, and why.</summary>
+    public static WebApplication LogCpuThreads(this WebApplication app, CpuThreads threads)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ArgumentNullException.ThrowIfNull(threads);
+        LogCpuThreads(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("DeepSeek.Runtime.Hosting"), threads);
+        return app;
+    }
+
+    /// <summary>The same line through <paramref name="logger"/> (<c>generate</c>'s stderr log).</summary>
+    public static void LogCpuThreads(ILogger logger, CpuThreads threads)
+    {
+        ArgumentNullException.ThrowIfNull(threads);
+        LogThreads(logger, threads.Threads, threads.Reason);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "CPU intra-op threads: {Threads} ({Reason})")]
+    private static partial void LogThreads(ILogger logger, int threads, string reason);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "DeepSeek runtime {Version}")]
     private static partial void LogVersion(ILogger logger, string version);
 

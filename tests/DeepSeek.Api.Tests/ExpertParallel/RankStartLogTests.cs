@@ -30,6 +30,7 @@ public sealed class RankStartLogTests
             Assert.DoesNotContain("OpenAI API /v1", log, StringComparison.Ordinal);
             Assert.DoesNotContain("the API is open", log, StringComparison.Ordinal);
             Assert.Contains("DeepSeek runtime ", log, StringComparison.Ordinal);
+            Assert.Contains("CPU intra-op threads: ", log, StringComparison.Ordinal);
         }
         finally
         {
