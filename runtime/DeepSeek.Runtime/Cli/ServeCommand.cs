@@ -88,6 +88,11 @@ public static class ServeCommand
                 {
                     await app.RunAsync(cancellationToken);
                 }
+                catch (OperationCanceledException) when (readiness.State == ReadinessState.Failed && !cancellationToken.IsCancellationRequested)
+                {
+                    // A member stopped the host while it was still starting (a failed load has said why): exit 1, not an unhandled exception.
+                    return 1;
+                }
                 catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
                 {
                     // Taken between the check above and Kestrel's bind.

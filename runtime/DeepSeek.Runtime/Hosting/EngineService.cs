@@ -158,7 +158,10 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
     private void Fail()
     {
         readiness.MarkFailed();
-        lifetime.StopApplication();
+        // Once the host has started (at once if it has): a load that fails while Kestrel is still binding
+        // (LibTorch already loaded, a folder without weights) would otherwise cancel the bind, and the host's
+        // start would end in an unhandled TaskCanceledException (exit 134) instead of exit 1.
+        lifetime.ApplicationStarted.Register(lifetime.StopApplication);
     }
 
     /// <summary>Runs before any hosted service stops, Kestrel included: the server still answers while in-flight requests finish.</summary>
