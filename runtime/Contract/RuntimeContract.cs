@@ -90,6 +90,8 @@ internal static class RuntimeContract
         public const string ExpertPort = "--expert-port";
         public const string ExpertTransport = "--expert-transport";
         public const string GroupTokenFile = "--group-token-file";
+        /// <summary>LibTorch's intra-op threads; default from the CPUs the process may use (its cgroup quota and affinity).</summary>
+        public const string Threads = "--threads";
     }
 
     /// <summary>Every flag the operator sets on a runtime pod, as an argument or through its environment variable.</summary>

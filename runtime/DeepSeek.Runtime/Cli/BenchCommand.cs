@@ -73,10 +73,11 @@ public static class BenchCommand
         var dtype = ModelOptions.DType();
         var quantization = ModelOptions.Quantization();
         var cudaGraphs = ModelOptions.CudaGraphs();
+        var threads = ModelOptions.Threads();
 
         var command = new Command("bench", "Engine throughput: prefill and decode tokens/s, time to first token and inter-token latency per batch size.")
         {
-            shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, maxBatchTokens, device, dtype, quantization, cudaGraphs, url, apiKey, requestsPerClient,
+            shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, maxBatchTokens, device, dtype, quantization, cudaGraphs, threads, url, apiKey, requestsPerClient,
             NativeBenchCommand.Build(),
         };
         command.Validators.Add(result =>
@@ -137,6 +138,10 @@ public static class BenchCommand
                 var checkpoint = parse.GetValue(model);
                 var steps = new ConcurrentQueue<StepTiming>();
                 using var metrics = new EngineMetrics("bench");
+                // In-process only: with --url the server chose its own.
+                var cpu = CpuThreads.ForThisProcess(parse.GetValue(threads));
+                cpu.Apply();
+                AnsiConsole.MarkupLine($"[grey]{Markup.Escape(cpu.ToString())}[/]");
                 AnsiConsole.MarkupLine($"[grey]Loading {(checkpoint is null ? $"a random-weight {Markup.Escape(parse.GetValue(shape) ?? "tiny")} model" : Markup.Escape(checkpoint))} ({config.NumHiddenLayers} layers, {scalar}) on {Markup.Escape(deviceName)}…[/]");
                 await using var engine = await InferenceEngine.StartAsync(options, () =>
                 {

@@ -35,10 +35,11 @@ public static class GenerateCommand
         var dtype = ModelOptions.DType();
         var quantization = ModelOptions.Quantization();
         var cudaGraphs = ModelOptions.CudaGraphs();
+        var threads = ModelOptions.Threads();
 
         var command = new Command("generate", "Generate a continuation of one prompt.")
         {
-            model, prompt, promptIds, maxNewTokens, temperature, topP, topK, seed, output, logprobs, device, dtype, quantization, cudaGraphs,
+            model, prompt, promptIds, maxNewTokens, temperature, topP, topK, seed, output, logprobs, device, dtype, quantization, cudaGraphs, threads,
         };
         command.Validators.Add(result =>
         {
@@ -76,6 +77,9 @@ public static class GenerateCommand
                 using var loggers = LoggerFactory.Create(logging => logging
                     .AddSimpleConsole(format => format.SingleLine = true)
                     .Services.Configure<ConsoleLoggerOptions>(console => console.LogToStandardErrorThreshold = LogLevel.Trace));
+                var cpu = CpuThreads.ForThisProcess(parse.GetValue(threads));
+                cpu.Apply();
+                HostingExtensions.LogCpuThreads(loggers.CreateLogger("DeepSeek.Runtime"), cpu);
                 await using var engine = await EngineService.StartEngineAsync(folder, OneRequest(ids.Length, newTokens, parse.GetValue(device)!) with { CudaGraphs = parse.GetValue(cudaGraphs) }, metrics,
                     engineLogger: loggers.CreateLogger("DeepSeek.Engine"));
                 var result = newTokens == 0 ? new GeneratedSequence() : await RunAsync(engine, ids, sampling, cancellationToken);

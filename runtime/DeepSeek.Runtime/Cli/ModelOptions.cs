@@ -52,4 +52,33 @@ public static class ModelOptions
             + "elsewhere it has no effect. Env: DEEPSEEK_CUDA_GRAPHS.",
         DefaultValueFactory = _ => EnvironmentDefault.Get(Flags.CudaGraphs, true),
     };
+
+    /// <summary>
+    /// <c>--threads N</c> (env <c>DEEPSEEK_THREADS</c>): LibTorch's intra-op threads; absent, <see cref="Hosting.CpuThreads"/>
+    /// chooses from the CPUs the process may use. Below 1 is a usage error (exit 2), from the flag or the variable.
+    /// </summary>
+    public static Option<int?> Threads()
+    {
+        var option = new Option<int?>(Flags.Threads)
+        {
+            Description = "LibTorch intra-op threads (CPU work, and host-side work on CUDA). Default: the CPUs available to the process "
+                + "(its cgroup CPU quota rounded down, else its affinity mask). Env: DEEPSEEK_THREADS.",
+            DefaultValueFactory = _ => ThreadsFromEnvironment(),
+        };
+        option.Validators.Add(result =>
+        {
+            // On the token itself: one that is not a number already has its parse error, and reading the value would throw.
+            if (result.Tokens is [var token] && int.TryParse(token.Value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var threads) && threads < 1)
+                result.AddError($"{Flags.Threads} must be at least 1, not {threads}.");
+        });
+        return option;
+    }
+
+    private static int? ThreadsFromEnvironment()
+    {
+        if (EnvironmentDefault.GetString(Flags.Threads) is null) return null;
+        var threads = EnvironmentDefault.Get(Flags.Threads, 0);
+        return threads >= 1 ? threads
+            : throw new EnvironmentDefaultException($"Environment variable {EnvironmentDefault.VariableFor(Flags.Threads)}={threads} must be at least 1 for {Flags.Threads}.");
+    }
 }

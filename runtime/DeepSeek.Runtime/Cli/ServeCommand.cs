@@ -29,7 +29,7 @@ public static class ServeCommand
             Value(Flags.MaxRequestBytes, Defaults.MaxRequestBytes, "Largest HTTP request body; larger ones get 413."),
             ModelOptions.Model(),
             Text(Flags.ServedName, "Model name clients use and the metrics' model label. Default: the model folder's name."),
-            ModelOptions.Device(), ModelOptions.DType(), ModelOptions.Quantization(), ModelOptions.CudaGraphs(),
+            ModelOptions.Device(), ModelOptions.DType(), ModelOptions.Quantization(), ModelOptions.CudaGraphs(), ModelOptions.Threads(),
             Value(Flags.MaxRunningRequests, EngineDefaults.MaxRunningRequests, "Requests decoded together at most (the batch)."),
             Value(Flags.MaxQueuedRequests, EngineDefaults.MaxQueuedRequests, "Requests waiting at most; more are refused with 429 / RESOURCE_EXHAUSTED."),
             Value(Flags.MaxBatchTokens, EngineDefaults.MaxBatchTokens, "Tokens (prefill chunks and decodes) in one forward pass."),
@@ -65,7 +65,12 @@ public static class ServeCommand
                 {
                     configuration.Validate(nativeHelperPresent: File.Exists(Path.Combine(AppContext.BaseDirectory, NativeHelper.LibraryFileName)));
                     if (ListenPorts.FirstInUse(RuntimeHost.ResolveListenAddress(configuration.Host), Ports(configuration)) is { } inUse) throw new ArgumentException(inUse);
-                    app = RuntimeHost.Build(configuration, ModelFolder.Open(configuration.ModelDirectory, configuration.DType, configuration.Quantization));
+                    var folder = ModelFolder.Open(configuration.ModelDirectory, configuration.DType, configuration.Quantization);
+                    // Before the engine (or a rank's tensor) thread runs its first parallel region, which fixes that thread's count.
+                    var threads = CpuThreads.ForThisProcess(configuration.Threads);
+                    threads.Apply();
+                    app = RuntimeHost.Build(configuration, folder);
+                    app.LogCpuThreads(threads);
                 }
             }
             catch (Exception e) when (e is ArgumentException or ConfigException or InvalidOperationException or IOException or UnauthorizedAccessException)
@@ -82,6 +87,11 @@ public static class ServeCommand
                 try
                 {
                     await app.RunAsync(cancellationToken);
+                }
+                catch (OperationCanceledException) when (readiness.State == ReadinessState.Failed && !cancellationToken.IsCancellationRequested)
+                {
+                    // A member stopped the host while it was still starting (a failed load has said why): exit 1, not an unhandled exception.
+                    return 1;
                 }
                 catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
                 {
@@ -139,6 +149,7 @@ public static class ServeCommand
                 RebalanceInterval = Seconds(Flags.RebalanceIntervalSeconds, parse.GetValue<double>(Flags.RebalanceIntervalSeconds)),
             },
             LocalRanks = parse.GetValue<int>(Flags.LocalRanks),
+            Threads = parse.GetValue<int?>(Flags.Threads),
         };
     }
 

@@ -24,7 +24,8 @@ public sealed partial class BackendWarmUp(IInferenceBackend backend, Readiness r
             // The engine service has said why already when it failed the load itself.
             if (readiness.State != ReadinessState.Failed) LogWarmUpFailed(logger, e, backend.Model.ServedName);
             readiness.MarkFailed();
-            lifetime.StopApplication();
+            // Once the host has started (at once if it has), as EngineService does: stopping while Kestrel binds fails the start with a trace.
+            lifetime.ApplicationStarted.Register(lifetime.StopApplication);
         }
     }
 

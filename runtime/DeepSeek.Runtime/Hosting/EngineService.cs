@@ -80,6 +80,11 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
         > 0 => $"tokenizer has {tokenizerSize} ids but the model embeds only {modelVocabulary}: text whose tokens fall at {modelVocabulary} or above is refused with 400",
     };
 
+    /// <summary>Whether <paramref name="directory"/> is the tiny checkpoint copied into the build output (serve's default <c>--model</c>).</summary>
+    public static bool IsEmbeddedDemoModel(string directory) => string.Equals(
+        Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)),
+        Path.TrimEndingDirectorySeparator(Path.GetFullPath(Cli.ModelOptions.EmbeddedModelDirectory)), StringComparison.Ordinal);
+
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -92,7 +97,10 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
         {
             // Said at every start: a tokenizer from another checkpoint shows up here, not as garbled text.
             var fit = DescribeVocabularyFit(folder.Tokenizer.Size, folder.Config.VocabSize);
-            if (folder.Tokenizer.Size > folder.Config.VocabSize) LogVocabularyMismatch(logger, fit);
+            // The embedded demo model is the tiny test checkpoint, whose byte-level tokenizer (260 ids) is larger than
+            // its embedding (256) by design: that is no mistake of the user's, so it is said without a warning.
+            if (folder.Tokenizer.Size > folder.Config.VocabSize && !IsEmbeddedDemoModel(folder.Directory)) LogVocabularyMismatch(logger, fit);
+            else if (folder.Tokenizer.Size > folder.Config.VocabSize) LogDemoVocabulary(logger, fit);
             else LogVocabulary(logger, fit);
         }
         _ = Task.Run(LoadAsync, CancellationToken.None);
@@ -150,7 +158,10 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
     private void Fail()
     {
         readiness.MarkFailed();
-        lifetime.StopApplication();
+        // Once the host has started (at once if it has): a load that fails while Kestrel is still binding
+        // (LibTorch already loaded, a folder without weights) would otherwise cancel the bind, and the host's
+        // start would end in an unhandled TaskCanceledException (exit 134) instead of exit 1.
+        lifetime.ApplicationStarted.Register(lifetime.StopApplication);
     }
 
     /// <summary>Runs before any hosted service stops, Kestrel included: the server still answers while in-flight requests finish.</summary>
@@ -219,6 +230,9 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Vocabulary: {Fit}")]
     private static partial void LogVocabulary(ILogger logger, string fit);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Vocabulary: {Fit}. Expected of the embedded demo model: a tiny random-weight test checkpoint whose embedding is smaller than its tokenizer; give --model for a real checkpoint")]
+    private static partial void LogDemoVocabulary(ILogger logger, string fit);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Vocabulary: {Fit}")]
     private static partial void LogVocabularyMismatch(ILogger logger, string fit);

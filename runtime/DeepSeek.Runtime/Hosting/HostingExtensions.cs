@@ -133,20 +133,59 @@ public static partial class HostingExtensions
         return app;
     }
 
-    /// <summary>Says at start which port serves what, and whether the API needs a key.</summary>
-    public static WebApplication LogListeners(this WebApplication app, ServeConfiguration settings)
+    /// <summary>
+    /// Says once at start which runtime this is, and when listening which port serves what: a replica's
+    /// APIs and whether they need a key, or, on an expert-parallel rank other than the leader, its expert
+    /// listener and probes (a rank serves no OpenAI API and no Inference service, so says nothing of a key).
+    /// </summary>
+    public static WebApplication LogListeners(this WebApplication app, ServeConfiguration settings, bool serving, bool rank)
     {
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(settings);
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("DeepSeek.Runtime.Hosting");
+        LogVersion(logger, RuntimeHost.Version);
         var keyed = app.Services.GetService<ApiKey>() is not null;
-        app.Lifetime.ApplicationStarted.Register(() => LogListening(logger, settings.Host, settings.HttpPort, settings.GrpcPort,
-            keyed ? "required on /v1/* and gRPC Inference (GetLoad open)" : "not set: the API is open"));
+        var parallel = settings.Parallel;
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            if (rank) LogListeningRank(logger, settings.Host, parallel.Rank, parallel.WorldSize, parallel.ExpertPort, settings.HttpPort, settings.GrpcPort);
+            else if (serving) LogListening(logger, settings.Host, settings.HttpPort, settings.GrpcPort,
+                keyed ? "required on /v1/* and gRPC Inference (GetLoad open)" : "not set: the API is open");
+            else LogListeningProbes(logger, settings.Host, settings.HttpPort, settings.GrpcPort);
+        });
         return app;
     }
 
+    /// <summary>Says once at start how many intra-op threads LibTorch got, and why.</summary>
+    public static WebApplication LogCpuThreads(this WebApplication app, CpuThreads threads)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ArgumentNullException.ThrowIfNull(threads);
+        LogCpuThreads(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("DeepSeek.Runtime.Hosting"), threads);
+        return app;
+    }
+
+    /// <summary>The same line through <paramref name="logger"/> (<c>generate</c>'s stderr log).</summary>
+    public static void LogCpuThreads(ILogger logger, CpuThreads threads)
+    {
+        ArgumentNullException.ThrowIfNull(threads);
+        LogThreads(logger, threads.Threads, threads.Reason);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "CPU intra-op threads: {Threads} ({Reason})")]
+    private static partial void LogThreads(ILogger logger, int threads, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "DeepSeek runtime {Version}")]
+    private static partial void LogVersion(ILogger logger, string version);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Listening on {Host}: HTTP/1.1 port {HttpPort} (OpenAI API /v1, /health, /ready, /metrics); gRPC h2c port {GrpcPort} (deepseek.runtime.v1.Inference, grpc.health.v1, reflection); API key {Key}")]
     private static partial void LogListening(ILogger logger, string host, int httpPort, int grpcPort, string key);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Listening on {Host} as expert-parallel rank {Rank} of {WorldSize}: h2c port {ExpertPort} (deepseek.runtime.v1.Experts for the leader, group token required); HTTP/1.1 port {HttpPort} (/health, /ready, /metrics); gRPC h2c port {GrpcPort} (grpc.health.v1, reflection). No OpenAI API or Inference service here: clients call the leader, rank 0")]
+    private static partial void LogListeningRank(ILogger logger, string host, int rank, int worldSize, int expertPort, int httpPort, int grpcPort);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Listening on {Host}: HTTP/1.1 port {HttpPort} (/health, /ready, /metrics); gRPC h2c port {GrpcPort} (grpc.health.v1, reflection); no model, so no API")]
+    private static partial void LogListeningProbes(ILogger logger, string host, int httpPort, int grpcPort);
 }
 
 /// <summary>The body of <c>/health</c> and <c>/ready</c>: the state, and why it is not ready where there is more to say (a missing rank).</summary>

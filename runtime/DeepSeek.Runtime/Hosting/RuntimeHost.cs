@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Net;
 using DeepSeek.Runtime.Api.Grpc;
 using DeepSeek.Runtime.Api.OpenAi;
@@ -14,6 +15,11 @@ namespace DeepSeek.Runtime.Hosting;
 public static class RuntimeHost
 {
     public const string MeterName = "DeepSeek.Runtime";
+
+    /// <summary>The runtime's informational version (the build's version and, where built from git, its commit).</summary>
+    public static string Version { get; } =
+        typeof(RuntimeHost).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(RuntimeHost).Assembly.GetName().Version?.ToString() ?? "unknown";
 
     /// <summary>
     /// The serving host: with a <paramref name="backend"/> (tests) or a <paramref name="model"/>
@@ -36,7 +42,7 @@ public static class RuntimeHost
         if (serving) app.MapOpenAi();
         app.MapGrpcInference(withInference: serving);
         app.MapExpertGroup(role);
-        app.LogListeners(configuration);
+        app.LogListeners(configuration, serving, rank: role == GroupRole.Rank);
         return app;
     }
 

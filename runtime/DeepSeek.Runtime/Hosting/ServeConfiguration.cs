@@ -37,6 +37,8 @@ public sealed record ServeConfiguration
     public ExpertParallelSettings Parallel { get; init; } = new();
     /// <summary>Ranks this pod runs as child processes; 1 is this process alone.</summary>
     public int LocalRanks { get; init; } = 1;
+    /// <summary>LibTorch's intra-op threads as asked (<c>--threads</c>); null: <see cref="CpuThreads"/> chooses.</summary>
+    public int? Threads { get; init; }
 
     /// <summary>
     /// Every problem, flag by flag, in one message, so a misconfigured pod says all that is wrong at
@@ -59,6 +61,7 @@ public sealed record ServeConfiguration
         if (Parallel.TransportProblem(Engine.Device, nativeHelperPresent) is { } transport) yield return transport;
         if (Quantization.DTypeProblem(DType) is { } dtype) yield return dtype;
         if (DrainTimeout < TimeSpan.Zero) yield return $"{Flags.DrainTimeout} must be 0 or more seconds, not {DrainTimeout.TotalSeconds}.";
+        if (Threads is < 1) yield return $"{Flags.Threads} must be at least 1, not {Threads}.";
         if (LocalRanks < 1) yield return $"{Flags.LocalRanks} must be at least 1, not {LocalRanks}.";
     }
 

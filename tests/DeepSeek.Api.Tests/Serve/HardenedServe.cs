@@ -4,7 +4,7 @@ namespace DeepSeek.Api.Tests.Serve;
 
 /// <summary>
 /// One <c>serve</c> process as a locked-down deployment runs it: an API key from a file, a small
-/// queue (<c>--max-queued-requests 2 --max-running-requests 1</c>) and a 64 KiB body limit.
+/// queue (<c>--max-queued-requests 2 --max-running-requests 1</c>), a 64 KiB body limit and one intra-op thread.
 /// </summary>
 public sealed class HardenedServe : IAsyncLifetime
 {
@@ -21,7 +21,7 @@ public sealed class HardenedServe : IAsyncLifetime
     {
         await File.WriteAllTextAsync(_keyFile, Key + "\n");
         Server = await ServeProcess.StartAsync("--api-key-file", _keyFile, "--max-queued-requests", "2", "--max-running-requests", "1",
-            "--max-request-bytes", $"{MaxRequestBytes}");
+            "--max-request-bytes", $"{MaxRequestBytes}", "--threads", "1");
         Wire = new WireClient(Server.HttpPort, Server.GrpcPort);
     }
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using DeepSeek.Api.Tests.Infrastructure;
 using DeepSeek.Model.Tokenization;
 
@@ -178,6 +179,12 @@ public sealed class ServeHardeningTests(HardenedServe shared) : IClassFixture<Ha
         Assert.Matches(@"KV cache \d+ blocks of \d+ tokens \(\d+ tokens, [\d.]+ MiB\)", log);
         Assert.Contains("Vocabulary:", log, StringComparison.Ordinal);
         Assert.Contains("API key required", log, StringComparison.Ordinal);
+        // Issue #27 item 9: the version once; the demo model's vocabulary said at Information, with why.
+        Assert.Single(Regex.Matches(log, @"DeepSeek runtime \d+\.\d+\.\d+"));
+        Assert.Matches(@"info: DeepSeek\.Runtime\.Hosting\.EngineService\[\d+\]\s+Vocabulary: [^\n]*embedded demo model", log);
+        Assert.DoesNotMatch(@"warn: [^\n]*\n\s+Vocabulary:", log);
+        // Item 8: --threads wins, and the choice is said once.
+        Assert.Single(Regex.Matches(log, @"CPU intra-op threads: 1 \(--threads 1;"));
         await Task.CompletedTask;
     }
 
@@ -204,6 +211,8 @@ public sealed class ServeHardeningTests(HardenedServe shared) : IClassFixture<Ha
             var (exitCode, stdout, stderr) = await ExternalTool.RunAsync(start, null, TimeSpan.FromSeconds(300));
             Assert.True(exitCode == 1, $"exit code {exitCode}:\n{stdout}\n{stderr}");
             Assert.Contains("Loading the model failed", stdout + stderr, StringComparison.Ordinal);
+            // Failing while the host still binds (LibTorch is loaded before the host, so the load fails at once) is exit 1 too, with no trace.
+            Assert.DoesNotContain("Unhandled exception", stdout + stderr, StringComparison.Ordinal);
         }
         finally
         {

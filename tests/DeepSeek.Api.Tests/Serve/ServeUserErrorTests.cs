@@ -44,6 +44,18 @@ public sealed class ServeUserErrorTests
         Assert.Contains("cpu, cuda or cuda:N", stderr, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("0", "--threads must be at least 1, not 0.")]
+    [InlineData("-3", "--threads must be at least 1, not -3.")]
+    [InlineData("many", "Cannot parse argument 'many' for option '--threads'")]
+    public async Task A_thread_count_that_is_not_a_positive_number_is_one_line_and_exit_2(string value, string expected)
+    {
+        var (exitCode, stdout, stderr) = await ServeAsync("--http-port", $"{FreePort.Next()}", "--grpc-port", $"{FreePort.Next()}", "--threads", value);
+
+        AssertOneLine(exitCode, stdout, stderr, expected);
+        Assert.True(exitCode == 2, $"exit code {exitCode}: {stderr}");
+    }
+
     [Fact]
     public async Task An_fp8_checkpoint_missing_a_scale_says_which_without_a_stack_trace()
     {
