@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using System.Xml.Linq;
 using DeepSeek.Chart.Tests.Infrastructure;
 using YamlDotNet.RepresentationModel;
@@ -16,6 +17,21 @@ public sealed class ChartMetadataTests
         Assert.Equal("v2", Manifests.Scalar(chart, "apiVersion"));
         Assert.Equal(projectVersion, Manifests.Scalar(chart, "version"));
         Assert.Equal(projectVersion, Manifests.Scalar(chart, "appVersion"));
+    }
+
+    /// <summary>
+    /// Helm refuses the chart below the same Kubernetes release the operator refuses to run models on
+    /// (<c>ClusterFeatures.OldestSupported</c>, read from its source so this project needs no reference to the operator).
+    /// </summary>
+    [Fact]
+    public void Chart_kube_version_floor_is_the_operators_oldest_supported_release()
+    {
+        var source = File.ReadAllText(Repository.PathOf("operator", "DeepSeek.Operator", "Cluster", "ClusterFeatures.cs"));
+        var floor = Regex.Match(source, @"Version OldestSupported = new\((\d+), (\d+)\);");
+        Assert.True(floor.Success, "ClusterFeatures.cs no longer declares OldestSupported as new(major, minor); update this test.");
+        var chart = LoadYaml(Path.Combine(Repository.ChartDirectory, "Chart.yaml"));
+
+        Assert.Equal($">={floor.Groups[1].Value}.{floor.Groups[2].Value}.0-0", Manifests.Scalar(chart, "kubeVersion"));
     }
 
     /// <summary>
