@@ -17,6 +17,10 @@ public sealed class NotesTests
         var notes = result.StandardOutput[result.StandardOutput.IndexOf("NOTES:", StringComparison.Ordinal)..];
 
         Assert.Contains(applyCommand, notes, StringComparison.Ordinal);
+        // The sample's claim first: nobody else creates it.
+        var prerequisites = applyCommand.Replace("samples/serving_v1alpha1_deepseekmodel_v2lite.yaml", "samples/prerequisites/v2lite.yaml", StringComparison.Ordinal);
+        Assert.True(File.Exists(Repository.PathOf("samples", "prerequisites", "v2lite.yaml")));
+        Assert.Contains(prerequisites + "\n   " + applyCommand, notes, StringComparison.Ordinal);
         Assert.Contains("kubectl get dsm", notes, StringComparison.Ordinal);
         Assert.Contains($"kubectl -n {Helm.ReleaseNamespace} rollout status deployment/deepseek-operator", notes, StringComparison.Ordinal);
     }
