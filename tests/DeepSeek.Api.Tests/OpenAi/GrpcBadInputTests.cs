@@ -6,6 +6,7 @@ using DeepSeek.Runtime.Grpc.V1;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace DeepSeek.Api.Tests.OpenAi;
 
@@ -85,7 +86,9 @@ public sealed class GrpcBadInputTests : IAsyncLifetime
     private static readonly byte[] BadWireType = [0x0f, 0xff, 0xff];
     private static readonly byte[] ValidTokenize = new TokenizeRequest { Text = "hello" }.ToByteArray();
 
-    public static TheoryData<FrameRow> FrameRows() =>
+    public static TheoryData<FrameRow> FrameRows() => [.. FrameRowList];
+
+    private static readonly FrameRow[] FrameRowList =
     [
         new("a frame declaring 10 bytes that sends 3", "Tokenize", Frame([0x0a, 0x01, 0x61], declaredLength: 10), true, StatusCode.InvalidArgument, "invalid_message"),
         new("a frame header cut off after 3 bytes", "Tokenize", [0, 0, 0], true, StatusCode.InvalidArgument, "invalid_message"),
@@ -106,6 +109,17 @@ public sealed class GrpcBadInputTests : IAsyncLifetime
         Assert.Equal(row.Code, code);
         if (!row.WithKey) Assert.DoesNotContain("message", message ?? "", StringComparison.OrdinalIgnoreCase); // no parse diagnostic for a stranger
         await AssertServesAsync();
+    }
+
+    [Fact]
+    public async Task Client_mistakes_log_at_most_one_line_each_and_no_stack_trace()
+    {
+        var logged = new LogCapture();
+        _server.App.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().AddProvider(logged);
+        await Assert.ThrowsAsync<RpcException>(() => Drain(_client.Generate(Ids(new string('r', 300)), Auth)));
+        foreach (var row in FrameRowList) await SendRawAsync(row.Method, row.Body, row.WithKey);
+        Assert.True(logged.Entries.Count <= 1 + FrameRowList.Length, logged.ToString());
+        Assert.True(logged.Entries.All(e => e.Exception is null && e.Level < Microsoft.Extensions.Logging.LogLevel.Warning), logged.ToString());
     }
 
     [Fact]
