@@ -49,7 +49,12 @@ public static partial class HostingExtensions
         var apiKey = ApiKey.Resolve(settings.ApiKey, settings.ApiKeyFile);
         if (apiKey is not null) builder.Services.AddSingleton(apiKey);
         builder.Services.AddSingleton(new ApiKeyInterceptor(apiKey));
-        builder.Services.AddGrpc(grpc => grpc.Interceptors.Add<ApiKeyInterceptor>());
+        // The fault mapping first, so that it is outermost and sees what every handler and later interceptor throws.
+        builder.Services.AddGrpc(grpc =>
+        {
+            grpc.Interceptors.Add<ServerFaultInterceptor>();
+            grpc.Interceptors.Add<ApiKeyInterceptor>();
+        });
         builder.Services.AddGrpcReflection();
         builder.Services.AddSingleton<HealthServiceImpl>();
         builder.Services.AddHostedService<GrpcHealthPublisher>();

@@ -23,6 +23,12 @@ public sealed class TestBackend : IInferenceBackend
     /// <summary>A prompt token that makes the request fail after two tokens with <see cref="FailureCode"/>.</summary>
     public const int FailMarker = 299;
     public const string FailureCode = DeepSeek.Engine.Telemetry.FailureReasons.ModelStep;
+    /// <summary>A prompt token that makes <see cref="Submit"/> throw as LibTorch does when the device is out of memory.</summary>
+    public const int OutOfMemoryMarker = 298;
+    /// <summary>A prompt token whose event stream faults after two tokens, as a LibTorch shape error escaping a step would.</summary>
+    public const int ShapeFaultMarker = 297;
+    /// <summary>What the injected faults say, stack-trace-like, so that a test sees whether it reaches a client.</summary>
+    public const string InjectedFaultText = "injected-libtorch-fault";
 
     private readonly Lock _gate = new();
     private int _waiting, _running;
@@ -102,6 +108,8 @@ public sealed class TestBackend : IInferenceBackend
     public GenerationHandle Submit(ValidatedRequest request, CancellationToken cancellationToken)
     {
         var (promptTokenIds, sampling) = (request.PromptTokenIds, request.Sampling);
+        if (promptTokenIds.Contains(OutOfMemoryMarker))
+            throw new OutOfMemoryException($"CUDA out of memory. Tried to allocate 2.00 GiB ({InjectedFaultText})\n   at TorchSharp.torch.CheckForErrors()\n   at DeepSeek.Engine.Execution.ModelRunner.Execute()");
         lock (_gate)
         {
             if (_running >= MaxRunning && _waiting >= MaxQueued) throw new EngineOverloadedException(MaxQueued);
@@ -141,6 +149,12 @@ public sealed class TestBackend : IInferenceBackend
             {
                 if (TokenDelay > TimeSpan.Zero) await Task.Delay(TokenDelay, cancellationToken);
                 cancellationToken.ThrowIfCancellationRequested();
+                if (generated == 2 && prompt.Contains(ShapeFaultMarker))
+                {
+                    events.TryComplete(new System.Runtime.InteropServices.ExternalException(
+                        $"shape '[2, -1, 16]' is invalid for input of size 40 ({InjectedFaultText})\nException raised from infer_size_impl at aten/src/ATen/InferSize.h:89\n   at TorchSharp.torch.Tensor.view(Int64[] shape)"));
+                    return;
+                }
                 if (generated == 2 && prompt.Contains(FailMarker))
                 {
                     reason = FinishReason.Error;

@@ -97,6 +97,38 @@ public sealed class ExpertListenerMemoryTests : IAsyncLifetime
         Assert.True(status is null || status.StartsWith("8|", StringComparison.Ordinal), $"grpc-status {status}, expected RESOURCE_EXHAUSTED (8)");
     }
 
+    [Theory]
+    [InlineData(new byte[] { 0x0f, 0xff, 0xff })] // a wire type protobuf rejects
+    [InlineData(new byte[] { 0x0a, 0x40, 0x61 })] // a field declared 64 bytes long, 1 sent
+    public async Task A_malformed_compute_without_the_token_is_unauthenticated_and_logs_nothing(byte[] payload)
+    {
+        var logged = new LogCapture();
+        _rank.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().AddProvider(logged);
+        var status = await SendSmallAsync(payload, authorization: null);
+        Assert.True(status.StartsWith("16|", StringComparison.Ordinal), $"grpc-status {status}, expected UNAUTHENTICATED (16)");
+        Assert.DoesNotContain(logged.Entries, e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning || e.Exception is not null);
+    }
+
+    private async Task<string> SendSmallAsync(byte[] payload, string? authorization)
+    {
+        using var http = new HttpClient();
+        var frame = new byte[5 + payload.Length];
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)payload.Length);
+        payload.CopyTo(frame, 5);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"http://127.0.0.1:{_settings.Parallel.ExpertPort}/deepseek.runtime.v1.Experts/Compute"))
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new ByteArrayContent(frame),
+        };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        request.Headers.TryAddWithoutValidation("te", "trailers");
+        if (authorization is not null) request.Headers.TryAddWithoutValidation("authorization", authorization);
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead);
+        string? Get(string name) => response.Headers.TryGetValues(name, out var h) ? h.First() : response.TrailingHeaders.TryGetValues(name, out var t) ? t.First() : null;
+        return $"{Get("grpc-status")}|{Uri.UnescapeDataString(Get("grpc-message") ?? "")}";
+    }
+
     [Fact]
     public void The_limit_is_one_layers_exchange_with_headroom()
     {
