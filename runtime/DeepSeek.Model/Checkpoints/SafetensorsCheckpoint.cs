@@ -1,4 +1,5 @@
 using System.Text.Json;
+using TorchSharp;
 using DeepSeek.Model.Configuration;
 using static TorchSharp.torch;
 
@@ -113,7 +114,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
         if (!Contains(scaleName))
             throw new CheckpointFormatException($"{Directory}: FP8 tensor '{name}' has no '{scaleName}', the block scales it is dequantised with.");
         var scaleInfo = Info(scaleName);
-        var blocks = Fp8BlockDequantizer.ScaleShape(info.Shape, fp8);
+        var blocks = Fp8BlockWeights.ScaleShape(info.Shape, fp8);
         if (!scaleInfo.Shape.SequenceEqual(blocks))
             throw new CheckpointFormatException(
                 $"{Path.GetFileName(_fileOfTensor[scaleName].Path)}: '{scaleName}' has shape [{string.Join(", ", scaleInfo.Shape)}] but [{string.Join(", ", info.Shape)}] in {fp8.BlockRows}×{fp8.BlockColumns} blocks needs [{string.Join(", ", blocks)}].");
@@ -121,7 +122,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
         // The bytes travel to the device (half of bf16's transfer) and are decoded there.
         using var bytes = file.LoadFloat8Bytes(name).to(device);
         using var scales = _fileOfTensor[scaleName].Load(scaleName, ScalarType.Float32, device);
-        var weight = Fp8BlockDequantizer.Dequantize(bytes, scales, fp8, dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
+        var weight = Fp8BlockWeights.Dequantize(bytes, scales, fp8, dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
         if (!isfinite(weight).all().item<bool>())
             throw new CheckpointFormatException($"{Path.GetFileName(file.Path)}: FP8 tensor '{name}' holds NaN codes (0x7F/0xFF) or scales that overflow; the file is corrupt.");
         return weight.to(dtype).MoveToOuterDisposeScope();
@@ -140,7 +141,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
         time ??= TimeProvider.System;
         var started = time.GetTimestamp();
         var fileOrder = _files.Select((file, index) => (file, index)).ToDictionary(p => p.file, p => p.index);
-        var plan = targets.Select(t => (t.Name, t.Target, Ranges: Ranges(t.Name, t.Target.shape, fp8)))
+        var plan = targets.Select(t => (t.Name, t.Target, Ranges: Ranges(t.Name, t.Target, fp8)))
             .OrderBy(p => fileOrder[_fileOfTensor[p.Name]]).ThenBy(p => p.Ranges[0].Offset)
             .ToList();
         var total = plan.Sum(p => p.Ranges.Sum(r => r.Length));
@@ -152,7 +153,15 @@ public sealed class SafetensorsCheckpoint : IDisposable
         {
             var (name, target, ranges) = plan[i];
             var file = _fileOfTensor[name];
-            if (file.Tensors[name].Dtype == Float8E4M3.SafetensorsCode)
+            if (file.Tensors[name].Dtype == Float8E4M3.SafetensorsCode && target.dtype == ScalarType.Byte)
+            {
+                // FP8-resident: the bytes as they are; the block scales are a target of their own.
+                using var raw = file.LoadFloat8Bytes(name);
+                if (HasNaNCode(raw))
+                    throw new CheckpointFormatException($"{Path.GetFileName(file.Path)}: FP8 tensor '{name}' holds NaN codes (0x7F/0xFF); the file is corrupt.");
+                target.copy_(raw);
+            }
+            else if (file.Tensors[name].Dtype == Float8E4M3.SafetensorsCode)
             {
                 using var weight = Load(name, target.shape, target.dtype, target.device, fp8);
                 target.copy_(weight);
@@ -168,14 +177,26 @@ public sealed class SafetensorsCheckpoint : IDisposable
         }
     }
 
-    /// <summary>The bytes a tensor loads from: its own, and an FP8 tensor's block scales.</summary>
-    private CheckpointReadAhead.FileRange[] Ranges(string name, long[] expectedShape, Fp8BlockQuantization? fp8)
+    /// <summary>
+    /// The bytes a tensor loads from: its own, and an FP8 tensor's block scales when it is dequantised
+    /// (an FP8-resident target, uint8, loads its scales as a target of their own).
+    /// </summary>
+    private CheckpointReadAhead.FileRange[] Ranges(string name, Tensor target, Fp8BlockQuantization? fp8)
     {
-        var (file, info) = Expected(name, expectedShape);
+        var (file, info) = Expected(name, target.shape);
         var scaleName = name + Fp8BlockQuantization.ScaleSuffix;
-        return info.Dtype == Float8E4M3.SafetensorsCode && fp8 is not null && _fileOfTensor.TryGetValue(scaleName, out var scaleFile)
+        return info.Dtype == Float8E4M3.SafetensorsCode && fp8 is not null && target.dtype != ScalarType.Byte && _fileOfTensor.TryGetValue(scaleName, out var scaleFile)
             ? [file.RangeOf(info), scaleFile.RangeOf(scaleFile.Tensors[scaleName])]
             : [file.RangeOf(info)];
+    }
+
+    /// <summary>True when an FP8 tensor holds one of E4M3's two NaN codes.</summary>
+    private static bool HasNaNCode(Tensor bytes)
+    {
+        using var scope = NewDisposeScope();
+        using var nan = 0x7F.ToScalar();
+        using var negativeNaN = 0xFF.ToScalar();
+        return bytes.eq(nan).logical_or_(bytes.eq(negativeNaN)).any().item<bool>();
     }
 
     private (SafetensorsFile File, SafetensorsTensorInfo Info) Expected(string name, long[] expectedShape)

@@ -233,7 +233,7 @@ public sealed class SafetensorsFile : IDisposable
 
     /// <summary>
     /// The raw bytes of an F8_E4M3 tensor as uint8 of its shape on the CPU, for
-    /// <see cref="Fp8BlockDequantizer"/>: TorchSharp has no float8 type to load it as.
+    /// <see cref="Fp8BlockWeights"/>: TorchSharp has no float8 type to load it as.
     /// </summary>
     public Tensor LoadFloat8Bytes(string name)
     {

@@ -1,3 +1,5 @@
+using DeepSeek.Model.Checkpoints;
+using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Native;
 using TorchSharp;
@@ -20,6 +22,7 @@ public sealed class LocalExperts
     private readonly long _inter;
     private readonly Int4Experts? _int4;
     private readonly NativeHelper? _kernel;
+    private readonly Fp8Stacks? _fp8;
 
     /// <remarks>
     /// <c>int4</c>: the held experts as int4 stacks, computed by their fused kernel (few tokens, CUDA)
@@ -38,6 +41,7 @@ public sealed class LocalExperts
         _gateUp = experts.GateUp;
         _down = experts.Down;
         _inter = experts.IntermediateSize;
+        _fp8 = experts.Fp8 is { } blocks ? new Fp8Stacks(blocks, experts.GateUpScaleInv!, experts.DownScaleInv!, experts.ComputeDType) : null;
         _int4 = int4;
         _kernel = kernel;
         Path = path;
@@ -56,9 +60,10 @@ public sealed class LocalExperts
         ArgumentNullException.ThrowIfNull(experts);
         if (int4 is not null) return int4.UsesKernel ? ExpertComputePath.Int4Fused : ExpertComputePath.Sorted;
         if (experts.IsSharded) return ExpertComputePath.Sorted;
-        if (kernel is not null && experts.GateUp.device_type == DeviceType.CUDA && experts.GateUp.dtype == ScalarType.BFloat16)
+        if (kernel is not null && experts.GateUp.device_type == DeviceType.CUDA && experts.ComputeDType == ScalarType.BFloat16)
             return ExpertComputePath.GroupedGemm;
-        return experts.ResidentBytes <= DenseMaxStackBytes ? ExpertComputePath.Dense : ExpertComputePath.Sorted;
+        // FP8 stacks take Sorted, which dequantises the active experts only.
+        return experts.Fp8 is null && experts.ResidentBytes <= DenseMaxStackBytes ? ExpertComputePath.Dense : ExpertComputePath.Sorted;
     }
 
     /// <summary>
@@ -111,9 +116,9 @@ public sealed class LocalExperts
         var offsets = tokens.PairsPerSlot.cumsum(0).to(ScalarType.Int32);
         using var picksPerToken = topK.ToScalar(); // alive until div has run (Modeling.HeldScalars says why)
         var inputs = hidden.index_select(0, order.div(picksPerToken, rounding_mode: RoundingMode.floor));
-        var gateUp = groupedMm(inputs, _gateUp.transpose(1, 2), offsets);
+        var gateUp = groupedMm(inputs, GateUpStack().transpose(1, 2), offsets);
         var activated = nn.functional.silu(gateUp.narrow(1, 0, inter)) * gateUp.narrow(1, inter, inter);
-        var outputs = groupedMm(activated, _down.transpose(1, 2), offsets);
+        var outputs = groupedMm(activated, DownStack().transpose(1, 2), offsets);
         var inPairOrder = empty_like(outputs).index_copy_(0, order, outputs).view(count, topK, hidden.shape[1]);
         return bmm(tokens.Weights.unsqueeze(1), inPairOrder).squeeze(1);
     }
@@ -144,9 +149,9 @@ public sealed class LocalExperts
     {
         var hidden = tokens.Hidden;
         long count = hidden.shape[0], size = hidden.shape[1], inter = _inter, experts = _gateUp.shape[0];
-        var gateUp = nn.functional.linear(hidden, _gateUp.view(experts * 2 * inter, size)).view(count, experts, 2 * inter);
+        var gateUp = nn.functional.linear(hidden, GateUpStack().view(experts * 2 * inter, size)).view(count, experts, 2 * inter);
         var activated = nn.functional.silu(gateUp.narrow(2, 0, inter)) * gateUp.narrow(2, inter, inter);
-        var outputs = bmm(activated.transpose(0, 1), _down.transpose(1, 2));
+        var outputs = bmm(activated.transpose(0, 1), DownStack().transpose(1, 2));
         // scatter_add: a token that names one expert in two slots gets both weights, as in the sum.
         var routing = zeros([count, experts], tokens.Weights.dtype, hidden.device).scatter_add_(1, tokens.Slots, tokens.Weights);
         // Experts a token did not pick still ran on it; an overflow there (inf) times a zero weight
@@ -189,9 +194,41 @@ public sealed class LocalExperts
     /// <summary>One expert's SwiGLU on <c>[n, hidden]</c> rows: <c>down(silu(gate(x)) · up(x))</c>.</summary>
     private Tensor Expert(int slot, Tensor input)
     {
-        var (gateUpWeight, downWeight) = _int4 is not null ? _int4.Dequantize(slot, input.dtype) : (_gateUp[slot], _down[slot]);
+        var (gateUpWeight, downWeight) = _int4 is not null ? _int4.Dequantize(slot, input.dtype)
+            : _fp8 is not null ? (_fp8.GateUp(_gateUp, _inter, slot), _fp8.Down(_down, slot))
+            : (_gateUp[slot], _down[slot]);
         var gateUp = nn.functional.linear(input, gateUpWeight);
         var activated = nn.functional.silu(gateUp.narrow(-1, 0, _inter)) * gateUp.narrow(-1, _inter, _inter);
         return nn.functional.linear(activated, downWeight);
+    }
+
+    /// <summary>Every held expert's gate/up rows <c>[held, 2·inter, hidden]</c> in the compute dtype (dequantised per use when FP8).</summary>
+    private Tensor GateUpStack() => _fp8?.GateUp(_gateUp, _inter) ?? _gateUp;
+
+    /// <summary>Every held expert's down rows <c>[held, hidden, inter]</c> in the compute dtype.</summary>
+    private Tensor DownStack() => _fp8?.Down(_down) ?? _down;
+
+    /// <summary>
+    /// FP8-resident stacks' block scales, and their dequantisation into temporaries of the compute
+    /// dtype: one expert (Sorted) or the layer's whole stack (Dense, GroupedGemm) per use, so the
+    /// residency stays one byte a weight and the scratch is one layer's at most. Gate and up rows are
+    /// dequantised apart: each has its own grid, whose last block is partial when inter is not a multiple.
+    /// </summary>
+    private sealed record Fp8Stacks(Fp8BlockQuantization Blocks, Tensor GateUpScaleInv, Tensor DownScaleInv, ScalarType DType)
+    {
+        private ScalarType Precision => DType == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+
+        public Tensor GateUp(Tensor bytes, long inter, int? slot = null)
+        {
+            var (weights, scales) = slot is { } s ? (bytes[s], GateUpScaleInv[s]) : (bytes, GateUpScaleInv);
+            var gateBlocks = scales.shape[^2] / 2;
+            var gate = Fp8BlockWeights.Dequantize(weights.narrow(-2, 0, inter), scales.narrow(-2, 0, gateBlocks), Blocks, Precision);
+            var up = Fp8BlockWeights.Dequantize(weights.narrow(-2, inter, inter), scales.narrow(-2, gateBlocks, gateBlocks), Blocks, Precision);
+            return cat([gate, up], -2).to(DType);
+        }
+
+        public Tensor Down(Tensor bytes, int? slot = null) => slot is { } s
+            ? Fp8BlockWeights.Dequantize(bytes[s], DownScaleInv[s], Blocks, Precision).to(DType)
+            : Fp8BlockWeights.Dequantize(bytes, DownScaleInv, Blocks, Precision).to(DType);
     }
 }

@@ -1,4 +1,6 @@
 using System.Globalization;
+using DeepSeek.Model.Checkpoints;
+using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Native;
 using DeepSeek.Model.Parallelism;
@@ -28,6 +30,9 @@ public sealed class RoutedExperts : WeightedModule
     private Shard? _shard;
     private LocalExperts? _local;
     private Int4Experts? _int4;
+    private Parameter? gate_up_proj_scale_inv;
+    private Parameter? down_proj_scale_inv;
+    private Fp8BlockQuantization? _fp8;
 
     public RoutedExperts(string name, int layerIndex, int expertCount, int expertsPerToken, long hiddenSize, long intermediateSize, ScalarType dtype) : base(name)
     {
@@ -37,12 +42,98 @@ public sealed class RoutedExperts : WeightedModule
         HiddenSize = hiddenSize;
         IntermediateSize = intermediateSize;
         HeldExperts = [.. Enumerable.Range(0, expertCount)];
+        ComputeDType = dtype;
         gate_up_proj = Declare(dtype, expertCount, 2 * intermediateSize, hiddenSize);
         down_proj = Declare(dtype, expertCount, hiddenSize, intermediateSize);
         RegisterComponents();
     }
 
     public int LayerIndex { get; }
+
+    /// <summary>The dtype the experts compute in (their stacks' unless FP8-resident, which hold bytes).</summary>
+    public ScalarType ComputeDType { get; }
+
+    /// <summary>
+    /// The block layout of FP8-resident stacks (<see cref="DeclareFp8"/>, <see cref="QuantizeFp8"/>): then
+    /// <see cref="GateUp"/> and <see cref="Down"/> hold E4M3 bytes and <see cref="GateUpScaleInv"/>,
+    /// <see cref="DownScaleInv"/> their block scales, gate's blocks before up's.
+    /// </summary>
+    public Fp8BlockQuantization? Fp8 => _fp8;
+
+    /// <summary><c>[held, 2·⌈inter/rows⌉, ⌈hidden/columns⌉]</c> when FP8-resident.</summary>
+    public Tensor? GateUpScaleInv => gate_up_proj_scale_inv;
+
+    /// <summary><c>[held, ⌈hidden/rows⌉, ⌈inter/columns⌉]</c> when FP8-resident.</summary>
+    public Tensor? DownScaleInv => down_proj_scale_inv;
+
+    /// <summary>
+    /// Declares the stacks as the checkpoint's FP8 bytes with per-expert block scales (a pass before
+    /// materialising, after any placement), so loading copies each expert's bytes as they are.
+    /// </summary>
+    public void DeclareFp8(Fp8BlockQuantization blocks)
+    {
+        ArgumentNullException.ThrowIfNull(blocks);
+        if (_fp8 is not null) throw new InvalidOperationException($"Layer {LayerIndex}'s experts are already FP8.");
+        gate_up_proj = Redeclared(nameof(gate_up_proj), gate_up_proj, ScalarType.Byte, gate_up_proj.shape);
+        down_proj = Redeclared(nameof(down_proj), down_proj, ScalarType.Byte, down_proj.shape);
+        _fp8 = blocks;
+        DeclareScales(HeldExperts.Count);
+    }
+
+    /// <summary>The block-scale stacks of <paramref name="held"/> FP8 experts, declared.</summary>
+    private void DeclareScales(int held)
+    {
+        var blocks = _fp8!;
+        var gate = Fp8BlockWeights.ScaleShape([IntermediateSize, HiddenSize], blocks);
+        var down = Fp8BlockWeights.ScaleShape([HiddenSize, IntermediateSize], blocks);
+        gate_up_proj_scale_inv?.Dispose();
+        down_proj_scale_inv?.Dispose();
+        gate_up_proj_scale_inv = Declare(ScalarType.Float32, held, 2 * gate[0], gate[1]);
+        down_proj_scale_inv = Declare(ScalarType.Float32, held, down[0], down[1]);
+        ConditionallyRegisterParameter(nameof(gate_up_proj_scale_inv), gate_up_proj_scale_inv);
+        ConditionallyRegisterParameter(nameof(down_proj_scale_inv), down_proj_scale_inv);
+    }
+
+    /// <summary>
+    /// Quantises the loaded stacks to FP8 blocks expert by expert (gate, up and down each their own
+    /// grid, as a published checkpoint stores them) and frees them.
+    /// </summary>
+    public void QuantizeFp8(Fp8BlockQuantization blocks)
+    {
+        ArgumentNullException.ThrowIfNull(blocks);
+        if (IsDeclared(gate_up_proj)) throw new InvalidOperationException("Quantise after the weights are loaded.");
+        if (_fp8 is not null || _int4 is not null) throw new InvalidOperationException($"Layer {LayerIndex}'s experts are already quantised.");
+        using var noGrad = no_grad();
+        var device = gate_up_proj.device;
+        var held = HeldExperts.Count;
+        var gate = Fp8BlockWeights.ScaleShape([IntermediateSize, HiddenSize], blocks);
+        var downGrid = Fp8BlockWeights.ScaleShape([HiddenSize, IntermediateSize], blocks);
+        var gateUpBytes = empty(gate_up_proj.shape, ScalarType.Byte, device).DetachFromDisposeScope();
+        var downBytes = empty(down_proj.shape, ScalarType.Byte, device).DetachFromDisposeScope();
+        var gateUpScales = empty([held, 2 * gate[0], gate[1]], ScalarType.Float32, device).DetachFromDisposeScope();
+        var downScales = empty([held, downGrid[0], downGrid[1]], ScalarType.Float32, device).DetachFromDisposeScope();
+        for (var slot = 0; slot < held; slot++)
+        {
+            using var scope = NewDisposeScope();
+            foreach (var (rows, scaleRows) in new[] { (0L, 0L), (IntermediateSize, gate[0]) })
+            {
+                var (bytes, scaleInv) = Fp8BlockWeights.Quantize(gate_up_proj[slot].narrow(0, rows, IntermediateSize), blocks);
+                gateUpBytes[slot].narrow(0, rows, IntermediateSize).copy_(bytes);
+                gateUpScales[slot].narrow(0, scaleRows, gate[0]).copy_(scaleInv);
+            }
+            var (downQuantised, downScaleInv) = Fp8BlockWeights.Quantize(down_proj[slot], blocks);
+            downBytes[slot].copy_(downQuantised);
+            downScales[slot].copy_(downScaleInv);
+        }
+        gate_up_proj = Replaced(nameof(gate_up_proj), gate_up_proj, gateUpBytes);
+        down_proj = Replaced(nameof(down_proj), down_proj, downBytes);
+        gate_up_proj_scale_inv = new Parameter(gateUpScales, requires_grad: false);
+        down_proj_scale_inv = new Parameter(downScales, requires_grad: false);
+        ConditionallyRegisterParameter(nameof(gate_up_proj_scale_inv), gate_up_proj_scale_inv);
+        ConditionallyRegisterParameter(nameof(down_proj_scale_inv), down_proj_scale_inv);
+        _fp8 = blocks;
+        _local = new LocalExperts(this);
+    }
 
     /// <summary>Routed experts of the layer (<c>n_routed_experts</c>), held here or not.</summary>
     public int ExpertCount { get; }
@@ -103,6 +194,7 @@ public sealed class RoutedExperts : WeightedModule
         var held = placement.ExpertsOn(rank);
         gate_up_proj = Redeclared(nameof(gate_up_proj), gate_up_proj, held.Count, 2 * IntermediateSize, HiddenSize);
         down_proj = Redeclared(nameof(down_proj), down_proj, held.Count, HiddenSize, IntermediateSize);
+        if (_fp8 is not null) DeclareScales(held.Count);
         HeldExperts = held;
         _shard = new Shard(placement, version, rank, transport);
     }
@@ -121,6 +213,7 @@ public sealed class RoutedExperts : WeightedModule
         ArgumentNullException.ThrowIfNull(read);
         var shard = _shard ?? throw new InvalidOperationException($"Layer {LayerIndex} is not sharded; only a sharded layer changes placement.");
         if (_local is null) throw new InvalidOperationException("The experts are not materialised yet.");
+        if (_fp8 is not null) throw new NotSupportedException($"Layer {LayerIndex}: FP8-resident experts are not moved between ranks yet; serve them without rebalancing.");
         if (next.LayerIndex != LayerIndex || next.ExpertCount != ExpertCount || next.RankCount != shard.Placement.RankCount)
             throw new ArgumentException($"The placement is for layer {next.LayerIndex} with {next.ExpertCount} experts on {next.RankCount} ranks, not layer {LayerIndex} with {ExpertCount} on {shard.Placement.RankCount}.", nameof(next));
         var held = next.ExpertsOn(shard.Rank);
@@ -190,6 +283,7 @@ public sealed class RoutedExperts : WeightedModule
     /// <summary>Bytes the held experts take on the device (the stacks, or their int4 weights once quantised).</summary>
     public long ResidentBytes =>
         (gate_up_proj.numel() * gate_up_proj.element_size()) + (down_proj.numel() * down_proj.element_size())
+        + ((gate_up_proj_scale_inv?.numel() ?? 0) * sizeof(float)) + ((down_proj_scale_inv?.numel() ?? 0) * sizeof(float))
         + (_int4?.Bytes ?? 0);
 
     /// <summary>
@@ -201,7 +295,7 @@ public sealed class RoutedExperts : WeightedModule
     internal string? QuantizeInt4(int groupSize, NativeHelper? helper)
     {
         if (IsDeclared(gate_up_proj)) throw new InvalidOperationException("Quantise after the weights are loaded.");
-        if (_int4 is not null) throw new InvalidOperationException($"Layer {LayerIndex}'s experts are already quantised.");
+        if (_int4 is not null || _fp8 is not null) throw new InvalidOperationException($"Layer {LayerIndex}'s experts are already quantised.");
         if (Int4Experts.Unsupported(HiddenSize, IntermediateSize, groupSize, kernel: helper is not null) is { } reason) return reason;
         using var noGrad = no_grad();
         var weights = Int4Experts.Quantize(gate_up_proj, down_proj, groupSize, helper);
@@ -244,6 +338,8 @@ public sealed class RoutedExperts : WeightedModule
     {
         gate_up_proj = Allocated(nameof(gate_up_proj), gate_up_proj, device);
         down_proj = Allocated(nameof(down_proj), down_proj, device);
+        if (gate_up_proj_scale_inv is not null) gate_up_proj_scale_inv = Allocated(nameof(gate_up_proj_scale_inv), gate_up_proj_scale_inv, device);
+        if (down_proj_scale_inv is not null) down_proj_scale_inv = Allocated(nameof(down_proj_scale_inv), down_proj_scale_inv, device);
         _local = new LocalExperts(this);
         _shard?.Allocate(HeldExperts, device);
     }
@@ -261,6 +357,11 @@ public sealed class RoutedExperts : WeightedModule
             yield return ($"{expert}.gate_proj.weight", gate_up_proj[slot].narrow(0, 0, IntermediateSize));
             yield return ($"{expert}.up_proj.weight", gate_up_proj[slot].narrow(0, IntermediateSize, IntermediateSize));
             yield return ($"{expert}.down_proj.weight", down_proj[slot]);
+            if (_fp8 is null) continue;
+            var gateBlocks = gate_up_proj_scale_inv!.shape[1] / 2;
+            yield return ($"{expert}.gate_proj.weight{Fp8BlockQuantization.ScaleSuffix}", gate_up_proj_scale_inv[slot].narrow(0, 0, gateBlocks));
+            yield return ($"{expert}.up_proj.weight{Fp8BlockQuantization.ScaleSuffix}", gate_up_proj_scale_inv[slot].narrow(0, gateBlocks, gateBlocks));
+            yield return ($"{expert}.down_proj.weight{Fp8BlockQuantization.ScaleSuffix}", down_proj_scale_inv![slot]);
         }
     }
 

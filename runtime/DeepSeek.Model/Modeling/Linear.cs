@@ -1,3 +1,5 @@
+using DeepSeek.Model.Checkpoints;
+using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Native;
 using DeepSeek.Model.Quantization;
 using TorchSharp.Modules;
@@ -8,13 +10,18 @@ namespace DeepSeek.Model.Modeling;
 /// <summary>
 /// A linear layer <c>x·Wᵀ (+ b)</c>, as <c>nn.Linear</c> but declared, never randomly initialised.
 /// After <see cref="QuantizeInt4"/> (the int4 pass, <see cref="Int4Quantization"/>) the weight is held as int4 (<see cref="Int4Weight"/>) and the
-/// original freed (see docs/quantization.md).
+/// original freed; FP8-resident (<see cref="DeclareFp8"/> for an FP8 checkpoint's layer,
+/// <see cref="QuantizeFp8"/> for a loaded one) it holds the checkpoint's layout itself, <c>weight</c>
+/// as E4M3 bytes and <c>weight_scale_inv</c> as float32 blocks, and dequantises the weight into a
+/// temporary of the activations' dtype for each product (see docs/quantization.md).
 /// </summary>
 internal sealed class Linear : WeightedModule
 {
     private Parameter weight;
     private Parameter? bias;
+    private Parameter? weight_scale_inv;
     private Int4Weight? _int4;
+    private Fp8BlockQuantization? _fp8;
 
     public Linear(string name, long inFeatures, long outFeatures, bool hasBias, ScalarType dtype) : base(name)
     {
@@ -25,21 +32,65 @@ internal sealed class Linear : WeightedModule
 
     public Tensor Weight => weight;
 
+    /// <summary>The block layout the weight is held in, when FP8-resident.</summary>
+    public Fp8BlockQuantization? Fp8 => _fp8;
+
+    /// <summary>
+    /// Declares the weight as the checkpoint's FP8 bytes and block scales, so that loading copies them
+    /// as they are and nothing wider is ever allocated (a pass before materialising).
+    /// </summary>
+    public void DeclareFp8(Fp8BlockQuantization blocks)
+    {
+        ArgumentNullException.ThrowIfNull(blocks);
+        if (_fp8 is not null) throw new InvalidOperationException("The layer is already FP8.");
+        var shape = weight.shape;
+        weight = Redeclared(nameof(weight), weight, ScalarType.Byte, shape);
+        weight_scale_inv = Declare(ScalarType.Float32, Fp8BlockWeights.ScaleShape(shape, blocks));
+        ConditionallyRegisterParameter(nameof(weight_scale_inv), weight_scale_inv);
+        _fp8 = blocks;
+    }
+
+    /// <summary>Quantises the loaded weight to FP8 blocks (<see cref="Fp8BlockWeights.Quantize"/>) and frees it.</summary>
+    public void QuantizeFp8(Fp8BlockQuantization blocks)
+    {
+        ArgumentNullException.ThrowIfNull(blocks);
+        if (IsDeclared(weight)) throw new InvalidOperationException("Quantise after the weights are loaded.");
+        if (_fp8 is not null || _int4 is not null) throw new InvalidOperationException("The layer is already quantised.");
+        var (bytes, scaleInv) = Fp8BlockWeights.Quantize(weight, blocks);
+        bytes.DetachFromDisposeScope();
+        scaleInv.DetachFromDisposeScope();
+        weight = Replaced(nameof(weight), weight, bytes);
+        weight_scale_inv = new Parameter(scaleInv, requires_grad: false);
+        weight_scale_inv.DetachFromDisposeScope();
+        ConditionallyRegisterParameter(nameof(weight_scale_inv), weight_scale_inv);
+        _fp8 = blocks;
+    }
+
     internal override void Allocate(Device device)
     {
         weight = Allocated(nameof(weight), weight, device);
+        if (weight_scale_inv is not null) weight_scale_inv = Allocated(nameof(weight_scale_inv), weight_scale_inv, device);
         if (bias is not null) bias = Allocated(nameof(bias), bias, device);
     }
 
     public Tensor Forward(Tensor input)
     {
+        if (_fp8 is not null)
+        {
+            // Decoded and scaled in float32 (float64 for a float64 model) and rounded once to the
+            // activations' dtype: exactly the weight the loader's dequantisation would have held.
+            using var scaled = Fp8BlockWeights.Dequantize(weight, weight_scale_inv!, _fp8, input.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
+            using var dense = scaled.to(input.dtype);
+            return nn.functional.linear(input, dense, bias);
+        }
         if (_int4 is null) return nn.functional.linear(input, weight, bias);
         var product = _int4.Multiply(input);
         return bias is null ? product : product.add_(bias, HeldScalars.One);
     }
 
     /// <summary>Bytes this layer holds on its device.</summary>
-    public long ResidentBytes => (weight.numel() * weight.element_size()) + (bias is null ? 0 : bias.numel() * bias.element_size()) + (_int4?.Bytes ?? 0);
+    public long ResidentBytes => (weight.numel() * weight.element_size()) + (bias is null ? 0 : bias.numel() * bias.element_size())
+        + (weight_scale_inv is null ? 0 : weight_scale_inv.numel() * sizeof(float)) + (_int4?.Bytes ?? 0);
 
     /// <summary>
     /// Quantises the loaded weight to int4 with <paramref name="groupSize"/>, for the native helper's
@@ -49,7 +100,7 @@ internal sealed class Linear : WeightedModule
     public string? QuantizeInt4(int groupSize, NativeHelper? helper)
     {
         if (IsDeclared(weight)) throw new InvalidOperationException("Quantise after the weights are loaded.");
-        if (_int4 is not null) throw new InvalidOperationException("The layer is already quantised.");
+        if (_int4 is not null || _fp8 is not null) throw new InvalidOperationException("The layer is already quantised.");
         var (n, k) = (weight.shape[0], weight.shape[1]);
         if (Int4Weight.Unsupported(n, k, groupSize, kernel: helper is not null) is { } reason) return reason;
         using var scope = NewDisposeScope();

@@ -47,11 +47,15 @@ public abstract class WeightedModule(string name) : nn.Module(name)
     }
 
     /// <summary>A new declared weight under <paramref name="name"/> in place of <paramref name="declared"/> (a pass reshaping this module).</summary>
-    protected Parameter Redeclared(string name, Parameter declared, params long[] shape)
+    protected Parameter Redeclared(string name, Parameter declared, params long[] shape) =>
+        Redeclared(name, declared, (declared ?? throw new ArgumentNullException(nameof(declared))).dtype, shape);
+
+    /// <summary>A new declared weight of <paramref name="dtype"/> under <paramref name="name"/> in place of <paramref name="declared"/>.</summary>
+    protected Parameter Redeclared(string name, Parameter declared, ScalarType dtype, params long[] shape)
     {
         ArgumentNullException.ThrowIfNull(declared);
         if (!IsDeclared(declared)) throw new InvalidOperationException($"{name} is already allocated; passes run before the model is materialised.");
-        var replacement = Declare(declared.dtype, shape);
+        var replacement = Declare(dtype, shape);
         ConditionallyRegisterParameter(name, replacement);
         declared.Dispose();
         return replacement;

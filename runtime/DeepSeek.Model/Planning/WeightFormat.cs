@@ -34,16 +34,16 @@ public sealed class WeightFormat
     /// dequantised to it at load, so this is also the residency of the published FP8 V3.
     /// </summary>
     public static WeightFormat Bf16 { get; } = new("bf16",
-        "2 bytes a weight (the router 4: routing runs in float32); an FP8 checkpoint is dequantised to bf16 at load, so this is what it takes today",
+        "2 bytes a weight (the router 4: routing runs in float32); what an FP8 checkpoint takes with --quantization none, dequantised at load",
         residentToday: true, (name, module) => Int4Quantization.HeldBytes(name, module, WeightQuantization.None));
 
-    /// <summary>Block-scaled FP8 kept as stored (<see cref="Fp8Residency"/>): the target, not what the runtime holds yet.</summary>
+    /// <summary>Block-scaled FP8 kept as stored (<c>--quantization fp8</c>, <see cref="Fp8Residency"/>).</summary>
     public static WeightFormat Fp8(Fp8BlockQuantization? blocks = null)
     {
         var layout = blocks ?? Fp8Residency.Published;
         return new WeightFormat("fp8",
-            $"1 byte a projection weight + a float32 scale per {layout.BlockRows}×{layout.BlockColumns} block; embeddings, norms, LM head bf16, router float32 (the target: the runtime does not keep FP8 resident yet)",
-            residentToday: false, (name, module) => Fp8Residency.HeldBytes(name, module, layout));
+            $"1 byte a projection weight + a float32 scale per {layout.BlockRows}×{layout.BlockColumns} block; embeddings, norms, kv_b_proj, LM head bf16, router float32 (--quantization fp8)",
+            residentToday: true, (name, module) => Fp8Residency.HeldBytes(name, module, layout));
     }
 
     /// <summary><c>--quantization int4</c> as <see cref="Int4Quantization"/> applies it.</summary>

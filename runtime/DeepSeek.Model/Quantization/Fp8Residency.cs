@@ -7,10 +7,14 @@ using static TorchSharp.torch;
 namespace DeepSeek.Model.Quantization;
 
 /// <summary>
-/// What a model would hold if it kept a block-scaled FP8 checkpoint's weights as they are stored
-/// (the target of issue #25; today the loader dequantises them to the run dtype). The layout is the
-/// published one: every linear projection one byte a weight plus a float32 <c>weight_scale_inv</c> per
-/// block, the embeddings, norms, router and LM head in bf16.
+/// FP8-resident weights (<c>--quantization fp8</c>): the projections and routed experts held in the
+/// block-scaled FP8 layout DeepSeek-V3 publishes, one byte a weight plus a float32 <c>weight_scale_inv</c>
+/// per block, and dequantised into a temporary of the run dtype at each use (one layer's at most);
+/// the embeddings, norms, router, LM head and <c>kv_b_proj</c> (whose weight the decode form of
+/// attention reads as a matrix) stay in the run dtype. An FP8 checkpoint's layers are declared FP8
+/// before loading (<see cref="Declare"/>), so its bytes are copied as they are and nothing wider is
+/// allocated; a bf16 checkpoint's are quantised once loaded (<see cref="Quantize"/>). Also what a
+/// model would hold so (<see cref="HeldBytes"/>, for the memory plan).
 /// </summary>
 public static class Fp8Residency
 {
@@ -42,10 +46,59 @@ public static class Fp8Residency
     /// <summary>An <c>[out, in]</c> weight in FP8: one byte a value plus one float32 scale per block (edge blocks partial).</summary>
     public static long WeightBytes(long outFeatures, long inFeatures, Fp8BlockQuantization blocks)
     {
-        var scales = Fp8BlockDequantizer.ScaleShape([outFeatures, inFeatures], blocks);
+        var scales = Fp8BlockWeights.ScaleShape([outFeatures, inFeatures], blocks);
         return (outFeatures * inFeatures) + (scales[0] * scales[1] * sizeof(float));
     }
 
-    /// <summary>The published checkpoints keep the LM head in bf16 (the router and embeddings are not <see cref="Linear"/>).</summary>
-    private static bool IsFp8Projection(string module) => module != "lm_head";
+    /// <summary>
+    /// The passes <see cref="DeepSeekForCausalLM.Load"/> applies for <paramref name="quantization"/>: for
+    /// fp8, <c>Declare</c> before loading an FP8 checkpoint (<paramref name="config"/> has its
+    /// quantization_config) or <c>Quantize</c> after loading any other; nulls otherwise.
+    /// </summary>
+    public static (Action<DeepSeekForCausalLM>? BeforeLoad, Action<DeepSeekForCausalLM>? AfterLoad) Passes(WeightQuantization quantization, string directory, DeepSeekConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(quantization);
+        ArgumentNullException.ThrowIfNull(config);
+        if (!quantization.IsFp8) return (null, null);
+        return config.Quantization is { } blocks ? (model => Declare(model, directory, blocks), null) : (null, model => Quantize(model, Published));
+    }
+
+    /// <summary>
+    /// Declares every projection and expert stack that the checkpoint in <paramref name="directory"/>
+    /// stores as F8_E4M3 as FP8-resident (a pass before materialising, after the expert-parallel shard).
+    /// </summary>
+    public static void Declare(DeepSeekForCausalLM model, string directory, Fp8BlockQuantization blocks)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(blocks);
+        using var checkpoint = SafetensorsCheckpoint.Open(directory);
+        bool StoredFp8(string tensor) => checkpoint.Contains(tensor) && checkpoint.Info(tensor).Dtype == Float8E4M3.SafetensorsCode;
+        foreach (var (name, module) in model.named_modules())
+        {
+            if (module is Linear linear && IsFp8Projection(name) && StoredFp8($"{name}.weight")) linear.DeclareFp8(blocks);
+            else if (module is RoutedExperts experts && experts.HeldExperts.Count > 0 && StoredFp8($"{name}.{experts.HeldExperts[0]}.gate_proj.weight")) experts.DeclareFp8(blocks);
+        }
+        model.Quantization = WeightQuantization.Fp8;
+    }
+
+    /// <summary>Quantises a loaded model's projections and routed experts to FP8 <paramref name="blocks"/> (a pass after materialising).</summary>
+    public static void Quantize(DeepSeekForCausalLM model, Fp8BlockQuantization blocks)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(blocks);
+        if (!model.IsMaterialised) throw new InvalidOperationException("Quantise after the weights are loaded.");
+        using var noGrad = no_grad();
+        foreach (var (name, module) in model.named_modules())
+        {
+            if (module is Linear linear && IsFp8Projection(name) && linear.Fp8 is null) linear.QuantizeFp8(blocks);
+            else if (module is RoutedExperts experts && experts.Fp8 is null) experts.QuantizeFp8(blocks);
+        }
+        model.Quantization = WeightQuantization.Fp8;
+    }
+
+    /// <summary>
+    /// The published checkpoints keep the LM head in bf16 (the router and embeddings are not
+    /// <see cref="Linear"/>); <c>kv_b_proj</c> is read as a matrix by absorbed attention, so it is held in the run dtype.
+    /// </summary>
+    private static bool IsFp8Projection(string module) => module != "lm_head" && !module.EndsWith(".kv_b_proj", StringComparison.Ordinal);
 }

@@ -84,7 +84,9 @@ public static class Int4Quantization
     {
         ArgumentNullException.ThrowIfNull(quantization);
         using var declared = DeepSeekForCausalLM.Build(config, dtype);
-        return declared.named_modules().Sum(m => HeldBytes(m.name, m.module, quantization));
+        return declared.named_modules().Sum(m => quantization.IsFp8
+            ? Fp8Residency.HeldBytes(m.name, m.module, config.Quantization ?? Fp8Residency.Published)
+            : HeldBytes(m.name, m.module, quantization));
     }
 
     /// <summary>

@@ -4,8 +4,9 @@ namespace DeepSeek.Model.Quantization;
 
 /// <summary>
 /// How the runtime holds its weights (<c>--quantization</c>): <c>none</c> (the run dtype; an FP8
-/// checkpoint is dequantised to it at load) or <c>int4</c> weight-only, quantised at load with one
-/// scale and zero per <see cref="GroupSize"/> input values of a row, activations in bf16.
+/// checkpoint is dequantised to it at load), <c>int4</c> weight-only, quantised at load with one
+/// scale and zero per <see cref="GroupSize"/> input values of a row, activations in bf16, or
+/// <c>fp8</c>, block-scaled FP8 as DeepSeek-V3 publishes it (<see cref="Fp8Residency"/>).
 /// </summary>
 public sealed record WeightQuantization(string Name, int GroupSize)
 {
@@ -14,7 +15,10 @@ public sealed record WeightQuantization(string Name, int GroupSize)
 
     public static readonly WeightQuantization None = new("none", 0);
 
-    public static readonly IReadOnlyList<string> Names = ["none", "int4"];
+    /// <summary>FP8-resident in the published 128×128 block layout (<see cref="Fp8Residency"/>).</summary>
+    public static readonly WeightQuantization Fp8 = new("fp8", 128);
+
+    public static readonly IReadOnlyList<string> Names = ["none", "int4", "fp8"];
 
     public static WeightQuantization Int4(int groupSize = DefaultGroupSize)
     {
@@ -24,11 +28,14 @@ public sealed record WeightQuantization(string Name, int GroupSize)
 
     public bool IsInt4 => Name == "int4";
 
+    public bool IsFp8 => Name == "fp8";
+
     /// <exception cref="ArgumentException">Not one of <see cref="Names"/>.</exception>
     public static WeightQuantization Parse(string name) => name switch
     {
         "none" => None,
         "int4" => Int4(),
+        "fp8" => Fp8,
         _ => throw new ArgumentException($"--quantization {name} is not supported; use {string.Join(" or ", Names)}."),
     };
 
@@ -44,5 +51,5 @@ public sealed record WeightQuantization(string Name, int GroupSize)
         ? $"--quantization int4 computes with bf16 activations (LibTorch's int4 kernels take bf16); use --dtype bfloat16, not {dtype.ToString().ToLowerInvariant()}."
         : null;
 
-    public override string ToString() => IsInt4 ? $"int4 (group {GroupSize})" : Name;
+    public override string ToString() => IsInt4 ? $"int4 (group {GroupSize})" : IsFp8 ? "fp8 (128×128 blocks, dequantised per use)" : Name;
 }

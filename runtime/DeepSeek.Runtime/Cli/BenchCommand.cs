@@ -151,7 +151,8 @@ public static class BenchCommand
                         : LoadShortened(checkpoint ?? ModelOptions.EmbeddedModelDirectory, config, scalar, torchDevice);
                     try
                     {
-                        Int4Quantization.Apply(built, weights, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
+                        if (weights.IsFp8) Fp8Residency.Quantize(built, built.Config.Quantization ?? Fp8Residency.Published);
+                        else Int4Quantization.Apply(built, weights, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
                     }
                     catch
                     {

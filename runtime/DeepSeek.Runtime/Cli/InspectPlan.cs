@@ -81,5 +81,5 @@ public static class InspectPlan
 
     /// <summary>bf16 is what a checkpoint, FP8 included, is held as today; FP8 kept resident is the target.</summary>
     private static string Label(WeightFormat format) =>
-        format == WeightFormat.Bf16 ? $"{format.Name} (today)" : format.ResidentToday ? format.Name : $"{format.Name} (target)";
+        format.ResidentToday ? format.Name : $"{format.Name} (target)";
 }

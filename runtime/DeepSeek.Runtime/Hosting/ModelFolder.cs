@@ -31,6 +31,9 @@ public sealed record ModelFolder(string Directory, ReadOnlyMemory<byte> ConfigJs
     }
 
     /// <summary>Builds the model, applies <paramref name="passes"/> (the expert-parallel shard), materialises it on <paramref name="device"/> and quantises it as <see cref="Quantization"/> says.</summary>
-    public DeepSeekForCausalLM Load(Device device, Action<DeepSeekForCausalLM>? passes = null, Action<string>? log = null) =>
-        DeepSeekForCausalLM.Load(Directory, DType, device, passes, Int4Quantization.Pass(Quantization, DType, device, log), log, config: Config);
+    public DeepSeekForCausalLM Load(Device device, Action<DeepSeekForCausalLM>? passes = null, Action<string>? log = null)
+    {
+        var (beforeLoad, afterLoad) = Fp8Residency.Passes(Quantization, Directory, Config);
+        return DeepSeekForCausalLM.Load(Directory, DType, device, passes + beforeLoad, Int4Quantization.Pass(Quantization, DType, device, log) ?? afterLoad, log, config: Config);
+    }
 }

@@ -119,6 +119,28 @@ public sealed class GenerateVerbTests
     }
 
     [Fact]
+    public void Fp8_resident_generates_the_tokens_of_the_checkpoint_dequantised_at_load_and_inspect_counts_its_bytes()
+    {
+        var prompt = Fixtures.LoadReference(Fixtures.V3TinyFp8Sharded).Prompts[0].InputIds;
+        string[] arguments = ["generate", "--model", Fixtures.Dir(Fixtures.V3TinyFp8Sharded), "--prompt-ids", string.Join(',', prompt), "--max-new-tokens", "8",
+            "--dtype", "float32", "--output", "json"];
+        int[] Tokens(params string[] extra)
+        {
+            var (code, stdout, stderr) = RunRuntime([.. arguments, .. extra]);
+            Assert.True(code == 0, stderr);
+            using var json = JsonDocument.Parse(stdout.TrimEnd().Split('\n')[^1]);
+            return [.. json.RootElement.GetProperty("token_ids").EnumerateArray().Select(t => t.GetInt32())];
+        }
+        Assert.Equal(Tokens("--quantization", "none"), Tokens("--quantization", "fp8"));
+
+        var none = RunRuntime("inspect", "--model", Fixtures.Dir(Fixtures.V3TinyFp8), "--dtype", "bfloat16");
+        var fp8 = RunRuntime("inspect", "--model", Fixtures.Dir(Fixtures.V3TinyFp8), "--dtype", "bfloat16", "--quantization", "fp8");
+        Assert.True(fp8.ExitCode == 0, fp8.Stderr);
+        long Resident(string stdout) => long.Parse(System.Text.RegularExpressions.Regex.Match(stdout, @"resident weight bytes\s*│\s*([\d,]+)").Groups[1].Value.Replace(",", "", StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(Resident(fp8.Stdout) < Resident(none.Stdout), fp8.Stdout);
+    }
+
+    [Fact]
     public void Inspect_shows_the_checkpoint_quantisation_and_resident_bytes()
     {
         var (code, stdout, stderr) = RunRuntime("inspect", "--model", Fixtures.Dir(Fixtures.V3TinyFp8), "--dtype", "bfloat16");

@@ -56,20 +56,20 @@ public sealed class MemoryPlanTests
         var fp8 = WeightFormat.Fp8(V3.Quantization);
         var bytes = WeightBytes.Of(V3, fp8);
         // Attention: q_a 11,010,048 + 12·56 scales, q_b 37,748,736 + 192·12, kv_a 4,128,768 + 5·56 (576 rows: a
-        // partial block), kv_b 16,777,216 + 256·4, o 117,440,512 + 56·128; norms bf16.
+        // partial block), kv_b 2 · 16,777,216 (held bf16: absorbed attention reads it as a matrix), o 117,440,512 + 56·128; norms bf16.
         const long attention = 11_010_048 + (4 * 12 * 56) + (2 * 1_536) + 37_748_736 + (4 * 192 * 12) + 4_128_768 + (4 * 5 * 56)
-            + (2 * 512) + 16_777_216 + (4 * 256 * 4) + 117_440_512 + (4 * 56 * 128);
+            + (2 * 512) + (2 * 16_777_216) + 117_440_512 + (4 * 56 * 128);
         const long dense = 3 * ((7168L * 18432) + (4 * 56 * 144));   // gate, up [18432, 7168]; down [7168, 18432]
         const long expert = 3 * ((7168L * 2048) + (4 * 16 * 56));   // 44,050,944
-        Assert.Equal(187_155_168, attention);
+        Assert.Equal(203_928_288, attention);
         Assert.Equal(44_050_944, expert);
         // Embeddings, LM head and norms stay bf16; the router is held in float32.
         const long replicated = (2 * 2 * V3EmbeddingParams) + (2 * 7168) + (61 * (attention + (2 * 2 * 7168))) + (3 * dense)
             + (58 * (expert + (4 * V3RouterParams)));
-        Assert.Equal(19_295_056_224, replicated);                    // ≈ 18.0 GiB
+        Assert.Equal(20_318_216_544, replicated);                    // ≈ 18.9 GiB
         Assert.Equal(replicated, bytes.Replicated);
         Assert.Equal(58 * expert, bytes.PerRoutedExpert);            // 2,554,954,752
-        Assert.False(fp8.ResidentToday);
+        Assert.True(fp8.ResidentToday);
     }
 
     [Fact]
@@ -78,16 +78,16 @@ public sealed class MemoryPlanTests
         var gpu = 141 * GiB;
         var context = Serve(V3.MaxPositionEmbeddings);
         var fp8 = MemoryPlan.For(V3, WeightBytes.Of(V3, WeightFormat.Fp8(V3.Quantization)), gpu, 8, context);
-        // 256 / 8 = 32 experts a layer: 19,295,056,224 + 32 × 2,554,954,752 = 101,053,608,288 bytes (94.1 GiB).
+        // 256 / 8 = 32 experts a layer: 20,318,216,544 + 32 × 2,554,954,752 = 102,076,768,608 bytes (95.1 GiB).
         Assert.Equal(32, fp8.ExpertsPerRankPerLayer);
-        Assert.Equal(101_053_608_288, fp8.WeightBytes);
-        // Free after a 2 GiB overhead: 151,397,597,184 − 2,147,483,648 − 101,053,608,288 = 48,196,505,248;
+        Assert.Equal(102_076_768_608, fp8.WeightBytes);
+        // Free after a 2 GiB overhead: 151,397,597,184 − 2,147,483,648 − 102,076,768,608 = 47,173,344,928;
         // a tenth of it (rounded up) reserved, the rest cached at 61 × 576 × 2 = 70,272 bytes a token.
-        const long free = 151_397_597_184 - 2_147_483_648 - 101_053_608_288;
-        Assert.Equal(2_147_483_648 + 4_819_650_525, fp8.ReserveBytes);
-        Assert.Equal(free - 4_819_650_525, fp8.KvCacheBytes);
+        const long free = 151_397_597_184 - 2_147_483_648 - 102_076_768_608;
+        Assert.Equal(2_147_483_648 + 4_717_334_493, fp8.ReserveBytes);
+        Assert.Equal(free - 4_717_334_493, fp8.KvCacheBytes);
         Assert.Equal(70_272, fp8.KvBytesPerToken);
-        Assert.Equal((free - 4_819_650_525) / 70_272, fp8.KvTokens);   // 617,270: 3.8 full contexts
+        Assert.Equal((free - 4_717_334_493) / 70_272, fp8.KvTokens);   // 604,166: 3.7 full contexts
         Assert.True(fp8.Fits);
 
         var bf16 = MemoryPlan.For(V3, WeightBytes.Of(V3, WeightFormat.Bf16), gpu, 8, context);

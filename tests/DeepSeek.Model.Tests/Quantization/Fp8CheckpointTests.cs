@@ -32,7 +32,7 @@ public sealed class Fp8CheckpointTests : IDisposable
         for (var i = 0; i < raw.Length; i++) if ((raw[i] & 0x7F) == 0x7F) raw[i] = 0x10; // no NaN codes
         var scales = Enumerable.Range(0, 6).Select(b => (float)(0.001 * (b + 1))).ToArray();
 
-        var weight = Fp8BlockDequantizer.Dequantize(tensor(raw).reshape(rows, columns), tensor(scales).reshape(3, 2),
+        var weight = Fp8BlockWeights.Dequantize(tensor(raw).reshape(rows, columns), tensor(scales).reshape(3, 2),
             new Fp8BlockQuantization("e4m3", "dynamic", 128, 128));
 
         Assert.Equal([(long)rows, columns], weight.shape);
