@@ -24,14 +24,24 @@ public static class TorchRuntime
     {
         if (device == "cpu")
         {
-            lock (Gate)
-                if (LoadLibTorch()) InitializeDeviceType(DeviceType.CPU);
+            EnsureLoaded();
             return CPU;
         }
         if (!device.StartsWith("cuda", StringComparison.Ordinal))
             throw new ArgumentException($"Device \"{device}\" is not supported; use cpu or cuda.", nameof(device));
         EnsureCuda();
         return torch.device(device);
+    }
+
+    /// <summary>
+    /// Loads LibTorch (from <c>DEEPSEEK_LIBTORCH_DIR</c> when set) before a first use of <c>torch</c>
+    /// that is not about a device, such as setting its thread count: TorchSharp's static constructor
+    /// would otherwise look for a CPU LibTorch beside itself, which a GPU bundle does not carry.
+    /// </summary>
+    public static void EnsureLoaded()
+    {
+        lock (Gate)
+            if (LoadLibTorch()) InitializeDeviceType(DeviceType.CPU);
     }
 
     private static void EnsureCuda()

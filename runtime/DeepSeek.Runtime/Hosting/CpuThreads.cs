@@ -54,7 +54,11 @@ public sealed record CpuThreads(int Threads, string Reason)
     public static CpuThreads ForThisProcess(int? requested) => Choose(requested, CgroupCpuQuota.Read(), Environment.ProcessorCount);
 
     /// <summary>Sets LibTorch's intra-op pool; before the engine thread's first parallel region, which fixes that thread's count.</summary>
-    public void Apply() => TorchSharp.torch.set_num_threads(Threads);
+    public void Apply()
+    {
+        DeepSeek.Model.Devices.TorchRuntime.EnsureLoaded(); // a GPU bundle's LibTorch comes from DEEPSEEK_LIBTORCH_DIR
+        TorchSharp.torch.set_num_threads(Threads);
+    }
 
     public override string ToString() => $"CPU intra-op threads: {Threads} ({Reason})";
 }
