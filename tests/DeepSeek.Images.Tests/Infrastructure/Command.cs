@@ -3,9 +3,18 @@ using System.Text;
 
 namespace DeepSeek.Images.Tests.Infrastructure;
 
-/// <summary>Runs a program to completion with a deadline; a program past it is killed by its id.</summary>
+/// <summary>
+/// Runs a program to completion with a deadline; a program past it is killed by its id. Every program
+/// gets CONTAINERS_CONF pointing at the project's containers.conf (see <see cref="ContainersConf"/>).
+/// </summary>
 public static class Command
 {
+    /// <summary>
+    /// The containers.conf scripts/setup/containers.sh writes under .tools/: podman, buildah and skopeo
+    /// read it instead of the host's /etc/containers settings. A CONTAINERS_CONF set by the caller wins.
+    /// </summary>
+    public static string ContainersConf => Repository.PathOf(".tools", "containers", "containers.conf");
+
     public static async Task<CommandResult> RunAsync(string program, IEnumerable<string> arguments, TimeSpan timeout, Action<IDictionary<string, string?>>? environment = null)
     {
         var start = new ProcessStartInfo(program)
@@ -16,6 +25,8 @@ public static class Command
             WorkingDirectory = Repository.Root,
         };
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CONTAINERS_CONF")) && File.Exists(ContainersConf))
+            start.Environment["CONTAINERS_CONF"] = ContainersConf;
         environment?.Invoke(start.Environment);
         var line = $"{program} {string.Join(' ', start.ArgumentList)}";
 
