@@ -1,8 +1,12 @@
-# Sourced by scripts that run buildah, podman or skopeo: points CONTAINERS_CONF at the project's own
-# containers.conf (written by scripts/setup/containers.sh under .tools/), so the container tools use
-# the project's settings without any file under /etc/containers. A CONTAINERS_CONF already set wins.
-deepseek_containers_conf="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools/containers/containers.conf"
-if [ -z "${CONTAINERS_CONF:-}" ] && [ -f "$deepseek_containers_conf" ]; then
-  export CONTAINERS_CONF="$deepseek_containers_conf"
+# Sourced by scripts that run buildah, podman or skopeo: points CONTAINERS_CONF and CONTAINERS_STORAGE_CONF
+# at the project's own containers.conf and storage.conf (written by scripts/setup/containers.sh under
+# .tools/containers), so the container tools use the project's settings and image store without any file
+# under /etc/containers. A variable already set wins.
+deepseek_containers="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools/containers"
+if [ -z "${CONTAINERS_CONF:-}" ] && [ -f "$deepseek_containers/containers.conf" ]; then
+  export CONTAINERS_CONF="$deepseek_containers/containers.conf"
 fi
-unset deepseek_containers_conf
+if [ -z "${CONTAINERS_STORAGE_CONF:-}" ] && [ -f "$deepseek_containers/storage.conf" ]; then
+  export CONTAINERS_STORAGE_CONF="$deepseek_containers/storage.conf"
+fi
+unset deepseek_containers
