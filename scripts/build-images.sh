@@ -23,9 +23,11 @@
 #   --out DIR      where the OCI archives go (default: artifacts/images)
 #   --list         print the image references this call would build, one a line, and build nothing
 # Needs: the .NET SDK, buildah, apt-get (for the Debian packages); scripts/setup/containers.sh installs
-# buildah, podman and runc on Debian.
+# buildah, podman and runc on Debian and writes .tools/containers/containers.conf, which this script
+# uses through CONTAINERS_CONF (scripts/containers-env.sh) unless CONTAINERS_CONF is already set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/containers-env.sh
 
 readonly release_registry="ghcr.io/deepseek-operator"
 readonly source_url="https://github.com/deepseek-operator/deepseek-operator"
@@ -80,7 +82,7 @@ fi
 
 for tool in dotnet buildah apt-get dpkg-deb; do
   if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "error: $tool is missing (buildah and apt-get: run scripts/setup/containers.sh as root on Debian)" >&2
+    echo "error: $tool is missing (buildah: run scripts/setup/containers.sh as root on Debian)" >&2
     exit 1
   fi
 done

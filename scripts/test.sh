@@ -15,6 +15,18 @@ jobs=${TEST_JOBS:-2}
 results=$(mktemp -d "${TMPDIR:-/tmp}/deepseek-tests.XXXXXX")
 trap 'rm -rf "$results"' EXIT
 
+# The set-up scripts install what the tests need without changing the host's own configuration: no file
+# under /etc (containers.conf and the like live under .tools/, passed by environment variable or flag),
+# no system service enabled or started (the tests start their own processes and stop them by id).
+# A line of scripts/setup/ (comments aside) that names /etc or a service manager fails the run here.
+host_writes=$(grep -nE '(^|[^[:alnum:]_$}])/etc(/|\b)|systemctl|update-rc\.d|invoke-rc\.d|policy-rc\.d|(^|[[:space:];&|])service[[:space:]]' \
+  scripts/setup/*.sh scripts/containers-env.sh | grep -vE '^[^:]+:[0-9]+:[[:space:]]*#' || true)
+if [ -n "$host_writes" ]; then
+  echo "error: a set-up script touches the host's configuration (keep it under .tools/ or a temp folder):" >&2
+  echo "$host_writes" >&2
+  exit 1
+fi
+
 for setup in scripts/setup/*.sh; do
   [ -e "$setup" ] || continue
   echo "== $setup"

@@ -12,11 +12,14 @@ public static class ExternalTool
 
     public static string ProtoPath => Path.Combine(RepoRoot, "runtime", "Protos", "inference.proto");
 
-    /// <summary>An executable on PATH, or a failure naming the script that installs it.</summary>
+    /// <summary>
+    /// An executable a setup script put under the repository's .tools/ (prometheus and promtool: .tools/prometheus),
+    /// else one on PATH, or a failure naming the script that installs it.
+    /// </summary>
     public static string Require(string name, string setupScript)
     {
-        var found = (Environment.GetEnvironmentVariable("PATH") ?? "")
-            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+        var found = new[] { Path.Combine(RepoRoot, ".tools", "prometheus") }
+            .Concat((Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
             .Select(dir => Path.Combine(dir, name))
             .FirstOrDefault(File.Exists);
         return found ?? throw new InvalidOperationException($"'{name}' is not installed; run 'bash {setupScript}' (scripts/test.sh runs it first).");

@@ -100,9 +100,10 @@ public sealed partial class PrometheusRuleTests
     private static Manifest Rendered() =>
         Manifests.Render(sets: ["prometheusRule.enabled=true", "prometheusRule.labels.release=kube-prometheus-stack"]).Single("PrometheusRule");
 
+    // scripts/setup/prometheus.sh unpacks promtool into .tools/prometheus; a promtool on PATH also does.
     private static string Require(string name, string setupScript) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "")
-            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+        new[] { Repository.PathOf(".tools", "prometheus") }
+            .Concat((Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
             .Select(dir => Path.Combine(dir, name))
             .FirstOrDefault(File.Exists)
         ?? throw new InvalidOperationException($"'{name}' is not installed; run 'bash {setupScript}' (scripts/test.sh runs it first).");

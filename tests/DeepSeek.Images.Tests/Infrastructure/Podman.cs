@@ -1,6 +1,6 @@
 namespace DeepSeek.Images.Tests.Infrastructure;
 
-/// <summary>The podman CLI (scripts/setup/containers.sh installs it and its containers.conf).</summary>
+/// <summary>The podman CLI (scripts/setup/containers.sh installs it and writes the containers.conf <see cref="Command"/> points it at).</summary>
 public static class Podman
 {
     /// <summary>How the chart runs both images: read-only root, the non-root user, no capabilities, no privilege escalation.</summary>
