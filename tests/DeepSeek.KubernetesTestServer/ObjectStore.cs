@@ -16,6 +16,9 @@ public sealed class ObjectStore(TimeProvider time)
     private long revision = 1;
     private long compactedBelow;
 
+    /// <summary>The ImageVolume feature gate; off, image volumes are dropped from workloads (<see cref="DisabledFields"/>).</summary>
+    public bool ImageVolumeGate { get; set; } = true;
+
     public sealed class Watcher(ResourceType type, string? ns, string? selector)
     {
         public ResourceType Type { get; } = type;
@@ -119,6 +122,7 @@ public sealed class ObjectStore(TimeProvider time)
             obj["kind"] = type.Kind;
             if (type.HasStatus) obj.Remove("status");
             StoredForm.Apply(type, obj);
+            if (!ImageVolumeGate) DisabledFields.DropImageVolumes(type, obj);
             var created = Commit(type, ns, name, obj, "ADDED");
             // Kubernetes' garbage collector also removes a dependent whose owners are all gone, such as
             // a child a controller created just after its owner was deleted; here it happens at once.
@@ -157,6 +161,7 @@ public sealed class ObjectStore(TimeProvider time)
                     if (key is not ("metadata" or "status" or "apiVersion" or "kind") && !incoming.ContainsKey(key)) next.Remove(key);
                 if (!type.HasStatus && incoming["status"] is { } status) next["status"] = status.DeepClone();
                 StoredForm.Apply(type, next);
+                if (!ImageVolumeGate) DisabledFields.DropImageVolumes(type, next);
                 if (ImmutableChange(type, current, next) is { } refused) return refused;
                 BumpGenerationIfSpecChanged(current, next);
             }
@@ -183,6 +188,7 @@ public sealed class ObjectStore(TimeProvider time)
                 foreach (var field in new[] { "uid", "creationTimestamp", "namespace", "name", "generation", "resourceVersion" })
                     next["metadata"]![field] = current["metadata"]![field]?.DeepClone();
                 StoredForm.Apply(type, next);
+                if (!ImageVolumeGate) DisabledFields.DropImageVolumes(type, next);
                 if (ImmutableChange(type, current, next) is { } refused) return refused;
                 BumpGenerationIfSpecChanged(current, next);
             }

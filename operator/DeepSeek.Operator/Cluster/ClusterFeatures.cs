@@ -1,6 +1,9 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using DeepSeek.Operator.Api.V1Alpha1;
+using DeepSeek.Operator.Desired;
+using k8s;
+using k8s.Models;
 
 namespace DeepSeek.Operator.Cluster;
 
@@ -56,6 +59,41 @@ public sealed partial record ClusterFeatures(Version Kubernetes)
         if (model.Model?.Source?.Image is null || !apiServerMessage.Contains("volumes", StringComparison.Ordinal)) return null;
         return $"The API server refused the model's image volume ({apiServerMessage}). Image volumes need the ImageVolume feature gate on the API server and kubelets (on by default from 1.35; this cluster runs {Kubernetes}).";
     }
+
+    /// <summary>
+    /// With the ImageVolume gate off (the default on 1.31–1.34) the API server does not refuse a workload
+    /// with an image volume: it drops the volume and its mounts as a disabled field and stores the rest,
+    /// so its pods would start without <c>/models</c>. Found by comparing a workload the operator wrote
+    /// from this very spec (same spec-hash annotation in <paramref name="stored"/>) with <paramref name="desired"/>:
+    /// the explanation, or null when every image volume the operator asked for was kept.
+    /// </summary>
+    public string? DroppedImageVolume(IEnumerable<IKubernetesObject<V1ObjectMeta>> desired, IEnumerable<IKubernetesObject<V1ObjectMeta>> stored)
+    {
+        ArgumentNullException.ThrowIfNull(desired);
+        ArgumentNullException.ThrowIfNull(stored);
+        var byKey = stored.GroupBy(Controller.ChildPlan.Key).ToDictionary(g => g.Key, g => g.First());
+        foreach (var want in desired)
+        {
+            var images = TemplateOf(want)?.Spec?.Volumes?.Where(v => v.Image is not null).Select(v => v.Name).ToList();
+            if (images is not { Count: > 0 } || !byKey.TryGetValue(Controller.ChildPlan.Key(want), out var have) || SpecHash(have) != SpecHash(want)) continue;
+            var kept = TemplateOf(have)?.Spec?.Volumes?.Where(v => v.Image is not null).Select(v => v.Name).ToHashSet() ?? [];
+            if (images.FirstOrDefault(name => !kept.Contains(name)) is { } dropped)
+                return $"The API server stored {want.Kind} {want.Metadata.Name} without its image volume '{dropped}' (model.source.image): the ImageVolume feature gate is off on this cluster "
+                    + $"(Kubernetes {this}; on by default from {ImageVolumesOnByDefaultFrom.Major}.{ImageVolumesOnByDefaultFrom.Minor}), so its pods would start without the model. "
+                    + "Enable the gate on the API server and kubelets, or use model.source.pvc or hostPath.";
+        }
+        return null;
+    }
+
+    private static V1PodTemplateSpec? TemplateOf(IKubernetesObject<V1ObjectMeta> workload) => workload switch
+    {
+        V1Deployment deployment => deployment.Spec?.Template,
+        V1StatefulSet set => set.Spec?.Template,
+        _ => null,
+    };
+
+    private static string? SpecHash(IKubernetesObject<V1ObjectMeta> item) =>
+        item.Metadata.Annotations is { } annotations && annotations.TryGetValue(ModelLabels.SpecHash, out var hash) ? hash : null;
 
     public override string ToString() => $"{Kubernetes.Major}.{Kubernetes.Minor}";
 

@@ -87,6 +87,15 @@ public sealed class ModelReconciler(
             .Where(c => c.Metadata.OwnerReferences?.Any(o => o.Controller == true && o.Uid == model.Metadata.Uid) == true)
             .ToList();
         foreach (var child in existing) expectations.Seen(Child(ns, child));
+        if (features.DroppedImageVolume(desired.Objects, existing) is { } dropped)
+        {
+            // Not corrected as drift: each write would be stored without the volume again. Looked at
+            // again after a while, in case the gate was turned on (a spec change comes at once).
+            var refused = StatusCalculator.Refused(model, new ModelProblem(ModelConditions.ReasonFeatureUnsupported, dropped), time.GetUtcNow().UtcDateTime);
+            Report(key, refused);
+            await WriteIfChangedAsync(model, refused, "Warning", ModelConditions.ReasonFeatureUnsupported, dropped, cancellationToken);
+            return ReconcileResult.After(TimeSpan.FromMinutes(5));
+        }
         // A child created by the previous reconcile that the cache does not show yet is not missing.
         var plan = ChildPlan.Compute(desired.Objects, existing)
             .Where(a => a.Kind != ChildActionKind.Create || !expectations.AwaitingCreate(Child(ns, a.Object)))

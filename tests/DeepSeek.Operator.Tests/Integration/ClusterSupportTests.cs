@@ -42,4 +42,29 @@ public sealed class ClusterSupportTests
             Wait, "refused on 1.29");
         Assert.Empty((await harness.Admin.AppsV1.ListNamespacedDeploymentAsync("default")).Items);
     }
+
+    [Fact]
+    public async Task An_image_volume_dropped_by_a_server_whose_gate_is_off_is_reported_not_rewritten_as_drift()
+    {
+        await using var harness = await OperatorHarness.StartAsync();
+        harness.Server.KubernetesVersion = new Version(1, 32);
+        harness.Server.Store.ImageVolumeGate = false;
+        harness.StartOperator("operator-a");
+        var model = OperatorHarness.Model("img");
+        model.Spec.Model.Source = new ModelSource { Image = new ImageModelSource { Reference = "registry.example/models/v3:fp8" } };
+        await harness.CreateModelAsync(model);
+
+        await Eventually.HoldsAsync(async () => (await harness.GetModelAsync("img")).Status?.Conditions?.Any(c => c.Type == ModelConditions.Degraded && c.Status == "True" && c.Reason == ModelConditions.ReasonFeatureUnsupported) == true,
+            Wait, "the dropped image volume is reported");
+        var degraded = (await harness.GetModelAsync("img")).Status!.Conditions!.Single(c => c.Type == ModelConditions.Degraded);
+        Assert.Contains("ImageVolume feature gate", degraded.Message, StringComparison.Ordinal);
+        Assert.Contains("1.32", degraded.Message, StringComparison.Ordinal);
+        // The server did store the workload, without the volume; the operator does not write it again
+        // and again (each write would be stored the same way).
+        var stored = Assert.Single((await harness.Admin.AppsV1.ListNamespacedDeploymentAsync("default")).Items, d => d.Metadata.Name == "img");
+        Assert.DoesNotContain(stored.Spec.Template.Spec.Volumes ?? [], v => v.Image is not null);
+        var version = stored.Metadata.ResourceVersion;
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.Equal(version, (await harness.Admin.AppsV1.ReadNamespacedDeploymentAsync("img", "default")).Metadata.ResourceVersion);
+    }
 }
