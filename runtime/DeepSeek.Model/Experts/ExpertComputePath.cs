@@ -40,7 +40,7 @@ public enum ExpertComputePath
     /// experts' gate/up, one <c>bmm</c> for down) combined through a dense <c>[T, E]</c> routing matrix
     /// that is zero for unselected experts. A dozen operations whatever the routing, where Sorted spends
     /// about nine per active expert; for a stack this small the per-operation overhead, not the bytes,
-    /// is the step's time (on two CPU cores it decoded the demo model 1.3× faster at batch 1, docs/benchmarks.md).
+    /// is the step's time (without it the demo model's batch-1 CPU decode lost about a quarter, docs/benchmarks.md).
     /// </summary>
     Dense,
 }
