@@ -47,6 +47,16 @@ public static class Fp8BlockWeights
     }
 
     /// <summary>
+    /// <see cref="Dequantize"/> in float32 (float64 for <paramref name="dtype"/> float64) rounded once to
+    /// <paramref name="dtype"/>: the weight an FP8-resident layer uses, equal to what dequantising at load holds.
+    /// </summary>
+    public static Tensor DequantizeTo(Tensor bytes, Tensor scaleInv, Fp8BlockQuantization blocks, ScalarType dtype)
+    {
+        using var scaled = Dequantize(bytes, scaleInv, blocks, dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
+        return scaled.to(dtype);
+    }
+
+    /// <summary>
     /// Real <c>[out, in]</c> <paramref name="weight"/> to uint8 E4M3 bytes and float32 <c>scale_inv</c>
     /// blocks, as DeepSeek-V3's weights were made: each block's scale is its largest magnitude over
     /// <see cref="Float8E4M3.MaxFinite"/> (1 for an all-zero block), so the block's values span the

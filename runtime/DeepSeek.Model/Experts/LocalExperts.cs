@@ -216,19 +216,17 @@ public sealed class LocalExperts
     /// </summary>
     private sealed record Fp8Stacks(Fp8BlockQuantization Blocks, Tensor GateUpScaleInv, Tensor DownScaleInv, ScalarType DType)
     {
-        private ScalarType Precision => DType == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-
         public Tensor GateUp(Tensor bytes, long inter, int? slot = null)
         {
             var (weights, scales) = slot is { } s ? (bytes[s], GateUpScaleInv[s]) : (bytes, GateUpScaleInv);
             var gateBlocks = scales.shape[^2] / 2;
-            var gate = Fp8BlockWeights.Dequantize(weights.narrow(-2, 0, inter), scales.narrow(-2, 0, gateBlocks), Blocks, Precision);
-            var up = Fp8BlockWeights.Dequantize(weights.narrow(-2, inter, inter), scales.narrow(-2, gateBlocks, gateBlocks), Blocks, Precision);
-            return cat([gate, up], -2).to(DType);
+            var gate = Fp8BlockWeights.DequantizeTo(weights.narrow(-2, 0, inter), scales.narrow(-2, 0, gateBlocks), Blocks, DType);
+            var up = Fp8BlockWeights.DequantizeTo(weights.narrow(-2, inter, inter), scales.narrow(-2, gateBlocks, gateBlocks), Blocks, DType);
+            return cat([gate, up], -2);
         }
 
         public Tensor Down(Tensor bytes, int? slot = null) => slot is { } s
-            ? Fp8BlockWeights.Dequantize(bytes[s], DownScaleInv[s], Blocks, Precision).to(DType)
-            : Fp8BlockWeights.Dequantize(bytes, DownScaleInv, Blocks, Precision).to(DType);
+            ? Fp8BlockWeights.DequantizeTo(bytes[s], DownScaleInv[s], Blocks, DType)
+            : Fp8BlockWeights.DequantizeTo(bytes, DownScaleInv, Blocks, DType);
     }
 }

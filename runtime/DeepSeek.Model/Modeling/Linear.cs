@@ -77,10 +77,7 @@ internal sealed class Linear : WeightedModule
     {
         if (_fp8 is not null)
         {
-            // Decoded and scaled in float32 (float64 for a float64 model) and rounded once to the
-            // activations' dtype: exactly the weight the loader's dequantisation would have held.
-            using var scaled = Fp8BlockWeights.Dequantize(weight, weight_scale_inv!, _fp8, input.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
-            using var dense = scaled.to(input.dtype);
+            using var dense = Fp8BlockWeights.DequantizeTo(weight, weight_scale_inv!, _fp8, input.dtype);
             return nn.functional.linear(input, dense, bias);
         }
         if (_int4 is null) return nn.functional.linear(input, weight, bias);

@@ -30,7 +30,7 @@ public static class Fp8Residency
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(blocks);
         var own = WeightedModule.OwnBytes(module);
-        if (module is Linear linear && IsFp8Projection(name))
+        if (module is Linear linear && WeightQuantization.HoldsQuantised(name))
             return own - (linear.Weight.numel() * linear.Weight.element_size()) + WeightBytes(linear.Weight.shape[0], linear.Weight.shape[1], blocks);
         if (module is RoutedExperts experts)
         {
@@ -75,7 +75,7 @@ public static class Fp8Residency
         bool StoredFp8(string tensor) => checkpoint.Contains(tensor) && checkpoint.Info(tensor).Dtype == Float8E4M3.SafetensorsCode;
         foreach (var (name, module) in model.named_modules())
         {
-            if (module is Linear linear && IsFp8Projection(name) && StoredFp8($"{name}.weight")) linear.DeclareFp8(blocks);
+            if (module is Linear linear && WeightQuantization.HoldsQuantised(name) && StoredFp8($"{name}.weight")) linear.DeclareFp8(blocks);
             else if (module is RoutedExperts experts && experts.HeldExperts.Count > 0 && StoredFp8($"{name}.{experts.HeldExperts[0]}.gate_proj.weight")) experts.DeclareFp8(blocks);
         }
         model.Quantization = WeightQuantization.Fp8;
@@ -90,15 +90,9 @@ public static class Fp8Residency
         using var noGrad = no_grad();
         foreach (var (name, module) in model.named_modules())
         {
-            if (module is Linear linear && IsFp8Projection(name) && linear.Fp8 is null) linear.QuantizeFp8(blocks);
+            if (module is Linear linear && WeightQuantization.HoldsQuantised(name) && linear.Fp8 is null) linear.QuantizeFp8(blocks);
             else if (module is RoutedExperts experts && experts.Fp8 is null) experts.QuantizeFp8(blocks);
         }
         model.Quantization = WeightQuantization.Fp8;
     }
-
-    /// <summary>
-    /// The published checkpoints keep the LM head in bf16 (the router and embeddings are not
-    /// <see cref="Linear"/>); <c>kv_b_proj</c> is read as a matrix by absorbed attention, so it is held in the run dtype.
-    /// </summary>
-    private static bool IsFp8Projection(string module) => module != "lm_head" && !module.EndsWith(".kv_b_proj", StringComparison.Ordinal);
 }

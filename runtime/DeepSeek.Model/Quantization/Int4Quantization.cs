@@ -64,7 +64,7 @@ public static class Int4Quantization
         {
             var reason = module switch
             {
-                Linear linear when IsInt4Projection(name) => linear.QuantizeInt4(groupSize, helper),
+                Linear linear when WeightQuantization.HoldsQuantised(name) => linear.QuantizeInt4(groupSize, helper),
                 RoutedExperts experts => experts.QuantizeInt4(groupSize, helper),
                 _ => null,
             };
@@ -99,7 +99,7 @@ public static class Int4Quantization
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(quantization);
         var own = WeightedModule.OwnBytes(module);
-        if (quantization.IsInt4 && module is Linear linear && IsInt4Projection(name)
+        if (quantization.IsInt4 && module is Linear linear && WeightQuantization.HoldsQuantised(name)
             && Int4Weight.Unsupported(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize, kernel: true) is null)
             return own + Int4Weight.BytesFor(linear.Weight.shape[0], linear.Weight.shape[1], quantization.GroupSize) - (linear.Weight.numel() * linear.Weight.element_size());
         if (quantization.IsInt4 && module is RoutedExperts experts
@@ -118,6 +118,4 @@ public static class Int4Quantization
         return helper;
     }
 
-    /// <summary>The LM head and <c>kv_b_proj</c> stay in the run dtype (see <see cref="Apply(DeepSeekForCausalLM, int, NativeHelper?, Action{string}?)"/>).</summary>
-    private static bool IsInt4Projection(string module) => module != "lm_head" && !module.EndsWith(".kv_b_proj", StringComparison.Ordinal);
 }

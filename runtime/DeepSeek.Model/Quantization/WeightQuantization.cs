@@ -30,6 +30,13 @@ public sealed record WeightQuantization(string Name, int GroupSize)
 
     public bool IsFp8 => Name == "fp8";
 
+    /// <summary>
+    /// Whether a quantisation holds the <see cref="Modeling.Linear"/> named <paramref name="module"/> in its
+    /// own format: every projection but the LM head (the published checkpoints keep it in bf16) and
+    /// <c>kv_b_proj</c>, whose weight the decode form of attention reads as a matrix, absorbed into queries and values.
+    /// </summary>
+    public static bool HoldsQuantised(string module) => module != "lm_head" && !module.EndsWith(".kv_b_proj", StringComparison.Ordinal);
+
     /// <exception cref="ArgumentException">Not one of <see cref="Names"/>.</exception>
     public static WeightQuantization Parse(string name) => name switch
     {
