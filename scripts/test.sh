@@ -117,5 +117,27 @@ for project in "${projects[@]}"; do
   total_failed=$((total_failed + failed))
   total_skipped=$((total_skipped + skipped))
 done
+# The failed tests by name, with their first message lines, last: CI keeps only the tail of a run.
+if [ "$broken" -gt 0 ]; then
+  echo
+  echo "== failed tests"
+  for trx in "$results"/*.trx; do
+    [ -f "$trx" ] || continue
+    python3 - "$trx" <<'PY' || true
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for result in ET.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult", ns):
+    if result.get("outcome") != "Failed":
+        continue
+    print(result.get("testName"))
+    message = result.find("t:Output/t:ErrorInfo/t:Message", ns)
+    trace = result.find("t:Output/t:ErrorInfo/t:StackTrace", ns)
+    for text, lines in ((message, 12), (trace, 6)):
+        if text is not None and text.text:
+            for line in text.text.strip().splitlines()[:lines]:
+                print("    " + line[:300])
+PY
+  done
+fi
 echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
 [ "$broken" -eq 0 ]

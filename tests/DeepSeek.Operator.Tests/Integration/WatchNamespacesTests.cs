@@ -24,8 +24,12 @@ public sealed class WatchNamespacesTests
             model.Metadata.NamespaceProperty = ns;
             await harness.CreateModelAsync(model);
         }
+        // The status is written after every child of a reconcile: once it is there, operator-a created them all
+        // (a Deployment alone is not enough: stopped between it and the Service, operator-b rightly creates the rest).
         foreach (var ns in Teams)
-            await Eventually.HoldsAsync(async () => (await harness.Admin.AppsV1.ListNamespacedDeploymentAsync(ns)).Items.Count == 1, Wait, $"children created in {ns}");
+            await Eventually.HoldsAsync(async () => (await harness.GetModelAsync("m", ns)).Status?.ObservedGeneration is not null, Wait, $"every child created and the status written in {ns}");
+        foreach (var ns in Teams)
+            Assert.Single((await harness.Admin.AppsV1.ListNamespacedDeploymentAsync(ns)).Items);
 
         // A new process lists every namespace with its children already there: each list must keep the others'.
         await stop.CancelAsync();
