@@ -11,6 +11,8 @@ public sealed class ObjectStore(TimeProvider time)
 {
     private readonly object gate = new();
     private readonly Dictionary<(ResourceType Type, string Ns, string Name), JsonObject> objects = [];
+    /// <summary>The uids of the stored objects, so an owner check costs one lookup, not a scan of the store (1,000 models: 6,000 objects).</summary>
+    private readonly HashSet<string> liveUids = new(StringComparer.Ordinal);
     private readonly List<(long Version, ResourceType Type, string EventType, JsonObject Object)> history = [];
     private readonly List<Watcher> watchers = [];
     private long revision = 1;
@@ -128,7 +130,7 @@ public sealed class ObjectStore(TimeProvider time)
             // a child a controller created just after its owner was deleted; here it happens at once.
             if (OwnersAllGone(obj))
             {
-                objects.Remove((type, ns, name));
+                Forget((type, ns, name));
                 Publish(type, "DELETED", obj);
             }
             return (201, created);
@@ -200,7 +202,7 @@ public sealed class ObjectStore(TimeProvider time)
     {
         lock (gate)
         {
-            if (!objects.Remove((type, ns, name), out var current)) return Errors.NotFound(type, name);
+            if (Forget((type, ns, name)) is not { } current) return Errors.NotFound(type, name);
             Publish(type, "DELETED", current);
             CollectGarbage((string)current["metadata"]!["uid"]!, allTypes);
             return (200, Errors.Success(type, name));
@@ -210,8 +212,7 @@ public sealed class ObjectStore(TimeProvider time)
     private bool OwnersAllGone(JsonObject obj)
     {
         if (obj["metadata"]?["ownerReferences"] is not JsonArray { Count: > 0 } owners) return false;
-        var live = objects.Values.Select(o => (string?)o["metadata"]?["uid"]).ToHashSet();
-        return owners.All(o => !live.Contains((string?)o?["uid"]));
+        return owners.All(o => (string?)o?["uid"] is not { } uid || !liveUids.Contains(uid));
     }
 
     /// <summary>Owner-reference garbage collection, foreground and immediate: dependents of a deleted uid go too, recursively.</summary>
@@ -221,7 +222,7 @@ public sealed class ObjectStore(TimeProvider time)
                 && owners.Any(o => (string?)o?["uid"] == uid)).ToList();
         foreach (var (key, value) in dependents)
         {
-            objects.Remove(key);
+            Forget(key);
             Publish(key.Type, "DELETED", value);
             CollectGarbage((string)value["metadata"]!["uid"]!, allTypes);
         }
@@ -251,8 +252,16 @@ public sealed class ObjectStore(TimeProvider time)
     {
         obj["metadata"]!["resourceVersion"] = (++revision).ToString(System.Globalization.CultureInfo.InvariantCulture);
         objects[(type, ns, name)] = obj;
+        if ((string?)obj["metadata"]!["uid"] is { } uid) liveUids.Add(uid);
         Publish(type, eventType, obj);
         return obj.DeepClone().AsObject();
+    }
+
+    private JsonObject? Forget((ResourceType Type, string Ns, string Name) key)
+    {
+        if (!objects.Remove(key, out var removed)) return null;
+        if ((string?)removed["metadata"]?["uid"] is { } uid) liveUids.Remove(uid);
+        return removed;
     }
 
     private void Publish(ResourceType type, string eventType, JsonObject obj)

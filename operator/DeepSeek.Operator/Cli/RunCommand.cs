@@ -67,9 +67,15 @@ public static class RunCommand
         {
             Description = "Toleration for models that set none, kubectl taint syntax: key=value:Effect, or key:Effect for operator Exists (repeatable).",
         };
+        var workers = new Option<int>("--workers")
+        {
+            Description = $"Models reconciled at once (default: {OperatorOptions.DefaultWorkers}); each reconcile mostly waits on the API server.",
+            DefaultValueFactory = _ => OperatorOptions.DefaultWorkers,
+            CustomParser = ParseWorkers,
+        };
         var command = new Command("run", "Connect to the cluster and reconcile DeepSeekModel resources (the default verb).")
         {
-            kubeconfig, watchNamespace, leaderElect, leaderNamespace, leaderId, healthPort, metricsPort, healthAddress, metricsAddress, runtimeImage, nodeSelector, toleration,
+            kubeconfig, watchNamespace, leaderElect, leaderNamespace, leaderId, healthPort, metricsPort, healthAddress, metricsAddress, runtimeImage, nodeSelector, toleration, workers,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -99,6 +105,7 @@ public static class RunCommand
                 HealthAddress = parse.GetValue(healthAddress)!,
                 MetricsAddress = parse.GetValue(metricsAddress)!,
                 Defaults = defaults,
+                Workers = parse.GetValue(workers),
             };
             try
             {
@@ -118,6 +125,14 @@ public static class RunCommand
             }
         });
         return command;
+    }
+
+    private static int ParseWorkers(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var workers) && workers is >= 1 and <= 256) return workers;
+        result.AddError($"--workers '{text}' is not a number from 1 to 256.");
+        return 0;
     }
 
     private static IPAddress? ParseAddress(System.CommandLine.Parsing.ArgumentResult result)

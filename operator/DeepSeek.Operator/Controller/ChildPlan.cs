@@ -39,6 +39,19 @@ public static class ChildPlan
 
     public static string Key(IKubernetesObject<V1ObjectMeta> item) => item.Kind + "/" + item.Metadata.Name;
 
+    /// <summary>
+    /// The plan in the order its writes may go out, each wave's writes at once: what the pods read or are
+    /// reached and guarded by (ConfigMaps, Services, policies, budgets), then the workloads that start
+    /// them, then what is no longer wanted. Against a real API server each write costs tens of
+    /// milliseconds; one at a time, a thousand models of five children took minutes.
+    /// </summary>
+    public static IReadOnlyList<IReadOnlyList<ChildAction>> Waves(IReadOnlyList<ChildAction> plan)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        static int Wave(ChildAction a) => a.Kind == ChildActionKind.Delete ? 2 : a.Object is V1Deployment or V1StatefulSet ? 1 : 0;
+        return plan.GroupBy(Wave).OrderBy(g => g.Key).Select(g => (IReadOnlyList<ChildAction>)g.ToList()).ToList();
+    }
+
     /// <summary>Whether every field the operator sets on <paramref name="desired"/> has the same value on <paramref name="stored"/>.</summary>
     public static bool Matches(IKubernetesObject<V1ObjectMeta> desired, IKubernetesObject<V1ObjectMeta> stored)
     {

@@ -103,35 +103,16 @@ public sealed class ModelReconciler(
         // Before the workloads, whose pods read it: the group token, read by name on every reconcile (no watch,
         // no cache: a deleted Secret is noticed here), created once if missing, never replaced or deleted.
         var tokenProblem = desired.GroupToken is { } token ? await EnsureGroupTokenAsync(model, token, cancellationToken) : null;
-        foreach (var action in plan)
-        {
-            try
-            {
-                await cluster.ApplyAsync(action, cancellationToken);
-                if (action.Kind == ChildActionKind.Create) expectations.Created(Child(ns, action.Object));
-            }
-            catch (HttpOperationException e) when (e.Response.StatusCode is not (HttpStatusCode.Conflict or HttpStatusCode.Forbidden))
-            {
-                var message = $"{action.Kind} of {action.Object.Kind} {action.Object.Metadata.Name} was refused by the API server ({(int)e.Response.StatusCode}): {ApiMessage(e)}";
-                var problem = features.ExplainRefusedWorkload(model.Spec, message) is { } unsupported
-                    ? new ModelProblem(ModelConditions.ReasonFeatureUnsupported, unsupported)
-                    : new ModelProblem(e.Response.StatusCode == HttpStatusCode.UnprocessableEntity ? ModelConditions.ReasonWorkloadRefused : ModelConditions.ReasonReconcileFailed, message);
-                await ReportFailureAsync(model, problem, cancellationToken);
-                throw;
-            }
-            if (action.Drift)
-            {
-                metrics?.DriftCorrected(action.Object.Kind);
-                logger.LogInformation("Restored {Kind} {Name} of {Model}: fields the operator owns were changed outside it", action.Object.Kind, action.Object.Metadata.Name, key);
-            }
-        }
-        await RecordPlanAsync(model, plan, cancellationToken);
+        foreach (var wave in ChildPlan.Waves(plan))
+            await Task.WhenAll(wave.Select(action => ApplyAsync(model, action, cancellationToken)));
+        // The events and the status are independent writes: sent together.
+        var recorded = RecordPlanAsync(model, plan, cancellationToken);
 
         // Status from what exists now: workloads just created have no pods yet.
         var workloads = await ObserveAsync(existing, desired, plan, cluster.Pods(ns, model.Metadata.Name), cancellationToken);
         var status = StatusCalculator.Compute(scaled, workloads, failure: null, time.GetUtcNow().UtcDateTime, tokenProblem);
         Report(key, status);
-        await WriteStatusAsync(model, status, cancellationToken);
+        await Task.WhenAll(recorded, WriteStatusAsync(model, status, cancellationToken));
         if (tokenProblem is null) return ReconcileResult.Done;
 
         // Said once when it starts, not on every look; looked at again later, as no watch says when the Secret is fixed.
@@ -170,6 +151,31 @@ public sealed class ModelReconciler(
         }
         await RecordAsync(model, "Normal", "Created", $"Created Secret {name}", cancellationToken);
         return null;
+    }
+
+    /// <summary>One write of the plan; a refusal is reported on the model and ends the reconcile (409 and 403 are retried as they are).</summary>
+    private async Task ApplyAsync(V1Alpha1DeepSeekModel model, ChildAction action, CancellationToken cancellationToken)
+    {
+        var ns = model.Metadata.NamespaceProperty ?? "default";
+        try
+        {
+            await cluster.ApplyAsync(action, cancellationToken);
+            if (action.Kind == ChildActionKind.Create) expectations.Created(Child(ns, action.Object));
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode is not (HttpStatusCode.Conflict or HttpStatusCode.Forbidden))
+        {
+            var message = $"{action.Kind} of {action.Object.Kind} {action.Object.Metadata.Name} was refused by the API server ({(int)e.Response.StatusCode}): {ApiMessage(e)}";
+            var problem = features.ExplainRefusedWorkload(model.Spec, message) is { } unsupported
+                ? new ModelProblem(ModelConditions.ReasonFeatureUnsupported, unsupported)
+                : new ModelProblem(e.Response.StatusCode == HttpStatusCode.UnprocessableEntity ? ModelConditions.ReasonWorkloadRefused : ModelConditions.ReasonReconcileFailed, message);
+            await ReportFailureAsync(model, problem, cancellationToken);
+            throw;
+        }
+        if (action.Drift)
+        {
+            metrics?.DriftCorrected(action.Object.Kind);
+            logger.LogInformation("Restored {Kind} {Name} of {Model}: fields the operator owns were changed outside it", action.Object.Kind, action.Object.Metadata.Name, ObjectKey.Of(ns, model.Metadata.Name));
+        }
     }
 
     /// <summary>One event per kind of change (not one per object), so a new model costs one event, not four.</summary>

@@ -17,14 +17,19 @@ public sealed class WriteExpectations(TimeProvider time)
     private readonly ConcurrentDictionary<string, DateTimeOffset> created = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (string? ReadVersion, string Status)> statuses = new(StringComparer.Ordinal);
 
+    private long lastSweepTicks;
+
     /// <summary>A child this process created: until the cache shows it, do not create it again.</summary>
     public void Created(string childKey)
     {
         var now = time.GetUtcNow();
-        // Children of a model deleted before its cache caught up are never seen: forget them once past patience.
+        created[childKey] = now;
+        // Children of a model deleted before its cache caught up are never seen: forgotten once past patience,
+        // swept at most once per patience (a sweep on every create made a cold start of 1,000 models quadratic).
+        var last = Interlocked.Read(ref lastSweepTicks);
+        if (now.UtcTicks - last < Patience.Ticks || Interlocked.CompareExchange(ref lastSweepTicks, now.UtcTicks, last) != last) return;
         foreach (var (key, at) in created)
             if (now - at >= Patience) created.TryRemove(key, out _);
-        created[childKey] = now;
     }
 
     /// <summary>Whether <paramref name="childKey"/> was created moments ago (and the cache has not caught up).</summary>

@@ -30,5 +30,12 @@ public sealed record OperatorOptions
     /// <summary>What the cluster offers; null: read from the API server's /version when the controller starts.</summary>
     public ClusterFeatures? Features { get; init; }
 
-    public int Workers { get; init; } = 2;
+    /// <summary>
+    /// Models reconciled at once (controller-runtime's MaxConcurrentReconciles). A reconcile mostly waits
+    /// on the API server (tens of milliseconds a write against a real one), so this bounds writes in
+    /// flight, not CPU: 16 brings 1,000 new models up in seconds where 2 took minutes.
+    /// </summary>
+    public int Workers { get; init; } = DefaultWorkers;
+
+    public const int DefaultWorkers = 16;
 }

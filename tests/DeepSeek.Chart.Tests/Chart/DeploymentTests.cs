@@ -21,6 +21,20 @@ public sealed class DeploymentTests
     }
 
     [Theory]
+    [InlineData(new string[0], "16")]
+    [InlineData(new[] { "workers=64" }, "64")]
+    public void Workers_are_passed_to_the_operator(string[] sets, string expected) =>
+        Assert.Contains($"--workers={expected}", Arguments(Container(Manifests.Render(sets: sets))));
+
+    [Fact]
+    public void Workers_out_of_range_are_refused_by_the_values_schema()
+    {
+        var refused = Helm.Template(sets: ["workers=0"]);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("workers", refused.StandardError, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [MemberData(nameof(ValuesMode.All), MemberType = typeof(ValuesMode))]
     public void Containers_run_hardened(string mode)
     {

@@ -24,6 +24,21 @@ public sealed class RunCommandHelpTests
         Assert.Contains("--metrics-bind-address", help, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("257")]
+    [InlineData("many")]
+    public void Workers_outside_one_to_256_are_refused(string value)
+    {
+        var parse = OperatorCli.Build().Parse(["run", "--workers", value]);
+        Assert.NotEmpty(parse.Errors);
+        Assert.Contains(parse.Errors, e => e.Message.Contains("workers", StringComparison.OrdinalIgnoreCase) || e.Message.Contains(value, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Help_gives_the_default_workers() =>
+        Assert.Matches("--workers[^\\n]*default: 16", Help());
+
     [Fact]
     public void A_bind_address_that_is_no_ip_address_is_refused()
     {

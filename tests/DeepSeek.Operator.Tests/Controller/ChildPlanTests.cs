@@ -42,6 +42,29 @@ public sealed class ChildPlanTests
     }
 
     [Fact]
+    public void Waves_send_what_pods_read_first_then_the_workloads_then_the_deletions()
+    {
+        var desired = Desired();
+        var stale = new V1StatefulSet { ApiVersion = "apps/v1", Kind = "StatefulSet", Metadata = new V1ObjectMeta { Name = "old", NamespaceProperty = "default" } };
+        var plan = ChildPlan.Compute(desired, [stale]);
+
+        var waves = ChildPlan.Waves(plan);
+
+        Assert.Equal(3, waves.Count);
+        Assert.Equal(plan.Count, waves.Sum(w => w.Count));
+        Assert.All(waves[0], a => Assert.True(a.Kind == ChildActionKind.Create && a.Object is not (V1Deployment or V1StatefulSet)));
+        Assert.Contains(waves[0], a => a.Object is V1ConfigMap);
+        Assert.Contains(waves[0], a => a.Object is V1Service);
+        var workload = Assert.Single(waves[1]);
+        Assert.Equal(ChildActionKind.Create, workload.Kind);
+        Assert.IsType<V1Deployment>(workload.Object);
+        Assert.Equal((ChildActionKind.Delete, "old"), (Assert.Single(waves[2]).Kind, waves[2][0].Object.Metadata.Name));
+    }
+
+    [Fact]
+    public void Waves_of_nothing_to_do_are_none() => Assert.Empty(ChildPlan.Waves([]));
+
+    [Fact]
     public void Defaults_and_fields_of_others_are_no_reason_to_write() => Assert.Empty(ChildPlan.Compute(Desired(), Stored()));
 
     [Fact]
