@@ -118,6 +118,8 @@ public sealed class CelRuleTests
     [InlineData("prefixed node selector keys", """{"runtime":{"nodeSelector":{"nvidia.com/gpu.product":"NVIDIA-H200","kubernetes.io/arch":"amd64","pool":""}}}""")]
     [InlineData("int4 with the default dtype", """{"model":{"quantization":"int4"}}""")]
     [InlineData("int4 with bfloat16", """{"model":{"dtype":"bfloat16","quantization":"int4"}}""")]
+    [InlineData("fp8 with the default dtype", """{"model":{"quantization":"fp8"}}""")]
+    [InlineData("fp8 with float32", """{"model":{"dtype":"float32","quantization":"fp8"}}""")]
     [InlineData("float32 without quantization", """{"model":{"dtype":"float32","quantization":"none"}}""")]
     [InlineData("download with the default revision", """{"model":{"source":{"pvc":{"download":{"repo":"deepseek-ai/DeepSeek-V2-Lite"}}}}}""")]
     [InlineData("download of a repo without an owner", """{"model":{"source":{"pvc":{"download":{"repo":"gpt2"}}}}}""")]

@@ -21,8 +21,8 @@ public sealed class ModelSpec
     [AllowedValues("bfloat16", "float16", "float32")]
     public string Dtype { get; set; } = "bfloat16";
 
-    /// <summary>Weight quantisation applied at load: none keeps the checkpoint's weights in dtype; int4 quantises them to 4 bits (group size 128) and computes in bfloat16.</summary>
-    [AllowedValues("none", "int4")]
+    /// <summary>Weight quantisation applied at load: none keeps the checkpoint's weights in dtype; int4 quantises them to 4 bits (group size 128) and computes in bfloat16; fp8 keeps them in FP8 e4m3 with 128×128 block scales as DeepSeek-V3 publishes them (a bf16 checkpoint is quantised at load), one byte per weight.</summary>
+    [AllowedValues("none", "int4", "fp8")]
     public string Quantization { get; set; } = "none";
 
     /// <summary>Longest prompt plus completion, in tokens, the runtime accepts (default: the checkpoint's).</summary>
