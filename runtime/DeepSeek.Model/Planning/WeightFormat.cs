@@ -55,6 +55,25 @@ public sealed class WeightFormat
             residentToday: true, (name, module) => Int4Quantization.HeldBytes(name, module, quantization));
     }
 
+    /// <summary>
+    /// <c>--dtype float32</c> without quantisation: four bytes a weight, every tensor (a model built in
+    /// bf16 holds two, its float32 router four).
+    /// </summary>
+    public static WeightFormat Float32 { get; } = new("float32", "4 bytes a weight, every tensor (--dtype float32)",
+        residentToday: true, (_, module) => module.named_parameters(recurse: false).Sum(p => p.parameter.numel() * 4));
+
+    /// <summary>
+    /// The format a run holds its weights in: <paramref name="quantization"/>'s, else the dtype's (bf16
+    /// and float16 alike take two bytes). <paramref name="blocks"/>: the checkpoint's FP8 layout, if it has one.
+    /// </summary>
+    public static WeightFormat Of(ScalarType dtype, WeightQuantization quantization, Fp8BlockQuantization? blocks = null)
+    {
+        ArgumentNullException.ThrowIfNull(quantization);
+        if (quantization.IsInt4) return Int4(quantization.GroupSize);
+        if (quantization.IsFp8) return Fp8(blocks);
+        return dtype == ScalarType.Float32 ? Float32 : Bf16;
+    }
+
     /// <summary>The bytes <paramref name="module"/>, named <paramref name="name"/> in a model built in bf16, holds itself in this format.</summary>
     public long HeldBytes(string name, nn.Module module) => _heldBytes(name, module);
 

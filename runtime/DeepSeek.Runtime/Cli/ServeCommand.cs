@@ -1,5 +1,6 @@
 using System.CommandLine;
 using DeepSeek.Engine;
+using DeepSeek.Engine.Execution;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Native;
 using DeepSeek.Model.Quantization;
@@ -66,6 +67,11 @@ public static class ServeCommand
                     configuration.Validate(nativeHelperPresent: File.Exists(Path.Combine(AppContext.BaseDirectory, NativeHelper.LibraryFileName)));
                     if (ListenPorts.FirstInUse(RuntimeHost.ResolveListenAddress(configuration.Host), Ports(configuration)) is { } inUse) throw new ArgumentException(inUse);
                     var folder = ModelFolder.Open(configuration.ModelDirectory, configuration.DType, configuration.Quantization);
+                    // Before the load: a model its device cannot hold is refused with the plan. With --kv-cache-blocks the
+                    // cache size is the user's, and the device is not asked (the runner does not ask it either).
+                    if (configuration.Engine.KvCacheBlocks is null
+                        && DeviceFit.Problem(folder, configuration, DeviceMemory.FreeBytes(configuration.Engine.Device)) is { } tooLarge)
+                        throw new ArgumentException(tooLarge);
                     // Before the engine (or a rank's tensor) thread runs its first parallel region, which fixes that thread's count.
                     var threads = CpuThreads.ForThisProcess(configuration.Threads);
                     threads.Apply();
@@ -77,6 +83,7 @@ public static class ServeCommand
             {
                 // A value out of range, a model folder that is not one, a bad key file or listen address: say which, without a stack trace.
                 Console.Error.WriteLine($"serve: {e.Message}");
+                TerminationMessage.Write($"serve: {e.Message}");
                 return 1;
             }
             if (app is null) return await RunLocalRanksAsync(configuration);

@@ -69,6 +69,20 @@ public sealed class ServeUserErrorTests
         Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_model_its_device_cannot_hold_is_refused_before_loading_with_the_plan()
+    {
+        // DeepSeek-V3's published config.json and no weights: the plan needs config.json alone, and the refusal comes before any weight is read.
+        var v3 = Path.Combine(ExternalTool.RepoRoot, "tests", "fixtures", "deepseek-v3-config");
+
+        var (exitCode, stdout, stderr) = await ServeAsync("--http-port", $"{FreePort.Next()}", "--grpc-port", $"{FreePort.Next()}", "--model", v3, "--device", "cpu");
+
+        Assert.True(exitCode == 1 && stdout.Trim().Length == 0, $"exit code {exitCode}:\n{stdout}\n{stderr}");
+        Assert.StartsWith("serve: deepseek_v3 does not fit cpu (", stderr, StringComparison.Ordinal);
+        Assert.Contains("| fp8 ", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+    }
+
     private static async Task<(int ExitCode, string Stdout, string Stderr)> ServeAsync(params string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet", [ServeProcess.RuntimeDll, "serve", "--host", "127.0.0.1", .. arguments]);
