@@ -36,10 +36,10 @@
 #   --insecure     with --push: allow plain HTTP and unverified TLS for a registry off loopback. A loopback
 #                  registry (localhost, 127.x.x.x, [::1]) gets them without it; any other host is reached
 #                  over verified TLS only unless --insecure is given
-# Needs: the .NET SDK, buildah, apt-get (for the Debian packages), and podman for --push; scripts/setup/
-# containers.sh installs buildah, podman and runc on Debian and writes .tools/containers/containers.conf,
-# which this script uses through CONTAINERS_CONF (scripts/containers-env.sh) unless CONTAINERS_CONF is
-# already set.
+# Needs: the .NET SDK, buildah, apt-get (for the Debian packages), and podman (and curl, if present) for
+# --push; scripts/setup/containers.sh installs buildah, podman and runc on Debian and writes
+# .tools/containers/containers.conf, which this script uses through CONTAINERS_CONF
+# (scripts/containers-env.sh) unless CONTAINERS_CONF is already set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/containers-env.sh
@@ -122,10 +122,25 @@ case "$registry_host" in
   *) registry_address="$registry_host"; registry_port="" ;;
 esac
 if [ "$registry_address" = "docker.io" ]; then registry_address="registry-1.docker.io"; fi
+loopback=false
+case "$registry_address" in localhost | 127.* | ::1) loopback=true ;; esac
 plain_http=$insecure
-case "$registry_address" in localhost | 127.* | ::1) plain_http=true ;; esac
+if $loopback; then plain_http=true; fi
 
-reachable() { timeout 10 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$registry_address" "$1" 2>/dev/null; }
+# Whether the registry answers at URL (any HTTP status, even a TLS error, is an answer; the push itself
+# checks TLS). curl goes through a configured proxy as podman does, and past it for loopback as Go does;
+# without curl, a TCP connection to the port counts.
+reachable() {
+  local url="$1" port="$2" code=0
+  if command -v curl >/dev/null 2>&1; then
+    local proxy=()
+    if $loopback; then proxy=(--noproxy '*'); fi
+    curl --silent --insecure "${proxy[@]}" --output /dev/null --max-time 10 "$url" || code=$?
+    # 5, 6: proxy or host not resolved; 7: no connection; 28: no answer in time.
+    case "$code" in 5 | 6 | 7 | 28) return 1 ;; *) return 0 ;; esac
+  fi
+  timeout 10 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$registry_address" "$port" 2>/dev/null
+}
 
 check_registry() {
   if [ "$registry_host" = "localhost" ]; then
@@ -136,12 +151,19 @@ check_registry() {
     echo "error: podman is missing (it pushes the images: run scripts/setup/containers.sh as root on Debian)" >&2
     exit 1
   fi
-  local ports=("$registry_port")
-  if [ -z "$registry_port" ]; then ports=(443); if $plain_http; then ports+=(80); fi; fi
-  for port in "${ports[@]}"; do
-    if reachable "$port"; then return 0; fi
+  local host="$registry_address" urls=() tried=""
+  if [[ "$host" == *:* ]]; then host="[$host]"; fi
+  if [ -n "$registry_port" ]; then
+    urls=("https://$host:$registry_port/v2/ $registry_port")
+  else
+    urls=("https://$host/v2/ 443")
+    if $plain_http; then urls+=("http://$host/v2/ 80"); fi
+  fi
+  for url_port in "${urls[@]}"; do
+    if reachable $url_port; then return 0; fi
+    tried="${tried:+$tried or }${url_port% *}"
   done
-  echo "error: registry $registry_host is unreachable (no TCP connection to $registry_address port ${ports[*]} within 10 s); nothing was built or pushed" >&2
+  echo "error: registry $registry_host is unreachable (no answer from $tried within 10 s); nothing was built or pushed" >&2
   exit 1
 }
 
