@@ -11,9 +11,12 @@
 # self-contained .NET publishes, run as 65532:65532, have their executable as entrypoint, are
 # reproducible (every timestamp is the epoch: the same sources and packages give the same image ID)
 # and carry the OCI annotations and labels source, revision and version. They stay in the default
-# containers-storage (podman sees them) and are exported as OCI archives.
+# containers-storage (podman sees them) and are exported as OCI archives. With --push they are then
+# pushed to the registry their references name (no process publishes ghcr.io/deepseek-operator yet:
+# until one does, users build and push the images to their own registry, README.md).
 #
 # Usage: scripts/build-images.sh [--release] [--version V] [--registry R] [--cuda] [--out DIR] [--list]
+#                                [--push | --push-only] [--insecure]
 #   --version V    tag (default: dev)
 #   --registry R   repository prefix (default: localhost)
 #   --release      what a release publishes: version from Directory.Build.props (the chart's
@@ -22,9 +25,21 @@
 #   --cuda         also build the CUDA runtime image (needs registry access for its base images)
 #   --out DIR      where the OCI archives go (default: artifacts/images)
 #   --list         print the image references this call would build, one a line, and build nothing
-# Needs: the .NET SDK, buildah, apt-get (for the Debian packages); scripts/setup/containers.sh installs
-# buildah, podman and runc on Debian and writes .tools/containers/containers.conf, which this script
-# uses through CONTAINERS_CONF (scripts/containers-env.sh) unless CONTAINERS_CONF is already set.
+#   --push         after building, push each built reference to the registry it names: --registry R is
+#                  host[:port]/prefix of any OCI registry, e.g. --registry 127.0.0.1:5000/deepseek
+#                  pushes 127.0.0.1:5000/deepseek/deepseek-operator:dev; the default R, localhost, names
+#                  local images only and is refused. The registry is checked reachable before anything
+#                  is built. Log in first where it needs credentials (podman login HOST; REGISTRY_AUTH_FILE
+#                  is honoured). Prints each reference with the digest the registry now serves it under.
+#   --push-only    push what an earlier call built with the same --version/--registry/--release/--cuda
+#                  (e.g. after testing it), build nothing
+#   --insecure     with --push: allow plain HTTP and unverified TLS for a registry off loopback. A loopback
+#                  registry (localhost, 127.x.x.x, [::1]) gets them without it; any other host is reached
+#                  over verified TLS only unless --insecure is given
+# Needs: the .NET SDK, buildah, apt-get (for the Debian packages), and podman (and curl, if present) for
+# --push; scripts/setup/containers.sh installs buildah, podman and runc on Debian and writes
+# .tools/containers/containers.conf, which this script uses through CONTAINERS_CONF
+# (scripts/containers-env.sh) unless CONTAINERS_CONF is already set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/containers-env.sh
@@ -37,6 +52,9 @@ registry=""
 release=false
 cuda=false
 list=false
+push=false
+push_only=false
+insecure=false
 out="artifacts/images"
 
 usage() { sed -n '/^# Usage:/,/^# Needs:/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -49,6 +67,9 @@ while [ $# -gt 0 ]; do
     --cuda) cuda=true; shift ;;
     --out) out="${2:?--out needs a value}"; shift 2 ;;
     --list) list=true; shift ;;
+    --push) push=true; shift ;;
+    --push-only) push=true; push_only=true; shift ;;
+    --insecure) insecure=true; shift ;;
     -h|--help) usage ;;
     *) echo "error: unknown argument $1" >&2; usage ;;
   esac
@@ -73,10 +94,111 @@ readonly runtime_cpu_ref="$registry/deepseek-runtime:$version-cpu"
 readonly runtime_cuda_ref="$registry/deepseek-runtime:$version"
 readonly base_ref="localhost/deepseek-base:$version"
 
+refs=("$operator_ref" "$runtime_cpu_ref")
+if $cuda; then refs+=("$runtime_cuda_ref"); fi
+
 if $list; then
-  echo "$operator_ref"
-  echo "$runtime_cpu_ref"
-  if $cuda; then echo "$runtime_cuda_ref"; fi
+  printf '%s\n' "${refs[@]}"
+  exit 0
+fi
+
+if $insecure && ! $push; then
+  echo "error: --insecure only applies to --push or --push-only" >&2
+  exit 2
+fi
+
+# --- pushing --------------------------------------------------------------------------------------
+# The registry of the references: their first component when it is a host (has a dot or a port, or is
+# localhost), as podman reads them; otherwise Docker Hub.
+registry_host="${registry%%/*}"
+if ! [[ "$registry_host" == *.* || "$registry_host" == *:* || "$registry_host" == localhost ]]; then
+  registry_host="docker.io"
+fi
+# The address and port to check, and whether plain HTTP is allowed (loopback or --insecure).
+case "$registry_host" in
+  \[*\]:*) registry_address="${registry_host%%]*}"; registry_address="${registry_address#[}"; registry_port="${registry_host##*]:}" ;;
+  \[*\]) registry_address="${registry_host#[}"; registry_address="${registry_address%]}"; registry_port="" ;;
+  *:*) registry_address="${registry_host%:*}"; registry_port="${registry_host##*:}" ;;
+  *) registry_address="$registry_host"; registry_port="" ;;
+esac
+if [ "$registry_address" = "docker.io" ]; then registry_address="registry-1.docker.io"; fi
+loopback=false
+case "$registry_address" in localhost | 127.* | ::1) loopback=true ;; esac
+plain_http=$insecure
+if $loopback; then plain_http=true; fi
+
+# Whether the registry answers at URL (any HTTP status, even a TLS error, is an answer; the push itself
+# checks TLS). curl goes through a configured proxy as podman does, and past it for loopback as Go does;
+# without curl, a TCP connection to the port counts.
+reachable() {
+  local url="$1" port="$2" code=0
+  if command -v curl >/dev/null 2>&1; then
+    local proxy=()
+    if $loopback; then proxy=(--noproxy '*'); fi
+    curl --silent --insecure "${proxy[@]}" --output /dev/null --max-time 10 "$url" || code=$?
+    # 5, 6: proxy or host not resolved; 7: no connection; 28: no answer in time.
+    case "$code" in 5 | 6 | 7 | 28) return 1 ;; *) return 0 ;; esac
+  fi
+  timeout 10 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$registry_address" "$port" 2>/dev/null
+}
+
+check_registry() {
+  if [ "$registry_host" = "localhost" ]; then
+    echo "error: --push needs --registry naming a registry (host[:port]/prefix, e.g. 127.0.0.1:5000/deepseek) or --release; the default, localhost, names local images only" >&2
+    exit 2
+  fi
+  if ! command -v podman >/dev/null 2>&1; then
+    echo "error: podman is missing (it pushes the images: run scripts/setup/containers.sh as root on Debian)" >&2
+    exit 1
+  fi
+  local host="$registry_address" urls=() tried=""
+  if [[ "$host" == *:* ]]; then host="[$host]"; fi
+  if [ -n "$registry_port" ]; then
+    urls=("https://$host:$registry_port/v2/ $registry_port")
+  else
+    urls=("https://$host/v2/ 443")
+    if $plain_http; then urls+=("http://$host/v2/ 80"); fi
+  fi
+  for url_port in "${urls[@]}"; do
+    if reachable $url_port; then return 0; fi
+    tried="${tried:+$tried or }${url_port% *}"
+  done
+  echo "error: registry $registry_host is unreachable (no answer from $tried within 10 s); nothing was built or pushed" >&2
+  exit 1
+}
+
+push_images() {
+  local tls=true ref log digest
+  if $plain_http; then tls=false; fi
+  log="$(mktemp)"
+  digest="$(mktemp)"
+  echo "== pushing to $registry_host$( $plain_http && echo ' (plain HTTP allowed)')"
+  for ref in "${refs[@]}"; do
+    # Bounded: a registry that stops answering mid-push ends the script, not a wait without end.
+    local code=0 reason
+    timeout 1800 podman push --quiet --tls-verify="$tls" --digestfile "$digest" "$ref" "docker://$ref" >"$log" 2>&1 || code=$?
+    if [ "$code" != 0 ]; then
+      # podman's last line says why (its earlier lines are retries of the same); one line here.
+      reason="$(grep -v '^[[:space:]]*$' "$log" | tail -n 1)"
+      if [ "$code" = 124 ]; then reason="no answer within 1800 s"; fi
+      rm -f "$log" "$digest"
+      echo "error: pushing $ref failed: ${reason:-podman push exited $code}" >&2
+      exit 1
+    fi
+    echo "$ref  pushed  digest $(cat "$digest")"
+  done
+  rm -f "$log" "$digest"
+}
+
+if $push; then check_registry; fi
+if $push_only; then
+  for ref in "${refs[@]}"; do
+    if ! podman image exists "$ref"; then
+      echo "error: $ref is not in local storage; build it first (the same arguments without --push-only)" >&2
+      exit 1
+    fi
+  done
+  push_images
   exit 0
 fi
 
@@ -191,8 +313,6 @@ if $cuda; then
 fi
 
 # --- OCI archives ---------------------------------------------------------------------------------
-refs=("$operator_ref" "$runtime_cpu_ref")
-if $cuda; then refs+=("$runtime_cuda_ref"); fi
 echo "== OCI archives in $out"
 for ref in "${refs[@]}"; do
   name="${ref##*/}"
@@ -207,3 +327,5 @@ for ref in "${refs[@]}"; do
   archive="$out/${name/:/-}.oci.tar"
   echo "$ref  id $(buildah images --noheading --format '{{.ID}}  size {{.Size}}' "$ref")  archive $archive ($(du -h "$archive" | cut -f1))"
 done
+
+if $push; then push_images; fi

@@ -45,6 +45,38 @@ public sealed class ReleaseImageTests
         Assert.Contains(RuntimeImage(manifests), built);
     }
 
+    /// <summary>
+    /// The install commands README.md and docs/deployment.md give while no registry publishes the images:
+    /// <c>R=...</c>, <c>build-images.sh ... --push</c>, then <c>helm install ... --set ...</c>. The values set
+    /// select what that build pushes.
+    /// </summary>
+    [Theory]
+    [InlineData("README.md")]
+    [InlineData("docs/deployment.md")]
+    public void Install_commands_of_the_docs_point_the_chart_at_the_images_they_push(string document)
+    {
+        var lines = File.ReadAllLines(Repository.PathOf(document.Split('/')));
+        var assignment = Array.FindIndex(lines, l => l.StartsWith("R=", StringComparison.Ordinal));
+        Assert.True(assignment >= 0, $"{document} has no R=<registry> line");
+        var registry = lines[assignment]["R=".Length..].Split(' ')[0];
+        string Expand(string word) => word.Replace("\"", "", StringComparison.Ordinal).Replace("$R", registry, StringComparison.Ordinal);
+
+        var build = lines.Skip(assignment).First(l => l.StartsWith("bash scripts/build-images.sh ", StringComparison.Ordinal));
+        var arguments = build.Split('#')[0].Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(2).Select(Expand).ToList();
+        Assert.Contains("--push", arguments);
+        var built = BuiltImages([.. arguments.Where(a => a != "--push")]);
+
+        var install = Array.FindIndex(lines, assignment, l => l.StartsWith("helm install ", StringComparison.Ordinal));
+        var sets = lines.Skip(install + 1).TakeWhile(l => l.TrimStart().StartsWith("--set ", StringComparison.Ordinal))
+            .Select(l => Expand(l.Trim().TrimEnd('\\').Trim()["--set ".Length..])).ToList();
+        Assert.Equal(2, sets.Count);
+        var manifests = Manifests.Render(sets: sets);
+
+        Assert.Contains(OperatorImage(manifests), built);
+        Assert.Contains(RuntimeImage(manifests), built);
+        Assert.StartsWith($"{registry}/", OperatorImage(manifests), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Local_builds_are_tagged_dev()
     {
