@@ -7,8 +7,9 @@ namespace DeepSeek.Gateway.Keys;
 /// <summary>
 /// Each key's per-minute budget: requests through a <see cref="FixedWindowRateLimiter"/> and tokens as
 /// counted from responses' <c>usage</c>, both over one window that starts anew each minute by the
-/// gateway's <see cref="TimeProvider"/> (the limiter replenishes when told, not on its own timer, so the
-/// two counts share one window and tests can move the clock).
+/// gateway's <see cref="TimeProvider"/>: each window gets a fresh limiter (the limiter's own replenishment
+/// reads the machine's clock, even when told to replenish), so the two counts share one window and tests
+/// can move the clock.
 /// </summary>
 internal sealed class KeyLimits(TimeProvider time) : IDisposable
 {
@@ -38,15 +39,7 @@ internal sealed class KeyLimits(TimeProvider time) : IDisposable
 
     private sealed class KeyWindow(KeyConfig key, DateTimeOffset start) : IDisposable
     {
-        private readonly FixedWindowRateLimiter? _requests = key.RequestsPerMinute > 0
-            ? new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions
-            {
-                PermitLimit = key.RequestsPerMinute,
-                Window = Window,
-                QueueLimit = 0,
-                AutoReplenishment = false,
-            })
-            : null;
+        private FixedWindowRateLimiter? _requests = NewLimiter(key);
 
         private readonly Lock _lock = new();
         private DateTimeOffset _start = start;
@@ -62,7 +55,8 @@ internal sealed class KeyLimits(TimeProvider time) : IDisposable
                     var elapsed = (now - _start).Ticks / Window.Ticks;
                     _start += Window * elapsed;
                     _tokens = 0;
-                    _requests?.TryReplenish();
+                    _requests?.Dispose();
+                    _requests = NewLimiter(key);
                 }
                 var retryAfter = _start + Window - now;
                 if (key.TokensPerMinute > 0 && _tokens >= key.TokensPerMinute) return (false, "tokens per minute", retryAfter);
@@ -81,5 +75,16 @@ internal sealed class KeyLimits(TimeProvider time) : IDisposable
         }
 
         public void Dispose() => _requests?.Dispose();
+
+        /// <summary>The window's request budget; its own window is longer than ours so that only we turn it.</summary>
+        private static FixedWindowRateLimiter? NewLimiter(KeyConfig key) => key.RequestsPerMinute > 0
+            ? new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions
+            {
+                PermitLimit = key.RequestsPerMinute,
+                Window = TimeSpan.FromDays(1),
+                QueueLimit = 0,
+                AutoReplenishment = false,
+            })
+            : null;
     }
 }

@@ -24,7 +24,9 @@ internal sealed class GatewayMetrics
         ArgumentNullException.ThrowIfNull(meterFactory);
         var meter = meterFactory.Create(MeterName);
         _requests = meter.CreateCounter<long>("deepseek_gateway_requests", "{request}", "Requests answered, by model, variant, key id and HTTP status.");
-        _duration = meter.CreateHistogram<double>("deepseek_gateway_request_duration", "s", "Seconds from a request's arrival to its response's end.");
+        // Buckets for requests from a cache hit (milliseconds) to a long generation (minutes); OpenTelemetry's default ones are for milliseconds.
+        _duration = meter.CreateHistogram("deepseek_gateway_request_duration", "s", "Seconds from a request's arrival to its response's end.",
+            tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] });
         _cacheHits = meter.CreateCounter<long>("deepseek_gateway_cache_hits", "{request}", "Requests answered from the exact-response cache.");
         _rateLimited = meter.CreateCounter<long>("deepseek_gateway_rate_limited", "{request}", "Requests refused with 429 by a key's per-minute limits.");
         _upstreamErrors = meter.CreateCounter<long>("deepseek_gateway_upstream_errors", "{error}", "Forwarding failures: connection refused or reset, runtime not ready (503), timeout.");
