@@ -30,6 +30,9 @@ internal sealed record GatewayError(int Status, string Type, string Message, str
     public static GatewayError UnknownUrl(string path) => new(StatusCodes.Status404NotFound, "invalid_request_error",
         $"Unknown path {path}: this gateway serves POST /v1/chat/completions, /v1/completions, /v1/embeddings and GET /v1/models.", "unknown_url");
 
+    public static GatewayError WrongMethod(string method, string path) => new(StatusCodes.Status405MethodNotAllowed, "invalid_request_error",
+        $"{method} {path} is not served: send POST.", "method_not_allowed");
+
     public static GatewayError TooLarge(long limit) => new(StatusCodes.Status413PayloadTooLarge, "invalid_request_error",
         $"The request body is larger than this gateway's limit of {limit} bytes.", "request_too_large");
 

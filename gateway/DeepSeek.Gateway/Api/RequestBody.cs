@@ -39,6 +39,8 @@ internal sealed class RequestBody(byte[] bytes, JsonDocument document, string mo
             buffer.Write(chunk, 0, read);
         }
         var bytes = buffer.ToArray();
+        // The JSON reader checks UTF-8 only where it decodes; a bad byte inside a string would pass to the runtime.
+        if (!System.Text.Unicode.Utf8.IsValid(bytes)) return (null, GatewayError.Invalid("The body is not valid UTF-8.", code: "invalid_json"));
         JsonDocument document;
         try
         {

@@ -22,6 +22,9 @@ internal static partial class GatewayHost
 
     private static readonly string[] ReadOnlyMethods = [HttpMethods.Get, HttpMethods.Head];
 
+    /// <summary>The OpenAI calls forwarded to the runtimes, each routed by its body's <c>model</c>.</summary>
+    private static readonly string[] ProxiedPaths = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
+
     /// <summary>
     /// The host over <paramref name="config"/>. <paramref name="time"/> is the clock of hold, cache expiry,
     /// rate windows and latency (tests pass a fake one); <paramref name="port"/> overrides <c>listen.port</c>
@@ -65,9 +68,16 @@ internal static partial class GatewayHost
         app.MapMethods("/version", ReadOnlyMethods, () => Results.Json(new VersionInfo(Version, ApiVersion), GatewayJsonContext.Default.VersionInfo));
         app.MapGet("/v1/models", (HttpContext context, KeyTable keys, ModelTable models) => ModelsEndpoint.ListAsync(context, keys, models));
         app.MapGet("/v1/models/{id}", (HttpContext context, string id, KeyTable keys, ModelTable models) => ModelsEndpoint.GetAsync(context, id, keys, models));
-        foreach (var path in new[] { "/v1/chat/completions", "/v1/completions", "/v1/embeddings" })
+        foreach (var path in ProxiedPaths)
             app.MapPost(path, (HttpContext context, ProxyEndpoint proxy) => proxy.HandleAsync(context));
-        app.Map("/v1/{**rest}", (HttpContext context) => GatewayError.UnknownUrl(context.Request.Path).WriteAsync(context));
+        // Everything else under /v1 in OpenAI's shape too: another method on a proxied path (405 with Allow), or an unknown path.
+        app.Map("/v1/{**rest}", (HttpContext context) =>
+        {
+            if (!ProxiedPaths.Contains(context.Request.Path.Value, StringComparer.Ordinal))
+                return GatewayError.UnknownUrl(context.Request.Path).WriteAsync(context);
+            context.Response.Headers.Allow = HttpMethods.Post;
+            return GatewayError.WrongMethod(context.Request.Method, context.Request.Path).WriteAsync(context);
+        });
         // Created now so the instruments exist before the first scrape.
         _ = app.Services.GetRequiredService<GatewayMetrics>();
         return app;
