@@ -137,7 +137,7 @@ internal sealed partial class ProxyEndpoint(
                     metrics.UpstreamError(model.Name, endpoint.Url, "timeout");
                     return GatewayError.Timeout(model.Name, model.Config.TimeoutSeconds);
                 case Outcome.Unreachable or Outcome.Unavailable:
-                    metrics.UpstreamError(model.Name, endpoint.Url, outcome == Outcome.Unreachable ? "connect" : "unavailable");
+                    metrics.UpstreamError(model.Name, endpoint.Url, outcome == Outcome.Unreachable ? "connection" : "unavailable");
                     LogRetry(logger, record.RequestId, endpoint.Url, outcome.ToString());
                     endpoint.MarkReady(false);
                     continue;

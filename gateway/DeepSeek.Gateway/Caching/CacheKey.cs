@@ -41,7 +41,7 @@ internal static class CacheKey
         return Convert.ToHexStringLower(SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
     }
 
-    /// <summary>Canonical JSON: object properties in ordinal order, values as sent (numbers keep their spelling).</summary>
+    /// <summary>Canonical JSON: object properties in ordinal order, numbers by value (<c>0</c>, <c>0.0</c> and <c>0e0</c> alike), the rest as sent.</summary>
     public static string Normalise(JsonElement body)
     {
         using var buffer = new MemoryStream();
@@ -66,6 +66,12 @@ internal static class CacheKey
                 writer.WriteStartArray();
                 foreach (var item in value.EnumerateArray()) WriteNormalised(writer, item);
                 writer.WriteEndArray();
+                break;
+            case JsonValueKind.Number when value.TryGetInt64(out var integer):
+                writer.WriteNumberValue(integer);
+                break;
+            case JsonValueKind.Number:
+                writer.WriteNumberValue(value.GetDouble());
                 break;
             default:
                 value.WriteTo(writer);

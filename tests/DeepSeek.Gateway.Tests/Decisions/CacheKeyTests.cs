@@ -40,6 +40,8 @@ public sealed class CacheKeyTests
         Assert.NotEqual(key, CacheKey.For("team-a", "/v1/completions", J("""{"model":"m","temperature":0,"prompt":"hi!"}""")));
         Assert.NotEqual(key, CacheKey.For("team-a", "/v1/completions", J("""{"model":"m2","temperature":0,"prompt":"hi"}""")));
         Assert.Equal("""{"a":[{"b":1,"c":2}],"z":true}""", CacheKey.Normalise(J("""{"z":true,"a":[{"c":2,"b":1}]}""")));
+        Assert.Equal(CacheKey.Normalise(J("""{"t":0,"n":100}""")), CacheKey.Normalise(J("""{"t":0.0,"n":1e2}""")));
+        Assert.NotEqual(CacheKey.Normalise(J("""{"t":0}""")), CacheKey.Normalise(J("""{"t":0.5}""")));
     }
 
     [Fact]

@@ -11,6 +11,7 @@ namespace DeepSeek.Gateway.Tests.EndToEnd;
 /// Bad requests of every kind, each answered 4xx by the gateway itself (in OpenAI's shape) without
 /// reaching the runtime, and the gateway still serving a good request after each.
 /// </summary>
+[Collection(GatewayCollection.Name)]
 public sealed class BadInputTableTests : IAsyncLifetime
 {
     private const string Key = "key-team-a";

@@ -5,11 +5,13 @@ using static DeepSeek.Gateway.Tests.Infrastructure.Requests;
 namespace DeepSeek.Gateway.Tests.EndToEnd;
 
 /// <summary>A gateway in front of runtime stand-ins that hang, stream on cue, load slowly or are not there at all.</summary>
+[Collection(GatewayCollection.Name)]
 public sealed class FakeUpstreamTests : IAsyncLifetime
 {
     private FakeUpstream _fast = null!;
     private FakeUpstream _loading = null!;
     private FakeUpstream _neverReady = null!;
+    private FakeUpstream _resetting = null!;
     private RunningGateway _gateway = null!;
     private string _dead = "";
 
@@ -20,6 +22,8 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
         _loading.Ready = false;
         _neverReady = await FakeUpstream.StartAsync();
         _neverReady.Ready = false;
+        _resetting = await FakeUpstream.StartAsync();
+        _resetting.ResetConnections = true;
         // A port nothing listens on: connections are refused.
         _dead = $"http://127.0.0.1:{FreePort.Next()}";
         _gateway = await RunningGateway.StartAsync($$"""
@@ -27,7 +31,7 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
             models:
               - {name: slow, timeoutSeconds: 1, variants: [{name: a, endpoints: ["{{_fast.Url}}"]}]}
               - {name: stream, timeoutSeconds: 60, variants: [{name: a, endpoints: ["{{_fast.Url}}"]}]}
-              - {name: retry, routing: round-robin, variants: [{name: a, endpoints: ["{{_dead}}", "{{_fast.Url}}"]}]}
+              - {name: retry, routing: round-robin, variants: [{name: a, endpoints: ["{{_dead}}", "{{_resetting.Url}}", "{{_fast.Url}}"]}]}
               - {name: held, holdSeconds: 120, variants: [{name: a, endpoints: ["{{_loading.Url}}"]}]}
               - {name: never, holdSeconds: 0.5, variants: [{name: a, endpoints: ["{{_neverReady.Url}}"]}]}
               - {name: ab, routing: least-load, variants: [{name: a, weight: 1, endpoints: ["{{_neverReady.Url}}"]}, {name: b, weight: 1, endpoints: ["{{_fast.Url}}"], servedName: fast-b}]}
@@ -40,6 +44,7 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
         await _fast.DisposeAsync();
         await _loading.DisposeAsync();
         await _neverReady.DisposeAsync();
+        await _resetting.DisposeAsync();
     }
 
     [Fact]
@@ -73,14 +78,19 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ARefusedConnectionIsRetriedOnAnotherEndpoint()
+    public async Task AFailedConnectionIsRetriedOnAnotherEndpoint()
     {
+        // Of three endpoints one refuses connections (left out once probed) and one drops them while its /ready says 200.
         for (var i = 0; i < 4; i++)
         {
             using var response = await _gateway.Http.SendAsync(Post("/v1/chat/completions", Chat("retry")));
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal(_fast.Url, Header(response, "x-deepseek-endpoint"));
         }
+        Assert.True(_resetting.Requests > 0);
+        var series = $"deepseek_gateway_upstream_errors_total{{otel_scope_name=\"DeepSeek.Gateway\",endpoint=\"{_resetting.Url}\",model=\"retry\",reason=\"connection\"}}";
+        await Eventually.HoldsAsync(async () => (await _gateway.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Contains(series, StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10), series);
     }
 
     [Fact]

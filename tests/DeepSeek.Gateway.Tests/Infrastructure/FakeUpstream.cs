@@ -33,6 +33,9 @@ internal sealed class FakeUpstream : IAsyncDisposable
 
     public volatile bool Ready = true;
 
+    /// <summary>Drops every API connection before answering (while <c>/ready</c> still says 200): a replica that fails under the gateway's feet.</summary>
+    public volatile bool ResetConnections;
+
     public int Requests => Volatile.Read(ref _requests);
 
     public int ReadyProbes => Volatile.Read(ref _readyProbes);
@@ -66,6 +69,11 @@ internal sealed class FakeUpstream : IAsyncDisposable
     {
         Interlocked.Increment(ref _requests);
         LastAuthorization = context.Request.Headers.Authorization.ToString();
+        if (ResetConnections)
+        {
+            context.Abort();
+            return;
+        }
         using var body = await JsonDocument.ParseAsync(context.Request.Body);
         var model = body.RootElement.GetProperty("model").GetString();
         if (!Ready)

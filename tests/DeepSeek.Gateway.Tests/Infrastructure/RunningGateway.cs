@@ -9,7 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace DeepSeek.Gateway.Tests.Infrastructure;
 
 /// <summary>The gateway in this test process on a free loopback port, over a configuration given as YAML (parsed and validated as <c>--config</c> does).</summary>
-internal sealed class RunningGateway : IAsyncDisposable
+public sealed class RunningGateway : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
@@ -24,7 +24,7 @@ internal sealed class RunningGateway : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<RunningGateway> StartAsync(string yaml)
+    internal static async Task<RunningGateway> StartAsync(string yaml)
     {
         var config = ConfigFile.Parse(yaml);
         var app = GatewayHost.Build(config, port: 0);

@@ -7,7 +7,7 @@ namespace DeepSeek.Gateway.Tests.Infrastructure;
 /// <c>deepseek-runtime serve</c> from the runtime's build output on loopback ports, serving the embedded
 /// tiny model (tests/DeepSeek.Api.Tests starts it the same way); ready when returned, killed by its id when disposed.
 /// </summary>
-internal sealed class RuntimeProcess : IAsyncDisposable
+public sealed class RuntimeProcess : IAsyncDisposable
 {
     public const string TinyModel = "deepseek-v3-tiny";
 
