@@ -49,8 +49,6 @@ internal sealed record GatewayError(int Status, string Type, string Message, str
     public static GatewayError Timeout(string model, double seconds) => new(StatusCodes.Status504GatewayTimeout, "timeout_error",
         $"The model '{model}' sent nothing for {seconds.ToString(CultureInfo.InvariantCulture)} s (its timeoutSeconds); the request was cancelled upstream.", "timeout");
 
-    public static GatewayError Upstream(string message) => new(StatusCodes.Status502BadGateway, "server_error", message, "upstream_error");
-
     /// <summary>Writes the error unless the response already started (then the connection is all there is to end).</summary>
     public async Task WriteAsync(HttpContext context)
     {

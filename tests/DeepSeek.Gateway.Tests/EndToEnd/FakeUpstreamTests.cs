@@ -12,6 +12,7 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
     private FakeUpstream _loading = null!;
     private FakeUpstream _neverReady = null!;
     private FakeUpstream _resetting = null!;
+    private FakeUpstream _draining = null!;
     private RunningGateway _gateway = null!;
     private string _dead = "";
 
@@ -24,6 +25,8 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
         _neverReady.Ready = false;
         _resetting = await FakeUpstream.StartAsync();
         _resetting.ResetConnections = true;
+        _draining = await FakeUpstream.StartAsync();
+        _draining.ApiUnavailable = true;
         // A port nothing listens on: connections are refused.
         _dead = $"http://127.0.0.1:{FreePort.Next()}";
         _gateway = await RunningGateway.StartAsync($$"""
@@ -32,6 +35,7 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
               - {name: slow, timeoutSeconds: 1, variants: [{name: a, endpoints: ["{{_fast.Url}}"]}]}
               - {name: stream, timeoutSeconds: 60, variants: [{name: a, endpoints: ["{{_fast.Url}}"]}]}
               - {name: retry, routing: round-robin, variants: [{name: a, endpoints: ["{{_dead}}", "{{_resetting.Url}}", "{{_fast.Url}}"]}]}
+              - {name: drain, routing: round-robin, variants: [{name: a, endpoints: ["{{_draining.Url}}", "{{_fast.Url}}"]}]}
               - {name: held, holdSeconds: 120, variants: [{name: a, endpoints: ["{{_loading.Url}}"]}]}
               - {name: never, holdSeconds: 0.5, variants: [{name: a, endpoints: ["{{_neverReady.Url}}"]}]}
               - {name: ab, routing: least-load, variants: [{name: a, weight: 1, endpoints: ["{{_neverReady.Url}}"]}, {name: b, weight: 1, endpoints: ["{{_fast.Url}}"], servedName: fast-b}]}
@@ -45,6 +49,7 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
         await _loading.DisposeAsync();
         await _neverReady.DisposeAsync();
         await _resetting.DisposeAsync();
+        await _draining.DisposeAsync();
     }
 
     [Fact]
@@ -89,6 +94,21 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
         }
         Assert.True(_resetting.Requests > 0);
         var series = $"deepseek_gateway_upstream_errors_total{{otel_scope_name=\"DeepSeek.Gateway\",endpoint=\"{_resetting.Url}\",model=\"retry\",reason=\"connection\"}}";
+        await Eventually.HoldsAsync(async () => (await _gateway.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Contains(series, StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10), series);
+    }
+
+    [Fact]
+    public async Task ARuntimes503IsNotPassedOnWhileAnotherEndpointCanAnswer()
+    {
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await _gateway.Http.SendAsync(Post("/v1/chat/completions", Chat("drain")));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(_fast.Url, Header(response, "x-deepseek-endpoint"));
+        }
+        Assert.True(_draining.Requests > 0);
+        var series = $"deepseek_gateway_upstream_errors_total{{otel_scope_name=\"DeepSeek.Gateway\",endpoint=\"{_draining.Url}\",model=\"drain\",reason=\"unavailable\"}}";
         await Eventually.HoldsAsync(async () => (await _gateway.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Contains(series, StringComparison.Ordinal),
             TimeSpan.FromSeconds(10), series);
     }

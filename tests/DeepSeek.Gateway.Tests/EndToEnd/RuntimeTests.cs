@@ -131,6 +131,26 @@ public sealed class RuntimeTests(RuntimesBehindGateway fixture) : IClassFixture<
         await MetricsShowAsync($"deepseek_gateway_request_duration_seconds_bucket{{otel_scope_name=\"DeepSeek.Gateway\",model=\"{RuntimeProcess.TinyModel}\",le=\"0.005\"}}");
     }
 
+    [Fact]
+    public async Task AStreamsUsageIsFoundInItsLastEventsForTheAudit()
+    {
+        using var request = Post("/v1/completions", $$$"""{"model":"{{{RuntimeProcess.TinyModel}}}","prompt":"stream usage","max_tokens":3,"stream":true,"stream_options":{"include_usage":true}}""", RuntimesBehindGateway.Key);
+        request.Headers.Add("x-request-id", "audit-stream-1");
+        using var response = await Gateway.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.EndsWith("data: [DONE]", (await response.Content.ReadAsStringAsync()).TrimEnd(), StringComparison.Ordinal);
+        JsonElement line = default;
+        await Eventually.HoldsAsync(async () =>
+        {
+            var found = (await File.ReadAllLinesAsync(fixture.AuditPath)).Where(l => l.Contains("\"audit-stream-1\"", StringComparison.Ordinal)).ToList();
+            if (found.Count == 0) return false;
+            line = JsonDocument.Parse(found[0]).RootElement.Clone();
+            return true;
+        }, TimeSpan.FromSeconds(10), "the audit line of request audit-stream-1");
+        Assert.Equal(3, line.GetProperty("completion_tokens").GetInt64());
+        Assert.True(line.GetProperty("prompt_tokens").GetInt64() > 0);
+    }
+
     /// <summary>The exporter serves a scrape from a short cache, so a series just counted may show on the next one.</summary>
     private Task MetricsShowAsync(string series) => Eventually.HoldsAsync(
         async () => (await Gateway.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Contains(series, StringComparison.Ordinal),

@@ -36,6 +36,9 @@ internal sealed class FakeUpstream : IAsyncDisposable
     /// <summary>Drops every API connection before answering (while <c>/ready</c> still says 200): a replica that fails under the gateway's feet.</summary>
     public volatile bool ResetConnections;
 
+    /// <summary>Answers the API 503 while <c>/ready</c> says 200: a replica that started draining between two probes.</summary>
+    public volatile bool ApiUnavailable;
+
     public int Requests => Volatile.Read(ref _requests);
 
     public int ReadyProbes => Volatile.Read(ref _readyProbes);
@@ -76,7 +79,7 @@ internal sealed class FakeUpstream : IAsyncDisposable
         }
         using var body = await JsonDocument.ParseAsync(context.Request.Body);
         var model = body.RootElement.GetProperty("model").GetString();
-        if (!Ready)
+        if (!Ready || ApiUnavailable)
         {
             context.Response.StatusCode = 503;
             await context.Response.WriteAsync("""{"error":{"message":"loading","type":"service_unavailable_error","param":null,"code":"loading"}}""");
