@@ -94,6 +94,19 @@ public sealed class RuntimeTests(RuntimesBehindGateway fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task AKeyPastItsTokensPerMinuteGets429()
+    {
+        // The first answer's usage (prompt and completion, more than 5 tokens) spends the key's minute.
+        var body = $$"""{"model":"{{RuntimeProcess.TinyModel}}","prompt":"spend tokens","max_tokens":2}""";
+        using var first = await Gateway.Http.SendAsync(Post("/v1/completions", body, RuntimesBehindGateway.TokenLimitedKey));
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        using var second = await Gateway.Http.SendAsync(Post("/v1/completions", body, RuntimesBehindGateway.TokenLimitedKey));
+        Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
+        Assert.NotNull(second.Headers.RetryAfter);
+        Assert.Contains("tokens per minute", (await ErrorAsync(second)).GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task EachRequestIsOneAuditLineWithoutKeyOrTextAndTheMetricsCountIt()
     {
         const string secretText = "audit-secret-prompt-text";

@@ -12,6 +12,7 @@ public sealed class RuntimesBehindGateway : IAsyncLifetime
 {
     public const string Key = "key-team-a";
     public const string LimitedKey = "key-limited";
+    public const string TokenLimitedKey = "key-few-tokens";
     public const string ServedB = "tiny-b";
 
     public RuntimeProcess A { get; private set; } = null!;
@@ -49,6 +50,7 @@ public sealed class RuntimesBehindGateway : IAsyncLifetime
             keys:
               - {id: team-a, sha256: {{KeyTable.HashHex(Key)}}}
               - {id: limited, sha256: {{KeyTable.HashHex(LimitedKey)}}, models: [{{RuntimeProcess.TinyModel}}], requestsPerMinute: 2}
+              - {id: few-tokens, sha256: {{KeyTable.HashHex(TokenLimitedKey)}}, tokensPerMinute: 5}
             audit: {path: {{AuditPath}}}
             """);
     }
