@@ -1,0 +1,241 @@
+using DeepSeek.Gateway.Audit;
+using DeepSeek.Gateway.Caching;
+using DeepSeek.Gateway.Configuration;
+using DeepSeek.Gateway.Keys;
+using DeepSeek.Gateway.Routing;
+using DeepSeek.Gateway.Telemetry;
+using DeepSeek.Gateway.Upstream;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace DeepSeek.Gateway.Api;
+
+/// <summary>
+/// POST /v1/chat/completions, /v1/completions and /v1/embeddings: key, body, model, limits, cache, then
+/// forward to one endpoint (another on a connection failure or a 503 before anything reached the client,
+/// holding while none is ready), and at the end one audit line and the metrics.
+/// </summary>
+internal sealed partial class ProxyEndpoint(
+    GatewayConfig config,
+    KeyTable keys,
+    KeyLimits limits,
+    ModelTable models,
+    IHttpForwarder forwarder,
+    UpstreamClient upstream,
+    ReadinessProbe probe,
+    AuditLog audit,
+    GatewayMetrics metrics,
+    TimeProvider time,
+    ILogger<ProxyEndpoint> logger)
+{
+    /// <summary>How often a held request asks the model's endpoints whether one is ready.</summary>
+    public static readonly TimeSpan HoldPoll = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>The most of a JSON answer kept for its usage and the cache; a larger one is passed through uncounted.</summary>
+    private const int CaptureLimit = 8 * 1024 * 1024;
+
+    /// <summary>The last bytes of a stream kept to find its usage chunk.</summary>
+    private const int StreamTail = 16 * 1024;
+
+    private long _tickets;
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        var record = new RequestRecord(RequestIds.From(context.Request), time.GetTimestamp());
+        context.Response.Headers[ForwardTransformer.RequestIdHeader] = record.RequestId;
+        try
+        {
+            if (await RefusalAsync(context, record) is { } error) await error.WriteAsync(context);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client left; nothing to answer. 499 is what the audit says of it (nginx's "client closed request").
+            context.Response.StatusCode = 499;
+        }
+        finally
+        {
+            Finish(context, record);
+        }
+    }
+
+    /// <summary>The request's whole handling; an error to answer, or null when the response was written.</summary>
+    private async Task<GatewayError?> RefusalAsync(HttpContext context, RequestRecord record)
+    {
+        record.Key = KeyCheck.Identify(keys, context.Request.Headers.Authorization);
+        if (record.Key.Verdict == KeyVerdict.Missing) return GatewayError.MissingKey();
+        if (record.Key.Verdict == KeyVerdict.Unknown) return GatewayError.UnknownKey();
+
+        var (body, bodyError) = await RequestBody.ReadAsync(context.Request, config.MaxRequestBytes);
+        if (bodyError is not null) return bodyError;
+        using var _ = body;
+        var model = models.Find(body!.Model);
+        if (model is null) return GatewayError.UnknownModel(body.Model);
+        if (!KeyCheck.Allows(record.Key.Key, model.Name)) return GatewayError.NotInScope(model.Name);
+        record.Model = model.Name;
+
+        var (allowed, what, retryAfter) = limits.TryAcquire(record.Key.Key);
+        if (!allowed)
+        {
+            metrics.RateLimited(record.Key.Label);
+            return GatewayError.RateLimited(what!, retryAfter);
+        }
+
+        var cacheKey = model.Cache is not null && CacheKey.IsCacheable(body.Json)
+            ? CacheKey.For(record.Key.Label, context.Request.Path.Value ?? "", body.Json)
+            : null;
+        if (cacheKey is not null && model.Cache!.Get(cacheKey) is { } hit)
+        {
+            await WriteHitAsync(context, record, hit);
+            return null;
+        }
+        record.Cache = "miss";
+        return await ForwardAsync(context, record, model, body, cacheKey);
+    }
+
+    private async Task WriteHitAsync(HttpContext context, RequestRecord record, CachedResponse hit)
+    {
+        metrics.CacheHit(record.Model!);
+        record.Cache = "hit";
+        record.Variant = hit.Variant;
+        if (UsageReader.FromJson(hit.Body) is { } usage) (record.PromptTokens, record.CompletionTokens) = (usage.PromptTokens, usage.CompletionTokens);
+        var response = context.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = hit.ContentType;
+        response.ContentLength = hit.Body.Length;
+        response.Headers[ForwardTransformer.VariantHeader] = hit.Variant;
+        response.Headers[ForwardTransformer.CacheHeader] = "hit";
+        await response.Body.WriteAsync(hit.Body, context.RequestAborted);
+    }
+
+    private async Task<GatewayError?> ForwardAsync(HttpContext context, RequestRecord record, GatewayModel model, RequestBody body, string? cacheKey)
+    {
+        var streamed = body.Json.TryGetProperty("stream", out var stream) && stream.ValueKind == System.Text.Json.JsonValueKind.True;
+        var prefix = model.Routing == RoutingPolicy.Prefix && PromptPrefix.From(body.Json) is { } text ? RendezvousHash.Hash(text) : (ulong?)null;
+        var holdUntil = time.GetUtcNow() + TimeSpan.FromSeconds(model.Config.HoldSeconds);
+        var tried = new HashSet<EndpointState>();
+        // A bound on attempts besides the hold: an endpoint whose /ready says yes while its API fails must not loop a request forever.
+        var attemptsLeft = 3 * model.Endpoints.Count() + 3;
+        var requestConfig = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromSeconds(model.Config.TimeoutSeconds) };
+        var ticket = Interlocked.Increment(ref _tickets);
+        while (attemptsLeft-- > 0)
+        {
+            if (RouteSelection.Choose(model, tried, Random.Shared.NextDouble(), ticket, prefix) is not var (variant, endpoint))
+            {
+                // Nothing usable: hold, asking the endpoints until one is ready or the hold is over.
+                if (!await WaitForReadyAsync(model, holdUntil, context.RequestAborted)) break;
+                tried.Clear();
+                continue;
+            }
+            tried.Add(endpoint);
+            record.Variant = variant.Name;
+            record.Endpoint = endpoint.Url;
+            var outcome = await SendAsync(context, record, model, variant, endpoint, body, requestConfig, streamed, cacheKey);
+            switch (outcome)
+            {
+                case Outcome.Done:
+                    return null;
+                case Outcome.TimedOut:
+                    metrics.UpstreamError(model.Name, endpoint.Url, "timeout");
+                    return GatewayError.Timeout(model.Name, model.Config.TimeoutSeconds);
+                case Outcome.Unreachable or Outcome.Unavailable:
+                    metrics.UpstreamError(model.Name, endpoint.Url, outcome == Outcome.Unreachable ? "connection" : "unavailable");
+                    LogRetry(logger, record.RequestId, endpoint.Url, outcome.ToString());
+                    endpoint.MarkReady(false);
+                    continue;
+            }
+        }
+        record.Variant = null;
+        record.Endpoint = null;
+        return GatewayError.NothingReady(model.Name, model.Config.HoldSeconds);
+    }
+
+    private enum Outcome { Done, Unreachable, Unavailable, TimedOut }
+
+    /// <summary>One attempt on one endpoint; the body goes from memory, so it can be sent again on another.</summary>
+    private async Task<Outcome> SendAsync(HttpContext context, RequestRecord record, GatewayModel model, GatewayVariant variant, EndpointState endpoint,
+        RequestBody body, ForwarderRequestConfig requestConfig, bool streamed, string? cacheKey)
+    {
+        var bytes = body.WithModel(variant.ServedName);
+        context.Request.Body = new MemoryStream(bytes, writable: false);
+        context.Request.ContentLength = bytes.Length;
+        var clientBody = context.Response.Body;
+        using var capture = new ResponseCapture(clientBody, tailOnly: streamed, streamed ? StreamTail : CaptureLimit);
+        context.Response.Body = capture;
+        var transformer = new ForwardTransformer(variant.Name, endpoint.Url, record.RequestId);
+        ForwarderError error;
+        try
+        {
+            using (endpoint.Enter())
+                error = await forwarder.SendAsync(context, endpoint.Url, upstream.Invoker, requestConfig, transformer);
+        }
+        finally
+        {
+            context.Response.Body = clientBody;
+        }
+
+        var untouched = !context.Response.HasStarted && capture.BytesWritten == 0;
+        if (transformer.UpstreamUnavailable && untouched) return Reset(context, record, Outcome.Unavailable);
+        if (error == ForwarderError.Request && untouched) return Reset(context, record, Outcome.Unreachable);
+        if (error == ForwarderError.RequestTimedOut && untouched) return Reset(context, record, Outcome.TimedOut);
+        if (error != ForwarderError.None)
+        {
+            if (error is ForwarderError.RequestTimedOut) metrics.UpstreamError(model.Name, endpoint.Url, "timeout");
+            else if (error is not (ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.ResponseBodyCanceled or ForwarderError.ResponseBodyClient or ForwarderError.RequestBodyClient))
+                metrics.UpstreamError(model.Name, endpoint.Url, error.ToString());
+            LogForwardError(logger, record.RequestId, endpoint.Url, error.ToString());
+            if (context.RequestAborted.IsCancellationRequested) context.Response.StatusCode = 499;
+            return Outcome.Done;
+        }
+        Account(context, record, model, variant, capture, streamed, cacheKey);
+        return Outcome.Done;
+    }
+
+    /// <summary>Clears what the failed attempt set on the response (nothing was sent), keeping the request id.</summary>
+    private static Outcome Reset(HttpContext context, RequestRecord record, Outcome outcome)
+    {
+        context.Response.Clear();
+        context.Response.Headers[ForwardTransformer.RequestIdHeader] = record.RequestId;
+        return outcome;
+    }
+
+    /// <summary>A finished answer's tokens (audit, the key's tokens per minute) and, for a deterministic 200, its cache entry.</summary>
+    private void Account(HttpContext context, RequestRecord record, GatewayModel model, GatewayVariant variant, ResponseCapture capture, bool streamed, string? cacheKey)
+    {
+        var captured = capture.Captured();
+        var usage = streamed ? UsageReader.FromEventStreamTail(captured) : capture.Complete ? UsageReader.FromJson(captured) : null;
+        if (usage is { } u)
+        {
+            (record.PromptTokens, record.CompletionTokens) = (u.PromptTokens, u.CompletionTokens);
+            limits.AddTokens(record.Key.Key, u.Total);
+        }
+        if (cacheKey is not null && context.Response.StatusCode == StatusCodes.Status200OK && capture.Complete && !streamed)
+            model.Cache!.Put(cacheKey, context.Response.ContentType ?? "application/json", captured, variant.Name);
+    }
+
+    /// <summary>True once an endpoint of <paramref name="model"/> answers ready; false when <paramref name="until"/> passes first (after one round at least).</summary>
+    private async Task<bool> WaitForReadyAsync(GatewayModel model, DateTimeOffset until, CancellationToken cancellation)
+    {
+        while (true)
+        {
+            var answers = await Task.WhenAll(model.Endpoints.Select(e => probe.ProbeAsync(e, cancellation)));
+            if (answers.Any(ready => ready)) return true;
+            var left = until - time.GetUtcNow();
+            if (left <= TimeSpan.Zero) return false;
+            await Task.Delay(left < HoldPoll ? left : HoldPoll, time, cancellation);
+        }
+    }
+
+    private void Finish(HttpContext context, RequestRecord record)
+    {
+        var elapsed = time.GetElapsedTime(record.StartedAt);
+        var status = context.Response.StatusCode;
+        metrics.Request(record.Model ?? "unknown", record.Variant ?? "", record.Key.Label, status, elapsed);
+        audit.Write(new AuditEntry(time.GetUtcNow(), record.RequestId, record.Key.Label, record.Model, record.Variant, record.Endpoint, status,
+            record.PromptTokens, record.CompletionTokens, (long)elapsed.TotalMilliseconds, record.Cache));
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Request {RequestId}: {Endpoint} failed before answering ({Outcome}); trying another endpoint")]
+    private static partial void LogRetry(ILogger logger, string requestId, string endpoint, string outcome);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Request {RequestId}: forwarding to {Endpoint} ended with {Error}")]
+    private static partial void LogForwardError(ILogger logger, string requestId, string endpoint, string error);
+}

@@ -1,0 +1,97 @@
+using System.Text.Json;
+using Microsoft.Net.Http.Headers;
+
+namespace DeepSeek.Gateway.Api;
+
+/// <summary>A request body read whole (it is small: a prompt, not a file) and parsed, with its <c>model</c>.</summary>
+internal sealed class RequestBody(byte[] bytes, JsonDocument document, string model) : IDisposable
+{
+    public byte[] Bytes { get; } = bytes;
+    public JsonElement Json => document.RootElement;
+    public string Model { get; } = model;
+
+    public void Dispose() => document.Dispose();
+
+    /// <summary>
+    /// Reads at most <paramref name="limit"/> bytes (declared larger: refused before reading) and parses
+    /// them; the error is the client's to fix and no runtime sees the request.
+    /// </summary>
+    public static async Task<(RequestBody? Body, GatewayError? Error)> ReadAsync(HttpRequest request, long limit)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (!IsJson(request.ContentType)) return (null, GatewayError.WrongMediaType());
+        if (request.ContentLength > limit) return (null, GatewayError.TooLarge(limit));
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        while (true)
+        {
+            int read;
+            try
+            {
+                read = await request.Body.ReadAsync(chunk, request.HttpContext.RequestAborted);
+            }
+            catch (BadHttpRequestException e)
+            {
+                return (null, new GatewayError(e.StatusCode, "invalid_request_error", $"The request body could not be read: {e.Message}", "invalid_body"));
+            }
+            if (read == 0) break;
+            if (buffer.Length + read > limit) return (null, GatewayError.TooLarge(limit));
+            buffer.Write(chunk, 0, read);
+        }
+        var bytes = buffer.ToArray();
+        // The JSON reader checks UTF-8 only where it decodes; a bad byte inside a string would pass to the runtime.
+        if (!System.Text.Unicode.Utf8.IsValid(bytes)) return (null, GatewayError.Invalid("The body is not valid UTF-8.", code: "invalid_json"));
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException e)
+        {
+            return (null, GatewayError.Invalid($"The body is not valid JSON: {e.Message}", code: "invalid_json"));
+        }
+        var root = document.RootElement;
+        var error = root.ValueKind != JsonValueKind.Object
+            ? GatewayError.Invalid("The body must be a JSON object.", code: "invalid_json")
+            : root.EnumerateObject().Count(p => p.NameEquals("model")) switch
+            {
+                0 => GatewayError.Invalid("The body has no 'model': name the model to use.", "model", "missing_required_parameter"),
+                > 1 => GatewayError.Invalid("'model' is given more than once.", "model", "duplicate_key"),
+                _ => root.GetProperty("model") is { ValueKind: JsonValueKind.String } model && model.GetString() is { Length: > 0 }
+                    ? null
+                    : GatewayError.Invalid("'model' must be a non-empty string.", "model"),
+            };
+        if (error is not null)
+        {
+            document.Dispose();
+            return (null, error);
+        }
+        return (new RequestBody(bytes, document, root.GetProperty("model").GetString()!), null);
+    }
+
+    /// <summary>The body with <c>model</c> set to <paramref name="servedName"/> (a variant whose runtimes serve another name); every other field as sent.</summary>
+    public byte[] WithModel(string servedName)
+    {
+        if (servedName == Model) return Bytes;
+        using var buffer = new MemoryStream(Bytes.Length + 32);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            foreach (var property in Json.EnumerateObject())
+            {
+                if (property.NameEquals("model")) writer.WriteString("model", servedName);
+                else property.WriteTo(writer);
+            }
+            writer.WriteEndObject();
+        }
+        return buffer.ToArray();
+    }
+
+    /// <summary>application/json, with no charset or UTF-8 (what the runtime accepts too).</summary>
+    private static bool IsJson(string? contentType)
+    {
+        if (contentType is null || !MediaTypeHeaderValue.TryParse(contentType, out var media)) return false;
+        if (!media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)) return false;
+        return media.Charset.Length == 0 || media.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase);
+    }
+}

@@ -1,0 +1,99 @@
+using System.Net;
+using System.Reflection;
+using DeepSeek.Contract;
+using DeepSeek.Gateway.Api;
+using DeepSeek.Gateway.Audit;
+using DeepSeek.Gateway.Configuration;
+using DeepSeek.Gateway.Keys;
+using DeepSeek.Gateway.Telemetry;
+using DeepSeek.Gateway.Upstream;
+using OpenTelemetry.Metrics;
+
+namespace DeepSeek.Gateway.Hosting;
+
+/// <summary>The gateway's web host: one HTTP/1.1 listener, the routes, and the services behind them.</summary>
+internal static partial class GatewayHost
+{
+    /// <summary>The OpenAI API version the gateway speaks (its paths' prefix).</summary>
+    public const string ApiVersion = "v1";
+
+    public static string Version { get; } =
+        typeof(GatewayHost).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+
+    private static readonly string[] ReadOnlyMethods = [HttpMethods.Get, HttpMethods.Head];
+
+    /// <summary>The OpenAI calls forwarded to the runtimes, each routed by its body's <c>model</c>.</summary>
+    private static readonly string[] ProxiedPaths = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
+
+    /// <summary>
+    /// The host over <paramref name="config"/>. <paramref name="time"/> is the clock of hold, cache expiry,
+    /// rate windows and latency (tests pass a fake one); <paramref name="port"/> overrides <c>listen.port</c>
+    /// (tests: 0 for any free port); <paramref name="args"/> go to the host builder.
+    /// </summary>
+    public static WebApplication Build(GatewayConfig config, TimeProvider? time = null, int? port = null, string[]? args = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var builder = WebApplication.CreateSlimBuilder(args ?? []);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Yarp", LogLevel.Warning);
+        var address = config.Listen.Host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(config.Listen.Host);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(address, port ?? config.Listen.Port);
+            // Bodies are read under maxRequestBytes by the gateway itself, to answer 413 in OpenAI's shape.
+            kestrel.Limits.MaxRequestBodySize = Math.Max(config.MaxRequestBytes + 1, 30_000_000);
+        });
+        var services = builder.Services;
+        time ??= TimeProvider.System;
+        services.AddSingleton(time);
+        services.AddSingleton(config);
+        services.AddSingleton(new KeyTable(config.Keys));
+        services.AddSingleton<KeyLimits>();
+        services.AddSingleton(provider => new ModelTable(config, provider.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<UpstreamClient>();
+        services.AddHttpForwarder();
+        services.AddSingleton(new ReadinessProbe(new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(2) })));
+        services.AddHostedService<ReadinessMonitor>();
+        services.AddSingleton(provider => new AuditLog(config.Audit?.Path, provider.GetRequiredService<ILogger<AuditLog>>()));
+        services.AddHostedService(provider => provider.GetRequiredService<AuditLog>());
+        services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton<ProxyEndpoint>();
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(GatewayMetrics.MeterName).AddPrometheusExporter());
+
+        var app = builder.Build();
+        app.MapMethods(RuntimeContract.HealthPath, ReadOnlyMethods, () => Results.Json(new ProbeStatus("up"), GatewayJsonContext.Default.ProbeStatus));
+        // Ready once listening: a model with no ready endpoint is the hold's business (held, then 503), not a reason to take the gateway out of its Service.
+        app.MapMethods(RuntimeContract.ReadyPath, ReadOnlyMethods, () => Results.Json(new ProbeStatus("ready"), GatewayJsonContext.Default.ProbeStatus));
+        app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new HttpMethodMetadata(ReadOnlyMethods));
+        app.MapMethods("/version", ReadOnlyMethods, () => Results.Json(new VersionInfo(Version, ApiVersion), GatewayJsonContext.Default.VersionInfo));
+        app.MapGet("/v1/models", (HttpContext context, KeyTable keys, ModelTable models) => ModelsEndpoint.ListAsync(context, keys, models));
+        app.MapGet("/v1/models/{id}", (HttpContext context, string id, KeyTable keys, ModelTable models) => ModelsEndpoint.GetAsync(context, id, keys, models));
+        foreach (var path in ProxiedPaths)
+            app.MapPost(path, (HttpContext context, ProxyEndpoint proxy) => proxy.HandleAsync(context));
+        // Everything else under /v1 in OpenAI's shape too: another method on a proxied path (405 with Allow), or an unknown path.
+        app.Map("/v1/{**rest}", (HttpContext context) =>
+        {
+            if (!ProxiedPaths.Contains(context.Request.Path.Value, StringComparer.Ordinal))
+                return GatewayError.UnknownUrl(context.Request.Path).WriteAsync(context);
+            context.Response.Headers.Allow = HttpMethods.Post;
+            return GatewayError.WrongMethod(context.Request.Method, context.Request.Path).WriteAsync(context);
+        });
+        // Created now so the instruments exist before the first scrape.
+        _ = app.Services.GetRequiredService<GatewayMetrics>();
+        return app;
+    }
+
+    /// <summary>Says once at start what listens where and what it serves.</summary>
+    public static void LogStart(WebApplication app, GatewayConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ArgumentNullException.ThrowIfNull(config);
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("DeepSeek.Gateway");
+        var models = string.Join(", ", config.Models.Select(m => m.Name));
+        var keys = config.Keys.Count == 0 ? "none: open" : config.Keys.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        LogListening(logger, Version, config.Listen.Host, config.Listen.Port, models, keys);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "DeepSeek gateway {Version} listening on {Host}:{Port}; models: {Models}; keys: {Keys}")]
+    private static partial void LogListening(ILogger logger, string version, string host, int port, string models, string keys);
+}

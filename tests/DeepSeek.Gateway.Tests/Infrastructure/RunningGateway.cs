@@ -1,0 +1,43 @@
+using DeepSeek.Gateway.Configuration;
+using DeepSeek.Gateway.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace DeepSeek.Gateway.Tests.Infrastructure;
+
+/// <summary>The gateway in this test process on a free loopback port, over a configuration given as YAML (parsed and validated as <c>--config</c> does).</summary>
+public sealed class RunningGateway : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private RunningGateway(WebApplication app, string url)
+    {
+        _app = app;
+        Url = url;
+        Http = new HttpClient { BaseAddress = new Uri(url), Timeout = TestTime.Budget(TimeSpan.FromSeconds(60)) };
+    }
+
+    public string Url { get; }
+
+    public HttpClient Http { get; }
+
+    internal static async Task<RunningGateway> StartAsync(string yaml)
+    {
+        var config = ConfigFile.Parse(yaml);
+        var app = GatewayHost.Build(config, port: 0);
+        await app.StartAsync();
+        var url = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
+        return new RunningGateway(app, url.TrimEnd('/'));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await _app.StopAsync(stop.Token);
+        await _app.DisposeAsync();
+    }
+}
