@@ -87,10 +87,12 @@ public static class RenderCommand
             Description = "Runtime image for models that set none.",
             DefaultValueFactory = _ => RunCommand.DefaultRuntimeImage,
         };
+        var cpuRuntimeImage = RunCommand.CpuRuntimeImageOption();
         var command = new Command("render", "Print the objects the operator would create for a DeepSeekModel, as multi-document YAML, without a cluster.")
         {
             file,
             runtimeImage,
+            cpuRuntimeImage,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -109,7 +111,7 @@ public static class RenderCommand
             {
                 manifest = await File.ReadAllTextAsync(path, cancellationToken);
             }
-            var (yaml, errors) = Render(manifest, new OperatorDefaults { RuntimeImage = parse.GetValue(runtimeImage) });
+            var (yaml, errors) = Render(manifest, new OperatorDefaults { RuntimeImage = parse.GetValue(runtimeImage), CpuRuntimeImage = parse.GetValue(cpuRuntimeImage) });
             if (yaml is null)
             {
                 foreach (var error in errors) await Console.Error.WriteLineAsync($"error: {error}");

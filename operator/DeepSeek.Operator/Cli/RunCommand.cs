@@ -17,6 +17,9 @@ public static class RunCommand
     public static readonly string DefaultRuntimeImage =
         $"ghcr.io/deepseek-operator/deepseek-runtime:{typeof(RunCommand).Assembly.GetName().Version!.ToString(3)}";
 
+    /// <summary>The CPU runtime image of this release, <c>scripts/build-images.sh --release</c>'s <c>-cpu</c> tag (the chart's <c>runtimeDefaults.cpuImage</c> default is the same).</summary>
+    public static readonly string DefaultCpuRuntimeImage = DefaultRuntimeImage + "-cpu";
+
     public static Command Build()
     {
         var kubeconfig = new Option<string?>("--kubeconfig")
@@ -62,6 +65,7 @@ public static class RunCommand
             Description = "Runtime image for models that set none.",
             DefaultValueFactory = _ => DefaultRuntimeImage,
         };
+        var cpuRuntimeImage = CpuRuntimeImageOption();
         var nodeSelector = new Option<string[]>("--default-node-selector") { Description = "key=value node label for models that set no nodeSelector (repeatable)." };
         var toleration = new Option<string[]>("--default-toleration")
         {
@@ -75,7 +79,7 @@ public static class RunCommand
         };
         var command = new Command("run", "Connect to the cluster and reconcile DeepSeekModel resources (the default verb).")
         {
-            kubeconfig, watchNamespace, leaderElect, leaderNamespace, leaderId, healthPort, metricsPort, healthAddress, metricsAddress, runtimeImage, nodeSelector, toleration, workers,
+            kubeconfig, watchNamespace, leaderElect, leaderNamespace, leaderId, healthPort, metricsPort, healthAddress, metricsAddress, runtimeImage, cpuRuntimeImage, nodeSelector, toleration, workers,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -85,6 +89,7 @@ public static class RunCommand
                 defaults = new OperatorDefaults
                 {
                     RuntimeImage = parse.GetValue(runtimeImage),
+                    CpuRuntimeImage = parse.GetValue(cpuRuntimeImage),
                     NodeSelector = (parse.GetValue(nodeSelector) ?? []).Select(SchedulingFlags.ParseNodeSelector).ToDictionary(),
                     Tolerations = (parse.GetValue(toleration) ?? []).Select(SchedulingFlags.ParseToleration).ToList(),
                 };
@@ -134,6 +139,13 @@ public static class RunCommand
         result.AddError($"--workers '{text}' is not a number from 1 to 256.");
         return 0;
     }
+
+    /// <summary><c>--cpu-runtime-image</c>, shared with <c>render</c>.</summary>
+    internal static Option<string> CpuRuntimeImageOption() => new("--cpu-runtime-image")
+    {
+        Description = "Runtime image for models that set none and run on CPU (spec.runtime.gpusPerPod: 0).",
+        DefaultValueFactory = _ => DefaultCpuRuntimeImage,
+    };
 
     private static IPAddress? ParseAddress(System.CommandLine.Parsing.ArgumentResult result)
     {

@@ -111,7 +111,7 @@ public static class DesiredStateBuilder
         {
             [Variable(RuntimeContract.Flags.Dtype)] = spec.Model.Dtype,
             [Variable(RuntimeContract.Flags.Quantization)] = spec.Model.Quantization,
-            [Variable(RuntimeContract.Flags.Device)] = "cuda",
+            [Variable(RuntimeContract.Flags.Device)] = RuntimeDevice.Of(spec.Runtime),
             [Variable(RuntimeContract.Flags.MaxRunningRequests)] = Invariant(spec.Engine.MaxRunningRequests),
             [Variable(RuntimeContract.Flags.MaxQueuedRequests)] = Invariant(spec.Engine.MaxQueuedRequests),
             [Variable(RuntimeContract.Flags.MaxBatchTokens)] = Invariant(spec.Engine.MaxBatchTokens),

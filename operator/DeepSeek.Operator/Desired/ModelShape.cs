@@ -10,7 +10,7 @@ public sealed record ModelShape(int Replicas, int PodsPerReplica, int GpusPerPod
     /// <summary>More than one rank per replica: the ranks need the group token (and are fenced by the NetworkPolicy).</summary>
     public bool IsExpertParallel => ExpertParallelSize > 1;
 
-    /// <summary>Ranks each pod's <c>serve</c> runs (<c>--local-ranks</c>), one per GPU it uses; validation keeps it whole.</summary>
+    /// <summary>Ranks each pod's <c>serve</c> runs (<c>--local-ranks</c>), one per GPU it uses (one on CPU); validation keeps it whole.</summary>
     public int RanksPerPod => Math.Max(1, ExpertParallelSize / PodsPerReplica);
 
     public static ModelShape Of(V1Alpha1DeepSeekModel model)
@@ -18,7 +18,9 @@ public sealed record ModelShape(int Replicas, int PodsPerReplica, int GpusPerPod
         var spec = model.Spec;
         var pods = spec.Parallelism.PodsPerReplica;
         var gpus = spec.Runtime.GpusPerPod;
-        return new ModelShape(DesiredReplicas(model), pods, gpus, spec.Parallelism.ExpertParallelSize ?? pods * gpus);
+        // A pod without GPUs runs one rank, on CPU.
+        var ranksPerPod = RuntimeDevice.IsCpu(spec.Runtime) ? 1 : gpus;
+        return new ModelShape(DesiredReplicas(model), pods, gpus, spec.Parallelism.ExpertParallelSize ?? pods * ranksPerPod);
     }
 
     /// <summary>spec.replicas, or while autoscaling is on, the autoscaler's last decision kept within its bounds.</summary>

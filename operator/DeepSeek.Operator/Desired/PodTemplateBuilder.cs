@@ -22,6 +22,16 @@ public static class PodTemplateBuilder
     /// <summary>Size limit of /dev/shm per GPU (GiB).</summary>
     public const int SharedMemoryGiBPerGpu = 2;
 
+    /// <summary>Default CPU request of a pod without GPUs (gpusPerPod 0) when the model sets none.</summary>
+    public const int CpuModelCpu = 1;
+
+    /// <summary>
+    /// Default memory request of a pod without GPUs when the model sets none (GiB): enough for the runtime and the
+    /// CPU image's embedded demo model, and small enough to schedule on a kind or minikube node. A real checkpoint
+    /// on CPU holds all its weights in host memory: such a model sets runtime.resources for its size.
+    /// </summary>
+    public const int CpuModelMemoryGiB = 1;
+
     /// <param name="model">The model (validated).</param>
     /// <param name="defaults">Operator-wide defaults.</param>
     /// <param name="labels">Pod labels (selector labels plus the group's).</param>
@@ -32,8 +42,12 @@ public static class PodTemplateBuilder
         var spec = model.Spec;
         var name = model.Metadata.Name;
         var shape = ModelShape.Of(model);
-        var (volume, subPath) = ModelVolume(spec.Model.Source);
-        var image = spec.Runtime.Image ?? defaults.RuntimeImage;
+        var source = spec.Model.Source;
+        // No source (a CPU model only, validation sees to it): no volume and no --model, so the runtime serves the
+        // demo checkpoint embedded in its image.
+        var (volume, subPath) = source is null ? ((V1Volume?)null, (string?)null) : ModelVolume(source);
+        var cpu = RuntimeDevice.IsCpu(spec.Runtime);
+        var image = spec.Runtime.Image ?? defaults.RuntimeImageFor(spec.Runtime);
         var container = new V1Container
         {
             Name = "runtime",
@@ -41,7 +55,7 @@ public static class PodTemplateBuilder
             Args =
             [
                 RuntimeContract.ServeVerb,
-                RuntimeContract.Flags.Model, RuntimeContract.ModelMountPath,
+                .. volume is null ? Array.Empty<string>() : [RuntimeContract.Flags.Model, RuntimeContract.ModelMountPath],
                 RuntimeContract.Flags.ServedName, spec.Model.ServedName ?? name,
                 RuntimeContract.Flags.Host, "0.0.0.0",
                 RuntimeContract.Flags.HttpPort, RuntimeContract.Http.ToString(CultureInfo.InvariantCulture),
@@ -59,7 +73,7 @@ public static class PodTemplateBuilder
             VolumeMounts =
             [
                 // A pvc.path mounts only that directory of the claim, so the runtime sees nothing else on it.
-                new V1VolumeMount { Name = "model", MountPath = RuntimeContract.ModelMountPath, SubPath = subPath, ReadOnlyProperty = true },
+                .. volume is null ? Array.Empty<V1VolumeMount>() : [new V1VolumeMount { Name = "model", MountPath = RuntimeContract.ModelMountPath, SubPath = subPath, ReadOnlyProperty = true }],
                 new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
                 new V1VolumeMount { Name = "dshm", MountPath = "/dev/shm" },
             ],
@@ -77,16 +91,17 @@ public static class PodTemplateBuilder
             },
             Spec = new V1PodSpec
             {
-                InitContainers = spec.Model.Source.Pvc is { Download: { } download } pvc ? [DownloadContainer(image, pvc, download, container.Resources)] : null,
+                InitContainers = source?.Pvc is { Download: { } download } pvc ? [DownloadContainer(image, pvc, download, container.Resources)] : null,
                 Containers = [container],
                 Volumes =
                 [
-                    volume,
+                    .. volume is null ? Array.Empty<V1Volume>() : [volume],
                     new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource() },
                     // NCCL and the engine use shared memory between processes of a pod; the default 64 MiB is too small.
                     // Bounded: a memory-backed emptyDir counts against the pod's memory, and an unbounded one lets a
-                    // runaway writer take the node's memory before the kubelet evicts the pod.
-                    new V1Volume { Name = "dshm", EmptyDir = new V1EmptyDirVolumeSource { Medium = "Memory", SizeLimit = new ResourceQuantity($"{SharedMemoryGiBPerGpu * spec.Runtime.GpusPerPod}Gi") } },
+                    // runaway writer take the node's memory before the kubelet evicts the pod. A CPU pod's one rank
+                    // gets one GPU's share.
+                    new V1Volume { Name = "dshm", EmptyDir = new V1EmptyDirVolumeSource { Medium = "Memory", SizeLimit = new ResourceQuantity($"{SharedMemoryGiBPerGpu * Math.Max(1, spec.Runtime.GpusPerPod)}Gi") } },
                 ],
                 // The preStop wait, then the runtime's drain of drainTimeoutSeconds after SIGTERM, plus a margin.
                 TerminationGracePeriodSeconds = PreStopSeconds + spec.Engine.DrainTimeoutSeconds + 15,
@@ -98,12 +113,14 @@ public static class PodTemplateBuilder
                     FsGroup = RuntimeContract.RunAsUser,
                     SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
                 },
+                // The operator's defaults place pods on GPU nodes (the chart's select nvidia.com/gpu.present and
+                // tolerate the nvidia.com/gpu taint): a CPU pod would wait for a GPU node, or take one it has no use for.
                 NodeSelector = spec.Runtime.NodeSelector is { Count: > 0 } selector
                     ? new Dictionary<string, string>(selector)
-                    : defaults.NodeSelector.Count > 0 ? new Dictionary<string, string>(defaults.NodeSelector) : null,
+                    : !cpu && defaults.NodeSelector.Count > 0 ? new Dictionary<string, string>(defaults.NodeSelector) : null,
                 Tolerations = spec.Runtime.Tolerations is { Count: > 0 } tolerations
                     ? [.. tolerations]
-                    : defaults.Tolerations.Count > 0 ? [.. defaults.Tolerations] : null,
+                    : !cpu && defaults.Tolerations.Count > 0 ? [.. defaults.Tolerations] : null,
                 Affinity = spec.Runtime.Affinity,
                 PriorityClassName = spec.Runtime.PriorityClassName,
                 ImagePullSecrets = spec.Runtime.ImagePullSecrets is { Count: > 0 } secrets ? [.. secrets] : null,
@@ -269,18 +286,32 @@ public static class PodTemplateBuilder
     /// The user's requests and limits, the GPU limit from gpusPerPod, and CPU and memory requests per GPU
     /// where the user set none: without requests a pod is BestEffort, the first evicted under memory
     /// pressure, and the scheduler reserves nothing for the host side of the engine (tokenizer, HTTP,
-    /// pinned staging buffers). Quantities are sent in canonical form, as the API server stores them,
-    /// so that comparing stored and desired children finds no false drift.
+    /// pinned staging buffers). A pod without GPUs gets no GPU limit at all (a node without the NVIDIA
+    /// device plugin has no such resource; even a limit of 0 is a GPU the user did not ask for) and the
+    /// CPU model's requests. Quantities are sent in canonical form, as the API server stores them, so
+    /// that comparing stored and desired children finds no false drift.
     /// </summary>
     private static V1ResourceRequirements Resources(RuntimeSpec runtime)
     {
         var limits = Canonical(runtime.Resources?.Limits);
-        limits[GpuResource] = new ResourceQuantity(runtime.GpusPerPod.ToString(CultureInfo.InvariantCulture));
         var requests = Canonical(runtime.Resources?.Requests);
+        var cpu = RuntimeDevice.IsCpu(runtime);
+        if (cpu)
+        {
+            // The GPU count comes from gpusPerPod alone, here none.
+            limits.Remove(GpuResource);
+            requests.Remove(GpuResource);
+        }
+        else
+        {
+            limits[GpuResource] = new ResourceQuantity(runtime.GpusPerPod.ToString(CultureInfo.InvariantCulture));
+        }
+        var defaultCpu = cpu ? CpuModelCpu : CpuPerGpu * runtime.GpusPerPod;
+        var defaultMemoryGiB = cpu ? CpuModelMemoryGiB : MemoryGiBPerGpu * runtime.GpusPerPod;
         // A limit without a request makes the API server default the request to the limit: leave it so.
-        if (!requests.ContainsKey("cpu") && !limits.ContainsKey("cpu")) requests["cpu"] = new ResourceQuantity((CpuPerGpu * runtime.GpusPerPod).ToString(CultureInfo.InvariantCulture));
-        if (!requests.ContainsKey("memory") && !limits.ContainsKey("memory")) requests["memory"] = new ResourceQuantity($"{MemoryGiBPerGpu * runtime.GpusPerPod}Gi");
-        return new V1ResourceRequirements { Limits = limits, Requests = requests };
+        if (!requests.ContainsKey("cpu") && !limits.ContainsKey("cpu")) requests["cpu"] = new ResourceQuantity(defaultCpu.ToString(CultureInfo.InvariantCulture));
+        if (!requests.ContainsKey("memory") && !limits.ContainsKey("memory")) requests["memory"] = new ResourceQuantity($"{defaultMemoryGiB}Gi");
+        return new V1ResourceRequirements { Limits = limits.Count > 0 ? limits : null, Requests = requests };
     }
 
     private static Dictionary<string, ResourceQuantity> Canonical(IDictionary<string, ResourceQuantity>? quantities) =>

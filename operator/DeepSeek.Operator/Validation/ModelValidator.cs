@@ -24,8 +24,10 @@ public static partial class ModelValidator
     public static IReadOnlyList<FieldError> Validate(V1Alpha1DeepSeekModel model, OperatorDefaults? defaults = null)
     {
         var errors = new List<FieldError>();
-        if (defaults is not null && string.IsNullOrEmpty(model.Spec?.Runtime?.Image) && string.IsNullOrEmpty(defaults.RuntimeImage))
-            errors.Add(new("spec.runtime.image", "is required: the operator was started without --runtime-image"));
+        // The default image depends on the device: a CPU model takes --cpu-runtime-image, a GPU model --runtime-image.
+        var imageless = model.Spec?.Runtime is { Image: { Length: > 0 } } ? null : model.Spec?.Runtime ?? new RuntimeSpec();
+        if (defaults is not null && imageless is not null && string.IsNullOrEmpty(defaults.RuntimeImageFor(imageless)))
+            errors.Add(new("spec.runtime.image", $"is required: the operator was started without {OperatorDefaults.RuntimeImageFlagFor(imageless)}"));
         var name = model.Metadata?.Name;
         if (string.IsNullOrEmpty(name))
             errors.Add(new("metadata.name", "is required"));
@@ -105,6 +107,8 @@ public static partial class ModelValidator
     private static void CheckCrossFieldRules(DeepSeekModelSpec spec, List<FieldError> errors)
     {
         var source = spec.Model?.Source;
+        if (source is null && spec.Model is not null && (spec.Runtime is null || !RuntimeDevice.IsCpu(spec.Runtime)))
+            errors.Add(new("spec.model.source", DeepSeekModelSpec.SourceMessage));
         if (source is not null)
         {
             var set = new[] { source.Pvc is not null, source.HostPath is not null, source.Image is not null }.Count(x => x);
@@ -128,7 +132,9 @@ public static partial class ModelValidator
         if (spec.Parallelism is { ExpertParallelSize: { } ranks, PodsPerReplica: > 0 and var pods } && spec.Runtime is { } runtime)
         {
             if (ranks % pods != 0 || runtime.GpusPerPod % (ranks / pods) != 0)
-                errors.Add(new("spec.parallelism.expertParallelSize", MessageOf<DeepSeekModelSpec>()));
+                errors.Add(new("spec.parallelism.expertParallelSize", DeepSeekModelSpec.ExpertParallelMessage));
+            if (RuntimeDevice.IsCpu(runtime) && ranks != pods)
+                errors.Add(new("spec.parallelism.expertParallelSize", DeepSeekModelSpec.CpuRanksMessage));
         }
     }
 

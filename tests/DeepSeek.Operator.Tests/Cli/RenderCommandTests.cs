@@ -56,7 +56,7 @@ public sealed class RenderCommandTests
     [Fact]
     public void Validator_errors_point_at_the_line_too()
     {
-        var (_, errors) = RenderCommand.Render(Manifest.Replace("gpusPerPods: 4", "gpusPerPod: 0", StringComparison.Ordinal).Replace("maxRunningRequest:", "maxRunningRequests:", StringComparison.Ordinal), Defaults);
+        var (_, errors) = RenderCommand.Render(Manifest.Replace("gpusPerPods: 4", "gpusPerPod: 65", StringComparison.Ordinal).Replace("maxRunningRequest:", "maxRunningRequests:", StringComparison.Ordinal), Defaults);
         var error = Assert.Single(errors);
         Assert.Equal("spec.runtime.gpusPerPod", error.Field);
         Assert.EndsWith("(line 11, column 5)", error.Message, StringComparison.Ordinal);

@@ -112,7 +112,7 @@ public sealed class ChildPlanTests
     private static IReadOnlyList<IKubernetesObject<V1ObjectMeta>> DesiredWithDownload()
     {
         var model = Models.SinglePod();
-        model.Spec.Model.Source.Pvc!.Download = new ModelDownload { Repo = "deepseek-ai/DeepSeek-V2-Lite" };
+        model.Spec.Model.Source!.Pvc!.Download = new ModelDownload { Repo = "deepseek-ai/DeepSeek-V2-Lite" };
         model.Spec.Runtime.Resources = new V1ResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["memory"] = new("64Gi"), ["cpu"] = new("8") } };
         return DesiredStateBuilder.Build(model, new OperatorDefaults()).Objects;
     }

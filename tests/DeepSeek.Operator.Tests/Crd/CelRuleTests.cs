@@ -26,7 +26,7 @@ public sealed class CelRuleTests
     public void Crd_carries_the_cross_field_rules_at_their_nodes()
     {
         Assert.Equal(
-            ["spec", "spec.autoscaling", "spec.model", "spec.model.source", "spec.model.source.hostPath", "spec.model.source.pvc",
+            ["spec", "spec", "spec", "spec.autoscaling", "spec.model", "spec.model.source", "spec.model.source.hostPath", "spec.model.source.pvc",
                 "spec.model.source.pvc.download.endpoint", "spec.model.source.pvc.download.repo", "spec.runtime.nodeSelector"],
             Rules.Select(r => r.SchemaPath).Order(StringComparer.Ordinal));
     }
@@ -48,6 +48,7 @@ public sealed class CelRuleTests
         "serving_v1alpha1_deepseekmodel_v2lite.yaml",
         "serving_v1alpha1_deepseekmodel_v3_expert_parallel.yaml",
         "serving_v1alpha1_deepseekmodel_autoscaled.yaml",
+        "serving_v1alpha1_deepseekmodel_cpu.yaml",
     };
 
     [Theory]
@@ -73,6 +74,10 @@ public sealed class CelRuleTests
     [InlineData("ranks per pod do not divide gpus", """{"runtime":{"gpusPerPod":8},"parallelism":{"podsPerReplica":2,"expertParallelSize":6}}""", "spec.parallelism.expertParallelSize")]
     [InlineData("more ranks per pod than gpus", """{"runtime":{"gpusPerPod":2},"parallelism":{"expertParallelSize":4}}""", "spec.parallelism.expertParallelSize")]
     [InlineData("ranks against the default gpusPerPod", """{"parallelism":{"expertParallelSize":2}}""", "spec.parallelism.expertParallelSize")]
+    [InlineData("cpu with more ranks than its one pod", """{"runtime":{"gpusPerPod":0},"parallelism":{"expertParallelSize":2}}""", "spec.parallelism.expertParallelSize")]
+    [InlineData("cpu group with two ranks per pod", """{"runtime":{"gpusPerPod":0},"parallelism":{"podsPerReplica":2,"expertParallelSize":4}}""", "spec.parallelism.expertParallelSize")]
+    [InlineData("gpu model without a source", """{"model":{"source":null},"runtime":{"gpusPerPod":2}}""", "spec.model.source")]
+    [InlineData("default gpusPerPod without a source", """{"model":{"source":null}}""", "spec.model.source")]
     [InlineData("absolute pvc path", """{"model":{"source":{"pvc":{"path":"/etc"}}}}""", "spec.model.source.pvc.path")]
     [InlineData("pvc path climbing out", """{"model":{"source":{"pvc":{"path":"models/../../etc"}}}}""", "spec.model.source.pvc.path")]
     [InlineData("pvc path of only ..", """{"model":{"source":{"pvc":{"path":".."}}}}""", "spec.model.source.pvc.path")]
@@ -115,6 +120,11 @@ public sealed class CelRuleTests
     [InlineData("ranks dividing gpus", """{"runtime":{"gpusPerPod":8},"parallelism":{"podsPerReplica":4,"expertParallelSize":16}}""")]
     [InlineData("ranks with default pods and gpus", """{"parallelism":{"expertParallelSize":1}}""")]
     [InlineData("pods without an explicit rank count", """{"runtime":{"gpusPerPod":4},"parallelism":{"podsPerReplica":3}}""")]
+    [InlineData("cpu model with a source", """{"runtime":{"gpusPerPod":0}}""")]
+    [InlineData("cpu model of the image's embedded model", """{"model":{"source":null},"runtime":{"gpusPerPod":0}}""")]
+    [InlineData("cpu model with one rank", """{"runtime":{"gpusPerPod":0},"parallelism":{"expertParallelSize":1}}""")]
+    [InlineData("cpu group of one rank per pod", """{"runtime":{"gpusPerPod":0},"parallelism":{"podsPerReplica":3,"expertParallelSize":3}}""")]
+    [InlineData("cpu group with the default rank count", """{"runtime":{"gpusPerPod":0},"parallelism":{"podsPerReplica":2}}""")]
     [InlineData("prefixed node selector keys", """{"runtime":{"nodeSelector":{"nvidia.com/gpu.product":"NVIDIA-H200","kubernetes.io/arch":"amd64","pool":""}}}""")]
     [InlineData("int4 with the default dtype", """{"model":{"quantization":"int4"}}""")]
     [InlineData("int4 with bfloat16", """{"model":{"dtype":"bfloat16","quantization":"int4"}}""")]
@@ -140,6 +150,7 @@ public sealed class CelRuleTests
     [InlineData("env entry without a name", """{"runtime":{"env":[{"value":"1"}]}}""", "spec.runtime.env[0].name")]
     [InlineData("env entry with an empty name", """{"runtime":{"env":[{"name":"","value":"1"}]}}""", "spec.runtime.env[0].name")]
     [InlineData("empty image", """{"runtime":{"image":""}}""", "spec.runtime.image")]
+    [InlineData("negative gpus", """{"runtime":{"gpusPerPod":-1}}""", "spec.runtime.gpusPerPod")]
     [InlineData("toleration operator Sometimes", """{"runtime":{"tolerations":[{"key":"k","operator":"Sometimes"}]}}""", "spec.runtime.tolerations[0].operator")]
     [InlineData("toleration effect Never", """{"runtime":{"tolerations":[{"key":"k","operator":"Exists","effect":"Never"}]}}""", "spec.runtime.tolerations[0].effect")]
     [InlineData("node selector value with a space", """{"runtime":{"nodeSelector":{"pool":"gpu pool"}}}""", "spec.runtime.nodeSelector.pool")]

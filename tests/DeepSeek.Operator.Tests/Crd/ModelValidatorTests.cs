@@ -26,6 +26,9 @@ public sealed class ModelValidatorTests
     [InlineData("zero pods", "spec.parallelism.podsPerReplica")]
     [InlineData("ranks not a multiple of pods", "spec.parallelism.expertParallelSize")]
     [InlineData("ranks per pod do not divide gpus", "spec.parallelism.expertParallelSize")]
+    [InlineData("cpu pod with two ranks", "spec.parallelism.expertParallelSize")]
+    [InlineData("gpu model without a source", "spec.model.source")]
+    [InlineData("negative gpus", "spec.runtime.gpusPerPod")]
     [InlineData("bad dtype", "spec.model.dtype")]
     [InlineData("fraction above 1", "spec.engine.kvCacheMemoryFraction")]
     [InlineData("absolute pvc path", "spec.model.source.pvc.path")]
@@ -40,15 +43,18 @@ public sealed class ModelValidatorTests
         var spec = model.Spec;
         switch (change)
         {
-            case "two sources": spec.Model.Source.HostPath = new HostPathModelSource { Path = "/x" }; break;
-            case "no source": spec.Model.Source.Pvc = null; break;
+            case "two sources": spec.Model.Source!.HostPath = new HostPathModelSource { Path = "/x" }; break;
+            case "no source": spec.Model.Source!.Pvc = null; break;
             case "min above max": spec.Autoscaling.MinReplicas = 5; spec.Autoscaling.MaxReplicas = 2; break;
             case "zero pods": spec.Parallelism.PodsPerReplica = 0; break;
             case "ranks not a multiple of pods": spec.Parallelism.PodsPerReplica = 2; spec.Runtime.GpusPerPod = 8; spec.Parallelism.ExpertParallelSize = 3; break;
             case "ranks per pod do not divide gpus": spec.Parallelism.PodsPerReplica = 2; spec.Runtime.GpusPerPod = 8; spec.Parallelism.ExpertParallelSize = 6; break;
+            case "cpu pod with two ranks": spec.Runtime.GpusPerPod = 0; spec.Parallelism.ExpertParallelSize = 2; break;
+            case "gpu model without a source": spec.Model.Source = null; break;
+            case "negative gpus": spec.Runtime.GpusPerPod = -1; break;
             case "bad dtype": spec.Model.Dtype = "int4"; break;
             case "fraction above 1": spec.Engine.KvCacheMemoryFraction = 1.5; break;
-            case "absolute pvc path": spec.Model.Source.Pvc!.Path = "/etc"; break;
+            case "absolute pvc path": spec.Model.Source!.Pvc!.Path = "/etc"; break;
             case "name too long": model.Metadata.Name = new string('a', 60); break;
             case "env without a name": spec.Runtime.Env = [new V1EnvVar { Name = "A", Value = "1" }, new V1EnvVar { Value = "2" }]; break;
             case "empty image": spec.Runtime.Image = ""; break;
@@ -66,6 +72,15 @@ public sealed class ModelValidatorTests
         var error = Assert.Single(ModelValidator.ValidateQuantities(spec));
         Assert.Equal("spec.runtime.resources.limits.cpu", error.Field);
         Assert.Contains("\"lots\"", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_cpu_model_without_a_source_is_valid()
+    {
+        var model = Valid();
+        model.Spec.Runtime.GpusPerPod = 0;
+        model.Spec.Model.Source = null;
+        Assert.Empty(ModelValidator.Validate(model));
     }
 
     [Fact]

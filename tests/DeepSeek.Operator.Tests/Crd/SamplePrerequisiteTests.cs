@@ -61,7 +61,7 @@ public sealed class SamplePrerequisiteTests
         var claim = Assert.Single(Prerequisites("v2lite.yaml"), d => (string?)d["kind"] == "PersistentVolumeClaim");
         var pvc = KubernetesJson.Deserialize<V1PersistentVolumeClaim>(claim.ToJsonString());
 
-        Assert.Equal(model.Spec.Model.Source.Pvc!.ClaimName, pvc.Metadata.Name);
+        Assert.Equal(model.Spec.Model.Source!.Pvc!.ClaimName, pvc.Metadata.Name);
         Assert.Equal(model.Metadata.NamespaceProperty, pvc.Metadata.NamespaceProperty);
         // V2-Lite-Chat in bf16: 15.7 B parameters × 2 bytes.
         Assert.True(pvc.Spec.Resources.Requests["storage"].ToDecimal() >= 31.4e9m, "the claim cannot hold DeepSeek-V2-Lite-Chat's 31.4 GB");

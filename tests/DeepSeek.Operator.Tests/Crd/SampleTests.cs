@@ -13,12 +13,25 @@ namespace DeepSeek.Operator.Tests.Crd;
 
 public sealed class SampleTests
 {
-    public static TheoryData<string> Samples => new()
-    {
+    private static readonly string[] FileNames =
+    [
         "serving_v1alpha1_deepseekmodel_v2lite.yaml",
         "serving_v1alpha1_deepseekmodel_v3_expert_parallel.yaml",
         "serving_v1alpha1_deepseekmodel_autoscaled.yaml",
-    };
+        "serving_v1alpha1_deepseekmodel_cpu.yaml",
+    ];
+
+    public static TheoryData<string> Samples => new(FileNames);
+
+    /// <summary>The operator's image defaults, as the chart passes them (--runtime-image, --cpu-runtime-image).</summary>
+    private static readonly OperatorDefaults Defaults = new() { RuntimeImage = "runtime:test", CpuRuntimeImage = "runtime:test-cpu" };
+
+    [Fact]
+    public void Every_sample_is_tested()
+    {
+        var onDisk = Directory.EnumerateFiles(RepositoryFiles.PathOf("samples"), "*.yaml").Select(Path.GetFileName).Order(StringComparer.Ordinal);
+        Assert.Equal(FileNames.Order(StringComparer.Ordinal), onDisk);
+    }
 
     private static JsonObject Schema() =>
         DeepSeekModelCrd.Generate()["spec"]!["versions"]![0]!["schema"]!["openAPIV3Schema"]!.AsObject();
@@ -30,14 +43,16 @@ public sealed class SampleTests
         var node = YamlJson.ParseAll(File.ReadAllText(RepositoryFiles.PathOf("samples", file)))[0]!;
         Assert.Empty(SchemaCheck.Validate(node, Schema()));
         var model = KubernetesJson.Deserialize<V1Alpha1DeepSeekModel>(node.ToJsonString());
-        Assert.Empty(ModelValidator.Validate(model, new OperatorDefaults { RuntimeImage = "runtime:test" }));
+        Assert.Empty(ModelValidator.Validate(model, Defaults));
     }
 
     [Theory]
     [MemberData(nameof(Samples))]
     public void Sample_renders_into_owned_labelled_hardened_workloads(string file)
     {
-        var (yaml, errors) = RenderCommand.Render(File.ReadAllText(RepositoryFiles.PathOf("samples", file)), new OperatorDefaults { RuntimeImage = "runtime:test" });
+        var manifest = File.ReadAllText(RepositoryFiles.PathOf("samples", file));
+        var gpus = KubernetesJson.Deserialize<V1Alpha1DeepSeekModel>(YamlJson.ParseAll(manifest)[0]!.ToJsonString()).Spec.Runtime.GpusPerPod;
+        var (yaml, errors) = RenderCommand.Render(manifest, Defaults);
         Assert.Empty(errors);
         var documents = YamlJson.ParseAll(yaml!);
         Assert.Contains(documents, d => (string?)d!["kind"] is "Deployment" or "StatefulSet");
@@ -53,7 +68,7 @@ public sealed class SampleTests
             Assert.Equal(false, (bool?)container["securityContext"]!["allowPrivilegeEscalation"]);
             Assert.Equal(true, (bool?)container["securityContext"]!["readOnlyRootFilesystem"]);
             Assert.Equal("ALL", (string?)container["securityContext"]!["capabilities"]!["drop"]![0]);
-            Assert.NotNull(container["resources"]!["limits"]!["nvidia.com/gpu"]);
+            Assert.Equal(gpus > 0, container["resources"]!["limits"]?["nvidia.com/gpu"] is not null);
             foreach (var init in workload["spec"]!["template"]!["spec"]!["initContainers"]?.AsArray() ?? [])
             {
                 Assert.Equal(false, (bool?)init!["securityContext"]!["allowPrivilegeEscalation"]);
@@ -73,6 +88,25 @@ public sealed class SampleTests
         Assert.Equal(["download", "deepseek-ai/DeepSeek-V2-Lite-Chat", "--revision", "main", "--output", "/claim/DeepSeek-V2-Lite-Chat", "--skip-if-complete"],
             init["args"]!.AsArray().Select(a => (string)a!));
         Assert.Equal("runtime:test", (string?)init["image"]);
+    }
+
+    [Fact]
+    public void The_cpu_sample_runs_the_cpu_images_embedded_model_without_gpus_and_autoscales()
+    {
+        var (yaml, errors) = RenderCommand.Render(File.ReadAllText(RepositoryFiles.PathOf("samples", "serving_v1alpha1_deepseekmodel_cpu.yaml")), Defaults);
+        Assert.Empty(errors);
+        var documents = YamlJson.ParseAll(yaml!);
+        Assert.Equal("cpu", (string?)documents.Single(d => (string?)d!["kind"] == "ConfigMap")!["data"]!["DEEPSEEK_DEVICE"]);
+        var pod = documents.Single(d => (string?)d!["kind"] == "Deployment")!["spec"]!["template"]!["spec"]!;
+        var container = pod["containers"]![0]!;
+        Assert.Equal("runtime:test-cpu", (string?)container["image"]);
+        Assert.DoesNotContain("--model", container["args"]!.AsArray().Select(a => (string)a!));
+        Assert.Null(container["resources"]!["limits"]);
+        Assert.Null(pod["nodeSelector"]);
+        Assert.Null(pod["tolerations"]);
+        Assert.Contains(documents, d => (string?)d!["kind"] == "Service");
+        var model = KubernetesJson.Deserialize<V1Alpha1DeepSeekModel>(YamlJson.ParseAll(File.ReadAllText(RepositoryFiles.PathOf("samples", "serving_v1alpha1_deepseekmodel_cpu.yaml")))[0]!.ToJsonString());
+        Assert.True(model.Spec.Autoscaling.Enabled);
     }
 
     [Fact]

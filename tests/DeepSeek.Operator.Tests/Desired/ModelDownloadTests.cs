@@ -18,7 +18,7 @@ public sealed class ModelDownloadTests
     private static V1Alpha1DeepSeekModel WithDownload(ModelDownload download, string path = "deepseek-v2-lite")
     {
         var model = Models.SinglePod();
-        model.Spec.Model.Source.Pvc!.Path = path;
+        model.Spec.Model.Source!.Pvc!.Path = path;
         model.Spec.Model.Source.Pvc.Download = download;
         return model;
     }
@@ -131,7 +131,7 @@ public sealed class ModelDownloadTests
     public void Every_pod_of_a_multi_pod_model_downloads_before_its_rank_starts()
     {
         var model = Models.MultiPod();
-        model.Spec.Model.Source.Pvc!.Download = new ModelDownload { Repo = "deepseek-ai/DeepSeek-V3" };
+        model.Spec.Model.Source!.Pvc!.Download = new ModelDownload { Repo = "deepseek-ai/DeepSeek-V3" };
         var sets = DesiredStateBuilder.Build(model, Defaults).OfType<V1StatefulSet>().ToList();
         Assert.Equal(2, sets.Count);
         Assert.All(sets, s => Assert.Equal(["download", "deepseek-ai/DeepSeek-V3", "--revision", "main", "--output", "/claim/deepseek-v2-lite", "--skip-if-complete"], s.Spec.Template.Spec.InitContainers.Single().Args));

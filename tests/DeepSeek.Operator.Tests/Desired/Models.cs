@@ -19,6 +19,16 @@ internal static class Models
         },
     };
 
+    /// <summary>A model without GPUs, image or source: the CPU runtime image's embedded demo model, as samples/serving_v1alpha1_deepseekmodel_cpu.yaml.</summary>
+    public static V1Alpha1DeepSeekModel Cpu(int replicas = 2)
+    {
+        var model = SinglePod(replicas);
+        model.Metadata.Name = "demo";
+        model.Spec.Model.Source = null;
+        model.Spec.Runtime = new RuntimeSpec { GpusPerPod = 0 };
+        return model;
+    }
+
     /// <summary>Two pods of 8 GPUs per replica, 16 expert-parallel ranks.</summary>
     public static V1Alpha1DeepSeekModel MultiPod(int replicas = 2)
     {

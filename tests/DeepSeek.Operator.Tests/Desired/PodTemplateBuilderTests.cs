@@ -133,7 +133,7 @@ public sealed class PodTemplateBuilderTests
     public void A_pvc_source_without_a_path_mounts_the_whole_claim()
     {
         var model = Models.SinglePod();
-        model.Spec.Model.Source.Pvc!.Path = "";
+        model.Spec.Model.Source!.Pvc!.Path = "";
         Assert.Null(Runtime(Pod(model)).VolumeMounts.Single(m => m.Name == "model").SubPath);
     }
 

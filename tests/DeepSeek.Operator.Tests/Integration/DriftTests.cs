@@ -87,7 +87,7 @@ public sealed class DriftTests
         harness.StartOperator("operator-a");
         using var measured = harness.Measure("operator-a");
         var model = OperatorHarness.Model("m");
-        model.Spec.Model.Source.Pvc!.Download = new ModelDownload { Repo = "deepseek-ai/DeepSeek-V2-Lite" };
+        model.Spec.Model.Source!.Pvc!.Download = new ModelDownload { Repo = "deepseek-ai/DeepSeek-V2-Lite" };
         model.Spec.Runtime.Resources = new V1ResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["memory"] = new("1024Mi"), ["cpu"] = new("1000m") } };
         await harness.CreateModelAsync(model);
         await Eventually.HoldsAsync(async () => (await harness.Admin.AppsV1.ListNamespacedDeploymentAsync("default")).Items.Count == 1, Wait, "the Deployment is created");

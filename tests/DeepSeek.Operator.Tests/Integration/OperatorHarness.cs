@@ -58,7 +58,7 @@ public sealed class OperatorHarness : IAsyncDisposable
             MetricsPort = metricsPort,
             HealthAddress = IPAddress.Loopback,
             MetricsAddress = metricsAddress ?? IPAddress.Loopback,
-            Defaults = new OperatorDefaults { RuntimeImage = "runtime:test" },
+            Defaults = new OperatorDefaults { RuntimeImage = "runtime:test", CpuRuntimeImage = "runtime:test-cpu" },
             LeaderElection = leaderElect ? (election ?? new LeaderElectionSettings()) with { Identity = identity } : null,
             WatchNamespaces = watchNamespaces ?? [],
         };

@@ -81,7 +81,7 @@ public sealed class ReconcileTests
         await using var harness = await OperatorHarness.StartAsync();
         harness.StartOperator("operator-a");
         var model = OperatorHarness.Model("broken");
-        model.Spec.Model.Source.HostPath = new HostPathModelSource { Path = "/models/x" }; // two sources
+        model.Spec.Model.Source!.HostPath = new HostPathModelSource { Path = "/models/x" }; // two sources
         await harness.CreateModelAsync(model);
         await Eventually.HoldsAsync(async () => Condition(await harness.GetModelAsync("broken"), ModelConditions.Degraded, "True"), Wait, "Degraded");
         var degraded = (await harness.GetModelAsync("broken")).Status!.Conditions!.Single(c => c.Type == ModelConditions.Degraded);

@@ -151,7 +151,7 @@ public sealed class StatusCalculatorTests
     public void An_invalid_spec_is_degraded_naming_the_field_and_keeps_what_was_observed_before()
     {
         var model = Models.SinglePod();
-        model.Spec.Model.Source.HostPath = new HostPathModelSource { Path = "/data" };
+        model.Spec.Model.Source!.HostPath = new HostPathModelSource { Path = "/data" };
         model.Spec.Engine.KvCacheMemoryFraction = 1.5;
         model.Status = new DeepSeekModelStatus { Replicas = 2, ReadyReplicas = 1, Endpoint = "http://lite.serving.svc:8000" };
         var errors = ModelValidator.Validate(model);

@@ -6,15 +6,34 @@ namespace DeepSeek.Operator.Api.V1Alpha1;
 /// <summary>The desired state of a DeepSeekModel.</summary>
 [CelRule(
     "!has(self.parallelism) || !has(self.parallelism.expertParallelSize) || !has(self.parallelism.podsPerReplica) || (self.parallelism.expertParallelSize % self.parallelism.podsPerReplica == 0 && (has(self.runtime) && has(self.runtime.gpusPerPod) ? self.runtime.gpusPerPod : 1) % (self.parallelism.expertParallelSize / self.parallelism.podsPerReplica) == 0)",
-    "parallelism.expertParallelSize must be a multiple of parallelism.podsPerReplica, and the ranks per pod (expertParallelSize / podsPerReplica) must divide runtime.gpusPerPod",
+    ExpertParallelMessage,
     FieldPath = ".parallelism.expertParallelSize")]
+// 0 divides by every rank count, so the rule above admits any size with 0 GPUs: a CPU pod runs one rank
+// (the runtime plans local ranks one per GPU), so its replica has exactly podsPerReplica ranks.
+[CelRule(
+    "!has(self.runtime) || !has(self.runtime.gpusPerPod) || self.runtime.gpusPerPod != 0 || !has(self.parallelism) || !has(self.parallelism.expertParallelSize) || self.parallelism.expertParallelSize == (has(self.parallelism.podsPerReplica) ? self.parallelism.podsPerReplica : 1)",
+    CpuRanksMessage,
+    FieldPath = ".parallelism.expertParallelSize")]
+// The CPU runtime image carries a tiny demo checkpoint and serves it when given no model folder: a model
+// with 0 GPUs may leave the source out to run it (trying the operator on a cluster without GPUs).
+[CelRule(
+    "has(self.model.source) || (has(self.runtime) && has(self.runtime.gpusPerPod) && self.runtime.gpusPerPod == 0)",
+    SourceMessage,
+    FieldPath = ".model.source")]
 public sealed class DeepSeekModelSpec
 {
+    /// <summary>Messages of the rules above, which ModelValidator reports for the same mistakes.</summary>
+    public const string ExpertParallelMessage = "parallelism.expertParallelSize must be a multiple of parallelism.podsPerReplica, and the ranks per pod (expertParallelSize / podsPerReplica) must divide runtime.gpusPerPod";
+
+    public const string CpuRanksMessage = "parallelism.expertParallelSize must equal parallelism.podsPerReplica (or be left unset) when runtime.gpusPerPod is 0: a pod without GPUs runs one rank, on CPU";
+
+    public const string SourceMessage = "model.source is required unless runtime.gpusPerPod is 0 (a CPU model without a source serves the runtime image's embedded demo model)";
+
     /// <summary>The checkpoint to serve and how to present it.</summary>
     [Required]
     public ModelSpec Model { get; set; } = new();
 
-    /// <summary>The runtime container: image, GPUs per pod, scheduling.</summary>
+    /// <summary>The runtime container: image, GPUs per pod (0: CPU), scheduling.</summary>
     public RuntimeSpec Runtime { get; set; } = new();
 
     /// <summary>How one replica is spread over pods and expert-parallel ranks.</summary>

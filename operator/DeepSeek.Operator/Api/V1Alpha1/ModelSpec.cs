@@ -9,9 +9,8 @@ namespace DeepSeek.Operator.Api.V1Alpha1;
     FieldPath = ".quantization")]
 public sealed class ModelSpec
 {
-    /// <summary>Where the Hugging Face-layout checkpoint folder comes from: exactly one of pvc, hostPath or image.</summary>
-    [Required]
-    public ModelSource Source { get; set; } = new();
+    /// <summary>Where the Hugging Face-layout checkpoint folder comes from: exactly one of pvc, hostPath or image. Required unless runtime.gpusPerPod is 0: a CPU model without a source serves the runtime image's embedded tiny demo model.</summary>
+    public ModelSource? Source { get; set; }
 
     /// <summary>The model name clients send in OpenAI requests (default: the resource's name).</summary>
     [MaxLength(253)]

@@ -9,7 +9,7 @@ public sealed class ParallelismSpec
     [Range(1, 64)]
     public int PodsPerReplica { get; set; } = 1;
 
-    /// <summary>Expert-parallel ranks per replica (default: podsPerReplica × gpusPerPod).</summary>
+    /// <summary>Expert-parallel ranks per replica (default: podsPerReplica × gpusPerPod; podsPerReplica when gpusPerPod is 0, one CPU rank per pod).</summary>
     [Range(1, 4096)]
     public int? ExpertParallelSize { get; set; }
 
