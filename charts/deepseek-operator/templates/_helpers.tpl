@@ -56,6 +56,18 @@ app.kubernetes.io/component: operator
 {{- end }}
 
 {{/*
+The CPU runtime image (--cpu-runtime-image) for models with gpusPerPod 0. By default the CUDA image's
+repository and tag with -cpu, the name scripts/build-images.sh gives its CPU build next to it, so that
+pointing runtimeDefaults.image at a registry points the CPU image there too.
+*/}}
+{{- define "deepseek-operator.cpuRuntimeImage" -}}
+{{- $cpu := .Values.runtimeDefaults.cpuImage | default dict }}
+{{- $repository := $cpu.repository | default .Values.runtimeDefaults.image.repository }}
+{{- $tag := $cpu.tag | default (printf "%s-cpu" (default .Chart.AppVersion .Values.runtimeDefaults.image.tag)) }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+
+{{/*
 The operator's rights on the objects it reconciles, one rule per API group and resource, in the
 order of OperatorPermissions.Rules (operator/DeepSeek.Operator/Security/OperatorPermissions.cs).
 Keep the two equal: tests/DeepSeek.Chart.Tests renders this chart and fails on any difference.

@@ -94,6 +94,7 @@ public sealed class DeploymentTests
 
         Assert.Equal("run", args[0]);
         Assert.Contains("--runtime-image=registry.example.com/platform/deepseek-runtime:0.1.0-cuda12.8", args);
+        Assert.Contains("--cpu-runtime-image=registry.example.com/platform/deepseek-runtime-cpu:0.1.0", args);
         Assert.Contains("--default-node-selector=nvidia.com/gpu.present=true", args);
         Assert.Contains("--default-node-selector=node.kubernetes.io/instance-type=p5.48xlarge", args);
         Assert.Contains("--default-toleration=nvidia.com/gpu:NoSchedule", args);
@@ -107,6 +108,18 @@ public sealed class DeploymentTests
         var args = Arguments(Container(Manifests.Render()));
 
         Assert.Contains("--runtime-image=ghcr.io/deepseek-operator/deepseek-runtime:0.1.0", args);
+        Assert.Contains("--cpu-runtime-image=ghcr.io/deepseek-operator/deepseek-runtime:0.1.0-cpu", args);
+    }
+
+    [Fact]
+    public void Cpu_runtime_image_follows_the_runtime_image_unless_set()
+    {
+        var derived = Arguments(Container(Manifests.Render(sets: ["runtimeDefaults.image.repository=localhost/deepseek-runtime", "runtimeDefaults.image.tag=dev"])));
+        Assert.Contains("--cpu-runtime-image=localhost/deepseek-runtime:dev-cpu", derived);
+
+        var own = Arguments(Container(Manifests.Render(sets: ["runtimeDefaults.cpuImage.repository=registry.example.com/cpu/runtime", "runtimeDefaults.cpuImage.tag=1.0"])));
+        Assert.Contains("--cpu-runtime-image=registry.example.com/cpu/runtime:1.0", own);
+        Assert.Contains("--runtime-image=ghcr.io/deepseek-operator/deepseek-runtime:0.1.0", own);
     }
 
     [Fact]

@@ -32,6 +32,15 @@ public sealed class ReleaseImageTests
     }
 
     [Fact]
+    public void Default_cpu_runtime_image_is_the_release_cpu_build_and_the_operators_own_default()
+    {
+        var cpu = CpuRuntimeImage(Manifests.Render());
+
+        Assert.Contains(cpu, BuiltImages("--release"));
+        Assert.Equal(RunCommand.DefaultCpuRuntimeImage, cpu);
+    }
+
+    [Fact]
     public void Repository_and_tag_values_select_the_images_built_for_another_registry()
     {
         var built = BuiltImages("--registry", "registry.example.com/platform", "--version", "1.2.3", "--cuda");
@@ -43,6 +52,7 @@ public sealed class ReleaseImageTests
 
         Assert.Contains(OperatorImage(manifests), built);
         Assert.Contains(RuntimeImage(manifests), built);
+        Assert.Contains(CpuRuntimeImage(manifests), built);
     }
 
     /// <summary>
@@ -86,10 +96,13 @@ public sealed class ReleaseImageTests
     private static string OperatorImage(IReadOnlyList<Manifest> manifests) =>
         Manifests.Scalar(Manifests.Sequence(manifests.Single("Deployment").Root, "spec", "template", "spec", "containers").Single(), "image")!;
 
-    private static string RuntimeImage(IReadOnlyList<Manifest> manifests)
+    private static string RuntimeImage(IReadOnlyList<Manifest> manifests) => OperatorArgument(manifests, "--runtime-image=");
+
+    private static string CpuRuntimeImage(IReadOnlyList<Manifest> manifests) => OperatorArgument(manifests, "--cpu-runtime-image=");
+
+    private static string OperatorArgument(IReadOnlyList<Manifest> manifests, string flag)
     {
         var container = Manifests.Sequence(manifests.Single("Deployment").Root, "spec", "template", "spec", "containers").Single();
-        const string flag = "--runtime-image=";
         return Assert.Single(Manifests.Strings(container, "args"), a => a.StartsWith(flag, StringComparison.Ordinal))[flag.Length..];
     }
 
