@@ -8,8 +8,9 @@ namespace DeepSeek.Operator.Api.V1Alpha1;
     "!has(self.parallelism) || !has(self.parallelism.expertParallelSize) || !has(self.parallelism.podsPerReplica) || (self.parallelism.expertParallelSize % self.parallelism.podsPerReplica == 0 && (has(self.runtime) && has(self.runtime.gpusPerPod) ? self.runtime.gpusPerPod : 1) % (self.parallelism.expertParallelSize / self.parallelism.podsPerReplica) == 0)",
     ExpertParallelMessage,
     FieldPath = ".parallelism.expertParallelSize")]
-// 0 divides by every rank count, so the rule above admits any size with 0 GPUs: a CPU pod runs one rank
-// (the runtime plans local ranks one per GPU), so its replica has exactly podsPerReplica ranks.
+// 0 divides by every rank count, so the rule above admits any size with 0 GPUs. A CPU pod runs one rank, so
+// its replica has exactly podsPerReplica: more ranks in one pod would split the same cores and memory between
+// processes, with nothing to gain.
 [CelRule(
     "!has(self.runtime) || !has(self.runtime.gpusPerPod) || self.runtime.gpusPerPod != 0 || !has(self.parallelism) || !has(self.parallelism.expertParallelSize) || self.parallelism.expertParallelSize == (has(self.parallelism.podsPerReplica) ? self.parallelism.podsPerReplica : 1)",
     CpuRanksMessage,

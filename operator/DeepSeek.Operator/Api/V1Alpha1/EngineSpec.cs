@@ -17,7 +17,7 @@ public sealed class EngineSpec
     [Range(16, 1048576)]
     public int MaxBatchTokens { get; set; } = 8192;
 
-    /// <summary>Share of free GPU memory given to the paged KV cache after the weights are loaded.</summary>
+    /// <summary>Share of free device memory (the GPU's; on CPU, the memory the pod may use) given to the paged KV cache after the weights are loaded.</summary>
     [Range(0.05, 1.0)]
     public double KvCacheMemoryFraction { get; set; } = 0.9;
 

@@ -16,7 +16,7 @@ public sealed class ModelSpec
     [MaxLength(253)]
     public string? ServedName { get; set; }
 
-    /// <summary>Data type the weights are materialised in on the GPU (and activations computed in).</summary>
+    /// <summary>Data type the weights are materialised in on the device, GPU or CPU (and activations computed in).</summary>
     [AllowedValues("bfloat16", "float16", "float32")]
     public string Dtype { get; set; } = "bfloat16";
 
