@@ -66,7 +66,10 @@ public sealed class OperatorEndpointTests
         int health = FreePort.Next(), metrics = FreePort.Next();
         harness.StartOperator("operator-a", healthPort: health, metricsPort: metrics);
         await harness.CreateModelAsync(OperatorHarness.Model("lite"));
-        // One failed reconcile: the first ConfigMap create gets a 500.
+        // lite's children and status first, so the fault can only meet other's reconcile (with several workers
+        // the two run at once, and a fault on lite's ConfigMap would leave lite's series absent until its retry).
+        await Eventually.HoldsAsync(async () => (await harness.GetModelAsync("lite")).Status?.ObservedGeneration is not null, Wait, "lite reconciled");
+        // One failed reconcile: other's first ConfigMap create gets a 500.
         harness.Server.InjectFault("create", "configmaps", 500);
         await harness.CreateModelAsync(OperatorHarness.Model("other"));
 
