@@ -90,6 +90,8 @@ internal static class RuntimeContract
         public const string ExpertPort = "--expert-port";
         public const string ExpertTransport = "--expert-transport";
         public const string GroupTokenFile = "--group-token-file";
+        /// <summary>Every rank runs attention for its own requests (design §2.5.1); without it rank 0 runs all of them.</summary>
+        public const string DataParallelAttention = "--data-parallel-attention";
         /// <summary>LibTorch's intra-op threads; default from the CPUs the process may use (its cgroup quota and affinity).</summary>
         public const string Threads = "--threads";
     }

@@ -49,6 +49,8 @@ public static class ServeCommand
             Text(Flags.ExpertTransport, "How ranks exchange routed tokens: grpc or nccl (default: nccl on CUDA, grpc on CPU; nccl needs CUDA and the native helper)."),
             Text(Flags.GroupTokenFile, $"File whose first line is the group's shared secret; ranks refuse Experts calls without it ({GroupTokenVariable} holds the token itself)."),
             Value(Flags.RedundantExperts, Defaults.Parallel.RedundantExperts, "Extra copies of the hottest experts per MoE layer, spread over the ranks."),
+            Value(Flags.DataParallelAttention, Defaults.Parallel.DataParallelAttention,
+                "Every rank serves the APIs with its own scheduler and KV cache and sends its own tokens to the experts' holders (gRPC transport); false: rank 0 runs every request."),
             Value(Flags.LocalRanks, Defaults.LocalRanks,
                 "Ranks this pod runs, one serve process per GPU, started and supervised here (exits when one dies). With L > 1: --world-size counts all ranks, "
                 + "--rank is the pod's index (its ranks are rank·L … rank·L+L−1), --peers lists one address per pod, and local rank i gets cuda:i and every base port + 10·i."),
@@ -154,6 +156,7 @@ public static class ServeCommand
                 GroupToken = ReadGroupToken(parse.GetValue<string?>(Flags.GroupTokenFile)),
                 RedundantExperts = parse.GetValue<int>(Flags.RedundantExperts),
                 RebalanceInterval = Seconds(Flags.RebalanceIntervalSeconds, parse.GetValue<double>(Flags.RebalanceIntervalSeconds)),
+                DataParallelAttention = parse.GetValue<bool>(Flags.DataParallelAttention),
             },
             LocalRanks = parse.GetValue<int>(Flags.LocalRanks),
             Threads = parse.GetValue<int?>(Flags.Threads),

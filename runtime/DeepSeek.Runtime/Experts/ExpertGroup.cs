@@ -40,8 +40,11 @@ public sealed class ExpertGroup
 
     public string Fingerprint { get; }
 
-    /// <summary>The leader's own model, once sharded (the rebalancer stages and switches its experts on the engine thread).</summary>
-    public DeepSeekForCausalLM? LeaderModel { get; private set; }
+    /// <summary>
+    /// The model this process's engine runs, once sharded: the leader's (the rebalancer stages and switches its
+    /// experts on the engine thread), or with data-parallel attention any rank's (it also answers its peers with it).
+    /// </summary>
+    public DeepSeekForCausalLM? EngineModel { get; private set; }
 
     /// <summary>
     /// Whether a rank reporting <paramref name="version"/> runs what the leader runs: the placement in
@@ -64,7 +67,7 @@ public sealed class ExpertGroup
     public void Shard(DeepSeekForCausalLM model, IExpertTransport transport)
     {
         ExpertParallelism.Apply(model, Placement, Settings.Rank, transport);
-        if (Settings.IsLeader) LeaderModel = model;
+        if (Settings.RunsEngine) EngineModel = model;
     }
 
     /// <summary>A rank other than the leader only answers Compute; it never runs a forward that would dispatch.</summary>

@@ -18,6 +18,8 @@ public enum GroupRole
     Leader,
     /// <summary>Rank 1 … N−1: holds a shard of the experts and answers the leader's Compute calls.</summary>
     Rank,
+    /// <summary>Any rank with data-parallel attention: serves the APIs with its own engine, dispatches its own tokens and answers its peers'.</summary>
+    DataParallel,
 }
 
 /// <summary>The group's wiring: <c>serve</c>'s host with <see cref="ServeConfiguration.Parallel"/> set.</summary>
@@ -42,6 +44,18 @@ public static partial class ExpertGroupHosting
         var services = builder.Services;
         services.AddSingleton(group);
         services.AddSingleton(provider => new ExpertParallelMetrics(engine.ServedModelName, group, provider.GetRequiredService<IMeterFactory>()));
+
+        if (parallel.DataParallelAttention)
+        {
+            services.AddSingleton(provider => new ExpertPeers(group, TimeProvider.System, provider.GetRequiredService<ILogger<ExpertPeers>>()));
+            services.AddSingleton(new PeerWork());
+            services.AddSingleton<IExpertTransport>(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.ComputeDeadline, FirstFormationWait,
+                provider.GetRequiredService<PeerWork>()));
+            services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(), nccl: null));
+            builder.AddExpertListener(configuration, group);
+            services.AddSingleton<IRankExperts>(provider => new EngineRankExperts(group, provider.GetRequiredService<EngineService>(), provider.GetRequiredService<PeerWork>()));
+            return GroupRole.DataParallel;
+        }
 
         if (parallel.IsLeader)
         {
@@ -69,6 +83,22 @@ public static partial class ExpertGroupHosting
             return GroupRole.Leader;
         }
 
+        builder.AddExpertListener(configuration, group);
+        services.AddSingleton(new RankExperts(group));
+        services.AddSingleton<IRankExperts>(provider => provider.GetRequiredService<RankExperts>());
+        services.AddHostedService(provider => new RankLoader(engine.Device, group, provider.GetRequiredService<RankExperts>(),
+            provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), provider.GetRequiredService<ILogger<RankLoader>>()));
+        if (parallel.Transport == ExpertTransportKind.Nccl)
+            services.AddHostedService(provider => new NcclGroupRank(group, provider.GetRequiredService<RankExperts>(), provider.GetRequiredService<Readiness>(),
+                provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System, provider.GetRequiredService<ILogger<NcclGroupRank>>()));
+        return GroupRole.Rank;
+    }
+
+    /// <summary>The expert port (HTTP/2, the Experts service behind the group token), on ranks that answer Compute calls.</summary>
+    private static void AddExpertListener(this WebApplicationBuilder builder, ServeConfiguration configuration, ExpertGroup group)
+    {
+        var parallel = configuration.Parallel;
+        var services = builder.Services;
         var address = RuntimeHost.ResolveListenAddress(configuration.Host);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -80,21 +110,13 @@ public static partial class ExpertGroupHosting
         });
         // The token is checked, and the larger body allowed, by GroupTokenGate on the expert listener only;
         // the other listeners of a rank (probes, gRPC health) keep the framework's limits.
-        var maxMessageBytes = ExpertMessageLimit.For(group.Config, engine.MaxBatchTokens);
+        var maxMessageBytes = ExpertMessageLimit.For(group.Config, configuration.Engine.MaxBatchTokens);
         services.AddSingleton(new ExpertListener(new ApiKey(parallel.GroupToken!), maxMessageBytes));
         services.AddGrpc().AddServiceOptions<ExpertsService>(grpc =>
         {
             grpc.MaxReceiveMessageSize = maxMessageBytes;
             grpc.MaxSendMessageSize = maxMessageBytes;
         });
-        services.AddSingleton(new RankExperts(group));
-        services.AddSingleton<IRankExperts>(provider => provider.GetRequiredService<RankExperts>());
-        services.AddHostedService(provider => new RankLoader(engine.Device, group, provider.GetRequiredService<RankExperts>(),
-            provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), provider.GetRequiredService<ILogger<RankLoader>>()));
-        if (parallel.Transport == ExpertTransportKind.Nccl)
-            services.AddHostedService(provider => new NcclGroupRank(group, provider.GetRequiredService<RankExperts>(), provider.GetRequiredService<Readiness>(),
-                provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System, provider.GetRequiredService<ILogger<NcclGroupRank>>()));
-        return GroupRole.Rank;
     }
 
     /// <summary>The Experts service on the expert listener (ranks only); the metrics of every member.</summary>
@@ -104,7 +126,7 @@ public static partial class ExpertGroupHosting
         if (role == GroupRole.Alone) return app;
         // Created now so the series exist before the first scrape.
         _ = app.Services.GetRequiredService<ExpertParallelMetrics>();
-        if (role == GroupRole.Rank)
+        if (role is GroupRole.Rank or GroupRole.DataParallel)
         {
             var listener = app.Services.GetRequiredService<ExpertListener>();
             app.UseWhen(http => http.Face() == ApiFace.Experts, experts => experts.UseMiddleware<GroupTokenGate>(listener.GroupToken, listener.MaxMessageBytes));

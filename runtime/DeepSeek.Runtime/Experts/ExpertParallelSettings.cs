@@ -32,6 +32,16 @@ public sealed record ExpertParallelSettings
     /// <summary>0: the placement never changes after start.</summary>
     public TimeSpan RebalanceInterval { get; init; }
 
+    /// <summary>
+    /// Every rank serves the APIs and runs its own scheduler and KV cache over the replicated attention,
+    /// sending its own tokens' picks to the experts' holders and answering the others' (design §2.5.1);
+    /// false: the leader shape, where rank 0 runs every request and the others only compute experts.
+    /// </summary>
+    public bool DataParallelAttention { get; init; }
+
+    /// <summary>Whether this process runs an engine: alone, as the leader, or as any rank with data-parallel attention.</summary>
+    public bool RunsEngine => IsLeader || DataParallelAttention;
+
     public bool IsLeader => Rank == 0;
 
     public bool IsGroup => WorldSize > 1;
@@ -55,6 +65,15 @@ public sealed record ExpertParallelSettings
         // An NCCL rank's tensor thread sits in the follower loop, where a placement's staging and commit cannot run.
         if (RebalanceInterval > TimeSpan.Zero && WorldSize > 1 && Transport == ExpertTransportKind.Nccl)
             errors.Add("--rebalance-interval-seconds works with --expert-transport grpc only for now; the nccl transport keeps the initial placement (set 0).");
+        if (DataParallelAttention && WorldSize > 1)
+        {
+            // NCCL's collectives need every rank in each exchange (lockstep, an idle rank with an empty batch); gRPC's
+            // calls are answered by whichever rank holds the experts, between or during its own steps.
+            if (Transport == ExpertTransportKind.Nccl)
+                errors.Add("--data-parallel-attention runs over --expert-transport grpc only for now; nccl needs the lockstep all-to-all, not built yet.");
+            if (RebalanceInterval > TimeSpan.Zero)
+                errors.Add("--data-parallel-attention keeps the initial placement: set --rebalance-interval-seconds 0 (rebalancing is driven by a single leader).");
+        }
         if (WorldSize > 1)
         {
             if (Peers.Count != WorldSize) errors.Add($"--peers must list {WorldSize} addresses (one per rank, in rank order), got {Peers.Count}.");

@@ -15,7 +15,11 @@ namespace DeepSeek.Runtime.Experts;
 /// The first exchange (the engine's warm-up, which may run while the ranks still load) waits up to
 /// <c>firstGroupWait</c> for every rank to be ready; later ones call at once and fail if a rank is gone.
 /// </remarks>
-public sealed class GrpcExpertTransport(ExpertPeers peers, TimeSpan deadline, TimeSpan firstGroupWait = default) : IExpertTransport
+/// <remarks>
+/// With data-parallel attention (<paramref name="peerWork"/>), every rank dispatches and answers at once: while
+/// this rank waits for its peers it runs the work they sent it, which they wait for in turn.
+/// </remarks>
+public sealed class GrpcExpertTransport(ExpertPeers peers, TimeSpan deadline, TimeSpan firstGroupWait = default, PeerWork? peerWork = null) : IExpertTransport
 {
     private bool _groupSeen;
 
@@ -25,7 +29,12 @@ public sealed class GrpcExpertTransport(ExpertPeers peers, TimeSpan deadline, Ti
         if (!_groupSeen)
         {
             var waited = System.Diagnostics.Stopwatch.StartNew();
-            while (!peers.Readiness.Ready && waited.Elapsed < firstGroupWait) Thread.Sleep(100);
+            while (!peers.Readiness.Ready && waited.Elapsed < firstGroupWait)
+            {
+                // Peers warming up at the same time send their first exchanges here meanwhile.
+                peerWork?.RunPending();
+                Thread.Sleep(peerWork is null ? 100 : 10);
+            }
             _groupSeen = true;
         }
         var calls = new List<(ExpertBatch Batch, Task<ComputeReply> Reply)>(batches.Count);
@@ -41,11 +50,11 @@ public sealed class GrpcExpertTransport(ExpertPeers peers, TimeSpan deadline, Ti
             };
             calls.Add((batch, peers.ComputeAsync(batch.Rank, request, deadline, CancellationToken.None)));
         }
-        return new PendingReplies(calls);
+        return new PendingReplies(calls, peerWork);
     }
 
     /// <summary>Waits on the engine thread and builds the tensors there (dispose scopes are per thread).</summary>
-    private sealed class PendingReplies(List<(ExpertBatch Batch, Task<ComputeReply> Reply)> calls) : IExpertCombine
+    private sealed class PendingReplies(List<(ExpertBatch Batch, Task<ComputeReply> Reply)> calls, PeerWork? peerWork) : IExpertCombine
     {
         public IReadOnlyList<Tensor> Combine()
         {
@@ -53,6 +62,7 @@ public sealed class GrpcExpertTransport(ExpertPeers peers, TimeSpan deadline, Ti
             foreach (var (batch, reply) in calls)
             {
                 // A failed call is already an ExpertTransportException naming the rank (ExpertPeers).
+                peerWork?.Wait(reply);
                 var answer = reply.GetAwaiter().GetResult();
                 // The sharded layer checks the answer's shape and dtype against its batch; only the bytes are checked here.
                 try

@@ -72,29 +72,7 @@ public sealed class RankExperts : IRankExperts, IDisposable
     public Task<ComputeReply> ComputeAsync(ComputeRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return RunAsync(() =>
-        {
-            var model = _model ?? throw new InvalidOperationException($"Rank {_rank} has not loaded its experts yet.");
-            var version = _group.Placement.Version;
-            if (request.PlacementVersion != version)
-                throw new InvalidOperationException($"Rank {_rank} runs placement {version}, the leader sent layer {request.Layer} for placement {request.PlacementVersion}.");
-            var experts = model.RoutedExperts.FirstOrDefault(e => e.LayerIndex == request.Layer)
-                ?? throw new ArgumentException($"Layer {request.Layer} is not a MoE layer of this model.");
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var device = model.Device;
-            var hidden = WireTensors.Decode(request.Hidden, device);
-            var ids = WireTensors.Decode(request.ExpertIds, device);
-            var weights = WireTensors.Decode(request.Weights, device);
-            if (hidden.shape.Length != 2 || hidden.shape[1] != experts.HiddenSize)
-                throw new ArgumentException($"Hidden states must be [n, {experts.HiddenSize}], got [{string.Join(", ", hidden.shape)}].");
-            if (ids.dtype != ScalarType.Int64 || ids.shape.Length != 2 || ids.shape[0] != hidden.shape[0] || !weights.shape.SequenceEqual(ids.shape))
-                throw new ArgumentException($"Expert ids (int64) and weights must both be [{hidden.shape[0]}, k], got [{string.Join(", ", ids.shape)}] {ids.dtype} and [{string.Join(", ", weights.shape)}].");
-            if (ids.numel() > 0 && (ids.max().item<long>() >= experts.ExpertCount || ids.min().item<long>() < -1))
-                throw new ArgumentException($"Expert ids must be in [-1, {experts.ExpertCount}).");
-            var output = experts.ComputeHeld(new ExpertBatch(_rank, hidden.to(model.DType), ids, weights.to(ScalarType.Float32)));
-            return new ComputeReply { Output = WireTensors.Encode(output) };
-        }, cancellationToken);
+        return RunAsync(() => PeerCompute.Answer(_model ?? throw new InvalidOperationException($"Rank {_rank} has not loaded its experts yet."), _group, request), cancellationToken);
     }
 
     /// <summary>Stages <paramref name="request"/>'s placement beside the one in force (replacing any other staged one).</summary>

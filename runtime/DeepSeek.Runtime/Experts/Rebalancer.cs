@@ -44,7 +44,7 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
         {
             return; // stopping, or the load failed (EngineService says why and stops the process)
         }
-        var model = group.LeaderModel ?? throw new InvalidOperationException("The leader's model was not sharded for its group.");
+        var model = group.EngineModel ?? throw new InvalidOperationException("The leader's model was not sharded for its group.");
         // The warm-up step is not traffic.
         load.Take();
         var lastLook = time.GetUtcNow();

@@ -26,6 +26,9 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
     : IInferenceBackend, IHostedLifecycleService, IAsyncDisposable
 {
     private readonly TaskCompletionSource<InferenceEngine> _engine = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // The engine once its model is loaded, before the warm-up: a data-parallel rank answers its peers from then
+    // on, since their warm-ups (and its own) exchange tokens with it.
+    private readonly TaskCompletionSource<InferenceEngine> _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ModelDescription _model = Describe(configuration.Engine, folder);
     private readonly Action<DeepSeekForCausalLM>? _modelPasses = group is not null && transport is not null ? model => group.Shard(model, transport) : null;
     // The engine's own lines (failed steps with their cause, its start) under its own category.
@@ -115,6 +118,7 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
         {
             var options = configuration.Engine;
             var engine = await StartEngineAsync(folder, options, metrics, _modelPasses, _engineLogger).ConfigureAwait(false);
+            _loaded.TrySetResult(engine);
             await engine.WarmUpAsync().ConfigureAwait(false);
             if (logger.IsEnabled(LogLevel.Information))
             {
@@ -135,6 +139,7 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
             // another thread, then knows the failure was said already and does not log it again with its trace.
             Fail();
             _engine.TrySetException(e);
+            _loaded.TrySetException(e);
         }
     }
 
@@ -184,6 +189,9 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
 
     /// <summary>The engine once loaded and warmed up (faults if loading failed).</summary>
     public Task<InferenceEngine> Engine => _engine.Task;
+
+    /// <summary>The engine with its model loaded, before its warm-up (<see cref="Engine"/> completes after it).</summary>
+    public Task<InferenceEngine> Loaded => _loaded.Task;
 
     /// <summary>Completes when the engine is loaded and has run its warm-up step.</summary>
     public async Task WarmUpAsync(CancellationToken cancellationToken) => await _engine.Task.WaitAsync(cancellationToken).ConfigureAwait(false);

@@ -22,7 +22,7 @@ public sealed partial class ExpertGroupTests : IAsyncLifetime
 {
     private const string Token = "group-token-for-tests";
     private static readonly string[] Hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
-    private static string FixtureDir => Path.Combine(ExternalTool.RepoRoot, "tests", "fixtures", "deepseek-v3-tiny");
+    private static string FixtureDir => ReferencePrompts.FixtureDir;
 
     private readonly int _expertPort = FreePort.Next();
     private readonly string _tokenFile = Path.GetTempFileName();
@@ -152,7 +152,7 @@ public sealed partial class ExpertGroupTests : IAsyncLifetime
         {
             var failures = new List<string>();
             while (!stop.IsCancellationRequested)
-                foreach (var (input, expected) in await ReferencePromptsAsync())
+                foreach (var (input, expected) in await ReferencePrompts.LoadAsync())
                 {
                     var versionBefore = await PlacementVersionAsync(Leader);
                     var actual = (await ServeClients.GreedyCompletionAsync(Leader, input, expected.Length)).Ids;
@@ -329,26 +329,13 @@ public sealed partial class ExpertGroupTests : IAsyncLifetime
     /// <summary>Every reference prompt twice, all at once: the leader batches them and dispatches each step's tokens to both ranks.</summary>
     private async Task AssertReferenceTokensAsync(string when)
     {
-        var prompts = await ReferencePromptsAsync();
+        var prompts = await ReferencePrompts.LoadAsync();
         var requests = prompts.Concat(prompts).Select(async p => (p.Expected, Actual: (await ServeClients.GreedyCompletionAsync(Leader, p.Input, p.Expected.Length)).Ids));
         foreach (var (expected, actual) in await Task.WhenAll(requests))
             Assert.True(expected.SequenceEqual(actual), $"{when}: expected [{string.Join(", ", expected)}], got [{string.Join(", ", actual)}]");
     }
 
     /// <summary>The fixture's prompts with their reference greedy tokens up to the first near-tie.</summary>
-    private static async Task<List<(int[] Input, int[] Expected)>> ReferencePromptsAsync()
-    {
-        return JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(FixtureDir, "reference.json"))).RootElement.GetProperty("prompts")
-            .EnumerateArray().Select(p =>
-            {
-                var greedy = p.GetProperty("greedy").EnumerateArray().Select(v => v.GetInt32()).ToArray();
-                var margins = p.GetProperty("greedy_margins").EnumerateArray().Select(v => v.GetDouble()).ToArray();
-                // Past a near-tie the argmax may flip on rounding; compare up to the first one.
-                var reliable = Array.FindIndex(margins, m => m < 1e-3) is var tie and >= 0 ? tie : greedy.Length;
-                return (Input: p.GetProperty("input_ids").EnumerateArray().Select(v => v.GetInt32()).ToArray(), Expected: greedy[..reliable]);
-            }).ToList();
-    }
-
     public async Task DisposeAsync()
     {
         foreach (var rank in _ranks)
