@@ -103,5 +103,6 @@ internal static class RuntimeContract
         Flags.MaxRunningRequests, Flags.MaxQueuedRequests, Flags.MaxBatchTokens, Flags.KvCacheMemoryFraction,
         Flags.MaxContextLength, Flags.PrefixCaching, Flags.DrainTimeout, Flags.ApiKey,
         Flags.RedundantExperts, Flags.WorldSize, Flags.Rank, Flags.Peers, Flags.LocalRanks, Flags.RebalanceIntervalSeconds,
+        Flags.DataParallelAttention, Flags.ExpertTransport,
     ];
 }

@@ -74,5 +74,8 @@ public sealed record ReplicaEndpoint(string Name, Uri? Address)
     }
 }
 
-/// <summary>One replica to read: where its leader answers <c>GetLoad</c>, and whether the kubelet reports that pod Ready.</summary>
-public sealed record ReplicaTarget(ReplicaEndpoint Endpoint, bool PodReady);
+/// <summary>
+/// One pod to read: where it answers <c>GetLoad</c>, whether the kubelet reports it Ready, and, for a rank
+/// of a data-parallel group, the replica group whose load it is part of (null: it is the replica's whole load).
+/// </summary>
+public sealed record ReplicaTarget(ReplicaEndpoint Endpoint, bool PodReady, string? Replica = null);

@@ -8,6 +8,8 @@ namespace DeepSeek.Operator.Autoscaling;
 /// From a model's pods to the replicas the autoscaler reads (pure). One pod per replica: every pod
 /// of the Deployment that is not being deleted. Replica groups: the leader (pod-index 0) of each
 /// group <c>&lt;model&gt;-g0 … g(n−1)</c>, named after the group, so that a scale-down names groups.
+/// With data-parallel attention every rank of a group runs requests: each rank pod is read
+/// (<see cref="ReplicaTarget.Replica"/> names its group) and <see cref="PerReplica"/> sums them.
 /// </summary>
 public static class ReplicaTargets
 {
@@ -26,6 +28,19 @@ public static class ReplicaTargets
         {
             var group = ObjectNames.Group(model, k);
             var label = ObjectNames.GroupLabel(k);
+            if (shape.DataParallelAttention)
+            {
+                for (var rank = 0; rank < shape.PodsPerReplica; rank++)
+                {
+                    var index = rank.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    var pod = live.FirstOrDefault(p => Label(p, ModelLabels.Group) == label && Label(p, ModelLabels.PodIndex) == index)
+                        ?? live.FirstOrDefault(p => p.Metadata.Name == $"{group}-{index}");
+                    targets.Add(pod is null
+                        ? new ReplicaTarget(new ReplicaEndpoint($"{group}-{index}", null), false, group)
+                        : Target(pod.Metadata.Name, pod) with { Replica = group });
+                }
+                continue;
+            }
             var leader = live.FirstOrDefault(p => Label(p, ModelLabels.Group) == label && Label(p, ModelLabels.PodIndex) == "0")
                 ?? live.FirstOrDefault(p => p.Metadata.Name == group + "-0");
             targets.Add(leader is null ? new ReplicaTarget(new ReplicaEndpoint(group, null), false) : Target(group, leader));
@@ -46,6 +61,45 @@ public static class ReplicaTargets
         return loads.Select((load, i) => load.State == ReplicaLoadState.Ready && !targets[i].PodReady
             ? ReplicaLoad.NotReady(load.Name, load.Load!)
             : load).ToList();
+    }
+
+    /// <summary>
+    /// One load per replica, in order: a target's own, or the sum over the ranks of a group read rank by rank
+    /// (data-parallel attention). A group is Unreachable if any rank is (its load is unknown), NotReady if any
+    /// rank is, else Ready; queues, running requests, throughput and capacities add up, KV usage is the mean
+    /// (each rank has a cache of its own, of the same size).
+    /// </summary>
+    public static IReadOnlyList<ReplicaLoad> PerReplica(IReadOnlyList<ReplicaLoad> loads, IReadOnlyList<ReplicaTarget> targets)
+    {
+        ArgumentNullException.ThrowIfNull(loads);
+        ArgumentNullException.ThrowIfNull(targets);
+        if (loads.Count != targets.Count)
+            throw new ArgumentException($"Got {loads.Count} loads for {targets.Count} targets; the load source answers one per target.", nameof(loads));
+        var replicas = new List<ReplicaLoad>();
+        var i = 0;
+        while (i < loads.Count)
+        {
+            if (targets[i].Replica is not { } group)
+            {
+                replicas.Add(loads[i++]);
+                continue;
+            }
+            var ranks = new List<ReplicaLoad>();
+            while (i < loads.Count && targets[i].Replica == group) ranks.Add(loads[i++]);
+            replicas.Add(Sum(group, ranks));
+        }
+        return replicas;
+    }
+
+    private static ReplicaLoad Sum(string group, IReadOnlyList<ReplicaLoad> ranks)
+    {
+        if (ranks.FirstOrDefault(r => r.State == ReplicaLoadState.Unreachable) is { } lost)
+            return ReplicaLoad.Unreachable(group, $"rank pod {lost.Name}: {lost.Detail}");
+        var loads = ranks.Select(r => r.Load!).ToList();
+        var sum = new LoadSnapshot(
+            loads.Sum(l => l.Waiting), loads.Sum(l => l.Running), loads.Average(l => l.KvCacheUsage), loads.Sum(l => l.RecentTokensPerSecond),
+            loads.Sum(l => l.MaxRunningRequests), loads.Sum(l => l.MaxQueuedRequests));
+        return ranks.All(r => r.State == ReplicaLoadState.Ready) ? ReplicaLoad.Ready(group, sum) : ReplicaLoad.NotReady(group, sum);
     }
 
     /// <summary>The port named <c>grpc</c> of the pod's containers (the runtime's default when none is named).</summary>

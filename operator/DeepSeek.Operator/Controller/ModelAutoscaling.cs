@@ -33,7 +33,7 @@ public sealed class ModelAutoscaling(IModelPods pods, IReplicaLoadSource loads, 
 
         var targets = ReplicaTargets.Of(name, shape, pods.Pods(model.Metadata.NamespaceProperty ?? "default", name));
         var read = await loads.ReadAsync(key, targets.Select(t => t.Endpoint).ToList(), cancellationToken);
-        var observed = ReplicaTargets.WithPodReadiness(read, targets);
+        var observed = ReplicaTargets.PerReplica(ReplicaTargets.WithPodReadiness(read, targets), targets);
         var decision = history.Evaluate(key, policy, shape.Replicas, observed);
         if (shape.IsMultiPod) decision = GroupScaleDown.FromTheTop(name, decision);
         metrics.Record(key, decision);

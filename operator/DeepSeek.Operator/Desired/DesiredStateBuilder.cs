@@ -75,10 +75,10 @@ public static class DesiredStateBuilder
                     },
                 });
             }
-            // Clients talk to the leader (rank 0) of every group.
-            var leaders = ModelLabels.Selector(name);
-            leaders[ModelLabels.PodIndex] = "0";
-            objects.Add(Service(model, ObjectNames.Service(name), leaders, headless: false));
+            // Clients talk to the leader (rank 0) of every group; with data-parallel attention, to every rank.
+            var serving = ModelLabels.Selector(name);
+            if (!shape.DataParallelAttention) serving[ModelLabels.PodIndex] = "0";
+            objects.Add(Service(model, ObjectNames.Service(name), serving, headless: false));
         }
 
         objects.Add(new V1PodDisruptionBudget
@@ -122,6 +122,10 @@ public static class DesiredStateBuilder
         };
         if (spec.Model.MaxContextLength is { } context) data[Variable(RuntimeContract.Flags.MaxContextLength)] = Invariant(context);
         if (spec.Parallelism.RebalanceIntervalSeconds > 0) data[Variable(RuntimeContract.Flags.RebalanceIntervalSeconds)] = Invariant(spec.Parallelism.RebalanceIntervalSeconds);
+        if (spec.Parallelism.DataParallelAttention) data[Variable(RuntimeContract.Flags.DataParallelAttention)] = "true";
+        // Both run over gRPC only (the runtime refuses them with NCCL, its default on CUDA): a group that asks for one gets it.
+        if (shape.IsExpertParallel && (spec.Parallelism.DataParallelAttention || spec.Parallelism.RebalanceIntervalSeconds > 0))
+            data[Variable(RuntimeContract.Flags.ExpertTransport)] = "grpc";
         return new V1ConfigMap
         {
             ApiVersion = "v1",

@@ -2,8 +2,11 @@ using DeepSeek.Operator.Api.V1Alpha1;
 
 namespace DeepSeek.Operator.Desired;
 
-/// <summary>The effective layout of a model after defaults: replicas, pods per group, ranks.</summary>
-public sealed record ModelShape(int Replicas, int PodsPerReplica, int GpusPerPod, int ExpertParallelSize)
+/// <summary>
+/// The effective layout of a model after defaults: replicas, pods per group, ranks, and whether every rank
+/// serves requests (data-parallel attention: a Service endpoint each, read by the autoscaler) or only rank 0.
+/// </summary>
+public sealed record ModelShape(int Replicas, int PodsPerReplica, int GpusPerPod, int ExpertParallelSize, bool DataParallelAttention = false)
 {
     public bool IsMultiPod => PodsPerReplica > 1;
 
@@ -20,7 +23,7 @@ public sealed record ModelShape(int Replicas, int PodsPerReplica, int GpusPerPod
         var gpus = spec.Runtime.GpusPerPod;
         // A pod without GPUs runs one rank, on CPU.
         var ranksPerPod = RuntimeDevice.IsCpu(spec.Runtime) ? 1 : gpus;
-        return new ModelShape(DesiredReplicas(model), pods, gpus, spec.Parallelism.ExpertParallelSize ?? pods * ranksPerPod);
+        return new ModelShape(DesiredReplicas(model), pods, gpus, spec.Parallelism.ExpertParallelSize ?? pods * ranksPerPod, spec.Parallelism.DataParallelAttention);
     }
 
     /// <summary>spec.replicas, or while autoscaling is on, the autoscaler's last decision kept within its bounds.</summary>

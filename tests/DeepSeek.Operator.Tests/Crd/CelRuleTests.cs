@@ -26,8 +26,8 @@ public sealed class CelRuleTests
     public void Crd_carries_the_cross_field_rules_at_their_nodes()
     {
         Assert.Equal(
-            ["spec", "spec", "spec", "spec.autoscaling", "spec.model", "spec.model.source", "spec.model.source.hostPath", "spec.model.source.pvc",
-                "spec.model.source.pvc.download.endpoint", "spec.model.source.pvc.download.repo", "spec.runtime.nodeSelector"],
+            ["spec", "spec", "spec", "spec", "spec.autoscaling", "spec.model", "spec.model.source", "spec.model.source.hostPath", "spec.model.source.pvc",
+                "spec.model.source.pvc.download.endpoint", "spec.model.source.pvc.download.repo", "spec.parallelism", "spec.runtime.nodeSelector"],
             Rules.Select(r => r.SchemaPath).Order(StringComparer.Ordinal));
     }
 
@@ -87,6 +87,9 @@ public sealed class CelRuleTests
     [InlineData("node selector key with an empty name", """{"runtime":{"nodeSelector":{"nvidia.com/":"true"}}}""", "spec.runtime.nodeSelector")]
     [InlineData("node selector name of 64 characters", """{"runtime":{"nodeSelector":{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa":"x"}}}""", "spec.runtime.nodeSelector")]
     [InlineData("int4 with float32", """{"model":{"dtype":"float32","quantization":"int4"}}""", "spec.model.quantization")]
+    [InlineData("data-parallel attention with eight ranks in a pod", """{"runtime":{"gpusPerPod":8},"parallelism":{"dataParallelAttention":true}}""", "spec.parallelism.dataParallelAttention")]
+    [InlineData("data-parallel attention with two ranks per pod", """{"runtime":{"gpusPerPod":2},"parallelism":{"podsPerReplica":2,"expertParallelSize":4,"dataParallelAttention":true}}""", "spec.parallelism.dataParallelAttention")]
+    [InlineData("data-parallel attention with rebalancing", """{"parallelism":{"podsPerReplica":2,"dataParallelAttention":true,"rebalanceIntervalSeconds":60}}""", "spec.parallelism.rebalanceIntervalSeconds")]
     [InlineData("int4 with float16", """{"model":{"dtype":"float16","quantization":"int4"}}""", "spec.model.quantization")]
     [InlineData("download repo with a space", """{"model":{"source":{"pvc":{"download":{"repo":"deepseek ai/V3"}}}}}""", "spec.model.source.pvc.download.repo")]
     [InlineData("download repo with two slashes", """{"model":{"source":{"pvc":{"download":{"repo":"a/b/c"}}}}}""", "spec.model.source.pvc.download.repo")]
@@ -130,6 +133,9 @@ public sealed class CelRuleTests
     [InlineData("int4 with bfloat16", """{"model":{"dtype":"bfloat16","quantization":"int4"}}""")]
     [InlineData("fp8 with the default dtype", """{"model":{"quantization":"fp8"}}""")]
     [InlineData("fp8 with float32", """{"model":{"dtype":"float32","quantization":"fp8"}}""")]
+    [InlineData("data-parallel attention over pods of one GPU", """{"parallelism":{"podsPerReplica":4,"dataParallelAttention":true}}""")]
+    [InlineData("data-parallel attention with the size given", """{"runtime":{"gpusPerPod":1},"parallelism":{"podsPerReplica":3,"expertParallelSize":3,"dataParallelAttention":true}}""")]
+    [InlineData("data-parallel attention on CPU pods", """{"runtime":{"gpusPerPod":0},"parallelism":{"podsPerReplica":3,"dataParallelAttention":true}}""")]
     [InlineData("float32 without quantization", """{"model":{"dtype":"float32","quantization":"none"}}""")]
     [InlineData("download with the default revision", """{"model":{"source":{"pvc":{"download":{"repo":"deepseek-ai/DeepSeek-V2-Lite"}}}}}""")]
     [InlineData("download of a repo without an owner", """{"model":{"source":{"pvc":{"download":{"repo":"gpt2"}}}}}""")]

@@ -187,6 +187,33 @@ public sealed class DesiredStateBuilderTests
     }
 
     [Fact]
+    public void With_data_parallel_attention_the_client_service_selects_every_rank_and_the_ranks_talk_grpc()
+    {
+        var model = Models.MultiPod();
+        model.Spec.Runtime.GpusPerPod = 1;
+        model.Spec.Parallelism = new ParallelismSpec { PodsPerReplica = 4, DataParallelAttention = true };
+        var state = Build(model);
+
+        var service = state.OfType<V1Service>().Single(s => s.Metadata.Name == "v3");
+        Assert.Equal(new Dictionary<string, string> { ["app.kubernetes.io/name"] = "deepseek-runtime", ["app.kubernetes.io/instance"] = "v3" }, service.Spec.Selector);
+        var settings = state.OfType<V1ConfigMap>().Single().Data;
+        Assert.Equal("true", settings["DEEPSEEK_DATA_PARALLEL_ATTENTION"]);
+        Assert.Equal("grpc", settings["DEEPSEEK_EXPERT_TRANSPORT"]);
+    }
+
+    [Fact]
+    public void Rebalancing_on_gpus_asks_for_the_grpc_transport_it_needs_and_the_leader_shape_says_nothing_of_either()
+    {
+        var rebalanced = Models.MultiPod();
+        rebalanced.Spec.Parallelism.RebalanceIntervalSeconds = 300;
+        Assert.Equal("grpc", Build(rebalanced).OfType<V1ConfigMap>().Single().Data["DEEPSEEK_EXPERT_TRANSPORT"]);
+
+        var plain = Build(Models.MultiPod()).OfType<V1ConfigMap>().Single().Data;
+        Assert.False(plain.ContainsKey("DEEPSEEK_EXPERT_TRANSPORT"));
+        Assert.False(plain.ContainsKey("DEEPSEEK_DATA_PARALLEL_ATTENTION"));
+    }
+
+    [Fact]
     public void The_client_service_of_a_multi_pod_model_selects_the_group_leaders_only()
     {
         var service = Build(Models.MultiPod()).OfType<V1Service>().Single(s => s.Metadata.Name == "v3");

@@ -22,6 +22,10 @@ public sealed class RuntimeContractTests
         var group = Models.MultiPod();
         group.Spec.Parallelism.RebalanceIntervalSeconds = 300;
         yield return group;
+        var dataParallel = Models.MultiPod();
+        dataParallel.Spec.Runtime.GpusPerPod = 1;
+        dataParallel.Spec.Parallelism = new ParallelismSpec { PodsPerReplica = 4, DataParallelAttention = true };
+        yield return dataParallel;
     }
 
     [Fact]

@@ -15,6 +15,11 @@ namespace DeepSeek.Operator.Api.V1Alpha1;
     "!has(self.runtime) || !has(self.runtime.gpusPerPod) || self.runtime.gpusPerPod != 0 || !has(self.parallelism) || !has(self.parallelism.expertParallelSize) || self.parallelism.expertParallelSize == (has(self.parallelism.podsPerReplica) ? self.parallelism.podsPerReplica : 1)",
     CpuRanksMessage,
     FieldPath = ".parallelism.expertParallelSize")]
+// With data-parallel attention every rank is a Service endpoint on the pod's one HTTP port: one rank per pod.
+[CelRule(
+    "!has(self.parallelism) || !has(self.parallelism.dataParallelAttention) || !self.parallelism.dataParallelAttention || (has(self.parallelism.expertParallelSize) ? self.parallelism.expertParallelSize == (has(self.parallelism.podsPerReplica) ? self.parallelism.podsPerReplica : 1) : (!has(self.runtime) || !has(self.runtime.gpusPerPod) || self.runtime.gpusPerPod <= 1))",
+    DataParallelRanksMessage,
+    FieldPath = ".parallelism.dataParallelAttention")]
 // The CPU runtime image carries a tiny demo checkpoint and serves it when given no model folder: a model
 // with 0 GPUs may leave the source out to run it (trying the operator on a cluster without GPUs).
 [CelRule(
@@ -27,6 +32,8 @@ public sealed class DeepSeekModelSpec
     public const string ExpertParallelMessage = "parallelism.expertParallelSize must be a multiple of parallelism.podsPerReplica, and the ranks per pod (expertParallelSize / podsPerReplica) must divide runtime.gpusPerPod";
 
     public const string CpuRanksMessage = "parallelism.expertParallelSize must equal parallelism.podsPerReplica (or be left unset) when runtime.gpusPerPod is 0: a pod without GPUs runs one rank, on CPU";
+
+    public const string DataParallelRanksMessage = "parallelism.dataParallelAttention needs one rank per pod: expertParallelSize equal to podsPerReplica (runtime.gpusPerPod 1, or 0 on CPU), so that every rank is a Service endpoint";
 
     public const string SourceMessage = "model.source is required unless runtime.gpusPerPod is 0 (a CPU model without a source serves the runtime image's embedded demo model)";
 

@@ -1,8 +1,12 @@
 using System.ComponentModel.DataAnnotations;
+using DeepSeek.Operator.Crd;
 
 namespace DeepSeek.Operator.Api.V1Alpha1;
 
 /// <summary>How one replica is laid out: pods per replica and expert-parallel ranks.</summary>
+[CelRule("!has(self.dataParallelAttention) || !self.dataParallelAttention || !has(self.rebalanceIntervalSeconds) || self.rebalanceIntervalSeconds == 0",
+    "parallelism.dataParallelAttention keeps the initial expert placement: set parallelism.rebalanceIntervalSeconds to 0 (rebalancing is led by one rank of the leader shape)",
+    FieldPath = ".rebalanceIntervalSeconds")]
 public sealed class ParallelismSpec
 {
     /// <summary>Pods in one replica group; 1 gives a Deployment, more give one StatefulSet per group.</summary>
@@ -20,4 +24,11 @@ public sealed class ParallelismSpec
     /// <summary>Seconds between expert rebalancing passes from observed load; 0 (the default) turns rebalancing off. Needs the gRPC expert transport.</summary>
     [Range(0, 86400)]
     public int RebalanceIntervalSeconds { get; set; }
+
+    /// <summary>
+    /// Every rank of a replica serves requests with its own scheduler and KV cache and sends its own tokens to the
+    /// experts' holders (the model's Service spreads requests over all ranks, the autoscaler sums their queues);
+    /// false (the default): rank 0 of each replica runs every request. One rank per pod; ranks talk over gRPC.
+    /// </summary>
+    public bool DataParallelAttention { get; set; }
 }
