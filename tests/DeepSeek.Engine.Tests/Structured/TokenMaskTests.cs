@@ -123,6 +123,18 @@ public sealed class TokenMaskTests
     }
 
     [Fact]
+    public void A_budget_below_the_shortest_document_is_set_aside_and_the_output_ends_at_length_unfinished()
+    {
+        var constraint = Constraint("""{"type":"object","properties":{"name":{"type":"string"}},"required":["name"],"additionalProperties":false}""");
+        Assert.Equal("{\"name\":\"\"}".Length, constraint.MinimumLength);
+        var (text, ended) = Generate(constraint, 5, new Random(1));
+        Assert.False(ended);
+        var state = GrammarState.Initial(constraint.Root).Step(Encoding.UTF8.GetBytes(text));
+        Assert.False(state.IsDead, text); // a valid prefix, cut at the budget
+        Assert.False(state.IsComplete, text);
+    }
+
+    [Fact]
     public void Masks_are_cached_per_state_and_schemas_compiled_once_per_normalised_text()
     {
         var outputs = new StructuredOutputs(Shared);
