@@ -186,6 +186,8 @@ internal sealed class JsonSchemaCompiler
             foreach (var name in requiredList.EnumerateArray()) required.Add(name.GetString()!);
         }
         var names = hasProperties ? properties.EnumerateObject().Select(p => p.Name).ToHashSet(StringComparer.Ordinal) : [];
+        if (hasProperties && names.Count != properties.EnumerateObject().Count())
+            throw Invalid($"{param}.properties", $"{param}.properties names a property twice; name each once.");
         foreach (var name in required)
             if (!names.Contains(name))
                 throw Unsupported($"{param}.required", $"{param}.required names '{name}', which is not in {param}.properties; a required property needs its schema there.");

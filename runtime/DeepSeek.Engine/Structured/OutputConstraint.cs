@@ -187,12 +187,17 @@ public sealed class ConstraintCursor
             var within = mask.CountWithin(tokensLeft - 2);
             if (within > 0 || mask.Complete) count = within;
         }
+        var any = false;
         for (var i = 0; i < count; i++)
         {
             var id = mask.Ids[i];
-            if (id < width) allowed[id] = true;
+            if (id >= width) continue;
+            allowed[id] = true;
+            any = true;
         }
-        if (mask.Complete) AllowEndOfSequence(width, allowed);
+        // A whole document may end; and should no token of the model's width continue it (a vocabulary
+        // whose needed tokens all lie past the logits), ending beats sampling from nothing.
+        if (mask.Complete || !any) AllowEndOfSequence(width, allowed);
     }
 
     private void AllowEndOfSequence(int width, Span<bool> allowed)

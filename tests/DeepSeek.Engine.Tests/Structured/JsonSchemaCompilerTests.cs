@@ -133,6 +133,14 @@ public sealed class JsonSchemaCompilerTests
         Assert.Equal(param, error.Param);
     }
 
+    [Fact]
+    public void A_property_named_twice_is_refused()
+    {
+        // HTTP bodies refuse a duplicate key before; gRPC's json_schema text reaches the compiler as sent.
+        var error = Assert.Throws<InvalidRequestException>(() => Compile("""{"type":"object","properties":{"a":{"type":"string"},"a":{"type":"integer"}},"required":["a"]}"""));
+        Assert.Equal("response_format.json_schema.schema.properties", error.Param);
+    }
+
     public static TheoryData<string> HostileSchemas()
     {
         var deep = new StringBuilder();
