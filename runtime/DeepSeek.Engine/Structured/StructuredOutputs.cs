@@ -9,8 +9,10 @@ namespace DeepSeek.Engine.Structured;
 /// <c>json_schema</c> with the schema's JSON text. <see cref="Param"/> is where the face's client put
 /// the schema (<c>response_format.json_schema.schema</c>, gRPC's <c>json_schema</c>), so refusals name it.
 /// </summary>
+/// <remarks><see cref="OptionsSent"/>: the face received the schema's options object (HTTP's <c>json_schema</c>), named <see cref="OptionsParam"/>.</remarks>
 public sealed record ResponseFormat(string Type, string? Name = null, string? SchemaJson = null, bool? Strict = null,
-    string Param = "response_format.json_schema.schema", string TypeParam = "response_format.type")
+    string Param = "response_format.json_schema.schema", string TypeParam = "response_format.type",
+    bool OptionsSent = false, string OptionsParam = "response_format.json_schema")
 {
     public static ResponseFormat Text { get; } = new("text");
 }
@@ -40,13 +42,12 @@ public sealed class StructuredOutputs(TokenVocabulary vocabulary)
         ArgumentNullException.ThrowIfNull(format);
         switch (format.Type)
         {
+            case "text" or "json_object" when format.OptionsSent || format.SchemaJson is not null:
+                var param = format.OptionsSent ? format.OptionsParam : format.Param;
+                throw new InvalidRequestException(param, $"{param} is only read with type json_schema, got type '{format.Type}'; remove it or set {format.TypeParam} to \"json_schema\".");
             case "text":
-                if (format.SchemaJson is not null)
-                    throw new InvalidRequestException(format.Param, $"{format.Param} is only read with type json_schema; remove it or set {format.TypeParam} to \"json_schema\".");
                 return null;
             case "json_object":
-                if (format.SchemaJson is not null)
-                    throw new InvalidRequestException(format.Param, $"{format.Param} is only read with type json_schema; remove it or set {format.TypeParam} to \"json_schema\".");
                 return Cached("{\"type\":\"object\"}", "json_object", () => AnyObjectNode.Instance);
             case "json_schema":
                 return Schema(format);

@@ -146,6 +146,7 @@ public sealed class BadInputTableTests(HardenedServe shared) : IClassFixture<Har
             new("response_format json_schema without a schema", ChatBody("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}"), 400, "response_format.json_schema.schema"),
             new("response_format json_schema as a string", ChatBody("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":\"x\"}"), 400, "response_format.json_schema"),
             new("response_format json_schema with an unknown member", ChatBody("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{},\"extra\":1}}"), 400, "response_format.json_schema.extra"),
+            new("response_format text with json_schema", ChatBody("\"response_format\":{\"type\":\"text\",\"json_schema\":{\"name\":\"x\"}}"), 400, "response_format.json_schema"),
             new("response_format unknown type", ChatBody("\"response_format\":{\"type\":\"xml\"}"), 400, "response_format.type", "unsupported_value"),
             new("response_format json_schema with min_tokens", ChatBody("\"min_tokens\":2,\"response_format\":{\"type\":\"json_object\"}"), 400, "min_tokens"),
             new("response_format without a type", ChatBody("\"response_format\":{}"), 400, "response_format.type"),

@@ -155,11 +155,19 @@ public sealed class TokenMaskTests
     [InlineData("json_schema", "{not json", "response_format.json_schema.schema", "invalid_value")]
     [InlineData("xml", null, "response_format.type", "unsupported_value")]
     [InlineData("text", "{}", "response_format.json_schema.schema", "invalid_value")]
+    [InlineData("json_object", "{}", "response_format.json_schema.schema", "invalid_value")]
     public void Response_formats_are_refused_naming_the_field(string type, string? schema, string param, string code)
     {
         var error = Assert.Throws<InvalidRequestException>(() => new StructuredOutputs(Shared).Compile(new ResponseFormat(type, "n", schema)));
         Assert.Equal(param, error.Param);
         Assert.Equal(code, error.Code);
+    }
+
+    [Fact]
+    public void Schema_options_with_another_type_are_refused_naming_them()
+    {
+        var error = Assert.Throws<InvalidRequestException>(() => new StructuredOutputs(Shared).Compile(new ResponseFormat("text", "n", OptionsSent: true)));
+        Assert.Equal("response_format.json_schema", error.Param);
     }
 
     [Fact]

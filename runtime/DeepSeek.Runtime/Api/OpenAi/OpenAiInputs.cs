@@ -158,9 +158,7 @@ public static class OpenAiInputs
         var schema = format.JsonSchema;
         RejectUnknown(schema?.UnknownFields, "response_format.json_schema.");
         var text = schema is null || schema.Schema.ValueKind == JsonValueKind.Undefined ? null : schema.Schema.GetRawText();
-        if (format.Type != "json_schema" && schema is not null)
-            throw Invalid("response_format.json_schema", $"response_format.json_schema is only read with type json_schema, got type '{format.Type}'; remove it or set response_format.type to \"json_schema\".");
-        return new ResponseFormat(format.Type, schema?.Name, text, schema?.Strict);
+        return new ResponseFormat(format.Type, schema?.Name, text, schema?.Strict, OptionsSent: schema is not null);
     }
 
     /// <summary>Rejects fields this server does not implement, naming the first one.</summary>
