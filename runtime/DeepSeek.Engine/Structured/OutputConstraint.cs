@@ -103,22 +103,58 @@ internal sealed class TokenMask
     public static TokenMask Compute(GrammarState state, TokenVocabulary vocabulary)
     {
         var found = new List<(int Id, int Distance)>();
-        if (!state.IsDead) Walk(0, state, vocabulary, found);
-        found.Sort((a, b) => a.Distance != b.Distance ? a.Distance.CompareTo(b.Distance) : a.Id.CompareTo(b.Id));
-        return new TokenMask([.. found.Select(f => f.Id)], [.. found.Select(f => f.Distance)], state.IsComplete);
+        if (!state.IsDead) new Walker(vocabulary, found).Walk(0, state);
+        // Counting sort by distance (small integers): linear in the allowed tokens.
+        var maxDistance = 0;
+        foreach (var (_, distance) in found) maxDistance = Math.Max(maxDistance, distance);
+        var start = new int[maxDistance + 2];
+        foreach (var (_, distance) in found) start[distance + 1]++;
+        for (var d = 1; d < start.Length; d++) start[d] += start[d - 1];
+        var ids = new int[found.Count];
+        var distances = new int[found.Count];
+        foreach (var (id, distance) in found)
+        {
+            var at = start[distance]++;
+            ids[at] = id;
+            distances[at] = distance;
+        }
+        return new TokenMask(ids, distances, state.IsComplete);
     }
 
-    /// <summary>Depth-first over the vocabulary's trie: a prefix the grammar refuses cuts every token under it.</summary>
-    private static void Walk(int node, GrammarState state, TokenVocabulary vocabulary, List<(int, int)> found)
+    /// <summary>
+    /// Depth-first over the vocabulary's trie: a prefix the grammar refuses cuts every token under it.
+    /// Transitions are memoised for the walk over interned states: inside a string almost every byte
+    /// leads back to the same state, so most trie nodes cost one lookup instead of a grammar step.
+    /// </summary>
+    private sealed class Walker(TokenVocabulary vocabulary, List<(int, int)> found)
     {
-        var bytes = vocabulary.ChildBytes(node);
-        for (var i = 0; i < bytes.Length; i++)
+        private readonly Dictionary<(GrammarState, byte), GrammarState> _steps = [];
+        private readonly Dictionary<GrammarState, GrammarState> _interned = [];
+
+        public void Walk(int node, GrammarState state)
         {
-            var next = state.Step(bytes[i]);
-            if (next.IsDead) continue;
-            var child = vocabulary.ChildNode(node, i);
-            foreach (var id in vocabulary.TokensAt(child)) found.Add((id, next.Distance));
-            Walk(child, next, vocabulary, found);
+            var bytes = vocabulary.ChildBytes(node);
+            for (var i = 0; i < bytes.Length; i++)
+            {
+                var next = Step(state, bytes[i]);
+                if (next.IsDead) continue;
+                var child = vocabulary.ChildNode(node, i);
+                foreach (var id in vocabulary.TokensAt(child)) found.Add((id, next.Distance));
+                Walk(child, next);
+            }
+        }
+
+        private GrammarState Step(GrammarState state, byte b)
+        {
+            if (_steps.TryGetValue((state, b), out var next)) return next;
+            next = state.Step(b);
+            if (!_interned.TryGetValue(next, out var canonical))
+            {
+                canonical = next;
+                _interned[next] = next;
+            }
+            _steps[(state, b)] = canonical;
+            return canonical;
         }
     }
 }
