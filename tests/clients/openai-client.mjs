@@ -3,7 +3,9 @@
 import OpenAI from "openai";
 import Ajv from "ajv";
 
-const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: process.env.API_KEY, maxRetries: 0, timeout: 30_000 });
+// A request's deadline scales with TEST_TIME_SCALE (tests/DeepSeek.Testing/TestTime.cs) on a loaded machine.
+const timeScale = Math.max(1, Number(process.env.TEST_TIME_SCALE) || 1);
+const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: process.env.API_KEY, maxRetries: 0, timeout: 30_000 * timeScale });
 const model = process.env.MODEL;
 
 const scenarios = {
