@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real API clients the runtime's API tests drive (the official openai SDK, @grpc/grpc-js,
+# Installs the real API clients the runtime's API tests drive (the official openai SDK, ajv to validate
+# structured outputs, @grpc/grpc-js,
 # @grpc/proto-loader) and the CEL evaluator the CRD rule tests use (@bufbuild/cel) into
 # tests/clients/node_modules, exactly as package-lock.json pins them.
 # Idempotent: skips npm when the installed lock matches the committed one.
@@ -20,4 +21,4 @@ fi
 
 npm ci --no-audit --no-fund --loglevel=error
 cp package-lock.json "$stamp"
-echo "node clients: installed openai $(node -p 'require("./node_modules/openai/package.json").version'), @grpc/grpc-js $(node -p 'require("./node_modules/@grpc/grpc-js/package.json").version'), @bufbuild/cel $(node -p 'require("./node_modules/@bufbuild/cel/package.json").version')"
+echo "node clients: installed openai $(node -p 'require("./node_modules/openai/package.json").version'), ajv $(node -p 'require("./node_modules/ajv/package.json").version'), @grpc/grpc-js $(node -p 'require("./node_modules/@grpc/grpc-js/package.json").version'), @bufbuild/cel $(node -p 'require("./node_modules/@bufbuild/cel/package.json").version')"

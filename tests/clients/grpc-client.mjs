@@ -24,7 +24,7 @@ const scenarios = {
       let finish = null;
       let usage = null;
       const call = client.Generate(
-        { token_ids: { ids: JSON.parse(process.env.PROMPT_IDS) }, sampling: { temperature: 0, max_tokens: Number(process.env.MAX_TOKENS) } },
+        { token_ids: { ids: JSON.parse(process.env.PROMPT_IDS) }, sampling: { temperature: 0, max_tokens: Number(process.env.MAX_TOKENS) }, json_schema: process.env.JSON_SCHEMA ?? "" },
         metadata,
         { deadline: deadline() });
       call.on("data", (response) => {

@@ -1,8 +1,11 @@
 // Drives the runtime's OpenAI-compatible API with the official openai SDK and prints what it got as
 // JSON, for tests/DeepSeek.Api.Tests to check. Env: BASE_URL, API_KEY, MODEL, SCENARIO.
 import OpenAI from "openai";
+import Ajv from "ajv";
 
-const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: process.env.API_KEY, maxRetries: 0, timeout: 30_000 });
+// A request's deadline scales with TEST_TIME_SCALE (tests/DeepSeek.Testing/TestTime.cs) on a loaded machine.
+const timeScale = Math.max(1, Number(process.env.TEST_TIME_SCALE) || 1);
+const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: process.env.API_KEY, maxRetries: 0, timeout: 30_000 * timeScale });
 const model = process.env.MODEL;
 
 const scenarios = {
@@ -83,7 +86,8 @@ const scenarios = {
       metadata: { purpose: "test" },
     });
     const refused = {};
-    for (const [name, value] of [["response_format", { type: "json_object" }], ["store", true], ["logit_bias", { 5: 10 }]]) {
+    const unsupportedSchema = { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "^a" } } };
+    for (const [name, value] of [["response_format", unsupportedSchema], ["store", true], ["logit_bias", { 5: 10 }]]) {
       try {
         await client.chat.completions.create({ ...base, [name]: value });
         refused[name] = null;
@@ -131,7 +135,135 @@ const scenarios = {
       usage: base64.usage,
     };
   },
+  // response_format json_schema / json_object on many prompts, streamed and whole: every output must
+  // parse and validate against its schema (ajv), the constraint and not the random-weights model
+  // guaranteeing it.
+  async structured() {
+    const ajv = new Ajv({ strict: false });
+    const results = [];
+    const jobs = structuredPrompts(Number(process.env.PROMPTS ?? 60));
+    await pool(jobs, 6, async (job) => results.push(await structuredCall(ajv, job)));
+    return summarize(results);
+  },
+  // Constrained and free requests at once, in the same batches.
+  async structuredMixed() {
+    const ajv = new Ajv({ strict: false });
+    const jobs = structuredPrompts(16);
+    const outcomes = await Promise.all([
+      ...jobs.map((job) => structuredCall(ajv, job)),
+      ...Array.from({ length: 16 }, async (_, i) => {
+        const response = await client.chat.completions.create({
+          model, messages: [{ role: "user", content: `free text ${i}` }], max_tokens: 24, temperature: 1, seed: i,
+        });
+        return { free: true, finish: response.choices[0].finish_reason, tokens: response.usage.completion_tokens };
+      }),
+    ]);
+    return { constrained: summarize(outcomes.filter((o) => !o.free)), free: outcomes.filter((o) => o.free) };
+  },
+  // Bad response formats: each a 400 in OpenAI's error shape, and the server answers the next call.
+  async structuredRefusals() {
+    let deep = { type: "string" };
+    for (let i = 0; i < 20; i++) deep = { type: "array", items: deep };
+    const cases = {
+      pattern: { type: "json_schema", json_schema: { name: "p", schema: { type: "object", properties: { a: { type: "string", pattern: "^a" } } } } },
+      format: { type: "json_schema", json_schema: { name: "f", schema: { type: "string", format: "date-time" } } },
+      ref: { type: "json_schema", json_schema: { name: "r", schema: { $defs: { a: { type: "string" } }, $ref: "#/$defs/a" } } },
+      missingSchema: { type: "json_schema", json_schema: { name: "m" } },
+      unknownType: { type: "xml" },
+      schemaNotAnObject: { type: "json_schema", json_schema: { name: "n", schema: 7 } },
+      badName: { type: "json_schema", json_schema: { name: "has space", schema: { type: "string" } } },
+      unknownMember: { type: "json_schema", json_schema: { name: "u", schema: { type: "string" }, extra: 1 } },
+      deepNesting: { type: "json_schema", json_schema: { name: "d", schema: deep } },
+      hugeEnum: { type: "json_schema", json_schema: { name: "e", schema: { enum: Array.from({ length: 20000 }, (_, i) => `v${i}`) } } },
+      wideAnyOf: { type: "json_schema", json_schema: { name: "w", schema: { anyOf: Array.from({ length: 100 }, () => ({ type: "string" })) } } },
+    };
+    const outcomes = {};
+    for (const [name, format] of Object.entries(cases)) {
+      let error = null;
+      try {
+        await client.chat.completions.create({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 8, response_format: format });
+      } catch (e) {
+        error = { status: e.status, type: e.type ?? e.error?.type, param: e.param, code: e.code, message: e.message };
+      }
+      const after = await client.chat.completions.create({ model, messages: [{ role: "user", content: "still there?" }], max_tokens: 2 });
+      outcomes[name] = { error, servedAfter: after.choices.length === 1 };
+    }
+    return outcomes;
+  },
 };
+
+const structuredSchemas = [
+  { name: "person", schema: { type: "object", properties: { name: { type: "string" }, age: { type: "integer" }, email: { type: "string" } }, required: ["name", "age"], additionalProperties: false } },
+  { name: "order", schema: { type: "object", properties: { id: { type: "integer" }, items: { type: "array", items: { type: "object", properties: { sku: { type: "string" }, qty: { type: "integer" }, price: { type: "number" } }, required: ["sku", "qty", "price"], additionalProperties: false }, minItems: 1, maxItems: 3 }, status: { enum: ["open", "paid", "shipped"] } }, required: ["id", "items", "status"], additionalProperties: false } },
+  { name: "flags", schema: { type: "object", properties: { on: { type: "boolean" }, nothing: { type: "null" }, level: { anyOf: [{ type: "integer" }, { type: "string" }] }, kind: { const: "flag" } }, required: ["on", "nothing", "level", "kind"], additionalProperties: false } },
+  { name: "list", schema: { type: "array", items: { type: "number" }, minItems: 2, maxItems: 4 } },
+  { name: "nested", schema: { type: "object", properties: { outer: { type: "object", properties: { inner: { type: "object", properties: { v: { type: ["string", "null"] } }, required: ["v"], additionalProperties: false } }, required: ["inner"], additionalProperties: false } }, required: ["outer"], additionalProperties: false } },
+  { name: "choice", schema: { enum: ["yes", "no", 1, null, { a: [true] }] } },
+  { name: "object", jsonObject: true, schema: { type: "object" } },
+];
+
+function structuredPrompts(count) {
+  return Array.from({ length: count }, (_, i) => ({
+    index: i,
+    spec: structuredSchemas[i % structuredSchemas.length],
+    stream: i % 2 === 1,
+    temperature: i % 3 === 0 ? 0 : 1,
+    seed: i,
+    max_tokens: 80 + (i % 4) * 16, // every schema's shortest document fits (order's is 63 bytes)
+    content: `Answer as JSON, request ${i}: ${["describe a person", "an order", "some flags", "numbers", "a nested thing", "pick one", "anything"][i % 7]}`,
+  }));
+}
+
+async function structuredCall(ajv, job) {
+  const response_format = job.spec.jsonObject
+    ? { type: "json_object" }
+    : { type: "json_schema", json_schema: { name: job.spec.name, schema: job.spec.schema, strict: true } };
+  const request = { model, messages: [{ role: "user", content: job.content }], max_tokens: job.max_tokens, temperature: job.temperature, seed: job.seed, response_format };
+  let content = "";
+  let finish = null;
+  if (job.stream) {
+    const stream = await client.chat.completions.create({ ...request, stream: true });
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) {
+        content += choice.delta?.content ?? "";
+        if (choice.finish_reason) finish = choice.finish_reason;
+      }
+    }
+  } else {
+    const response = await client.chat.completions.create(request);
+    content = response.choices[0].message.content;
+    finish = response.choices[0].finish_reason;
+  }
+  let valid = false;
+  let problem = null;
+  try {
+    const value = JSON.parse(content);
+    const validate = ajv.getSchema(job.spec.name) ?? (ajv.addSchema(job.spec.schema, job.spec.name), ajv.getSchema(job.spec.name));
+    valid = validate(value);
+    if (!valid) problem = ajv.errorsText(validate.errors);
+  } catch (error) {
+    problem = error.message;
+  }
+  return { index: job.index, schema: job.spec.name, stream: job.stream, finish, valid, problem, content };
+}
+
+function summarize(results) {
+  return {
+    count: results.length,
+    valid: results.filter((r) => r.valid).length,
+    streamed: results.filter((r) => r.stream).length,
+    finishes: [...new Set(results.map((r) => r.finish))],
+    schemas: [...new Set(results.map((r) => r.schema))],
+    failures: results.filter((r) => !r.valid || r.finish !== "stop").slice(0, 5),
+  };
+}
+
+async function pool(items, width, work) {
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < items.length) await work(items[next++]);
+  }));
+}
 
 const scenario = scenarios[process.env.SCENARIO];
 if (!scenario) {

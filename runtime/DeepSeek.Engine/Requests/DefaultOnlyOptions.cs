@@ -14,9 +14,6 @@ public sealed record DefaultOnlyOptions
     /// <summary>How many tokens <c>logit_bias</c> biases: 0 when it is absent, null or <c>{}</c>.</summary>
     public int LogitBiasCount { get; init; }
 
-    /// <summary><c>response_format.type</c>; null when no <c>response_format</c> was sent.</summary>
-    public string? ResponseFormat { get; init; }
-
     /// <summary><c>store</c>; null when absent.</summary>
     public bool? Store { get; init; }
 

@@ -1,4 +1,5 @@
 using System.Text;
+using DeepSeek.Engine.Structured;
 
 namespace DeepSeek.Engine.Requests;
 
@@ -10,7 +11,9 @@ namespace DeepSeek.Engine.Requests;
 /// and every refusal is an <see cref="InvalidRequestException"/> naming that field.
 /// </summary>
 /// <remarks><c>maxContextTokens</c> is <see cref="EngineOptions.ContextTokens"/>; <c>maxTokenBytes</c>, the most UTF-8 bytes one token stands for, bounds text before it is tokenized.</remarks>
-public sealed class RequestValidator(int vocabSize, int maxContextTokens, int maxTokenBytes = 1, int maxQueuedRequests = int.MaxValue)
+/// <remarks><c>structuredOutputs</c> compiles response formats over the tokenizer's vocabulary; without one (no tokenizer) only <c>text</c> is served.</remarks>
+public sealed class RequestValidator(int vocabSize, int maxContextTokens, int maxTokenBytes = 1, int maxQueuedRequests = int.MaxValue,
+    StructuredOutputs? structuredOutputs = null)
 {
     public int VocabSize { get; } = vocabSize;
 
@@ -62,6 +65,8 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
             throw new InvalidRequestException("frequency_penalty", $"frequency_penalty must be between -2 and 2, got {s.FrequencyPenalty}.");
         if (!float.IsFinite(s.RepetitionPenalty) || s.RepetitionPenalty <= 0f || s.RepetitionPenalty > SamplingParameters.MaxRepetitionPenalty)
             throw new InvalidRequestException("repetition_penalty", $"repetition_penalty must be greater than 0 and at most {SamplingParameters.MaxRepetitionPenalty} (1 disables it), got {s.RepetitionPenalty}.");
+        if (s.Constraint is not null && s.MinTokens > 0)
+            throw new InvalidRequestException("min_tokens", "min_tokens cannot be combined with response_format json_object or json_schema: the document ends when it is whole; remove min_tokens.");
         if (s.MaxTokens is { } max && max < 1)
             throw new InvalidRequestException(fields.MaxTokens, $"{fields.MaxTokens} must be at least 1, got {max}.");
         if (s.MinTokens < 0)
@@ -90,7 +95,7 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
 
     /// <summary>
     /// The options this server implements only at their defaults (<see cref="DefaultOnlyOptions"/>):
-    /// what changes nothing passes; biased sampling, output constrained to JSON, a stored completion
+    /// what changes nothing passes; biased sampling, a stored completion
     /// or another processing tier is refused, since a client that asked for it would rely on an
     /// answer it did not get.
     /// </summary>
@@ -100,10 +105,6 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
         ArgumentNullException.ThrowIfNull(options);
         if (options.LogitBiasCount > 0)
             throw Unsupported("logit_bias", "logit_bias is not supported: this server samples from the model's own distribution. Send null or {}, or remove it.");
-        if (options.ResponseFormat is { } format && format != "text")
-            throw Unsupported("response_format", format is "json_object" or "json_schema"
-                ? $"response_format type '{format}' is not supported: this server does not constrain its output to JSON. Send {{\"type\": \"text\"}} or remove response_format, and ask for JSON in the messages."
-                : $"response_format type '{format}' is not one this server knows; it writes text only: send {{\"type\": \"text\"}} or remove response_format.");
         if (options.Store == true)
             throw Unsupported("store", "store: true keeps the completion for later retrieval, which this server does not offer; send false or remove it.");
         if (options.ServiceTier is { } tier && tier is not ("auto" or "default"))
@@ -111,6 +112,22 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
     }
 
     private static InvalidRequestException Unsupported(string param, string message) => new(param, message, "unsupported_value");
+
+    /// <summary>
+    /// <c>response_format</c>: null for free text (none sent, or <c>text</c>); otherwise the compiled
+    /// constraint the sampler applies (<see cref="StructuredOutputs"/>: the supported schema features,
+    /// the bounds, and the refusals naming the schema's keyword).
+    /// </summary>
+    /// <exception cref="InvalidRequestException">An unknown type, a schema missing, malformed, unsupported or over a bound, or no tokenizer to constrain with.</exception>
+    public OutputConstraint? CheckResponseFormat(ResponseFormat? format)
+    {
+        if (format is null) return null;
+        if (structuredOutputs is not null) return structuredOutputs.Compile(format);
+        if (format is { Type: "text", SchemaJson: null }) return null;
+        throw Unsupported(format.TypeParam, format.Type is "json_object" or "json_schema"
+            ? $"{format.TypeParam} '{format.Type}' needs the model's tokenizer, and this model folder has none; send text or remove response_format."
+            : $"{format.TypeParam} '{format.Type}' is not one this server knows; send \"text\", \"json_object\" or \"json_schema\".");
+    }
 
     /// <summary>
     /// A cheap bound before tokenizing: text of <c>B</c> UTF-8 bytes is at least <c>B / maxTokenBytes</c>

@@ -42,6 +42,12 @@ public sealed record SamplingParameters
     /// <summary>When true, the end-of-sequence token does not stop generation (benchmarks).</summary>
     public bool IgnoreEos { get; init; }
 
+    /// <summary>
+    /// Null: free text. Otherwise the grammar the output must follow (<c>response_format</c>), applied as
+    /// a token mask before sampling; only <see cref="Structured.StructuredOutputs.Compile"/> makes one.
+    /// </summary>
+    public Structured.OutputConstraint? Constraint { get; init; }
+
     public const int MaxLogprobs = 20;
     public const float MaxRepetitionPenalty = 2f;
     public const int MaxStopStrings = 16;

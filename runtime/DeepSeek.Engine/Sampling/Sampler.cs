@@ -1,4 +1,5 @@
 using DeepSeek.Engine.Requests;
+using DeepSeek.Engine.Structured;
 using DeepSeek.Model.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -17,6 +18,7 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
 {
     private const float GreedyBelow = 1e-5f;
     private readonly Dictionary<string, Random> _generators = [];
+    private readonly Dictionary<string, ConstraintCursor> _cursors = [];
 
     /// <summary>Requests with a generator (sampled at least once and not forgotten).</summary>
     public int Count => _generators.Count;
@@ -25,7 +27,11 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
     public void Forget(IEnumerable<string> requestIds)
     {
         ArgumentNullException.ThrowIfNull(requestIds);
-        foreach (var id in requestIds) _generators.Remove(id);
+        foreach (var id in requestIds)
+        {
+            _generators.Remove(id);
+            _cursors.Remove(id);
+        }
     }
 
     /// <summary>
@@ -70,6 +76,7 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
                 : []).gt(HeldScalars.Zero);
             processed = LogitsProcessing.MaskTokens(processed, masked);
         }
+        if (parameters.Any(p => p.Constraint is not null)) processed = ApplyConstraints(processed, requests, vocab, device);
 
         var greedy = parameters.Select(p => p.Temperature < GreedyBelow).ToArray();
         var tokens = LogitsProcessing.ArgMax(processed);
@@ -98,6 +105,34 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
         for (var r = 0; r < rows; r++) result[r] = new SampledToken((int)ids[r], null);
         for (var i = 0; i < wanting.Length; i++) result[wanting[i]] = result[wanting[i]] with { Logprobs = logprobs[i] };
         return result;
+    }
+
+    /// <summary>
+    /// Rows of requests with a <c>response_format</c> keep only the tokens their grammar allows
+    /// (<see cref="ConstraintCursor.Allowed"/>, with the request's remaining token budget); the other
+    /// rows are untouched. The mask is built on the host from the cached per-state token sets and
+    /// applied where the logits are.
+    /// </summary>
+    private Tensor ApplyConstraints(Tensor logits, IReadOnlyList<EngineRequest> requests, int vocab, Device device)
+    {
+        var rows = Enumerable.Range(0, requests.Count).Where(r => requests[r].Sampling.Constraint is not null).ToArray();
+        var allowed = new bool[rows.Length * vocab];
+        for (var i = 0; i < rows.Length; i++)
+        {
+            var request = requests[rows[i]];
+            if (!_cursors.TryGetValue(request.Id, out var cursor))
+            {
+                cursor = request.Sampling.Constraint!.Start();
+                _cursors[request.Id] = cursor;
+            }
+            cursor.Advance(request.OutputTokenIds);
+            var left = (request.Sampling.MaxTokens ?? int.MaxValue) - request.OutputTokenIds.Count;
+            cursor.Allowed(Math.Max(1, left), vocab, allowed.AsSpan(i * vocab, vocab));
+        }
+        var refused = tensor(allowed, device: device).view(rows.Length, vocab).logical_not();
+        if (rows.Length == requests.Count) return LogitsProcessing.MaskTokens(logits, refused);
+        var index = tensor(rows.Select(r => (long)r).ToArray(), device: device);
+        return logits.index_copy(0, index, LogitsProcessing.MaskTokens(logits.index_select(0, index), refused));
     }
 
     private Random Generator(EngineRequest request)

@@ -182,6 +182,18 @@ public sealed class BpeTokenizer
     }
 
     /// <summary>
+    /// The bytes an ordinary token decodes to (what constrained decoding walks its grammar with); null
+    /// for an added (special) token, an id the tokenizer does not know, or an entry outside the
+    /// byte-level alphabet.
+    /// </summary>
+    public byte[]? BytesOf(int id)
+    {
+        if (id < 0 || id >= _tokenOfId.Length || _tokenOfId[id] is null || _addedById.ContainsKey(id)) return null;
+        var bytes = new List<byte>(_tokenOfId[id].Length);
+        return ByteLevelAlphabet.TryDecode(_tokenOfId[id], bytes) ? [.. bytes] : null;
+    }
+
+    /// <summary>
     /// Text of token ids; invalid UTF-8 (a token cut mid-character) becomes U+FFFD. Ids the tokenizer
     /// does not know decode to nothing, as Hugging Face's tokenizers do: real checkpoints pad the
     /// embedding table past the tokenizer, and the model may sample such an id.

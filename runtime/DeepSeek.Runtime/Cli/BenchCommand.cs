@@ -79,6 +79,7 @@ public static class BenchCommand
         {
             shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, maxBatchTokens, device, dtype, quantization, cudaGraphs, threads, url, apiKey, requestsPerClient,
             NativeBenchCommand.Build(),
+            StructuredBenchCommand.Build(),
         };
         command.Validators.Add(result =>
         {

@@ -1,5 +1,6 @@
 using DeepSeek.Engine;
 using DeepSeek.Engine.Requests;
+using DeepSeek.Engine.Structured;
 using DeepSeek.Engine.Telemetry;
 using DeepSeek.Engine.Text;
 using DeepSeek.Model.Checkpoints;
@@ -50,11 +51,22 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
         ParameterCount = CountParameters(folder.Directory, folder.Config),
         CreatedUnixSeconds = folder.Created.ToUnixTimeSeconds(),
         MaxTokenBytes = folder.Tokenizer?.MaxTokenBytes ?? 1,
+        StructuredOutputs = folder.Tokenizer is { } tokenizer ? new StructuredOutputs(Vocabulary(tokenizer, folder.Config)) : null,
         MaxRunningRequests = options.MaxRunningRequests,
         MaxQueuedRequests = options.MaxQueuedRequests,
     };
 
     public ModelDescription Model => Volatile.Read(ref _model);
+
+    /// <summary>Each id's bytes, computed once per tokenizer, and the model's end-of-sequence id: what constrained decoding masks with.</summary>
+    public static TokenVocabulary Vocabulary(BpeTokenizer tokenizer, DeepSeekConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(config);
+        var bytes = new byte[]?[tokenizer.Size];
+        for (var id = 0; id < bytes.Length; id++) bytes[id] = tokenizer.BytesOf(id);
+        return new TokenVocabulary(bytes, config.EosTokenId is { } eos ? [eos] : []);
+    }
 
     /// <summary>The engine over a checkpoint folder, as <c>serve</c> and <c>generate</c> start it: the model loads on the engine thread; text is decoded with the folder's tokenizer, special tokens skipped.</summary>
     public static Task<InferenceEngine> StartEngineAsync(ModelFolder model, EngineOptions options, EngineMetrics metrics,

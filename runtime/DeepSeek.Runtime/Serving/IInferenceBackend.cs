@@ -1,5 +1,6 @@
 using DeepSeek.Engine;
 using DeepSeek.Engine.Requests;
+using DeepSeek.Engine.Structured;
 using DeepSeek.Model.Tokenization;
 
 namespace DeepSeek.Runtime.Serving;
@@ -63,6 +64,9 @@ public sealed record ModelDescription
     public int MaxRunningRequests { get; init; }
     public int MaxQueuedRequests { get; init; }
 
+    /// <summary>Response formats compiled over the tokenizer (<c>response_format</c>, gRPC <c>json_schema</c>); null without a tokenizer.</summary>
+    public StructuredOutputs? StructuredOutputs { get; init; }
+
     /// <summary>The engine's request rules over these facts: what both faces validate with.</summary>
-    public RequestValidator Validator => new(VocabSize, MaxContextLength, MaxTokenBytes, MaxQueuedRequests);
+    public RequestValidator Validator => new(VocabSize, MaxContextLength, MaxTokenBytes, MaxQueuedRequests, StructuredOutputs);
 }

@@ -53,7 +53,7 @@ public sealed class BadInputTests : IAsyncLifetime
         { "duplicate key", Chat, $$"""{"model":"deepseek-test","messages":{{Hello}},"n":1,"n":2}""", 400, "n" },
         { "duplicate message key", Chat, """{"model":"deepseek-test","messages":[{"role":"user","role":"system","content":"hi"}]}""", 400, "messages[0].role" },
         { "logit_bias with a bias", Chat, $$$"""{"model":"deepseek-test","messages":{{{Hello}}},"logit_bias":{"5":-100}}""", 400, "logit_bias" },
-        { "response_format json_object", Chat, $$$"""{"model":"deepseek-test","messages":{{{Hello}}},"response_format":{"type":"json_object"}}""", 400, "response_format" },
+        { "response_format json_object", Chat, $$$"""{"model":"deepseek-test","messages":{{{Hello}}},"response_format":{"type":"json_object"}}""", 400, "response_format.type" },
         { "store true", Chat, $$"""{"model":"deepseek-test","messages":{{Hello}},"store":true}""", 400, "store" },
         { "service_tier flex", Chat, $$"""{"model":"deepseek-test","messages":{{Hello}},"service_tier":"flex"}""", 400, "service_tier" },
     };

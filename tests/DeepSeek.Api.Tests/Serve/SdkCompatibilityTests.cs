@@ -58,7 +58,7 @@ public sealed class SdkCompatibilityTests(SdkCompatibilityTests.SlashedNameServe
             var refused = result.GetProperty("refused").GetProperty(field);
             Assert.True(refused.ValueKind == JsonValueKind.Object, $"{field} was accepted: {result}");
             Assert.Equal(400, refused.GetProperty("status").GetInt32());
-            Assert.Equal(field, refused.GetProperty("param").GetString());
+            Assert.StartsWith(field, refused.GetProperty("param").GetString(), StringComparison.Ordinal);
             Assert.Equal("unsupported_value", refused.GetProperty("code").GetString());
         }
     }

@@ -69,13 +69,12 @@ public sealed class RequestValidatorTests
     public void Default_only_options_pass_at_the_values_that_change_nothing()
     {
         RequestValidator.CheckDefaultOnly(DefaultOnlyOptions.None);
-        RequestValidator.CheckDefaultOnly(new DefaultOnlyOptions { LogitBiasCount = 0, ResponseFormat = "text", Store = false, ServiceTier = "auto" });
+        RequestValidator.CheckDefaultOnly(new DefaultOnlyOptions { LogitBiasCount = 0, Store = false, ServiceTier = "auto" });
         RequestValidator.CheckDefaultOnly(new DefaultOnlyOptions { ServiceTier = "default" });
     }
 
     [Theory]
     [InlineData("logit_bias")]
-    [InlineData("response_format")]
     [InlineData("store")]
     [InlineData("service_tier")]
     public void Default_only_options_that_would_change_the_answer_are_refused_naming_the_field(string field)
@@ -83,7 +82,6 @@ public sealed class RequestValidatorTests
         var options = field switch
         {
             "logit_bias" => new DefaultOnlyOptions { LogitBiasCount = 1 },
-            "response_format" => new DefaultOnlyOptions { ResponseFormat = "json_object" },
             "store" => new DefaultOnlyOptions { Store = true },
             _ => new DefaultOnlyOptions { ServiceTier = "priority" },
         };

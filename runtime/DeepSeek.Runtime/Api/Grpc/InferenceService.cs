@@ -1,5 +1,6 @@
 using System.Text;
 using DeepSeek.Engine.Requests;
+using DeepSeek.Engine.Structured;
 using DeepSeek.Runtime.Grpc.V1;
 using DeepSeek.Runtime.Serving;
 using Grpc.Core;
@@ -31,7 +32,11 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
             ApiErrors.CheckReady(readiness);
             var validator = backend.Model.Validator;
             var fields = new RequestFields("prompt", "max_tokens", "top_logprobs");
-            var sampling = Sampling(request.Sampling ?? new SamplingOptions());
+            var sampling = Sampling(request.Sampling ?? new SamplingOptions()) with
+            {
+                Constraint = request.JsonSchema.Length == 0 ? null
+                    : validator.CheckResponseFormat(new ResponseFormat("json_schema", SchemaJson: request.JsonSchema, Param: "json_schema", TypeParam: "json_schema")),
+            };
             validator.CheckSampling(sampling, fields);
             int[] prompt;
             switch (request.PromptCase)

@@ -30,7 +30,8 @@ internal static class ChatCompletionsEndpoint
         var logprobs = body.Logprobs ?? false;
         if (body.TopLogprobs is not null && !logprobs)
             throw new InvalidRequestException("top_logprobs", "top_logprobs needs \"logprobs\": true; set logprobs or remove top_logprobs.");
-        var sampling = OpenAiInputs.Sampling(body, body.MaxCompletionTokens ?? body.MaxTokens, logprobs ? body.TopLogprobs ?? 0 : null);
+        var constraint = validator.CheckResponseFormat(OpenAiInputs.ResponseFormat(body));
+        var sampling = OpenAiInputs.Sampling(body, body.MaxCompletionTokens ?? body.MaxTokens, logprobs ? body.TopLogprobs ?? 0 : null) with { Constraint = constraint };
         validator.CheckSampling(sampling, fields);
 
         var request = validator.Validate(backend.ApplyChatTemplate(messages), sampling, fields);

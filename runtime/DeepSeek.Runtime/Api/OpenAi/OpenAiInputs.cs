@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using DeepSeek.Engine.Requests;
+using DeepSeek.Engine.Structured;
 using DeepSeek.Runtime.Api.OpenAi.Contracts;
 
 namespace DeepSeek.Runtime.Api.OpenAi;
@@ -129,24 +130,35 @@ public static class OpenAiInputs
 
     /// <summary>
     /// The options common clients add that this server implements only at their defaults, judged by
-    /// <see cref="RequestValidator.CheckDefaultOnly"/>; <c>response_format</c>'s other members after
-    /// its type, so a JSON schema is refused for what it asks rather than as an unknown field.
+    /// <see cref="RequestValidator.CheckDefaultOnly"/>.
     /// </summary>
-    /// <exception cref="InvalidRequestException"><c>response_format</c> has no type, an option is at a value not implemented, or <c>response_format</c> has an unknown member.</exception>
+    /// <exception cref="InvalidRequestException">An option is at a value not implemented.</exception>
     internal static void CheckDefaultOnly(GenerationRequestBody body)
     {
         var chat = body as ChatCompletionRequest;
-        var format = chat?.ResponseFormat;
-        if (format is { Type: null })
-            throw Invalid("response_format.type", "response_format.type is required; send {\"type\": \"text\"} or remove response_format.");
         RequestValidator.CheckDefaultOnly(new DefaultOnlyOptions
         {
             LogitBiasCount = body.LogitBias?.Count ?? 0,
-            ResponseFormat = format?.Type,
             Store = chat?.Store,
             ServiceTier = chat?.ServiceTier,
         });
-        RejectUnknown(format?.UnknownFields, "response_format.");
+    }
+
+    /// <summary>
+    /// <c>response_format</c> as read, for <see cref="RequestValidator.CheckResponseFormat"/>: its type,
+    /// and with <c>json_schema</c> the schema's text; null when none was sent.
+    /// </summary>
+    /// <exception cref="InvalidRequestException"><c>response_format</c> has no type, or it or <c>json_schema</c> has an unknown member.</exception>
+    internal static ResponseFormat? ResponseFormat(ChatCompletionRequest body)
+    {
+        if (body.ResponseFormat is not { } format) return null;
+        if (format.Type is null)
+            throw Invalid("response_format.type", "response_format.type is required; send {\"type\": \"text\"}, {\"type\": \"json_object\"} or {\"type\": \"json_schema\", \"json_schema\": {...}}, or remove response_format.");
+        RejectUnknown(format.UnknownFields, "response_format.");
+        var schema = format.JsonSchema;
+        RejectUnknown(schema?.UnknownFields, "response_format.json_schema.");
+        var text = schema is null || schema.Schema.ValueKind == JsonValueKind.Undefined ? null : schema.Schema.GetRawText();
+        return new ResponseFormat(format.Type, schema?.Name, text, schema?.Strict, OptionsSent: schema is not null);
     }
 
     /// <summary>Rejects fields this server does not implement, naming the first one.</summary>

@@ -48,7 +48,7 @@ internal sealed class ChatCompletionRequest : GenerationRequestBody
     public int? MaxCompletionTokens { get; set; }
     public bool? Logprobs { get; set; }
     public int? TopLogprobs { get; set; }
-    /// <summary>Only <c>{"type": "text"}</c> is served; the type is judged before the other members, so a JSON schema is refused for what it asks.</summary>
+    /// <summary><c>text</c>, <c>json_object</c> or <c>json_schema</c>: read here, judged and compiled by the engine's validator.</summary>
     public ResponseFormatBody? ResponseFormat { get; set; }
     /// <summary>Any value: it only shapes tool calls, and <c>tools</c> is refused as unknown, so it changes nothing.</summary>
     public bool? ParallelToolCalls { get; set; }
@@ -62,6 +62,20 @@ internal sealed class ChatCompletionRequest : GenerationRequestBody
     internal sealed class ResponseFormatBody
     {
         public string? Type { get; set; }
+        public JsonSchemaBody? JsonSchema { get; set; }
+
+        [JsonExtensionData]
+        public Dictionary<string, JsonElement>? UnknownFields { get; set; }
+    }
+
+    internal sealed class JsonSchemaBody
+    {
+        public string? Name { get; set; }
+        public string? Description { get; set; }
+        /// <summary>The schema as sent; its text goes to the engine, which compiles it.</summary>
+        public JsonElement Schema { get; set; }
+        /// <summary>Output always follows the schema exactly; <c>false</c> is served the same way.</summary>
+        public bool? Strict { get; set; }
 
         [JsonExtensionData]
         public Dictionary<string, JsonElement>? UnknownFields { get; set; }
