@@ -19,11 +19,15 @@ public sealed record ModelShape(int Replicas, int PodsPerReplica, int GpusPerPod
     public static ModelShape Of(V1Alpha1DeepSeekModel model)
     {
         var spec = model.Spec;
-        var pods = spec.Parallelism.PodsPerReplica;
-        var gpus = spec.Runtime.GpusPerPod;
-        // A pod without GPUs runs one rank, on CPU.
-        var ranksPerPod = RuntimeDevice.IsCpu(spec.Runtime) ? 1 : gpus;
-        return new ModelShape(DesiredReplicas(model), pods, gpus, spec.Parallelism.ExpertParallelSize ?? pods * ranksPerPod, spec.Parallelism.DataParallelAttention);
+        return new ModelShape(DesiredReplicas(model), spec.Parallelism.PodsPerReplica, spec.Runtime.GpusPerPod, ExpertParallelSizeOf(spec), spec.Parallelism.DataParallelAttention);
+    }
+
+    /// <summary>parallelism.expertParallelSize, or its default: podsPerReplica × gpusPerPod (a pod without GPUs runs one rank, on CPU).</summary>
+    public static int ExpertParallelSizeOf(DeepSeekModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var ranksPerPod = RuntimeDevice.IsCpu(spec.Runtime) ? 1 : spec.Runtime.GpusPerPod;
+        return spec.Parallelism.ExpertParallelSize ?? spec.Parallelism.PodsPerReplica * ranksPerPod;
     }
 
     /// <summary>spec.replicas, or while autoscaling is on, the autoscaler's last decision kept within its bounds.</summary>

@@ -129,8 +129,8 @@ public static partial class ModelValidator
             errors.Add(new("spec.model.quantization", MessageOf<ModelSpec>()));
         if (spec.Autoscaling is { } autoscaling && autoscaling.MinReplicas > autoscaling.MaxReplicas)
             errors.Add(new("spec.autoscaling.minReplicas", MessageOf<AutoscalingSpec>()));
-        if (spec.Parallelism is { DataParallelAttention: true, PodsPerReplica: > 0 and var dpPods } && spec.Runtime is { } dpRuntime
-            && (spec.Parallelism.ExpertParallelSize ?? dpPods * (RuntimeDevice.IsCpu(dpRuntime) ? 1 : dpRuntime.GpusPerPod)) != dpPods)
+        if (spec.Parallelism is { DataParallelAttention: true, PodsPerReplica: > 0 and var dpPods } && spec.Runtime is not null
+            && ModelShape.ExpertParallelSizeOf(spec) != dpPods)
             errors.Add(new("spec.parallelism.dataParallelAttention", DeepSeekModelSpec.DataParallelRanksMessage));
         if (spec.Parallelism is { DataParallelAttention: true, RebalanceIntervalSeconds: > 0 })
             errors.Add(new("spec.parallelism.rebalanceIntervalSeconds", MessageOf<ParallelismSpec>()));
