@@ -48,7 +48,7 @@ for source in runtime/native/*.cpp; do
   "$cxx" "${flags[@]}" -c "$source" -o "$objects/$(basename "${source%.cpp}").o" &
   pids+=($!)
 done
-[[ -n "$nvcc" ]] || { echo "build-native: no nvcc under PyTorch's CUDA_HOME; the int4 expert kernels need the CUDA toolkit" >&2; exit 1; }
+[[ -n "$nvcc" ]] || { echo "build-native: no nvcc under PyTorch's CUDA_HOME; the quantised expert kernels need the CUDA toolkit" >&2; exit 1; }
 archs=()
 for arch in ${CUDA_ARCHS:-80 90}; do archs+=(-gencode "arch=compute_${arch},code=sm_${arch}"); done
 archs+=(-gencode "arch=compute_${arch},code=compute_${arch}")

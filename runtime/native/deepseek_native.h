@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define DSN_ABI_VERSION 4
+#define DSN_ABI_VERSION 5
 
 // The library is built with hidden visibility; only these functions are exported.
 #define DSN_API __attribute__((visibility("default")))
@@ -65,7 +65,7 @@ DSN_API void* dsn_int4_pack(void* weight, int inner_k_tiles);
 // `scales_and_zeros` bf16 [K/group_size, N, 2].
 DSN_API void* dsn_int4_mm(void* x, void* packed, int group_size, void* scales_and_zeros);
 
-// ---- int4 routed experts (int4_moe.cu) --------------------------------------------------------------
+// ---- int4 routed experts (quantized_moe.cu) ---------------------------------------------------------
 // Routed experts as int4 stacks, each expert's weight in the layout above before packing (uint8
 // [N, K/2], bf16 scales and zeros [K/group, N, 2]), stacked: gate/up [E, 2·inter, hidden/2] with
 // [E, hidden/group, 2·inter, 2], down [E, hidden, inter/2] with [E, inter/group, hidden, 2]. For bf16
@@ -77,6 +77,22 @@ DSN_API void* dsn_int4_moe(void* hidden, void* slots, void* weights, void* gate_
                            void* down_packed, void* down_scales, int group_size);
 // One such int4 weight (uint8 [N, K/2], bf16 [K/group, N, 2]) dequantised to bf16 [N, K] in one kernel.
 DSN_API void* dsn_int4_dequantize(void* packed, void* scales_and_zeros, int group_size);
+
+// ---- FP8-resident weights (quantized_moe.cu) ------------------------------------------------------------
+// DeepSeek-V3's block-scaled FP8: E4M3 bytes as uint8 [(experts,) rows, k] (k a multiple of 8) with float32
+// weight_scale_inv per 128×128 block, [(experts,) grid rows, ceil(k/128)], edge blocks partial. Every
+// product uses the value e4m3 × scale rounded to bf16, the weight of the model dequantised to bf16.
+//
+// Routed experts, as dsn_int4_moe: gate/up [E, 2·inter, hidden] whose scale grid is the gate rows' then
+// the up rows' ([E, 2·ceil(inter/128), ceil(hidden/128)]), down [E, hidden, inter]. bf16 [T, hidden].
+DSN_API void* dsn_fp8_moe(void* hidden, void* slots, void* weights, void* gate_up, void* gate_up_scale_inv, void* down,
+                          void* down_scale_inv);
+// The weight (or stack) dequantised to bf16 [(experts,) rows, k] in one kernel; `split` > 0 names where a
+// second scale grid starts (a gate/up stack: inter), 0 means one grid.
+DSN_API void* dsn_fp8_dequantize(void* bytes, void* scale_inv, int64_t split);
+// x bf16 [M, k] · Wᵀ → bf16 [M, rows]: up to 16 rows a warp per weight row reading its bytes once, more
+// rows the weight dequantised (above) and multiplied by cuBLAS.
+DSN_API void* dsn_fp8_linear(void* x, void* bytes, void* scale_inv);
 
 // ---- NCCL process group ---------------------------------------------------------------------------
 // c10d::ProcessGroupNCCL over a c10d::TCPStore rendezvous at host:port, which rank 0 serves (a new

@@ -2,7 +2,7 @@
 # One device call on a GPU host: the engine's GPU benchmarks beside the HF transformers peer, in one run.
 # Needs: the runtime bundle from scripts/publish-gpu-bundle.sh (BUNDLE, default ./deepseek-runtime-linux-x64.tar.xz),
 # PyTorch with CUDA and transformers, optionally a prebuilt helper (NATIVE_SO) else it is built.
-# PHASES picks parts (default all), run in this order: native decode graphs correctness long load peer quant
+# PHASES picks parts (default all), run in this order: native decode graphs correctness long load peer quant fp8 v3
 # ('quick': quant without its accuracy runs, peer without its long prompts)
 # Results: $OUT/*.json and $OUT/run.log; peak device memory per part from nvidia-smi sampling ($OUT/*.mem).
 set -uo pipefail
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 repo="$(pwd)"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 out="${OUT:-/tmp/out}"; mkdir -p "$out"
-phases="${PHASES:-native decode graphs correctness long load peer quant}"
+phases="${PHASES:-native decode graphs correctness long load peer quant fp8 v3}"
 budget="${BUDGET:-570}"
 t0=$(date +%s)
 left() { local l=$((budget - ($(date +%s) - t0))); local want=$1; echo $(( l < want ? (l > 5 ? l : 5) : want )); }
@@ -213,4 +213,32 @@ PY
     --batches 1,32 --prompt-tokens 256 --output-tokens 48 --bandwidth-gbs 4800 --json "$out/bench-quant-fp8.json" | grep -E "│|resident"
   rm -rf /tmp/v2lite-fp8
 fi
+if [[ $phases == *fp8* ]]; then
+  # docs/quantization.md "FP8 on the GPU": which FP8 products this PyTorch has; the helper's FP8 kernels
+  # against bf16 holding the same values; then one FP8 checkpoint served two ways in one run.
+  log "fp8: torch._scaled_mm with block scales on this GPU"
+  timeout "$(left 100)" python3 scripts/gpu/fp8_scaled_mm_probe.py > "$out/fp8-probe.txt" 2>&1; tail -45 "$out/fp8-probe.txt"
+  log "bench native --sections fp8,grouped-mm (the int4 expert kernels share the FP8 ones' code: checked again)"
+  timeout "$(left 200)" "$rt" bench native --sections fp8,grouped-mm --fp8-rows 1,8,32,256 --tokens 1,8,32,256 --json "$out/native-fp8.json" | grep -E "│|fp8|error"
+  log "fp8: V2-Lite shape, 8 layers, one FP8 checkpoint: dequantised to bf16 at load (none) against FP8-resident (fp8)"
+  python3 scripts/gpu/make_random_checkpoint.py /tmp/v2lite-fp8-8 --layers 8 --fp8 > /dev/null
+  for q in none fp8; do
+    peak "bench-fp8-$q" timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --model /tmp/v2lite-fp8-8 --quantization $q \
+      --batches 1,32 --prompt-tokens 256 --output-tokens 64 --bandwidth-gbs 4800 --json "$out/bench-fp8-$q.json" | grep -E "│|resident|native helper"
+  done
+  python3 scripts/gpu/compare_greedy.py "$out/bench-fp8-none.json" "$out/bench-fp8-fp8.json" | tee "$out/fp8-greedy.json"
+  rm -rf /tmp/v2lite-fp8-8
+fi
+
+if [[ $phases == *v3* ]]; then
+  # DeepSeek-V3's layer shape on one GPU: 4 layers (three dense, one MoE) and 5 (a second MoE layer), random
+  # bf16 weights made FP8-resident; the difference of the two is one MoE layer.
+  for layers in 4 5; do
+    log "bench: DeepSeek-V3 shape, $layers layers, FP8-resident, batch 1/8/32/128"
+    peak "bench-v3-fp8-$layers" timeout "$(left 240)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v3 --layers $layers --quantization fp8 \
+      --batches 1,8,32,128 --prompt-tokens 256 --output-tokens 32 --bandwidth-gbs 4800 --json "$out/bench-v3-fp8-$layers.json" | grep -E "│|resident|native helper"
+  done
+  python3 scripts/gpu/v3_projection.py "$out/bench-v3-fp8-4.json" "$out/bench-v3-fp8-5.json" | tee "$out/v3-projection.md"
+fi
+
 log done

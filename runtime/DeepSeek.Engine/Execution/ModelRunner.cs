@@ -74,8 +74,8 @@ internal sealed class ModelRunner : IModelRunner
     }
 
     /// <summary>
-    /// On CUDA, with the native helper: the routed experts as grouped GEMMs (int4 experts by their own
-    /// kernel), and the largest decode batch that then runs without a host synchronisation in any MoE
+    /// On CUDA, with the native helper: the routed experts as grouped GEMMs (int4 and FP8 experts by their
+    /// own kernels), and the largest decode batch that then runs without a host synchronisation in any MoE
     /// layer (0: none; sharded experts or a dtype other than bf16). Decode steps up to it run padded to
     /// buckets and, when graphs are asked for, captured (the helper is returned for that); larger steps
     /// run eagerly. Elsewhere nothing changes; <paramref name="log"/> says which, or why not.
@@ -92,6 +92,7 @@ internal sealed class ModelRunner : IModelRunner
         var syncFreeTokens = DeepSeek.Model.Native.NativeKernels.Apply(model, helper);
         var syncFreeBatch = (int)Math.Min(options.MaxRunningRequests, syncFreeTokens);
         var experts = model.Quantization.IsInt4 ? "int4 experts run their fused kernel up to " + Int4Experts.FusedMaxTokens + " tokens"
+            : model.Quantization.IsFp8 && syncFreeTokens == long.MaxValue ? "FP8 projections and experts run the helper's FP8 kernels (experts up to " + LocalExperts.Fp8FusedMaxTokens + " tokens, then dequantised for grouped GEMMs)"
             : syncFreeTokens == long.MaxValue ? "routed experts run as grouped GEMMs" : "routed experts keep the sorted path (sharded or not bf16)";
         log?.Invoke($"native helper: {reason}; {experts}.");
         if (syncFreeBatch == 0)

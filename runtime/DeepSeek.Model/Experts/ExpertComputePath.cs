@@ -35,6 +35,15 @@ public enum ExpertComputePath
     Int4Fused,
 
     /// <summary>
+    /// Routed experts held FP8-resident on CUDA with the native helper, bf16 activations, every expert
+    /// here: up to <see cref="LocalExperts.Fp8FusedMaxTokens"/> tokens the helper's kernels read each
+    /// pick's expert bytes on the device (as <see cref="Int4Fused"/>: half of bf16's bytes, no host
+    /// synchronisation); larger batches dequantise the layer's stacks to bf16 on the device in one kernel
+    /// each and take <see cref="GroupedGemm"/>. Both compute the weights the model dequantised to bf16 holds.
+    /// </summary>
+    Fp8Fused,
+
+    /// <summary>
     /// A layer whose whole stack of experts is small (<see cref="LocalExperts.DenseMaxStackBytes"/>, such
     /// as the embedded demo model's), every expert held: every expert on every token (one GEMM over all
     /// experts' gate/up, one <c>bmm</c> for down) combined through a dense <c>[T, E]</c> routing matrix

@@ -41,7 +41,9 @@ public sealed class LocalExperts
         _gateUp = experts.GateUp;
         _down = experts.Down;
         _inter = experts.IntermediateSize;
-        _fp8 = experts.Fp8 is { } blocks ? new Fp8Stacks(blocks, experts.GateUpScaleInv!, experts.DownScaleInv!, experts.ComputeDType) : null;
+        // The helper dequantises FP8 stacks on CUDA in bf16, whatever the path (a shard's Sorted included).
+        var fp8Kernel = kernel is not null && experts.GateUp.device_type == DeviceType.CUDA && experts.ComputeDType == ScalarType.BFloat16 ? kernel : null;
+        _fp8 = experts.Fp8 is { } blocks ? new Fp8Stacks(blocks, experts.GateUpScaleInv!, experts.DownScaleInv!, experts.ComputeDType, fp8Kernel) : null;
         _int4 = int4;
         _kernel = kernel;
         Path = path;
@@ -61,7 +63,7 @@ public sealed class LocalExperts
         if (int4 is not null) return int4.UsesKernel ? ExpertComputePath.Int4Fused : ExpertComputePath.Sorted;
         if (experts.IsSharded) return ExpertComputePath.Sorted;
         if (kernel is not null && experts.GateUp.device_type == DeviceType.CUDA && experts.ComputeDType == ScalarType.BFloat16)
-            return ExpertComputePath.GroupedGemm;
+            return experts.Fp8 is null ? ExpertComputePath.GroupedGemm : ExpertComputePath.Fp8Fused;
         // FP8 stacks take Sorted, which dequantises the active experts only.
         return experts.Fp8 is null && experts.ResidentBytes <= DenseMaxStackBytes ? ExpertComputePath.Dense : ExpertComputePath.Sorted;
     }
@@ -76,12 +78,13 @@ public sealed class LocalExperts
 
     /// <summary>
     /// Tokens up to which a batch computes without a host synchronisation (so a step of that many can
-    /// be captured): every count with the grouped GEMM, <see cref="Int4Experts.FusedMaxTokens"/> with the
-    /// int4 kernel, none with Sorted.
+    /// be captured): every count with the grouped GEMM and the FP8 kernels (past
+    /// <see cref="Fp8FusedMaxTokens"/> the stacks are dequantised on the device for the grouped GEMM),
+    /// <see cref="Int4Experts.FusedMaxTokens"/> with the int4 kernel, none with Sorted.
     /// </summary>
     public long SyncFreeTokens => Path switch
     {
-        ExpertComputePath.GroupedGemm => long.MaxValue,
+        ExpertComputePath.GroupedGemm or ExpertComputePath.Fp8Fused => long.MaxValue,
         ExpertComputePath.Int4Fused => Int4Experts.FusedMaxTokens,
         _ => 0, // Dense needs no synchronisation either, but only demo-sized models take it: not worth a captured graph
 
@@ -96,11 +99,23 @@ public sealed class LocalExperts
         {
             ExpertComputePath.GroupedGemm => GroupedGemm(tokens, _kernel is { } kernel ? kernel.GroupedMm : ReferenceGroupedMm),
             ExpertComputePath.Int4Fused when tokens.Hidden.shape[0] <= Int4Experts.FusedMaxTokens => _int4!.ComputeFused(tokens),
+            ExpertComputePath.Fp8Fused when tokens.Hidden.shape[0] <= Fp8FusedMaxTokens => Fp8Fused(tokens),
+            ExpertComputePath.Fp8Fused => GroupedGemm(tokens, _kernel!.GroupedMm),
             ExpertComputePath.Dense => Dense(tokens),
             _ => Sorted(tokens),
         };
         return output.MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// Tokens up to which FP8 experts take the helper's own kernels (<see cref="NativeHelper.Fp8Moe"/>),
+    /// which read each chosen expert's bytes once but multiply on CUDA cores; a larger batch (a prefill)
+    /// dequantises the layer's stacks to bf16 on the device and takes the grouped GEMM's tensor cores.
+    /// </summary>
+    public const long Fp8FusedMaxTokens = 128;
+
+    private Tensor Fp8Fused(RoutedTokens tokens) =>
+        _kernel!.Fp8Moe(tokens.Hidden, tokens.Slots, tokens.Weights, _gateUp, _fp8!.GateUpScaleInv, _down, _fp8.DownScaleInv);
 
     /// <summary>
     /// Pairs sorted by expert on the device; gate/up and down each one <c>_grouped_mm</c> over the
@@ -213,19 +228,23 @@ public sealed class LocalExperts
     /// dtype: one expert (Sorted) or the layer's whole stack (Dense, GroupedGemm) per use, so the
     /// residency stays one byte a weight and the scratch is one layer's at most. Gate and up rows are
     /// dequantised apart: each has its own grid, whose last block is partial when inter is not a multiple.
+    /// With <c>Kernel</c> (CUDA, bf16) the helper dequantises a whole stack in one kernel.
     /// </summary>
-    private sealed record Fp8Stacks(Fp8BlockQuantization Blocks, Tensor GateUpScaleInv, Tensor DownScaleInv, ScalarType DType)
+    private sealed record Fp8Stacks(Fp8BlockQuantization Blocks, Tensor GateUpScaleInv, Tensor DownScaleInv, ScalarType DType, NativeHelper? Kernel)
     {
         public Tensor GateUp(Tensor bytes, long inter, int? slot = null)
         {
             var (weights, scales) = slot is { } s ? (bytes[s], GateUpScaleInv[s]) : (bytes, GateUpScaleInv);
+            if (Kernel is not null) return Kernel.Fp8Dequantize(weights, scales, splitRows: inter);
             var gateBlocks = scales.shape[^2] / 2;
             var gate = Fp8BlockWeights.DequantizeTo(weights.narrow(-2, 0, inter), scales.narrow(-2, 0, gateBlocks), Blocks, DType);
             var up = Fp8BlockWeights.DequantizeTo(weights.narrow(-2, inter, inter), scales.narrow(-2, gateBlocks, gateBlocks), Blocks, DType);
             return cat([gate, up], -2);
         }
 
-        public Tensor Down(Tensor bytes, int? slot = null) => slot is { } s
+        public Tensor Down(Tensor bytes, int? slot = null) => Kernel is not null
+            ? (slot is { } k ? Kernel.Fp8Dequantize(bytes[k], DownScaleInv[k]) : Kernel.Fp8Dequantize(bytes, DownScaleInv))
+            : slot is { } s
             ? Fp8BlockWeights.DequantizeTo(bytes[s], DownScaleInv[s], Blocks, DType)
             : Fp8BlockWeights.DequantizeTo(bytes, DownScaleInv, Blocks, DType);
     }

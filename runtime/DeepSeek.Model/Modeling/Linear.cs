@@ -22,6 +22,7 @@ internal sealed class Linear : WeightedModule
     private Parameter? weight_scale_inv;
     private Int4Weight? _int4;
     private Fp8BlockQuantization? _fp8;
+    private NativeHelper? _fp8Kernel;
 
     public Linear(string name, long inFeatures, long outFeatures, bool hasBias, ScalarType dtype) : base(name)
     {
@@ -66,6 +67,17 @@ internal sealed class Linear : WeightedModule
         _fp8 = blocks;
     }
 
+    /// <summary>
+    /// Multiplies the FP8 weight with the native helper's kernels (bf16 activations on CUDA): its bytes
+    /// read once per product instead of dequantised into a temporary (the native-kernel pass).
+    /// </summary>
+    public void UseFp8Kernel(NativeHelper helper)
+    {
+        ArgumentNullException.ThrowIfNull(helper);
+        if (_fp8 is null) throw new InvalidOperationException("The layer is not FP8.");
+        _fp8Kernel = helper;
+    }
+
     internal override void Allocate(Device device)
     {
         weight = Allocated(nameof(weight), weight, device);
@@ -75,6 +87,13 @@ internal sealed class Linear : WeightedModule
 
     public Tensor Forward(Tensor input)
     {
+        if (_fp8 is not null && _fp8Kernel is not null && input.dtype == ScalarType.BFloat16 && input.device_type == TorchSharp.DeviceType.CUDA)
+        {
+            using var rows = input.reshape(-1, input.shape[^1]);
+            using var rowProducts = _fp8Kernel.Fp8Linear(rows, weight, weight_scale_inv!);
+            var output = rowProducts.view([.. input.shape[..^1], weight.shape[0]]);
+            return bias is null ? output : output.add_(bias, HeldScalars.One);
+        }
         if (_fp8 is not null)
         {
             using var dense = Fp8BlockWeights.DequantizeTo(weight, weight_scale_inv!, _fp8, input.dtype);

@@ -6,7 +6,7 @@ namespace DeepSeek.Model.Native;
 /// <summary>
 /// The native GPU helper (<c>libdeepseek_native.so</c>, built from <c>runtime/native</c> by
 /// <c>scripts/build-native.sh</c> against the PyTorch LibTorch the runtime runs on): CUDA graphs, the
-/// grouped expert GEMM, int4 weight-only matmul and NCCL collectives, which TorchSharp does not expose.
+/// grouped expert GEMM, int4 and FP8 weight kernels and NCCL collectives, which TorchSharp does not expose.
 /// Tensors cross as TorchSharp's native handles (<c>at::Tensor*</c>): arguments are borrowed, results
 /// are new tensors this process owns. Optional: when the library is absent the caller logs the reason
 /// and keeps to the eager TorchSharp paths; the CPU path never needs it.
@@ -16,7 +16,7 @@ public sealed unsafe class NativeHelper
     public const string LibraryFileName = "libdeepseek_native.so";
 
     /// <summary>The C ABI version this binding was written for (<c>DSN_ABI_VERSION</c> in <c>deepseek_native.h</c>).</summary>
-    public const int AbiVersion = 4;
+    public const int AbiVersion = 5;
 
     private readonly delegate* unmanaged<IntPtr> _lastError;
     private readonly delegate* unmanaged<IntPtr> _graphPoolCreate;
@@ -31,6 +31,9 @@ public sealed unsafe class NativeHelper
     private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr> _int4Mm;
     private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, IntPtr> _int4Moe;
     private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr> _int4Dequantize;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr> _fp8Moe;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, long, IntPtr> _fp8Dequantize;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr> _fp8Linear;
     private readonly delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr> _processGroupCreate;
     private readonly delegate* unmanaged<IntPtr, long> _processGroupGeneration;
     private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, long*, long*, int, long, int> _processGroupAllToAll;
@@ -55,6 +58,9 @@ public sealed unsafe class NativeHelper
         _int4Mm = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr>)Export(library, "dsn_int4_mm");
         _int4Moe = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, IntPtr>)Export(library, "dsn_int4_moe");
         _int4Dequantize = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr>)Export(library, "dsn_int4_dequantize");
+        _fp8Moe = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr>)Export(library, "dsn_fp8_moe");
+        _fp8Dequantize = (delegate* unmanaged<IntPtr, IntPtr, long, IntPtr>)Export(library, "dsn_fp8_dequantize");
+        _fp8Linear = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Export(library, "dsn_fp8_linear");
         _processGroupCreate = (delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr>)Export(library, "dsn_process_group_create");
         _processGroupGeneration = (delegate* unmanaged<IntPtr, long>)Export(library, "dsn_process_group_generation");
         _processGroupAllToAll = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, long*, long*, int, long, int>)Export(library, "dsn_process_group_all_to_all");
@@ -216,6 +222,51 @@ public sealed unsafe class NativeHelper
         GC.KeepAlive(packed);
         GC.KeepAlive(scalesAndZeros);
         return Owned(result, "int4_dequantize");
+    }
+
+    /// <summary>
+    /// Routed experts held FP8-resident (<see cref="Experts.RoutedExperts"/>' stacks: E4M3 bytes gate/up
+    /// <c>[E, 2·inter, hidden]</c> and down <c>[E, hidden, inter]</c> with their float32 block scales, the
+    /// gate/up grid the gate rows' then the up rows') for bf16 <paramref name="hidden"/> <c>[T, hidden]</c>:
+    /// what <see cref="Int4Moe"/> computes, each weight value the one the model dequantised to bf16 holds.
+    /// No host synchronisation.
+    /// </summary>
+    public Tensor Fp8Moe(Tensor hidden, Tensor slots, Tensor weights, Tensor gateUp, Tensor gateUpScaleInv, Tensor down, Tensor downScaleInv)
+    {
+        var result = _fp8Moe(hidden.Handle, slots.Handle, weights.Handle, gateUp.Handle, gateUpScaleInv.Handle, down.Handle, downScaleInv.Handle);
+        GC.KeepAlive(hidden);
+        GC.KeepAlive(slots);
+        GC.KeepAlive(weights);
+        GC.KeepAlive(gateUp);
+        GC.KeepAlive(gateUpScaleInv);
+        GC.KeepAlive(down);
+        GC.KeepAlive(downScaleInv);
+        return Owned(result, "fp8_moe");
+    }
+
+    /// <summary>
+    /// An FP8 weight or stack (uint8 <c>[(E,) rows, K]</c>, float32 block scales) as bf16 in one kernel;
+    /// <paramref name="splitRows"/> names where a second scale grid starts (a gate/up stack: inter), 0 for one grid.
+    /// </summary>
+    public Tensor Fp8Dequantize(Tensor bytes, Tensor scaleInv, long splitRows = 0)
+    {
+        var result = _fp8Dequantize(bytes.Handle, scaleInv.Handle, splitRows);
+        GC.KeepAlive(bytes);
+        GC.KeepAlive(scaleInv);
+        return Owned(result, "fp8_dequantize");
+    }
+
+    /// <summary>
+    /// bf16 <paramref name="input"/> <c>[M, K]</c> times an FP8 weight's transpose, bf16 <c>[M, N]</c>: a few
+    /// rows read the weight's bytes once (decode), more dequantise it and multiply with cuBLAS.
+    /// </summary>
+    public Tensor Fp8Linear(Tensor input, Tensor bytes, Tensor scaleInv)
+    {
+        var result = _fp8Linear(input.Handle, bytes.Handle, scaleInv.Handle);
+        GC.KeepAlive(input);
+        GC.KeepAlive(bytes);
+        GC.KeepAlive(scaleInv);
+        return Owned(result, "fp8_linear");
     }
 
     /// <summary>

@@ -6,8 +6,10 @@ namespace DeepSeek.Model.Native;
 /// The native-kernel pass: applied to a loaded model on CUDA, it computes the routed experts with the
 /// helper's grouped GEMM wherever it applies (bf16 on CUDA, every expert held, not int4): exact FLOPs
 /// and no host synchronisation in the MoE layers, which a captured decode step needs
-/// (<see cref="DecodeGraphs"/>); and every RMSNorm with its fused kernel. Int4 experts keep their own
-/// kernel (<see cref="Experts.Int4Experts"/>), chosen by the int4 pass. Apply it after that pass.
+/// (<see cref="DecodeGraphs"/>); FP8-resident experts and projections with the helper's FP8 kernels
+/// (their bytes read once, not dequantised per use); and every RMSNorm with its fused kernel. Int4
+/// experts keep their own kernel (<see cref="Experts.Int4Experts"/>), chosen by the int4 pass. Apply it
+/// after that pass.
 /// </summary>
 public static class NativeKernels
 {
@@ -22,6 +24,7 @@ public static class NativeKernels
         ArgumentNullException.ThrowIfNull(helper);
         if (!model.IsMaterialised) throw new InvalidOperationException("Use the native kernels after the weights are loaded.");
         foreach (var experts in model.RoutedExperts) experts.UseGroupedKernel(helper);
+        foreach (var linear in model.modules().OfType<Linear>().Where(l => l.Fp8 is not null)) linear.UseFp8Kernel(helper);
         foreach (var norm in model.modules().OfType<RmsNorm>()) norm.UseFusedKernel(helper);
         return model.RoutedExperts.Select(e => e.SyncFreeTokens).DefaultIfEmpty(long.MaxValue).Min();
     }

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using DeepSeek.Model.Checkpoints;
+using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Experts;
 using DeepSeek.Model.Native;
 using DeepSeek.Model.Quantization;
@@ -27,6 +29,15 @@ public sealed record GroupedMmResult(int Tokens, int ExpertsTouched, int Busiest
 /// <summary>An int4 weight-only matmul against the bf16 one it replaces, called eagerly and replayed from a graph (<c>…GraphUs</c>, GB/s from those).</summary>
 public sealed record Int4Result(string Weight, long OutFeatures, long InFeatures, int Rows, double Bf16Us, double Int4Us, double Bf16GraphUs, double Int4GraphUs,
     double KernelRelativeError, double QuantizationRelativeError, double Bf16WeightGbs, double Int4WeightGbs);
+
+/// <summary>
+/// An FP8-resident weight (128×128 blocks) through the helper's kernels against bf16 holding the same
+/// values (the weight dequantised to bf16), replayed from graphs: a projection <c>x[M, K] · Wᵀ</c>
+/// (<c>Fp8Linear</c>), or a layer's routed experts for <c>Rows</c> tokens (<c>Fp8Moe</c> against the bf16
+/// grouped GEMM). Errors against float32 products of the dequantised weights: the kernel's, and bf16's own.
+/// </summary>
+public sealed record Fp8Result(string Weight, long OutFeatures, long InFeatures, int Rows, double Bf16GraphUs, double Fp8GraphUs,
+    double KernelRelativeError, double Bf16RelativeError, double Bf16WeightGbs, double Fp8WeightGbs);
 
 /// <summary>
 /// An NCCL group's bring-up and collectives, checked value by value; <c>LargeAllToAllMs</c>: a 64 MiB bf16
@@ -257,6 +268,106 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
             }
             log($"int4: {name} done");
         }
+        return rows;
+    }
+
+    /// <summary>
+    /// FP8 (128×128 blocks) against bf16 holding the same values, for V2-Lite's projection shapes at
+    /// <paramref name="rowCounts"/> rows and its routed experts at as many tokens.
+    /// </summary>
+    public IReadOnlyList<Fp8Result> Fp8(IReadOnlyList<int> rowCounts)
+    {
+        using var noGrad = no_grad();
+        var blocks = Fp8Residency.Published;
+        var shapes = new (string Name, long N, long K)[]
+        {
+            ("q_proj", 16 * 192, Hidden),
+            ("o_proj", Hidden, 16 * 128),
+            ("shared experts gate+up", 2 * 2 * MoeIntermediate, Hidden),
+            ("dense down", Hidden, 10944),
+        };
+        Seed(41);
+        var rows = new List<Fp8Result>();
+        foreach (var (name, n, k) in shapes)
+        {
+            using var scope = NewDisposeScope();
+            var (bytes, scaleInv) = Fp8BlockWeights.Quantize(randn([n, k], ScalarType.BFloat16, device) * 0.02f, blocks);
+            var weight = Fp8BlockWeights.DequantizeTo(bytes, scaleInv, blocks, ScalarType.BFloat16);
+            var copies = (int)Math.Clamp(RotationBytes / (n * k * 2), 1, 48);
+            var weightCopies = Enumerable.Range(0, copies).Select(_ => weight.clone()).ToArray();
+            var byteCopies = Enumerable.Range(0, copies).Select(_ => bytes.clone()).ToArray();
+            foreach (var m in rowCounts)
+            {
+                var x = randn([m, k], ScalarType.BFloat16, device);
+                var truth = x.to(ScalarType.Float32).matmul(weight.to(ScalarType.Float32).t());
+                var kernelError = RelativeError(helper.Fp8Linear(x, bytes, scaleInv), truth);
+                var bf16Error = RelativeError(nn.functional.linear(x, weight), truth);
+                var repeats = Math.Max(copies, 8);
+                var bf16GraphMs = GraphMs(r => nn.functional.linear(x, weightCopies[r % copies]), repeats);
+                var fp8GraphMs = GraphMs(r => helper.Fp8Linear(x, byteCopies[r % copies], scaleInv), repeats);
+                rows.Add(new Fp8Result(name, n, k, m, bf16GraphMs * 1e3, fp8GraphMs * 1e3, kernelError, bf16Error,
+                    n * k * 2.0 / (bf16GraphMs * 1e6), ((n * k * 1.0) + (scaleInv.numel() * 4.0)) / (fp8GraphMs * 1e6)));
+            }
+            log($"fp8: {name} done");
+        }
+        rows.AddRange(Fp8Experts(rowCounts, blocks));
+        return rows;
+    }
+
+    /// <summary>One MoE layer's routed experts (64, top-6) held FP8: the fused kernels against the bf16 grouped GEMM of the dequantised stacks.</summary>
+    private List<Fp8Result> Fp8Experts(IReadOnlyList<int> tokenCounts, Fp8BlockQuantization blocks)
+    {
+        using var scope = NewDisposeScope();
+        var gateUpBytes = new List<Tensor>();
+        var gateUpScales = new List<Tensor>();
+        var downBytes = new List<Tensor>();
+        var downScales = new List<Tensor>();
+        for (var e = 0; e < Experts; e++)
+        {
+            var (gate, gateScale) = Fp8BlockWeights.Quantize(randn([MoeIntermediate, Hidden], ScalarType.BFloat16, device) * 0.02f, blocks);
+            var (up, upScale) = Fp8BlockWeights.Quantize(randn([MoeIntermediate, Hidden], ScalarType.BFloat16, device) * 0.02f, blocks);
+            var (down, downScale) = Fp8BlockWeights.Quantize(randn([Hidden, MoeIntermediate], ScalarType.BFloat16, device) * 0.02f, blocks);
+            gateUpBytes.Add(cat([gate, up], 0));
+            gateUpScales.Add(cat([gateScale, upScale], 0));
+            downBytes.Add(down);
+            downScales.Add(downScale);
+        }
+        var (gateUp, gateUpScaleInv, downStack, downScaleInv) = (stack(gateUpBytes), stack(gateUpScales), stack(downBytes), stack(downScales));
+        var gateUpBf16 = helper.Fp8Dequantize(gateUp, gateUpScaleInv, MoeIntermediate);
+        var downBf16 = helper.Fp8Dequantize(downStack, downScaleInv);
+        var dequantisedError = RelativeError(downBf16[3], Fp8BlockWeights.DequantizeTo(downStack[3], downScaleInv[3], blocks, ScalarType.BFloat16));
+        if (dequantisedError != 0) log($"fp8: the helper's dequantisation differs from the reference by {dequantisedError:E2}");
+        var (gateUpT, downT) = (gateUpBf16.transpose(1, 2), downBf16.transpose(1, 2));
+        static Tensor SwiGlu(Tensor h) => nn.functional.silu(h.narrow(-1, 0, MoeIntermediate)) * h.narrow(-1, MoeIntermediate, MoeIntermediate);
+
+        var rows = new List<Fp8Result>();
+        foreach (var tokens in tokenCounts)
+        {
+            using var perSize = NewDisposeScope();
+            var picks = rand([tokens, Experts], device: device).topk(TopK).indexes;
+            var pickWeights = rand([tokens, TopK], device: device).softmax(-1);
+            var x = randn([tokens, Hidden], ScalarType.BFloat16, device);
+            var (_, order) = picks.flatten().sort(stable: true);
+            var offsets = picks.flatten().bincount(null, Experts).cumsum(0).to(ScalarType.Int32);
+            Tensor Grouped(Tensor input, Tensor gateUpWeights, Tensor downWeights)
+            {
+                var sorted = input.index_select(0, order.div(TopK, rounding_mode: RoundingMode.trunc));
+                var perPair = helper.GroupedMm(SwiGlu(helper.GroupedMm(sorted, gateUpWeights, offsets)), downWeights, offsets);
+                var inPairOrder = empty_like(perPair).index_copy_(0, order, perPair).view(tokens, TopK, Hidden);
+                return bmm(pickWeights.to(input.dtype).unsqueeze(1), inPairOrder).squeeze(1);
+            }
+            // Truth: the same routing through the dequantised weights in float32.
+            var truth = Grouped(x.to(ScalarType.Float32), gateUpT.to(ScalarType.Float32), downT.to(ScalarType.Float32));
+            var kernelError = RelativeError(helper.Fp8Moe(x, picks, pickWeights, gateUp, gateUpScaleInv, downStack, downScaleInv), truth);
+            var bf16Error = RelativeError(Grouped(x, gateUpT, downT), truth);
+            var bf16GraphMs = GraphMs(_ => Grouped(x, gateUpT, downT), 10);
+            var fp8GraphMs = GraphMs(_ => helper.Fp8Moe(x, picks, pickWeights, gateUp, gateUpScaleInv, downStack, downScaleInv), 10);
+            var touched = picks.flatten().unique().output.numel();
+            var weightValues = touched * 3.0 * MoeIntermediate * Hidden;
+            rows.Add(new Fp8Result($"routed experts ({Experts}, top-{TopK})", 3 * MoeIntermediate, Hidden, tokens, bf16GraphMs * 1e3, fp8GraphMs * 1e3,
+                kernelError, bf16Error, weightValues * 2 / (bf16GraphMs * 1e6), weightValues / (fp8GraphMs * 1e6)));
+        }
+        log("fp8: routed experts done");
         return rows;
     }
 

@@ -149,7 +149,7 @@ public static class BenchCommand
                     var torchDevice = TorchRuntime.Resolve(deviceName);
                     var built = checkpoint is null && parse.GetValue(shape) is not null
                         ? DeepSeekForCausalLM.CreateRandom(config, scalar, torchDevice, seedValue)
-                        : LoadShortened(checkpoint ?? ModelOptions.EmbeddedModelDirectory, config, scalar, torchDevice);
+                        : LoadShortened(checkpoint ?? ModelOptions.EmbeddedModelDirectory, config, scalar, torchDevice, weights);
                     try
                     {
                         if (weights.IsFp8) Fp8Residency.Quantize(built, built.Config.Quantization ?? Fp8Residency.Published);
@@ -276,11 +276,14 @@ public static class BenchCommand
     }
 
     /// <summary>A checkpoint's model, with only the first layers when the config was shortened.</summary>
-    private static DeepSeekForCausalLM LoadShortened(string directory, DeepSeekConfig config, TorchSharp.torch.ScalarType dtype, TorchSharp.torch.Device device)
+    /// <summary>A checkpoint as serve loads it: an FP8 one with <c>--quantization fp8</c> keeps its own bytes and scales.</summary>
+    private static DeepSeekForCausalLM LoadShortened(string directory, DeepSeekConfig config, TorchSharp.torch.ScalarType dtype, TorchSharp.torch.Device device,
+        WeightQuantization weights)
     {
         var full = DeepSeekConfig.Load(directory);
+        var (beforeLoad, afterLoad) = Fp8Residency.Passes(weights, directory, full);
         if (full.NumHiddenLayers == config.NumHiddenLayers)
-            return DeepSeekForCausalLM.Load(directory, dtype, device, log: line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
+            return DeepSeekForCausalLM.Load(directory, dtype, device, beforeLoad, afterLoad, log: line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
         throw new ArgumentException("--layers shortens random-weight models only (--shape); a checkpoint runs all its layers.");
     }
 

@@ -16,7 +16,7 @@ namespace DeepSeek.Runtime.Cli;
 /// </summary>
 public static class NativeBenchCommand
 {
-    private static readonly string[] Sections = ["graphs", "grouped-mm", "int4", "nccl"];
+    private static readonly string[] Sections = ["graphs", "grouped-mm", "int4", "fp8", "nccl"];
 
     public static Command Build()
     {
@@ -26,14 +26,15 @@ public static class NativeBenchCommand
         var graphBatches = new Option<string>("--graph-batches") { Description = "Batch-size buckets captured into one shared graph pool.", DefaultValueFactory = _ => "1,8,32" };
         var tokens = new Option<string>("--tokens") { Description = "Token counts for the grouped expert GEMM.", DefaultValueFactory = _ => "1,8,32,256,2048" };
         var int4Rows = new Option<string>("--int4-rows") { Description = "Activation rows for the int4 matmul.", DefaultValueFactory = _ => "1,32" };
+        var fp8Rows = new Option<string>("--fp8-rows") { Description = "Activation rows (projections) and tokens (routed experts) for FP8.", DefaultValueFactory = _ => "1,8,32,256" };
         var rank = new Option<int>("--nccl-rank") { Description = "This process's rank in the NCCL group.", DefaultValueFactory = _ => 0 };
         var worldSize = new Option<int>("--nccl-world-size") { Description = "Processes in the NCCL group (one per GPU; start each with its own --nccl-rank).", DefaultValueFactory = _ => 1 };
         var store = new Option<string?>("--nccl-store") { Description = "host:port of the rendezvous store rank 0 serves (default with one rank: a free loopback port)." };
         var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this file." };
 
-        var command = new Command("native", "Native GPU helper: CUDA graph replay vs eager, grouped expert GEMM vs padded bmm, int4 vs bf16 matmul, NCCL collectives.")
+        var command = new Command("native", "Native GPU helper: CUDA graph replay vs eager, grouped expert GEMM vs padded bmm, int4 vs bf16 matmul, FP8 kernels vs bf16, NCCL collectives.")
         {
-            device, helperDirectory, only, graphBatches, tokens, int4Rows, rank, worldSize, store, json,
+            device, helperDirectory, only, graphBatches, tokens, int4Rows, fp8Rows, rank, worldSize, store, json,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -56,7 +57,7 @@ public static class NativeBenchCommand
                 var benchmark = new NativeBenchmark(helper, torchDevice, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
                 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 220;
 
-                var report = new NativeBenchReport(torchDevice.ToString(), [], [], [], null);
+                var report = new NativeBenchReport(torchDevice.ToString(), [], [], [], [], null);
                 if (sections.Contains("graphs"))
                 {
                     report = report with { Graphs = benchmark.Graphs(BenchCommand.ParseBatches(parse.GetValue(graphBatches)!)) };
@@ -71,6 +72,11 @@ public static class NativeBenchCommand
                 {
                     report = report with { Int4 = benchmark.Int4(BenchCommand.ParseBatches(parse.GetValue(int4Rows)!)) };
                     AnsiConsole.Write(RenderInt4(report.Int4));
+                }
+                if (sections.Contains("fp8"))
+                {
+                    report = report with { Fp8 = benchmark.Fp8(BenchCommand.ParseBatches(parse.GetValue(fp8Rows)!)) };
+                    AnsiConsole.Write(RenderFp8(report.Fp8));
                 }
                 if (sections.Contains("nccl"))
                 {
@@ -147,6 +153,19 @@ public static class NativeBenchCommand
         return table;
     }
 
+    private static Table RenderFp8(IEnumerable<Fp8Result> rows)
+    {
+        var table = new Table().Title(Markup.Escape("FP8-resident (128×128 blocks) through the helper's kernels vs bf16 holding the same values, replayed from graphs"))
+            .AddColumn("weight").AddColumn("N × K").AddColumn("M / tokens").AddColumn("bf16 µs").AddColumn("fp8 µs").AddColumn("speedup")
+            .AddColumn("fp8 vs f32 rel. error").AddColumn("bf16 vs f32 rel. error").AddColumn("bf16 GB/s").AddColumn("fp8 GB/s");
+        foreach (var r in rows)
+            table.AddRow(Markup.Escape(r.Weight), $"{r.OutFeatures} × {r.InFeatures}", $"{r.Rows}", F(r.Bf16GraphUs, "N1"), F(r.Fp8GraphUs, "N1"),
+                F(r.Bf16GraphUs / r.Fp8GraphUs, "N2") + "×",
+                (r.KernelRelativeError <= 1e-2 ? "" : "[red]") + r.KernelRelativeError.ToString("E2", CultureInfo.InvariantCulture) + (r.KernelRelativeError <= 1e-2 ? "" : "[/]"),
+                r.Bf16RelativeError.ToString("E2", CultureInfo.InvariantCulture), F(r.Bf16WeightGbs, "N0"), F(r.Fp8WeightGbs, "N0"));
+        return table;
+    }
+
     private static Table RenderNccl(NcclResult r)
     {
         var table = new Table().Title($"NCCL process group (c10d ProcessGroupNCCL, TCPStore rendezvous), rank {r.Rank} of {r.WorldSize}")
@@ -164,6 +183,7 @@ public sealed record NativeBenchReport(
     IReadOnlyList<GraphResult> Graphs,
     IReadOnlyList<GroupedMmResult> GroupedMm,
     IReadOnlyList<Int4Result> Int4,
+    IReadOnlyList<Fp8Result> Fp8,
     NcclResult? Nccl)
 {
     /// <summary>Graph replays bit-identical to eager, grouped GEMM and int4 kernels within bf16 tolerance, every collective exact.</summary>
@@ -172,6 +192,7 @@ public sealed record NativeBenchReport(
         Graphs.All(g => g.IdenticalOnCapturedInput && g.IdenticalOnNewInput)
         && GroupedMm.All(g => g.GroupedVsLoopRelativeError <= 1e-2 && g.Int4FusedRelativeError <= 1e-2)
         && Int4.All(i => i.KernelRelativeError <= 1e-2)
+        && Fp8.All(f => f.KernelRelativeError <= 1e-2)
         && (Nccl is null || (Nccl.AllToAllEqualSplits && Nccl.AllToAllUnevenSplits && Nccl.AllGather && Nccl.Broadcast && Nccl.BoundedWait && Nccl.LostRankFails != false));
 }
 

@@ -14,7 +14,7 @@ public sealed class NativeBenchVerbTests
 
     [Theory]
     [InlineData("needs a CUDA --device", "--device", "cpu")]
-    [InlineData("\"tensor-cores\" is not one of graphs, grouped-mm, int4, nccl", "--sections", "graphs,tensor-cores")]
+    [InlineData("\"tensor-cores\" is not one of graphs, grouped-mm, int4, fp8, nccl", "--sections", "graphs,tensor-cores")]
     [InlineData("--nccl-store host:port is needed", "--nccl-world-size", "2")]
     [InlineData("--nccl-rank 2 is not a rank of --nccl-world-size 2", "--nccl-world-size", "2", "--nccl-rank", "2")]
     [InlineData("--nccl-store must be host:port", "--nccl-store", "localhost")]

@@ -1,20 +1,19 @@
-// Device code of the int4 routed-expert kernels (int4_moe.cu holds the ATen entry points). Weights
-// are Int4GroupQuantization's: uint8 [N, K/2] per expert (value 2j in the high nibble of byte j) and
-// bf16 (scale, zero) pairs [K/group, N]; w = (q − 8)·scale + zero. Every warp reads whole weight rows,
-// dequantises each value once in float32 and multiplies it with every input row it serves; sums are
-// float32, rounded to bf16 where the bf16 path rounds its tensors.
+// Device code of the helper's quantised routed-expert kernels (quantized_moe.cu holds the ATen entry
+// points), written once over a weight format (weight_formats.cuh: int4 groups, FP8 blocks). Every warp
+// reads whole weight rows, takes each value once in float32 and multiplies it with every input row it
+// serves; sums are float32, rounded to bf16 where the bf16 path rounds its tensors.
 #pragma once
+
+#include "weight_formats.cuh"
 
 #include <cuda_bf16.h>
 #include <stdint.h>
 
-namespace deepseek_native::int4_moe {
+namespace deepseek_native::moe {
 
 constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 8;
 constexpr int kThreads = kWarp * kWarpsPerBlock;
-constexpr int kValuesPerLane = 8;  // one 32-bit load of packed values
-constexpr int kMidpoint = 8;
 // Pairs of one expert multiplied per pass over its rows (their inputs staged in shared memory).
 constexpr int kPairsPerPass = 8;
 
@@ -25,39 +24,30 @@ __device__ __forceinline__ float warp_sum(float value) {
 
 __device__ __forceinline__ float rounded(float value) { return __bfloat162float(__float2bfloat16(value)); }
 
-// The lane's share of Σ_k w[k]·input_j[k] for `count` ≤ kMax inputs of K bf16 values each, in shared
-// memory `input_stride` values apart. `row` is the weight row's K/2 bytes; `scales_zeros` its pair of
-// group 0, groups `group_stride` pairs apart. Each value is dequantised once for all the inputs.
-template <int kMax>
-__device__ __forceinline__ void row_dots(const uint8_t* __restrict__ row, const __nv_bfloat162* __restrict__ scales_zeros, int64_t group_stride,
-                                         int group_size, const __nv_bfloat16* __restrict__ input, int input_stride, int count, int k, int lane,
-                                         float (&sums)[kMax]) {
+// The lane's share of Σ_k w[k]·input_j[k] over row `row` of expert `expert` of `weights`, for `count` ≤ kMax
+// inputs of weights.k bf16 values each, `input_stride` values apart (shared or global memory, 16-byte
+// aligned). Each weight value is read once for all the inputs.
+template <int kMax, typename Weights>
+__device__ __forceinline__ void row_dots(const Weights& weights, int64_t expert, int64_t row, const __nv_bfloat16* __restrict__ input,
+                                         int64_t input_stride, int count, int lane, float (&sums)[kMax]) {
 #pragma unroll
   for (int j = 0; j < kMax; j++) sums[j] = 0.f;
   // One input: several rows' loads in flight. Several: their products already overlap the loads, and
   // unrolling them too cost more in registers than it gained (measured on an H200, docs/gpu.md).
   constexpr int kUnroll = kMax == 1 ? 4 : 1;
 #pragma unroll kUnroll
-  for (int base = lane * kValuesPerLane; base < k; base += kWarp * kValuesPerLane) {
-    const uint32_t packed = *reinterpret_cast<const uint32_t*>(row + base / 2);
-    const float2 sz = __bfloat1622float2(scales_zeros[(base / group_size) * group_stride]);
-    const float offset = sz.y - kMidpoint * sz.x;  // (q − 8)·scale + zero = q·scale + (zero − 8·scale)
+  for (int base = lane * kValuesPerLane; base < weights.k; base += kWarp * kValuesPerLane) {
     float w[kValuesPerLane];
-#pragma unroll
-    for (int byte = 0; byte < 4; byte++) {
-      const uint32_t b = (packed >> (8 * byte)) & 0xffu;
-      w[2 * byte] = static_cast<float>(b >> 4) * sz.x + offset;
-      w[2 * byte + 1] = static_cast<float>(b & 0xfu) * sz.x + offset;
-    }
+    weights.values(expert, row, base, w);
 #pragma unroll
     for (int j = 0; j < kMax; j++) {
       if (j < count) {
         const uint4 x = *reinterpret_cast<const uint4*>(input + j * input_stride + base);
         const __nv_bfloat162* xs = reinterpret_cast<const __nv_bfloat162*>(&x);
 #pragma unroll
-        for (int byte = 0; byte < 4; byte++) {
-          const float2 pair = __bfloat1622float2(xs[byte]);
-          sums[j] += w[2 * byte] * pair.x + w[2 * byte + 1] * pair.y;
+        for (int p = 0; p < 4; p++) {
+          const float2 pair = __bfloat1622float2(xs[p]);
+          sums[j] += w[2 * p] * pair.x + w[2 * p + 1] * pair.y;
         }
       }
     }
@@ -70,11 +60,12 @@ __device__ __forceinline__ bool held_slot(int64_t slot, int64_t held) { return s
 
 // grid (ceil(inter / warps), picks); one warp per intermediate row n of a pick: the gate row n and
 // the up row inter + n, then silu(gate)·up, each rounded to bf16 as the bf16 path's tensors are.
+template <typename Weights>
 __global__ void gate_up_per_pick(const __nv_bfloat16* __restrict__ hidden, const int64_t* __restrict__ slots, int top_k, int64_t held,
-                                 const uint8_t* __restrict__ packed, const __nv_bfloat162* __restrict__ scales_zeros, int group_size,
-                                 int hidden_size, int inter, __nv_bfloat16* __restrict__ activated) {
+                                 Weights gate_up, int inter, __nv_bfloat16* __restrict__ activated) {
   extern __shared__ __align__(16) unsigned char shared[];
   auto* input = reinterpret_cast<__nv_bfloat16*>(shared);
+  const int hidden_size = gate_up.k;
   const int pick = blockIdx.y;
   const int64_t slot = slots[pick];
   if (!held_slot(slot, held)) return;  // computed elsewhere: the down kernel skips it too
@@ -86,13 +77,9 @@ __global__ void gate_up_per_pick(const __nv_bfloat16* __restrict__ hidden, const
   const int lane = threadIdx.x % kWarp;
   const int n = blockIdx.x * kWarpsPerBlock + threadIdx.x / kWarp;
   if (n >= inter) return;
-  const int64_t rows = 2LL * inter;
-  const int64_t groups = hidden_size / group_size;
-  const uint8_t* expert = packed + slot * rows * (hidden_size / 2);
-  const __nv_bfloat162* expert_sz = scales_zeros + slot * groups * rows;  // [groups, rows] pairs
   float gate[1], up[1];
-  row_dots<1>(expert + static_cast<int64_t>(n) * (hidden_size / 2), expert_sz + n, rows, group_size, input, 0, 1, hidden_size, lane, gate);
-  row_dots<1>(expert + static_cast<int64_t>(inter + n) * (hidden_size / 2), expert_sz + inter + n, rows, group_size, input, 0, 1, hidden_size, lane, up);
+  row_dots<1>(gate_up, slot, n, input, 0, 1, lane, gate);
+  row_dots<1>(gate_up, slot, inter + n, input, 0, 1, lane, up);
   const float g = rounded(warp_sum(gate[0]));
   const float u = rounded(warp_sum(up[0]));
   if (lane == 0) activated[static_cast<int64_t>(pick) * inter + n] = __float2bfloat16(rounded(g / (1.f + __expf(-g))) * u);
@@ -100,11 +87,13 @@ __global__ void gate_up_per_pick(const __nv_bfloat16* __restrict__ hidden, const
 
 // grid (ceil(hidden / warps), tokens); one warp per output column n of a token: Σ over the token's
 // picks (in pick order) of weight · down_row_n · activated, each pick's product rounded to bf16 first.
+template <typename Weights>
 __global__ void down_per_pick(const __nv_bfloat16* __restrict__ activated, const int64_t* __restrict__ slots, const float* __restrict__ weights,
-                              int top_k, int64_t held, const uint8_t* __restrict__ packed, const __nv_bfloat162* __restrict__ scales_zeros,
-                              int group_size, int hidden_size, int inter, __nv_bfloat16* __restrict__ output) {
+                              int top_k, int64_t held, Weights down, __nv_bfloat16* __restrict__ output) {
   extern __shared__ __align__(16) unsigned char shared[];
   auto* input = reinterpret_cast<__nv_bfloat16*>(shared);  // [top_k, inter]
+  const int inter = down.k;
+  const int64_t hidden_size = down.rows;
   const int token = blockIdx.y;
   const int64_t first = static_cast<int64_t>(token) * top_k;
   for (int i = threadIdx.x * 8; i < top_k * inter; i += blockDim.x * 8)
@@ -114,14 +103,12 @@ __global__ void down_per_pick(const __nv_bfloat16* __restrict__ activated, const
   const int lane = threadIdx.x % kWarp;
   const int n = blockIdx.x * kWarpsPerBlock + threadIdx.x / kWarp;
   if (n >= hidden_size) return;
-  const int64_t groups = inter / group_size;
   float sum = 0.f;
   for (int pick = 0; pick < top_k; pick++) {
     const int64_t slot = slots[first + pick];
     if (!held_slot(slot, held)) continue;
     float product[1];
-    row_dots<1>(packed + (slot * hidden_size + n) * (inter / 2), scales_zeros + slot * groups * hidden_size + n, hidden_size, group_size,
-                input + pick * inter, 0, 1, inter, lane, product);
+    row_dots<1>(down, slot, n, input + pick * inter, 0, 1, lane, product);
     sum += weights[first + pick] * rounded(warp_sum(product[0]));
   }
   if (lane == 0) output[static_cast<int64_t>(token) * hidden_size + n] = __float2bfloat16(sum);
@@ -183,29 +170,24 @@ __device__ __forceinline__ void stage_rows(__nv_bfloat16* __restrict__ staged, c
 }
 
 // grid (ceil(inter / warps), min(picks, held)): gate/up rows and SwiGLU for every pick of a run.
+template <typename Weights>
 __global__ void gate_up_per_expert(const __nv_bfloat16* __restrict__ hidden, const int64_t* __restrict__ sorted_slots, const int64_t* __restrict__ sorted_picks,
-                                   int picks, int top_k, int64_t held, const uint8_t* __restrict__ packed, const __nv_bfloat162* __restrict__ scales_zeros,
-                                   int group_size, int hidden_size, int inter, __nv_bfloat16* __restrict__ activated) {
+                                   int picks, int top_k, int64_t held, Weights gate_up, int inter, __nv_bfloat16* __restrict__ activated) {
   extern __shared__ __align__(16) unsigned char shared[];
   auto* input = reinterpret_cast<__nv_bfloat16*>(shared);  // [kPairsPerPass, hidden]
+  const int hidden_size = gate_up.k;
   const Run run = run_of_block(sorted_slots, picks, held);
   if (run.first >= run.end) return;  // the same for the whole block
   const int64_t slot = run.slot;
   const int lane = threadIdx.x % kWarp;
   const int n = blockIdx.x * kWarpsPerBlock + threadIdx.x / kWarp;
-  const int64_t rows = 2LL * inter;
-  const int64_t groups = hidden_size / group_size;
-  const uint8_t* expert = packed + slot * rows * (hidden_size / 2);
-  const __nv_bfloat162* expert_sz = scales_zeros + slot * groups * rows;
   for (int start = run.first; start < run.end; start += kPairsPerPass) {
     const int count = min(kPairsPerPass, run.end - start);
     stage_rows(input, hidden, sorted_picks, start, count, top_k, hidden_size);
     if (n >= inter) continue;  // no barrier below: a warp past the rows only joins the staging
     float gate[kPairsPerPass], up[kPairsPerPass];
-    row_dots<kPairsPerPass>(expert + static_cast<int64_t>(n) * (hidden_size / 2), expert_sz + n, rows, group_size, input, hidden_size, count,
-                            hidden_size, lane, gate);
-    row_dots<kPairsPerPass>(expert + static_cast<int64_t>(inter + n) * (hidden_size / 2), expert_sz + inter + n, rows, group_size, input,
-                            hidden_size, count, hidden_size, lane, up);
+    row_dots<kPairsPerPass>(gate_up, slot, n, input, hidden_size, count, lane, gate);
+    row_dots<kPairsPerPass>(gate_up, slot, inter + n, input, hidden_size, count, lane, up);
 #pragma unroll
     for (int j = 0; j < kPairsPerPass; j++) {
       if (j < count) {
@@ -218,24 +200,24 @@ __global__ void gate_up_per_expert(const __nv_bfloat16* __restrict__ hidden, con
 }
 
 // grid (ceil(hidden / warps), min(picks, held)): each pick's down product, rounded to bf16, at its pick's row of `products`.
+template <typename Weights>
 __global__ void down_per_expert(const __nv_bfloat16* __restrict__ activated, const int64_t* __restrict__ sorted_slots, const int64_t* __restrict__ sorted_picks,
-                                int picks, int64_t held, const uint8_t* __restrict__ packed, const __nv_bfloat162* __restrict__ scales_zeros, int group_size,
-                                int hidden_size, int inter, __nv_bfloat16* __restrict__ products) {
+                                int picks, int64_t held, Weights down, __nv_bfloat16* __restrict__ products) {
   extern __shared__ __align__(16) unsigned char shared[];
   auto* input = reinterpret_cast<__nv_bfloat16*>(shared);  // [kPairsPerPass, inter]
+  const int inter = down.k;
+  const int64_t hidden_size = down.rows;
   const Run run = run_of_block(sorted_slots, picks, held);
   if (run.first >= run.end) return;  // the same for the whole block
   const int64_t slot = run.slot;
   const int lane = threadIdx.x % kWarp;
   const int n = blockIdx.x * kWarpsPerBlock + threadIdx.x / kWarp;
-  const int64_t groups = inter / group_size;
   for (int start = run.first; start < run.end; start += kPairsPerPass) {
     const int count = min(kPairsPerPass, run.end - start);
     stage_rows(input, activated, sorted_picks, start, count, 1, inter);
     if (n >= hidden_size) continue;
     float sums[kPairsPerPass];
-    row_dots<kPairsPerPass>(packed + (slot * hidden_size + n) * (inter / 2), scales_zeros + slot * groups * hidden_size + n, hidden_size, group_size,
-                            input, inter, count, inter, lane, sums);
+    row_dots<kPairsPerPass>(down, slot, n, input, inter, count, lane, sums);
 #pragma unroll
     for (int j = 0; j < kPairsPerPass; j++) {
       if (j < count) {
@@ -261,24 +243,45 @@ __global__ void combine_picks(const __nv_bfloat16* __restrict__ products, const 
   output[static_cast<int64_t>(token) * hidden_size + n] = __float2bfloat16(sum);
 }
 
-// grid (ceil(rows / warps)): one warp per row of one [N, K] int4 weight, written as bf16.
-__global__ void dequantize(const uint8_t* __restrict__ packed, const __nv_bfloat162* __restrict__ scales_zeros, int group_size, int64_t rows, int k,
-                           __nv_bfloat16* __restrict__ output) {
+// ---- one weight (a projection) ------------------------------------------------------------------
+
+// grid (ceil(rows / warps), ceil(m / kPairsPerPass)): x [m, k] · W[row]ᵀ for a few rows of x (decode),
+// one warp per weight row reading it once for up to kPairsPerPass rows of x (read from global memory:
+// each is small and every warp of the block reads the same ones); out bf16 [m, rows].
+template <typename Weights>
+__global__ void linear_rows(const __nv_bfloat16* __restrict__ x, int m, Weights weights, __nv_bfloat16* __restrict__ out) {
   const int lane = threadIdx.x % kWarp;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
-  if (n >= rows) return;
-  for (int base = lane * kValuesPerLane; base < k; base += kWarp * kValuesPerLane) {
-    const uint32_t bytes = *reinterpret_cast<const uint32_t*>(packed + n * (k / 2) + base / 2);
-    const float2 sz = __bfloat1622float2(scales_zeros[(base / group_size) * rows + n]);
-    alignas(16) __nv_bfloat16 values[kValuesPerLane];
+  if (n >= weights.rows) return;
+  const int first = blockIdx.y * kPairsPerPass;
+  const int count = min(kPairsPerPass, m - first);
+  float sums[kPairsPerPass];
+  row_dots<kPairsPerPass>(weights, 0, n, x + static_cast<int64_t>(first) * weights.k, weights.k, count, lane, sums);
 #pragma unroll
-    for (int byte = 0; byte < 4; byte++) {
-      const uint32_t b = (bytes >> (8 * byte)) & 0xffu;
-      values[2 * byte] = __float2bfloat16((static_cast<float>(b >> 4) - kMidpoint) * sz.x + sz.y);
-      values[2 * byte + 1] = __float2bfloat16((static_cast<float>(b & 0xfu) - kMidpoint) * sz.x + sz.y);
+  for (int j = 0; j < kPairsPerPass; j++) {
+    if (j < count) {
+      const float value = warp_sum(sums[j]);
+      if (lane == 0) out[static_cast<int64_t>(first + j) * weights.rows + n] = __float2bfloat16(value);
     }
-    *reinterpret_cast<uint4*>(output + n * k + base) = *reinterpret_cast<const uint4*>(values);
   }
 }
 
-}  // namespace deepseek_native::int4_moe
+// grid (ceil(rows / warps), experts): one warp per row of a stack of weights, written as bf16 [experts, rows, k].
+template <typename Weights>
+__global__ void dequantize(Weights weights, __nv_bfloat16* __restrict__ output) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
+  const int64_t expert = blockIdx.y;
+  if (n >= weights.rows) return;
+  __nv_bfloat16* row = output + (expert * weights.rows + n) * weights.k;
+  for (int base = lane * kValuesPerLane; base < weights.k; base += kWarp * kValuesPerLane) {
+    float w[kValuesPerLane];
+    weights.values(expert, n, base, w);
+    alignas(16) __nv_bfloat16 values[kValuesPerLane];
+#pragma unroll
+    for (int i = 0; i < kValuesPerLane; i++) values[i] = __float2bfloat16(w[i]);
+    *reinterpret_cast<uint4*>(row + base) = *reinterpret_cast<const uint4*>(values);
+  }
+}
+
+}  // namespace deepseek_native::moe
