@@ -217,7 +217,7 @@ if [[ $phases == *fp8* ]]; then
   # docs/quantization.md "FP8 on the GPU": which FP8 products this PyTorch has; the helper's FP8 kernels
   # against bf16 holding the same values; then one FP8 checkpoint served two ways in one run.
   log "fp8: torch._scaled_mm with block scales on this GPU"
-  timeout "$(left 100)" python3 scripts/gpu/fp8_scaled_mm_probe.py > "$out/fp8-probe.txt" 2>&1; tail -45 "$out/fp8-probe.txt"
+  timeout "$(left 45)" python3 scripts/gpu/fp8_scaled_mm_probe.py > "$out/fp8-probe.txt" 2>&1; tail -45 "$out/fp8-probe.txt"
   log "bench native --sections fp8,grouped-mm (the int4 expert kernels share the FP8 ones' code: checked again)"
   timeout "$(left 200)" "$rt" bench native --sections fp8,grouped-mm --fp8-rows 1,8,32,256 --tokens 1,8,32,256 --json "$out/native-fp8.json" | grep -E "│|fp8|error"
   log "fp8: V2-Lite shape, 8 layers, one FP8 checkpoint: dequantised to bf16 at load (none) against FP8-resident (fp8)"
@@ -236,7 +236,7 @@ if [[ $phases == *v3* ]]; then
   for layers in 4 5; do
     log "bench: DeepSeek-V3 shape, $layers layers, FP8-resident, batch 1/8/32/128"
     peak "bench-v3-fp8-$layers" timeout "$(left 240)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v3 --layers $layers --quantization fp8 \
-      --batches 1,8,32,128 --prompt-tokens 256 --output-tokens 32 --bandwidth-gbs 4800 --json "$out/bench-v3-fp8-$layers.json" | grep -E "│|resident|native helper"
+      --batches 1,8,32,128 --prompt-tokens 256 --output-tokens 16 --bandwidth-gbs 4800 --json "$out/bench-v3-fp8-$layers.json" | grep -E "│|resident|native helper"
   done
   python3 scripts/gpu/v3_projection.py "$out/bench-v3-fp8-4.json" "$out/bench-v3-fp8-5.json" | tee "$out/v3-projection.md"
 fi

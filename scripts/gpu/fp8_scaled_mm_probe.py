@@ -29,7 +29,7 @@ def quant_act(x):
     s = xb.abs().amax(-1, keepdim=True).clamp(min=1e-12) / 448.0
     return (xb / s).to(F8).view(m, k), s.view(m, k // 128)
 
-def timeit(fn, reps=50):
+def timeit(fn, reps=20):
     for _ in range(5): fn()
     torch.cuda.synchronize()
     ts = []
@@ -45,12 +45,12 @@ def attempt(label, fn):
         print(f"  {label}: FAILED {type(e).__name__}: {str(e).splitlines()[0][:300]}")
         return None
 
-shapes = [(3072, 2048), (2048, 2048), (2816, 2048), (2048, 1408), (24576, 1536), (7168, 2048)]
+shapes = [(3072, 2048), (2816, 2048), (24576, 1536), (7168, 2048)]
 for (n, k) in shapes:
     w = torch.randn(n, k, device=dev, dtype=torch.bfloat16) * 0.02
     q, s = quant_weight(w)
     wd = dequant(q, s)
-    for m in [1, 8, 32, 256, 2048, 8192]:
+    for m in [1, 32, 256, 8192]:
         x = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
         ref = x @ wd.t()
         variants = {}
