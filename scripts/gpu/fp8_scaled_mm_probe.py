@@ -2,7 +2,7 @@
 
 Probes torch._scaled_mm with DeepSeek-V3's block scales (weights 128x128, activations 1x128 per token
 group), and its grouped form, on V2-Lite/V3 projection shapes; prints errors against the dequantised
-bf16 product and times (CUDA events, median of 50 after warm-up). Used to choose the runtime's FP8 path
+bf16 product and times (CUDA events, median of 20 after warm-up). Used to choose the runtime's FP8 path
 (docs/quantization.md)."""
 import torch, time, sys, statistics
 
