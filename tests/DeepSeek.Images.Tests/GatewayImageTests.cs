@@ -13,10 +13,8 @@ public sealed class GatewayImageTests(BuiltImages images)
         var onHost = (await Command.RunAsync(BuiltImages.PublishedGateway, ["--version"], TimeSpan.FromMinutes(1))).Succeeded();
         Assert.Equal(onHost.Output, version.Output);
 
-        var folder = Directory.CreateTempSubdirectory("deepseek-gateway-image-");
-        // Readable by the image's user (65532): a temporary folder is its creator's alone.
-        File.SetUnixFileMode(folder.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        // Not CreateTempSubdirectory, whose folder only its creator may read: the image's user (65532) reads this one.
+        var folder = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"deepseek-gateway-image-{Guid.NewGuid():N}"));
         try
         {
             // The chart's shape of file (cluster:), outside any cluster: read, then refused for want of a cluster.
