@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the container images without a daemon and without pulling anything:
 #   <registry>/deepseek-operator:<version>      the operator             (operator/Dockerfile)
+#   <registry>/deepseek-gateway:<version>       the gateway              (gateway/Dockerfile)
 #   <registry>/deepseek-runtime:<version>-cpu   the runtime on CPU, serving the embedded tiny model
 #                                                by default              (images/runtime-cpu.Dockerfile)
 # and, with --cuda, <registry>/deepseek-runtime:<version> (runtime/Dockerfile, which pulls its PyTorch
 # and .NET bases, so it needs a reachable registry).
 #
-# Both daemonless images sit on a base unpacked from Debian 12 packages (images/base-packages: glibc,
+# The daemonless images sit on a base unpacked from Debian 12 packages (images/base-packages: glibc,
 # libstdc++, libgcc, OpenSSL, zlib, tzdata, CA certificates; no shell, no package manager) and carry
 # self-contained .NET publishes, run as 65532:65532, have their executable as entrypoint, are
 # reproducible (every timestamp is the epoch: the same sources and packages give the same image ID)
@@ -90,11 +91,12 @@ if ! [[ "$version" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,123}$ ]]; then
 fi
 
 readonly operator_ref="$registry/deepseek-operator:$version"
+readonly gateway_ref="$registry/deepseek-gateway:$version"
 readonly runtime_cpu_ref="$registry/deepseek-runtime:$version-cpu"
 readonly runtime_cuda_ref="$registry/deepseek-runtime:$version"
 readonly base_ref="localhost/deepseek-base:$version"
 
-refs=("$operator_ref" "$runtime_cpu_ref")
+refs=("$operator_ref" "$gateway_ref" "$runtime_cpu_ref")
 if $cuda; then refs+=("$runtime_cuda_ref"); fi
 
 if $list; then
@@ -305,6 +307,7 @@ build() {
   fi
 }
 build operator/Dockerfile "$work/deepseek-operator" "$operator_ref"
+build gateway/Dockerfile "$work/deepseek-gateway" "$gateway_ref"
 build images/runtime-cpu.Dockerfile "$work/deepseek-runtime" "$runtime_cpu_ref"
 if $cuda; then
   # Pulls its bases; its context is the repository (.dockerignore keeps build outputs out).

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Publishes the two executables as self-contained single-folder bundles for linux-x64 (no .NET needed
+# Publishes the executables as self-contained single-folder bundles for linux-x64 (no .NET needed
 # on the machine that runs them): OUT/deepseek-runtime/deepseek-runtime (with the CPU LibTorch and the
-# embedded tiny model) and OUT/deepseek-operator/deepseek-operator. scripts/build-images.sh puts the
-# same bundles into the images. Put them on PATH with symbolic links (README.md, "Install the CLIs").
+# embedded tiny model), OUT/deepseek-operator/deepseek-operator and OUT/deepseek-gateway/deepseek-gateway.
+# scripts/build-images.sh puts the same bundles into the images. Put them on PATH with symbolic links
+# (README.md, "Install the CLIs").
 # Usage: scripts/publish-cli.sh [--archive] [OUT]   (OUT default: artifacts/cli)
-#   --archive   also write OUT/deepseek-runtime-linux-x64.tar.gz and OUT/deepseek-operator-linux-x64.tar.gz
+#   --archive   also write OUT/deepseek-runtime-linux-x64.tar.gz, OUT/deepseek-operator-linux-x64.tar.gz and
+#               OUT/deepseek-gateway-linux-x64.tar.gz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,12 +35,13 @@ publish() {
 }
 mkdir -p "$out"
 publish operator/DeepSeek.Operator/DeepSeek.Operator.csproj deepseek-operator
+publish gateway/DeepSeek.Gateway/DeepSeek.Gateway.csproj deepseek-gateway
 # The runtime's publish marks libLibTorchSharp.so's GLIBCXX_3.4.32 need weak (build/*.targets), which
 # Debian 12's libstdc++ needs.
 publish runtime/DeepSeek.Runtime/DeepSeek.Runtime.csproj deepseek-runtime
 
 if $archive; then
-  for name in deepseek-operator deepseek-runtime; do
+  for name in deepseek-operator deepseek-gateway deepseek-runtime; do
     tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$out" -czf "$out/$name-linux-x64.tar.gz" "$name"
     echo "$out/$name-linux-x64.tar.gz ($(du -h "$out/$name-linux-x64.tar.gz" | cut -f1))"
   done

@@ -21,15 +21,18 @@ public sealed class ObjectStore(TimeProvider time)
     /// <summary>The ImageVolume feature gate; off, image volumes are dropped from workloads (<see cref="DisabledFields"/>).</summary>
     public bool ImageVolumeGate { get; set; } = true;
 
-    public sealed class Watcher(ResourceType type, string? ns, string? selector)
+    /// <summary>One open watch: its kind, namespace (null: all), label selector and parsed field selector (null: none).</summary>
+    public sealed class Watcher(ResourceType type, string? ns, string? selector, IReadOnlyList<(string Path, string Value)>? fields = null)
     {
         public ResourceType Type { get; } = type;
         public string? Namespace { get; } = ns;
         public string? Selector { get; } = selector;
+        public IReadOnlyList<(string Path, string Value)>? Fields { get; } = fields;
         public Channel<(string EventType, JsonObject Object)> Events { get; } = Channel.CreateUnbounded<(string, JsonObject)>();
 
         public bool Wants(ResourceType type, JsonObject obj) =>
-            type == Type && (Namespace is null || (string?)obj["metadata"]?["namespace"] == Namespace) && LabelSelector.Matches(Selector, obj);
+            type == Type && (Namespace is null || (string?)obj["metadata"]?["namespace"] == Namespace) && LabelSelector.Matches(Selector, obj)
+            && (Fields is null || FieldSelector.Matches(Fields, obj));
     }
 
     public long Revision { get { lock (gate) return revision; } }
@@ -79,11 +82,11 @@ public sealed class ObjectStore(TimeProvider time)
     }
 
     /// <summary>Opens a watch: null when <paramref name="fromVersion"/> was compacted away (410).</summary>
-    public Watcher? Watch(ResourceType type, string? ns, string? selector, long? fromVersion)
+    public Watcher? Watch(ResourceType type, string? ns, string? selector, long? fromVersion, IReadOnlyList<(string Path, string Value)>? fields = null)
     {
         lock (gate)
         {
-            var watcher = new Watcher(type, ns, selector);
+            var watcher = new Watcher(type, ns, selector, fields);
             if (fromVersion is null or 0)
             {
                 foreach (var obj in objects.Where(kv => kv.Key.Type == type).Select(kv => kv.Value))

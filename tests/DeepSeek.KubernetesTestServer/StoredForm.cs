@@ -13,7 +13,7 @@ namespace DeepSeek.KubernetesTestServer;
 /// pointer fields (<c>automountServiceAccountToken</c>, <c>replicas</c>) keep an explicit zero, as they do
 /// on a real server. Only the workload kinds are rewritten here, whose spec fields this server knows
 /// (a Lease's <c>holderIdentity</c>, a pointer, keeps <c>""</c>); custom resources are stored as sent, as a
-/// real server does with them.
+/// real server does with them. A Secret's <c>stringData</c> is folded into <c>data</c>, as a real server does.
 /// </summary>
 internal static class StoredForm
 {
@@ -32,7 +32,19 @@ internal static class StoredForm
 
     public static void Apply(ResourceType type, JsonObject obj)
     {
+        if (type is { Group: "", Kind: "Secret" }) MergeStringData(obj);
         if (type.Group is "" or "apps" or "policy" or "networking.k8s.io" && Kinds.Contains(type.Kind) && obj["spec"] is JsonObject spec) Rewrite(spec);
+    }
+
+    /// <summary>A Secret's <c>stringData</c> is write-only: the API server stores each entry base64-encoded in <c>data</c> (overriding a key of the same name) and drops it.</summary>
+    private static void MergeStringData(JsonObject secret)
+    {
+        if (secret["stringData"] is not JsonObject strings) return;
+        var data = secret["data"] as JsonObject ?? new JsonObject();
+        foreach (var (key, value) in strings)
+            data[key] = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes((string?)value ?? ""));
+        secret["data"] = data;
+        secret.Remove("stringData");
     }
 
     private static void Rewrite(JsonObject o)

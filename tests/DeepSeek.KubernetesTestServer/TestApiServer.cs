@@ -15,9 +15,10 @@ namespace DeepSeek.KubernetesTestServer;
 /// An in-process Kubernetes API server on 127.0.0.1 (Kestrel, plain HTTP) for the kinds an operator
 /// uses: discovery, get/list/watch with resourceVersion, bookmarks and 410 Gone, create, update with
 /// 409 on a stale resourceVersion, JSON merge patch, delete with owner-reference garbage collection,
-/// status and scale subresources, generation bumped on spec changes only, equality field selectors
-/// on lists; RBAC through an authorizer (403 in the Status shape), injected faults, outages that
-/// refuse connections, and a request log.
+/// status and scale subresources (a scale patch applies to the Scale), generation bumped on spec changes
+/// only, equality field selectors on lists and watches, Secrets' stringData folded into data; RBAC
+/// through an authorizer (403 in the Status shape), injected faults, outages that refuse connections,
+/// and a request log.
 /// </summary>
 public sealed class TestApiServer : IAsyncDisposable
 {
@@ -41,6 +42,12 @@ public sealed class TestApiServer : IAsyncDisposable
 
     /// <summary>Decides each request by (user, API group, resource[/subresource], verb); null allows everything.</summary>
     public Func<string, string, string, string, bool>? Authorizer { get; set; }
+
+    /// <summary>
+    /// Decides each request as RBAC does with the namespace and the object's name too (a Role's namespace, its
+    /// resourceNames), after <see cref="Authorizer"/>; null allows everything.
+    /// </summary>
+    public Func<AccessRequest, bool>? Authorize { get; set; }
 
     /// <summary>Delay before every answer.</summary>
     public TimeSpan Latency { get; set; }
@@ -172,7 +179,8 @@ public sealed class TestApiServer : IAsyncDisposable
         var resource = sub is null ? plural : $"{plural}/{sub}";
         var user = context.Request.Headers.Authorization.ToString() is { Length: > 7 } auth && auth.StartsWith("Bearer ", StringComparison.Ordinal) ? auth[7..] : "anonymous";
 
-        if (Authorizer is { } authorize && !authorize(user, group, resource, verb))
+        if ((Authorizer is { } authorize && !authorize(user, group, resource, verb))
+            || (Authorize is { } check && !check(new AccessRequest(user, group, resource, verb, ns, verb is "list" or "watch" ? NameOfFieldSelector(query["fieldSelector"].ToString()) : name))))
         {
             var (code, body) = Errors.Forbidden(user, verb, group, resource, ns);
             Record(user, verb, group, resource, ns, name, code);
@@ -212,6 +220,13 @@ public sealed class TestApiServer : IAsyncDisposable
         Record(user, verb, group, resource, ns, name, status);
         await Write(context, status, result);
     }
+
+    /// <summary>
+    /// The name a list or watch is authorized for, as the API server's request info derives it: the value of a
+    /// <c>metadata.name</c> equality in its field selector (so that RBAC's resourceNames can allow it), else none.
+    /// </summary>
+    private static string? NameOfFieldSelector(string selector) =>
+        FieldSelector.Parse(selector) is { } terms && terms.Where(t => t.Path == "metadata.name").ToList() is [var only] ? only.Value : null;
 
     /// <summary>The Kubernetes release this server claims to be (/version), so the operator's feature checks can be tested.</summary>
     public Version KubernetesVersion { get; set; } = new(1, 34);
@@ -254,6 +269,8 @@ public sealed class TestApiServer : IAsyncDisposable
                 var found = Store.Get(type, ns ?? "default", name!);
                 if (found is null) return Errors.NotFound(type, name!);
                 return sub == "scale" ? (200, Scale(type, found)) : (200, found);
+            case "patch" when sub == "scale":
+                return PatchScale(context, type, ns ?? "default", name!, await ReadBody(context));
             case "create":
                 return Store.Create(type, ns ?? "default", (await ReadBody(context))!.AsObject());
             case "update" when sub == "scale":
@@ -276,6 +293,26 @@ public sealed class TestApiServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// PATCH of the scale subresource as the API server does it: the merge patch applies to the Scale
+    /// (autoscaling/v1), whose <c>spec.replicas</c> then goes to the object's (the CRD's specReplicasPath,
+    /// <c>.spec.replicas</c>, for every kind served here); a <c>metadata.resourceVersion</c> in the patch is a
+    /// precondition on the object's. The answer is the Scale.
+    /// </summary>
+    private (int, JsonObject) PatchScale(HttpContext context, ResourceType type, string ns, string name, JsonNode? patch)
+    {
+        if (!type.HasScale) return Errors.NotFound(type, name);
+        var contentType = context.Request.ContentType ?? "";
+        if (!contentType.StartsWith("application/merge-patch+json", StringComparison.Ordinal))
+            return Errors.Failure(415, "UnsupportedMediaType", $"only application/merge-patch+json is served here, not {contentType}", type, name);
+        if (Store.Get(type, ns, name) is not { } current) return Errors.NotFound(type, name);
+        var scale = JsonMergePatch.Apply(Scale(type, current), patch)!.AsObject();
+        var change = new JsonObject { ["spec"] = new JsonObject { ["replicas"] = scale["spec"]?["replicas"]?.DeepClone() } };
+        if ((string?)patch?["metadata"]?["resourceVersion"] is { Length: > 0 } version) change["metadata"] = new JsonObject { ["resourceVersion"] = version };
+        var (code, body) = Store.Patch(type, ns, name, change, statusOnly: false);
+        return code == 200 ? (200, Scale(type, body)) : (code, body);
+    }
+
     private static JsonObject Scale(ResourceType type, JsonObject obj) => new()
     {
         ["kind"] = "Scale",
@@ -296,9 +333,15 @@ public sealed class TestApiServer : IAsyncDisposable
         long? from = long.TryParse(query["resourceVersion"], CultureInfo.InvariantCulture, out var v) ? v : null;
         var bookmarks = query["allowWatchBookmarks"] == "true";
         var timeout = int.TryParse(query["timeoutSeconds"], CultureInfo.InvariantCulture, out var t) ? TimeSpan.FromSeconds(t) : TimeSpan.FromMinutes(30);
+        IReadOnlyList<(string Path, string Value)>? fields = null;
+        if (query["fieldSelector"].ToString() is { Length: > 0 } fieldSelector && (fields = FieldSelector.Parse(fieldSelector)) is null)
+        {
+            await Write(context, 400, Errors.Failure(400, "BadRequest", $"unable to parse requirement: {fieldSelector} (only field=value and field==value are served here)", type, null).Item2);
+            return;
+        }
         context.Response.StatusCode = 200;
         context.Response.ContentType = "application/json";
-        var watcher = Store.Watch(type, ns, query["labelSelector"].ToString(), from);
+        var watcher = Store.Watch(type, ns, query["labelSelector"].ToString(), from, fields);
         if (watcher is null)
         {
             // Real API servers answer an expired version inside the stream, as an ERROR event.

@@ -119,3 +119,47 @@ Keep the two equal: tests/DeepSeek.Chart.Tests renders this chart and fails on a
 {{- define "deepseek-operator.tolerationArg" -}}
 {{- if .value }}{{ printf "%s=%s:%s" .key .value .effect }}{{ else }}{{ printf "%s:%s" .key .effect }}{{ end }}
 {{- end }}
+
+{{/* The gateway's objects: the release's full name with -gateway. */}}
+{{- define "deepseek-operator.gatewayName" -}}
+{{- printf "%s-gateway" (include "deepseek-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "deepseek-operator.gatewaySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "deepseek-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end }}
+
+{{- define "deepseek-operator.gatewayLabels" -}}
+helm.sh/chart: {{ include "deepseek-operator.chart" . }}
+{{ include "deepseek-operator.gatewaySelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "deepseek-operator.gatewayImage" -}}
+{{- printf "%s:%s" .Values.gateway.image.repository (default .Chart.AppVersion .Values.gateway.image.tag) }}
+{{- end }}
+
+{{/* The namespaces whose models the gateway publishes, as JSON: gateway.namespaces, else the operator's watchNamespaces ([] = all). */}}
+{{- define "deepseek-operator.gatewayNamespaces" -}}
+{{- toJson (.Values.gateway.namespaces | default .Values.watchNamespaces | default list) }}
+{{- end }}
+
+{{/*
+The gateway's rights on models and pods, in the order of GatewayPermissions.Rules
+(gateway/DeepSeek.Gateway/Cluster/GatewayPermissions.cs); its key Secrets are granted by name in
+templates/gateway/rbac.yaml. tests/DeepSeek.Chart.Tests fails on any difference.
+*/}}
+{{- define "deepseek-operator.gatewayRules" -}}
+- apiGroups: ["serving.deepseek-operator.io"]
+  resources: ["deepseekmodels"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
+- apiGroups: ["serving.deepseek-operator.io"]
+  resources: ["deepseekmodels/scale"]
+  verbs: ["patch"]
+{{- end }}

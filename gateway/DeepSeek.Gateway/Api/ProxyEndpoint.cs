@@ -1,5 +1,6 @@
 using DeepSeek.Gateway.Audit;
 using DeepSeek.Gateway.Caching;
+using DeepSeek.Gateway.Cluster;
 using DeepSeek.Gateway.Configuration;
 using DeepSeek.Gateway.Keys;
 using DeepSeek.Gateway.Routing;
@@ -12,7 +13,8 @@ namespace DeepSeek.Gateway.Api;
 /// <summary>
 /// POST /v1/chat/completions, /v1/completions and /v1/embeddings: key, body, model, limits, cache, then
 /// forward to one endpoint (another on a connection failure or a 503 before anything reached the client,
-/// holding while none is ready), and at the end one audit line and the metrics.
+/// holding while none is ready, and in a cluster scaling a model at zero replicas up), and at the end one
+/// audit line and the metrics.
 /// </summary>
 internal sealed partial class ProxyEndpoint(
     GatewayConfig config,
@@ -25,7 +27,8 @@ internal sealed partial class ProxyEndpoint(
     AuditLog audit,
     GatewayMetrics metrics,
     TimeProvider time,
-    ILogger<ProxyEndpoint> logger)
+    ILogger<ProxyEndpoint> logger,
+    ScaleFromZero? scaler = null)
 {
     /// <summary>How often a held request asks the model's endpoints whether one is ready.</summary>
     public static readonly TimeSpan HoldPoll = TimeSpan.FromMilliseconds(250);
@@ -112,16 +115,26 @@ internal sealed partial class ProxyEndpoint(
         var prefix = model.Routing == RoutingPolicy.Prefix && PromptPrefix.From(body.Json) is { } text ? RendezvousHash.Hash(text) : (ulong?)null;
         var holdUntil = time.GetUtcNow() + TimeSpan.FromSeconds(model.Config.HoldSeconds);
         var tried = new HashSet<EndpointState>();
-        // A bound on attempts besides the hold: an endpoint whose /ready says yes while its API fails must not loop a request forever.
-        var attemptsLeft = 3 * model.Endpoints.Count() + 3;
         var requestConfig = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromSeconds(model.Config.TimeoutSeconds) };
         var ticket = Interlocked.Increment(ref _tickets);
-        while (attemptsLeft-- > 0)
+        var attempts = 0;
+        var woken = false;
+        while (true)
         {
+            // Discovered models change under a request (a pod turned ready, a variant appeared): route on the table as it is now.
+            model = models.Find(model.Name) ?? model;
+            // A bound on attempts besides the hold: an endpoint whose /ready says yes while its API fails must not loop a request forever.
+            if (attempts++ >= 3 * model.Endpoints.Count() + 3) break;
             if (RouteSelection.Choose(model, tried, Random.Shared.NextDouble(), ticket, prefix) is not var (variant, endpoint))
             {
-                // Nothing usable: hold, asking the endpoints until one is ready or the hold is over.
-                if (!await WaitForReadyAsync(model, holdUntil, context.RequestAborted)) break;
+                // Nothing usable. A model scaled to zero is asked to scale up, once per hold; then hold, asking
+                // the endpoints until one is ready or the hold is over.
+                if (!woken && scaler is not null)
+                {
+                    woken = true;
+                    await scaler.WakeAsync(model.Name, context.RequestAborted);
+                }
+                if (!await WaitForReadyAsync(model.Name, holdUntil, context.RequestAborted)) break;
                 tried.Clear();
                 continue;
             }
@@ -211,16 +224,24 @@ internal sealed partial class ProxyEndpoint(
             model.Cache!.Put(cacheKey, context.Response.ContentType ?? "application/json", captured, variant.Name);
     }
 
-    /// <summary>True once an endpoint of <paramref name="model"/> answers ready; false when <paramref name="until"/> passes first (after one round at least).</summary>
-    private async Task<bool> WaitForReadyAsync(GatewayModel model, DateTimeOffset until, CancellationToken cancellation)
+    /// <summary>
+    /// True once an endpoint of the model answers ready; false when <paramref name="until"/> passes first (after
+    /// one round at least). Each round reads the table again, and a change to it (a discovered pod turned ready)
+    /// starts the next round at once.
+    /// </summary>
+    private async Task<bool> WaitForReadyAsync(string name, DateTimeOffset until, CancellationToken cancellation)
     {
         while (true)
         {
-            var answers = await Task.WhenAll(model.Endpoints.Select(e => probe.ProbeAsync(e, cancellation)));
+            var changed = models.Changed;
+            // Only endpoints that can take the request: a variant weighing 0 is out of the split, ready or not.
+            var endpoints = models.Find(name)?.Variants.Where(v => v.Weight > 0).SelectMany(v => v.Endpoints).Distinct().ToList() ?? [];
+            var answers = await Task.WhenAll(endpoints.Select(e => probe.ProbeAsync(e, cancellation)));
             if (answers.Any(ready => ready)) return true;
             var left = until - time.GetUtcNow();
             if (left <= TimeSpan.Zero) return false;
-            await Task.Delay(left < HoldPoll ? left : HoldPoll, time, cancellation);
+            await Task.WhenAny(changed, Task.Delay(left < HoldPoll ? left : HoldPoll, time, cancellation));
+            cancellation.ThrowIfCancellationRequested();
         }
     }
 

@@ -27,11 +27,24 @@ internal static class ConfigFile
 
     public static GatewayConfig Parse(string yaml, string source = "config")
     {
-        var deserializer = new DeserializerBuilder().WithNamingConvention(CamelCaseNamingConvention.Instance).Build();
-        GatewayConfig? config;
+        var config = Deserialize<GatewayConfig?>(yaml, source);
+        if (config is null) throw new GatewayConfigException($"{source}: empty; it needs at least models:");
+        var problems = config.Problems();
+        if (problems.Count > 0)
+            throw new GatewayConfigException($"{source}: {problems.Count} problem{(problems.Count == 1 ? "" : "s")}:\n" + string.Join('\n', problems.Select(p => "  " + p)));
+        return config;
+    }
+
+    /// <summary>
+    /// YAML in the file's names (camelCase; an unknown field is a mistake): the whole file, or a part of the
+    /// same shape kept elsewhere (the <c>keys:</c> list of a key Secret).
+    /// </summary>
+    /// <exception cref="GatewayConfigException">Not YAML of this shape; the message names line and column.</exception>
+    public static T Deserialize<T>(string yaml, string source)
+    {
         try
         {
-            config = deserializer.Deserialize<GatewayConfig?>(yaml);
+            return Yaml.Deserialize<T>(yaml);
         }
         catch (YamlException e)
         {
@@ -39,10 +52,7 @@ internal static class ConfigFile
             var reason = e.InnerException?.Message ?? e.Message;
             throw new GatewayConfigException($"{source}: line {e.Start.Line}, column {e.Start.Column}: {reason}");
         }
-        if (config is null) throw new GatewayConfigException($"{source}: empty; it needs at least models:");
-        var problems = config.Problems();
-        if (problems.Count > 0)
-            throw new GatewayConfigException($"{source}: {problems.Count} problem{(problems.Count == 1 ? "" : "s")}:\n" + string.Join('\n', problems.Select(p => "  " + p)));
-        return config;
     }
+
+    private static readonly IDeserializer Yaml = new DeserializerBuilder().WithNamingConvention(CamelCaseNamingConvention.Instance).Build();
 }

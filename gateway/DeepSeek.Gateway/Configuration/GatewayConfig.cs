@@ -2,7 +2,7 @@ namespace DeepSeek.Gateway.Configuration;
 
 /// <summary>
 /// The gateway's whole configuration, as <c>--config FILE</c> spells it (design §7): where to listen,
-/// the model table, the keys and the audit log. Read once at start; <see cref="Problems"/> names every
+/// the model table (or <c>cluster:</c>, to discover it), the keys and the audit log. Read once at start; <see cref="Problems"/> names every
 /// mistake at once, so a bad file is fixed in one edit, not one error per start.
 /// </summary>
 internal sealed class GatewayConfig
@@ -19,6 +19,9 @@ internal sealed class GatewayConfig
 
     public AuditConfig? Audit { get; set; }
 
+    /// <summary>Discover the models (and read the keys) from the Kubernetes API server instead of <see cref="Models"/> (and <see cref="Keys"/>).</summary>
+    public ClusterConfig? Cluster { get; set; }
+
     public long MaxRequestBytes { get; set; } = DefaultMaxRequestBytes;
 
     /// <summary>Every problem of the file, each naming its place (<c>models[0].variants[1].weight</c>); empty when valid.</summary>
@@ -28,7 +31,13 @@ internal sealed class GatewayConfig
         if (Listen is null) problems.Add("listen: missing");
         else Listen.Check(problems);
         if (MaxRequestBytes <= 0) problems.Add($"maxRequestBytes: {MaxRequestBytes} must be positive");
-        if (Models is null || Models.Count == 0) problems.Add("models: at least one model is needed");
+        if (Cluster is not null)
+        {
+            Cluster.Check(problems);
+            if (Models is { Count: > 0 }) problems.Add("models: leave it out with cluster: (the models are discovered)");
+            if (Keys is { Count: > 0 } && Cluster.KeySecrets is { Count: > 0 }) problems.Add("keys: give keys here or in cluster.keySecrets, not both");
+        }
+        else if (Models is null || Models.Count == 0) problems.Add("models: at least one model is needed (or cluster: to discover them)");
         var modelNames = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < (Models?.Count ?? 0); i++)
         {
@@ -41,20 +50,7 @@ internal sealed class GatewayConfig
             model.Check($"models[{i}]", problems);
             if (!string.IsNullOrWhiteSpace(model.Name) && !modelNames.Add(model.Name)) problems.Add($"models[{i}].name: '{model.Name}' is listed twice");
         }
-        var keyIds = new HashSet<string>(StringComparer.Ordinal);
-        var hashes = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        for (var i = 0; i < (Keys?.Count ?? 0); i++)
-        {
-            var key = Keys![i];
-            if (key is null)
-            {
-                problems.Add($"keys[{i}]: empty entry");
-                continue;
-            }
-            key.Check($"keys[{i}]", modelNames, problems);
-            if (!string.IsNullOrWhiteSpace(key.Id) && !keyIds.Add(key.Id)) problems.Add($"keys[{i}].id: '{key.Id}' is listed twice");
-            if (!string.IsNullOrWhiteSpace(key.Sha256) && !hashes.Add(key.Sha256)) problems.Add($"keys[{i}].sha256: the same key hash is listed twice");
-        }
+        KeyConfig.CheckList("keys", Keys, Cluster is null ? modelNames : null, problems);
         if (Audit is not null && string.IsNullOrWhiteSpace(Audit.Path)) problems.Add("audit.path: give a file path (or /dev/stdout), or leave audit out");
         return problems;
     }

@@ -2,12 +2,13 @@ using DeepSeek.Gateway.Routing;
 
 namespace DeepSeek.Gateway.Configuration;
 
-/// <summary>One public model name: how long its requests may take, how long to hold them for a ready endpoint, how to pick among its endpoints, its cache, and its weighted variants.</summary>
-internal sealed class ModelConfig
+/// <summary>
+/// How one public model's requests are handled: how long they may take, how long to hold them for a ready
+/// endpoint, how to pick among its endpoints, and its cache. A model of the file carries them itself; in a
+/// cluster (<c>cluster.models</c>) they are every discovered model's.
+/// </summary>
+internal class ModelSettings
 {
-    /// <summary>The <c>model</c> clients send.</summary>
-    public string Name { get; set; } = "";
-
     /// <summary>Longest silence from the upstream (no response byte) before the request ends with 504.</summary>
     public double TimeoutSeconds { get; set; } = 60;
 
@@ -25,16 +26,40 @@ internal sealed class ModelConfig
 
     public CacheConfig? Cache { get; set; }
 
-    public List<VariantConfig> Variants { get; set; } = [];
-
-    internal void Check(string at, List<string> problems)
+    internal void CheckSettings(string at, List<string> problems)
     {
-        if (string.IsNullOrWhiteSpace(Name)) problems.Add($"{at}.name: missing");
         if (!(TimeoutSeconds > 0) || double.IsInfinity(TimeoutSeconds)) problems.Add($"{at}.timeoutSeconds: {TimeoutSeconds} must be positive");
         if (!(HoldSeconds >= 0) || double.IsInfinity(HoldSeconds)) problems.Add($"{at}.holdSeconds: {HoldSeconds} must be 0 or more");
         if (!RoutingPolicies.TryParse(Routing, out _)) problems.Add($"{at}.routing: '{Routing}' is not one of {string.Join(", ", RoutingPolicies.Names)}");
         if (PrefixSpillInFlight < 1) problems.Add($"{at}.prefixSpillInFlight: {PrefixSpillInFlight} must be at least 1");
         Cache?.Check($"{at}.cache", problems);
+    }
+
+    /// <summary>These settings on a model of the given name and variants (a discovered model takes <c>cluster.models</c>'s).</summary>
+    internal ModelConfig For(string name, List<VariantConfig> variants) => new()
+    {
+        Name = name,
+        TimeoutSeconds = TimeoutSeconds,
+        HoldSeconds = HoldSeconds,
+        Routing = Routing,
+        PrefixSpillInFlight = PrefixSpillInFlight,
+        Cache = Cache,
+        Variants = variants,
+    };
+}
+
+/// <summary>One public model name: its settings and its weighted variants.</summary>
+internal sealed class ModelConfig : ModelSettings
+{
+    /// <summary>The <c>model</c> clients send.</summary>
+    public string Name { get; set; } = "";
+
+    public List<VariantConfig> Variants { get; set; } = [];
+
+    internal void Check(string at, List<string> problems)
+    {
+        if (string.IsNullOrWhiteSpace(Name)) problems.Add($"{at}.name: missing");
+        CheckSettings(at, problems);
         if (Variants is null || Variants.Count == 0)
         {
             problems.Add($"{at}.variants: at least one variant is needed");

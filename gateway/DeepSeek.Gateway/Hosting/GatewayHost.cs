@@ -3,10 +3,12 @@ using System.Reflection;
 using DeepSeek.Contract;
 using DeepSeek.Gateway.Api;
 using DeepSeek.Gateway.Audit;
+using DeepSeek.Gateway.Cluster;
 using DeepSeek.Gateway.Configuration;
 using DeepSeek.Gateway.Keys;
 using DeepSeek.Gateway.Telemetry;
 using DeepSeek.Gateway.Upstream;
+using k8s;
 using OpenTelemetry.Metrics;
 
 namespace DeepSeek.Gateway.Hosting;
@@ -28,11 +30,13 @@ internal static partial class GatewayHost
     /// <summary>
     /// The host over <paramref name="config"/>. <paramref name="time"/> is the clock of hold, cache expiry,
     /// rate windows and latency (tests pass a fake one); <paramref name="port"/> overrides <c>listen.port</c>
-    /// (tests: 0 for any free port); <paramref name="args"/> go to the host builder.
+    /// (tests: 0 for any free port); <paramref name="args"/> go to the host builder. With <c>cluster:</c>,
+    /// <paramref name="kubernetes"/> is the API server the models, pods and key Secrets are read from.
     /// </summary>
-    public static WebApplication Build(GatewayConfig config, TimeProvider? time = null, int? port = null, string[]? args = null)
+    public static WebApplication Build(GatewayConfig config, TimeProvider? time = null, int? port = null, string[]? args = null, IKubernetes? kubernetes = null)
     {
         ArgumentNullException.ThrowIfNull(config);
+        if (config.Cluster is not null && kubernetes is null) throw new ArgumentException("cluster: needs a Kubernetes client.", nameof(kubernetes));
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
@@ -47,9 +51,28 @@ internal static partial class GatewayHost
         time ??= TimeProvider.System;
         services.AddSingleton(time);
         services.AddSingleton(config);
-        services.AddSingleton(new KeyTable(config.Keys));
         services.AddSingleton<KeyLimits>();
-        services.AddSingleton(provider => new ModelTable(config, provider.GetRequiredService<TimeProvider>()));
+        if (config.Cluster is { } cluster)
+        {
+            services.AddSingleton(kubernetes!);
+            services.AddSingleton(cluster);
+            services.AddSingleton(provider => new ModelTable(provider.GetRequiredService<TimeProvider>()));
+            services.AddSingleton<ModelDiscovery>();
+            services.AddHostedService(provider => provider.GetRequiredService<ModelDiscovery>());
+            if (cluster.ScaleFromZero) services.AddSingleton<ScaleFromZero>();
+            // Keys from Secrets: closed until they are read, so that no caller is let in meanwhile.
+            services.AddSingleton(new KeyTable(config.Keys, closed: cluster.KeySecrets.Count > 0));
+            if (cluster.KeySecrets.Count > 0)
+            {
+                services.AddSingleton<KeySecrets>();
+                services.AddHostedService(provider => provider.GetRequiredService<KeySecrets>());
+            }
+        }
+        else
+        {
+            services.AddSingleton(new KeyTable(config.Keys));
+            services.AddSingleton(provider => new ModelTable(config, provider.GetRequiredService<TimeProvider>()));
+        }
         services.AddSingleton<UpstreamClient>();
         services.AddHttpForwarder();
         services.AddSingleton(new ReadinessProbe(new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(2) })));
@@ -62,8 +85,12 @@ internal static partial class GatewayHost
 
         var app = builder.Build();
         app.MapMethods(RuntimeContract.HealthPath, ReadOnlyMethods, () => Results.Json(new ProbeStatus("up"), GatewayJsonContext.Default.ProbeStatus));
-        // Ready once listening: a model with no ready endpoint is the hold's business (held, then 503), not a reason to take the gateway out of its Service.
-        app.MapMethods(RuntimeContract.ReadyPath, ReadOnlyMethods, () => Results.Json(new ProbeStatus("ready"), GatewayJsonContext.Default.ProbeStatus));
+        // Ready once listening, and in a cluster once the models and keys have been read: a model with no ready
+        // endpoint is the hold's business (held, then 503), not a reason to take the gateway out of its Service.
+        var read = Task.WhenAll(new Task?[] { app.Services.GetService<ModelDiscovery>()?.Synced, app.Services.GetService<KeySecrets>()?.Synced }.OfType<Task>());
+        app.MapMethods(RuntimeContract.ReadyPath, ReadOnlyMethods, () => read.IsCompletedSuccessfully
+            ? Results.Json(new ProbeStatus("ready"), GatewayJsonContext.Default.ProbeStatus)
+            : Results.Json(new ProbeStatus("reading the cluster"), GatewayJsonContext.Default.ProbeStatus, statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new HttpMethodMetadata(ReadOnlyMethods));
         app.MapMethods("/version", ReadOnlyMethods, () => Results.Json(new VersionInfo(Version, ApiVersion), GatewayJsonContext.Default.VersionInfo));
         app.MapGet("/v1/models", (HttpContext context, KeyTable keys, ModelTable models) => ModelsEndpoint.ListAsync(context, keys, models));
@@ -89,8 +116,11 @@ internal static partial class GatewayHost
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(config);
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("DeepSeek.Gateway");
-        var models = string.Join(", ", config.Models.Select(m => m.Name));
-        var keys = config.Keys.Count == 0 ? "none: open" : config.Keys.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var models = config.Cluster is { } cluster
+            ? "discovered in " + (cluster.Namespaces.Count == 0 ? "every namespace" : "namespaces " + string.Join(", ", cluster.Namespaces))
+            : string.Join(", ", config.Models.Select(m => m.Name));
+        var keys = config.Cluster is { KeySecrets.Count: > 0 } withSecrets ? "from Secrets " + string.Join(", ", withSecrets.KeySecrets)
+            : config.Keys.Count == 0 ? "none: open" : config.Keys.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
         LogListening(logger, Version, config.Listen.Host, config.Listen.Port, models, keys);
     }
 

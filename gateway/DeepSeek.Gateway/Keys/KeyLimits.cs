@@ -22,7 +22,7 @@ internal sealed class KeyLimits(TimeProvider time) : IDisposable
     {
         if (key is null || (key.RequestsPerMinute == 0 && key.TokensPerMinute == 0)) return (true, null, TimeSpan.Zero);
         var window = _windows.GetOrAdd(key.Id, _ => new KeyWindow(key, time.GetUtcNow()));
-        return window.TryAcquire(time.GetUtcNow());
+        return window.TryAcquire(key, time.GetUtcNow());
     }
 
     /// <summary>Adds a response's tokens to the key's window; past its limit, later requests of the window get 429.</summary>
@@ -42,13 +42,23 @@ internal sealed class KeyLimits(TimeProvider time) : IDisposable
         private FixedWindowRateLimiter? _requests = NewLimiter(key);
 
         private readonly Lock _lock = new();
+        private KeyConfig _key = key;
         private DateTimeOffset _start = start;
         private long _tokens;
 
-        public (bool, string?, TimeSpan) TryAcquire(DateTimeOffset now)
+        /// <param name="current">The key as the table has it now: reloaded keys (a Secret changed) bring their new limits.</param>
+        /// <param name="now">The gateway's clock.</param>
+        public (bool, string?, TimeSpan) TryAcquire(KeyConfig current, DateTimeOffset now)
         {
             lock (_lock)
             {
+                if (current.RequestsPerMinute != _key.RequestsPerMinute)
+                {
+                    // A new request limit counts from here; the window and its tokens go on.
+                    _requests?.Dispose();
+                    _requests = NewLimiter(current);
+                }
+                _key = current;
                 if (now - _start >= Window)
                 {
                     // A new window: whole minutes since the first, so the windows stay aligned.
@@ -56,10 +66,10 @@ internal sealed class KeyLimits(TimeProvider time) : IDisposable
                     _start += Window * elapsed;
                     _tokens = 0;
                     _requests?.Dispose();
-                    _requests = NewLimiter(key);
+                    _requests = NewLimiter(current);
                 }
                 var retryAfter = _start + Window - now;
-                if (key.TokensPerMinute > 0 && _tokens >= key.TokensPerMinute) return (false, "tokens per minute", retryAfter);
+                if (current.TokensPerMinute > 0 && _tokens >= current.TokensPerMinute) return (false, "tokens per minute", retryAfter);
                 if (_requests is not null)
                 {
                     using var lease = _requests.AttemptAcquire();

@@ -5,7 +5,8 @@ using k8s.Models;
 namespace DeepSeek.Operator.Autoscaling;
 
 /// <summary>
-/// From a model's pods to the replicas the autoscaler reads (pure). One pod per replica: every pod
+/// From a model's pods to the replicas that serve it (pure): the autoscaler reads their load, the gateway
+/// routes to the ready ones. One pod per replica: every pod
 /// of the Deployment that is not being deleted. Replica groups: the leader (pod-index 0) of each
 /// group <c>&lt;model&gt;-g0 … g(n−1)</c>, named after the group, so that a scale-down names groups.
 /// With data-parallel attention every rank of a group runs requests: each rank pod is read
@@ -13,7 +14,17 @@ namespace DeepSeek.Operator.Autoscaling;
 /// </summary>
 public static class ReplicaTargets
 {
-    public static IReadOnlyList<ReplicaTarget> Of(string model, ModelShape shape, IReadOnlyList<V1Pod> pods)
+    public static IReadOnlyList<ReplicaTarget> Of(string model, ModelShape shape, IReadOnlyList<V1Pod> pods) =>
+        ServingPods(model, shape, pods).Select(s => s.Pod is null
+            ? new ReplicaTarget(new ReplicaEndpoint(s.Name, null), false, s.Replica)
+            : Target(s.Name, s.Pod) with { Replica = s.Replica }).ToList();
+
+    /// <summary>
+    /// The pods that take the model's requests, one per replica (a rank per data-parallel group), in order:
+    /// the autoscaler reads their load, the gateway routes to the ready ones. A slot whose pod is missing
+    /// has <see cref="ServingPod.Pod"/> null.
+    /// </summary>
+    public static IReadOnlyList<ServingPod> ServingPods(string model, ModelShape shape, IReadOnlyList<V1Pod> pods)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
         ArgumentNullException.ThrowIfNull(shape);
@@ -21,9 +32,9 @@ public static class ReplicaTargets
         // A pod being deleted is draining: it is no longer one of the replicas the count asks for.
         var live = pods.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
         if (!shape.IsMultiPod)
-            return live.OrderBy(p => p.Metadata.Name, StringComparer.Ordinal).Select(p => Target(p.Metadata.Name, p)).ToList();
+            return live.OrderBy(p => p.Metadata.Name, StringComparer.Ordinal).Select(p => new ServingPod(p.Metadata.Name, p)).ToList();
 
-        var targets = new List<ReplicaTarget>(shape.Replicas);
+        var serving = new List<ServingPod>(shape.Replicas);
         for (var k = 0; k < shape.Replicas; k++)
         {
             var group = ObjectNames.Group(model, k);
@@ -35,17 +46,15 @@ public static class ReplicaTargets
                     var index = rank.ToString(System.Globalization.CultureInfo.InvariantCulture);
                     var pod = live.FirstOrDefault(p => Label(p, ModelLabels.Group) == label && Label(p, ModelLabels.PodIndex) == index)
                         ?? live.FirstOrDefault(p => p.Metadata.Name == $"{group}-{index}");
-                    targets.Add(pod is null
-                        ? new ReplicaTarget(new ReplicaEndpoint($"{group}-{index}", null), false, group)
-                        : Target(pod.Metadata.Name, pod) with { Replica = group });
+                    serving.Add(new ServingPod(pod?.Metadata.Name ?? $"{group}-{index}", pod, group));
                 }
                 continue;
             }
             var leader = live.FirstOrDefault(p => Label(p, ModelLabels.Group) == label && Label(p, ModelLabels.PodIndex) == "0")
                 ?? live.FirstOrDefault(p => p.Metadata.Name == group + "-0");
-            targets.Add(leader is null ? new ReplicaTarget(new ReplicaEndpoint(group, null), false) : Target(group, leader));
+            serving.Add(new ServingPod(group, leader));
         }
-        return targets;
+        return serving;
     }
 
     /// <summary>
@@ -107,6 +116,11 @@ public static class ReplicaTargets
         pod.Spec?.Containers?.SelectMany(c => c.Ports ?? []).FirstOrDefault(p => p.Name == RuntimeContract.GrpcName)?.ContainerPort
         ?? RuntimeContract.Grpc;
 
+    /// <summary>The port named <c>http</c> of the pod's containers (the runtime's default when none is named): its OpenAI API.</summary>
+    public static int HttpPort(V1Pod pod) =>
+        pod.Spec?.Containers?.SelectMany(c => c.Ports ?? []).FirstOrDefault(p => p.Name == RuntimeContract.HttpName)?.ContainerPort
+        ?? RuntimeContract.Http;
+
     public static bool IsReady(V1Pod pod) =>
         pod.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true;
 
@@ -116,3 +130,6 @@ public static class ReplicaTargets
     private static string? Label(V1Pod pod, string key) =>
         pod.Metadata.Labels is { } labels && labels.TryGetValue(key, out var value) ? value : null;
 }
+
+/// <summary>One pod that takes a model's requests: its replica's name (the pod's, or its group's), the pod if it exists, and for a rank of a data-parallel group, the group.</summary>
+public sealed record ServingPod(string Name, V1Pod? Pod, string? Replica = null);

@@ -25,6 +25,12 @@ public sealed class ObjectCache<T>(Func<T, string?>? indexBy = null) : IObjectCa
         lock (gate) return items.GetValueOrDefault(ObjectKey.Of(ns, name));
     }
 
+    /// <summary>Every object held, in no particular order (client-go's <c>List()</c>).</summary>
+    public IReadOnlyList<T> Items()
+    {
+        lock (gate) return [.. items.Values];
+    }
+
     /// <summary>The objects whose index value is <paramref name="value"/>.</summary>
     public IReadOnlyList<T> ByIndex(string value)
     {

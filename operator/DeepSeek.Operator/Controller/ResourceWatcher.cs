@@ -12,7 +12,8 @@ namespace DeepSeek.Operator.Controller;
 /// back off exponentially with jitter. Every object seen goes into <c>cache</c> first and is then
 /// handed to <c>onObject</c>, which maps it to a work-queue key: the queue, not the watcher, holds the
 /// work. Nothing one object does (a handler that throws) stops the watcher: it logs and goes on.
-/// It watches <c>kind</c> in namespace <c>ns</c> (null: in all).
+/// It watches <c>kind</c> in namespace <c>ns</c> (null: in all), narrowed by <c>fieldSelector</c> when given
+/// (<c>metadata.name=X</c>: one object, which is what RBAC's resourceNames allows a list or watch of).
 /// </summary>
 public sealed class ResourceWatcher<T, TList>(
     IKubernetes client,
@@ -21,7 +22,8 @@ public sealed class ResourceWatcher<T, TList>(
     ObjectCache<T> cache,
     Action<WatchEventType, T> onObject,
     TimeProvider time,
-    ILogger logger) : IResourceWatcher
+    ILogger logger,
+    string? fieldSelector = null) : IResourceWatcher
     where T : IKubernetesObject<V1ObjectMeta>
     where TList : IKubernetesObject<V1ListMeta>, IItems<T>
 {
@@ -108,9 +110,9 @@ public sealed class ResourceWatcher<T, TList>(
     // CustomObjects serves every group, the core one ("") included: one call lists and watches every kind.
     private Task<HttpOperationResponse<TList>> ListAsync(string? version, bool watch, CancellationToken cancellationToken) => ns is null
         ? client.CustomObjects.ListClusterCustomObjectWithHttpMessagesAsync<TList>(kind.Group, kind.Version, kind.Plural, allowWatchBookmarks: watch,
-            labelSelector: kind.LabelSelector, resourceVersion: version, watch: watch, cancellationToken: cancellationToken)
+            fieldSelector: fieldSelector, labelSelector: kind.LabelSelector, resourceVersion: version, watch: watch, cancellationToken: cancellationToken)
         : client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync<TList>(kind.Group, kind.Version, ns, kind.Plural, allowWatchBookmarks: watch,
-            labelSelector: kind.LabelSelector, resourceVersion: version, watch: watch, cancellationToken: cancellationToken);
+            fieldSelector: fieldSelector, labelSelector: kind.LabelSelector, resourceVersion: version, watch: watch, cancellationToken: cancellationToken);
 
     private void Handle(WatchEventType type, T item)
     {

@@ -117,7 +117,7 @@ public static class WatchedKinds
     private static string? InstanceOf<T>(T o) where T : IKubernetesObject<V1ObjectMeta> =>
         o.Metadata.Labels?.TryGetValue(ModelLabels.Instance, out var model) == true ? ObjectKey.Of(o.Metadata.NamespaceProperty, model) : null;
 
-    /// <summary>The index of pods: only the runtime's pods (its name label) count as a model's.</summary>
-    internal static string? ModelPodOf<T>(T p) where T : IKubernetesObject<V1ObjectMeta> =>
+    /// <summary>The index of pods: only the runtime's pods (its name label) count as a model's. The gateway indexes its pod cache by it too.</summary>
+    public static string? ModelPodOf<T>(T p) where T : IKubernetesObject<V1ObjectMeta> =>
         p.Metadata.Labels?.TryGetValue(ModelLabels.Name, out var app) == true && app == ModelLabels.AppName ? InstanceOf(p) : null;
 }

@@ -109,9 +109,9 @@ public sealed partial class DashboardTests
     [Fact]
     public void Config_map_carries_the_dashboard_for_grafanas_sidecar_when_enabled()
     {
-        Assert.DoesNotContain(Manifests.Render(), m => m.Kind == "ConfigMap");
+        Assert.DoesNotContain(Manifests.Render().Of("operator"), m => m.Kind == "ConfigMap");
 
-        var configMap = Manifests.Render(sets: ["grafana.dashboards.enabled=true"]).Single("ConfigMap");
+        var configMap = Manifests.Render(sets: ["grafana.dashboards.enabled=true"]).Of("operator").Single("ConfigMap");
 
         Assert.Equal("1", configMap.ScalarAt("metadata", "labels", "grafana_dashboard"));
         Assert.Equal(

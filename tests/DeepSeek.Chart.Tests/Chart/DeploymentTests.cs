@@ -3,7 +3,7 @@ using YamlDotNet.RepresentationModel;
 
 namespace DeepSeek.Chart.Tests.Chart;
 
-/// <summary>The operator Deployment: command-line contract, leader election, probes, hardening, scheduling.</summary>
+/// <summary>The operator Deployment (the gateway's: GatewayTests): command-line contract, leader election, probes, hardening, scheduling.</summary>
 public sealed class DeploymentTests
 {
     [Theory]
@@ -38,7 +38,7 @@ public sealed class DeploymentTests
     [MemberData(nameof(ValuesMode.All), MemberType = typeof(ValuesMode))]
     public void Containers_run_hardened(string mode)
     {
-        var deployment = Manifests.Render(ValuesMode.Files(mode)).Single("Deployment");
+        var deployment = Manifests.Render(ValuesMode.Files(mode)).Of("operator").Single("Deployment");
         var container = Container([deployment]);
 
         Assert.Equal("true", deployment.ScalarAt("spec", "template", "spec", "securityContext", "runAsNonRoot"));
@@ -57,7 +57,7 @@ public sealed class DeploymentTests
     [MemberData(nameof(ValuesMode.All), MemberType = typeof(ValuesMode))]
     public void Probes_and_metrics_use_the_ports_passed_to_the_operator(string mode)
     {
-        var manifests = Manifests.Render(ValuesMode.Files(mode));
+        var manifests = Manifests.Render(ValuesMode.Files(mode)).Of("operator");
         var container = Container(manifests);
         var args = Arguments(container);
         var ports = Manifests.Sequence(container, "ports")
@@ -135,7 +135,7 @@ public sealed class DeploymentTests
     [Fact]
     public void Scheduling_and_pull_secrets_reach_the_pod()
     {
-        var deployment = Manifests.Render(ValuesMode.Files(ValuesMode.Full)).Single("Deployment");
+        var deployment = Manifests.Render(ValuesMode.Files(ValuesMode.Full)).Of("operator").Single("Deployment");
         var pod = deployment.At("spec", "template", "spec")!;
 
         Assert.Equal("2", deployment.ScalarAt("spec", "replicas"));
@@ -161,7 +161,7 @@ public sealed class DeploymentTests
     }
 
     private static YamlNode Container(IReadOnlyList<Manifest> manifests) =>
-        Manifests.Sequence(manifests.Single("Deployment").Root, "spec", "template", "spec", "containers").Single();
+        Manifests.Sequence(manifests.Of("operator").Single("Deployment").Root, "spec", "template", "spec", "containers").Single();
 
     private static List<string> Arguments(YamlNode container) => [.. Manifests.Strings(container, "args")];
 

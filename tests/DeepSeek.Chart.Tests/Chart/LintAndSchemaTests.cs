@@ -21,6 +21,9 @@ public sealed class LintAndSchemaTests
     [InlineData("watchNamespaces[0]=Not_A_Namespace", "/watchNamespaces/0")]
     [InlineData("runtimeDefaults.tolerations[0].effect=Sometimes", "/runtimeDefaults/tolerations/0/effect")]
     [InlineData("replicaCont=2", "replicaCont")]
+    [InlineData("gateway.models.routing=random", "/gateway/models/routing")]
+    [InlineData("gateway.keySecrets[0]=Not_A_Secret", "/gateway/keySecrets/0")]
+    [InlineData("gateway.namespaces[0]=Not_A_Namespace", "/gateway/namespaces/0")]
     public void Values_schema_rejects_wrong_values_in_template_and_lint(string set, string reportedPath)
     {
         var template = Helm.Template(sets: [set]);

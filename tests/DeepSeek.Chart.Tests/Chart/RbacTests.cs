@@ -5,7 +5,7 @@ using YamlDotNet.RepresentationModel;
 namespace DeepSeek.Chart.Tests.Chart;
 
 /// <summary>
-/// The chart's RBAC grants exactly <see cref="OperatorPermissions.Rules"/>: the list of calls the operator
+/// The chart's RBAC for the operator grants exactly <see cref="OperatorPermissions.Rules"/>: the list of calls the operator
 /// makes, which the operator's test API server enforces. A new call without a chart rule fails here.
 /// </summary>
 public sealed class RbacTests
@@ -15,7 +15,7 @@ public sealed class RbacTests
     [MemberData(nameof(ValuesMode.All), MemberType = typeof(ValuesMode))]
     public void Rendered_rights_are_exactly_the_operators_permission_list(string mode)
     {
-        var manifests = Manifests.Render(ValuesMode.Files(mode));
+        var manifests = Manifests.Render(ValuesMode.Files(mode)).Of("operator");
         // In namespace-scoped mode each watched namespace holds the same rules; the union is what counts here.
         var rendered = Canonical(BoundRules(manifests).Select(r => r.Rule)).Distinct().ToArray();
 
@@ -26,7 +26,7 @@ public sealed class RbacTests
     [MemberData(nameof(ValuesMode.All), MemberType = typeof(ValuesMode))]
     public void Every_rule_names_one_group_and_one_resource_without_wildcards_and_secrets_get_only_get_and_create(string mode)
     {
-        foreach (var role in Roles(Manifests.Render(ValuesMode.Files(mode))))
+        foreach (var role in Roles(Manifests.Render(ValuesMode.Files(mode)).Of("operator")))
         {
             foreach (var rule in Manifests.Sequence(role.Root, "rules"))
             {
@@ -49,7 +49,7 @@ public sealed class RbacTests
     [Fact]
     public void Cluster_mode_uses_a_cluster_role_for_workloads_and_a_namespaced_role_for_the_lease()
     {
-        var manifests = Manifests.Render();
+        var manifests = Manifests.Render().Of("operator");
 
         var clusterRole = manifests.Single("ClusterRole");
         Assert.Equal(
@@ -65,8 +65,9 @@ public sealed class RbacTests
     {
         var manifests = Manifests.Render(ValuesMode.Files(ValuesMode.Namespaced));
 
+        // Nothing cluster-wide, the gateway's rights included: it publishes the operator's namespaces.
         Assert.DoesNotContain(manifests, m => m.Kind is "ClusterRole" or "ClusterRoleBinding");
-        var bound = BoundRules(manifests);
+        var bound = BoundRules(manifests.Of("operator"));
         foreach (var watched in new[] { "team-a", "team-b" })
         {
             Assert.Equal(
@@ -85,7 +86,7 @@ public sealed class RbacTests
     [Fact]
     public void Without_leader_election_there_are_no_lease_rights()
     {
-        var manifests = Manifests.Render(sets: ["replicaCount=1", "leaderElection.enabled=false"]);
+        var manifests = Manifests.Render(sets: ["replicaCount=1", "leaderElection.enabled=false"]).Of("operator");
 
         Assert.Equal(
             Canonical(OperatorPermissions.Rules.Where(r => !IsLease(r))),

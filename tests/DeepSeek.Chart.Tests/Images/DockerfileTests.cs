@@ -4,13 +4,13 @@ using DeepSeek.Chart.Tests.Infrastructure;
 namespace DeepSeek.Chart.Tests.Images;
 
 /// <summary>
-/// Static checks of the Dockerfiles. The operator image and the CPU runtime image are also built and run
+/// Static checks of the Dockerfiles. The operator, gateway and CPU runtime images are also built and run
 /// in CI (tests/DeepSeek.Images.Tests); the CUDA runtime image pulls a PyTorch base that CI cannot reach,
 /// so for it these checks are what runs: floating or missing base tags, root users, the LibTorch wiring.
 /// </summary>
 public sealed partial class DockerfileTests
 {
-    public static TheoryData<string> Dockerfiles => new("operator/Dockerfile", "runtime/Dockerfile");
+    public static TheoryData<string> Dockerfiles => new("operator/Dockerfile", "gateway/Dockerfile", "runtime/Dockerfile");
 
     [Theory]
     [MemberData(nameof(Dockerfiles))]
@@ -64,6 +64,18 @@ public sealed partial class DockerfileTests
         Assert.Contains(lines, l => l.Keyword == "USER" && l.Arguments == "65532:65532");
         Assert.Contains("runAsUser: 65532", values, StringComparison.Ordinal);
         Assert.Contains(lines, l => l.Keyword == "EXPOSE" && l.Arguments == "8080 8081");
+    }
+
+    [Fact]
+    public void Gateway_image_uses_the_uid_the_chart_runs_as_and_exposes_the_charts_gateway_port()
+    {
+        var lines = Instructions("gateway/Dockerfile");
+        var container = Manifests.Sequence(Manifests.Render().Of("gateway").Single("Deployment").Root, "spec", "template", "spec", "containers").Single();
+
+        Assert.Contains(lines, l => l.Keyword == "USER" && l.Arguments == "65532:65532");
+        Assert.Equal("65532", Manifests.Render().Of("gateway").Single("Deployment").ScalarAt("spec", "template", "spec", "securityContext", "runAsUser"));
+        Assert.Contains(lines, l => l.Keyword == "EXPOSE" && l.Arguments == Manifests.Scalar(Manifests.Sequence(container, "ports").Single(), "containerPort"));
+        Assert.Contains(lines, l => l.Keyword == "ENTRYPOINT" && l.Arguments == "[\"/app/deepseek-gateway\"]");
     }
 
     [Fact]

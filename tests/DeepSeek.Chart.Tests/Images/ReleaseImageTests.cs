@@ -21,6 +21,15 @@ public sealed class ReleaseImageTests
     }
 
     [Fact]
+    public void Default_gateway_image_is_the_release_build()
+    {
+        var gateway = GatewayImage(Manifests.Render());
+
+        Assert.Contains(gateway, BuiltImages("--release"));
+        Assert.EndsWith($":{AppVersion()}", gateway, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Default_runtime_image_is_the_release_cuda_build_and_the_operators_own_default()
     {
         var built = BuiltImages("--release", "--cuda");
@@ -47,10 +56,12 @@ public sealed class ReleaseImageTests
         var manifests = Manifests.Render(sets:
         [
             "image.repository=registry.example.com/platform/deepseek-operator", "image.tag=1.2.3",
+            "gateway.image.repository=registry.example.com/platform/deepseek-gateway", "gateway.image.tag=1.2.3",
             "runtimeDefaults.image.repository=registry.example.com/platform/deepseek-runtime", "runtimeDefaults.image.tag=1.2.3",
         ]);
 
         Assert.Contains(OperatorImage(manifests), built);
+        Assert.Contains(GatewayImage(manifests), built);
         Assert.Contains(RuntimeImage(manifests), built);
         Assert.Contains(CpuRuntimeImage(manifests), built);
     }
@@ -79,10 +90,11 @@ public sealed class ReleaseImageTests
         var install = Array.FindIndex(lines, assignment, l => l.StartsWith("helm install ", StringComparison.Ordinal));
         var sets = lines.Skip(install + 1).TakeWhile(l => l.TrimStart().StartsWith("--set ", StringComparison.Ordinal))
             .Select(l => Expand(l.Trim().TrimEnd('\\').Trim()["--set ".Length..])).ToList();
-        Assert.Equal(2, sets.Count);
+        Assert.Equal(3, sets.Count);
         var manifests = Manifests.Render(sets: sets);
 
         Assert.Contains(OperatorImage(manifests), built);
+        Assert.Contains(GatewayImage(manifests), built);
         Assert.Contains(RuntimeImage(manifests), built);
         Assert.StartsWith($"{registry}/", OperatorImage(manifests), StringComparison.Ordinal);
     }
@@ -90,11 +102,14 @@ public sealed class ReleaseImageTests
     [Fact]
     public void Local_builds_are_tagged_dev()
     {
-        Assert.Equal(["localhost/deepseek-operator:dev", "localhost/deepseek-runtime:dev-cpu"], BuiltImages());
+        Assert.Equal(["localhost/deepseek-operator:dev", "localhost/deepseek-gateway:dev", "localhost/deepseek-runtime:dev-cpu"], BuiltImages());
     }
 
     private static string OperatorImage(IReadOnlyList<Manifest> manifests) =>
-        Manifests.Scalar(Manifests.Sequence(manifests.Single("Deployment").Root, "spec", "template", "spec", "containers").Single(), "image")!;
+        Manifests.Scalar(Manifests.Sequence(manifests.Of("operator").Single("Deployment").Root, "spec", "template", "spec", "containers").Single(), "image")!;
+
+    private static string GatewayImage(IReadOnlyList<Manifest> manifests) =>
+        Manifests.Scalar(Manifests.Sequence(manifests.Of("gateway").Single("Deployment").Root, "spec", "template", "spec", "containers").Single(), "image")!;
 
     private static string RuntimeImage(IReadOnlyList<Manifest> manifests) => OperatorArgument(manifests, "--runtime-image=");
 
@@ -102,7 +117,7 @@ public sealed class ReleaseImageTests
 
     private static string OperatorArgument(IReadOnlyList<Manifest> manifests, string flag)
     {
-        var container = Manifests.Sequence(manifests.Single("Deployment").Root, "spec", "template", "spec", "containers").Single();
+        var container = Manifests.Sequence(manifests.Of("operator").Single("Deployment").Root, "spec", "template", "spec", "containers").Single();
         return Assert.Single(Manifests.Strings(container, "args"), a => a.StartsWith(flag, StringComparison.Ordinal))[flag.Length..];
     }
 

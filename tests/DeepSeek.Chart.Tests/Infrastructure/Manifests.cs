@@ -42,6 +42,10 @@ public static class Manifests
     public static IReadOnlyList<string> Strings(YamlNode node, params string[] path) =>
         [.. Sequence(node, path).Select(n => ((YamlScalarNode)n).Value ?? "")];
 
+    /// <summary>The objects of one component of the chart (their <c>app.kubernetes.io/component</c> label): <c>operator</c> or <c>gateway</c>.</summary>
+    public static IReadOnlyList<Manifest> Of(this IReadOnlyList<Manifest> manifests, string component) =>
+        [.. manifests.Where(m => m.ScalarAt("metadata", "labels", "app.kubernetes.io/component") == component)];
+
     public static Manifest Single(this IReadOnlyList<Manifest> manifests, string kind) =>
         manifests.Where(m => m.Kind == kind).ToList() switch
         {

@@ -67,6 +67,53 @@ public sealed class ConfigTests
             Assert.Contains(place, e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void InAClusterTheModelsAreDiscoveredWithTheSettingsOfClusterModels()
+    {
+        var config = ConfigFile.Parse("""
+            listen: {host: 0.0.0.0, port: 8080}
+            cluster:
+              namespaces: [team-a, team-b]
+              keySecrets: [{namespace: deepseek-system, name: gateway-keys}]
+              models: {holdSeconds: 300, routing: prefix, cache: {ttlSeconds: 60}}
+            """);
+        var cluster = Assert.IsType<ClusterConfig>(config.Cluster);
+        Assert.Empty(config.Models);
+        Assert.Equal(["team-a", "team-b"], cluster.Namespaces);
+        Assert.Equal("deepseek-system/gateway-keys", Assert.Single(cluster.KeySecrets).ToString());
+        Assert.True(cluster.ScaleFromZero);
+        var model = cluster.Models.For("chat", []);
+        Assert.Equal((300.0, "prefix", 60.0, 60.0), (model.HoldSeconds, model.Routing, model.Cache!.TtlSeconds, model.TimeoutSeconds));
+
+        // Settings left out are a model's defaults, but with a hold long enough for a pod to start (scale from zero).
+        Assert.Equal(ClusterConfig.DefaultHoldSeconds, ConfigFile.Parse("cluster: {}").Cluster!.Models.HoldSeconds);
+        var partial = ConfigFile.Parse("cluster: {models: {routing: round-robin}}").Cluster!.Models;
+        Assert.Equal((ClusterConfig.DefaultHoldSeconds, "round-robin", 60.0), (partial.HoldSeconds, partial.Routing, partial.TimeoutSeconds));
+    }
+
+    [Fact]
+    public void AClusterConfigurationNamesEveryProblemToo()
+    {
+        var e = Assert.Throws<GatewayConfigException>(() => ConfigFile.Parse("""
+            cluster:
+              namespaces: [Team_A, team-b, team-b]
+              keySecrets: [{namespace: "", name: keys}, {namespace: ns, name: ""}]
+              models: {holdSeconds: -1, routing: random}
+            models:
+              - {name: m, variants: [{name: a, endpoints: ["http://h:1"]}]}
+            keys:
+              - {id: k, sha256: 2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b, models: [anything]}
+            """));
+        foreach (var place in new[]
+                 {
+                     "cluster.namespaces[0]", "cluster.namespaces[2]", "cluster.keySecrets[0].namespace", "cluster.keySecrets[1].name",
+                     "cluster.models.holdSeconds", "cluster.models.routing", "models: leave it out", "keys: give keys here or in cluster.keySecrets",
+                 })
+            Assert.Contains(place, e.Message, StringComparison.Ordinal);
+        // A key's models are not checked against a file that lists none: they are the cluster's served names.
+        Assert.DoesNotContain("keys[0].models", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("models: [{name: m, variants: [{name: a, endpoints: [\"http://h:1\"]}]}]\nunknownField: 1", "unknownField")]
     [InlineData("models: [{name: m, timeoutSeconds: soon, variants: [{name: a, endpoints: [\"http://h:1\"]}]}]", "line 1")]
@@ -89,6 +136,17 @@ public sealed class ConfigTests
             var (missing, _, usage) = await ChildProcess.RunAsync(new ProcessStartInfo("dotnet", [Repo.GatewayDll]), TimeSpan.FromSeconds(30));
             Assert.Equal(2, missing);
             Assert.Contains("--config FILE", usage, StringComparison.Ordinal);
+
+            // --kubeconfig goes with a cluster: file only, and must name a file that exists.
+            await File.WriteAllTextAsync(path, "models: [{name: m, variants: [{name: a, endpoints: [\"http://127.0.0.1:1\"]}]}]\n");
+            var (standalone, _, notCluster) = await ChildProcess.RunAsync(new ProcessStartInfo("dotnet", [Repo.GatewayDll, "--config", path, "--kubeconfig", path]), TimeSpan.FromSeconds(30));
+            Assert.Equal(2, standalone);
+            Assert.Contains("--kubeconfig is for a file with cluster:", notCluster, StringComparison.Ordinal);
+            await File.WriteAllTextAsync(path, "cluster: {}\n");
+            var nowhere = Path.Combine(Path.GetTempPath(), $"no-kubeconfig-{Guid.NewGuid():N}");
+            var (noCluster, _, unreachable) = await ChildProcess.RunAsync(new ProcessStartInfo("dotnet", [Repo.GatewayDll, "--config", path, "--kubeconfig", nowhere]), TimeSpan.FromSeconds(30));
+            Assert.Equal(2, noCluster);
+            Assert.Contains($"kubeconfig '{nowhere}' does not exist", unreachable, StringComparison.Ordinal);
         }
         finally
         {

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
+using k8s;
 
 namespace DeepSeek.Gateway.Tests.Infrastructure;
 
@@ -24,13 +25,26 @@ public sealed class RunningGateway : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    internal static async Task<RunningGateway> StartAsync(string yaml)
+    /// <summary>The services of the gateway (its model table, key table), for tests that wait on what it has taken in.</summary>
+    internal IServiceProvider Services => _app.Services;
+
+    internal static async Task<RunningGateway> StartAsync(string yaml, IKubernetes? kubernetes = null)
     {
         var config = ConfigFile.Parse(yaml);
-        var app = GatewayHost.Build(config, port: 0);
+        var app = GatewayHost.Build(config, port: 0, kubernetes: kubernetes);
         await app.StartAsync();
         var url = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
-        return new RunningGateway(app, url.TrimEnd('/'));
+        var gateway = new RunningGateway(app, url.TrimEnd('/'));
+        if (kubernetes is not null)
+        {
+            // In a cluster, ready once the models and keys have been read from the API server.
+            await Eventually.HoldsAsync(async () =>
+            {
+                using var ready = await gateway.Http.GetAsync(new Uri("/ready", UriKind.Relative));
+                return ready.IsSuccessStatusCode;
+            }, TimeSpan.FromSeconds(30), "the gateway to read the cluster (/ready 200)");
+        }
+        return gateway;
     }
 
     public async ValueTask DisposeAsync()

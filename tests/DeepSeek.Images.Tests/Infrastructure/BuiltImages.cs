@@ -11,12 +11,15 @@ public sealed class BuiltImages : IAsyncLifetime
     private static readonly TimeSpan BuildTimeout = TimeSpan.FromMinutes(40);
 
     public string Operator { get; private set; } = "";
+    public string Gateway { get; private set; } = "";
     public string RuntimeCpu { get; private set; } = "";
     public string BuildOutput { get; private set; } = "";
     public TimeSpan BuildTime { get; private set; }
 
     /// <summary>Where the script leaves the publish output it copied into the images.</summary>
     public static string PublishedOperator => Repository.PathOf("artifacts", "image-build", "deepseek-operator", "deepseek-operator");
+
+    public static string PublishedGateway => Repository.PathOf("artifacts", "image-build", "deepseek-gateway", "deepseek-gateway");
 
     public static string ArchiveOf(string image) => Repository.PathOf("artifacts", "images", image[(image.LastIndexOf('/') + 1)..].Replace(':', '-') + ".oci.tar");
 
@@ -25,6 +28,7 @@ public sealed class BuiltImages : IAsyncLifetime
         var names = (await Command.RunAsync("bash", ["scripts/build-images.sh", "--list"], TimeSpan.FromMinutes(1))).Succeeded()
             .Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Operator = Assert.Single(names, n => n.Contains("/deepseek-operator:", StringComparison.Ordinal));
+        Gateway = Assert.Single(names, n => n.Contains("/deepseek-gateway:", StringComparison.Ordinal));
         RuntimeCpu = Assert.Single(names, n => n.Contains("/deepseek-runtime:", StringComparison.Ordinal));
 
         var clock = Stopwatch.StartNew();

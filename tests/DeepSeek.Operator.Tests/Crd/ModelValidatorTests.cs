@@ -37,6 +37,8 @@ public sealed class ModelValidatorTests
     [InlineData("empty image", "spec.runtime.image")]
     [InlineData("toleration operator Sometimes", "spec.runtime.tolerations[0].operator")]
     [InlineData("node selector key bad key!", "spec.runtime.nodeSelector")]
+    [InlineData("gateway weight above 100", "spec.gateway.weight")]
+    [InlineData("negative gateway weight", "spec.gateway.weight")]
     public void Invalid_models_name_the_field(string change, string field)
     {
         var model = Valid();
@@ -60,6 +62,8 @@ public sealed class ModelValidatorTests
             case "empty image": spec.Runtime.Image = ""; break;
             case "toleration operator Sometimes": spec.Runtime.Tolerations = [new V1Toleration { Key = "k", OperatorProperty = "Sometimes" }]; break;
             case "node selector key bad key!": spec.Runtime.NodeSelector = new Dictionary<string, string> { ["bad key!"] = "x" }; break;
+            case "gateway weight above 100": spec.Gateway.Weight = 101; break;
+            case "negative gateway weight": spec.Gateway.Weight = -1; break;
         }
         var errors = ModelValidator.Validate(model);
         Assert.Contains(errors, e => e.Field == field);

@@ -56,4 +56,7 @@ public sealed class DeepSeekModelSpec
 
     /// <summary>Built-in autoscaling on queue depth.</summary>
     public AutoscalingSpec Autoscaling { get; set; } = new();
+
+    /// <summary>How the gateway publishes the model under its served name.</summary>
+    public GatewaySpec Gateway { get; set; } = new();
 }
