@@ -9,8 +9,11 @@ const credentials = grpc.credentials.createInsecure();
 const definition = protoLoader.loadSync(process.env.PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
 const proto = grpc.loadPackageDefinition(definition);
 
+// A call's deadline is the whole scenario's budget (the 120 s the tests give this process, scaled by
+// TEST_TIME_SCALE as tests/DeepSeek.Testing/TestTime.cs does), so a loaded machine slows a call without failing it first.
+const timeScale = Math.max(1, Number(process.env.TEST_TIME_SCALE) || 1);
 function deadline() {
-  return new Date(Date.now() + 30_000);
+  return new Date(Date.now() + 120_000 * timeScale);
 }
 
 const scenarios = {
@@ -39,12 +42,12 @@ const scenarios = {
       call.on("end", () => resolve({ tokenIds, text, finish, usage }));
     });
   },
-  // Polls GetLoad (open without a key, as the autoscaler reads it) until waiting > 0 or 30 s pass; prints the last report.
+  // Polls GetLoad (open without a key, as the autoscaler reads it) until waiting > 0 or 30 s (scaled) pass; prints the last report.
   async loadUntilWaiting() {
     const client = new proto.deepseek.runtime.v1.Inference(address, credentials);
     const getLoad = () => new Promise((resolve, reject) =>
       client.GetLoad({}, new grpc.Metadata(), { deadline: deadline() }, (error, response) => (error ? reject(error) : resolve(response))));
-    const end = Date.now() + 30_000;
+    const end = Date.now() + 30_000 * timeScale;
     let report = await getLoad();
     while (report.waiting <= 0 && Date.now() < end) {
       await new Promise((resolve) => setTimeout(resolve, 20));
