@@ -245,20 +245,30 @@ __global__ void combine_picks(const __nv_bfloat16* __restrict__ products, const 
 
 // ---- one weight (a projection) ------------------------------------------------------------------
 
-// grid (ceil(rows / warps), ceil(m / kPairsPerPass)): x [m, k] · W[row]ᵀ for a few rows of x (decode),
-// one warp per weight row reading it once for up to kPairsPerPass rows of x (read from global memory:
-// each is small and every warp of the block reads the same ones); out bf16 [m, rows].
-template <typename Weights>
-__global__ void linear_rows(const __nv_bfloat16* __restrict__ x, int m, Weights weights, __nv_bfloat16* __restrict__ out) {
+// grid (ceil(rows / warps), ceil(m / kMax)): x [m, k] · W[row]ᵀ for a few rows of x (decode), one warp
+// per weight row reading it once for up to kMax rows of x. The block's rows of x are staged in shared
+// memory when they fit (`stage`, with the dynamic shared memory for kMax rows), else read from global memory (L1/L2). kMax 1 keeps
+// several loads of the weight in flight per lane (row_dots' unrolling), which a single row needs.
+template <int kMax, typename Weights>
+__global__ void linear_rows(const __nv_bfloat16* __restrict__ x, int m, Weights weights, bool stage, __nv_bfloat16* __restrict__ out) {
+  extern __shared__ __align__(16) unsigned char shared[];
   const int lane = threadIdx.x % kWarp;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
+  const int first = blockIdx.y * kMax;
+  const int count = min(kMax, m - first);
+  const __nv_bfloat16* input = x + static_cast<int64_t>(first) * weights.k;
+  if (stage) {
+    auto* staged = reinterpret_cast<__nv_bfloat16*>(shared);
+    for (int i = threadIdx.x * 8; i < count * weights.k; i += blockDim.x * 8)
+      *reinterpret_cast<uint4*>(staged + i) = *reinterpret_cast<const uint4*>(input + i);
+    __syncthreads();
+    input = staged;
+  }
   if (n >= weights.rows) return;
-  const int first = blockIdx.y * kPairsPerPass;
-  const int count = min(kPairsPerPass, m - first);
-  float sums[kPairsPerPass];
-  row_dots<kPairsPerPass>(weights, 0, n, x + static_cast<int64_t>(first) * weights.k, weights.k, count, lane, sums);
+  float sums[kMax];
+  row_dots<kMax>(weights, 0, n, input, weights.k, count, lane, sums);
 #pragma unroll
-  for (int j = 0; j < kPairsPerPass; j++) {
+  for (int j = 0; j < kMax; j++) {
     if (j < count) {
       const float value = warp_sum(sums[j]);
       if (lane == 0) out[static_cast<int64_t>(first + j) * weights.rows + n] = __float2bfloat16(value);

@@ -232,8 +232,20 @@ extern "C" void* dsn_fp8_linear(void* x_h, void* bytes_h, void* scale_inv_h) {
     if (m > kFp8RowKernelMaxRows) return new at::Tensor(at::matmul(x, dequantized(weights, 1, bytes, false).t()));
     auto output = at::empty({m, weights.rows}, x.options());
     if (m == 0 || weights.rows == 0) return new at::Tensor(std::move(output));
-    kernels::linear_rows<<<dim3(blocks(weights.rows, kernels::kWarpsPerBlock), blocks(m, kernels::kPairsPerPass)), kernels::kThreads, 0,
-                           at::cuda::getCurrentCUDAStream()>>>(bf16(x), static_cast<int>(m), weights, bf16_out(output));
+    // One row: a warp keeps four loads of the weight in flight. More: up to 8 rows per pass over the
+    // weight, staged in shared memory where they fit in the default 48 KiB.
+    auto stream = at::cuda::getCurrentCUDAStream();
+    const dim3 grid_rows(blocks(weights.rows, kernels::kWarpsPerBlock));
+    if (m == 1) {
+      const int64_t staged = weights.k * 2;
+      const bool stage = staged <= 48 * 1024;
+      kernels::linear_rows<1><<<grid_rows, kernels::kThreads, stage ? staged : 0, stream>>>(bf16(x), 1, weights, stage, bf16_out(output));
+    } else {
+      const int64_t staged = kernels::kPairsPerPass * weights.k * 2;
+      const bool stage = staged <= 48 * 1024;
+      kernels::linear_rows<kernels::kPairsPerPass><<<dim3(grid_rows.x, blocks(m, kernels::kPairsPerPass)), kernels::kThreads, stage ? staged : 0,
+                                                     stream>>>(bf16(x), static_cast<int>(m), weights, stage, bf16_out(output));
+    }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return new at::Tensor(std::move(output));
   });
