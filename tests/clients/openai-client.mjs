@@ -221,7 +221,8 @@ const scenarios = {
     const messages = [
       user,
       assistant,
-      ...assistant.tool_calls.map((call) => ({ role: "tool", tool_call_id: call.id, content: JSON.stringify({ temperature: 18, unit: "C" }) })),
+      // A tool result may be text parts, as a user message's may.
+      ...assistant.tool_calls.map((call) => ({ role: "tool", tool_call_id: call.id, content: [{ type: "text", text: JSON.stringify({ temperature: 18, unit: "C" }) }] })),
     ];
     const after = await client.chat.completions.create({ model, messages, tools: toolFunctions, max_tokens: 16, seed: 4 });
     let streamed = "";
