@@ -1,6 +1,10 @@
 using System.Text.Json;
+using DeepSeek.Engine.Requests;
+using DeepSeek.Engine.Structured;
+using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Tests.Support;
 using DeepSeek.Model.Tokenization;
+using DeepSeek.Runtime.Hosting;
 
 namespace DeepSeek.Model.Tests.Tokenization;
 
@@ -124,6 +128,30 @@ public sealed class ChatTemplateTests
         Assert.Contains(ChatTemplate.ToolCallsBegin + ChatTemplate.CallOpening("get_weather"), output, StringComparison.Ordinal);
         Assert.DoesNotContain(ChatTemplate.BeginOfSentence, output, StringComparison.Ordinal);
         Assert.DoesNotContain(ChatTemplate.ToolOutputsBegin, output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_forced_call_may_write_the_markers_as_the_vocabularys_own_tokens_and_they_decode_back_for_the_parser()
+    {
+        var tokenizer = WithToolMarkers();
+        var vocabulary = EngineService.Vocabulary(tokenizer, DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V3Tiny)));
+        var validator = new RequestValidator(tokenizer.Size, 4096, structuredOutputs: new StructuredOutputs(vocabulary));
+        var tools = validator.CheckTools([new ToolDefinition("function", "now")], new ToolChoice("required"), parallel: false);
+        var cursor = tools.Constraint!.Start();
+        var allowed = new bool[tokenizer.Size];
+        cursor.Allowed(1000, tokenizer.Size, allowed);
+        Assert.True(allowed[tokenizer.AddedTokenId(ChatTemplate.ToolCallsBegin)!.Value]);
+        Assert.True(allowed[tokenizer.Encode("<")[0]]);
+        Assert.False(allowed[tokenizer.AddedTokenId(ChatTemplate.User)!.Value]);
+
+        var text = ChatTemplate.ToolCallsBegin + ChatTemplate.CallOpening("now") + "{}" + ChatTemplate.ArgumentsClosing + ChatTemplate.ToolCallsEnd;
+        var ids = tokenizer.Encode(text);
+        Assert.Equal(5, ids.Count(id => id < 13)); // each of the five call markers one token
+        cursor.Advance(ids);
+        Assert.True(cursor.IsComplete);
+        var parser = new ToolCallParser(tools.Callable);
+        var events = parser.Feed(tokenizer.Decode(ids, skipSpecialTokens: true, ChatTemplate.ToolCallMarkers)).Concat(parser.Finish()).ToList();
+        Assert.Equal([new(ToolCallEventKind.CallStarted, 0, "now"), new(ToolCallEventKind.Arguments, 0, "{}")], events);
     }
 
     [Fact]
