@@ -207,6 +207,7 @@ const scenarios = {
       calls: results.reduce((sum, r) => sum + r.calls.length, 0),
       mostCalls: Math.max(...results.map((r) => r.calls.length)),
       mostCallsStreamed: Math.max(...results.filter((r) => r.stream).map((r) => r.calls.length)),
+      turnsOfSeveralCalls: results.filter((r) => r.calls.length > 1).map((r) => `${r.index}${r.stream ? "s" : ""}:${r.calls.length}`),
       functions: [...new Set(results.flatMap((r) => r.calls.map((c) => c.name)))],
       failures: results.filter((r) => !r.valid).slice(0, 5),
     };
