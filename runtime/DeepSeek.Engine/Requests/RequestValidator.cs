@@ -1,5 +1,6 @@
 using System.Text;
 using DeepSeek.Engine.Structured;
+using DeepSeek.Model.Tokenization;
 
 namespace DeepSeek.Engine.Requests;
 
@@ -66,7 +67,7 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
         if (!float.IsFinite(s.RepetitionPenalty) || s.RepetitionPenalty <= 0f || s.RepetitionPenalty > SamplingParameters.MaxRepetitionPenalty)
             throw new InvalidRequestException("repetition_penalty", $"repetition_penalty must be greater than 0 and at most {SamplingParameters.MaxRepetitionPenalty} (1 disables it), got {s.RepetitionPenalty}.");
         if (s.Constraint is not null && s.MinTokens > 0)
-            throw new InvalidRequestException("min_tokens", "min_tokens cannot be combined with response_format json_object or json_schema: the document ends when it is whole; remove min_tokens.");
+            throw new InvalidRequestException("min_tokens", "min_tokens cannot be combined with a constrained output (response_format json_object or json_schema, tool_choice \"required\" or a named function): the output ends when it is whole; remove min_tokens.");
         if (s.MaxTokens is { } max && max < 1)
             throw new InvalidRequestException(fields.MaxTokens, $"{fields.MaxTokens} must be at least 1, got {max}.");
         if (s.MinTokens < 0)
@@ -127,6 +128,66 @@ public sealed class RequestValidator(int vocabSize, int maxContextTokens, int ma
         throw Unsupported(format.TypeParam, format.Type is "json_object" or "json_schema"
             ? $"{format.TypeParam} '{format.Type}' needs the model's tokenizer, and this model folder has none; send text or remove response_format."
             : $"{format.TypeParam} '{format.Type}' is not one this server knows; send \"text\", \"json_object\" or \"json_schema\".");
+    }
+
+    /// <summary>
+    /// <c>tools</c>, <c>tool_choice</c> and <c>parallel_tool_calls</c> of a chat request: every function
+    /// named once (1–64 of <c>a-zA-Z0-9_-</c>, at most <see cref="ToolCallGrammar.MaxTools"/>), its
+    /// parameters a supported schema of an object (compiled, so refusals name the keyword), the choice
+    /// one of <c>none</c>, <c>auto</c> (the default with tools), <c>required</c> or an offered function.
+    /// A forced call (<c>required</c>, named) gets the call grammar as its constraint, which a JSON
+    /// <paramref name="responseFormat"/> cannot share. <see cref="CheckedTools.None"/> when there is nothing to offer or parse.
+    /// </summary>
+    /// <exception cref="InvalidRequestException">The first rule broken, naming the field (<c>tools[2].function.name</c>, <c>tool_choice</c>, ...).</exception>
+    public CheckedTools CheckTools(IReadOnlyList<ToolDefinition>? tools, ToolChoice? choice, bool parallel, OutputConstraint? responseFormat = null)
+    {
+        if (tools is null)
+        {
+            if (choice is not null && choice.Mode != "none")
+                throw new InvalidRequestException("tool_choice", "tool_choice needs tools: send the functions the model may call in tools, or remove tool_choice.");
+            return CheckedTools.None;
+        }
+        if (tools.Count == 0)
+            throw new InvalidRequestException("tools", "tools is an empty list; send at least one function, or remove tools.");
+        if (tools.Count > ToolCallGrammar.MaxTools)
+            throw new InvalidRequestException("tools", $"tools has {tools.Count} functions; send at most {ToolCallGrammar.MaxTools}.");
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < tools.Count; i++)
+        {
+            var tool = tools[i];
+            if (tool.Type != "function")
+                throw new InvalidRequestException($"tools[{i}].type", tool.Type is null
+                    ? $"tools[{i}].type is required; send \"function\"."
+                    : $"tools[{i}].type '{tool.Type}' is not supported; only \"function\" tools are.", tool.Type is null ? "invalid_value" : "unsupported_value");
+            var param = $"tools[{i}].function.name";
+            if (tool.Name is not { } name || name.Length is 0 or > ToolCallGrammar.MaxNameLength || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))
+                throw new InvalidRequestException(param, $"{param} must be 1 to {ToolCallGrammar.MaxNameLength} characters of a-z, A-Z, 0-9, _ and -.");
+            if (!names.Add(name))
+                throw new InvalidRequestException(param, $"{param} '{name}' names a function already in tools; name each function once.");
+        }
+        choice ??= ToolChoice.Auto;
+        if (choice.Mode is not (null or "none" or "auto" or "required"))
+            throw new InvalidRequestException("tool_choice", $"tool_choice '{choice.Mode}' is not one this server knows; send \"none\", \"auto\", \"required\" or {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}.");
+        if (choice.Mode is null && (choice.FunctionName is not { } named || !names.Contains(named)))
+            throw new InvalidRequestException("tool_choice.function.name",
+                $"tool_choice.function.name '{choice.FunctionName}' is not a function of tools; name one of: {string.Join(", ", names)}.");
+        if (choice.Forces && responseFormat is not null)
+            throw new InvalidRequestException("tool_choice",
+                "tool_choice \"required\" or a named function makes the output a tool call, which response_format json_object or json_schema cannot also shape; use tool_choice \"auto\" or remove response_format.");
+        if (structuredOutputs is null)
+            throw Unsupported("tools", "tools need the model's tokenizer, and this model folder has none; remove tools.");
+
+        var callable = choice.Mode switch
+        {
+            "none" => new HashSet<string>(StringComparer.Ordinal),
+            null => new HashSet<string>(StringComparer.Ordinal) { choice.FunctionName! },
+            _ => names,
+        };
+        // Compiled in every mode, so an unsupported schema is refused whatever the choice.
+        var constraint = structuredOutputs.CompileToolCalls(tools, callable.Count > 0 ? callable : names, parallel);
+        if (choice.Mode == "none") return CheckedTools.None;
+        var offered = tools.Select(t => new ChatTool(t.Name!, t.Description, t.ParametersJson)).ToList();
+        return new CheckedTools(offered, callable, choice.Forces ? constraint : null);
     }
 
     /// <summary>

@@ -160,6 +160,72 @@ internal sealed class AnyValueNode : JsonNode
     }
 }
 
+// Nodes that frame JSON values in surrounding text (a tool call: its markers, the function's name, then
+// its arguments as a document of the function's schema; ToolCallGrammar builds them).
+
+/// <summary>Parts one after another; none may be empty.</summary>
+internal sealed class SequenceNode : JsonNode
+{
+    public SequenceNode(IReadOnlyList<JsonNode> parts)
+    {
+        Parts = parts;
+        _restFrom = new int[parts.Count + 1];
+        for (var p = parts.Count - 1; p >= 0; p--) _restFrom[p] = _restFrom[p + 1] + parts[p].MinLength;
+        MinLength = _restFrom[0];
+    }
+
+    private readonly int[] _restFrom;
+
+    public IReadOnlyList<JsonNode> Parts { get; }
+
+    /// <summary>Fewest bytes of parts <paramref name="next"/> onwards.</summary>
+    public int RestFrom(int next) => _restFrom[next];
+}
+
+/// <summary><see cref="First"/>, then up to <c>Max - 1</c> more of <see cref="Next"/> (which carries any separator); at least <see cref="Min"/> in all (1 or more).</summary>
+internal sealed class RepeatNode : JsonNode
+{
+    public RepeatNode(JsonNode first, JsonNode next, int min, int max)
+    {
+        First = first;
+        Next = next;
+        Min = min;
+        Max = max;
+        MinLength = Rest(0);
+    }
+
+    public JsonNode First { get; }
+    public JsonNode Next { get; }
+    public int Min { get; }
+    public int Max { get; }
+
+    /// <summary>Fewest bytes still needed once <paramref name="count"/> items are written.</summary>
+    public int Rest(int count) => count >= Min ? 0 : (count == 0 ? First.MinLength + ((Min - 1) * Next.MinLength) : (Min - count) * Next.MinLength);
+}
+
+/// <summary>One of several keys (literal texts, none a prefix of another), each followed by its own value.</summary>
+internal sealed class KeyedChoiceNode : JsonNode
+{
+    private readonly int[] _minThrough;
+
+    public KeyedChoiceNode(IReadOnlyList<(byte[] Key, JsonNode Value)> choices)
+    {
+        Choices = choices;
+        Keys = ByteTrie.Build([.. choices.Select(c => c.Key)]);
+        _minThrough = new int[Keys.NodeCount];
+        for (var n = 0; n < Keys.NodeCount; n++)
+            _minThrough[n] = Keys.Values(n).Min(c => choices[c].Key.Length - Keys.Depth(n) + choices[c].Value.MinLength);
+        MinLength = _minThrough[0];
+    }
+
+    public IReadOnlyList<(byte[] Key, JsonNode Value)> Choices { get; }
+
+    public ByteTrie Keys { get; }
+
+    /// <summary>Fewest bytes to finish from key trie node <paramref name="node"/>, the value included.</summary>
+    public int MinThrough(int node) => _minThrough[node];
+}
+
 /// <summary>A trie of byte strings; node 0 is the root; a terminal holds the index of the string it ends.</summary>
 internal sealed class ByteTrie
 {
@@ -308,6 +374,9 @@ internal static class JsonGrammar
         ArrayNode array => new ArrayFrame(array, ContainerPhase.Start, 0),
         ObjectNode obj => new ObjectFrame(obj, ContainerPhase.Start, 0, 0),
         AnyObjectNode => new AnyObjectFrame(ContainerPhase.Start),
+        SequenceNode sequence => new SequenceFrame(sequence, 0),
+        RepeatNode repeat => new RepeatFrame(repeat, 0),
+        KeyedChoiceNode choice => new KeyedChoiceFrame(choice, 0),
         _ => throw new InvalidOperationException($"No frame for {node.GetType().Name}."),
     };
 }
@@ -553,6 +622,50 @@ internal sealed record AnyObjectFrame(ContainerPhase Phase) : Frame
                 else if (b == (byte)'}') into.Add(below);
                 break;
         }
+    }
+}
+
+/// <summary>Part <see cref="Next"/> of a sequence comes next; the later parts wait below it.</summary>
+internal sealed record SequenceFrame(SequenceNode Node, int Next) : Frame
+{
+    public override int Remaining => Node.RestFrom(Next);
+
+    public override void Feed(byte b, Stack? below, List<Stack?> into)
+    {
+        var after = Next + 1 < Node.Parts.Count ? new Stack(this with { Next = Next + 1 }, below) : below;
+        JsonGrammar.Begin(Node.Parts[Next], after, b, into);
+    }
+}
+
+/// <summary><see cref="Count"/> items written: another may begin, or, once there are enough, what follows.</summary>
+internal sealed record RepeatFrame(RepeatNode Node, int Count) : Frame
+{
+    public override bool Accepting => Count >= Node.Min;
+
+    public override int Remaining => Node.Rest(Count);
+
+    public override void Feed(byte b, Stack? below, List<Stack?> into)
+    {
+        // Without an upper bound, every count past the minimum is the same state (so their masks are shared).
+        var written = Node.Max == int.MaxValue ? Math.Min(Count + 1, Math.Max(Node.Min, 1)) : Count + 1;
+        if (Count < Node.Max)
+            JsonGrammar.Begin(Count == 0 ? Node.First : Node.Next, new Stack(this with { Count = written }, below), b, into);
+        if (Accepting) JsonGrammar.Feed(below, b, into);
+    }
+}
+
+/// <summary>Inside a key of a keyed choice; its value follows the key's last byte.</summary>
+internal sealed record KeyedChoiceFrame(KeyedChoiceNode Node, int KeyNode) : Frame
+{
+    public override int Remaining => Node.MinThrough(KeyNode);
+
+    public override void Feed(byte b, Stack? below, List<Stack?> into)
+    {
+        var child = Node.Keys.Child(KeyNode, b);
+        if (child < 0) return;
+        var chosen = Node.Keys.Terminal(child);
+        if (chosen >= 0) JsonGrammar.Push(Node.Choices[chosen].Value, below, into);
+        else into.Add(new Stack(this with { KeyNode = child }, below));
     }
 }
 

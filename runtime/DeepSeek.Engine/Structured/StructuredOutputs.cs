@@ -57,6 +57,37 @@ public sealed class StructuredOutputs(TokenVocabulary vocabulary)
         }
     }
 
+    /// <summary>
+    /// The grammar of a forced tool call (<see cref="ToolCallGrammar"/>) over the functions named in
+    /// <paramref name="callable"/>, cached like a schema by the tools' text, the callable names and
+    /// <paramref name="parallel"/>. Every function's parameters are compiled, so each is checked.
+    /// </summary>
+    /// <exception cref="InvalidRequestException">A function's parameters schema that is unsupported, malformed, over a bound, or not of an object.</exception>
+    public OutputConstraint CompileToolCalls(IReadOnlyList<ToolDefinition> tools, IReadOnlySet<string> callable, bool parallel)
+    {
+        ArgumentNullException.ThrowIfNull(tools);
+        ArgumentNullException.ThrowIfNull(callable);
+        var key = new StringBuilder("tools:").Append(parallel ? "parallel:" : "single:");
+        foreach (var name in callable.Order(StringComparer.Ordinal)) key.Append(JsonText.Quote(name)).Append(',');
+        foreach (var tool in tools) key.Append('\n').Append(JsonText.Quote(tool.Name ?? "")).Append(':').Append(tool.ParametersJson is { } json ? Normalised(json) : "null");
+        var description = $"tool calls of {string.Join(", ", callable.Order(StringComparer.Ordinal))}";
+        return Cached(key.ToString(), description, () => ToolCallGrammar.Compile(tools, callable, parallel));
+    }
+
+    /// <summary>A schema's compact text for a cache key; text that does not parse is kept as sent (compiling it will refuse it).</summary>
+    private static string Normalised(string json)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
+            return JsonText.Compact(document.RootElement);
+        }
+        catch (JsonException)
+        {
+            return json;
+        }
+    }
+
     private OutputConstraint Schema(ResponseFormat format)
     {
         var param = format.Param;

@@ -123,6 +123,9 @@ public sealed class BpeTokenizer
         return new BpeTokenizer(vocabulary, new BpeMerges(merges), added, preTokenizer, ignoreMerges, wordCacheBytes);
     }
 
+    /// <summary>The id of the added token spelled <paramref name="content"/>; null when the vocabulary has no such added token.</summary>
+    public int? AddedTokenId(string content) => _addedByContent.TryGetValue(content, out var added) ? added.Id : null;
+
     public int? IdOf(string token) =>
         _addedByContent.TryGetValue(token, out var added) ? added.Id : _vocabulary.TryGetValue(token, out var id) ? id : null;
 
@@ -198,7 +201,8 @@ public sealed class BpeTokenizer
     /// does not know decode to nothing, as Hugging Face's tokenizers do: real checkpoints pad the
     /// embedding table past the tokenizer, and the model may sample such an id.
     /// </summary>
-    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
+    /// <remarks><paramref name="keepSpecial"/>: special tokens written out even when skipping the others (the chat template's tool-call markers, which a parser reads in the text).</remarks>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false, IReadOnlySet<string>? keepSpecial = null)
     {
         var text = new StringBuilder();
         var bytes = new List<byte>();
@@ -213,7 +217,7 @@ public sealed class BpeTokenizer
             if (_addedById.TryGetValue(id, out var added))
             {
                 Flush();
-                if (!(skipSpecialTokens && added.Special)) text.Append(added.Content);
+                if (!(skipSpecialTokens && added.Special) || keepSpecial?.Contains(added.Content) == true) text.Append(added.Content);
                 continue;
             }
             // A vocabulary entry outside the byte-level alphabet has no bytes to give.

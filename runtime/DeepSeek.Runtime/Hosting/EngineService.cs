@@ -58,17 +58,27 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
 
     public ModelDescription Model => Volatile.Read(ref _model);
 
-    /// <summary>Each id's bytes, computed once per tokenizer, and the model's end-of-sequence id: what constrained decoding masks with.</summary>
+    /// <summary>
+    /// Each id's bytes as the engine's decoder writes them, computed once per tokenizer, and the model's
+    /// end-of-sequence id: what constrained decoding masks with. Tool-call markers that are added tokens
+    /// stand for their text, so a forced call may use them as the model was trained to.
+    /// </summary>
     public static TokenVocabulary Vocabulary(BpeTokenizer tokenizer, DeepSeekConfig config)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(config);
         var bytes = new byte[]?[tokenizer.Size];
         for (var id = 0; id < bytes.Length; id++) bytes[id] = tokenizer.BytesOf(id);
+        foreach (var marker in ChatTemplate.ToolCallMarkers)
+            if (tokenizer.AddedTokenId(marker) is { } id) bytes[id] = System.Text.Encoding.UTF8.GetBytes(marker);
         return new TokenVocabulary(bytes, config.EosTokenId is { } eos ? [eos] : []);
     }
 
-    /// <summary>The engine over a checkpoint folder, as <c>serve</c> and <c>generate</c> start it: the model loads on the engine thread; text is decoded with the folder's tokenizer, special tokens skipped.</summary>
+    /// <summary>
+    /// The engine over a checkpoint folder, as <c>serve</c> and <c>generate</c> start it: the model loads on
+    /// the engine thread; text is decoded with the folder's tokenizer, special tokens skipped except the
+    /// tool-call markers, which the chat face parses calls from.
+    /// </summary>
     public static Task<InferenceEngine> StartEngineAsync(ModelFolder model, EngineOptions options, EngineMetrics metrics,
         Action<DeepSeekForCausalLM>? modelPasses = null, ILogger? engineLogger = null)
     {
@@ -80,7 +90,7 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
         }
         return InferenceEngine.StartAsync(options,
             () => model.Load(TorchRuntime.Resolve(options.Device), modelPasses, Log),
-            new DelegateTokenDecoder(ids => model.Tokenizer?.Decode(ids, skipSpecialTokens: true) ?? ""),
+            new DelegateTokenDecoder(ids => model.Tokenizer?.Decode(ids, skipSpecialTokens: true, ChatTemplate.ToolCallMarkers) ?? ""),
             metrics, logger: engineLogger);
     }
 
@@ -219,7 +229,7 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
 
     public string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens) => folder.Tokenizer?.Decode(tokenIds, skipSpecialTokens) ?? "";
 
-    public int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages) => ChatTemplate.Encode(Tokenizer, messages);
+    public int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ChatTool> tools) => ChatTemplate.Encode(Tokenizer, messages, tools: tools);
 
     public GenerationHandle Submit(ValidatedRequest request, CancellationToken cancellationToken) =>
         RunningEngine().Submit(request, cancellationToken);

@@ -30,8 +30,8 @@ public interface IInferenceBackend
     /// <summary>Ids the tokenizer does not know decode to nothing.</summary>
     string Decode(IReadOnlyList<int> tokenIds, bool skipSpecialTokens);
 
-    /// <summary>The model's chat template applied to <paramref name="messages"/>, ending with the assistant turn's opening; content is encoded as plain text.</summary>
-    int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages);
+    /// <summary>The model's chat template applied to <paramref name="messages"/> with the functions offered (<paramref name="tools"/>, often none), ending where the assistant writes next; content is encoded as plain text.</summary>
+    int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ChatTool> tools);
 
     /// <summary>Queues a request <see cref="ModelDescription.Validator"/> accepted; <paramref name="cancellationToken"/> (the client going away) frees its slot.</summary>
     GenerationHandle Submit(ValidatedRequest request, CancellationToken cancellationToken);

@@ -81,7 +81,7 @@ public sealed class TestBackend : IInferenceBackend
         return text.Append(Encoding.UTF8.GetString([.. bytes])).ToString();
     }
 
-    public int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages)
+    public int[] ApplyChatTemplate(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ChatTool> tools)
     {
         var ids = new List<int> { Bos };
         foreach (var message in messages)

@@ -37,7 +37,7 @@ public sealed class BadInputTests : IAsyncLifetime
         { "unknown message field", Chat, """{"model":"deepseek-test","messages":[{"role":"user","content":"hi","tool_call_id":"x"}]}""", 400, "messages[0].tool_call_id" },
         { "empty messages", Chat, """{"model":"deepseek-test","messages":[]}""", 400, "messages" },
         { "missing messages", Chat, """{"model":"deepseek-test"}""", 400, "messages" },
-        { "bad role", Chat, """{"model":"deepseek-test","messages":[{"role":"tool","content":"x"}]}""", 400, "messages[0].role" },
+        { "bad role", Chat, """{"model":"deepseek-test","messages":[{"role":"function","content":"x"}]}""", 400, "messages[0].role" },
         { "missing model", Chat, $$"""{"messages":{{Hello}}}""", 400, "model" },
         { "out-of-vocabulary id", Completions, """{"model":"deepseek-test","prompt":[1,2,99999]}""", 400, "prompt" },
         { "negative token id", Completions, """{"model":"deepseek-test","prompt":[-1]}""", 400, "prompt" },

@@ -156,7 +156,20 @@ public sealed class BadInputTableTests(HardenedServe shared) : IClassFixture<Har
             new("service_tier priority", ChatBody("\"service_tier\":\"priority\""), 400, "service_tier", "unsupported_value"),
             new("metadata with a number value", ChatBody("\"metadata\":{\"n\":1}"), 400, "metadata.n"),
             new("parallel_tool_calls as a string", ChatBody("\"parallel_tool_calls\":\"yes\""), 400, "parallel_tool_calls"),
-            new("tools", ChatBody("\"tools\":[]"), 400, "tools"),
+            new("tools empty", ChatBody("\"tools\":[]"), 400, "tools"),
+            new("tools as an object", ChatBody("\"tools\":{}"), 400, "tools"),
+            new("a tool that is null", ChatBody("\"tools\":[null]"), 400, "tools[0]"),
+            new("a tool without a function", ChatBody("\"tools\":[{\"type\":\"function\"}]"), 400, "tools[0].function"),
+            new("a tool function with an unknown member", ChatBody("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"extra\":1}}]"), 400, "tools[0].function.extra"),
+            // tool_choice none: the function is checked but not described to the model, whose 256-token context could not hold it.
+            new("a tool", ChatBody("\"max_tokens\":1,\"tool_choice\":\"none\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"description\":\"d\",\"strict\":true,\"parameters\":{\"type\":\"object\"}}}]"), 200),
+            new("tool_choice none without tools", ChatBody("\"max_tokens\":1,\"tool_choice\":\"none\""), 200),
+            new("tool_choice as a number", ChatBody("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":1"), 400, "tool_choice"),
+            new("tool_choice with an unknown member", ChatBody("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"},\"x\":1}"), 400, "tool_choice.x"),
+            new("tool_choice of another type", ChatBody("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":{\"type\":\"file_search\"}"), 400, "tool_choice.type"),
+            new("tool_calls in a user message", WireRequest.Post(Chat, $$"""{"model":"{{Model}}","messages":[{"role":"user","content":"hi","tool_calls":[]}]}""") with { Authorization = Bearer }, 400, "messages[0].tool_calls"),
+            new("a tool call without arguments", WireRequest.Post(Chat, $$$"""{"model":"{{{Model}}}","messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f"}}]}]}""") with { Authorization = Bearer }, 400, "messages[1].tool_calls[0].function.arguments"),
+            new("a tool call without an id", WireRequest.Post(Chat, $$$"""{"model":"{{{Model}}}","messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f","arguments":"{}"}}]}]}""") with { Authorization = Bearer }, 400, "messages[1].tool_calls[0].id"),
         };
         var data = new TheoryData<Row>();
         foreach (var row in rows) data.Add(row);

@@ -7,11 +7,11 @@ namespace DeepSeek.Api.Tests.Serve;
 /// <summary>The real clients and plain HTTP calls the serve tests drive the server with.</summary>
 public static class ServeClients
 {
-    public static Task<JsonElement> OpenAiAsync(ServeProcess server, string scenario, string apiKey = "unused", Dictionary<string, string>? extra = null) =>
-        OpenAiAsync(server.HttpUrl, ServeProcess.ModelName, apiKey, scenario, extra);
+    public static Task<JsonElement> OpenAiAsync(ServeProcess server, string scenario, string apiKey = "unused", Dictionary<string, string>? extra = null, TimeSpan? timeout = null) =>
+        OpenAiAsync(server.HttpUrl, ServeProcess.ModelName, apiKey, scenario, extra, timeout);
 
-    /// <summary>The official openai SDK against any server of these tests.</summary>
-    public static async Task<JsonElement> OpenAiAsync(string httpUrl, string model, string apiKey, string scenario, Dictionary<string, string>? extra = null)
+    /// <summary>The official openai SDK against any server of these tests; the scenario's deadline (default 120 s) scales with <c>TEST_TIME_SCALE</c>.</summary>
+    public static async Task<JsonElement> OpenAiAsync(string httpUrl, string model, string apiKey, string scenario, Dictionary<string, string>? extra = null, TimeSpan? timeout = null)
     {
         var environment = new Dictionary<string, string>
         {
@@ -21,7 +21,7 @@ public static class ServeClients
             ["SCENARIO"] = scenario,
         };
         foreach (var (name, value) in extra ?? []) environment[name] = value;
-        var output = await ExternalTool.RunNodeAsync("openai-client.mjs", environment, TimeSpan.FromSeconds(120));
+        var output = await ExternalTool.RunNodeAsync("openai-client.mjs", environment, DeepSeek.Testing.TestTime.Budget(timeout ?? TimeSpan.FromSeconds(120)));
         return JsonDocument.Parse(output).RootElement;
     }
 

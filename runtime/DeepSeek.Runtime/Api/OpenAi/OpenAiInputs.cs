@@ -94,9 +94,59 @@ public static class OpenAiInputs
         "system" or "developer" => "system",
         "user" => "user",
         "assistant" => "assistant",
-        null => throw Invalid(param, $"{param} is required; use \"system\", \"user\" or \"assistant\"."),
-        _ => throw Invalid(param, $"{param} '{role}' is not supported; use \"system\", \"user\" or \"assistant\"."),
+        "tool" => "tool",
+        null => throw Invalid(param, $"{param} is required; use \"system\", \"user\", \"assistant\" or \"tool\"."),
+        _ => throw Invalid(param, $"{param} '{role}' is not supported; use \"system\", \"user\", \"assistant\" or \"tool\"."),
     };
+
+    /// <summary><c>tools</c> as read, for <see cref="RequestValidator.CheckTools"/>: each function's type, name, description and parameters' text; null when none was sent.</summary>
+    /// <exception cref="InvalidRequestException">A tool that is null or has no <c>function</c>, or an unknown member.</exception>
+    internal static IReadOnlyList<ToolDefinition>? Tools(ChatCompletionRequest body)
+    {
+        if (body.Tools is not { } tools) return null;
+        var result = new List<ToolDefinition>(tools.Count);
+        for (var i = 0; i < tools.Count; i++)
+        {
+            var tool = tools[i] ?? throw Invalid($"tools[{i}]", $"tools[{i}] is null; send {{\"type\": \"function\", \"function\": {{\"name\": ..., \"parameters\": {{...}}}}}}.");
+            RejectUnknown(tool.UnknownFields, $"tools[{i}].");
+            var function = tool.Function
+                ?? throw Invalid($"tools[{i}].function", $"tools[{i}].function is required; send {{\"name\": ..., \"description\": ..., \"parameters\": {{...}}}}.");
+            RejectUnknown(function.UnknownFields, $"tools[{i}].function.");
+            var parameters = function.Parameters.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null ? null : function.Parameters.GetRawText();
+            result.Add(new ToolDefinition(tool.Type, function.Name, function.Description, parameters));
+        }
+        return result;
+    }
+
+    /// <summary><c>tool_choice</c> as read: a mode, or the named function of <c>{"type": "function", "function": {"name": ...}}</c>; null when none was sent.</summary>
+    /// <exception cref="InvalidRequestException">Another shape, or an unknown member.</exception>
+    internal static ToolChoice? ToolChoiceOf(JsonElement choice)
+    {
+        const string shapes = "tool_choice must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}.";
+        switch (choice.ValueKind)
+        {
+            case JsonValueKind.Undefined or JsonValueKind.Null:
+                return null;
+            case JsonValueKind.String:
+                return new ToolChoice(choice.GetString());
+            case JsonValueKind.Object:
+                break;
+            default:
+                throw Invalid("tool_choice", shapes);
+        }
+        foreach (var member in choice.EnumerateObject())
+            if (member.Name is not ("type" or "function"))
+                throw Invalid($"tool_choice.{member.Name}", $"Unknown field 'tool_choice.{member.Name}'; {shapes}");
+        if (!choice.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || type.GetString() != "function")
+            throw Invalid("tool_choice.type", $"tool_choice.type must be \"function\"; {shapes}");
+        if (!choice.TryGetProperty("function", out var function) || function.ValueKind != JsonValueKind.Object
+            || !function.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String)
+            throw Invalid("tool_choice.function.name", $"tool_choice.function.name is required; {shapes}");
+        foreach (var member in function.EnumerateObject())
+            if (member.Name != "name")
+                throw Invalid($"tool_choice.function.{member.Name}", $"Unknown field 'tool_choice.function.{member.Name}'; {shapes}");
+        return new ToolChoice(null, name.GetString());
+    }
 
     /// <summary>
     /// The sampling fields both generation endpoints share, as the engine's parameters; the engine's

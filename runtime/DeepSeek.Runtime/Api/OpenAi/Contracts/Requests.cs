@@ -50,7 +50,11 @@ internal sealed class ChatCompletionRequest : GenerationRequestBody
     public int? TopLogprobs { get; set; }
     /// <summary><c>text</c>, <c>json_object</c> or <c>json_schema</c>: read here, judged and compiled by the engine's validator.</summary>
     public ResponseFormatBody? ResponseFormat { get; set; }
-    /// <summary>Any value: it only shapes tool calls, and <c>tools</c> is refused as unknown, so it changes nothing.</summary>
+    /// <summary>Functions the model may call: read here, judged and compiled by the engine's validator.</summary>
+    public List<ToolBody?>? Tools { get; set; }
+    /// <summary><c>"none"</c>, <c>"auto"</c>, <c>"required"</c> or <c>{"type": "function", "function": {"name": ...}}</c>.</summary>
+    public JsonElement ToolChoice { get; set; }
+    /// <summary>Whether one turn may make several calls (default true); without tools it changes nothing.</summary>
     public bool? ParallelToolCalls { get; set; }
     /// <summary>Only <c>auto</c> or <c>default</c>: this server has one tier.</summary>
     public string? ServiceTier { get; set; }
@@ -84,9 +88,54 @@ internal sealed class ChatCompletionRequest : GenerationRequestBody
     internal sealed class RequestMessage
     {
         public string? Role { get; set; }
-        /// <summary>A string, or a list of <c>{"type":"text","text":...}</c> parts.</summary>
+        /// <summary>A string, or a list of <c>{"type":"text","text":...}</c> parts; may be null in an assistant message with tool calls.</summary>
         public JsonElement Content { get; set; }
         public string? Name { get; set; }
+        /// <summary>An assistant's calls, to be written back into the template.</summary>
+        public List<ToolCallBody?>? ToolCalls { get; set; }
+        /// <summary>A tool message's call: required, and one of the preceding assistant's calls.</summary>
+        public string? ToolCallId { get; set; }
+
+        [JsonExtensionData]
+        public Dictionary<string, JsonElement>? UnknownFields { get; set; }
+    }
+
+    internal sealed class ToolBody
+    {
+        public string? Type { get; set; }
+        public FunctionBody? Function { get; set; }
+
+        [JsonExtensionData]
+        public Dictionary<string, JsonElement>? UnknownFields { get; set; }
+    }
+
+    internal sealed class FunctionBody
+    {
+        public string? Name { get; set; }
+        public string? Description { get; set; }
+        /// <summary>A JSON schema of an object; its text goes to the engine, which compiles it.</summary>
+        public JsonElement Parameters { get; set; }
+        /// <summary>Forced calls always follow the schema; free ones are the model's: either value is served the same way.</summary>
+        public bool? Strict { get; set; }
+
+        [JsonExtensionData]
+        public Dictionary<string, JsonElement>? UnknownFields { get; set; }
+    }
+
+    internal sealed class ToolCallBody
+    {
+        public string? Id { get; set; }
+        public string? Type { get; set; }
+        public CalledFunctionBody? Function { get; set; }
+
+        [JsonExtensionData]
+        public Dictionary<string, JsonElement>? UnknownFields { get; set; }
+    }
+
+    internal sealed class CalledFunctionBody
+    {
+        public string? Name { get; set; }
+        public string? Arguments { get; set; }
 
         [JsonExtensionData]
         public Dictionary<string, JsonElement>? UnknownFields { get; set; }

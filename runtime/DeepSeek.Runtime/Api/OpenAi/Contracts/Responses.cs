@@ -14,7 +14,18 @@ internal sealed record ChatCompletionResponse(string Id, long Created, string Mo
         [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] ChatLogprobs? Logprobs,
         string FinishReason);
 
-    internal sealed record AssistantMessage(string Role, string Content);
+    /// <summary><c>content</c> is null when the turn is only calls; <c>tool_calls</c> is left out when there are none.</summary>
+    internal sealed record AssistantMessage(
+        string Role,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Content,
+        List<ToolCall>? ToolCalls = null);
+
+    internal sealed record ToolCall(string Id, FunctionCall Function)
+    {
+        public string Type => "function";
+    }
+
+    internal sealed record FunctionCall(string Name, string Arguments);
 }
 
 internal sealed record ChatCompletionChunk(string Id, long Created, string Model, List<ChatCompletionChunk.ChunkChoice> Choices, Usage? Usage = null)
@@ -27,7 +38,12 @@ internal sealed record ChatCompletionChunk(string Id, long Created, string Model
         [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] ChatLogprobs? Logprobs,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason);
 
-    internal sealed record Delta(string? Role = null, string? Content = null);
+    internal sealed record Delta(string? Role = null, string? Content = null, List<ToolCallDelta>? ToolCalls = null);
+
+    /// <summary>A piece of call <c>Index</c>: its first carries <c>id</c>, <c>type</c> and the function's name, later ones pieces of the arguments.</summary>
+    internal sealed record ToolCallDelta(int Index, string? Id, string? Type, FunctionDelta Function);
+
+    internal sealed record FunctionDelta(string? Name, string? Arguments);
 }
 
 internal sealed record ChatLogprobs(List<ChatLogprobs.TokenEntry> Content)
