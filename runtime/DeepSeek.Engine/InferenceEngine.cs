@@ -128,6 +128,14 @@ public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
         return SubmitAll([.. prompts.Select(prompt => Validate(prompt, sampling))], cancellationToken);
     }
 
+    /// <summary>Admits several validated requests at once (all or none) as one item, so they share their first step: a benchmark's batch on LoRA adapters.</summary>
+    public IReadOnlyList<GenerationHandle> SubmitBatch(IReadOnlyList<ValidatedRequest> requests, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        ThrowIfStopped();
+        return SubmitAll(requests, cancellationToken);
+    }
+
     private List<GenerationHandle> SubmitAll(IReadOnlyList<ValidatedRequest> validated, CancellationToken cancellationToken)
     {
         var requests = new List<ActiveRequest>(validated.Count);

@@ -53,6 +53,29 @@ public sealed class LoraAdapter
     /// <summary>Adapted projection (checkpoint module name) → its A and B.</summary>
     public IReadOnlyDictionary<string, LoraWeights> Modules { get; }
 
+    /// <summary>
+    /// An adapter from weights in memory (a benchmark's random adapters, tests of scheduling), checked as a
+    /// folder's would be against <paramref name="targets"/> and <paramref name="maxRank"/>.
+    /// </summary>
+    /// <exception cref="LoraAdapterException">A module the model cannot adapt, or weights of the wrong shape or rank.</exception>
+    public static LoraAdapter FromWeights(string name, double alpha, bool useRslora, IReadOnlyDictionary<string, LoraWeights> modules, LoraTargets targets, int maxRank)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(modules);
+        ArgumentNullException.ThrowIfNull(targets);
+        if (modules.Count == 0) throw new LoraAdapterException($"LoRA adapter '{name}': it adapts no projection.");
+        var rank = modules.Values.First().Rank;
+        if (rank > maxRank) throw new LoraAdapterException($"LoRA adapter '{name}': r is {rank}, above --max-lora-rank {maxRank}.");
+        foreach (var (module, weights) in modules)
+        {
+            if (!targets.Supported.TryGetValue(module, out var shape))
+                throw new LoraAdapterException($"LoRA adapter '{name}': '{module}' is not a projection this model adapts.");
+            if (weights.Rank != rank || weights.In != shape.In || weights.Out != shape.Out || weights.A.Length != (long)rank * shape.In || weights.B.Length != (long)rank * shape.Out)
+                throw new LoraAdapterException($"LoRA adapter '{name}': '{module}' must be rank {rank} with A [{rank}, {shape.In}] and B [{shape.Out}, {rank}].");
+        }
+        return new LoraAdapter(name, "", rank, alpha, useRslora, modules);
+    }
+
     /// <summary>Reads and checks the adapter in <paramref name="directory"/>.</summary>
     /// <exception cref="LoraAdapterException">The folder is not a PEFT LoRA adapter this model can serve; the message says why in one line.</exception>
     public static LoraAdapter Load(string name, string directory, LoraTargets targets, int maxRank)

@@ -62,6 +62,16 @@ public sealed class LoraAdapterSet(string baseName, LoraTargets targets, int max
         return adapter;
     }
 
+    /// <summary>Adds an adapter made in memory (<see cref="LoraAdapter.FromWeights"/>: a benchmark's).</summary>
+    /// <exception cref="LoraAdapterException">Its name is taken or is the base model's.</exception>
+    public void Add(LoraAdapter adapter)
+    {
+        ArgumentNullException.ThrowIfNull(adapter);
+        if (adapter.Name == BaseName) throw new LoraAdapterException($"The LoRA adapter name '{adapter.Name}' is the base model's served name; choose another.");
+        lock (_lock)
+            if (!_adapters.TryAdd(adapter.Name, adapter)) throw new LoraAdapterException($"The LoRA adapter '{adapter.Name}' has already been loaded; unload it first.");
+    }
+
     /// <summary>Stops offering <paramref name="name"/>; requests admitted before finish with it. False when unknown.</summary>
     public bool Unload(string name)
     {
