@@ -100,7 +100,7 @@ public sealed class LoraServeTests(LoraServe shared) : IClassFixture<LoraServe>
         {
             var request = new GenerateRequest { TokenIds = new TokenIds(), Sampling = new SamplingOptions { MaxTokens = 8, Temperature = 0 }, Adapter = adapter };
             request.TokenIds.Ids.Add(Prompt);
-            using var call = client.Generate(request, []);
+            using var call = client.Generate(request, new Metadata());
             var tokens = new List<int>();
             await foreach (var response in call.ResponseStream.ReadAllAsync()) tokens.AddRange(response.Tokens.Select(t => t.TokenId));
             return [.. tokens];
