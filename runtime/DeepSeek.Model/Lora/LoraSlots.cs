@@ -187,8 +187,10 @@ internal sealed class LoraStack(LoraSlots slots, Tensor a, Tensor b) : IDisposab
         if (weights is null) return;
         using var hostA = tensor(weights.A, [weights.Rank, weights.In]);
         using var hostB = tensor(weights.B, [weights.Out, weights.Rank]);
+        // Scaled in float64, then rounded once to the model's dtype (as merging W + scale·B·A would round).
+        using var wideB = hostB.to_type(ScalarType.Float64);
         using var factor = scale.ToScalar();
-        using var scaledB = hostB.t().mul(factor);
+        using var scaledB = wideB.t().mul(factor);
         aRows.narrow(0, 0, weights.Rank).copy_(hostA);
         bRows.narrow(0, 0, weights.Rank).copy_(scaledB);
     }
