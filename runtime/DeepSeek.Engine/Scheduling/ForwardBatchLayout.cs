@@ -9,7 +9,7 @@ namespace DeepSeek.Engine.Scheduling;
 /// </summary>
 public static class ForwardBatchLayout
 {
-    /// <param name="adapterSlots">Each sequence's LoRA slot (−1: none); null: no sequence has an adapter.</param>
+    /// <remarks><c>adapterSlots</c>: each sequence's LoRA slot (−1: none); null: no sequence has an adapter.</remarks>
     public static ForwardBatch Build(SchedulerStep step, int blockSize, IReadOnlyList<int>? adapterSlots = null)
     {
         ArgumentNullException.ThrowIfNull(step);

@@ -1,5 +1,6 @@
 using DeepSeek.Model.Lora;
 using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Native;
 using DeepSeek.Model.Tests.Support;
 using DeepSeek.Testing;
 using static TorchSharp.torch;
