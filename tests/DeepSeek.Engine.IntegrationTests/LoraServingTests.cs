@@ -47,10 +47,10 @@ public sealed class LoraServingTests : IDisposable
         engine.Submit(engine.Validator.Validate(prompt, Greedy(tokens), RequestFields.Completions).WithAdapter(adapter));
 
     /// <summary>Greedy tokens of a checkpoint folder's model alone, one contiguous cache.</summary>
-    private static int[] MergedGreedy(string directory, IReadOnlyList<int> prompt, int count)
+    private static int[] MergedGreedy(string directory, int[] prompt, int count)
     {
         using var model = DeepSeekForCausalLM.Load(directory, ScalarType.Float64, CPU);
-        using var cache = model.CreateCache(prompt.Count + count);
+        using var cache = model.CreateCache(prompt.Length + count);
         var generated = new List<int>();
         IReadOnlyList<long> next = [.. prompt.Select(t => (long)t)];
         var position = 0;
