@@ -31,7 +31,7 @@ public sealed class LoraHfReferenceTests
         {
             using var cache = model.CreateCache(prompt.InputIds.Length + prompt.Greedy.Length);
             var generated = new List<long>();
-            IReadOnlyList<long> next = prompt.InputIds;
+            var next = prompt.InputIds;
             var position = 0;
             for (var step = 0; step < prompt.Greedy.Length; step++)
             {
@@ -44,7 +44,7 @@ public sealed class LoraHfReferenceTests
                     for (var v = 0; v < last.Length; v++)
                         Assert.True(Math.Abs(last[v] - prompt.LastLogits[v]) <= 1e-6, $"{name}, logit {v}: {last[v]} vs {prompt.LastLogits[v]}");
                 }
-                position += next.Count;
+                position += next.Length;
                 generated.Add(output.Logits[-1].argmax().item<long>());
                 next = [generated[^1]];
             }
