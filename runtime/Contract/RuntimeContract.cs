@@ -23,6 +23,8 @@ internal static class RuntimeContract
     public const string ReadyPath = "/ready";
     public const string HealthPath = "/health";
     public const string ModelMountPath = "/models";
+    /// <summary>Where the operator mounts each LoRA adapter folder, as <c>/adapters/NAME</c>.</summary>
+    public const string AdapterMountPath = "/adapters";
     /// <summary>The images' non-root user (scripts/build-images.sh and runtime/Dockerfile create it).</summary>
     public const int RunAsUser = 65532;
 
@@ -111,6 +113,6 @@ internal static class RuntimeContract
         Flags.MaxRunningRequests, Flags.MaxQueuedRequests, Flags.MaxBatchTokens, Flags.KvCacheMemoryFraction,
         Flags.MaxContextLength, Flags.PrefixCaching, Flags.DrainTimeout, Flags.ApiKey,
         Flags.RedundantExperts, Flags.WorldSize, Flags.Rank, Flags.Peers, Flags.LocalRanks, Flags.RebalanceIntervalSeconds,
-        Flags.DataParallelAttention, Flags.ExpertTransport,
+        Flags.DataParallelAttention, Flags.ExpertTransport, Flags.LoraModules, Flags.MaxLoras,
     ];
 }
