@@ -124,20 +124,22 @@ public sealed class Scheduler
         // Admission waits while memory is tight: a step that had to preempt admits nobody. A request whose
         // LoRA adapter would make the running set name more than --max-loras adapters waits for its turn
         // while the requests behind it may go (vLLM's rule), so every step fits the adapter slots.
-        var adapters = _running.Select(r => r.Adapter).OfType<LoraAdapter>().ToHashSet();
+        HashSet<LoraAdapter>? adapters = null;
+        // The running set's adapters, gathered only when a waiting request has one (a base-only step never does).
+        HashSet<LoraAdapter> RunningAdapters() => adapters ??= _running.Select(r => r.Adapter).OfType<LoraAdapter>().ToHashSet();
         var node = _waiting.First;
         while (preempted.Count == 0 && budget > 0 && _running.Count < Options.MaxRunningRequests && node is not null)
         {
             var request = node.Value;
             var next = node.Next;
-            if (request.Adapter is { } adapter && !adapters.Contains(adapter) && adapters.Count >= Options.MaxLoras)
+            if (request.Adapter is { } adapter && !RunningAdapters().Contains(adapter) && RunningAdapters().Count >= Options.MaxLoras)
             {
                 node = next;
                 continue;
             }
             if (!TryAdmit(request, budget, out var numNew)) break;
             _waiting.Remove(node);
-            if (request.Adapter is { } admitted) adapters.Add(admitted);
+            if (request.Adapter is { } admitted) RunningAdapters().Add(admitted);
             scheduled.Add(Sequence(request, numNew));
             scheduledIds.Add(request);
             budget -= numNew;

@@ -95,6 +95,7 @@ public sealed class LoraSlots : IDisposable
     {
         ArgumentNullException.ThrowIfNull(adapters);
         var distinct = adapters.OfType<LoraAdapter>().Distinct().ToList();
+        if (distinct.Count == 0) return [.. adapters.Select(_ => -1)]; // a base-only step: nothing to place, nothing used
         if (distinct.Count > SlotCount)
             throw new InvalidOperationException($"A step names {distinct.Count} adapters but there are {SlotCount} slots (--max-loras).");
         var tick = ++_clock;
