@@ -23,6 +23,8 @@ internal static class RuntimeContract
     public const string ReadyPath = "/ready";
     public const string HealthPath = "/health";
     public const string ModelMountPath = "/models";
+    /// <summary>Where the operator mounts each LoRA adapter folder, as <c>/adapters/NAME</c>.</summary>
+    public const string AdapterMountPath = "/adapters";
     /// <summary>The images' non-root user (scripts/build-images.sh and runtime/Dockerfile create it).</summary>
     public const int RunAsUser = 65532;
 
@@ -94,6 +96,14 @@ internal static class RuntimeContract
         public const string DataParallelAttention = "--data-parallel-attention";
         /// <summary>LibTorch's intra-op threads; default from the CPUs the process may use (its cgroup quota and affinity).</summary>
         public const string Threads = "--threads";
+        /// <summary>LoRA adapters served beside the model, <c>NAME=DIR</c> each (PEFT folders); vLLM's names (design §2.7).</summary>
+        public const string LoraModules = "--lora-modules";
+        /// <summary>Distinct LoRA adapters one step may mix (device slots).</summary>
+        public const string MaxLoras = "--max-loras";
+        /// <summary>The largest LoRA rank served.</summary>
+        public const string MaxLoraRank = "--max-lora-rank";
+        /// <summary>Enables <c>POST /v1/load_lora_adapter</c> and <c>/v1/unload_lora_adapter</c>.</summary>
+        public const string EnableLoraUpdates = "--enable-lora-updates";
     }
 
     /// <summary>Every flag the operator sets on a runtime pod, as an argument or through its environment variable.</summary>
@@ -103,6 +113,6 @@ internal static class RuntimeContract
         Flags.MaxRunningRequests, Flags.MaxQueuedRequests, Flags.MaxBatchTokens, Flags.KvCacheMemoryFraction,
         Flags.MaxContextLength, Flags.PrefixCaching, Flags.DrainTimeout, Flags.ApiKey,
         Flags.RedundantExperts, Flags.WorldSize, Flags.Rank, Flags.Peers, Flags.LocalRanks, Flags.RebalanceIntervalSeconds,
-        Flags.DataParallelAttention, Flags.ExpertTransport,
+        Flags.DataParallelAttention, Flags.ExpertTransport, Flags.LoraModules, Flags.MaxLoras,
     ];
 }

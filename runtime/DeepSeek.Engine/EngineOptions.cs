@@ -45,6 +45,12 @@ public sealed record EngineOptions
     /// </summary>
     public bool CudaGraphs { get; init; } = true;
 
+    /// <summary>Distinct LoRA adapters one step may mix, each in a device slot (<c>--max-loras</c>); more adapters wait in host memory.</summary>
+    public int MaxLoras { get; init; } = 1;
+
+    /// <summary>The largest LoRA rank served; the device slots are this wide (<c>--max-lora-rank</c>).</summary>
+    public int MaxLoraRank { get; init; } = 16;
+
     /// <summary>Null: the model's <c>max_position_embeddings</c>; a smaller value caps the context (<c>--max-context-length</c>).</summary>
     public int? MaxModelLength { get; init; }
 
@@ -75,6 +81,8 @@ public sealed record EngineOptions
         if (BlockSize is < 1 or > 1024) yield return $"--block-size must be between 1 and 1024, got {BlockSize}.";
         if (KvCacheBlocks is < 1) yield return $"--kv-cache-blocks must be at least 1, got {KvCacheBlocks}.";
         if (!(KvCacheMemoryFraction > 0 && KvCacheMemoryFraction <= 1)) yield return $"--kv-cache-memory-fraction must be in (0, 1], got {KvCacheMemoryFraction}.";
+        if (MaxLoras < 1) yield return $"--max-loras must be at least 1, got {MaxLoras}.";
+        if (MaxLoraRank is < 1 or > 512) yield return $"--max-lora-rank must be between 1 and 512, got {MaxLoraRank}.";
         if (MaxModelLength is < 2) yield return $"--max-context-length must be at least 2 tokens, got {MaxModelLength}.";
         if (ThroughputWindow <= TimeSpan.Zero) yield return $"The throughput window must be positive, got {ThroughputWindow}.";
         if (MaxConsecutiveStepFailures < 1) yield return $"MaxConsecutiveStepFailures must be at least 1, got {MaxConsecutiveStepFailures}.";

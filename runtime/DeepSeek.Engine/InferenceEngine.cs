@@ -7,6 +7,7 @@ using DeepSeek.Engine.Requests;
 using DeepSeek.Engine.Telemetry;
 using DeepSeek.Engine.Text;
 using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Lora;
 using DeepSeek.Model.Modeling;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -46,15 +47,18 @@ public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
 
     /// <summary>
     /// Starts the engine thread, which runs <paramref name="loadModel"/> (so the model's tensors belong
-    /// to it), sizes the KV pool and then serves. Completes when the engine accepts requests.
+    /// to it), sizes the KV pool and then serves. Completes when the engine accepts requests. With
+    /// <paramref name="adapters"/> the model gets <see cref="EngineOptions.MaxLoras"/> adapter slots and
+    /// requests may name any adapter of the set (<see cref="ValidatedRequest.WithAdapter"/>).
     /// </summary>
     public static Task<InferenceEngine> StartAsync(EngineOptions options, Func<DeepSeekForCausalLM> loadModel,
-        ITokenDecoder decoder, EngineMetrics metrics, TimeProvider? time = null, Action<StepTiming>? onStep = null, ILogger? logger = null)
+        ITokenDecoder decoder, EngineMetrics metrics, TimeProvider? time = null, Action<StepTiming>? onStep = null, ILogger? logger = null,
+        LoraAdapterSet? adapters = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loadModel);
         var log = logger ?? NullLogger.Instance;
-        return StartAsync(options, () => ModelRunner.Load(options, loadModel, line => LogRunner(log, line)), decoder, metrics, time, onStep, logger);
+        return StartAsync(options, () => ModelRunner.Load(options, loadModel, line => LogRunner(log, line), adapters), decoder, metrics, time, onStep, logger);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Line}")]
@@ -124,6 +128,14 @@ public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
         return SubmitAll([.. prompts.Select(prompt => Validate(prompt, sampling))], cancellationToken);
     }
 
+    /// <summary>Admits several validated requests at once (all or none) as one item, so they share their first step: a benchmark's batch on LoRA adapters.</summary>
+    public IReadOnlyList<GenerationHandle> SubmitBatch(IReadOnlyList<ValidatedRequest> requests, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        ThrowIfStopped();
+        return SubmitAll(requests, cancellationToken);
+    }
+
     private List<GenerationHandle> SubmitAll(IReadOnlyList<ValidatedRequest> validated, CancellationToken cancellationToken)
     {
         var requests = new List<ActiveRequest>(validated.Count);
@@ -171,7 +183,7 @@ public sealed partial class InferenceEngine : IDisposable, IAsyncDisposable
         var id = "req-" + Interlocked.Increment(ref _nextRequestId).ToString(System.Globalization.CultureInfo.InvariantCulture);
         var output = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleWriter = true });
         return new ActiveRequest(
-            new EngineRequest(id, request.PromptTokenIds, request.Sampling),
+            new EngineRequest(id, request.PromptTokenIds, request.Sampling, request.Adapter),
             new OutputTextAssembler(_decoder, request.Sampling, request.PromptTokenIds),
             output,
             ticket,

@@ -2,7 +2,8 @@
 # One device call on a GPU host: the engine's GPU benchmarks beside the HF transformers peer, in one run.
 # Needs: the runtime bundle from scripts/publish-gpu-bundle.sh (BUNDLE, default ./deepseek-runtime-linux-x64.tar.xz),
 # PyTorch with CUDA and transformers, optionally a prebuilt helper (NATIVE_SO) else it is built.
-# PHASES picks parts (default all), run in this order: native decode graphs correctness long load peer quant fp8 v3
+# PHASES picks parts (default all), run in this order: native decode graphs correctness long load peer quant fp8 v3 lora
+# (lora's correctness part needs the fixtures of scripts/gpu/make_lora_fixture.py under tests/fixtures)
 # ('quick': quant without its accuracy runs, peer without its long prompts)
 # Results: $OUT/*.json and $OUT/run.log; peak device memory per part from nvidia-smi sampling ($OUT/*.mem).
 set -uo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/../.."
 repo="$(pwd)"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 out="${OUT:-/tmp/out}"; mkdir -p "$out"
-phases="${PHASES:-native decode graphs correctness long load peer quant fp8 v3}"
+phases="${PHASES:-native decode graphs correctness long load peer quant fp8 v3 lora}"
 budget="${BUDGET:-570}"
 t0=$(date +%s)
 left() { local l=$((budget - ($(date +%s) - t0))); local want=$1; echo $(( l < want ? (l > 5 ? l : 5) : want )); }
@@ -241,4 +242,43 @@ if [[ $phases == *v3* ]]; then
   python3 scripts/gpu/v3_projection.py "$out/bench-v3-fp8-4.json" "$out/bench-v3-fp8-5.json" | tee "$out/v3-projection.md"
 fi
 
+if [[ $phases == *lora* ]]; then
+  log "bench: V2-Lite shape, bf16, 8 LoRA adapters of rank 16 on every adaptable projection, each request on its own, beside the base"
+  peak bench-lora timeout "$(left 300)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v2-lite --batches 1,8,32 \
+    --prompt-tokens 256 --output-tokens 48 --bandwidth-gbs 4800 --lora-adapters 8 --lora-rank 16 --json "$out/bench-lora.json" | grep "│"
+  lora=tests/fixtures/deepseek-v3-tiny-lora
+  if [[ -d $lora ]]; then
+    log "LoRA correctness on cuda: the base and two adapters in one concurrent wave (HF references on merged weights)"
+    "$rt" serve --model tests/fixtures/deepseek-v3-tiny --device cuda --dtype float32 --host 127.0.0.1 --http-port 18100 --grpc-port 18101 \
+      --lora-modules "attn-r4=$lora/attn-r4" "mlp-r8-rslora=$lora/mlp-r8-rslora" --max-loras 2 --max-lora-rank 8 > "$out/serve-lora.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 600); do curl -fs http://127.0.0.1:18100/ready > /dev/null 2>&1 && break; kill -0 $pid 2>/dev/null || break; sleep 0.2; done
+    python3 - "$lora" tests/fixtures/deepseek-v3-tiny <<'PY' | tee "$out/lora-correctness.json"
+import json, sys, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+lora, base = sys.argv[1], sys.argv[2]
+refs = {"deepseek-v3-tiny": json.load(open(f"{base}/reference.json"))}
+for name in ("attn-r4", "mlp-r8-rslora"):
+    refs[name] = json.load(open(f"{lora}/{name}/reference.json"))
+wave = [(model, p) for model, ref in refs.items() for p in ref["prompts"]]
+def ask(item):
+    model, p = item
+    body = json.dumps({"model": model, "prompt": p["input_ids"], "max_tokens": len(p["greedy"]), "temperature": 0,
+                       "logprobs": 0, "return_tokens_as_token_ids": True}).encode()
+    req = urllib.request.Request("http://127.0.0.1:18100/v1/completions", body, {"Content-Type": "application/json"})
+    choice = json.load(urllib.request.urlopen(req, timeout=300))["choices"][0]
+    return [int(t.split(":")[1]) for t in choice["logprobs"]["tokens"]]
+with ThreadPoolExecutor(len(wave)) as pool:
+    got = list(pool.map(ask, wave))
+rows = []
+for (model, p), ids in zip(wave, got):
+    # float32 on the GPU against float64: equal up to the first near-tie; generation may stop at end-of-sequence (id 1).
+    tie = next((i for i, m in enumerate(p["greedy_margins"]) if m < 1e-3), len(p["greedy"]))
+    if ids and ids[-1] == 1: tie = min(tie, len(ids))
+    rows.append({"model": model, "prompt_tokens": len(p["input_ids"]), "equal_up_to_first_near_tie": ids[:tie] == p["greedy"][:tie], "compared": tie})
+print(json.dumps({"requests": len(rows), "all_equal": all(r["equal_up_to_first_near_tie"] for r in rows), "rows": rows}))
+PY
+    kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
+  fi
+fi
 log done

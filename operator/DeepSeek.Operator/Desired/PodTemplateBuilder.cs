@@ -45,7 +45,9 @@ public static class PodTemplateBuilder
         var source = spec.Model.Source;
         // No source (a CPU model only, validation sees to it): no volume and no --model, so the runtime serves the
         // demo checkpoint embedded in its image.
-        var (volume, subPath) = source is null ? ((V1Volume?)null, (string?)null) : ModelVolume(source);
+        var (volume, subPath) = source is null ? ((V1Volume?)null, (string?)null) : SourceVolume("model", source);
+        // Each LoRA adapter folder on a volume of its own, mounted read-only at /adapters/NAME (its sub-path for a pvc).
+        var adapters = (spec.Adapters ?? []).Select((a, i) => (Adapter: a, Volume: SourceVolume(AdapterVolume(i), a.Source))).ToList();
         var cpu = RuntimeDevice.IsCpu(spec.Runtime);
         var image = spec.Runtime.Image ?? defaults.RuntimeImageFor(spec.Runtime);
         var container = new V1Container
@@ -60,10 +62,12 @@ public static class PodTemplateBuilder
                 RuntimeContract.Flags.Host, "0.0.0.0",
                 RuntimeContract.Flags.HttpPort, RuntimeContract.Http.ToString(CultureInfo.InvariantCulture),
                 RuntimeContract.Flags.GrpcPort, RuntimeContract.Grpc.ToString(CultureInfo.InvariantCulture),
+                .. adapters.Count == 0 ? Array.Empty<string>()
+                    : [RuntimeContract.Flags.LoraModules, .. adapters.Select(a => $"{a.Adapter.Name}={AdapterPath(a.Adapter)}")],
             ],
             Ports = Ports(group),
             EnvFrom = [new V1EnvFromSource { ConfigMapRef = new V1ConfigMapEnvSource { Name = ObjectNames.RuntimeSettings(name) } }],
-            Env = Environment(model, shape, group),
+            Env = Environment(model, shape, group, adapters.Count),
             Resources = Resources(spec.Runtime),
             ReadinessProbe = Probe(RuntimeContract.ReadyPath, periodSeconds: 5, failureThreshold: 3),
             LivenessProbe = Probe(RuntimeContract.HealthPath, ProbePeriodSeconds, failureThreshold: 3),
@@ -74,6 +78,7 @@ public static class PodTemplateBuilder
             [
                 // A pvc.path mounts only that directory of the claim, so the runtime sees nothing else on it.
                 .. volume is null ? Array.Empty<V1VolumeMount>() : [new V1VolumeMount { Name = "model", MountPath = RuntimeContract.ModelMountPath, SubPath = subPath, ReadOnlyProperty = true }],
+                .. adapters.Select(a => new V1VolumeMount { Name = a.Volume.Volume.Name, MountPath = AdapterPath(a.Adapter), SubPath = a.Volume.SubPath, ReadOnlyProperty = true }),
                 new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
                 new V1VolumeMount { Name = "dshm", MountPath = "/dev/shm" },
             ],
@@ -91,11 +96,12 @@ public static class PodTemplateBuilder
             },
             Spec = new V1PodSpec
             {
-                InitContainers = source?.Pvc is { Download: { } download } pvc ? [DownloadContainer(image, pvc, download, container.Resources)] : null,
+                InitContainers = DownloadContainers(image, source, adapters.Select(a => a.Adapter).ToList(), container.Resources),
                 Containers = [container],
                 Volumes =
                 [
                     .. volume is null ? Array.Empty<V1Volume>() : [volume],
+                    .. adapters.Select(a => a.Volume.Volume),
                     new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource() },
                     // NCCL and the engine use shared memory between processes of a pod; the default 64 MiB is too small.
                     // Bounded: a memory-backed emptyDir counts against the pod's memory, and an unbounded one lets a
@@ -136,12 +142,29 @@ public static class PodTemplateBuilder
     /// <summary>Where the download init container mounts the whole claim (the runtime mounts only pvc.path of it).</summary>
     public const string DownloadMountPath = "/claim";
 
+    /// <summary>Where adapter <paramref name="adapter"/>'s folder is mounted in the runtime container.</summary>
+    public static string AdapterPath(ModelAdapter adapter) => $"{RuntimeContract.AdapterMountPath}/{(adapter ?? throw new ArgumentNullException(nameof(adapter))).Name}";
+
+    /// <summary>The volume of the i-th adapter (names stay DNS labels whatever the adapter's name).</summary>
+    private static string AdapterVolume(int index) => $"adapter-{index.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>One download init container for the model and for each adapter whose source downloads into a claim; null when none does.</summary>
+    private static List<V1Container>? DownloadContainers(string? image, ModelSource? source, List<ModelAdapter> adapters, V1ResourceRequirements runtime)
+    {
+        var containers = new List<V1Container>();
+        if (source?.Pvc is { Download: { } download } pvc) containers.Add(DownloadContainer(image, pvc, download, runtime, "model", "download"));
+        for (var i = 0; i < adapters.Count; i++)
+            if (adapters[i].Source.Pvc is { Download: { } adapterDownload } adapterPvc)
+                containers.Add(DownloadContainer(image, adapterPvc, adapterDownload, runtime, AdapterVolume(i), $"download-{AdapterVolume(i)}"));
+        return containers.Count == 0 ? null : containers;
+    }
+
     /// <summary>
     /// The runtime's <c>download</c> verb into pvc.path of the claim, before the runtime container starts.
     /// It mounts the claim's root, not the sub-path, so that the folder is created by the downloader (as the
     /// pod's user) rather than by the kubelet (as root) on an empty claim. The only writer of the claim.
     /// </summary>
-    private static V1Container DownloadContainer(string? image, PvcModelSource pvc, ModelDownload download, V1ResourceRequirements runtime)
+    private static V1Container DownloadContainer(string? image, PvcModelSource pvc, ModelDownload download, V1ResourceRequirements runtime, string volume, string name)
     {
         var path = pvc.Path.Trim('/');
         var args = new List<string>
@@ -156,7 +179,7 @@ public static class PodTemplateBuilder
         if (download.Endpoint is { } endpoint) args.AddRange([RuntimeContract.DownloadFlags.Endpoint, endpoint]);
         return new V1Container
         {
-            Name = "download",
+            Name = name,
             Image = image,
             Args = args,
             Env = download.TokenSecretRef is { } token
@@ -171,7 +194,7 @@ public static class PodTemplateBuilder
                 : null,
             VolumeMounts =
             [
-                new V1VolumeMount { Name = "model", MountPath = DownloadMountPath, ReadOnlyProperty = false },
+                new V1VolumeMount { Name = volume, MountPath = DownloadMountPath, ReadOnlyProperty = false },
                 new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
             ],
             // The runtime container's CPU and memory, without its GPUs: a pod's request is the larger of its init
@@ -209,30 +232,36 @@ public static class PodTemplateBuilder
         return ports;
     }
 
-    /// <returns>The model volume and the sub-path of it to mount (null: all of it).</returns>
-    private static (V1Volume Volume, string? SubPath) ModelVolume(ModelSource source)
+    /// <returns>The volume <paramref name="name"/> of a model or adapter source and the sub-path of it to mount (null: all of it).</returns>
+    private static (V1Volume Volume, string? SubPath) SourceVolume(string name, ModelSource source)
     {
         if (source.Pvc is { } pvc)
         {
             var path = pvc.Path.Trim('/');
             // Read-only for the whole pod unless the download init container has to write it; the runtime's
             // own mount stays read-only either way.
-            return (new V1Volume { Name = "model", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = pvc.ClaimName, ReadOnlyProperty = pvc.Download is null } },
+            return (new V1Volume { Name = name, PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = pvc.ClaimName, ReadOnlyProperty = pvc.Download is null } },
                 path.Length == 0 ? null : path);
         }
         if (source.HostPath is { } hostPath)
-            return (new V1Volume { Name = "model", HostPath = new V1HostPathVolumeSource { Path = hostPath.Path, Type = "Directory" } }, null);
+            return (new V1Volume { Name = name, HostPath = new V1HostPathVolumeSource { Path = hostPath.Path, Type = "Directory" } }, null);
         if (source.Image is { } image)
-            return (new V1Volume { Name = "model", Image = new V1ImageVolumeSource { Reference = image.Reference, PullPolicy = image.PullPolicy } }, null);
-        throw new ArgumentException("model.source has no source set; validate the model before building it.", nameof(source));
+            return (new V1Volume { Name = name, Image = new V1ImageVolumeSource { Reference = image.Reference, PullPolicy = image.PullPolicy } }, null);
+        throw new ArgumentException($"The {name} volume's source has nothing set; validate the model before building it.", nameof(source));
     }
 
-    private static List<V1EnvVar> Environment(V1Alpha1DeepSeekModel model, ModelShape shape, int? group)
+    /// <summary>At most this many adapters share a step by default (their device slots); runtime.env DEEPSEEK_MAX_LORAS overrides it.</summary>
+    public const int DefaultMaxLoras = 8;
+
+    private static List<V1EnvVar> Environment(V1Alpha1DeepSeekModel model, ModelShape shape, int? group, int adapters)
     {
         var env = new List<V1EnvVar>
         {
             new() { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.WorldSize), Value = shape.ExpertParallelSize.ToString(CultureInfo.InvariantCulture) },
         };
+        // Every adapter in a slot of its own, up to a bound on the memory the slots take.
+        if (adapters > 0)
+            env.Add(new V1EnvVar { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.MaxLoras), Value = Math.Min(adapters, DefaultMaxLoras).ToString(CultureInfo.InvariantCulture) });
         // One rank per GPU: the pod's serve starts and supervises them, and exits when one dies.
         if (shape.RanksPerPod > 1)
             env.Add(new V1EnvVar { Name = RuntimeContract.VariableFor(RuntimeContract.Flags.LocalRanks), Value = shape.RanksPerPod.ToString(CultureInfo.InvariantCulture) });

@@ -55,6 +55,7 @@ public static class ScalingStatus
         QueueDepth = previous?.QueueDepth,
         Selector = previous?.Selector,
         Endpoint = previous?.Endpoint,
+        Adapters = previous?.Adapters,
         Conditions = [.. previous?.Conditions ?? []],
     };
 }

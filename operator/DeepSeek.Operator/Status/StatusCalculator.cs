@@ -65,6 +65,7 @@ public static class StatusCalculator
             QueueDepth = model.Status?.QueueDepth,
             Selector = ModelLabels.SelectorString(model.Metadata.Name),
             Endpoint = DesiredStateBuilder.Endpoint(model),
+            Adapters = AdapterNames(model),
             Conditions = conditions,
         };
     }
@@ -112,9 +113,14 @@ public static class StatusCalculator
             QueueDepth = model.Status?.QueueDepth,
             Selector = model.Metadata.Name is { } name ? ModelLabels.SelectorString(name) : null,
             Endpoint = model.Status?.Endpoint,
+            Adapters = model.Status?.Adapters,
             Conditions = conditions,
         };
     }
+
+    /// <summary>The adapters the pods are given, in spec order; null when there are none.</summary>
+    private static List<string>? AdapterNames(V1Alpha1DeepSeekModel model) =>
+        model.Spec.Adapters is { Count: > 0 } adapters ? [.. adapters.Select(a => a.Name)] : null;
 
     /// <summary>Whether two statuses say the same thing (so an unchanged status is not written again).</summary>
     public static bool Same(DeepSeekModelStatus? a, DeepSeekModelStatus? b) =>

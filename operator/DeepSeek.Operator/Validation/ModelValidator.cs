@@ -40,6 +40,7 @@ public static partial class ModelValidator
         }
         CheckAttributes(model.Spec, "spec", errors);
         CheckCrossFieldRules(model.Spec, errors);
+        CheckAdapters(model.Spec, name, errors);
         if (model.Spec.Runtime is { } runtime) CheckEmbedded(runtime, errors);
         return errors;
     }
@@ -109,22 +110,7 @@ public static partial class ModelValidator
         var source = spec.Model?.Source;
         if (source is null && spec.Model is not null && (spec.Runtime is null || !RuntimeDevice.IsCpu(spec.Runtime)))
             errors.Add(new("spec.model.source", DeepSeekModelSpec.SourceMessage));
-        if (source is not null)
-        {
-            var set = new[] { source.Pvc is not null, source.HostPath is not null, source.Image is not null }.Count(x => x);
-            if (set != 1) errors.Add(new("spec.model.source", MessageOf<ModelSource>()));
-            if (source.Pvc is { } pvc && (pvc.Path.StartsWith('/') || pvc.Path.Contains("..", StringComparison.Ordinal)))
-                errors.Add(new("spec.model.source.pvc.path", MessageOf<PvcModelSource>()));
-            if (source.Pvc?.Download is { } download)
-            {
-                if (!string.IsNullOrEmpty(download.Repo) && !RepositoryId().IsMatch(download.Repo))
-                    errors.Add(new("spec.model.source.pvc.download.repo", MessageOf<ModelDownload>(nameof(ModelDownload.Repo))));
-                if (download.Endpoint is { } endpoint && !HubEndpoint().IsMatch(endpoint))
-                    errors.Add(new("spec.model.source.pvc.download.endpoint", MessageOf<ModelDownload>(nameof(ModelDownload.Endpoint))));
-            }
-            if (source.HostPath is { } hostPath && !hostPath.Path.StartsWith('/'))
-                errors.Add(new("spec.model.source.hostPath.path", MessageOf<HostPathModelSource>()));
-        }
+        if (source is not null) CheckSource(source, "spec.model.source", errors);
         if (spec.Model is { Quantization: "int4", Dtype: not (null or "bfloat16") })
             errors.Add(new("spec.model.quantization", MessageOf<ModelSpec>()));
         if (spec.Autoscaling is { } autoscaling && autoscaling.MinReplicas > autoscaling.MaxReplicas)
@@ -141,6 +127,57 @@ public static partial class ModelValidator
             if (RuntimeDevice.IsCpu(runtime) && ranks != pods)
                 errors.Add(new("spec.parallelism.expertParallelSize", DeepSeekModelSpec.CpuRanksMessage));
         }
+    }
+
+    /// <summary>
+    /// spec.adapters: each entry's own rules (lists are not walked by <see cref="CheckAttributes"/>), its source as
+    /// model.source's, unique names other than the served name, and no expert-parallel group (the runtime serves
+    /// adapters on one rank only).
+    /// </summary>
+    private static void CheckAdapters(DeepSeekModelSpec spec, string? name, List<FieldError> errors)
+    {
+        if (spec.Adapters is not { Count: > 0 } adapters) return;
+        var served = spec.Model?.ServedName ?? name;
+        for (var i = 0; i < adapters.Count; i++)
+        {
+            var field = $"spec.adapters[{i}]";
+            if (adapters[i] is not { } adapter)
+            {
+                errors.Add(new(field, "is required"));
+                continue;
+            }
+            CheckAttributes(adapter, field, errors);
+            if (adapter.Name.Length > 0 && !AdapterName().IsMatch(adapter.Name))
+                errors.Add(new($"{field}.name", MessageOf<ModelAdapter>(nameof(ModelAdapter.Name))));
+            if (adapter.Name == served)
+                errors.Add(new($"{field}.name", $"must differ from the served model name '{served}': clients pick the base model or an adapter by this name"));
+            if (adapters.Take(i).Any(other => other?.Name == adapter.Name))
+                errors.Add(new("spec.adapters", DeepSeekModelSpec.AdapterNamesMessage));
+            if (adapter.Source is { } source) CheckSource(source, $"{field}.source", errors);
+        }
+        if (spec.Runtime is not null && ModelShape.ExpertParallelSizeOf(spec) > 1)
+            errors.Add(new("spec.adapters", "are not served by an expert-parallel group yet: leave them out, or serve the model with parallelism.expertParallelSize 1"));
+    }
+
+    [GeneratedRegex(ModelAdapter.NamePattern)]
+    private static partial Regex AdapterName();
+
+    /// <summary>The rules of a source at <paramref name="path"/> (model.source, or an adapter's), named as the CRD's messages name them.</summary>
+    private static void CheckSource(ModelSource source, string path, List<FieldError> errors)
+    {
+        var set = new[] { source.Pvc is not null, source.HostPath is not null, source.Image is not null }.Count(x => x);
+        if (set != 1) errors.Add(new(path, MessageOf<ModelSource>()));
+        if (source.Pvc is { } pvc && (pvc.Path.StartsWith('/') || pvc.Path.Contains("..", StringComparison.Ordinal)))
+            errors.Add(new($"{path}.pvc.path", MessageOf<PvcModelSource>()));
+        if (source.Pvc?.Download is { } download)
+        {
+            if (!string.IsNullOrEmpty(download.Repo) && !RepositoryId().IsMatch(download.Repo))
+                errors.Add(new($"{path}.pvc.download.repo", MessageOf<ModelDownload>(nameof(ModelDownload.Repo))));
+            if (download.Endpoint is { } endpoint && !HubEndpoint().IsMatch(endpoint))
+                errors.Add(new($"{path}.pvc.download.endpoint", MessageOf<ModelDownload>(nameof(ModelDownload.Endpoint))));
+        }
+        if (source.HostPath is { } hostPath && !hostPath.Path.StartsWith('/'))
+            errors.Add(new($"{path}.hostPath.path", MessageOf<HostPathModelSource>()));
     }
 
     private static string MessageOf<T>() => typeof(T).GetCustomAttribute<CelRuleAttribute>()!.Message;

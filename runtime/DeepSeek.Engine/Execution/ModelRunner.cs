@@ -3,6 +3,7 @@ using DeepSeek.Engine.Sampling;
 using DeepSeek.Engine.Scheduling;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Experts;
+using DeepSeek.Model.Lora;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Native;
 using TorchSharp;
@@ -50,7 +51,7 @@ internal sealed class ModelRunner : IModelRunner
     /// native helper, when present, computes the routed experts (grouped GEMM) and captures decode
     /// steps as graphs; <paramref name="log"/> says which, or why not.
     /// </summary>
-    public static ModelRunner Load(EngineOptions options, Func<DeepSeekForCausalLM> loadModel, Action<string>? log = null)
+    public static ModelRunner Load(EngineOptions options, Func<DeepSeekForCausalLM> loadModel, Action<string>? log = null, LoraAdapterSet? adapters = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loadModel);
@@ -58,6 +59,12 @@ internal sealed class ModelRunner : IModelRunner
         try
         {
             var config = model.Config;
+            // Before the decode graphs exist: a captured step reads the slots' static buffers.
+            if (adapters is not null && adapters.SlotModules() is { Count: > 0 } modules)
+            {
+                LoraSlots.Attach(model, options.MaxLoras, options.MaxLoraRank, modules);
+                log?.Invoke($"LoRA: {options.MaxLoras} adapter slot(s) of rank up to {options.MaxLoraRank} on {modules.Count} projections; {adapters.All.Count} adapter(s) loaded.");
+            }
             var (syncFreeBatch, graphs) = NativeKernels(model, options, log);
             var bytesPerBlock = BytesPerBlock(config, model.DType, options.BlockSize);
             var free = options.KvCacheBlocks is null ? DeviceMemory.FreeBytes(options.Device) : 0;
@@ -137,7 +144,7 @@ internal sealed class ModelRunner : IModelRunner
         ArgumentNullException.ThrowIfNull(step);
         _sampler.Forget(step.FinishedRequestIds);
         if (step.IsEmpty) return ModelRunnerOutput.Empty;
-        var batch = ForwardBatchLayout.Build(step, BlockSize);
+        var batch = ForwardBatchLayout.Build(step, BlockSize, AdapterSlots(step));
 
         // The forward returns one logits row per sequence; only the sampling sequences' rows are sampled.
         var rows = new List<long>(step.Sequences.Count);
@@ -164,6 +171,18 @@ internal sealed class ModelRunner : IModelRunner
         {
             throw new UnrecoverableStepException($"The device cannot continue: {e.Message}", e);
         }
+    }
+
+    /// <summary>The slot of each sequence's adapter, swapping adapters into the model's slots as the step needs (null: no slots).</summary>
+    private int[]? AdapterSlots(SchedulerStep step)
+    {
+        if (Model.Lora is not { } slots)
+        {
+            if (step.Sequences.Any(s => s.Request.Adapter is not null))
+                throw new InvalidOperationException("A request names a LoRA adapter, but the model has no adapter slots.");
+            return null;
+        }
+        return slots.Place([.. step.Sequences.Select(s => s.Request.Adapter)]);
     }
 
     /// <summary>

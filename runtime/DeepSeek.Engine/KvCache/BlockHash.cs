@@ -34,5 +34,16 @@ public readonly record struct BlockHash(UInt128 Value)
             BinaryPrimitives.ReadUInt64LittleEndian(digest[8..])));
     }
 
+    /// <summary>A value no token id takes (they are never negative): what marks an adapter's root.</summary>
+    private const int AdapterMark = -0x4C6F5241;
+
+    /// <summary>
+    /// What the first block of a request on LoRA adapter <paramref name="adapterId"/> chains from (the base
+    /// model's first blocks chain from nothing): the same tokens under two adapters, or under an adapter and
+    /// the base, hash apart, so they never share KV blocks (an adapter changes the latents).
+    /// </summary>
+    public static BlockHash ForAdapter(long adapterId) =>
+        Of(null, [AdapterMark, unchecked((int)adapterId), (int)(adapterId >> 32)]);
+
     public override string ToString() => Value.ToString("x32");
 }

@@ -20,15 +20,18 @@ public sealed class PrefixCache(KvBlockPool pool)
 
     public double HitRate => QueriedTokens == 0 ? 0 : (double)HitTokens / QueriedTokens;
 
-    /// <summary>Extends <paramref name="hashes"/> to cover every full block among the first <paramref name="numTokens"/> tokens.</summary>
-    public static void ExtendBlockHashes(Func<int, int> tokenAt, int numTokens, int blockSize, List<BlockHash> hashes)
+    /// <summary>
+    /// Extends <paramref name="hashes"/> to cover every full block among the first <paramref name="numTokens"/>
+    /// tokens; the first block chains from <paramref name="root"/> (a LoRA adapter's, <see cref="BlockHash.ForAdapter"/>).
+    /// </summary>
+    public static void ExtendBlockHashes(Func<int, int> tokenAt, int numTokens, int blockSize, List<BlockHash> hashes, BlockHash? root = null)
     {
         var fullBlocks = numTokens / blockSize;
         Span<int> block = blockSize <= 1024 ? stackalloc int[blockSize] : new int[blockSize];
         for (var b = hashes.Count; b < fullBlocks; b++)
         {
             for (var i = 0; i < blockSize; i++) block[i] = tokenAt((b * blockSize) + i);
-            hashes.Add(BlockHash.Of(b == 0 ? null : hashes[b - 1], block));
+            hashes.Add(BlockHash.Of(b == 0 ? root : hashes[b - 1], block));
         }
     }
 
@@ -59,7 +62,7 @@ public sealed class PrefixCache(KvBlockPool pool)
     {
         var fullComputed = Math.Min(request.NumComputedTokens / Pool.BlockSize, request.BlockTable.Count);
         if (fullComputed <= request.NumRegisteredBlocks) return;
-        ExtendBlockHashes(request.TokenAt, request.NumComputedTokens, Pool.BlockSize, request.BlockHashes);
+        ExtendBlockHashes(request.TokenAt, request.NumComputedTokens, Pool.BlockSize, request.BlockHashes, request.PrefixRoot);
         for (var b = request.NumRegisteredBlocks; b < fullComputed; b++)
             Pool.TryCache(request.BlockTable.BlockIds[b], request.BlockHashes[b]);
         request.NumRegisteredBlocks = fullComputed;

@@ -16,6 +16,8 @@ namespace DeepSeek.Engine.Output;
 internal sealed partial class OutputProcessor(EngineMetrics metrics, TokenRateWindow rate, ILogger logger)
 {
     private readonly Dictionary<string, ActiveRequest> _requests = [];
+    // The step's generated tokens per LoRA adapter (the rest are the base model's), for RecordGenerated.
+    private readonly Dictionary<string, int> _generatedByAdapter = new(StringComparer.Ordinal);
 
     public int Count => _requests.Count;
 
@@ -35,7 +37,7 @@ internal sealed partial class OutputProcessor(EngineMetrics metrics, TokenRateWi
             if (!_requests.TryGetValue(sequence.Request.Id, out var active) || active.Scheduled) continue;
             active.Scheduled = true;
             active.Ticket.MarkRunning();
-            if (active.Timings.MarkScheduled() is { } queued) metrics.RecordQueueTime(queued);
+            if (active.Timings.MarkScheduled() is { } queued) metrics.RecordQueueTime(queued, active.Request.ModelLabel);
         }
     }
 
@@ -48,6 +50,7 @@ internal sealed partial class OutputProcessor(EngineMetrics metrics, TokenRateWi
         ArgumentNullException.ThrowIfNull(progress);
         var finish = new List<(string, FinishReason)>();
         generatedTokens = 0;
+        _generatedByAdapter.Clear();
         foreach (var item in progress)
         {
             if (!_requests.TryGetValue(item.Request.Id, out var active)) continue;
@@ -57,11 +60,13 @@ internal sealed partial class OutputProcessor(EngineMetrics metrics, TokenRateWi
                 continue;
             }
             generatedTokens++;
+            var label = item.Request.ModelLabel;
+            if (label is not null) _generatedByAdapter[label] = _generatedByAdapter.GetValueOrDefault(label) + 1;
             try
             {
                 var (firstToken, interToken) = active.Timings.MarkToken();
-                if (firstToken is { } ttft) metrics.RecordTimeToFirstToken(ttft);
-                if (interToken is { } itl) metrics.RecordInterTokenLatency(itl);
+                if (firstToken is { } ttft) metrics.RecordTimeToFirstToken(ttft, label);
+                if (interToken is { } itl) metrics.RecordInterTokenLatency(itl, label);
                 var tokenEvent = active.Assembler.OnToken(token, item.Logprobs, item.FinishReason, item.Request.Usage);
                 if (active.Assembler.StopStringHit && item.FinishReason is null) finish.Add((item.Request.Id, FinishReason.Stop));
                 active.Output.TryWrite(tokenEvent);
@@ -131,17 +136,24 @@ internal sealed partial class OutputProcessor(EngineMetrics metrics, TokenRateWi
         if (!_requests.Remove(active.Request.Id)) return; // completed already
         active.Output.TryComplete();
         active.Registration.Dispose();
-        metrics.AddPromptTokens(active.Request.NumPromptTokens);
-        metrics.RecordEndToEndLatency(active.Timings.MarkFinished());
-        if (reason is FinishReason.Stop or FinishReason.Length) metrics.RecordSuccess(reason);
-        else metrics.RecordFailure(failureReason ?? (reason == FinishReason.Cancelled ? FailureReasons.Cancelled : FailureReasons.ModelStep));
+        var label = active.Request.ModelLabel;
+        metrics.AddPromptTokens(active.Request.NumPromptTokens, label);
+        metrics.RecordEndToEndLatency(active.Timings.MarkFinished(), label);
+        if (reason is FinishReason.Stop or FinishReason.Length) metrics.RecordSuccess(reason, label);
+        else metrics.RecordFailure(failureReason ?? (reason == FinishReason.Cancelled ? FailureReasons.Cancelled : FailureReasons.ModelStep), label);
         active.Ticket.Dispose();
     }
 
-    /// <summary>Tokens of a step, for the generation counter and the tokens/s window.</summary>
+    /// <summary>Tokens of the step <see cref="Process"/> saw, for the generation counter (per adapter) and the tokens/s window.</summary>
     public void RecordGenerated(int tokens)
     {
-        metrics.AddGenerationTokens(tokens);
+        var adapters = 0;
+        foreach (var (adapter, count) in _generatedByAdapter)
+        {
+            metrics.AddGenerationTokens(count, adapter);
+            adapters += count;
+        }
+        metrics.AddGenerationTokens(tokens - adapters);
         rate.Add(tokens);
     }
 

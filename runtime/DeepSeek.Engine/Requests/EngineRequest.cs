@@ -1,4 +1,5 @@
 using DeepSeek.Engine.KvCache;
+using DeepSeek.Model.Lora;
 
 namespace DeepSeek.Engine.Requests;
 
@@ -11,7 +12,7 @@ public sealed class EngineRequest
     private readonly int[] _promptTokenIds;
     private readonly List<int> _outputTokenIds = [];
 
-    public EngineRequest(string id, IReadOnlyList<int> promptTokenIds, SamplingParameters sampling)
+    public EngineRequest(string id, IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, LoraAdapter? adapter = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(id);
         ArgumentNullException.ThrowIfNull(promptTokenIds);
@@ -21,7 +22,15 @@ public sealed class EngineRequest
         Id = id;
         _promptTokenIds = [.. promptTokenIds];
         Sampling = sampling;
+        Adapter = adapter;
+        PrefixRoot = adapter is null ? null : BlockHash.ForAdapter(adapter.Id);
     }
+
+    /// <summary>The LoRA adapter applied to this request's tokens; null: the base model.</summary>
+    public LoraAdapter? Adapter { get; }
+
+    /// <summary>What its metrics are labelled with: the adapter's name, or null for the base model's.</summary>
+    public string? ModelLabel => Adapter?.Name;
 
     public string Id { get; }
 
@@ -55,6 +64,9 @@ public sealed class EngineRequest
 
     /// <summary>Hashes of this request's full blocks, in order (a chain: each covers every token before it).</summary>
     internal List<BlockHash> BlockHashes { get; } = [];
+
+    /// <summary>What its first block's hash chains from: its adapter's root, so adapters never share prefix blocks.</summary>
+    internal BlockHash? PrefixRoot { get; }
 
     /// <summary>How many leading blocks of <see cref="BlockTable"/> were offered to the prefix cache already.</summary>
     internal int NumRegisteredBlocks { get; set; }

@@ -9,7 +9,8 @@ namespace DeepSeek.Engine.Scheduling;
 /// </summary>
 public static class ForwardBatchLayout
 {
-    public static ForwardBatch Build(SchedulerStep step, int blockSize)
+    /// <remarks><c>adapterSlots</c>: each sequence's LoRA slot (−1: none); null: no sequence has an adapter.</remarks>
+    public static ForwardBatch Build(SchedulerStep step, int blockSize, IReadOnlyList<int>? adapterSlots = null)
     {
         ArgumentNullException.ThrowIfNull(step);
         var total = step.TotalTokens;
@@ -27,7 +28,7 @@ public static class ForwardBatchLayout
                 tokenIds[t] = request.TokenAt(p);
                 positions[t] = p;
             }
-            sequences[s] = new SequenceSpan(start, seq.NumTokens, request.BlockTable.BlockIds);
+            sequences[s] = new SequenceSpan(start, seq.NumTokens, request.BlockTable.BlockIds, adapterSlots?[s] ?? -1);
         }
         return new ForwardBatch(tokenIds, positions, sequences, blockSize);
     }

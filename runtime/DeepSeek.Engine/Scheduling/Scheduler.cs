@@ -1,6 +1,7 @@
 using DeepSeek.Engine.Execution;
 using DeepSeek.Engine.KvCache;
 using DeepSeek.Engine.Requests;
+using DeepSeek.Model.Lora;
 
 namespace DeepSeek.Engine.Scheduling;
 
@@ -120,15 +121,29 @@ public sealed class Scheduler
             budget -= numNew;
         }
 
-        // Admission waits while memory is tight: a step that had to preempt admits nobody.
-        while (preempted.Count == 0 && budget > 0 && _running.Count < Options.MaxRunningRequests && _waiting.First is { } node)
+        // Admission waits while memory is tight: a step that had to preempt admits nobody. A request whose
+        // LoRA adapter would make the running set name more than --max-loras adapters waits for its turn
+        // while the requests behind it may go (vLLM's rule), so every step fits the adapter slots.
+        HashSet<LoraAdapter>? adapters = null;
+        // The running set's adapters, gathered only when a waiting request has one (a base-only step never does).
+        HashSet<LoraAdapter> RunningAdapters() => adapters ??= _running.Select(r => r.Adapter).OfType<LoraAdapter>().ToHashSet();
+        var node = _waiting.First;
+        while (preempted.Count == 0 && budget > 0 && _running.Count < Options.MaxRunningRequests && node is not null)
         {
             var request = node.Value;
+            var next = node.Next;
+            if (request.Adapter is { } adapter && !RunningAdapters().Contains(adapter) && RunningAdapters().Count >= Options.MaxLoras)
+            {
+                node = next;
+                continue;
+            }
             if (!TryAdmit(request, budget, out var numNew)) break;
-            _waiting.RemoveFirst();
+            _waiting.Remove(node);
+            if (request.Adapter is { } admitted) RunningAdapters().Add(admitted);
             scheduled.Add(Sequence(request, numNew));
             scheduledIds.Add(request);
             budget -= numNew;
+            node = next;
         }
 
         // Finished ids ride on the next step that runs, the first the runner sees.
@@ -216,7 +231,7 @@ public sealed class Scheduler
         var hit = PrefixCacheHit.None;
         if (Options.EnablePrefixCaching)
         {
-            PrefixCache.ExtendBlockHashes(request.TokenAt, request.NumTokens, Pool.BlockSize, request.BlockHashes);
+            PrefixCache.ExtendBlockHashes(request.TokenAt, request.NumTokens, Pool.BlockSize, request.BlockHashes, request.PrefixRoot);
             // At least the last token is computed: its logits give the next token.
             hit = PrefixCache.FindLongestPrefix(request.BlockHashes, request.NumTokens - 1);
         }

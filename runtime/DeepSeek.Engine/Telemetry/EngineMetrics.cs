@@ -77,23 +77,29 @@ public sealed class EngineMetrics : IDisposable
         _kvUsage.Record(kvCacheUsageRatio, _model);
     }
 
-    public void AddPromptTokens(long count) => _promptTokens.Add(count, _model);
+    // A request's own series carry the name it asked for: a LoRA adapter's (design §2.7), else the served model's.
+    // <paramref name="model"/> null below is the served model.
 
-    public void AddGenerationTokens(long count) => _generationTokens.Add(count, _model);
+    public void AddPromptTokens(long count, string? model = null) => _promptTokens.Add(count, Model(model));
 
-    public void RecordSuccess(FinishReason reason) =>
-        _success.Add(1, _model, new("finish_reason", FinishReasonLabel(reason)));
+    public void AddGenerationTokens(long count, string? model = null) => _generationTokens.Add(count, Model(model));
+
+    public void RecordSuccess(FinishReason reason, string? model = null) =>
+        _success.Add(1, Model(model), new("finish_reason", FinishReasonLabel(reason)));
 
     /// <param name="reason">One of <see cref="FailureReasons"/>.</param>
-    public void RecordFailure(string reason) => _failure.Add(1, _model, new("reason", reason));
+    /// <param name="model">The adapter the request named; null: the served model.</param>
+    public void RecordFailure(string reason, string? model = null) => _failure.Add(1, Model(model), new("reason", reason));
 
-    public void RecordTimeToFirstToken(TimeSpan elapsed) => _timeToFirstToken.Record(elapsed.TotalSeconds, _model);
+    public void RecordTimeToFirstToken(TimeSpan elapsed, string? model = null) => _timeToFirstToken.Record(elapsed.TotalSeconds, Model(model));
 
-    public void RecordInterTokenLatency(TimeSpan elapsed) => _interTokenLatency.Record(elapsed.TotalSeconds, _model);
+    public void RecordInterTokenLatency(TimeSpan elapsed, string? model = null) => _interTokenLatency.Record(elapsed.TotalSeconds, Model(model));
 
-    public void RecordEndToEndLatency(TimeSpan elapsed) => _e2eLatency.Record(elapsed.TotalSeconds, _model);
+    public void RecordEndToEndLatency(TimeSpan elapsed, string? model = null) => _e2eLatency.Record(elapsed.TotalSeconds, Model(model));
 
-    public void RecordQueueTime(TimeSpan elapsed) => _queueTime.Record(elapsed.TotalSeconds, _model);
+    public void RecordQueueTime(TimeSpan elapsed, string? model = null) => _queueTime.Record(elapsed.TotalSeconds, Model(model));
+
+    private KeyValuePair<string, object?> Model(string? name) => name is null ? _model : new("model", name);
 
     public void AddPrefixCacheLookup(long queriedTokens, long hitTokens)
     {

@@ -88,23 +88,26 @@ public sealed class DecodeGraphs : IDisposable
     /// The step's inputs as the captured body reads them, packed in one int64 array (one copy to the
     /// device): token ids, positions, cache slots and counted-row flags (<c>rows</c> each), then the
     /// block tables <c>[rows, context / blockSize]</c>. Rows past the batch and table entries past a
-    /// sequence's blocks point at <paramref name="paddingBlock"/>.
+    /// sequence's blocks point at <paramref name="paddingBlock"/>. With <paramref name="adapters"/> (a model
+    /// with LoRA slots) each row's adapter slot follows the tables (−1: none, padding rows included).
     /// </summary>
-    public static long[] PackInputs(ForwardBatch batch, int rows, int context, int paddingBlock)
+    public static long[] PackInputs(ForwardBatch batch, int rows, int context, int paddingBlock, bool adapters = false)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        return Pack(batch, rows, context, batch.BlockSize, paddingBlock);
+        return Pack(batch, rows, context, batch.BlockSize, paddingBlock, adapters);
     }
 
     /// <summary><see cref="PackInputs"/>; a null batch packs a step whose rows are all padding.</summary>
-    private static long[] Pack(ForwardBatch? batch, int rows, int context, int blockSize, int paddingBlock)
+    private static long[] Pack(ForwardBatch? batch, int rows, int context, int blockSize, int paddingBlock, bool adapters)
     {
         var n = batch?.Sequences.Count ?? 0;
         if (n > rows) throw new ArgumentException($"{n} sequences do not fit a bucket of {rows}.", nameof(rows));
         var blocksPerRow = context / blockSize;
-        var packed = new long[PackedLength(rows, context, blockSize)];
-        var tables = packed.AsSpan(4 * rows);
+        var packed = new long[PackedLength(rows, context, blockSize, adapters)];
+        var tables = packed.AsSpan(4 * rows, rows * blocksPerRow);
         tables.Fill(paddingBlock);
+        var adapterSlots = adapters ? packed.AsSpan((4 * rows) + (rows * blocksPerRow), rows) : [];
+        adapterSlots.Fill(-1);
         var paddingSlot = (long)paddingBlock * blockSize;
         for (var i = 0; i < rows; i++)
         {
@@ -119,6 +122,7 @@ public sealed class DecodeGraphs : IDisposable
             packed[rows + i] = position;
             packed[(2 * rows) + i] = batch.SlotOf(span, position);
             packed[(3 * rows) + i] = 1;
+            if (adapters) adapterSlots[i] = span.Adapter;
             var blocks = (int)((batch.ContextLength(span) + blockSize - 1) / blockSize);
             if (blocks > blocksPerRow) throw new ArgumentException($"Sequence {i} needs {blocks} blocks; the context bucket holds {blocksPerRow}.", nameof(context));
             for (var b = 0; b < blocks; b++) tables[(i * blocksPerRow) + b] = span.BlockIds[b];
@@ -137,7 +141,7 @@ public sealed class DecodeGraphs : IDisposable
         ArgumentNullException.ThrowIfNull(batch);
         if (BucketFor(batch) is not { } key) return null;
         batch.Validate(_model.Config.VocabSize, _cache.SlotCount);
-        var inputs = PackInputs(batch, key.Batch, key.Context, _paddingBlock);
+        var inputs = PackInputs(batch, key.Batch, key.Context, _paddingBlock, HasAdapters);
         if (_steps.TryGetValue(key, out var step)) step.Fill(inputs);
         else if (Add(key, inputs) is not { } added) return null;
         else step = added;
@@ -166,7 +170,7 @@ public sealed class DecodeGraphs : IDisposable
         foreach (var rows in Buckets.CaptureOrder.Where(b => b <= PreparedBatches))
         {
             if (_helper is null || _steps.ContainsKey((rows, context))) continue;
-            if (Add((rows, context), Pack(null, rows, context, _blockSize, _paddingBlock)) is null) break;
+            if (Add((rows, context), Pack(null, rows, context, _blockSize, _paddingBlock, HasAdapters)) is null) break;
             captured++;
         }
         return captured;
@@ -181,7 +185,7 @@ public sealed class DecodeGraphs : IDisposable
     private Step? Add((int Batch, int Context) key, long[] inputs)
     {
         if (_captureFailed || _steps.Count >= MaxGraphs) return null;
-        var step = new Step(key.Batch, key.Context, _blockSize, _model.Device);
+        var step = new Step(key.Batch, key.Context, _blockSize, _model.Device, HasAdapters);
         try
         {
             step.Fill(inputs);
@@ -199,8 +203,11 @@ public sealed class DecodeGraphs : IDisposable
         return step;
     }
 
-    /// <summary>Values in the packed inputs of a (rows, context) bucket: four per row, then the block tables.</summary>
-    private static int PackedLength(int rows, int context, int blockSize) => (4 * rows) + (rows * (context / blockSize));
+    /// <summary>Values in the packed inputs of a (rows, context) bucket: four per row, then the block tables, then the adapter slots.</summary>
+    private static int PackedLength(int rows, int context, int blockSize, bool adapters) => ((adapters ? 5 : 4) * rows) + (rows * (context / blockSize));
+
+    /// <summary>Whether the model has LoRA slots: then every step carries each row's slot (the graph applies them whatever they hold).</summary>
+    private bool HasAdapters => _model.Lora is not null;
 
     private void Record(Step step)
     {
@@ -225,12 +232,14 @@ public sealed class DecodeGraphs : IDisposable
         private readonly Tensor _inputs;
         // Views of _inputs in PackInputs' layout, made once: the body reads them on every eager run.
         private readonly Tensor _tokenIds, _positions, _slotMapping, _countedRows, _blockTables;
+        private readonly Tensor? _adapterSlots;
         private CudaGraph? _graph;
 
-        public Step(int rows, int context, int blockSize, Device device)
+        public Step(int rows, int context, int blockSize, Device device, bool adapters)
         {
             (Rows, Context) = (rows, context);
-            _inputs = zeros([PackedLength(rows, context, blockSize)], ScalarType.Int64, device).DetachFromDisposeScope();
+            _inputs = zeros([PackedLength(rows, context, blockSize, adapters)], ScalarType.Int64, device).DetachFromDisposeScope();
+            if (adapters) _adapterSlots = _inputs.narrow(0, (4 * rows) + (rows * (context / blockSize)), rows).DetachFromDisposeScope();
             _tokenIds = _inputs.narrow(0, 0, rows).DetachFromDisposeScope();
             _positions = _inputs.narrow(0, rows, rows).DetachFromDisposeScope();
             _slotMapping = _inputs.narrow(0, 2 * rows, rows).DetachFromDisposeScope();
@@ -266,7 +275,7 @@ public sealed class DecodeGraphs : IDisposable
         /// <summary>The body (what a capture records): its outputs replace the previous ones.</summary>
         public void RunBody(DeepSeekForCausalLM model, MlaKvCache cache)
         {
-            var (logits, counts) = model.DecodeStep(_tokenIds, _positions, _slotMapping, _countedRows, _blockTables, Context, cache);
+            var (logits, counts) = model.DecodeStep(_tokenIds, _positions, _slotMapping, _countedRows, _blockTables, Context, cache, _adapterSlots);
             Logits?.Dispose();
             Counts?.Dispose();
             Logits = logits.DetachFromDisposeScope();
@@ -281,6 +290,7 @@ public sealed class DecodeGraphs : IDisposable
             Logits?.Dispose();
             Counts?.Dispose();
             foreach (var view in new[] { _tokenIds, _positions, _slotMapping, _countedRows, _blockTables }) view.Dispose();
+            _adapterSlots?.Dispose();
             _inputs.Dispose();
         }
     }

@@ -3,6 +3,7 @@ using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Experts;
 using DeepSeek.Model.Layers;
+using DeepSeek.Model.Lora;
 using DeepSeek.Model.Quantization;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -51,6 +52,9 @@ public sealed class DeepSeekForCausalLM : nn.Module
 
     /// <summary>The routed experts of every MoE layer, in layer order: what a placement pass shards.</summary>
     public IReadOnlyList<RoutedExperts> RoutedExperts => model.RoutedExperts;
+
+    /// <summary>The adapter slots (<see cref="LoraSlots.Attach"/>), when this model serves LoRA adapters.</summary>
+    public LoraSlots? Lora { get; internal set; }
 
     /// <summary>Parameters declared (before materialisation) or held (after): what this process allocates.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
@@ -180,6 +184,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         using var metadata = AttentionMetadata.Build(batch, Config, _rotary, DType, Device);
+        using var adapters = Lora?.Select(AdapterRows(batch));
         var (hidden, counts) = model.Forward(tensor(batch.TokenIds, device: Device), metadata, cache);
         // With one token per sequence in batch order, each sequence's last token is its row already.
         if (batch.Logits == LogitsSelection.LastTokenOfEachSequence && !metadata.RowsInBatchOrder)
@@ -197,15 +202,27 @@ public sealed class DeepSeekForCausalLM : nn.Module
     /// <paramref name="blockTables"/>. Nothing here reads the host or copies from it.
     /// </summary>
     /// <returns>Logits <c>[rows, vocab]</c> and the counted rows' picks per expert of every MoE layer, <c>[MoE layers, n_routed_experts]</c>.</returns>
-    internal (Tensor Logits, Tensor Counts) DecodeStep(Tensor tokenIds, Tensor positions, Tensor slotMapping, Tensor countedRows, Tensor blockTables, int context, MlaKvCache cache)
+    /// <remarks><paramref name="adapterSlots"/>: each row's adapter slot (−1: none), when the model has <see cref="Lora"/> slots.</remarks>
+    internal (Tensor Logits, Tensor Counts) DecodeStep(Tensor tokenIds, Tensor positions, Tensor slotMapping, Tensor countedRows, Tensor blockTables, int context, MlaKvCache cache,
+        Tensor? adapterSlots = null)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var blockSize = context / (int)blockTables.shape[1];
         using var metadata = AttentionMetadata.ForDecode(positions, slotMapping, blockTables, countedRows, context, blockSize, _rotary, DType);
+        using var adapters = Lora?.Select(adapterSlots);
         var (hidden, counts) = model.Forward(tokenIds, metadata, cache);
         var logits = lm_head.Forward(model.Norm(hidden));
         return (logits.MoveToOuterDisposeScope(), StackCounts(counts).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Each token's adapter slot (its sequence's), or null when no sequence of the batch has one: a base-only step adds nothing.</summary>
+    private Tensor? AdapterRows(ForwardBatch batch)
+    {
+        if (Lora is null || batch.Sequences.All(s => s.Adapter < 0)) return null;
+        var rows = new long[batch.TokenCount];
+        foreach (var span in batch.Sequences) rows.AsSpan(span.Start, span.Length).Fill(span.Adapter);
+        return tensor(rows, device: Device);
     }
 
     /// <summary>Every MoE layer's counts as one <c>[MoE layers, n_routed_experts]</c> tensor, in layer order.</summary>
@@ -222,6 +239,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         using var metadata = AttentionMetadata.Build(batch, Config, _rotary, DType, Device);
+        using var adapters = Lora?.Select(AdapterRows(batch));
         var (hidden, _) = model.Forward(tensor(batch.TokenIds, device: Device), metadata, cache);
         return model.Norm(hidden).MoveToOuterDisposeScope();
     }
@@ -278,7 +296,11 @@ public sealed class DeepSeekForCausalLM : nn.Module
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _rotary.Dispose();
+        if (disposing)
+        {
+            _rotary.Dispose();
+            Lora?.Dispose();
+        }
         base.Dispose(disposing);
     }
 

@@ -89,6 +89,7 @@ public sealed record ForwardBatch(
 /// <summary>
 /// One sequence's share of a <see cref="ForwardBatch"/>: tokens <c>[Start, Start + Length)</c> of the
 /// batch (consecutive positions, its newest tokens) and its block table, which holds at least the
-/// blocks of every context position up to the last of them.
+/// blocks of every context position up to the last of them. <c>Adapter</c>: the
+/// <see cref="DeepSeek.Model.Lora.LoraSlots"/> slot whose adapter its tokens get, −1 for none.
 /// </summary>
-public sealed record SequenceSpan(int Start, int Length, IReadOnlyList<int> BlockIds);
+public sealed record SequenceSpan(int Start, int Length, IReadOnlyList<int> BlockIds, int Adapter = -1);

@@ -85,7 +85,12 @@ internal sealed class Linear : WeightedModule
         if (bias is not null) bias = Allocated(nameof(bias), bias, device);
     }
 
-    public Tensor Forward(Tensor input)
+    /// <summary>The adapter slots of this projection (<see cref="DeepSeek.Model.Lora.LoraSlots"/>), when it takes LoRA adapters.</summary>
+    internal DeepSeek.Model.Lora.LoraStack? Lora { get; set; }
+
+    public Tensor Forward(Tensor input) => Lora is null ? Product(input) : Lora.AddTo(Product(input), input);
+
+    private Tensor Product(Tensor input)
     {
         if (_fp8 is not null && _fp8Kernel is not null && input.dtype == ScalarType.BFloat16 && input.device_type == TorchSharp.DeviceType.CUDA)
         {

@@ -23,4 +23,7 @@ public sealed record BenchResult(
     /// configurations of the same seed checks (CUDA graphs against eager decode, greedy).
     /// </summary>
     public IReadOnlyList<IReadOnlyList<int>> TokenIds { get; init; } = [];
+
+    /// <summary>What the row ran: null for a plain run; "base" or the LoRA adapters of a <c>--lora-adapters</c> run.</summary>
+    public string? Variant { get; init; }
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using DeepSeek.Engine;
 using DeepSeek.Engine.Execution;
 using DeepSeek.Engine.Requests;
+using DeepSeek.Model.Lora;
 
 namespace DeepSeek.Runtime.Bench;
 
@@ -13,8 +14,13 @@ namespace DeepSeek.Runtime.Bench;
 /// prefill; decode tokens/s is tokens sampled in pure decode steps over those steps' time. Step times
 /// are taken on the engine thread and include scheduling, the logits copy and sampling.
 /// </summary>
-public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<StepTiming> steps, int vocabSize, int seed)
+/// <remarks>With <paramref name="adapters"/>, request i of a batch runs on adapter i mod their count (LoRA).</remarks>
+public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<StepTiming> steps, int vocabSize, int seed, IReadOnlyList<LoraAdapter>? adapters = null)
 {
+    private IReadOnlyList<GenerationHandle> Submit(List<IReadOnlyList<int>> prompts, SamplingParameters sampling) => adapters is not { Count: > 0 }
+        ? engine.SubmitBatch(prompts, sampling)
+        : engine.SubmitBatch([.. prompts.Select((p, i) => engine.Validator.Validate(p, sampling, RequestFields.Completions).WithAdapter(adapters[i % adapters.Count]))]);
+
     public async Task<BenchResult> RunAsync(int batch, int promptTokens, int outputTokens, DecodeFloor floor, double bandwidthGBs, Action<int> onTokens)
     {
         var random = new Random(seed + batch);
@@ -24,7 +30,7 @@ public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<Step
 
         // Warm up this batch shape first, as the peer does (library heuristics and allocator growth
         // for new shapes stay out of the numbers), on other prompts so no prefix-cache hit follows.
-        foreach (var handle in engine.SubmitBatch(RandomPrompts(), new SamplingParameters { Temperature = 0f, MaxTokens = 4, IgnoreEos = true }))
+        foreach (var handle in Submit(RandomPrompts(), new SamplingParameters { Temperature = 0f, MaxTokens = 4, IgnoreEos = true }))
             await foreach (var _ in handle.Events.ReadAllAsync()) { }
 
         var prompts = RandomPrompts();
@@ -32,7 +38,7 @@ public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<Step
         steps.Clear();
 
         var clock = Stopwatch.StartNew();
-        var handles = engine.SubmitBatch(prompts, sampling);
+        var handles = Submit(prompts, sampling);
         var perRequest = await Task.WhenAll(handles.Select(async handle =>
         {
             var times = new List<double>(outputTokens);

@@ -10,6 +10,7 @@ using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Runtime.Hosting;
 using DeepSeek.Model.Devices;
+using DeepSeek.Model.Lora;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Quantization;
 using DeepSeek.Runtime.Bench;
@@ -68,6 +69,12 @@ public static class BenchCommand
         var bandwidth = new Option<double>("--bandwidth-gbs") { Description = "Device memory bandwidth in GB/s for the decode floor (H100 SXM: about 3000).", DefaultValueFactory = _ => 3000 };
         var seed = new Option<int>("--seed") { Description = "Seed of the random weights and prompts.", DefaultValueFactory = _ => 0 };
         var json = new Option<string?>("--json") { Description = "Also write the rows as JSON to this file." };
+        var loraAdapters = new Option<int>("--lora-adapters")
+        {
+            Description = "Also run every batch size with this many random LoRA adapters of --lora-rank on every adaptable projection (attention and MLPs), each request on a different one, beside the base model alone.",
+            DefaultValueFactory = _ => 0,
+        };
+        var loraRank = new Option<int>("--lora-rank") { Description = "Rank of the --lora-adapters.", DefaultValueFactory = _ => 16 };
         var maxBatchTokens = new Option<int?>("--max-batch-tokens") { Description = "Tokens per forward pass: prompts longer than this prefill in chunks, so memory follows the chunk, not the prompt. Default: the whole batch's prompts in one step, as the peer measures." };
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
@@ -78,6 +85,7 @@ public static class BenchCommand
         var command = new Command("bench", "Engine throughput: prefill and decode tokens/s, time to first token and inter-token latency per batch size.")
         {
             shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, maxBatchTokens, device, dtype, quantization, cudaGraphs, threads, url, apiKey, requestsPerClient,
+            loraAdapters, loraRank,
             NativeBenchCommand.Build(),
             StructuredBenchCommand.Build(),
         };
@@ -97,6 +105,8 @@ public static class BenchCommand
                 if (parse.GetValue(maxBatchTokens) is < 1) throw new ArgumentException("--max-batch-tokens must be at least 1.");
                 if (parse.GetValue(outputTokens) is < 2) throw new ArgumentException("--output-tokens must be at least 2 (decode needs tokens after the first).");
                 if (parse.GetValue(bandwidth) <= 0) throw new ArgumentException("--bandwidth-gbs must be positive.");
+                if (parse.GetValue(loraAdapters) < 0) throw new ArgumentException("--lora-adapters must be 0 or more.");
+                if (parse.GetValue(loraRank) < 1) throw new ArgumentException("--lora-rank must be at least 1.");
                 var sizes = ParseBatches(parse.GetValue(batches)!);
                 if (parse.GetValue(url) is { } urlText)
                 {
@@ -143,46 +153,61 @@ public static class BenchCommand
                 var cpu = CpuThreads.ForThisProcess(parse.GetValue(threads));
                 cpu.Apply();
                 AnsiConsole.MarkupLine($"[grey]{Markup.Escape(cpu.ToString())}[/]");
-                AnsiConsole.MarkupLine($"[grey]Loading {(checkpoint is null ? $"a random-weight {Markup.Escape(parse.GetValue(shape) ?? "tiny")} model" : Markup.Escape(checkpoint))} ({config.NumHiddenLayers} layers, {scalar}) on {Markup.Escape(deviceName)}…[/]");
-                await using var engine = await InferenceEngine.StartAsync(options, () =>
-                {
-                    var torchDevice = TorchRuntime.Resolve(deviceName);
-                    var built = checkpoint is null && parse.GetValue(shape) is not null
-                        ? DeepSeekForCausalLM.CreateRandom(config, scalar, torchDevice, seedValue)
-                        : LoadShortened(checkpoint ?? ModelOptions.EmbeddedModelDirectory, config, scalar, torchDevice, weights);
-                    try
-                    {
-                        if (weights.IsFp8) Fp8Residency.Quantize(built, built.Config.Quantization ?? Fp8Residency.Published);
-                        else Int4Quantization.Apply(built, weights, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
-                    }
-                    catch
-                    {
-                        built.Dispose();
-                        throw;
-                    }
-                    floor = DecodeFloor.Of(built);
-                    residentBytes = built.ResidentBytes;
-                    return built;
-                }, new DelegateTokenDecoder(_ => ""), metrics, onStep: steps.Enqueue);
-                AnsiConsole.MarkupLine($"[grey]Model ready in {engine.ModelLoadTime.TotalSeconds:0.0} s; weights {weights}, {residentBytes / (1024.0 * 1024 * 1024):0.00} GiB resident; KV cache {engine.NumKvBlocks} blocks of {blockSize}.[/]");
-
-                await engine.WarmUpAsync();
-                var benchmark = new EngineBenchmark(engine, steps, config.VocabSize, seedValue);
-                await benchmark.RunAsync(1, Math.Min(prompt, 16), 2, floor!, 1, _ => { }); // first real steps, not reported
-
                 var rows = new List<BenchResult>();
-                await AnsiConsole.Progress()
-                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
-                    .StartAsync(async context =>
+                var adapterCount = parse.GetValue(loraAdapters);
+                // The base model alone first; with --lora-adapters, then the same rows with every request on its own adapter.
+                await RunVariantAsync(null, adapterCount > 0 ? "base" : null);
+                if (adapterCount > 0)
+                {
+                    var rank = parse.GetValue(loraRank);
+                    AnsiConsole.MarkupLine($"[grey]Making {adapterCount} random LoRA adapters of rank {rank} on every adaptable projection…[/]");
+                    var adapters = RandomAdapters(config, adapterCount, rank, seedValue);
+                    await RunVariantAsync(adapters, $"{adapterCount} LoRA r{rank}");
+                }
+
+                async Task RunVariantAsync(LoraAdapterSet? adapters, string? variant)
+                {
+                    AnsiConsole.MarkupLine($"[grey]Loading {(checkpoint is null ? $"a random-weight {Markup.Escape(parse.GetValue(shape) ?? "tiny")} model" : Markup.Escape(checkpoint))} ({config.NumHiddenLayers} layers, {scalar}) on {Markup.Escape(deviceName)}{(variant is null ? "" : $" for {Markup.Escape(variant)}")}…[/]");
+                    var engineOptions = adapters is null ? options : options with { MaxLoras = adapters.All.Count, MaxLoraRank = adapters.MaxRank };
+                    await using var engine = await InferenceEngine.StartAsync(engineOptions, () =>
                     {
-                        foreach (var size in sizes)
+                        var torchDevice = TorchRuntime.Resolve(deviceName);
+                        var built = checkpoint is null && parse.GetValue(shape) is not null
+                            ? DeepSeekForCausalLM.CreateRandom(config, scalar, torchDevice, seedValue)
+                            : LoadShortened(checkpoint ?? ModelOptions.EmbeddedModelDirectory, config, scalar, torchDevice, weights);
+                        try
                         {
-                            cancellationToken.ThrowIfCancellationRequested();
-                            var task = context.AddTask($"batch {size}", maxValue: size * output);
-                            rows.Add(await benchmark.RunAsync(size, prompt, output, floor!, parse.GetValue(bandwidth), n => task.Increment(n)));
-                            task.StopTask();
+                            if (weights.IsFp8) Fp8Residency.Quantize(built, built.Config.Quantization ?? Fp8Residency.Published);
+                            else Int4Quantization.Apply(built, weights, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
                         }
-                    });
+                        catch
+                        {
+                            built.Dispose();
+                            throw;
+                        }
+                        floor = DecodeFloor.Of(built);
+                        residentBytes = built.ResidentBytes;
+                        return built;
+                    }, new DelegateTokenDecoder(_ => ""), metrics, onStep: steps.Enqueue, adapters: adapters);
+                    AnsiConsole.MarkupLine($"[grey]Model ready in {engine.ModelLoadTime.TotalSeconds:0.0} s; weights {weights}, {residentBytes / (1024.0 * 1024 * 1024):0.00} GiB resident; KV cache {engine.NumKvBlocks} blocks of {blockSize}.[/]");
+
+                    await engine.WarmUpAsync();
+                    var benchmark = new EngineBenchmark(engine, steps, config.VocabSize, seedValue, adapters?.All);
+                    await benchmark.RunAsync(1, Math.Min(prompt, 16), 2, floor!, 1, _ => { }); // first real steps, not reported
+
+                    await AnsiConsole.Progress()
+                        .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                        .StartAsync(async context =>
+                        {
+                            foreach (var size in sizes)
+                            {
+                                cancellationToken.ThrowIfCancellationRequested();
+                                var task = context.AddTask($"{(variant is null ? "" : variant + ", ")}batch {size}", maxValue: size * output);
+                                rows.Add(await benchmark.RunAsync(size, prompt, output, floor!, parse.GetValue(bandwidth), n => task.Increment(n)) with { Variant = variant });
+                                task.StopTask();
+                            }
+                        });
+                }
 
                 // Redirected output (a log, CI) would otherwise wrap the table at 80 columns.
                 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 220;
@@ -297,18 +322,44 @@ public static class BenchCommand
         return sizes.Length > 0 ? sizes : throw new ArgumentException("--batches needs at least one batch size, such as 1,8,32.");
     }
 
+    /// <summary>
+    /// <paramref name="count"/> adapters of rank <paramref name="rank"/> on every projection <paramref name="config"/>'s
+    /// model adapts, with small random weights (their values do not change the timing), alpha 2·rank.
+    /// </summary>
+    private static LoraAdapterSet RandomAdapters(DeepSeekConfig config, int count, int rank, int seed)
+    {
+        var targets = LoraTargets.Of(config);
+        var set = new LoraAdapterSet("bench", targets, rank, updatable: false);
+        var random = new Random(seed);
+        float[] Values(long n)
+        {
+            var values = new float[n];
+            for (var i = 0; i < n; i++) values[i] = (random.NextSingle() - 0.5f) * 0.02f;
+            return values;
+        }
+        for (var a = 0; a < count; a++)
+        {
+            var modules = targets.Supported.ToDictionary(t => t.Key, t => new LoraWeights(rank, (int)t.Value.In, (int)t.Value.Out, Values(rank * t.Value.In), Values(rank * t.Value.Out)));
+            set.Add(LoraAdapter.FromWeights($"bench-{a}", 2.0 * rank, useRslora: false, modules, targets, rank));
+        }
+        return set;
+    }
+
     private static Table Render(IEnumerable<BenchResult> rows, double bandwidth)
     {
         static string F(double value, string format = "N1") => value.ToString(format, CultureInfo.InvariantCulture);
-        var table = new Table().Title("engine throughput")
-            .AddColumn("batch").AddColumn("prefill tok/s").AddColumn("prefill steps").AddColumn("decode tok/s").AddColumn("decode ms/step")
+        var variants = rows.Any(r => r.Variant is not null);
+        var table = new Table().Title("engine throughput");
+        if (variants) table.AddColumn("model");
+        table.AddColumn("batch").AddColumn("prefill tok/s").AddColumn("prefill steps").AddColumn("decode tok/s").AddColumn("decode ms/step")
             .AddColumn("TTFT p50/p90/p99 ms").AddColumn("ITL p50/p90/p99 ms").AddColumn($"floor ms/step @ {F(bandwidth, "N0")} GB/s").AddColumn("floor decode tok/s");
         foreach (var r in rows)
-            table.AddRow(
+            table.AddRow([
+                .. variants ? [Markup.Escape(r.Variant ?? "")] : Array.Empty<string>(),
                 r.Batch.ToString(CultureInfo.InvariantCulture), F(r.PrefillTokensPerSecond), r.PrefillSteps.ToString(CultureInfo.InvariantCulture),
                 F(r.DecodeTokensPerSecond), F(r.DecodeMsPerStep, "N2"),
                 $"{F(r.TtftP50Ms)} / {F(r.TtftP90Ms)} / {F(r.TtftP99Ms)}", $"{F(r.ItlP50Ms, "N2")} / {F(r.ItlP90Ms, "N2")} / {F(r.ItlP99Ms, "N2")}",
-                F(r.FloorMsPerStep, "N4"), F(r.FloorDecodeTokensPerSecond));
+                F(r.FloorMsPerStep, "N4"), F(r.FloorDecodeTokensPerSecond)]);
         return table;
     }
 }

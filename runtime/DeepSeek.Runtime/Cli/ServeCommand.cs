@@ -2,6 +2,7 @@ using System.CommandLine;
 using DeepSeek.Engine;
 using DeepSeek.Engine.Execution;
 using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Lora;
 using DeepSeek.Model.Native;
 using DeepSeek.Model.Quantization;
 using DeepSeek.Runtime.Experts;
@@ -40,6 +41,10 @@ public static class ServeCommand
                 "Share of the device memory free after loading the weights that the KV cache takes (CPU: of the memory available to the process)."),
             Value(Flags.BlockSize, EngineDefaults.BlockSize, "Tokens per KV-cache block."),
             Value(Flags.PrefixCaching, EngineDefaults.EnablePrefixCaching, "Reuse the KV cache of shared prompt prefixes (true or false)."),
+            LoraModules(),
+            Value(Flags.MaxLoras, EngineDefaults.MaxLoras, "Distinct LoRA adapters one step may mix (each holds a device slot); more adapters wait in host memory."),
+            Value(Flags.MaxLoraRank, EngineDefaults.MaxLoraRank, "The largest LoRA rank served; adapters of a higher rank are refused."),
+            Value(Flags.EnableLoraUpdates, Defaults.EnableLoraUpdates, "Enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter (true or false)."),
             Value(Flags.DrainTimeout, Defaults.DrainTimeout.TotalSeconds, "Seconds in-flight requests may take to finish after SIGTERM before they are cancelled."),
             // The expert-parallel group (one replica over several processes); world size 1 is no group.
             Value(Flags.Rank, Defaults.Parallel.Rank, "This process's rank in its expert-parallel group; 0 is the leader that serves the APIs."),
@@ -77,11 +82,13 @@ public static class ServeCommand
                     // Before the engine (or a rank's tensor) thread runs its first parallel region, which fixes that thread's count.
                     var threads = CpuThreads.ForThisProcess(configuration.Threads);
                     threads.Apply();
-                    app = RuntimeHost.Build(configuration, folder);
+                    // Before the load too: an adapter folder that cannot be served is said in one line, in seconds.
+                    var adapters = EngineService.OpenAdapters(configuration, folder);
+                    app = RuntimeHost.Build(configuration, folder, adapters: adapters);
                     app.LogCpuThreads(threads);
                 }
             }
-            catch (Exception e) when (e is ArgumentException or ConfigException or InvalidOperationException or IOException or UnauthorizedAccessException)
+            catch (Exception e) when (e is ArgumentException or ConfigException or InvalidOperationException or IOException or UnauthorizedAccessException or LoraAdapterException)
             {
                 // A value out of range, a model folder that is not one, a bad key file or listen address: say which, without a stack trace.
                 Console.Error.WriteLine($"serve: {e.Message}");
@@ -144,7 +151,11 @@ public static class ServeCommand
                 BlockSize = parse.GetValue<int>(Flags.BlockSize),
                 EnablePrefixCaching = parse.GetValue<bool>(Flags.PrefixCaching),
                 CudaGraphs = parse.GetValue<bool>(Flags.CudaGraphs),
+                MaxLoras = parse.GetValue<int>(Flags.MaxLoras),
+                MaxLoraRank = parse.GetValue<int>(Flags.MaxLoraRank),
             },
+            LoraModules = LoraModule.ParseAll(parse.GetValue<string[]>(Flags.LoraModules) ?? []),
+            EnableLoraUpdates = parse.GetValue<bool>(Flags.EnableLoraUpdates),
             DrainTimeout = Seconds(Flags.DrainTimeout, parse.GetValue<double>(Flags.DrainTimeout)),
             Parallel = new ExpertParallelSettings
             {
@@ -210,6 +221,14 @@ public static class ServeCommand
     {
         Description = $"{description} Env: {EnvironmentDefault.VariableFor(name)}.",
         DefaultValueFactory = _ => EnvironmentDefault.Get(name, fallback),
+    };
+
+    /// <summary><c>--lora-modules NAME=DIR [NAME=DIR …]</c>; its variable holds the entries separated by spaces or commas.</summary>
+    private static Option<string[]> LoraModules() => new(Flags.LoraModules)
+    {
+        Description = $"LoRA adapters served beside the model: NAME=DIR entries, each a PEFT folder (adapter_config.json, adapter_model.safetensors); requests pick one by its name as their model. Env: {EnvironmentDefault.VariableFor(Flags.LoraModules)}.",
+        AllowMultipleArgumentsPerToken = true,
+        DefaultValueFactory = _ => EnvironmentDefault.GetString(Flags.LoraModules) is { } entries ? [entries] : [],
     };
 
     /// <summary>A text flag, absent unless the flag or its environment variable is given.</summary>

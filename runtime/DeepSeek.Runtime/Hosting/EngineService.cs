@@ -6,6 +6,7 @@ using DeepSeek.Engine.Text;
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Devices;
+using DeepSeek.Model.Lora;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tokenization;
 using DeepSeek.Runtime.Api;
@@ -21,16 +22,18 @@ namespace DeepSeek.Runtime.Hosting;
 /// on its own (a fault it cannot continue after), the replica turns not-ready and the process exits
 /// non-zero so that its supervisor restarts it.
 /// </summary>
-/// <remarks><paramref name="group"/> and <paramref name="transport"/>: the expert-parallel group this engine leads, if any; its pass shards the model before it is materialised.</remarks>
+/// <remarks><paramref name="group"/> and <paramref name="transport"/>: the expert-parallel group this engine leads, if any; its pass shards the model before it is materialised.
+/// <paramref name="adapters"/>: the LoRA adapters served beside the model (<see cref="OpenAdapters"/>), if any.</remarks>
 public sealed partial class EngineService(ServeConfiguration configuration, ModelFolder folder, Readiness readiness, EngineMetrics metrics, IHostApplicationLifetime lifetime,
-    ILogger<EngineService> logger, ILoggerFactory loggers, Experts.ExpertGroup? group = null, DeepSeek.Model.Parallelism.IExpertTransport? transport = null)
+    ILogger<EngineService> logger, ILoggerFactory loggers, Experts.ExpertGroup? group = null, DeepSeek.Model.Parallelism.IExpertTransport? transport = null,
+    LoraAdapterSet? adapters = null)
     : IInferenceBackend, IHostedLifecycleService, IAsyncDisposable
 {
     private readonly TaskCompletionSource<InferenceEngine> _engine = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // The engine once its model is loaded, before the warm-up: a data-parallel rank answers its peers from then
     // on, since their warm-ups (and its own) exchange tokens with it.
     private readonly TaskCompletionSource<InferenceEngine> _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private ModelDescription _model = Describe(configuration.Engine, folder);
+    private ModelDescription _model = Describe(configuration.Engine, folder) with { Adapters = adapters };
     private readonly Action<DeepSeekForCausalLM>? _modelPasses = group is not null && transport is not null ? model => group.Shard(model, transport) : null;
     // The engine's own lines (failed steps with their cause, its start) under its own category.
     private readonly ILogger _engineLogger = loggers.CreateLogger("DeepSeek.Engine");
@@ -75,12 +78,27 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
     }
 
     /// <summary>
+    /// The LoRA adapters <c>serve</c> offers beside <paramref name="folder"/>'s model: those of
+    /// <c>--lora-modules</c>, read and checked now; null when it serves none and cannot load any later.
+    /// </summary>
+    /// <exception cref="LoraAdapterException">An adapter folder cannot be served (the message says which and why).</exception>
+    public static LoraAdapterSet? OpenAdapters(ServeConfiguration configuration, ModelFolder folder)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(folder);
+        if (!configuration.ServesLora) return null;
+        var set = new LoraAdapterSet(configuration.Engine.ServedModelName, LoraTargets.Of(folder.Config), configuration.Engine.MaxLoraRank, configuration.EnableLoraUpdates);
+        foreach (var module in configuration.LoraModules) set.Load(module.Name, module.Directory);
+        return set;
+    }
+
+    /// <summary>
     /// The engine over a checkpoint folder, as <c>serve</c> and <c>generate</c> start it: the model loads on
     /// the engine thread; text is decoded with the folder's tokenizer, special tokens skipped except the
     /// tool-call markers, which the chat face parses calls from.
     /// </summary>
     public static Task<InferenceEngine> StartEngineAsync(ModelFolder model, EngineOptions options, EngineMetrics metrics,
-        Action<DeepSeekForCausalLM>? modelPasses = null, ILogger? engineLogger = null)
+        Action<DeepSeekForCausalLM>? modelPasses = null, ILogger? engineLogger = null, LoraAdapterSet? adapters = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
@@ -91,7 +109,7 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
         return InferenceEngine.StartAsync(options,
             () => model.Load(TorchRuntime.Resolve(options.Device), modelPasses, Log),
             new DelegateTokenDecoder(ids => model.Tokenizer?.Decode(ids, skipSpecialTokens: true, ChatTemplate.ToolCallMarkers) ?? ""),
-            metrics, logger: engineLogger);
+            metrics, logger: engineLogger, adapters: adapters);
     }
 
     /// <summary>
@@ -139,7 +157,7 @@ public sealed partial class EngineService(ServeConfiguration configuration, Mode
         try
         {
             var options = configuration.Engine;
-            var engine = await StartEngineAsync(folder, options, metrics, _modelPasses, _engineLogger).ConfigureAwait(false);
+            var engine = await StartEngineAsync(folder, options, metrics, _modelPasses, _engineLogger, Model.Adapters).ConfigureAwait(false);
             _loaded.TrySetResult(engine);
             await engine.WarmUpAsync().ConfigureAwait(false);
             if (logger.IsEnabled(LogLevel.Information))

@@ -15,7 +15,7 @@ using OpenTelemetry.Metrics;
 
 namespace DeepSeek.Runtime.Hosting;
 
-/// <summary>The runtime's wiring, one extension per concern, in the order <see cref="RuntimeHost.Build(ServeConfiguration, ModelFolder?, IInferenceBackend?, string[])"/> applies them.</summary>
+/// <summary>The runtime's wiring, one extension per concern, in the order <see cref="RuntimeHost.Build"/> applies them.</summary>
 public static partial class HostingExtensions
 {
     /// <summary>
@@ -69,7 +69,8 @@ public static partial class HostingExtensions
     /// <see cref="EngineService"/> over <paramref name="model"/>; the replica turns ready after
     /// its warm-up. False when there is neither (a host of probes and metrics only).
     /// </summary>
-    public static bool AddInferenceEngine(this WebApplicationBuilder builder, ServeConfiguration settings, ModelFolder? model, IInferenceBackend? backend = null)
+    public static bool AddInferenceEngine(this WebApplicationBuilder builder, ServeConfiguration settings, ModelFolder? model, IInferenceBackend? backend = null,
+        DeepSeek.Model.Lora.LoraAdapterSet? adapters = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(settings);
@@ -82,6 +83,7 @@ public static partial class HostingExtensions
         {
             services.AddSingleton(settings);
             services.AddSingleton(model);
+            if (adapters is not null) services.AddSingleton(adapters);
             services.AddSingleton(provider => new EngineMetrics(settings.Engine.ServedModelName, provider.GetRequiredService<IMeterFactory>()));
             services.AddSingleton<EngineService>();
             services.AddSingleton<IInferenceBackend>(provider => provider.GetRequiredService<EngineService>());
@@ -94,7 +96,7 @@ public static partial class HostingExtensions
             return false;
         }
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton(new OpenAiOptions { MaxRequestBytes = settings.MaxRequestBytes });
+        services.AddSingleton(new OpenAiOptions { MaxRequestBytes = settings.MaxRequestBytes, LoraUpdates = settings.EnableLoraUpdates });
         services.AddHostedService<BackendWarmUp>();
         // The API reads bodies itself under MaxRequestBytes, to answer 413 in OpenAI's shape.
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = Math.Max(settings.MaxRequestBytes + 1, 30_000_000));

@@ -25,16 +25,18 @@ public static class RuntimeHost
     /// The serving host: with a <paramref name="backend"/> (tests) or a <paramref name="model"/>
     /// (<c>serve</c>: the <see cref="EngineService"/> over the real engine), the OpenAI API and the gRPC
     /// Inference service run on it, and <c>/ready</c> turns true only after the backend's warm-up;
-    /// with neither, probes and metrics only, ready at startup.
+    /// with neither, probes and metrics only, ready at startup. <paramref name="adapters"/>: the LoRA
+    /// adapters served beside the model (<see cref="EngineService.OpenAdapters"/>).
     /// </summary>
-    public static WebApplication Build(ServeConfiguration configuration, ModelFolder? model = null, IInferenceBackend? backend = null, string[]? args = null)
+    public static WebApplication Build(ServeConfiguration configuration, ModelFolder? model = null, IInferenceBackend? backend = null, string[]? args = null,
+        DeepSeek.Model.Lora.LoraAdapterSet? adapters = null)
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
         builder.AddRuntimeHost(configuration);
         // A rank other than the leader computes experts for its leader and serves no API.
         var role = builder.AddExpertGroup(configuration, model);
-        var serving = role != GroupRole.Rank && builder.AddInferenceEngine(configuration, model, backend);
+        var serving = role != GroupRole.Rank && builder.AddInferenceEngine(configuration, model, backend, adapters);
 
         var app = builder.Build();
         app.UseApiKey();

@@ -39,6 +39,13 @@ public sealed record ServeConfiguration
     public int LocalRanks { get; init; } = 1;
     /// <summary>LibTorch's intra-op threads as asked (<c>--threads</c>); null: <see cref="CpuThreads"/> chooses.</summary>
     public int? Threads { get; init; }
+    /// <summary>LoRA adapters served from the start (<c>--lora-modules NAME=DIR …</c>).</summary>
+    public IReadOnlyList<LoraModule> LoraModules { get; init; } = [];
+    /// <summary>Adapters may be loaded and unloaded at run time (<c>--enable-lora-updates</c>).</summary>
+    public bool EnableLoraUpdates { get; init; }
+
+    /// <summary>Whether this server serves LoRA adapters at all (then the model gets adapter slots).</summary>
+    public bool ServesLora => LoraModules.Count > 0 || EnableLoraUpdates;
 
     /// <summary>
     /// Every problem, flag by flag, in one message, so a misconfigured pod says all that is wrong at
@@ -63,6 +70,11 @@ public sealed record ServeConfiguration
         if (DrainTimeout < TimeSpan.Zero) yield return $"{Flags.DrainTimeout} must be 0 or more seconds, not {DrainTimeout.TotalSeconds}.";
         if (Threads is < 1) yield return $"{Flags.Threads} must be at least 1, not {Threads}.";
         if (LocalRanks < 1) yield return $"{Flags.LocalRanks} must be at least 1, not {LocalRanks}.";
+        foreach (var name in LoraModules.GroupBy(m => m.Name, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => g.Key))
+            yield return $"{Flags.LoraModules} names the adapter '{name}' more than once.";
+        if (LoraModules.FirstOrDefault(m => m.Name == Engine.ServedModelName) is { } clash)
+            yield return $"{Flags.LoraModules} adapter '{clash.Name}' has the served model's name; choose another.";
+        if (ServesLora && Parallel.IsGroup) yield return $"{Flags.LoraModules} and {Flags.EnableLoraUpdates} are not served by an expert-parallel group yet; use --world-size 1.";
     }
 
     /// <summary>cpu, cuda or cuda:N; anything else would only fail later, on the engine thread.</summary>
@@ -70,4 +82,23 @@ public sealed record ServeConfiguration
         device == "cpu" || device == "cuda" || (device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out _))
             ? null
             : $"{Flags.Device} {device} is not a device; use cpu, cuda or cuda:N.";
+}
+
+/// <summary>One <c>--lora-modules</c> entry: an adapter's name and its PEFT folder.</summary>
+public sealed record LoraModule(string Name, string Directory)
+{
+    /// <summary><c>NAME=DIR</c>, as vLLM writes it.</summary>
+    /// <exception cref="ArgumentException">Not of that form.</exception>
+    public static LoraModule Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var equals = text.IndexOf('=', StringComparison.Ordinal);
+        if (equals <= 0 || equals == text.Length - 1)
+            throw new ArgumentException($"{Flags.LoraModules} takes NAME=DIR entries (an adapter's name and its PEFT folder), not '{text}'.");
+        return new LoraModule(text[..equals].Trim(), text[(equals + 1)..].Trim());
+    }
+
+    /// <summary>Space- or comma-separated entries: the form of the flag's environment variable.</summary>
+    public static IReadOnlyList<LoraModule> ParseAll(IEnumerable<string> entries) =>
+        [.. entries.SelectMany(e => e.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select(Parse)];
 }

@@ -1,6 +1,7 @@
 using DeepSeek.Engine;
 using DeepSeek.Engine.Requests;
 using DeepSeek.Engine.Structured;
+using DeepSeek.Model.Lora;
 using DeepSeek.Model.Tokenization;
 
 namespace DeepSeek.Runtime.Serving;
@@ -64,8 +65,26 @@ public sealed record ModelDescription
     public int MaxRunningRequests { get; init; }
     public int MaxQueuedRequests { get; init; }
 
+    /// <summary>The LoRA adapters served beside the model (a request's <c>model</c> may name one); null: none are.</summary>
+    public LoraAdapterSet? Adapters { get; init; }
+
     /// <summary>Response formats compiled over the tokenizer (<c>response_format</c>, gRPC <c>json_schema</c>); null without a tokenizer.</summary>
     public StructuredOutputs? StructuredOutputs { get; init; }
+
+    /// <summary>
+    /// Whether <paramref name="name"/> is served: the model itself (<paramref name="adapter"/> null) or one of
+    /// its LoRA adapters. Both faces pick a request's adapter here.
+    /// </summary>
+    public bool Serves(string name, out LoraAdapter? adapter)
+    {
+        adapter = name == ServedName ? null : Adapters?.Find(name);
+        return name == ServedName || adapter is not null;
+    }
+
+    /// <summary>What a request may name, for messages: the model, then its adapters.</summary>
+    public string ServedNames() => Adapters is { } set && set.All is { Count: > 0 } all
+        ? $"'{ServedName}' and the LoRA adapters {string.Join(", ", all.Select(a => $"'{a.Name}'"))}"
+        : $"'{ServedName}'";
 
     /// <summary>The engine's request rules over these facts: what both faces validate with.</summary>
     public RequestValidator Validator => new(VocabSize, MaxContextLength, MaxTokenBytes, MaxQueuedRequests, StructuredOutputs);

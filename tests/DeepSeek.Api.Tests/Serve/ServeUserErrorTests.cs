@@ -83,6 +83,26 @@ public sealed class ServeUserErrorTests
         Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_lora_adapter_folder_that_cannot_be_served_is_one_line_naming_it_before_the_model_loads()
+    {
+        var root = Directory.CreateTempSubdirectory("deepseek-lora-refusal-").FullName;
+        try
+        {
+            var dora = DeepSeek.Testing.LoraFolders.WriteAdapter(FixtureDir, DeepSeek.Testing.LoraFolders.AttentionR4, Path.Combine(root, "dora"), c => c["use_dora"] = true);
+            var (exitCode, stdout, stderr) = await ServeAsync("--http-port", $"{FreePort.Next()}", "--grpc-port", $"{FreePort.Next()}", "--lora-modules", $"tuned={dora}");
+
+            AssertOneLine(exitCode, stdout, stderr, $"LoRA adapter 'tuned' ({dora})");
+            Assert.Contains("DoRA adapters are not supported", stderr, StringComparison.Ordinal);
+            (exitCode, stdout, stderr) = await ServeAsync("--http-port", $"{FreePort.Next()}", "--grpc-port", $"{FreePort.Next()}", "--lora-modules", "tuned");
+            AssertOneLine(exitCode, stdout, stderr, "--lora-modules takes NAME=DIR entries");
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     private static async Task<(int ExitCode, string Stdout, string Stderr)> ServeAsync(params string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet", [ServeProcess.RuntimeDll, "serve", "--host", "127.0.0.1", .. arguments]);

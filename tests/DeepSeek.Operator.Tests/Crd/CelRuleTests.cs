@@ -26,7 +26,8 @@ public sealed class CelRuleTests
     public void Crd_carries_the_cross_field_rules_at_their_nodes()
     {
         Assert.Equal(
-            ["spec", "spec", "spec", "spec", "spec.autoscaling", "spec.model", "spec.model.source", "spec.model.source.hostPath", "spec.model.source.pvc",
+            ["spec", "spec", "spec", "spec", "spec.adapters", "spec.adapters[*].name", "spec.adapters[*].source", "spec.adapters[*].source.hostPath", "spec.adapters[*].source.pvc",
+                "spec.adapters[*].source.pvc.download.endpoint", "spec.adapters[*].source.pvc.download.repo", "spec.autoscaling", "spec.model", "spec.model.source", "spec.model.source.hostPath", "spec.model.source.pvc",
                 "spec.model.source.pvc.download.endpoint", "spec.model.source.pvc.download.repo", "spec.parallelism", "spec.runtime.nodeSelector"],
             Rules.Select(r => r.SchemaPath).Order(StringComparer.Ordinal));
     }
@@ -94,6 +95,7 @@ public sealed class CelRuleTests
     [InlineData("download repo with a space", """{"model":{"source":{"pvc":{"download":{"repo":"deepseek ai/V3"}}}}}""", "spec.model.source.pvc.download.repo")]
     [InlineData("download repo with two slashes", """{"model":{"source":{"pvc":{"download":{"repo":"a/b/c"}}}}}""", "spec.model.source.pvc.download.repo")]
     [InlineData("download endpoint without a scheme", """{"model":{"source":{"pvc":{"download":{"repo":"a/b","endpoint":"hub.example.com"}}}}}""", "spec.model.source.pvc.download.endpoint")]
+    [InlineData("two adapters of one name", """{"adapters":[{"name":"a","source":{"image":{"reference":"r/a:1"}}},{"name":"a","source":{"image":{"reference":"r/b:1"}}}]}""", "spec.adapters")]
     [InlineData("download endpoint over ftp", """{"model":{"source":{"pvc":{"download":{"repo":"a/b","endpoint":"ftp://hub.example.com"}}}}}""", "spec.model.source.pvc.download.endpoint")]
     public async Task Invalid_spec_fails_exactly_its_rule_and_the_validator_names_the_same_field(string change, string patch, string field)
     {
@@ -112,6 +114,7 @@ public sealed class CelRuleTests
 
     [Theory]
     [InlineData("the base", "{}")]
+    [InlineData("two adapters", """{"adapters":[{"name":"sql-v2","source":{"pvc":{"claimName":"a","path":"sql","download":{"repo":"t/sql"}}}},{"name":"chat","source":{"hostPath":{"path":"/a/chat"}}}]}""")]
     [InlineData("pvc at the claim's root by default", """{"model":{"source":{"pvc":{"path":null}}}}""")]
     [InlineData("pvc path with dots in a name", """{"model":{"source":{"pvc":{"path":"DeepSeek-V2.5/.cache"}}}}""")]
     [InlineData("hostPath at the root", """{"model":{"source":{"pvc":null,"hostPath":{"path":"/"}}}}""")]

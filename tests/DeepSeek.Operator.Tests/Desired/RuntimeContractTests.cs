@@ -18,6 +18,7 @@ public sealed class RuntimeContractTests
         var single = Models.SinglePod();
         single.Spec.Model.MaxContextLength = 4096;
         single.Spec.Engine.ApiKeySecretRef = new SecretKeyReference { Name = "key" };
+        single.Spec.Adapters = [new ModelAdapter { Name = "sql", Source = new ModelSource { HostPath = new HostPathModelSource { Path = "/adapters/sql" } } }];
         yield return single;
         var group = Models.MultiPod();
         group.Spec.Parallelism.RebalanceIntervalSeconds = 300;

@@ -59,4 +59,11 @@ public sealed class DeepSeekModelSpec
 
     /// <summary>How the gateway publishes the model under its served name.</summary>
     public GatewaySpec Gateway { get; set; } = new();
+
+    /// <summary>LoRA adapters served beside the model, each mounted read-only at /adapters/NAME and passed to the runtime (--lora-modules); names must differ from each other and from model.servedName.</summary>
+    [MaxLength(64)]
+    [CelRule("self.all(a, self.exists_one(b, b.name == a.name))", AdapterNamesMessage)]
+    public IList<ModelAdapter>? Adapters { get; set; }
+
+    public const string AdapterNamesMessage = "adapters[*].name must be unique";
 }

@@ -26,6 +26,9 @@ public sealed class DeepSeekModelStatus
     /// <summary>In-cluster address of the model's OpenAI-compatible HTTP API.</summary>
     public string? Endpoint { get; set; }
 
+    /// <summary>Names of the LoRA adapters the pods are given (spec.adapters), which clients may send as model beside the served name.</summary>
+    public IList<string>? Adapters { get; set; }
+
     /// <summary>Available, Progressing, Degraded and ScalingLimited, each with a reason and a message.</summary>
     public IList<V1Condition>? Conditions { get; set; }
 }

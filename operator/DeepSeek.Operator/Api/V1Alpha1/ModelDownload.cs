@@ -15,7 +15,7 @@ public sealed class ModelDownload
     [MinLength(1)]
     [MaxLength(256)]
     [CelRule("self.matches('" + RepositoryPattern + "')",
-        "model.source.pvc.download.repo must be a hub repository id such as deepseek-ai/DeepSeek-V2-Lite: letters, digits, '_', '.' or '-', with at most one '/'")]
+        "model.source.pvc.download.repo and adapters[*].source.pvc.download.repo must be a hub repository id such as deepseek-ai/DeepSeek-V2-Lite: letters, digits, '_', '.' or '-', with at most one '/'")]
     public string Repo { get; set; } = "";
 
     /// <summary>Branch, tag or commit of the repository.</summary>
@@ -26,7 +26,7 @@ public sealed class ModelDownload
     /// <summary>Base URL of the hub, for a mirror or a private hub (default: the runtime's, https://huggingface.co).</summary>
     [MaxLength(2048)]
     [CelRule("self.matches('^https?://[^/?# ]+')",
-        "model.source.pvc.download.endpoint must be an http(s) URL such as https://huggingface.co")]
+        "model.source.pvc.download.endpoint and adapters[*].source.pvc.download.endpoint must be an http(s) URL such as https://huggingface.co")]
     public string? Endpoint { get; set; }
 
     /// <summary>Secret key holding the hub's access token, for gated or private repositories (key default: token).</summary>

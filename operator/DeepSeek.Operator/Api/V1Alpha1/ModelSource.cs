@@ -5,7 +5,7 @@ namespace DeepSeek.Operator.Api.V1Alpha1;
 /// <summary>Where the weights are mounted from; exactly one member is set.</summary>
 [CelRule(
     "[has(self.pvc), has(self.hostPath), has(self.image)].filter(x, x).size() == 1",
-    "model.source must set exactly one of pvc, hostPath or image")]
+    "model.source and adapters[*].source must each set exactly one of pvc, hostPath or image")]
 public sealed class ModelSource
 {
     /// <summary>A PersistentVolumeClaim holding the checkpoint, mounted read-only.</summary>

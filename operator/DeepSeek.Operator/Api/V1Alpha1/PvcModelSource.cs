@@ -5,7 +5,7 @@ namespace DeepSeek.Operator.Api.V1Alpha1;
 
 /// <summary>A checkpoint on a PersistentVolumeClaim.</summary>
 [CelRule("!has(self.path) || (!self.path.startsWith('/') && !self.path.contains('..'))",
-    "model.source.pvc.path must be a relative path inside the claim, without '..'", FieldPath = ".path")]
+    "model.source.pvc.path and adapters[*].source.pvc.path must be a relative path inside the claim, without '..'", FieldPath = ".path")]
 public sealed class PvcModelSource
 {
     /// <summary>Name of the PersistentVolumeClaim in the model's namespace.</summary>

@@ -53,7 +53,11 @@ public sealed class InferenceService(IInferenceBackend backend, Readiness readin
                 default:
                     throw new InvalidRequestException("prompt", "Set the prompt: either text or token_ids.");
             }
-            return backend.Submit(validator.Validate(prompt, sampling, fields), context.CancellationToken);
+            var model = backend.Model;
+            if (!model.Serves(request.Adapter.Length == 0 ? model.ServedName : request.Adapter, out var adapter))
+                throw new ApiFailure(new ApiError(ApiErrorKind.NotFound,
+                    $"The LoRA adapter '{request.Adapter}' is not served here; this server serves {model.ServedNames()}.", "adapter", "model_not_found"));
+            return backend.Submit(validator.Validate(prompt, sampling, fields).WithAdapter(adapter), context.CancellationToken);
         });
 
         await foreach (var item in handle.Events.ReadAllAsync(context.CancellationToken))

@@ -45,7 +45,7 @@ internal static class ChatCompletionsEndpoint
         // Null when logprobs are off; otherwise whether tokens are written "token_id:N".
         bool? asTokenIds = logprobs ? body.ReturnTokensAsTokenIds ?? false : null;
         var run = new ChatResponseWriter(http, backend, id, created, modelName, n, asTokenIds, promptLength, tools.Callable);
-        using var fanOut = GenerationFanOut.Start(backend, [.. Enumerable.Range(0, n).Select(request.ForChoice)], http.RequestAborted);
+        using var fanOut = GenerationFanOut.Start(backend, [.. Enumerable.Range(0, n).Select(request.ForChoice)], http.RequestAborted, OpenAiEndpoints.AdapterOf(modelName, model));
         if (body.Stream == true)
             await run.StreamAsync(fanOut, body.StreamOptions?.IncludeUsage ?? false);
         else

@@ -42,7 +42,7 @@ internal static class CompletionsEndpoint
         }
         bool? asTokenIds = logprobs ? body.ReturnTokensAsTokenIds ?? false : null;
 
-        using var fanOut = GenerationFanOut.Start(backend, sequences, http.RequestAborted);
+        using var fanOut = GenerationFanOut.Start(backend, sequences, http.RequestAborted, OpenAiEndpoints.AdapterOf(modelName, model));
         var run = new CompletionResponseWriter(http, backend, fanOut, id, created, modelName, sequences.Count, asTokenIds, promptTokens);
         if (body.Stream == true)
             await run.StreamAsync(body.StreamOptions?.IncludeUsage ?? false);

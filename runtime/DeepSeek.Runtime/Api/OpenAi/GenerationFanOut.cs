@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using DeepSeek.Engine;
 using DeepSeek.Engine.Requests;
+using DeepSeek.Model.Lora;
 using DeepSeek.Runtime.Serving;
 
 namespace DeepSeek.Runtime.Api.OpenAi;
@@ -21,14 +22,18 @@ internal sealed class GenerationFanOut : IDisposable
         _handles = handles;
     }
 
-    /// <summary>Submits every sequence; if one is refused, the ones already admitted are cancelled and the refusal is thrown.</summary>
-    public static GenerationFanOut Start(IInferenceBackend backend, IReadOnlyList<ValidatedRequest> sequences, CancellationToken aborted)
+    /// <summary>
+    /// Submits every sequence, on <paramref name="adapter"/> when the call's <c>model</c> named a LoRA adapter
+    /// (<see cref="OpenAiEndpoints.AdapterOf"/>); if one is refused, the ones already admitted are cancelled
+    /// and the refusal is thrown.
+    /// </summary>
+    public static GenerationFanOut Start(IInferenceBackend backend, IReadOnlyList<ValidatedRequest> sequences, CancellationToken aborted, LoraAdapter? adapter = null)
     {
         var cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         var handles = new List<GenerationHandle>(sequences.Count);
         try
         {
-            foreach (var sequence in sequences) handles.Add(backend.Submit(sequence, cancel.Token));
+            foreach (var sequence in sequences) handles.Add(backend.Submit(sequence.WithAdapter(adapter), cancel.Token));
         }
         catch
         {

@@ -1,4 +1,5 @@
 using DeepSeek.Engine.Requests;
+using DeepSeek.Model.Lora;
 using DeepSeek.Runtime.Api.Auth;
 using DeepSeek.Runtime.Api.OpenAi.Contracts;
 using DeepSeek.Runtime.Serving;
@@ -17,6 +18,11 @@ public static partial class OpenAiEndpoints
         v1.MapPost("/embeddings", (HttpContext http) => Guarded(http, requiresReady: true, EmbeddingsEndpoint.HandleAsync));
         v1.MapGet("/models", (HttpContext http) => Guarded(http, requiresReady: false, ListModelsAsync));
         v1.MapGet("/models/{**id}", (HttpContext http) => Guarded(http, requiresReady: false, RetrieveModelAsync));
+        if (app.ServiceProvider.GetService<OpenAiOptions>() is { LoraUpdates: true })
+        {
+            v1.MapPost("/load_lora_adapter", (HttpContext http) => Guarded(http, requiresReady: false, LoraAdapterEndpoints.LoadAsync));
+            v1.MapPost("/unload_lora_adapter", (HttpContext http) => Guarded(http, requiresReady: false, LoraAdapterEndpoints.UnloadAsync));
+        }
         v1.Map("/{**rest}", (HttpContext http) => Guarded(http, requiresReady: false, context => throw new ApiFailure(new ApiError(
             ApiErrorKind.NotFound,
             $"There is no route {context.Request.Method} {context.Request.Path}; this server serves POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models and GET /v1/models/{{model}}.",
@@ -24,17 +30,22 @@ public static partial class OpenAiEndpoints
         return app;
     }
 
-    /// <exception cref="ApiFailure">404 when <paramref name="requested"/> is not the served model.</exception>
+    /// <exception cref="ApiFailure">404 when <paramref name="requested"/> is neither the served model nor one of its LoRA adapters.</exception>
     /// <exception cref="InvalidRequestException">It is missing.</exception>
     internal static string CheckModel(string? requested, ModelDescription model)
     {
         if (string.IsNullOrEmpty(requested))
             throw new InvalidRequestException("model", $"model is required; send \"model\": \"{model.ServedName}\".");
-        if (requested != model.ServedName)
-            throw new ApiFailure(new ApiError(ApiErrorKind.NotFound,
-                $"The model '{requested}' does not exist on this server; it serves '{model.ServedName}' (GET /v1/models lists it).", "model", "model_not_found"));
+        _ = AdapterOf(requested, model);
         return requested;
     }
+
+    /// <summary>The LoRA adapter a checked <c>model</c> names, or null for the served model itself.</summary>
+    /// <exception cref="ApiFailure">404 when it names neither (an adapter unloaded since it was checked included).</exception>
+    internal static LoraAdapter? AdapterOf(string requested, ModelDescription model) => model.Serves(requested, out var adapter)
+        ? adapter
+        : throw new ApiFailure(new ApiError(ApiErrorKind.NotFound,
+            $"The model '{requested}' does not exist on this server; it serves {model.ServedNames()} (GET /v1/models lists them).", "model", "model_not_found"));
 
     internal static string TokenText(IInferenceBackend backend, int tokenId, bool asTokenIds) =>
         asTokenIds ? $"token_id:{tokenId}" : backend.Decode([tokenId], skipSpecialTokens: false);
@@ -42,10 +53,16 @@ public static partial class OpenAiEndpoints
     private static ModelList.Model Describe(ModelDescription model) =>
         new(model.ServedName, model.CreatedUnixSeconds, "deepseek-runtime", model.MaxContextLength, model.Architecture);
 
+    /// <summary>A LoRA adapter as <c>/v1/models</c> lists it: vLLM's <c>parent</c> names the model it runs on.</summary>
+    private static ModelList.Model Describe(ModelDescription model, LoraAdapter adapter) =>
+        Describe(model) with { Id = adapter.Name, Parent = model.ServedName };
+
     private static async Task ListModelsAsync(HttpContext http)
     {
         var model = http.RequestServices.GetRequiredService<IInferenceBackend>().Model;
-        await http.Response.WriteAsJsonAsync(new ModelList([Describe(model)]), OpenAiJsonContext.Default.ModelList, contentType: "application/json", http.RequestAborted);
+        var list = new List<ModelList.Model> { Describe(model) };
+        list.AddRange((model.Adapters?.All ?? []).Select(a => Describe(model, a)));
+        await http.Response.WriteAsJsonAsync(new ModelList(list), OpenAiJsonContext.Default.ModelList, contentType: "application/json", http.RequestAborted);
     }
 
     /// <summary>
@@ -57,11 +74,9 @@ public static partial class OpenAiEndpoints
         var model = http.RequestServices.GetRequiredService<IInferenceBackend>().Model;
         // Kestrel decodes the path except %2F, which it keeps so that it cannot split a segment; the
         // catch-all id is one name whatever its segments, so an escaped slash is a slash like a raw one.
-        var id = (http.Request.RouteValues["id"] as string)?.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
-        if (id != model.ServedName)
-            throw new ApiFailure(new ApiError(ApiErrorKind.NotFound,
-                $"The model '{id}' does not exist on this server; it serves '{model.ServedName}'.", "model", "model_not_found"));
-        await http.Response.WriteAsJsonAsync(Describe(model), OpenAiJsonContext.Default.Model, contentType: "application/json", http.RequestAborted);
+        var id = (http.Request.RouteValues["id"] as string)?.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase) ?? "";
+        var found = AdapterOf(id, model) is { } adapter ? Describe(model, adapter) : Describe(model);
+        await http.Response.WriteAsJsonAsync(found, OpenAiJsonContext.Default.Model, contentType: "application/json", http.RequestAborted);
     }
 
     /// <summary>

@@ -22,4 +22,6 @@ namespace DeepSeek.Runtime.Api.OpenAi;
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(float[]))]
 [JsonSerializable(typeof(string))]
+[JsonSerializable(typeof(LoadLoraAdapterRequest))]
+[JsonSerializable(typeof(UnloadLoraAdapterRequest))]
 internal sealed partial class OpenAiJsonContext : JsonSerializerContext;

@@ -11,4 +11,6 @@ public sealed record OpenAiOptions
     public int MaxSequencesPerRequest { get; init; } = 64;
     /// <summary>Default <c>max_tokens</c> of <c>/v1/completions</c>, as OpenAI's legacy API.</summary>
     public int DefaultCompletionMaxTokens { get; init; } = 16;
+    /// <summary>From <c>--enable-lora-updates</c>: <c>POST /v1/load_lora_adapter</c> and <c>/v1/unload_lora_adapter</c> are served.</summary>
+    public bool LoraUpdates { get; init; }
 }

@@ -85,7 +85,8 @@ internal sealed record ModelList(List<ModelList.Model> Data)
 {
     public string Object => "list";
 
-    internal sealed record Model(string Id, long Created, string OwnedBy, int MaxModelLen, string Architecture)
+    /// <remarks><c>Parent</c>: for a LoRA adapter, the served model it runs on (vLLM's field); null for the model itself.</remarks>
+    internal sealed record Model(string Id, long Created, string OwnedBy, int MaxModelLen, string Architecture, string? Parent = null)
     {
         public string Object => "model";
     }
