@@ -79,6 +79,10 @@ public sealed class DeepSeekForCausalLM : nn.Module
     public static DeepSeekForCausalLM Build(DeepSeekConfig config, ScalarType dtype)
     {
         ArgumentNullException.ThrowIfNull(config);
+        // A module is a LibTorch object: on a GPU bundle (no CPU LibTorch of its own) LibTorch must come
+        // from DEEPSEEK_LIBTORCH_DIR first, even for a model that is only declared (the memory plan before
+        // serve's load, inspect), or TorchSharp fails to find its native library.
+        Devices.TorchRuntime.EnsureLoaded();
         return new DeepSeekForCausalLM(config, dtype);
     }
 

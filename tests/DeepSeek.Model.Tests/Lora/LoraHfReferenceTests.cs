@@ -13,9 +13,7 @@ namespace DeepSeek.Model.Tests.Lora;
 /// </summary>
 public sealed class LoraHfReferenceTests
 {
-    private const string Pending = "Waits for the fixtures of scripts/gpu/make_lora_fixture.py (a GPU host with transformers 5); remove this Skip when they are committed.";
-
-    [Theory(Skip = Pending)]
+    [Theory]
     [InlineData(Fixtures.V3Tiny, "attn-r4")]
     [InlineData(Fixtures.V3Tiny, "mlp-r8-rslora")]
     [InlineData(Fixtures.V2LiteTiny, "q-kv-down-r8")]
