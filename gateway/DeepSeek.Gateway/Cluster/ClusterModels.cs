@@ -22,7 +22,8 @@ internal sealed record VariantSource(string Namespace, string Name, string? Reso
 
 /// <summary>
 /// The cluster's models as the gateway's model table (pure). Public name: <c>spec.model.servedName</c>, else
-/// the resource's name. Models sharing a public name, in any of the watched namespaces, are the variants of
+/// the resource's name; each of <c>spec.adapters</c> is published under its own name too, on the model's pods
+/// (the runtime serves an adapter under that name). Models sharing a public name, in any of the watched namespaces, are the variants of
 /// one (named <c>namespace/name</c>), weighted by <c>spec.gateway.weight</c>; a public model whose variants
 /// all weigh 0 is not published. A variant's endpoints are the ready pods that take its requests, by the
 /// operator's own rule (<see cref="ReplicaTargets.ServingPods"/>: every pod of a one-pod replica, the leader
@@ -43,6 +44,8 @@ internal static class ClusterModels
             var (model, errors) = ModelReader.Read(document);
             if (errors.Count > 0) continue;
             models.Add((PublicName(model), model));
+            // Each LoRA adapter is a model of its own to clients, served by the same pods under its name.
+            foreach (var adapter in model.Spec.Adapters ?? []) models.Add((adapter.Name, model));
         }
         return models
             .GroupBy(m => m.Public, StringComparer.Ordinal)

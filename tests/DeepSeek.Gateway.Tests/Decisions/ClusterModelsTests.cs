@@ -42,6 +42,27 @@ public sealed class ClusterModelsTests
     }
 
     [Fact]
+    public void EachLoraAdapterIsAPublicModelOfItsOwnOnTheModelsPods()
+    {
+        var documents = new[]
+        {
+            Document("team-a", "base", """{"model": {"servedName": "chat"}, "runtime": {"gpusPerPod": 0}, "adapters": [{"name": "sql", "source": {"pvc": {"claimName": "sql"}}}, {"name": "legal", "source": {"pvc": {"claimName": "legal"}}}]}"""),
+        };
+        var pods = new List<V1Pod> { Pod("base", "base-a", "10.0.0.9", ready: true) };
+
+        var table = ClusterModels.From(documents, (_, name) => name == "base" ? pods : [], Settings);
+
+        Assert.Equal(["chat", "legal", "sql"], table.Select(m => m.Config.Name));
+        Assert.All(table, m =>
+        {
+            var variant = Assert.Single(m.Config.Variants);
+            Assert.Equal("team-a/base", variant.Name);
+            Assert.Equal(["http://10.0.0.9:8000"], variant.Endpoints);
+            Assert.Equal("team-a/base", Assert.Single(m.Sources).Key);
+        });
+    }
+
+    [Fact]
     public void EndpointsAreTheReadyPodsThatServeAtTheirIpAndHttpPort()
     {
         var model = Model("one", "{}");
