@@ -94,6 +94,33 @@ public sealed class LoraServingTests : IDisposable
         Assert.Contains(steps, tokens => tokens > 3);
     }
 
+    /// <summary>
+    /// The adapters of <c>scripts/gpu/make_lora_fixture.py</c> (<c>tests/fixtures/deepseek-v3-tiny-lora</c>) and the
+    /// base, every reference prompt on each, as one concurrent wave: each request gets HF transformers' greedy
+    /// tokens on its merged weights (the fixture's reference.json), the base HF's own.
+    /// </summary>
+    [Fact]
+    public async Task The_hf_fixture_adapters_and_the_base_in_one_concurrent_wave_each_get_hfs_merged_weight_tokens()
+    {
+        var baseDir = ReferenceCheckpoints.Dir(ReferenceCheckpoints.V3Tiny);
+        var set = new LoraAdapterSet(ReferenceCheckpoints.V3Tiny, LoraTargets.Of(Model.Configuration.DeepSeekConfig.Load(baseDir)), maxRank: 8, updatable: false);
+        string[] names = ["attn-r4", "mlp-r8-rslora"];
+        foreach (var name in names) set.Load(name, Path.Combine(baseDir + "-lora", name));
+        var references = names.ToDictionary(n => n, n => ReferenceCheckpoints.Prompts(Path.Combine(ReferenceCheckpoints.V3Tiny + "-lora", n)));
+        var prompts = ReferenceCheckpoints.Prompts(ReferenceCheckpoints.V3Tiny);
+        var wave = Enumerable.Range(0, prompts.Count).SelectMany(i => new string?[] { null, names[0], names[1] }.Select(n => (Index: i, Adapter: n))).ToList();
+        var expected = wave.Select(w => (w.Adapter is null ? prompts[w.Index] : references[w.Adapter][w.Index]).Greedy[..Steps]).ToList();
+        Assert.All(names, n => Assert.Equal(prompts.Select(p => p.InputIds), references[n].Select(p => p.InputIds)));
+
+        await using var engine = await StartAsync(new EngineOptions { ServedModelName = "hf-lora", MaxLoras = 2, MaxLoraRank = 8, KvCacheBlocks = 256 }, set);
+        var handles = wave.Select(w => Submit(engine, prompts[w.Index].InputIds, w.Adapter is null ? null : set.Find(w.Adapter))).ToList();
+        var results = await Task.WhenAll(handles.Select(CollectAsync));
+
+        for (var i = 0; i < wave.Count; i++)
+            Assert.True(expected[i].SequenceEqual(Tokens(results[i])),
+                $"prompt {wave[i].Index} on {wave[i].Adapter ?? "the base"}: HF [{string.Join(", ", expected[i])}], got [{string.Join(", ", Tokens(results[i]))}]");
+    }
+
     [Fact]
     public async Task A_prompt_shared_by_two_adapters_never_reuses_the_other_adapters_prefix_blocks()
     {
