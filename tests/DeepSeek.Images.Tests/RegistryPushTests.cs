@@ -17,7 +17,7 @@ public sealed class RegistryPushTests(BuiltImages images)
     private static readonly TimeSpan PushTimeout = TimeSpan.FromMinutes(5);
 
     [Fact]
-    public async Task Push_puts_both_images_into_the_registry_which_serves_them_back_unchanged()
+    public async Task Push_puts_every_image_into_the_registry_which_serves_them_back_unchanged()
     {
         await using var registry = await LocalRegistry.StartAsync();
         var prefix = $"{registry.Address}/deepseek";
@@ -99,7 +99,7 @@ public sealed class RegistryPushTests(BuiltImages images)
     {
         var remote = await BuildImages.ListAsync("--registry", prefix);
         var pairs = new List<(string Local, string Remote)>();
-        foreach (var local in new[] { images.Operator, images.RuntimeCpu })
+        foreach (var local in new[] { images.Operator, images.Gateway, images.RuntimeCpu })
         {
             var target = Assert.Single(remote, r => r.EndsWith(local[local.IndexOf('/', StringComparison.Ordinal)..], StringComparison.Ordinal));
             (await Podman.RunAsync("tag", local, target)).Succeeded();
