@@ -1,4 +1,5 @@
 using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -34,10 +35,13 @@ public sealed class RotaryEmbedding : IDisposable
     internal static (float[] InverseFrequencies, double AttentionFactor) Frequencies(RopeScaling rope, int dim, int maxPositions)
     {
         using var scope = NewDisposeScope();
+        // Every Scalar held until its call returns (HeldScalars says why; a busy machine's model load failed here).
+        using var dimScalar = dim.ToScalar();
+        using var one = 1.0f.ToScalar();
         // base^(2i/dim) in float32 exactly as transformers computes it.
-        var exponents = arange(0, dim, 2, ScalarType.Int64).to(ScalarType.Float32) / dim;
+        var exponents = arange(HeldScalars.Zero, dimScalar, HeldScalars.Two, ScalarType.Int64).to(ScalarType.Float32).div(dimScalar);
         var positionFrequencies = pow(tensor((float)rope.Theta), exponents);
-        var extrapolation = 1.0f / positionFrequencies;
+        var extrapolation = one / positionFrequencies;
         if (!rope.IsYarn) return (extrapolation.data<float>().ToArray(), 1.0);
 
         var factor = rope.Factor;
@@ -60,10 +64,14 @@ public sealed class RotaryEmbedding : IDisposable
         high = Math.Min(high, dim - 1);
         if (low == high) high += 0.001;
 
-        var interpolation = 1.0f / (positionFrequencies * (float)factor);
-        var ramp = ((arange(0, dim / 2, 1, ScalarType.Float32) - (float)low) / (float)(high - low)).clamp(0, 1);
-        var extrapolationWeight = 1 - ramp;
-        var inverse = interpolation * (1 - extrapolationWeight) + extrapolation * extrapolationWeight;
+        using var factorScalar = ((float)factor).ToScalar();
+        using var halfDim = (dim / 2).ToScalar();
+        using var lowScalar = ((float)low).ToScalar();
+        using var span = ((float)(high - low)).ToScalar();
+        var interpolation = one / positionFrequencies.mul(factorScalar);
+        var ramp = arange(HeldScalars.Zero, halfDim, HeldScalars.One, ScalarType.Float32).sub(lowScalar).div(span).clamp(HeldScalars.Zero, HeldScalars.One);
+        var extrapolationWeight = ones_like(ramp).sub(ramp);
+        var inverse = interpolation.mul(ones_like(extrapolationWeight).sub(extrapolationWeight)).Plus(extrapolation.mul(extrapolationWeight));
         return (inverse.data<float>().ToArray(), attentionFactor);
     }
 

@@ -1,3 +1,5 @@
+using DeepSeek.Model.Modeling;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Native;
@@ -14,6 +16,12 @@ public sealed class Int4GroupQuantization : IDisposable
 {
     private const int Levels = 15;
     private const int Midpoint = 8;
+
+    // Held for the process: no LibTorch call here takes a temporary Scalar (Modeling.HeldScalars says why).
+    private static readonly Scalar LevelsScalar = Levels.ToScalar();
+    private static readonly Scalar MidpointScalar = Midpoint.ToScalar();
+    private static readonly Scalar SmallestRange = 1e-6.ToScalar();
+    private static readonly Scalar NibbleBase = 16.ToScalar();  // high nibble · 16 + low nibble (TorchSharp's shifts and masks convert their own Scalars)
 
     private Int4GroupQuantization(Tensor packed, Tensor scalesAndZeros, int groupSize)
     {
@@ -48,10 +56,10 @@ public sealed class Int4GroupQuantization : IDisposable
         var max = groups.amax([1], keepdim: true);
         // Scales and zeros are stored in bf16; quantise against the stored values so that dequantising
         // reproduces what the kernel computes.
-        var scales = ((max - min).clamp_min(1e-6) / Levels).to(ScalarType.BFloat16).to(ScalarType.Float32);
-        var zeros = (min + scales * Midpoint).to(ScalarType.BFloat16).to(ScalarType.Float32);
-        var q = (groups - (zeros - scales * Midpoint)).div(scales).round().clamp(0, Levels).to(ScalarType.Int32).reshape(n, k);
-        var packed = q[.., TensorIndex.Slice(0, null, 2)].bitwise_left_shift(4).bitwise_or(q[.., TensorIndex.Slice(1, null, 2)]).to(ScalarType.Byte);
+        var scales = max.sub(min).clamp_min(SmallestRange).div(LevelsScalar).to(ScalarType.BFloat16).to(ScalarType.Float32);
+        var zeros = min.Plus(scales.mul(MidpointScalar)).to(ScalarType.BFloat16).to(ScalarType.Float32);
+        var q = groups.sub(zeros.sub(scales.mul(MidpointScalar))).div(scales).round().clamp(HeldScalars.Zero, LevelsScalar).to(ScalarType.Int32).reshape(n, k);
+        var packed = q[.., TensorIndex.Slice(0, null, 2)].mul(NibbleBase).Plus(q[.., TensorIndex.Slice(1, null, 2)]).to(ScalarType.Byte);
         var scalesAndZeros = cat([scales, zeros], 1).reshape(n, k / groupSize, 2).transpose(0, 1).contiguous().to(ScalarType.BFloat16);
         return new Int4GroupQuantization(packed.MoveToOuterDisposeScope(), scalesAndZeros.MoveToOuterDisposeScope(), groupSize);
     }
@@ -70,11 +78,11 @@ public sealed class Int4GroupQuantization : IDisposable
         using var scope = NewDisposeScope();
         var (n, k) = (packed.shape[0], 2 * packed.shape[1]);
         var bytes = packed.to(ScalarType.Int32);
-        var q = stack([bytes.bitwise_right_shift(4), bytes.bitwise_and(0xF)], 2).reshape(n, k / groupSize, groupSize).to(ScalarType.Float32);
+        var q = stack([bytes.floor_divide(NibbleBase), bytes.remainder(NibbleBase)], 2).reshape(n, k / groupSize, groupSize).to(ScalarType.Float32);
         var perRow = scalesAndZeros.to(ScalarType.Float32).transpose(0, 1); // [N, K/group, 2]
         var scales = perRow[.., .., 0].unsqueeze(2);
         var zeros = perRow[.., .., 1].unsqueeze(2);
-        return ((q - Midpoint) * scales + zeros).reshape(n, k).to(dtype).MoveToOuterDisposeScope();
+        return q.sub(MidpointScalar).mul(scales).Plus(zeros).reshape(n, k).to(dtype).MoveToOuterDisposeScope();
     }
 
     public void Dispose()
