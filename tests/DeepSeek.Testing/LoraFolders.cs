@@ -26,27 +26,25 @@ public static class LoraFolders
     /// <summary>The output projection, the dense MLP and the shared experts, rank 8, alpha 16, rsLoRA.</summary>
     public static Spec MlpR8Rslora { get; } = new("mlp-r8-rslora", 202, 8, 16, true, ["o_proj", "gate_proj", "up_proj", "down_proj"]);
 
-    public sealed record Tensor(string Name, string Dtype, long[] Shape, byte[] Data);
-
     /// <summary>Writes <paramref name="spec"/>'s adapter over the checkpoint in <paramref name="baseDir"/> into <paramref name="outDir"/>; <paramref name="editConfig"/> changes its adapter_config.json.</summary>
     public static string WriteAdapter(string baseDir, Spec spec, string outDir, Action<JsonObject>? editConfig = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         Directory.CreateDirectory(outDir);
         var random = new Random(spec.Seed);
-        var tensors = new List<Tensor>();
-        foreach (var weight in Read(Path.Combine(baseDir, "model.safetensors")).OrderBy(t => t.Name, StringComparer.Ordinal))
+        var tensors = new List<SafetensorsWriter.Entry>();
+        foreach (var weight in SafetensorsWriter.ReadAll(Path.Combine(baseDir, "model.safetensors")).OrderBy(t => t.Name, StringComparer.Ordinal))
         {
             if (!weight.Name.EndsWith(".weight", StringComparison.Ordinal) || weight.Shape.Length != 2) continue;
             var module = weight.Name[..^".weight".Length];
             if (module.Contains(".mlp.experts.", StringComparison.Ordinal) || module.EndsWith("kv_b_proj", StringComparison.Ordinal)) continue;
             if (!spec.TargetModules.Any(t => module == t || module.EndsWith("." + t, StringComparison.Ordinal))) continue;
             var (outFeatures, inFeatures) = (weight.Shape[0], weight.Shape[1]);
-            tensors.Add(F32($"base_model.model.{module}.lora_A.weight", [spec.Rank, inFeatures], Gaussian(random, spec.Rank * inFeatures, 0.1)));
-            tensors.Add(F32($"base_model.model.{module}.lora_B.weight", [outFeatures, spec.Rank], Gaussian(random, outFeatures * spec.Rank, 0.1)));
+            tensors.Add(SafetensorsWriter.F32($"base_model.model.{module}.lora_A.weight", [spec.Rank, inFeatures], Gaussian(random, spec.Rank * inFeatures, 0.1)));
+            tensors.Add(SafetensorsWriter.F32($"base_model.model.{module}.lora_B.weight", [outFeatures, spec.Rank], Gaussian(random, outFeatures * spec.Rank, 0.1)));
         }
         if (tensors.Count == 0) throw new InvalidOperationException($"No module of {baseDir} matches {string.Join(", ", spec.TargetModules)}.");
-        Write(Path.Combine(outDir, "adapter_model.safetensors"), tensors);
+        SafetensorsWriter.Write(Path.Combine(outDir, "adapter_model.safetensors"), tensors);
         var config = new JsonObject
         {
             ["peft_type"] = "LORA",
@@ -81,9 +79,9 @@ public static class LoraFolders
         var rank = config.RootElement.GetProperty("r").GetInt32();
         var alpha = config.RootElement.GetProperty("lora_alpha").GetDouble();
         var scale = config.RootElement.TryGetProperty("use_rslora", out var rs) && rs.GetBoolean() ? alpha / Math.Sqrt(rank) : alpha / rank;
-        var lora = Read(Path.Combine(adapterDir, "adapter_model.safetensors")).ToDictionary(t => t.Name);
-        var merged = new List<Tensor>();
-        foreach (var weight in Read(Path.Combine(baseDir, "model.safetensors")))
+        var lora = SafetensorsWriter.ReadAll(Path.Combine(adapterDir, "adapter_model.safetensors")).ToDictionary(t => t.Name);
+        var merged = new List<SafetensorsWriter.Entry>();
+        foreach (var weight in SafetensorsWriter.ReadAll(Path.Combine(baseDir, "model.safetensors")))
         {
             var module = weight.Name.EndsWith(".weight", StringComparison.Ordinal) ? weight.Name[..^".weight".Length] : weight.Name;
             if (!lora.TryGetValue($"base_model.model.{module}.lora_A.weight", out var a))
@@ -105,57 +103,13 @@ public static class LoraFolders
                 }
             var bytes = new byte[w.Length * 8];
             for (var j = 0; j < w.Length; j++) BinaryPrimitives.WriteDoubleLittleEndian(bytes.AsSpan(j * 8), w[j]);
-            merged.Add(new Tensor(weight.Name, "F64", weight.Shape, bytes));
+            merged.Add(new SafetensorsWriter.Entry(weight.Name, "F64", weight.Shape, bytes));
         }
-        Write(Path.Combine(outDir, "model.safetensors"), merged);
+        SafetensorsWriter.Write(Path.Combine(outDir, "model.safetensors"), merged);
         return outDir;
     }
 
-    public static List<Tensor> Read(string path)
-    {
-        var bytes = File.ReadAllBytes(path);
-        var headerLength = (int)BinaryPrimitives.ReadInt64LittleEndian(bytes);
-        using var header = JsonDocument.Parse(bytes.AsMemory(8, headerLength));
-        var tensors = new List<Tensor>();
-        foreach (var property in header.RootElement.EnumerateObject())
-        {
-            if (property.Name == "__metadata__") continue;
-            var offsets = property.Value.GetProperty("data_offsets");
-            var (begin, end) = (offsets[0].GetInt64(), offsets[1].GetInt64());
-            tensors.Add(new Tensor(property.Name, property.Value.GetProperty("dtype").GetString()!,
-                [.. property.Value.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64())],
-                bytes.AsSpan((int)(8 + headerLength + begin), (int)(end - begin)).ToArray()));
-        }
-        return tensors;
-    }
-
-    public static void Write(string path, IEnumerable<Tensor> tensors)
-    {
-        var header = new Dictionary<string, object> { ["__metadata__"] = new Dictionary<string, string> { ["format"] = "pt" } };
-        using var data = new MemoryStream();
-        foreach (var t in tensors)
-        {
-            header[t.Name] = new Dictionary<string, object> { ["dtype"] = t.Dtype, ["shape"] = t.Shape, ["data_offsets"] = new[] { data.Length, data.Length + t.Data.Length } };
-            data.Write(t.Data);
-        }
-        var json = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(header));
-        using var file = File.Create(path);
-        Span<byte> length = stackalloc byte[8];
-        BinaryPrimitives.WriteInt64LittleEndian(length, json.Length);
-        file.Write(length);
-        file.Write(json);
-        data.Position = 0;
-        data.CopyTo(file);
-    }
-
-    public static Tensor F32(string name, long[] shape, float[] values)
-    {
-        var bytes = new byte[values.Length * 4];
-        for (var i = 0; i < values.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
-        return new Tensor(name, "F32", shape, bytes);
-    }
-
-    private static double[] Doubles(Tensor t) => t.Dtype switch
+    private static double[] Doubles(SafetensorsWriter.Entry t) => t.Dtype switch
     {
         "F32" => [.. Enumerable.Range(0, t.Data.Length / 4).Select(i => (double)BinaryPrimitives.ReadSingleLittleEndian(t.Data.AsSpan(i * 4)))],
         "F64" => [.. Enumerable.Range(0, t.Data.Length / 8).Select(i => BinaryPrimitives.ReadDoubleLittleEndian(t.Data.AsSpan(i * 8)))],

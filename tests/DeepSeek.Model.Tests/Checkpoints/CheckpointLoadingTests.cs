@@ -3,6 +3,7 @@ using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tests.Support;
 using static TorchSharp.torch;
+using DeepSeek.Testing;
 
 namespace DeepSeek.Model.Tests.Checkpoints;
 
@@ -13,7 +14,7 @@ public sealed class CheckpointLoadingTests
     [InlineData(Fixtures.V2LiteTiny)]
     public void Sharded_checkpoint_gives_identical_logits(string name)
     {
-        var sharded = SafetensorsWriter.CopyFixture(name);
+        var sharded = FixtureCopies.CopyFixture(name);
         try
         {
             var single = Path.Combine(sharded, SafetensorsCheckpoint.SingleFileName);
@@ -44,7 +45,7 @@ public sealed class CheckpointLoadingTests
     [Fact]
     public void Truncated_fixture_fails_to_load_with_clear_error()
     {
-        var copy = SafetensorsWriter.CopyFixture(Fixtures.V3Tiny);
+        var copy = FixtureCopies.CopyFixture(Fixtures.V3Tiny);
         try
         {
             var path = Path.Combine(copy, SafetensorsCheckpoint.SingleFileName);
@@ -62,7 +63,7 @@ public sealed class CheckpointLoadingTests
     [Fact]
     public void Missing_and_misshapen_tensors_are_named()
     {
-        var copy = SafetensorsWriter.CopyFixture(Fixtures.V2LiteTiny);
+        var copy = FixtureCopies.CopyFixture(Fixtures.V2LiteTiny);
         try
         {
             var path = Path.Combine(copy, SafetensorsCheckpoint.SingleFileName);
@@ -86,7 +87,7 @@ public sealed class CheckpointLoadingTests
     [Fact]
     public void Index_naming_a_missing_shard_fails_clearly()
     {
-        var copy = SafetensorsWriter.CopyFixture(Fixtures.V3Tiny);
+        var copy = FixtureCopies.CopyFixture(Fixtures.V3Tiny);
         try
         {
             File.WriteAllText(Path.Combine(copy, SafetensorsCheckpoint.IndexFileName), """{"weight_map":{"lm_head.weight":"model-00009-of-00009.safetensors"}}""");

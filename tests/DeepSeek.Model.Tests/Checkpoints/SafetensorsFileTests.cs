@@ -1,6 +1,7 @@
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Tests.Support;
 using static TorchSharp.torch;
+using DeepSeek.Testing;
 
 namespace DeepSeek.Model.Tests.Checkpoints;
 

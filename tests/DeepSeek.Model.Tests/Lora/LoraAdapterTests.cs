@@ -99,10 +99,10 @@ public sealed class LoraAdapterTests : IDisposable
     /// <summary>Replaces the adapter's weights by one A/B pair for <paramref name="module"/> with A <c>[rank, inFeatures]</c>.</summary>
     private static string WithTensors(string directory, string module, int rank, long inFeatures, long outFeatures)
     {
-        LoraFolders.Write(Path.Combine(directory, "adapter_model.safetensors"),
+        SafetensorsWriter.Write(Path.Combine(directory, "adapter_model.safetensors"),
         [
-            LoraFolders.F32($"base_model.model.{module}.lora_A.weight", [rank, inFeatures], new float[rank * inFeatures]),
-            LoraFolders.F32($"base_model.model.{module}.lora_B.weight", [outFeatures, rank], new float[outFeatures * rank]),
+            SafetensorsWriter.F32($"base_model.model.{module}.lora_A.weight", [rank, inFeatures], new float[rank * inFeatures]),
+            SafetensorsWriter.F32($"base_model.model.{module}.lora_B.weight", [outFeatures, rank], new float[outFeatures * rank]),
         ]);
         return directory;
     }

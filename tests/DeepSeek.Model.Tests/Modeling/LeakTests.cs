@@ -3,6 +3,7 @@ using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
+using DeepSeek.Testing;
 
 namespace DeepSeek.Model.Tests.Modeling;
 
@@ -36,7 +37,7 @@ public sealed class LeakTests
     [Fact]
     public void A_load_that_fails_midway_stops_its_readers_and_leaves_no_tensor()
     {
-        var copy = SafetensorsWriter.CopyFixture(Fixtures.V2LiteTiny);
+        var copy = FixtureCopies.CopyFixture(Fixtures.V2LiteTiny);
         try
         {
             // The first tensor in the file holds NaN: the load fails at its first copy, while the readers wait at the window.

@@ -5,6 +5,7 @@ using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tests.Support;
 using static TorchSharp.torch;
+using DeepSeek.Testing;
 
 namespace DeepSeek.Model.Tests.Quantization;
 

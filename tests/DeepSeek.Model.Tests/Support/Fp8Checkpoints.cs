@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DeepSeek.Model.Checkpoints;
+using DeepSeek.Testing;
 
 namespace DeepSeek.Model.Tests.Support;
 

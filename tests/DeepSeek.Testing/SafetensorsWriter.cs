@@ -2,9 +2,9 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
 
-namespace DeepSeek.Model.Tests.Support;
+namespace DeepSeek.Testing;
 
-/// <summary>Writes safetensors files for tests (hand-made tensors, shards of a fixture).</summary>
+/// <summary>Safetensors files for tests, written and read independently of the reader under test (hand-made tensors, shards of a fixture, LoRA adapters).</summary>
 public static class SafetensorsWriter
 {
     public sealed record Entry(string Name, string Dtype, long[] Shape, byte[] Data);
@@ -54,12 +54,11 @@ public static class SafetensorsWriter
         return entries;
     }
 
-    /// <summary>Copies a fixture folder into a fresh temporary folder, which the caller deletes.</summary>
-    public static string CopyFixture(string name)
+    /// <summary>A little-endian F32 tensor of <paramref name="values"/>.</summary>
+    public static Entry F32(string name, long[] shape, float[] values)
     {
-        var target = Directory.CreateTempSubdirectory("deepseek-model-test-").FullName;
-        foreach (var file in Directory.GetFiles(Fixtures.Dir(name)))
-            File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
-        return target;
+        var bytes = new byte[values.Length * 4];
+        for (var i = 0; i < values.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
+        return new Entry(name, "F32", shape, bytes);
     }
 }
