@@ -9,12 +9,16 @@
 // expert, which reads the expert's rows once for all its picks (gate/up, down, then the weighted sum).
 // A token's picks are summed in a fixed order, so results do not depend on timing.
 //
-// Projections (FP8): a few rows of activations (decode) take a warp per weight row that reads the
-// row's bytes once (half of bf16's); more rows dequantise the weight to bf16 in one kernel and multiply
-// with cuBLAS, whose tensor cores win once the product is no longer bound by reading the weight.
+// FP8 on tensor cores (tensor_core_tiles.cuh): a projection of several rows, and the experts of a batch
+// with more picks than experts, take tiles that dequantise each weight byte once in shared memory for all
+// their rows. One row of a projection takes a warp per weight row reading the row's bytes once (no
+// tensor-core shape is one row wide); many rows dequantise the weight to bf16 and multiply with cuBLAS,
+// whose tuned kernels win once the product is bound by arithmetic rather than by reading the weight.
+// DEEPSEEK_FP8_KERNELS (auto, cuda-cores, tensor-cores, dequantize) forces one way, for benchmarks.
 #include "deepseek_native.h"
 #include "moe_kernels.cuh"
 #include "native_error.h"
+#include "tensor_core_tiles.cuh"
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -22,13 +26,34 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <type_traits>
+#include <unordered_map>
 
 using deepseek_native::guarded;
 using deepseek_native::Fp8Rows;
 using deepseek_native::Int4Rows;
 namespace kernels = deepseek_native::moe;
+namespace tiles = deepseek_native::tiles;
 
 namespace {
+
+// Which FP8 kernels run: auto picks by shape; the others force one family where it applies (benchmarks).
+enum class Fp8Kernels { Auto, CudaCores, TensorCores, Dequantize };
+
+Fp8Kernels fp8_kernels() {
+  static const Fp8Kernels chosen = [] {
+    const char* value = std::getenv("DEEPSEEK_FP8_KERNELS");
+    if (value == nullptr || *value == 0 || std::strcmp(value, "auto") == 0) return Fp8Kernels::Auto;
+    if (std::strcmp(value, "cuda-cores") == 0) return Fp8Kernels::CudaCores;
+    if (std::strcmp(value, "tensor-cores") == 0) return Fp8Kernels::TensorCores;
+    if (std::strcmp(value, "dequantize") == 0) return Fp8Kernels::Dequantize;
+    TORCH_CHECK(false, "DEEPSEEK_FP8_KERNELS is '", value, "'; it takes auto, cuda-cores, tensor-cores or dequantize");
+  }();
+  return chosen;
+}
 
 const at::Tensor& tensor(void* handle, const char* name) {
   TORCH_CHECK(handle != nullptr, name, " is null");
@@ -43,13 +68,19 @@ const __nv_bfloat162* pairs(const at::Tensor& t) { return reinterpret_cast<const
 
 // Dynamic shared memory beyond the default 48 KiB must be allowed per kernel, once: the first call of
 // a shape runs eagerly before any capture (warm-up), so the attribute is never set while capturing.
+// Kept per kernel address (instantiations of one template share a type, not an attribute).
 template <typename Kernel>
 int shared_bytes(Kernel* kernel, int64_t bytes) {
-  static std::atomic<int> allowed{0};  // one per kernel instantiation
-  TORCH_CHECK(bytes <= 200 * 1024, "an expert kernel needs ", bytes, " bytes of shared memory; at most 200 KiB are supported");
-  if (bytes > 48 * 1024 && bytes > allowed.load()) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-    allowed.store(static_cast<int>(bytes));
+  static std::mutex mutex;
+  static std::unordered_map<const void*, int64_t> allowed;
+  TORCH_CHECK(bytes <= 200 * 1024, "a kernel needs ", bytes, " bytes of shared memory; at most 200 KiB are supported");
+  if (bytes > 48 * 1024) {
+    const std::lock_guard<std::mutex> lock(mutex);
+    auto& current = allowed[reinterpret_cast<const void*>(kernel)];
+    if (bytes > current) {
+      C10_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+      current = bytes;
+    }
   }
   return static_cast<int>(bytes);
 }
@@ -62,6 +93,25 @@ at::Tensor rows_of(void* handle, const char* name) {
   TORCH_CHECK(x.size(1) % deepseek_native::kValuesPerLane == 0, name, "'s width ", x.size(1), " is not a multiple of ", deepseek_native::kValuesPerLane);
   if (reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 != 0) x = x.clone();
   return x;
+}
+
+// Tiles of kTileM picks (16, 32 or 64: the smallest that holds an expert's average run) through one
+// expert stack: product[pick] = bf16(input row of the pick · the expert's rows ᵀ).
+template <int kTileM>
+void launch_expert_rows(const at::Tensor& source, int divisor, const at::Tensor& sorted_slots, const at::Tensor& sorted_picks, int64_t picks, int64_t held,
+                        const Fp8Rows& w, at::Tensor& product, cudaStream_t stream) {
+  auto* kernel = tiles::expert_rows<kTileM>;
+  const auto runs = static_cast<unsigned>(std::min(picks, held));
+  kernel<<<dim3(blocks(w.rows, tiles::kTileN), runs), tiles::kThreads, shared_bytes(kernel, tiles::Layout<kTileM>::kBytes), stream>>>(
+      bf16(source), divisor, sorted_slots.data_ptr<int64_t>(), sorted_picks.data_ptr<int64_t>(), static_cast<int>(picks), held, w, bf16_out(product));
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void expert_tiles(int64_t run_length, const at::Tensor& source, int divisor, const at::Tensor& sorted_slots, const at::Tensor& sorted_picks, int64_t picks,
+                 int64_t held, const Fp8Rows& w, at::Tensor& product, cudaStream_t stream) {
+  if (run_length <= 16) launch_expert_rows<16>(source, divisor, sorted_slots, sorted_picks, picks, held, w, product, stream);
+  else if (run_length <= 32) launch_expert_rows<32>(source, divisor, sorted_slots, sorted_picks, picks, held, w, product, stream);
+  else launch_expert_rows<64>(source, divisor, sorted_slots, sorted_picks, picks, held, w, product, stream);
 }
 
 // Σ_k weights[t,k] · down_{slot}(silu(gate_{slot}(x)) · up_{slot}(x)) for either format.
@@ -83,7 +133,12 @@ at::Tensor routed_experts(const at::Tensor& hidden, const at::Tensor& slots, con
   // Rows of picks computed elsewhere are left unwritten and never read.
   const int64_t picks = tokens * top_k;
   auto activated = at::empty({picks, inter}, hidden.options());
-  if (picks <= held) {  // about one pick per expert at most: a block per pick (measured faster up to 8 tokens of V2-Lite)
+  constexpr bool fp8 = std::is_same_v<Weights, Fp8Rows>;
+  const Fp8Kernels choice = fp8 ? fp8_kernels() : Fp8Kernels::CudaCores;
+  // (the tiles need whole 16-byte chunks of a row, and a warp's 16 rows on one side of the gate/up split)
+  const bool tensor_cores = fp8 && hidden_size % 16 == 0 && inter % 16 == 0 &&
+                            (choice == Fp8Kernels::TensorCores || (choice == Fp8Kernels::Auto && picks > held));
+  if (picks <= held && !tensor_cores) {  // about one pick per expert at most: a block per pick (measured faster up to 8 tokens of V2-Lite)
     auto* gate_up_kernel = kernels::gate_up_per_pick<Weights>;
     gate_up_kernel<<<dim3(blocks(inter, kernels::kWarpsPerBlock), static_cast<unsigned>(picks)), kernels::kThreads,
                      shared_bytes(gate_up_kernel, hidden_size * 2), stream>>>(bf16(hidden), slots_c.data_ptr<int64_t>(), k, held, gate_up, i,
@@ -99,13 +154,28 @@ at::Tensor routed_experts(const at::Tensor& hidden, const at::Tensor& slots, con
   // More picks than experts: the picks sorted by expert (stable, so an expert's picks stay in token
   // order), a block per expert reading its rows once for all its picks.
   const auto [sorted_slots, sorted_picks] = at::sort(slots_c.view({picks}), /*stable=*/true, 0, /*descending=*/false);
+  auto products = at::empty({picks, hidden_size}, hidden.options());
+  if constexpr (fp8) {
+    if (tensor_cores) {  // gate/up products, SwiGLU, down products, then the same weighted sum
+      const int64_t run_length = (picks + held - 1) / held;
+      auto gate_up_products = at::empty({picks, 2 * inter}, hidden.options());
+      expert_tiles(run_length, hidden, k, sorted_slots, sorted_picks, picks, held, gate_up, gate_up_products, stream);
+      tiles::swiglu<<<dim3(blocks(inter, kernels::kThreads), static_cast<unsigned>(picks)), kernels::kThreads, 0, stream>>>(
+          bf16(gate_up_products), slots_c.data_ptr<int64_t>(), held, i, bf16_out(activated));
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      expert_tiles(run_length, activated, 1, sorted_slots, sorted_picks, picks, held, down, products, stream);
+      kernels::combine_picks<<<dim3(blocks(hidden_size, kernels::kThreads), static_cast<unsigned>(tokens)), kernels::kThreads, 0, stream>>>(
+          bf16(products), slots_c.data_ptr<int64_t>(), weights.data_ptr<float>(), k, held, static_cast<int>(hidden_size), bf16_out(output));
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      return output;
+    }
+  }
   const auto runs = static_cast<unsigned>(std::min(picks, held));  // blocks per row range: see kernels::run_of_block
   auto* gate_up_kernel = kernels::gate_up_per_expert<Weights>;
   gate_up_kernel<<<dim3(blocks(inter, kernels::kWarpsPerBlock), runs), kernels::kThreads,
                    shared_bytes(gate_up_kernel, kernels::kPairsPerPass * hidden_size * 2), stream>>>(
       bf16(hidden), sorted_slots.data_ptr<int64_t>(), sorted_picks.data_ptr<int64_t>(), static_cast<int>(picks), k, held, gate_up, i, bf16_out(activated));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  auto products = at::empty({picks, hidden_size}, hidden.options());
   auto* down_kernel = kernels::down_per_expert<Weights>;
   down_kernel<<<dim3(blocks(hidden_size, kernels::kWarpsPerBlock), runs), kernels::kThreads,
                 shared_bytes(down_kernel, kernels::kPairsPerPass * inter * 2), stream>>>(
@@ -170,8 +240,78 @@ Fp8Rows fp8_rows(const at::Tensor& bytes, const at::Tensor& scale_inv, int64_t s
   return Fp8Rows{bytes.data_ptr<uint8_t>(), scale_inv.data_ptr<float>(), rows, static_cast<int>(k), split, grid_rows};
 }
 
-// Rows of activations up to which a projection takes the row kernel rather than dequantise + cuBLAS.
+// Rows of activations up to which a projection takes the CUDA-core row kernels (cuda-cores) or the
+// tensor-core tiles (auto, from two rows) rather than dequantise + cuBLAS: where each was faster on an
+// H100 (bench native --sections fp8, docs/benchmarks.md).
 constexpr int64_t kFp8RowKernelMaxRows = 16;
+constexpr int64_t kFp8TileMaxRows = 16;
+
+// Zeroed per-tile counters of split projections, one array per device, made on the first call (the
+// warm-up before any capture) and kept for the process: every call leaves them at zero.
+constexpr int64_t kSplitCounters = 1 << 16;
+
+unsigned* split_counters(int device) {
+  static std::mutex mutex;
+  static std::unordered_map<int, unsigned*> counters;
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = counters[device];
+  if (slot == nullptr) {
+    C10_CUDA_CHECK(cudaMalloc(&slot, kSplitCounters * sizeof(unsigned)));
+    C10_CUDA_CHECK(cudaMemset(slot, 0, kSplitCounters * sizeof(unsigned)));
+  }
+  return slot;
+}
+
+// Blocks of `kernel` an SM holds at once (registers and shared memory), asked once per kernel.
+template <typename Kernel>
+int resident_blocks(Kernel* kernel, int threads, int shared) {
+  static std::mutex mutex;
+  static std::unordered_map<const void*, int> known;
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto [at, added] = known.try_emplace(reinterpret_cast<const void*>(kernel), 0);
+  if (added) C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&at->second, kernel, threads, shared));
+  return std::max(at->second, 1);
+}
+
+// x · Wᵀ on tensor cores: tiles of 16, 32 or 64 rows, split over k until the blocks fill every SM to
+// its resident limit once (decode's few rows give a tile per 128 weight rows only; fewer, longer splits
+// measured slower on an H100: a block streams the weight slower than the SM can, docs/benchmarks.md).
+template <int kTileM>
+void linear_tiles(const at::Tensor& x, const Fp8Rows& w, at::Tensor& output, cudaStream_t stream) {
+  const int64_t m = x.size(0);
+  const int64_t row_tiles = (w.rows + tiles::kTileN - 1) / tiles::kTileN, m_tiles = (m + kTileM - 1) / kTileM, tile_count = row_tiles * m_tiles;
+  const int k_tiles = (w.k + tiles::kTileK - 1) / tiles::kTileK;
+  auto* kernel = tiles::linear<kTileM>;
+  const int shared = shared_bytes(kernel, tiles::Layout<kTileM>::kBytes);
+  const int64_t room = static_cast<int64_t>(at::cuda::getCurrentDeviceProperties()->multiProcessorCount) * resident_blocks(kernel, tiles::kThreads, shared);
+  const int64_t wanted = tile_count > kSplitCounters ? 1 : std::clamp<int64_t>(room / tile_count, 1, k_tiles);
+  const int per_split = static_cast<int>((k_tiles + wanted - 1) / wanted);
+  const int splits = (k_tiles + per_split - 1) / per_split;
+  at::Tensor partial;
+  if (splits > 1) partial = at::empty({splits, m, w.rows}, x.options().dtype(at::kFloat));
+  kernel<<<dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>(m_tiles), static_cast<unsigned>(splits)), tiles::kThreads, shared, stream>>>(
+      bf16(x), static_cast<int>(m), w, per_split, splits > 1 ? partial.data_ptr<float>() : nullptr,
+      splits > 1 ? split_counters(x.get_device()) : nullptr, bf16_out(output));
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// A few rows on CUDA cores: one row keeps four loads of the weight in flight per lane; more take up to 8
+// rows per pass over the weight, staged in shared memory where they fit in the default 48 KiB.
+void linear_rows(const at::Tensor& x, const Fp8Rows& w, at::Tensor& output, cudaStream_t stream) {
+  const int64_t m = x.size(0);
+  const dim3 grid_rows(blocks(w.rows, kernels::kWarpsPerBlock));
+  if (m == 1) {
+    const int64_t staged = w.k * 2;
+    const bool stage = staged <= 48 * 1024;
+    kernels::linear_rows<1><<<grid_rows, kernels::kThreads, stage ? staged : 0, stream>>>(bf16(x), 1, w, stage, bf16_out(output));
+  } else {
+    const int64_t staged = kernels::kPairsPerPass * w.k * 2;
+    const bool stage = staged <= 48 * 1024;
+    kernels::linear_rows<kernels::kPairsPerPass><<<dim3(grid_rows.x, blocks(m, kernels::kPairsPerPass)), kernels::kThreads, stage ? staged : 0, stream>>>(
+        bf16(x), static_cast<int>(m), w, stage, bf16_out(output));
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
 
 }  // namespace
 
@@ -229,24 +369,23 @@ extern "C" void* dsn_fp8_linear(void* x_h, void* bytes_h, void* scale_inv_h) {
     TORCH_CHECK(x.device() == bytes.device(), "x and the weight are on different devices");
     const c10::cuda::CUDAGuard guard(x.device());
     const int64_t m = x.size(0);
-    if (m > kFp8RowKernelMaxRows) return new at::Tensor(at::matmul(x, dequantized(weights, 1, bytes, false).t()));
+    const bool tiles_fit = weights.k % 16 == 0;  // whole 16-byte chunks of a row
+    enum class Way { Rows, Tiles, Dequantize };
+    Way way;
+    switch (fp8_kernels()) {
+      case Fp8Kernels::CudaCores: way = m <= kFp8RowKernelMaxRows ? Way::Rows : Way::Dequantize; break;
+      case Fp8Kernels::TensorCores: way = tiles_fit ? Way::Tiles : Way::Dequantize; break;
+      case Fp8Kernels::Dequantize: way = Way::Dequantize; break;
+      default: way = m == 1 ? Way::Rows : m <= kFp8TileMaxRows ? (tiles_fit ? Way::Tiles : Way::Rows) : Way::Dequantize;
+    }
+    if (way == Way::Dequantize) return new at::Tensor(at::matmul(x, dequantized(weights, 1, bytes, false).t()));
     auto output = at::empty({m, weights.rows}, x.options());
     if (m == 0 || weights.rows == 0) return new at::Tensor(std::move(output));
-    // One row: a warp keeps four loads of the weight in flight. More: up to 8 rows per pass over the
-    // weight, staged in shared memory where they fit in the default 48 KiB.
     auto stream = at::cuda::getCurrentCUDAStream();
-    const dim3 grid_rows(blocks(weights.rows, kernels::kWarpsPerBlock));
-    if (m == 1) {
-      const int64_t staged = weights.k * 2;
-      const bool stage = staged <= 48 * 1024;
-      kernels::linear_rows<1><<<grid_rows, kernels::kThreads, stage ? staged : 0, stream>>>(bf16(x), 1, weights, stage, bf16_out(output));
-    } else {
-      const int64_t staged = kernels::kPairsPerPass * weights.k * 2;
-      const bool stage = staged <= 48 * 1024;
-      kernels::linear_rows<kernels::kPairsPerPass><<<dim3(grid_rows.x, blocks(m, kernels::kPairsPerPass)), kernels::kThreads, stage ? staged : 0,
-                                                     stream>>>(bf16(x), static_cast<int>(m), weights, stage, bf16_out(output));
-    }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    if (way == Way::Rows) linear_rows(x, weights, output, stream);
+    else if (m <= 16) linear_tiles<16>(x, weights, output, stream);
+    else if (m <= 32) linear_tiles<32>(x, weights, output, stream);
+    else linear_tiles<64>(x, weights, output, stream);
     return new at::Tensor(std::move(output));
   });
 }

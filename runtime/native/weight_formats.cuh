@@ -51,18 +51,42 @@ struct Fp8Rows {
   int64_t split;      // rows of the first grid (== rows when there is one)
   int64_t grid_rows;  // scale rows per expert
 
-  __device__ __forceinline__ void values(int64_t expert, int64_t row, int base, float (&w)[kValuesPerLane]) const {
-    const uint2 raw = *reinterpret_cast<const uint2*>(bytes + (expert * rows + row) * k + base);
+  // The scale of the block holding (row, column) of expert `expert`.
+  __device__ __forceinline__ float scale(int64_t expert, int64_t row, int column) const {
     const int64_t block_row = row < split ? row / kBlock : (split + kBlock - 1) / kBlock + (row - split) / kBlock;
     const int64_t k_blocks = (k + kBlock - 1) / kBlock;
-    const float scale = scale_inv[(expert * grid_rows + block_row) * k_blocks + base / kBlock];
+    return scale_inv[(expert * grid_rows + block_row) * k_blocks + column / kBlock];
+  }
+
+  // Two E4M3 values times their scale, rounded to bf16.
+  __device__ __forceinline__ static __nv_bfloat162 scaled(__nv_fp8x2_storage_t pair, float scale) {
+    const float2 f = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3)));  // exact: E4M3 ⊂ fp16
+    return __floats2bfloat162_rn(f.x * scale, f.y * scale);
+  }
+
+  // Four E4M3 bytes as their exact values in bf16 (E4M3 ⊂ bf16), pairs (b0, b1) and (b2, b3): each byte's
+  // sign and magnitude bits moved into bf16's fields, which gives the value times 2^-120 (the exponent
+  // biases are 127 and 7; subnormals included), then one exact multiply by 2^120. Integer operations and
+  // one bf16 multiply per pair, where a conversion through float costs several.
+  __device__ __forceinline__ static void exact_bf16(uint32_t four, __nv_bfloat162& low, __nv_bfloat162& high) {
+    const uint32_t first = (four & 0xffu) | ((four & 0xff00u) << 8);           // b0 in bits 0-7, b1 in 16-23
+    const uint32_t second = ((four >> 16) & 0xffu) | ((four >> 8) & 0xff0000u);  // b2, b3
+    const uint32_t a = ((first & 0x00800080u) << 8) | ((first & 0x007f007fu) << 4);
+    const uint32_t b = ((second & 0x00800080u) << 8) | ((second & 0x007f007fu) << 4);
+    const __nv_bfloat162 unbias = __floats2bfloat162_rn(0x1p120f, 0x1p120f);
+    low = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a), unbias);
+    high = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&b), unbias);
+  }
+
+  __device__ __forceinline__ void values(int64_t expert, int64_t row, int base, float (&w)[kValuesPerLane]) const {
+    const uint2 raw = *reinterpret_cast<const uint2*>(bytes + (expert * rows + row) * k + base);
+    const float s = scale(expert, row, base);
     const __nv_fp8x2_storage_t* pairs = reinterpret_cast<const __nv_fp8x2_storage_t*>(&raw);
 #pragma unroll
     for (int p = 0; p < 4; p++) {
-      const __half2 h = __half2(__nv_cvt_fp8x2_to_halfraw2(pairs[p], __NV_E4M3));  // exact: E4M3 ⊂ fp16
-      const float2 f = __half22float2(h);
-      w[2 * p] = __bfloat162float(__float2bfloat16(f.x * scale));
-      w[2 * p + 1] = __bfloat162float(__float2bfloat16(f.y * scale));
+      const float2 f = __bfloat1622float2(scaled(pairs[p], s));
+      w[2 * p] = f.x;
+      w[2 * p + 1] = f.y;
     }
   }
 };

@@ -38,8 +38,9 @@ public enum ExpertComputePath
     /// Routed experts held FP8-resident on CUDA with the native helper, bf16 activations, every expert
     /// here: up to <see cref="LocalExperts.Fp8FusedMaxTokens"/> tokens the helper's kernels read each
     /// pick's expert bytes on the device (as <see cref="Int4Fused"/>: half of bf16's bytes, no host
-    /// synchronisation); larger batches dequantise the layer's stacks to bf16 on the device in one kernel
-    /// each and take <see cref="GroupedGemm"/>. Both compute the weights the model dequantised to bf16 holds.
+    /// synchronisation; tensor-core tiles that multiply the FP8 values themselves once picks outnumber
+    /// experts); larger batches dequantise the layer's stacks to bf16 on the device in one kernel each
+    /// and take <see cref="GroupedGemm"/>.
     /// </summary>
     Fp8Fused,
 

@@ -109,10 +109,13 @@ public sealed class LocalExperts
 
     /// <summary>
     /// Tokens up to which FP8 experts take the helper's own kernels (<see cref="NativeHelper.Fp8Moe"/>),
-    /// which read each chosen expert's bytes once but multiply on CUDA cores; a larger batch (a prefill)
-    /// dequantises the layer's stacks to bf16 on the device and takes the grouped GEMM's tensor cores.
+    /// which read each chosen expert's bytes once (a block per pick on CUDA cores for a few tokens,
+    /// tensor-core tiles per expert beyond); a larger batch (a prefill) dequantises the layer's stacks to
+    /// bf16 on the device and takes the grouped GEMM. On an H100 the tiles took 512 µs for V2-Lite's
+    /// 64 experts at 256 tokens, where the grouped GEMM alone took 474 µs before the 1.1 GB of
+    /// dequantised stacks were written (docs/benchmarks.md).
     /// </summary>
-    public const long Fp8FusedMaxTokens = 128;
+    public const long Fp8FusedMaxTokens = 256;
 
     private Tensor Fp8Fused(RoutedTokens tokens) =>
         _kernel!.Fp8Moe(tokens.Hidden, tokens.Slots, tokens.Weights, _gateUp, _fp8!.GateUpScaleInv, _down, _fp8.DownScaleInv);

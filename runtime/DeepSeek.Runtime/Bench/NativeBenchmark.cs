@@ -61,6 +61,9 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
     private const int Hidden = 2048;
     private const int MoeIntermediate = 1408;
     private const int TopK = 6;
+    // Held for the process, as the model's are (HeldScalars says why).
+    private static readonly Scalar TopKScalar = TopK.ToScalar();
+    private static readonly Scalar WeightScale = 0.02f.ToScalar();
     private const long RotationBytes = 512L << 20;
 
     /// <summary>Eager against replayed chains of <paramref name="layers"/> × (matmul by a 2048² bf16 weight, tanh), the buckets sharing one pool.</summary>
@@ -69,7 +72,7 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         Seed(11);
-        var weights = Enumerable.Range(0, layers).Select(_ => (randn([Hidden, Hidden], ScalarType.BFloat16, device) * 0.02f)).ToArray();
+        var weights = Enumerable.Range(0, layers).Select(_ => (randn([Hidden, Hidden], ScalarType.BFloat16, device).mul(WeightScale))).ToArray();
         Tensor Chain(Tensor x)
         {
             foreach (var w in weights) x = x.matmul(w).tanh();
@@ -130,8 +133,8 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         Seed(21);
-        var gateUp = randn([Experts, 2 * MoeIntermediate, Hidden], ScalarType.BFloat16, device) * 0.02f;
-        var down = randn([Experts, Hidden, MoeIntermediate], ScalarType.BFloat16, device) * 0.02f;
+        var gateUp = randn([Experts, 2 * MoeIntermediate, Hidden], ScalarType.BFloat16, device).mul(WeightScale);
+        var down = randn([Experts, Hidden, MoeIntermediate], ScalarType.BFloat16, device).mul(WeightScale);
         var gateUpT = gateUp.transpose(1, 2); // [E, hidden, 2·inter]: a view, as _grouped_mm takes nn.Linear-layout weights
         var downT = down.transpose(1, 2);
         using var int4 = Int4Experts.Quantize(gateUp, down, WeightQuantization.DefaultGroupSize, helper);
@@ -149,11 +152,11 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
             var counts = routed.bincount(null, Experts);
             var offsets = counts.cumsum(0).to(ScalarType.Int32);
             var x = randn([tokens, Hidden], ScalarType.BFloat16, device);
-            var input = x.index_select(0, order.div(TopK, rounding_mode: RoundingMode.trunc));
+            var input = x.index_select(0, order.div(TopKScalar, rounding_mode: RoundingMode.trunc));
             var countsHost = counts.cpu().data<long>().ToArray();
             var busiest = (int)countsHost.Max();
             var starts = (counts.cumsum(0) - counts).index_select(0, expertOfRow);
-            var slot = arange(tokens * TopK, device: device) - starts;
+            var slot = DeepSeek.Model.Modeling.HeldScalars.Range(tokens * TopK, device) - starts;
 
             Tensor Grouped()
             {
@@ -241,7 +244,7 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         foreach (var (name, n, k) in shapes)
         {
             using var scope = NewDisposeScope();
-            var weight = randn([n, k], ScalarType.BFloat16, device) * 0.02f;
+            var weight = randn([n, k], ScalarType.BFloat16, device).mul(WeightScale);
             using var quantized = Int4GroupQuantization.Quantize(weight, groupSize);
             var packed = helper.PackInt4(quantized.Packed, innerKTiles);
             var dequantized = quantized.Dequantize();
@@ -273,7 +276,9 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
 
     /// <summary>
     /// FP8 (128×128 blocks) against bf16 holding the same values, for V2-Lite's projection shapes at
-    /// <paramref name="rowCounts"/> rows and its routed experts at as many tokens.
+    /// <paramref name="rowCounts"/> rows and its routed experts at as many tokens. Both errors are
+    /// against float32 products of the FP8 weights' exact values (e4m3 × scale), which the bf16 copy
+    /// holds rounded.
     /// </summary>
     public IReadOnlyList<Fp8Result> Fp8(IReadOnlyList<int> rowCounts)
     {
@@ -291,15 +296,16 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         foreach (var (name, n, k) in shapes)
         {
             using var scope = NewDisposeScope();
-            var (bytes, scaleInv) = Fp8BlockWeights.Quantize(randn([n, k], ScalarType.BFloat16, device) * 0.02f, blocks);
+            var (bytes, scaleInv) = Fp8BlockWeights.Quantize(randn([n, k], ScalarType.BFloat16, device).mul(WeightScale), blocks);
             var weight = Fp8BlockWeights.DequantizeTo(bytes, scaleInv, blocks, ScalarType.BFloat16);
+            var exact = Fp8BlockWeights.DequantizeTo(bytes, scaleInv, blocks, ScalarType.Float32);
             var copies = (int)Math.Clamp(RotationBytes / (n * k * 2), 1, 48);
             var weightCopies = Enumerable.Range(0, copies).Select(_ => weight.clone()).ToArray();
             var byteCopies = Enumerable.Range(0, copies).Select(_ => bytes.clone()).ToArray();
             foreach (var m in rowCounts)
             {
                 var x = randn([m, k], ScalarType.BFloat16, device);
-                var truth = x.to(ScalarType.Float32).matmul(weight.to(ScalarType.Float32).t());
+                var truth = x.to(ScalarType.Float32).matmul(exact.t());
                 var kernelError = RelativeError(helper.Fp8Linear(x, bytes, scaleInv), truth);
                 var bf16Error = RelativeError(nn.functional.linear(x, weight), truth);
                 var repeats = Math.Max(copies, 8);
@@ -322,16 +328,21 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         var gateUpScales = new List<Tensor>();
         var downBytes = new List<Tensor>();
         var downScales = new List<Tensor>();
+        var gateUpExact = new List<Tensor>();
+        var downExact = new List<Tensor>();
         for (var e = 0; e < Experts; e++)
         {
-            var (gate, gateScale) = Fp8BlockWeights.Quantize(randn([MoeIntermediate, Hidden], ScalarType.BFloat16, device) * 0.02f, blocks);
-            var (up, upScale) = Fp8BlockWeights.Quantize(randn([MoeIntermediate, Hidden], ScalarType.BFloat16, device) * 0.02f, blocks);
-            var (down, downScale) = Fp8BlockWeights.Quantize(randn([Hidden, MoeIntermediate], ScalarType.BFloat16, device) * 0.02f, blocks);
+            var (gate, gateScale) = Fp8BlockWeights.Quantize(randn([MoeIntermediate, Hidden], ScalarType.BFloat16, device).mul(WeightScale), blocks);
+            var (up, upScale) = Fp8BlockWeights.Quantize(randn([MoeIntermediate, Hidden], ScalarType.BFloat16, device).mul(WeightScale), blocks);
+            var (down, downScale) = Fp8BlockWeights.Quantize(randn([Hidden, MoeIntermediate], ScalarType.BFloat16, device).mul(WeightScale), blocks);
             gateUpBytes.Add(cat([gate, up], 0));
             gateUpScales.Add(cat([gateScale, upScale], 0));
             downBytes.Add(down);
             downScales.Add(downScale);
+            gateUpExact.Add(cat([Fp8BlockWeights.DequantizeTo(gate, gateScale, blocks, ScalarType.Float32), Fp8BlockWeights.DequantizeTo(up, upScale, blocks, ScalarType.Float32)], 0));
+            downExact.Add(Fp8BlockWeights.DequantizeTo(down, downScale, blocks, ScalarType.Float32));
         }
+        var (gateUpExactT, downExactT) = (stack(gateUpExact).transpose(1, 2), stack(downExact).transpose(1, 2));
         var (gateUp, gateUpScaleInv, downStack, downScaleInv) = (stack(gateUpBytes), stack(gateUpScales), stack(downBytes), stack(downScales));
         var gateUpBf16 = helper.Fp8Dequantize(gateUp, gateUpScaleInv, MoeIntermediate);
         var downBf16 = helper.Fp8Dequantize(downStack, downScaleInv);
@@ -351,13 +362,13 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
             var offsets = picks.flatten().bincount(null, Experts).cumsum(0).to(ScalarType.Int32);
             Tensor Grouped(Tensor input, Tensor gateUpWeights, Tensor downWeights)
             {
-                var sorted = input.index_select(0, order.div(TopK, rounding_mode: RoundingMode.trunc));
+                var sorted = input.index_select(0, order.div(TopKScalar, rounding_mode: RoundingMode.trunc));
                 var perPair = helper.GroupedMm(SwiGlu(helper.GroupedMm(sorted, gateUpWeights, offsets)), downWeights, offsets);
                 var inPairOrder = empty_like(perPair).index_copy_(0, order, perPair).view(tokens, TopK, Hidden);
                 return bmm(pickWeights.to(input.dtype).unsqueeze(1), inPairOrder).squeeze(1);
             }
-            // Truth: the same routing through the dequantised weights in float32.
-            var truth = Grouped(x.to(ScalarType.Float32), gateUpT.to(ScalarType.Float32), downT.to(ScalarType.Float32));
+            // Truth: the same routing through the FP8 weights' exact values in float32.
+            var truth = Grouped(x.to(ScalarType.Float32), gateUpExactT, downExactT);
             var kernelError = RelativeError(helper.Fp8Moe(x, picks, pickWeights, gateUp, gateUpScaleInv, downStack, downScaleInv), truth);
             var bf16Error = RelativeError(Grouped(x, gateUpT, downT), truth);
             var bf16GraphMs = GraphMs(_ => Grouped(x, gateUpT, downT), 10);
@@ -389,23 +400,23 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
 
         const int width = 256;
         Tensor Filled(long rowsEach, Func<int, float> value) =>
-            cat(Enumerable.Range(0, worldSize).Select(peer => full([rowsEach, width], value(peer), ScalarType.Float32, device)).ToList(), 0);
+            cat(Enumerable.Range(0, worldSize).Select(peer => Full([rowsEach, width], value(peer))).ToList(), 0);
 
         var sent = Filled(4, peer => (1000 * rank) + peer);
-        var received = full([4L * worldSize, width], float.NaN, ScalarType.Float32, device);
+        var received = Full([4L * worldSize, width], float.NaN);
         group.AllToAll(received, sent);
         var equalOk = received.eq(Filled(4, peer => (1000 * peer) + rank)).all().item<bool>();
 
         // Uneven: rank r sends j + 1 rows to rank j, so every rank receives rank + 1 rows from each peer.
         var inputSplits = Enumerable.Range(0, worldSize).Select(peer => (long)peer + 1).ToArray();
         var outputSplits = Enumerable.Range(0, worldSize).Select(_ => (long)rank + 1).ToArray();
-        var unevenSent = cat(Enumerable.Range(0, worldSize).Select(peer => full([peer + 1L, width], (1000f * rank) + peer, ScalarType.Float32, device)).ToList(), 0);
-        var unevenReceived = full([(rank + 1L) * worldSize, width], float.NaN, ScalarType.Float32, device);
+        var unevenSent = cat(Enumerable.Range(0, worldSize).Select(peer => Full([peer + 1L, width], (1000f * rank) + peer)).ToList(), 0);
+        var unevenReceived = Full([(rank + 1L) * worldSize, width], float.NaN);
         group.AllToAll(unevenReceived, unevenSent, outputSplits, inputSplits);
         var unevenOk = unevenReceived.eq(Filled(rank + 1, peer => (1000 * peer) + rank)).all().item<bool>();
 
-        var mine = full([3, width], (float)rank, ScalarType.Float32, device);
-        var gathered = full([3L * worldSize, width], float.NaN, ScalarType.Float32, device);
+        var mine = Full([3, width], rank);
+        var gathered = Full([3L * worldSize, width], float.NaN);
         group.AllGather(gathered, mine);
         var gatherOk = gathered.eq(Filled(3, peer => peer)).all().item<bool>();
 
@@ -415,7 +426,7 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         var broadcastOk = header.cpu().data<long>().ToArray().SequenceEqual([2L, 5, 1, 6, 0, 7]);
 
         // Host-blocking all-to-all, as the transport's combine: values are there when it returns.
-        var boundedReceived = full([4L * worldSize, width], float.NaN, ScalarType.Float32, device);
+        var boundedReceived = Full([4L * worldSize, width], float.NaN);
         group.AllToAll(boundedReceived, Filled(4, peer => (1000 * rank) + peer), null, null, TimeSpan.FromSeconds(30));
         var boundedOk = boundedReceived.eq(Filled(4, peer => (1000 * peer) + rank)).all().item<bool>();
 
@@ -424,6 +435,13 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         var allToAllMs = MedianMs(() => group.AllToAll(bigOut, big), 20);
         bool? lostRankFails = worldSize > 1 ? LostRankFails(group, rank) : null;
         return new NcclResult(rank, worldSize, group.Generation, initMs, equalOk, unevenOk, gatherOk, broadcastOk, boundedOk, lostRankFails, allToAllMs);
+    }
+
+    /// <summary>A float32 tensor of <paramref name="shape"/> filled with <paramref name="value"/>, its Scalar held through the call (HeldScalars says why).</summary>
+    private Tensor Full(long[] shape, float value)
+    {
+        using var fill = value.ToScalar();
+        return full(shape, fill, ScalarType.Float32, device);
     }
 
     /// <summary>
