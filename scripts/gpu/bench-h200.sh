@@ -2,7 +2,7 @@
 # One device call on a GPU host: the engine's GPU benchmarks beside the HF transformers peer, in one run.
 # Needs: the runtime bundle from scripts/publish-gpu-bundle.sh (BUNDLE, default ./deepseek-runtime-linux-x64.tar.xz),
 # PyTorch with CUDA and transformers, optionally a prebuilt helper (NATIVE_SO) else it is built.
-# PHASES picks parts (default all), run in this order: native decode graphs correctness long load peer quant fp8 v3 lora
+# PHASES picks parts (default all), run in this order: native decode graphs correctness long load peer quant fp8-probe fp8 v3 structured lora
 # (lora's correctness part needs the fixtures of scripts/gpu/make_lora_fixture.py under tests/fixtures)
 # ('quick': quant without its accuracy runs, peer without its long prompts)
 # Results: $OUT/*.json and $OUT/run.log; peak device memory per part from nvidia-smi sampling ($OUT/*.mem).
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 repo="$(pwd)"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 out="${OUT:-/tmp/out}"; mkdir -p "$out"
-phases="${PHASES:-native decode graphs correctness long load peer quant fp8 v3 lora}"
+phases="${PHASES:-native decode graphs correctness long load peer quant fp8-probe fp8 v3 structured lora}"
 budget="${BUDGET:-570}"
 t0=$(date +%s)
 left() { local l=$((budget - ($(date +%s) - t0))); local want=$1; echo $(( l < want ? (l > 5 ? l : 5) : want )); }
@@ -214,20 +214,31 @@ PY
     --batches 1,32 --prompt-tokens 256 --output-tokens 48 --bandwidth-gbs 4800 --json "$out/bench-quant-fp8.json" | grep -E "│|resident"
   rm -rf /tmp/v2lite-fp8
 fi
-if [[ $phases == *fp8* ]]; then
-  # docs/quantization.md "FP8 on the GPU": which FP8 products this PyTorch has; the helper's FP8 kernels
-  # against bf16 holding the same values; then one FP8 checkpoint served two ways in one run.
+if [[ $phases == *fp8-probe* ]]; then
   log "fp8: torch._scaled_mm with block scales on this GPU"
   timeout "$(left 45)" python3 scripts/gpu/fp8_scaled_mm_probe.py > "$out/fp8-probe.txt" 2>&1; tail -45 "$out/fp8-probe.txt"
-  log "bench native --sections fp8,grouped-mm (the int4 expert kernels share the FP8 ones' code: checked again)"
-  timeout "$(left 200)" "$rt" bench native --sections fp8,grouped-mm --fp8-rows 1,8,32,256 --tokens 1,8,32,256 --json "$out/native-fp8.json" | grep -E "│|fp8|error"
+fi
+if [[ " $phases " == *" fp8 "* ]]; then
+  # docs/quantization.md "FP8 on the GPU": the helper's FP8 kernels against bf16 holding the same values,
+  # each family forced in turn (DEEPSEEK_FP8_KERNELS) and the automatic choice; then one FP8 checkpoint
+  # served two ways in one run. FP8_KERNELS and FP8_ROWS narrow the first part.
+  for kernels in ${FP8_KERNELS:-auto tensor-cores cuda-cores dequantize}; do
+    log "bench native --sections fp8 with DEEPSEEK_FP8_KERNELS=$kernels"
+    DEEPSEEK_FP8_KERNELS=$kernels timeout "$(left 120)" "$rt" bench native --sections fp8 --fp8-rows ${FP8_ROWS:-1,2,8,32,128,512,2048} \
+      --json "$out/native-fp8-$kernels.json" | grep -E "│|fp8|error"
+  done
   log "fp8: V2-Lite shape, 8 layers, one FP8 checkpoint: dequantised to bf16 at load (none) against FP8-resident (fp8)"
   python3 scripts/gpu/make_random_checkpoint.py /tmp/v2lite-fp8-8 --layers 8 --fp8 > /dev/null
   for q in none fp8; do
     peak "bench-fp8-$q" timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --model /tmp/v2lite-fp8-8 --quantization $q \
       --batches 1,32 --prompt-tokens 256 --output-tokens 64 --bandwidth-gbs 4800 --json "$out/bench-fp8-$q.json" | grep -E "│|resident|native helper"
   done
-  python3 scripts/gpu/compare_greedy.py "$out/bench-fp8-none.json" "$out/bench-fp8-fp8.json" | tee "$out/fp8-greedy.json"
+  # Greedy agreement with each token's logit margin (a run of its own: the top-2 log-probabilities cost time)
+  for q in none fp8; do
+    timeout "$(left 120)" "$rt" bench --device cuda --dtype bfloat16 --model /tmp/v2lite-fp8-8 --quantization $q \
+      --batches 32 --prompt-tokens 256 --output-tokens 64 --record-margins --json "$out/greedy-fp8-$q.json" > /dev/null
+  done
+  python3 scripts/gpu/compare_greedy.py "$out/greedy-fp8-none.json" "$out/greedy-fp8-fp8.json" | tee "$out/fp8-greedy.json"
   rm -rf /tmp/v2lite-fp8-8
 fi
 
@@ -240,6 +251,14 @@ if [[ $phases == *v3* ]]; then
       --batches 1,8,32,128 --prompt-tokens 256 --output-tokens 16 --bandwidth-gbs 4800 --json "$out/bench-v3-fp8-$layers.json" | grep -E "│|resident|native helper"
   done
   python3 scripts/gpu/v3_projection.py "$out/bench-v3-fp8-4.json" "$out/bench-v3-fp8-5.json" | tee "$out/v3-projection.md"
+fi
+
+if [[ $phases == *structured* ]]; then
+  # Constrained decoding's cost (issue #32): half of each batch under a JSON schema, in the same steps as
+  # the unconstrained half, against the same batches unconstrained; masks built on the host per step.
+  log "bench --structured-share 0.5: V2-Lite shape, batch 1 and 32"
+  peak bench-structured timeout "$(left 300)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v2-lite --batches 1,32 \
+    --prompt-tokens 256 --output-tokens 64 --structured-share 0.5 --bandwidth-gbs 4800 --json "$out/bench-structured.json" | grep -E "│"
 fi
 
 if [[ $phases == *lora* ]]; then

@@ -297,7 +297,7 @@ internal sealed partial class EngineCore
         if (_onStep is { } onStep)
         {
             var decodes = step.Sequences.Count(q => q.IsDecode);
-            onStep(new StepTiming(step.TotalTokens - decodes, decodes, generated, elapsed));
+            onStep(new StepTiming(step.TotalTokens - decodes, decodes, generated, elapsed) { MaskElapsed = output.MaskElapsed });
         }
     }
 

@@ -165,7 +165,7 @@ internal sealed class ModelRunner : IModelRunner
             var tokens = _sampler.Sample(logits, requests);
             var sampled = new Dictionary<string, SampledToken>(requests.Count);
             for (var i = 0; i < requests.Count; i++) sampled[requests[i].Id] = tokens[i];
-            return new ModelRunnerOutput(sampled, output.ExpertLoads);
+            return new ModelRunnerOutput(sampled, output.ExpertLoads) { MaskElapsed = _sampler.LastMaskElapsed };
         }
         catch (Exception e) when (IsUnrecoverable(e))
         {

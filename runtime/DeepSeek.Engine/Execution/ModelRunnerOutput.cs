@@ -11,4 +11,7 @@ namespace DeepSeek.Engine.Execution;
 public sealed record ModelRunnerOutput(IReadOnlyDictionary<string, SampledToken> Sampled, IReadOnlyList<ExpertLoad> ExpertLoads)
 {
     public static ModelRunnerOutput Empty { get; } = new(new Dictionary<string, SampledToken>(), []);
+
+    /// <summary>Host time the sampler spent building constrained requests' token masks.</summary>
+    public TimeSpan MaskElapsed { get; init; }
 }

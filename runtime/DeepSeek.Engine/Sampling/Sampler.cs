@@ -23,6 +23,13 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
     /// <summary>Requests with a generator (sampled at least once and not forgotten).</summary>
     public int Count => _generators.Count;
 
+    /// <summary>
+    /// Host time the last <see cref="Sample"/> spent building constrained rows' masks (zero without
+    /// constrained rows); on a GPU that time overlaps the step's forward, which the mask's copy to the
+    /// device then waits for.
+    /// </summary>
+    public TimeSpan LastMaskElapsed { get; private set; }
+
     /// <summary>Drops the generators of finished requests.</summary>
     public void Forget(IEnumerable<string> requestIds)
     {
@@ -42,6 +49,7 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
     {
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(requests);
+        LastMaskElapsed = TimeSpan.Zero;
         var rows = requests.Count;
         if (logits.dim() != 2 || logits.shape[0] != rows)
             throw new ArgumentException($"Expected logits of [{rows}, vocab], got [{string.Join(", ", logits.shape)}].", nameof(logits));
@@ -115,6 +123,9 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
     /// </summary>
     private Tensor ApplyConstraints(Tensor logits, IReadOnlyList<EngineRequest> requests, int vocab, Device device)
     {
+        // Timed on the host alone: until the mask goes to the device (which waits for the step's forward
+        // on a GPU), building it overlaps the forward still running there.
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var rows = Enumerable.Range(0, requests.Count).Where(r => requests[r].Sampling.Constraint is not null).ToArray();
         var allowed = new bool[rows.Length * vocab];
         for (var i = 0; i < rows.Length; i++)
@@ -129,6 +140,7 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
             var left = (request.Sampling.MaxTokens ?? int.MaxValue) - request.OutputTokenIds.Count;
             cursor.Allowed(Math.Max(1, left), vocab, allowed.AsSpan(i * vocab, vocab));
         }
+        LastMaskElapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
         var refused = tensor(allowed, device: device).view(rows.Length, vocab).logical_not();
         if (rows.Length == requests.Count) return LogitsProcessing.MaskTokens(logits, refused);
         var index = tensor(rows.Select(r => (long)r).ToArray(), device: device);

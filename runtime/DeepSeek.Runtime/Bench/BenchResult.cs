@@ -24,6 +24,18 @@ public sealed record BenchResult(
     /// </summary>
     public IReadOnlyList<IReadOnlyList<int>> TokenIds { get; init; } = [];
 
-    /// <summary>What the row ran: null for a plain run; "base" or the LoRA adapters of a <c>--lora-adapters</c> run.</summary>
+    /// <summary>
+    /// With <c>--record-margins</c>: per request and token, the log-probability of the chosen (greedy)
+    /// token minus the runner-up's, the logit gap; where two configurations part, it says how near a tie it was.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<float>>? TokenMargins { get; init; }
+
+    /// <summary>What the row ran: null for a plain run; "base", the LoRA adapters of a <c>--lora-adapters</c> run, or the constrained share of a <c>--structured-share</c> run.</summary>
     public string? Variant { get; init; }
+
+    /// <summary>Requests of the batch that decoded under a JSON-schema constraint (<c>--structured-share</c>).</summary>
+    public int ConstrainedRequests { get; init; }
+
+    /// <summary>Mean host time per decode step spent building the constrained requests' token masks (inside the decode step time).</summary>
+    public double MaskMsPerDecodeStep { get; init; }
 }

@@ -14,12 +14,25 @@ namespace DeepSeek.Runtime.Bench;
 /// prefill; decode tokens/s is tokens sampled in pure decode steps over those steps' time. Step times
 /// are taken on the engine thread and include scheduling, the logits copy and sampling.
 /// </summary>
-/// <remarks>With <paramref name="adapters"/>, request i of a batch runs on adapter i mod their count (LoRA).</remarks>
-public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<StepTiming> steps, int vocabSize, int seed, IReadOnlyList<LoraAdapter>? adapters = null)
+/// <remarks>
+/// With <paramref name="adapters"/>, request i of a batch runs on adapter i mod their count (LoRA). With
+/// <paramref name="structured"/>, the first of each batch's requests decode under its constraint
+/// (structured outputs), the others without, in the same steps. With <paramref name="recordMargins"/>,
+/// each token's log-probability margin over the runner-up is kept beside its id.
+/// </remarks>
+public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<StepTiming> steps, int vocabSize, int seed, IReadOnlyList<LoraAdapter>? adapters = null,
+    StructuredLoad? structured = null, bool recordMargins = false)
 {
-    private IReadOnlyList<GenerationHandle> Submit(List<IReadOnlyList<int>> prompts, SamplingParameters sampling) => adapters is not { Count: > 0 }
-        ? engine.SubmitBatch(prompts, sampling)
-        : engine.SubmitBatch([.. prompts.Select((p, i) => engine.Validator.Validate(p, sampling, RequestFields.Completions).WithAdapter(adapters[i % adapters.Count]))]);
+    private IReadOnlyList<GenerationHandle> Submit(List<IReadOnlyList<int>> prompts, SamplingParameters sampling)
+    {
+        var constrained = structured?.ConstrainedOf(prompts.Count) ?? 0;
+        if (adapters is not { Count: > 0 } && constrained == 0) return engine.SubmitBatch(prompts, sampling);
+        return engine.SubmitBatch([.. prompts.Select((prompt, i) =>
+        {
+            var request = engine.Validator.Validate(prompt, i < constrained ? sampling with { Constraint = structured!.Constraint } : sampling, RequestFields.Completions);
+            return adapters is { Count: > 0 } ? request.WithAdapter(adapters[i % adapters.Count]) : request;
+        })]);
+    }
 
     public async Task<BenchResult> RunAsync(int batch, int promptTokens, int outputTokens, DecodeFloor floor, double bandwidthGBs, Action<int> onTokens)
     {
@@ -30,11 +43,13 @@ public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<Step
 
         // Warm up this batch shape first, as the peer does (library heuristics and allocator growth
         // for new shapes stay out of the numbers), on other prompts so no prefix-cache hit follows.
-        foreach (var handle in Submit(RandomPrompts(), new SamplingParameters { Temperature = 0f, MaxTokens = 4, IgnoreEos = true }))
+        // Constrained batches warm up for the whole length: a server's schema in use has its states'
+        // masks cached (what a new schema's first masks cost, `bench structured` measures).
+        foreach (var handle in Submit(RandomPrompts(), new SamplingParameters { Temperature = 0f, MaxTokens = structured is null ? 4 : outputTokens, IgnoreEos = true }))
             await foreach (var _ in handle.Events.ReadAllAsync()) { }
 
         var prompts = RandomPrompts();
-        var sampling = new SamplingParameters { Temperature = 0f, MaxTokens = outputTokens, IgnoreEos = true };
+        var sampling = new SamplingParameters { Temperature = 0f, MaxTokens = outputTokens, IgnoreEos = true, Logprobs = recordMargins ? 2 : null };
         steps.Clear();
 
         var clock = Stopwatch.StartNew();
@@ -43,6 +58,7 @@ public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<Step
         {
             var times = new List<double>(outputTokens);
             var tokens = new List<int>(outputTokens);
+            var margins = new List<float>(recordMargins ? outputTokens : 0);
             await foreach (var item in handle.Events.ReadAllAsync())
             {
                 if (item.FinishReason is FinishReason.Error or FinishReason.Cancelled)
@@ -50,9 +66,10 @@ public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<Step
                 if (item.TokenId is null) continue;
                 times.Add(clock.Elapsed.TotalMilliseconds);
                 tokens.Add(item.TokenId.Value);
+                if (item.Logprobs is { Top.Count: >= 2 } logprobs) margins.Add(logprobs.Top[0].Logprob - logprobs.Top[1].Logprob);
                 onTokens(1);
             }
-            return (Times: times, Tokens: (IReadOnlyList<int>)tokens);
+            return (Times: times, Tokens: (IReadOnlyList<int>)tokens, Margins: (IReadOnlyList<float>)margins);
         })).ConfigureAwait(false);
 
         var all = steps.ToArray();
@@ -73,6 +90,9 @@ public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<Step
             floorMs, batch / (floorMs / 1e3))
         {
             TokenIds = [.. perRequest.Select(r => r.Tokens)],
+            TokenMargins = recordMargins ? [.. perRequest.Select(r => r.Margins)] : null,
+            ConstrainedRequests = structured?.ConstrainedOf(batch) ?? 0,
+            MaskMsPerDecodeStep = decode.Length > 0 ? decode.Average(s => s.MaskElapsed.TotalMilliseconds) : 0,
         };
     }
 

@@ -75,6 +75,12 @@ public static class BenchCommand
             DefaultValueFactory = _ => 0,
         };
         var loraRank = new Option<int>("--lora-rank") { Description = "Rank of the --lora-adapters.", DefaultValueFactory = _ => 16 };
+        var recordMargins = new Option<bool>("--record-margins") { Description = "Keep each generated token's logit margin over the runner-up (top-2 log-probabilities) in --json, for comparing two configurations' greedy tokens (scripts/gpu/compare_greedy.py)." };
+        var structuredShare = new Option<double>("--structured-share")
+        {
+            Description = "Also run every batch size with this share of its requests (rounded up) decoding under a JSON schema (response_format json_schema, constrained decoding), the rest unconstrained in the same steps, beside the plain run. The vocabulary is the checkpoint's tokenizer, or a synthetic byte-level one of the model's size for --shape.",
+            DefaultValueFactory = _ => 0,
+        };
         var maxBatchTokens = new Option<int?>("--max-batch-tokens") { Description = "Tokens per forward pass: prompts longer than this prefill in chunks, so memory follows the chunk, not the prompt. Default: the whole batch's prompts in one step, as the peer measures." };
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
@@ -85,7 +91,7 @@ public static class BenchCommand
         var command = new Command("bench", "Engine throughput: prefill and decode tokens/s, time to first token and inter-token latency per batch size.")
         {
             shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, maxBatchTokens, device, dtype, quantization, cudaGraphs, threads, url, apiKey, requestsPerClient,
-            loraAdapters, loraRank,
+            loraAdapters, loraRank, structuredShare, recordMargins,
             NativeBenchCommand.Build(),
             StructuredBenchCommand.Build(),
         };
@@ -107,6 +113,7 @@ public static class BenchCommand
                 if (parse.GetValue(bandwidth) <= 0) throw new ArgumentException("--bandwidth-gbs must be positive.");
                 if (parse.GetValue(loraAdapters) < 0) throw new ArgumentException("--lora-adapters must be 0 or more.");
                 if (parse.GetValue(loraRank) < 1) throw new ArgumentException("--lora-rank must be at least 1.");
+                if (parse.GetValue(structuredShare) is < 0 or > 1) throw new ArgumentException("--structured-share must be between 0 and 1.");
                 var sizes = ParseBatches(parse.GetValue(batches)!);
                 if (parse.GetValue(url) is { } urlText)
                 {
@@ -155,8 +162,10 @@ public static class BenchCommand
                 AnsiConsole.MarkupLine($"[grey]{Markup.Escape(cpu.ToString())}[/]");
                 var rows = new List<BenchResult>();
                 var adapterCount = parse.GetValue(loraAdapters);
-                // The base model alone first; with --lora-adapters, then the same rows with every request on its own adapter.
-                await RunVariantAsync(null, adapterCount > 0 ? "base" : null);
+                var share = parse.GetValue(structuredShare);
+                // The base model alone first; with --lora-adapters, then the same rows with every request on its own adapter;
+                // with --structured-share, then the same rows with that share of each batch constrained.
+                await RunVariantAsync(null, adapterCount > 0 || share > 0 ? "base" : null);
                 if (adapterCount > 0)
                 {
                     var rank = parse.GetValue(loraRank);
@@ -164,8 +173,13 @@ public static class BenchCommand
                     var adapters = RandomAdapters(config, adapterCount, rank, seedValue);
                     await RunVariantAsync(adapters, $"{adapterCount} LoRA r{rank}");
                 }
+                if (share > 0)
+                {
+                    var load = StructuredBenchCommand.Load(config, parse.GetValue(shape) is null ? checkpoint ?? ModelOptions.EmbeddedModelDirectory : null, share, seedValue);
+                    await RunVariantAsync(null, string.Create(CultureInfo.InvariantCulture, $"{share * 100:0.#}% structured ({load.SchemaName})"), load);
+                }
 
-                async Task RunVariantAsync(LoraAdapterSet? adapters, string? variant)
+                async Task RunVariantAsync(LoraAdapterSet? adapters, string? variant, StructuredLoad? structured = null)
                 {
                     AnsiConsole.MarkupLine($"[grey]Loading {(checkpoint is null ? $"a random-weight {Markup.Escape(parse.GetValue(shape) ?? "tiny")} model" : Markup.Escape(checkpoint))} ({config.NumHiddenLayers} layers, {scalar}) on {Markup.Escape(deviceName)}{(variant is null ? "" : $" for {Markup.Escape(variant)}")}…[/]");
                     var engineOptions = adapters is null ? options : options with { MaxLoras = adapters.All.Count, MaxLoraRank = adapters.MaxRank };
@@ -192,7 +206,7 @@ public static class BenchCommand
                     AnsiConsole.MarkupLine($"[grey]Model ready in {engine.ModelLoadTime.TotalSeconds:0.0} s; weights {weights}, {residentBytes / (1024.0 * 1024 * 1024):0.00} GiB resident; KV cache {engine.NumKvBlocks} blocks of {blockSize}.[/]");
 
                     await engine.WarmUpAsync();
-                    var benchmark = new EngineBenchmark(engine, steps, config.VocabSize, seedValue, adapters?.All);
+                    var benchmark = new EngineBenchmark(engine, steps, config.VocabSize, seedValue, adapters?.All, structured, parse.GetValue(recordMargins));
                     await benchmark.RunAsync(1, Math.Min(prompt, 16), 2, floor!, 1, _ => { }); // first real steps, not reported
 
                     await AnsiConsole.Progress()
@@ -349,13 +363,16 @@ public static class BenchCommand
     {
         static string F(double value, string format = "N1") => value.ToString(format, CultureInfo.InvariantCulture);
         var variants = rows.Any(r => r.Variant is not null);
+        var constrained = rows.Any(r => r.ConstrainedRequests > 0);
         var table = new Table().Title("engine throughput");
         if (variants) table.AddColumn("model");
+        if (constrained) table.AddColumn("constrained").AddColumn("mask ms/decode step");
         table.AddColumn("batch").AddColumn("prefill tok/s").AddColumn("prefill steps").AddColumn("decode tok/s").AddColumn("decode ms/step")
             .AddColumn("TTFT p50/p90/p99 ms").AddColumn("ITL p50/p90/p99 ms").AddColumn($"floor ms/step @ {F(bandwidth, "N0")} GB/s").AddColumn("floor decode tok/s");
         foreach (var r in rows)
             table.AddRow([
                 .. variants ? [Markup.Escape(r.Variant ?? "")] : Array.Empty<string>(),
+                .. constrained ? [$"{r.ConstrainedRequests}/{r.Batch}", F(r.MaskMsPerDecodeStep, "N3")] : Array.Empty<string>(),
                 r.Batch.ToString(CultureInfo.InvariantCulture), F(r.PrefillTokensPerSecond), r.PrefillSteps.ToString(CultureInfo.InvariantCulture),
                 F(r.DecodeTokensPerSecond), F(r.DecodeMsPerStep, "N2"),
                 $"{F(r.TtftP50Ms)} / {F(r.TtftP90Ms)} / {F(r.TtftP99Ms)}", $"{F(r.ItlP50Ms, "N2")} / {F(r.ItlP90Ms, "N2")} / {F(r.ItlP99Ms, "N2")}",

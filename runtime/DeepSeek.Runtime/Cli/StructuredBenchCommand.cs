@@ -3,7 +3,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using DeepSeek.Engine.Structured;
+using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Tokenization;
+using DeepSeek.Runtime.Bench;
+using DeepSeek.Runtime.Hosting;
 
 namespace DeepSeek.Runtime.Cli;
 
@@ -15,7 +18,7 @@ namespace DeepSeek.Runtime.Cli;
 /// </summary>
 public static class StructuredBenchCommand
 {
-    private static readonly (string Name, string Schema)[] Schemas =
+    internal static readonly (string Name, string Schema)[] Schemas =
     [
         ("json_object", ""),
         ("person", """{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},"email":{"type":"string"}},"required":["name","age","email"],"additionalProperties":false}"""),
@@ -79,6 +82,31 @@ public static class StructuredBenchCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// What <c>bench --structured-share</c> constrains with: the "order" schema (nested objects, an array
+    /// with bounds, an enum) over the vocabulary of <paramref name="modelFolder"/>'s tokenizer as
+    /// <c>serve</c> builds it, or, for a random-weight shape (null), a synthetic byte-level vocabulary
+    /// of the model's size whose end-of-sequence id is the model's.
+    /// </summary>
+    internal static StructuredLoad Load(DeepSeekConfig config, string? modelFolder, double share, int seed)
+    {
+        var tokenizerFile = modelFolder is null ? null : Path.Combine(modelFolder, "tokenizer.json");
+        TokenVocabulary vocabulary;
+        if (tokenizerFile is not null && File.Exists(tokenizerFile))
+        {
+            vocabulary = EngineService.Vocabulary(BpeTokenizer.Load(tokenizerFile), config);
+        }
+        else
+        {
+            var bytes = Synthetic(config.VocabSize, new Random(seed));
+            var eos = config.EosTokenId ?? 1;
+            if (eos < bytes.Length) bytes[eos] = null;  // an end-of-sequence id is no text
+            vocabulary = new TokenVocabulary(bytes, [eos]);
+        }
+        var (name, schema) = Schemas.Single(s => s.Name == "order");
+        return new StructuredLoad(new StructuredOutputs(vocabulary).Compile(new ResponseFormat("json_schema", name, schema))!, share, name);
     }
 
     private static double Mean(List<double> values) => values.Count == 0 ? 0 : values.Average();

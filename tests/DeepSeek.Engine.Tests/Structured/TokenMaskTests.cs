@@ -210,5 +210,9 @@ public sealed class TokenMaskTests
         Assert.Equal(5, tokens[0].TokenId);
         Assert.Contains(Encoding.UTF8.GetString(Shared.BytesOf(tokens[1].TokenId)!), new[] { "{", "{\"" });
         Assert.Contains(Encoding.UTF8.GetString(Shared.BytesOf(tokens[2].TokenId)!), new[] { "{", "{\"" });
+        // The step's mask time is kept for benchmarks (StepTiming.MaskElapsed), and is none without constrained rows.
+        Assert.True(sampler.LastMaskElapsed > TimeSpan.Zero);
+        sampler.Sample(logits.narrow(0, 0, 1), [requests[0]]);
+        Assert.Equal(TimeSpan.Zero, sampler.LastMaskElapsed);
     }
 }
