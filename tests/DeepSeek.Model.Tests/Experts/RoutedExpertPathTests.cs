@@ -54,8 +54,9 @@ public sealed class RoutedExpertPathTests
         using var scope = NewDisposeScope();
         const int tokens = 33, favourite = 5;
         var ids = randint(Experts, [tokens, TopK], ScalarType.Int64, generator: new Generator(21));
-        ids[.., 0] = favourite; // every token's first slot …
-        ids.narrow(0, 0, 20)[.., 1] = favourite; // … and most tokens' second slot: same expert twice
+        using var favouriteId = favourite.ToScalar();
+        ids[.., 0].fill_(favouriteId); // every token's first slot …
+        ids.narrow(0, 0, 20)[.., 1].fill_(favouriteId); // … and most tokens' second slot: same expert twice
         var counts = Counts(ids).data<long>().ToArray();
         Assert.True(counts[favourite] > counts.Sum() / 2, "the routing is not skewed");
         AssertPathEqualsReference(path, ids);
@@ -85,7 +86,7 @@ public sealed class RoutedExpertPathTests
         {
             var expected = zeros([model.Config.HiddenSize], ScalarType.Float64);
             for (var k = 0; k < TopK; k++)
-                expected += ReferenceExpert(checkpoint, (int)idRows[(t * TopK) + k], hidden[t]) * weights[t, k];
+                expected = expected.Plus(ReferenceExpert(checkpoint, (int)idRows[(t * TopK) + k], hidden[t]) * weights[t, k]);
             var difference = (dispatched[t] - expected).abs().max().item<double>();
             Assert.True(difference < 1e-12, $"{path}, {tokens} tokens: token {t} differs by {difference}");
         }

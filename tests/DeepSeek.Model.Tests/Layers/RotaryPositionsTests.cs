@@ -1,6 +1,8 @@
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Layers;
+using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tests.Support;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Tests.Layers;
@@ -29,8 +31,9 @@ public sealed class RotaryPositionsTests
         Assert.False(elementwise.IsMatrices);
         Assert.True((matrices.Apply(x) - elementwise.Apply(x)).abs().max().item<double>() < 1e-12);
         // A rotation (times YaRN's factor on both parts) keeps each pair's length up to that factor.
-        var lengths = x.pow(2).sum(-1).sqrt();
-        Assert.True((matrices.Apply(x).pow(2).sum(-1).sqrt() - (lengths * rotary.AttentionFactor)).abs().max().item<double>() < 1e-5); // angles are float32, as in transformers
+        var lengths = x.pow(HeldScalars.Two).sum(-1).sqrt();
+        using var attentionFactor = rotary.AttentionFactor.ToScalar();
+        Assert.True((matrices.Apply(x).pow(HeldScalars.Two).sum(-1).sqrt() - lengths.mul(attentionFactor)).abs().max().item<double>() < 1e-5); // angles are float32, as in transformers
     }
 
     [Fact]

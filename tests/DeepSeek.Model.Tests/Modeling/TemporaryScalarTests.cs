@@ -14,7 +14,8 @@ namespace DeepSeek.Model.Tests.Modeling;
 /// such a Scalar while LibTorch reads it, so a finalizer can free it mid-call ("Unknown scalar type",
 /// "INTERNAL ASSERT FAILED at c10/core/Scalar.h"; a fresh-clone CI run on a busy machine failed a model
 /// load in <c>RotaryEmbedding.Frequencies</c> so). <see cref="HeldScalars"/> says what to do instead.
-/// The compiled IL is read, so every call site is found, load-time code included.
+/// The compiled IL is read, so every call site is found, load-time code included; this test project's own
+/// code is held to the same rule (its tests run in parallel, which is when a finalizer strikes).
 /// </summary>
 public sealed class TemporaryScalarTests
 {
@@ -27,6 +28,7 @@ public sealed class TemporaryScalarTests
     [InlineData(typeof(DeepSeekForCausalLM))]
     [InlineData(typeof(InferenceEngine))]
     [InlineData(typeof(DeepSeek.Runtime.Bench.NativeBenchmark))]
+    [InlineData(typeof(TemporaryScalarTests))]
     public void No_method_converts_a_number_to_a_temporary_scalar(Type inAssembly)
     {
         var offenders = ImplicitScalarConversions(inAssembly.Assembly.Location);

@@ -1,3 +1,4 @@
+using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Native;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -40,7 +41,10 @@ public sealed class Int4GroupQuantizationTests
         var scales = quantized.ScalesAndZeros.to(ScalarType.Float32)[.., .., 0].transpose(0, 1); // [N, groups]
         var error = (restored - weight).abs().reshape(48, 4, 64).amax([2]);
         // Half a quantisation step, plus bf16 rounding of the stored zero (about 0.4% of its value).
-        var bound = scales * 0.5 + quantized.ScalesAndZeros.to(ScalarType.Float32)[.., .., 1].transpose(0, 1).abs() * 0.004 + 1e-7;
+        using var half = 0.5.ToScalar();
+        using var zeroRounding = 0.004.ToScalar();
+        using var tiny = 1e-7.ToScalar();
+        var bound = scales.mul(half).Plus(quantized.ScalesAndZeros.to(ScalarType.Float32)[.., .., 1].transpose(0, 1).abs().mul(zeroRounding)).Plus(tiny);
         Assert.True(error.le(bound).all().item<bool>(), $"max error {error.max().item<float>()} exceeds half a step");
         var relative = (restored - weight).norm().item<float>() / weight.norm().item<float>();
         Assert.InRange(relative, 0.01f, 0.2f); // 16 levels: a few percent, never zero (it did quantise)

@@ -117,7 +117,7 @@ public sealed class NcclExpertTransportTests
         var layer = group.Leader.RoutedExperts[0];
         var held = placement.Layer(layer.LayerIndex).ExpertsOn(1)[0];
         var batch = new ExpertBatch(1, zeros([2, layer.HiddenSize], ScalarType.Float64),
-            full([2, layer.ExpertsPerToken], -1L).index_put_(tensor(held), TensorIndex.Colon, TensorIndex.Single(0)), ones([2, layer.ExpertsPerToken], ScalarType.Float64));
+            full([2, layer.ExpertsPerToken], HeldScalars.MinusOne, ScalarType.Int64).index_put_(tensor(held), TensorIndex.Colon, TensorIndex.Single(0)), ones([2, layer.ExpertsPerToken], ScalarType.Float64));
         // The leader routes by a placement the rank does not run (the rank holds the initial one).
         Assert.Throws<ExpertTransportException>(() => transport.Dispatch(layer.LayerIndex, ExpertPlacement.InitialVersion + 1, [batch]).Combine());
         var outcome = followers[0].Join();
@@ -134,7 +134,7 @@ public sealed class NcclExpertTransportTests
         var followers = group.Form(generation: 1, idleDeadline: Generous, unboundedWait: TimeSpan.FromSeconds(3), followerDeadline: TimeSpan.FromSeconds(3));
         var layer = group.Leader.RoutedExperts[0];
         var held = placement.Layer(layer.LayerIndex).ExpertsOn(1)[0];
-        ExpertBatch Batch() => new(1, zeros([2, layer.HiddenSize], ScalarType.Float64), full([2, layer.ExpertsPerToken], -1L).index_put_(tensor(held), TensorIndex.Colon, TensorIndex.Single(0)),
+        ExpertBatch Batch() => new(1, zeros([2, layer.HiddenSize], ScalarType.Float64), full([2, layer.ExpertsPerToken], HeldScalars.MinusOne, ScalarType.Int64).index_put_(tensor(held), TensorIndex.Colon, TensorIndex.Single(0)),
             ones([2, layer.ExpertsPerToken], ScalarType.Float64));
 
         _ = transport.Dispatch(layer.LayerIndex, ExpertPlacement.InitialVersion, [Batch()]); // its step "threw" before Combine

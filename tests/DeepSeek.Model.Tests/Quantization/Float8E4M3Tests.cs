@@ -1,4 +1,5 @@
 using DeepSeek.Model.Checkpoints;
+using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Tests.Support;
 using static TorchSharp.torch;
 
@@ -45,7 +46,7 @@ public sealed class Float8E4M3Tests
     public void Tensor_decode_equals_the_table()
     {
         using var scope = NewDisposeScope();
-        var bytes = arange(256, ScalarType.Int64).to(ScalarType.Byte).reshape(16, 16);
+        var bytes = HeldScalars.Range(256, CPU).to(ScalarType.Byte).reshape(16, 16);
         var decoded = Float8E4M3.Decode(bytes).reshape(-1).data<float>().ToArray();
         for (var bits = 0; bits < 256; bits++) Assert.Equal(Float8E4M3.Decode((byte)bits), decoded[bits]);
     }

@@ -122,13 +122,14 @@ public sealed class QuantizedModelAccuracyTests(ITestOutputHelper output)
                 ? RoundTrip(original, quantised.Quantization.GroupSize)
                 : quantisedByName[name];
             var error = held.to(ScalarType.Float64) - original.to(ScalarType.Float64);
-            var rms = error.pow(2).mean().sqrt().item<double>();
+            var rms = error.pow(HeldScalars.Two).mean().sqrt().item<double>();
             if (rms == 0) continue;
             perturbed++;
-            var relative = rms / referenceByName[name].to(ScalarType.Float64).pow(2).mean().sqrt().item<double>();
+            var relative = rms / referenceByName[name].to(ScalarType.Float64).pow(HeldScalars.Two).mean().sqrt().item<double>();
             if (relative > worst) (worst, worstTensor) = (relative, name);
-            var noise = randn(parameter.shape, ScalarType.Float64, generator: generator) * rms;
-            parameter.copy_((parameter.to(ScalarType.Float64) + noise).to(parameter.dtype));
+            using var rmsScalar = rms.ToScalar();
+            var noise = randn(parameter.shape, ScalarType.Float64, generator: generator).mul(rmsScalar);
+            parameter.copy_(parameter.to(ScalarType.Float64).Plus(noise).to(parameter.dtype));
         }
         return (perturbed, worst, worstTensor);
     }

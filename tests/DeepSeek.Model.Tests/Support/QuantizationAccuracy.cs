@@ -43,8 +43,8 @@ public sealed record QuantizationAccuracy(
             var lpB = b.narrow(0, 0, rows).log_softmax(-1).gather(1, next).squeeze(1);
             diffs.AddRange((lpA - lpB).abs().data<double>().ToArray());
             agree += (int)a.narrow(0, 0, rows).argmax(-1).eq(b.narrow(0, 0, rows).argmax(-1)).sum().item<long>();
-            squaredDiff += (a - b).pow(2).sum().item<double>();
-            squared += (a - a.mean([-1], keepdim: true)).pow(2).sum().item<double>();
+            squaredDiff += (a - b).pow(HeldScalars.Two).sum().item<double>();
+            squared += (a - a.mean([-1], keepdim: true)).pow(HeldScalars.Two).sum().item<double>();
             logits += a.numel();
         }
         return new QuantizationAccuracy(diffs.Count, diffs.Average(), diffs.Max(), (double)agree / diffs.Count, matched, total,
