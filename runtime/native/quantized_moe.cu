@@ -25,7 +25,6 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
