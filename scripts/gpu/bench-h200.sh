@@ -233,12 +233,25 @@ if [[ " $phases " == *" fp8 "* ]]; then
     peak "bench-fp8-$q" timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --model /tmp/v2lite-fp8-8 --quantization $q \
       --batches 1,32 --prompt-tokens 256 --output-tokens 64 --bandwidth-gbs 4800 --json "$out/bench-fp8-$q.json" | grep -E "│|resident|native helper"
   done
+  # FP8_MODEL_KERNELS: the FP8 model again with a kernel family forced (where prefill's products go)
+  for kernels in ${FP8_MODEL_KERNELS:-}; do
+    log "bench --quantization fp8 with DEEPSEEK_FP8_KERNELS=$kernels"
+    DEEPSEEK_FP8_KERNELS=$kernels timeout "$(left 200)" "$rt" bench --device cuda --dtype bfloat16 --model /tmp/v2lite-fp8-8 --quantization fp8 \
+      --batches 1,32 --prompt-tokens 256 --output-tokens 64 --bandwidth-gbs 4800 --json "$out/bench-fp8-fp8-$kernels.json" | grep -E "│"
+  done
   # Greedy agreement with each token's logit margin (a run of its own: the top-2 log-probabilities cost time)
   for q in none fp8; do
     timeout "$(left 120)" "$rt" bench --device cuda --dtype bfloat16 --model /tmp/v2lite-fp8-8 --quantization $q \
       --batches 32 --prompt-tokens 256 --output-tokens 64 --record-margins --json "$out/greedy-fp8-$q.json" > /dev/null
   done
   python3 scripts/gpu/compare_greedy.py "$out/greedy-fp8-none.json" "$out/greedy-fp8-fp8.json" | tee "$out/fp8-greedy.json"
+  # Step by step on bf16's own tokens (bench --teacher-tokens): each near-tie counts once. bf16 on its own
+  # tokens first, which checks that the forced decode reproduces the engine's.
+  for q in none fp8; do
+    log "bench --teacher-tokens greedy-fp8-none.json --quantization $q"
+    timeout "$(left 120)" "$rt" bench --device cuda --dtype bfloat16 --model /tmp/v2lite-fp8-8 --quantization $q \
+      --teacher-tokens "$out/greedy-fp8-none.json" --json "$out/teacher-fp8-$q.json" | grep -E "│"
+  done
   rm -rf /tmp/v2lite-fp8-8
 fi
 

@@ -24,6 +24,9 @@ public sealed record BenchResult(
     /// </summary>
     public IReadOnlyList<IReadOnlyList<int>> TokenIds { get; init; } = [];
 
+    /// <summary>With <c>--record-margins</c>: the measured requests' prompts, so that another configuration can decode the same text (<c>--teacher-tokens</c>).</summary>
+    public IReadOnlyList<IReadOnlyList<int>>? PromptTokenIds { get; init; }
+
     /// <summary>
     /// With <c>--record-margins</c>: per request and token, the log-probability of the chosen (greedy)
     /// token minus the runner-up's, the logit gap; where two configurations part, it says how near a tie it was.

@@ -91,6 +91,7 @@ public sealed class EngineBenchmark(InferenceEngine engine, ConcurrentQueue<Step
         {
             TokenIds = [.. perRequest.Select(r => r.Tokens)],
             TokenMargins = recordMargins ? [.. perRequest.Select(r => r.Margins)] : null,
+            PromptTokenIds = recordMargins ? prompts : null,
             ConstrainedRequests = structured?.ConstrainedOf(batch) ?? 0,
             MaskMsPerDecodeStep = decode.Length > 0 ? decode.Average(s => s.MaskElapsed.TotalMilliseconds) : 0,
         };

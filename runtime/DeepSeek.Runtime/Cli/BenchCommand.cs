@@ -81,6 +81,11 @@ public static class BenchCommand
             Description = "Also run every batch size with this share of its requests (rounded up) decoding under a JSON schema (response_format json_schema, constrained decoding), the rest unconstrained in the same steps, beside the plain run. The vocabulary is the checkpoint's tokenizer, or a synthetic byte-level one of the model's size for --shape.",
             DefaultValueFactory = _ => 0,
         };
+        var teacherTokens = new Option<string?>("--teacher-tokens")
+        {
+            Description = "Instead of timing: decode the prompts and tokens of this `bench --record-margins --json` file on this model, step by step on the file's own tokens, "
+                + "and count the steps whose greedy token is the file's (comparing two configurations of the same weights without one near-tie changing the rest of the text).",
+        };
         var maxBatchTokens = new Option<int?>("--max-batch-tokens") { Description = "Tokens per forward pass: prompts longer than this prefill in chunks, so memory follows the chunk, not the prompt. Default: the whole batch's prompts in one step, as the peer measures." };
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType();
@@ -91,7 +96,7 @@ public static class BenchCommand
         var command = new Command("bench", "Engine throughput: prefill and decode tokens/s, time to first token and inter-token latency per batch size.")
         {
             shape, model, layers, batches, promptTokens, outputTokens, bandwidth, seed, json, maxBatchTokens, device, dtype, quantization, cudaGraphs, threads, url, apiKey, requestsPerClient,
-            loraAdapters, loraRank, structuredShare, recordMargins,
+            loraAdapters, loraRank, structuredShare, recordMargins, teacherTokens,
             NativeBenchCommand.Build(),
             StructuredBenchCommand.Build(),
         };
@@ -163,6 +168,31 @@ public static class BenchCommand
                 var rows = new List<BenchResult>();
                 var adapterCount = parse.GetValue(loraAdapters);
                 var share = parse.GetValue(structuredShare);
+                // The model as the timed runs load it: a random-weight shape or a checkpoint, FP8-resident or int4 when asked.
+                DeepSeekForCausalLM BuildModel()
+                {
+                    var torchDevice = TorchRuntime.Resolve(deviceName);
+                    var built = checkpoint is null && parse.GetValue(shape) is not null
+                        ? DeepSeekForCausalLM.CreateRandom(config, scalar, torchDevice, seedValue)
+                        : LoadShortened(checkpoint ?? ModelOptions.EmbeddedModelDirectory, config, scalar, torchDevice, weights);
+                    try
+                    {
+                        if (weights.IsFp8) Fp8Residency.Quantize(built, built.Config.Quantization ?? Fp8Residency.Published);
+                        else Int4Quantization.Apply(built, weights, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
+                    }
+                    catch
+                    {
+                        built.Dispose();
+                        throw;
+                    }
+                    floor = DecodeFloor.Of(built);
+                    residentBytes = built.ResidentBytes;
+                    return built;
+                }
+
+                if (parse.GetValue(teacherTokens) is { } referencePath)
+                    return await TeacherForcedAsync(referencePath, BuildModel, weights.Name, parse.GetValue(json), cancellationToken);
+
                 // The base model alone first; with --lora-adapters, then the same rows with every request on its own adapter;
                 // with --structured-share, then the same rows with that share of each batch constrained.
                 await RunVariantAsync(null, adapterCount > 0 || share > 0 ? "base" : null);
@@ -183,26 +213,7 @@ public static class BenchCommand
                 {
                     AnsiConsole.MarkupLine($"[grey]Loading {(checkpoint is null ? $"a random-weight {Markup.Escape(parse.GetValue(shape) ?? "tiny")} model" : Markup.Escape(checkpoint))} ({config.NumHiddenLayers} layers, {scalar}) on {Markup.Escape(deviceName)}{(variant is null ? "" : $" for {Markup.Escape(variant)}")}…[/]");
                     var engineOptions = adapters is null ? options : options with { MaxLoras = adapters.All.Count, MaxLoraRank = adapters.MaxRank };
-                    await using var engine = await InferenceEngine.StartAsync(engineOptions, () =>
-                    {
-                        var torchDevice = TorchRuntime.Resolve(deviceName);
-                        var built = checkpoint is null && parse.GetValue(shape) is not null
-                            ? DeepSeekForCausalLM.CreateRandom(config, scalar, torchDevice, seedValue)
-                            : LoadShortened(checkpoint ?? ModelOptions.EmbeddedModelDirectory, config, scalar, torchDevice, weights);
-                        try
-                        {
-                            if (weights.IsFp8) Fp8Residency.Quantize(built, built.Config.Quantization ?? Fp8Residency.Published);
-                            else Int4Quantization.Apply(built, weights, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
-                        }
-                        catch
-                        {
-                            built.Dispose();
-                            throw;
-                        }
-                        floor = DecodeFloor.Of(built);
-                        residentBytes = built.ResidentBytes;
-                        return built;
-                    }, new DelegateTokenDecoder(_ => ""), metrics, onStep: steps.Enqueue, adapters: adapters);
+                    await using var engine = await InferenceEngine.StartAsync(engineOptions, BuildModel, new DelegateTokenDecoder(_ => ""), metrics, onStep: steps.Enqueue, adapters: adapters);
                     AnsiConsole.MarkupLine($"[grey]Model ready in {engine.ModelLoadTime.TotalSeconds:0.0} s; weights {weights}, {residentBytes / (1024.0 * 1024 * 1024):0.00} GiB resident; KV cache {engine.NumKvBlocks} blocks of {blockSize}.[/]");
 
                     await engine.WarmUpAsync();
@@ -242,6 +253,51 @@ public static class BenchCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// <c>bench --teacher-tokens</c>: this model decodes a reference run's prompts and tokens step by step
+    /// (<see cref="TeacherForcedAgreement"/>), one row per batch of the reference that recorded its prompts.
+    /// </summary>
+    private static async Task<int> TeacherForcedAsync(string referencePath, Func<DeepSeekForCausalLM> buildModel, string quantization, string? jsonPath,
+        CancellationToken cancellationToken)
+    {
+        BenchReport reference;
+        try
+        {
+            reference = JsonSerializer.Deserialize(await File.ReadAllTextAsync(referencePath, cancellationToken), BenchJsonContext.Default.BenchReport)
+                ?? throw new FormatException("it is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new FormatException($"--teacher-tokens: {referencePath} is not a `bench --json` report: {e.Message}", e);
+        }
+        var batches = reference.Rows.Where(r => r.PromptTokenIds is { Count: > 0 } && r.Variant is null or "base").ToList();
+        if (batches.Count == 0)
+            throw new ArgumentException($"--teacher-tokens: {referencePath} has no rows with prompts; make it with `bench --record-margins --json`.");
+
+        AnsiConsole.MarkupLine($"[grey]Loading the model ({Markup.Escape(quantization)}) to decode the tokens of {Markup.Escape(referencePath)} ({Markup.Escape(reference.Quantization)})…[/]");
+        using var model = buildModel();
+        var rows = new List<TeacherForcedRow>(batches.Count);
+        foreach (var batch in batches)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            rows.Add(TeacherForcedAgreement.Run(model, batch.PromptTokenIds!, batch.TokenIds));
+        }
+
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 220;
+        var table = new Table().Title($"greedy tokens on the reference's tokens ({Markup.Escape(quantization)} against {Markup.Escape(reference.Quantization)})")
+            .AddColumn("batch").AddColumn("steps").AddColumn("equal").AddColumn("share equal").AddColumn("median margin (equal)").AddColumn("widest margin (different)");
+        foreach (var row in rows)
+            table.AddRow(row.Requests.ToString(CultureInfo.InvariantCulture), row.Steps.ToString(CultureInfo.InvariantCulture),
+                row.EqualSteps.ToString(CultureInfo.InvariantCulture), ((double)row.EqualSteps / row.Steps).ToString("P1", CultureInfo.InvariantCulture),
+                row.MedianMargin.ToString("0.0000", CultureInfo.InvariantCulture),
+                row.Disagreements.Count == 0 ? "-" : row.Disagreements.Max(d => d.Margin).ToString("0.0000", CultureInfo.InvariantCulture));
+        AnsiConsole.Write(table);
+        if (jsonPath is not null)
+            await File.WriteAllTextAsync(jsonPath, JsonSerializer.Serialize(new TeacherForcedReport(referencePath, quantization, rows), BenchJsonContext.Default.TeacherForcedReport),
+                cancellationToken);
+        return 0;
     }
 
     /// <summary>

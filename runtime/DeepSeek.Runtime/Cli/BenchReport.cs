@@ -25,8 +25,15 @@ public sealed record HttpBenchReport(
     int PromptIdBound,
     IReadOnlyList<HttpBenchResult> Rows);
 
+/// <summary>What <c>bench --teacher-tokens REFERENCE --json</c> writes: the model decoded and its agreement with the reference, one row per batch.</summary>
+public sealed record TeacherForcedReport(
+    string Reference,
+    string Quantization,
+    IReadOnlyList<TeacherForcedRow> Rows);
+
 /// <summary>Source-generated serialisation: the GPU bundle is trimmed, where reflection-based JSON is off.</summary>
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(BenchReport))]
 [JsonSerializable(typeof(HttpBenchReport))]
+[JsonSerializable(typeof(TeacherForcedReport))]
 internal sealed partial class BenchJsonContext : JsonSerializerContext;
