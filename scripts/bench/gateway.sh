@@ -7,6 +7,9 @@
 #
 #   scripts/bench/gateway.sh [SECONDS_PER_RUN]
 #
+# Beside them, YARP's forwarder alone (scripts/bench/yarp-floor, built here): the library the gateway forwards
+# with, doing nothing of the gateway's own, i.e. the floor under the gateway's cost.
+#
 # Needs: a Release build of the gateway (dotnet build gateway/DeepSeek.Gateway -c Release). Installs wrk
 # (a Debian package) when missing, and unpacks Debian's nginx into .tools/nginx without installing it
 # (nothing under /etc, no service: it runs from a config written here, with its own prefix and temp paths).
@@ -15,6 +18,8 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-10}
 gateway=gateway/DeepSeek.Gateway/bin/Release/net10.0/deepseek-gateway
 [ -x "$gateway" ] || { echo "error: build the gateway first: dotnet build gateway/DeepSeek.Gateway -c Release" >&2; exit 2; }
+floor=scripts/bench/yarp-floor/bin/Release/net10.0/yarp-floor
+dotnet build scripts/bench/yarp-floor -c Release -nologo -v quiet -clp:ErrorsOnly > /dev/null
 
 # --- tools -------------------------------------------------------------------------------------------
 if ! command -v wrk >/dev/null 2>&1; then
@@ -43,7 +48,7 @@ pids=()
 stop() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done; pids=(); }
 trap 'stop; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-upstream_port=$(port); proxy_port=$(port); gateway_port=$(port); keyed_port=$(port)
+upstream_port=$(port); proxy_port=$(port); gateway_port=$(port); keyed_port=$(port); floor_port=$(port)
 
 completion='{"id":"chatcmpl-bench","object":"chat.completion","created":0,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":1,"total_tokens":9}}'
 mkdir -p "$work/temp"
@@ -94,6 +99,9 @@ pids+=($!)
 Logging__LogLevel__Default=Warning "$gateway" --config "$work/gateway-keyed.yaml" > "$work/gateway-keyed.log" 2>&1 &
 pids+=($!)
 
+"$floor" "$floor_port" "http://127.0.0.1:$upstream_port" > "$work/yarp-floor.log" 2>&1 &
+pids+=($!)
+
 wait_ready() { # $1 url: up to 60 s for a 200 from the model list or readiness
   for _ in $(seq 1 600); do
     curl -fsS -o /dev/null -H "Authorization: Bearer $key" "$1" 2>/dev/null && return 0
@@ -105,6 +113,7 @@ wait_ready "http://127.0.0.1:$upstream_port/ready"
 wait_ready "http://127.0.0.1:$proxy_port/ready"
 wait_ready "http://127.0.0.1:$gateway_port/v1/models"
 wait_ready "http://127.0.0.1:$keyed_port/v1/models"
+wait_ready "http://127.0.0.1:$floor_port/ready"
 
 # --- load --------------------------------------------------------------------------------------------
 cat > "$work/request.lua" <<'EOF'
@@ -132,7 +141,7 @@ EOF
 }
 
 # Warm every path (JIT, connection pools) before measuring.
-for target in "$upstream_port" "$proxy_port" "$gateway_port"; do BENCH_KEY= wrk -t1 -c8 -d2s -s "$work/request.lua" "http://127.0.0.1:$target/v1/chat/completions" > /dev/null; done
+for target in "$upstream_port" "$proxy_port" "$gateway_port" "$floor_port"; do BENCH_KEY= wrk -t1 -c8 -d2s -s "$work/request.lua" "http://127.0.0.1:$target/v1/chat/completions" > /dev/null; done
 BENCH_KEY=$key wrk -t1 -c8 -d2s -s "$work/request.lua" "http://127.0.0.1:$keyed_port/v1/chat/completions" > /dev/null
 
 echo "gateway benchmark: $(nproc) CPUs, $(uname -m), ${seconds} s per run, wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2), nginx $("$nginx" -v 2>&1 | cut -d/ -f2)"
@@ -142,7 +151,7 @@ echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for connections in 1 64; do
   read -r direct_rate direct_p50 direct_p99 direct_errors < <(run "$upstream_port" "$connections" "")
   echo "| direct to the fake upstream | $connections | $direct_rate | $direct_p50 | $direct_p99 | – | – | $direct_errors |"
-  for path in "nginx proxy_pass:$proxy_port:" "deepseek-gateway, open:$gateway_port:" "deepseek-gateway, API key:$keyed_port:$key"; do
+  for path in "nginx proxy_pass:$proxy_port:" "YARP forwarder alone:$floor_port:" "deepseek-gateway, open:$gateway_port:" "deepseek-gateway, API key:$keyed_port:$key"; do
     IFS=: read -r name target with_key <<< "$path"
     read -r rate p50 p99 errors < <(run "$target" "$connections" "$with_key")
     added50=$(python3 -c "print(f'{$p50 - $direct_p50:.3f}')")
