@@ -213,15 +213,14 @@ internal sealed partial class ProxyEndpoint(
     /// <summary>A finished answer's tokens (audit, the key's tokens per minute) and, for a deterministic 200, its cache entry.</summary>
     private void Account(HttpContext context, RequestRecord record, GatewayModel model, GatewayVariant variant, ResponseCapture capture, bool streamed, string? cacheKey)
     {
-        var captured = capture.Captured();
-        var usage = streamed ? UsageReader.FromEventStreamTail(captured) : capture.Complete ? UsageReader.FromJson(captured) : null;
+        var usage = streamed ? UsageReader.FromEventStreamTail(capture.Kept) : capture.Complete ? UsageReader.FromJson(capture.Kept) : null;
         if (usage is { } u)
         {
             (record.PromptTokens, record.CompletionTokens) = (u.PromptTokens, u.CompletionTokens);
             limits.AddTokens(record.Key.Key, u.Total);
         }
         if (cacheKey is not null && context.Response.StatusCode == StatusCodes.Status200OK && capture.Complete && !streamed)
-            model.Cache!.Put(cacheKey, context.Response.ContentType ?? "application/json", captured, variant.Name);
+            model.Cache!.Put(cacheKey, context.Response.ContentType ?? "application/json", capture.Captured(), variant.Name);
     }
 
     /// <summary>

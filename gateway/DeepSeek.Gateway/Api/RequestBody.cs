@@ -21,24 +21,48 @@ internal sealed class RequestBody(byte[] bytes, JsonDocument document, string mo
         ArgumentNullException.ThrowIfNull(request);
         if (!IsJson(request.ContentType)) return (null, GatewayError.WrongMediaType());
         if (request.ContentLength > limit) return (null, GatewayError.TooLarge(limit));
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        while (true)
+        byte[] bytes;
+        try
         {
-            int read;
-            try
+            // A declared length (what clients send) is read straight into its array; a chunked body grows a buffer.
+            if (request.ContentLength is { } declared)
             {
-                read = await request.Body.ReadAsync(chunk, request.HttpContext.RequestAborted);
+                bytes = new byte[declared];
+                var filled = 0;
+                while (filled < bytes.Length)
+                {
+                    var read = await request.Body.ReadAsync(bytes.AsMemory(filled), request.HttpContext.RequestAborted);
+                    if (read == 0) break;
+                    filled += read;
+                }
+                // Kestrel itself refuses a body shorter than its Content-Length; this is the same answer should one get here.
+                if (filled < bytes.Length)
+                    return (null, GatewayError.Invalid($"The body ended after {filled} of its {bytes.Length} declared bytes.", code: "invalid_body"));
             }
-            catch (BadHttpRequestException e)
+            else
             {
-                return (null, new GatewayError(e.StatusCode, "invalid_request_error", $"The request body could not be read: {e.Message}", "invalid_body"));
+                using var buffer = new MemoryStream();
+                var chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+                try
+                {
+                    int read;
+                    while ((read = await request.Body.ReadAsync(chunk, request.HttpContext.RequestAborted)) > 0)
+                    {
+                        if (buffer.Length + read > limit) return (null, GatewayError.TooLarge(limit));
+                        buffer.Write(chunk, 0, read);
+                    }
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
+                }
+                bytes = buffer.ToArray();
             }
-            if (read == 0) break;
-            if (buffer.Length + read > limit) return (null, GatewayError.TooLarge(limit));
-            buffer.Write(chunk, 0, read);
         }
-        var bytes = buffer.ToArray();
+        catch (BadHttpRequestException e)
+        {
+            return (null, new GatewayError(e.StatusCode, "invalid_request_error", $"The request body could not be read: {e.Message}", "invalid_body"));
+        }
         // The JSON reader checks UTF-8 only where it decodes; a bad byte inside a string would pass to the runtime.
         if (!System.Text.Unicode.Utf8.IsValid(bytes)) return (null, GatewayError.Invalid("The body is not valid UTF-8.", code: "invalid_json"));
         JsonDocument document;

@@ -14,7 +14,11 @@ internal sealed class ResponseCapture(Stream inner, bool tailOnly, int limit) : 
     /// <summary>False once the body outgrew <c>limit</c> in whole mode: the copy is then not the body.</summary>
     public bool Complete { get; private set; } = true;
 
+    /// <summary>A copy of what was kept (a cache entry outlives the response).</summary>
     public byte[] Captured() => _copy.ToArray();
+
+    /// <summary>What was kept, without a copy: valid until the next write (reading the usage).</summary>
+    public ReadOnlySpan<byte> Kept => _copy.GetBuffer().AsSpan(0, (int)_copy.Length);
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
