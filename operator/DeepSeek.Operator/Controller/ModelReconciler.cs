@@ -276,12 +276,15 @@ public sealed class ModelReconciler(
             status.Replicas = model.Status?.Replicas ?? 0;
             status.ReadyReplicas = model.Status?.ReadyReplicas ?? 0;
             if (!StatusCalculator.Same(model.Status, status)) await cluster.WriteStatusAsync(model.Metadata, status, cancellationToken);
-            await RecordAsync(model, "Warning", problem.Reason, problem.Message, cancellationToken);
         }
         catch (HttpOperationException e)
         {
-            logger.LogWarning("Could not record the failure on {Model}: {Status}", model.Metadata.Name, e.Response.StatusCode);
+            // A stale read (409: the cache has not yet shown the last status write) is the common case under load;
+            // the retry writes the status again.
+            logger.LogWarning("Could not write the failure into the status of {Model}: {Status}", model.Metadata.Name, e.Response.StatusCode);
         }
+        // The failure happened whether or not the status said so: its Event (a count per failure) does not depend on that write.
+        await RecordAsync(model, "Warning", problem.Reason, problem.Message, cancellationToken);
     }
 
     private async Task RecordAsync(V1Alpha1DeepSeekModel model, string type, string reason, string message, CancellationToken cancellationToken)

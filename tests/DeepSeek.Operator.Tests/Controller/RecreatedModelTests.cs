@@ -16,39 +16,7 @@ namespace DeepSeek.Operator.Tests.Controller;
 /// </summary>
 public sealed class RecreatedModelTests
 {
-    private sealed class EmptyCluster : IModelCluster
-    {
-        public DeepSeekModelDocument? Model { get; set; }
-        public List<ChildAction> Applied { get; } = [];
-
-        public DeepSeekModelDocument? GetModel(string ns, string name) => Model;
-        public IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Children(string ns, string model) => [];
-        public IReadOnlyList<V1Pod> Pods(string ns, string model) => [];
-        public Task<IReadOnlyList<Corev1Event>> WarningsAboutAsync(IKubernetesObject<V1ObjectMeta> workload, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<Corev1Event>>([]);
-        public Task WriteStatusAsync(V1ObjectMeta model, DeepSeekModelStatus status, CancellationToken cancellationToken) => Task.CompletedTask;
-        public Task RecordEventAsync(V1ObjectMeta model, string type, string reason, string message, CancellationToken cancellationToken) => Task.CompletedTask;
-
-        public Task ApplyAsync(ChildAction action, CancellationToken cancellationToken)
-        {
-            Applied.Add(action);
-            return Task.CompletedTask;
-        }
-
-        /// <summary>Secrets by name: read by GET, never from a cache.</summary>
-        public Dictionary<string, V1Secret> Secrets { get; } = [];
-        public List<V1Secret> CreatedSecrets { get; } = [];
-
-        public Task<V1Secret?> ReadSecretAsync(string ns, string name, CancellationToken cancellationToken) => Task.FromResult(Secrets.GetValueOrDefault(name));
-
-        public Task CreateSecretAsync(V1Secret secret, CancellationToken cancellationToken)
-        {
-            Secrets.Add(secret.Metadata.Name, secret);
-            CreatedSecrets.Add(secret);
-            return Task.CompletedTask;
-        }
-    }
-
-    private static DeepSeekModelDocument Document(string uid) => new()
+    internal static DeepSeekModelDocument Document(string uid) => new()
     {
         Metadata = new V1ObjectMeta { Name = "ep", NamespaceProperty = "default", Uid = uid, Generation = 1, ResourceVersion = "1" },
         Spec = JsonNode.Parse("""{"model":{"source":{"pvc":{"claimName":"weights"}}},"parallelism":{"podsPerReplica":2},"replicas":1}"""),
@@ -57,7 +25,7 @@ public sealed class RecreatedModelTests
     [Fact]
     public async Task The_children_of_a_model_recreated_under_the_same_name_are_created_without_waiting()
     {
-        var cluster = new EmptyCluster { Model = Document("uid-first") };
+        var cluster = new FakeModelCluster { Model = Document("uid-first") };
         var reconciler = new ModelReconciler(cluster, new OperatorDefaults { RuntimeImage = "r" }, ClusterFeatures.Any, TimeProvider.System, NullLogger<ModelReconciler>.Instance);
 
         Assert.Equal(ReconcileResult.Done, await reconciler.ReconcileAsync("default/ep", CancellationToken.None));
