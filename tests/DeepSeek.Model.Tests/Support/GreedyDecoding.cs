@@ -10,7 +10,11 @@ namespace DeepSeek.Model.Tests.Support;
 /// </summary>
 public static class GreedyDecoding
 {
-    public static long[] Cached(DeepSeekForCausalLM model, IReadOnlyList<long> prompt, int count)
+    /// <param name="model">The model, materialised.</param>
+    /// <param name="prompt">Token ids of the prompt.</param>
+    /// <param name="count">Tokens to generate.</param>
+    /// <param name="beforeForward">Called with each forward's token count before it runs (a lockstep rank's agreement).</param>
+    public static long[] Cached(DeepSeekForCausalLM model, IReadOnlyList<long> prompt, int count, Action<int>? beforeForward = null)
     {
         using var cache = model.CreateCache(prompt.Count + count);
         var generated = new List<long>(count);
@@ -19,6 +23,7 @@ public static class GreedyDecoding
         for (var step = 0; step < count; step++)
         {
             using var scope = NewDisposeScope();
+            beforeForward?.Invoke(next.Count);
             using var output = model.Forward(ForwardBatch.Contiguous(next, position), cache);
             position += next.Count;
             var token = output.Logits[-1].argmax().item<long>();

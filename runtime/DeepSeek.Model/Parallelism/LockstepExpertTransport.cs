@@ -1,0 +1,260 @@
+using DeepSeek.Model.Experts;
+using DeepSeek.Model.Modeling;
+using DeepSeek.Model.Native;
+using static TorchSharp.torch;
+
+namespace DeepSeek.Model.Parallelism;
+
+/// <summary>
+/// Data-parallel attention over a collective group (NCCL's on GPUs, design.md §2.5.1): every rank runs its
+/// own requests with its own KV cache, and at each MoE layer exchanges routed rows with every other rank,
+/// all-to-all each way, so no rank relays another's tokens. Collectives need every rank in every
+/// exchange, so the ranks run their forwards in lockstep:
+/// <list type="number">
+/// <item>before every forward, each rank calls <see cref="AgreeForward"/> with its own token count (0: it
+/// has none): one all-gather of every rank's count. While every count is 0 the ranks are idle and call it
+/// again (<see cref="IdleTurn"/>) when their own work arrives or an idle interval has passed;</item>
+/// <item>when any count is above 0, each rank with tokens runs its forward and each without runs
+/// <see cref="JoinForward"/>: the same MoE layers' exchanges, in the same order, with an empty batch, so
+/// it still computes what its peers send it;</item>
+/// <item>per MoE layer (<see cref="Dispatch"/>, then <see cref="IExpertCombine.Combine"/>): an announce
+/// all-to-all of <c>[layer, placement version, rows]</c> per destination, which gives the split sizes and
+/// catches ranks out of step; the rows, their expert ids and weights all-to-all with those splits; the
+/// rows received computed with the experts held here while the caller computes its own share; the
+/// answers all-to-all back.</item>
+/// </list>
+/// Every host wait is bounded by the deadline: a rank lost, stuck or out of step fails the forward with
+/// <see cref="ExpertTransportException"/>, aborts the group and detaches it, and later calls fail at once
+/// until <see cref="Attach"/> gives a new group. All calls but <see cref="Attach"/> come from the engine
+/// thread of the rank's process.
+/// </summary>
+public sealed class LockstepExpertTransport : IExpertTransport, IDisposable
+{
+    /// <summary>Values per destination in the announce: layer, placement version, rows.</summary>
+    private const int AnnounceValues = 3;
+
+    private readonly TimeSpan _deadline;
+    private IReadOnlyList<RoutedExperts> _layers = [];
+    private Dictionary<int, RoutedExperts> _byLayer = [];
+    private DeepSeekForCausalLM? _model;
+    private IProcessGroup? _group;
+    private string _detachedBecause = "the group has not formed yet";
+    private bool _inFlight;
+    // MoE layers exchanged since the last agreed forward of this rank, or −1 when none is open: the next
+    // agreement checks the forward went through every layer (a forward that threw half-way leaves its
+    // peers inside the exchanges it skipped).
+    private int _layersOfForward = -1;
+
+    /// <param name="deadline">How long any collective may keep the host waiting before the group counts as failed.</param>
+    public LockstepExpertTransport(TimeSpan deadline)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(deadline, TimeSpan.Zero);
+        _deadline = deadline;
+    }
+
+    /// <summary>Raised on the failing thread when a failure detaches the group; the argument says why.</summary>
+    public event Action<string>? Detached;
+
+    /// <summary>The group in use, or null while none is formed.</summary>
+    public IProcessGroup? Group => Volatile.Read(ref _group);
+
+    /// <summary>Why no group is attached (the last failure), for readiness messages.</summary>
+    public string DetachedBecause => Volatile.Read(ref _detachedBecause);
+
+    /// <summary>Rows of its peers' tokens this rank computed.</summary>
+    public long RowsServed { get; private set; }
+
+    /// <summary>
+    /// The model this rank runs, sharded by <see cref="ExpertParallelism.Apply"/> with this transport and
+    /// materialised: its MoE layers compute the rows peers send.
+    /// </summary>
+    public void Bind(DeepSeekForCausalLM model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (!model.IsMaterialised) throw new InvalidOperationException("Bind the model once it is materialised.");
+        _layers = [.. model.RoutedExperts.OrderBy(e => e.LayerIndex)];
+        if (_layers.Count == 0) throw new ArgumentException("The model has no MoE layer to exchange.", nameof(model));
+        _byLayer = _layers.ToDictionary(e => e.LayerIndex);
+        _model = model;
+    }
+
+    /// <summary>Starts using <paramref name="group"/> (formed and agreed); only while none is attached, so the engine thread never holds it.</summary>
+    public void Attach(IProcessGroup group)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        if (Interlocked.CompareExchange(ref _group, group, null) is not null)
+            throw new InvalidOperationException("A group is attached already; a new one is attached after the old one failed.");
+    }
+
+    /// <summary>Every rank's token count for the forward each is about to run, in rank order (this rank's own included).</summary>
+    /// <exception cref="ExpertTransportException">No group, a rank lost, or this rank's previous forward did not finish its exchanges.</exception>
+    public IReadOnlyList<long> AgreeForward(long tokens)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        var group = Current();
+        if (_layersOfForward >= 0 && _layersOfForward != _layers.Count)
+            throw Fail(group, $"this rank's last forward stopped after {_layersOfForward} of {_layers.Count} MoE layers (it failed), so its peers wait in an exchange it will not run", null);
+        try
+        {
+            using var scope = NewDisposeScope();
+            var counts = zeros([group.WorldSize, 1], ScalarType.Int64, Device);
+            group.AllGather(counts, tensor(new[] { tokens }, [1, 1], device: Device), _deadline);
+            var all = counts.cpu().data<long>().ToArray();
+            _layersOfForward = all.Any(c => c > 0) ? 0 : -1;
+            return all;
+        }
+        catch (Exception e) when (e is not ExpertTransportException)
+        {
+            throw Fail(group, $"the forward agreement failed: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// One agreement with nothing of this rank's own, and when a peer has work, its forward's exchanges
+    /// (<see cref="JoinForward"/>). Returns whether a peer was stepping; false means every rank is idle.
+    /// </summary>
+    public bool IdleTurn()
+    {
+        if (!AgreeForward(0).Any(c => c > 0)) return false;
+        JoinForward();
+        return true;
+    }
+
+    /// <summary>A forward's exchanges with an empty batch of this rank's own: every MoE layer in order, answering the rows peers send.</summary>
+    public void JoinForward()
+    {
+        if (_model is null) throw new InvalidOperationException("Bind the model before it joins its peers' forwards.");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        foreach (var experts in _layers) _ = Dispatch(experts.LayerIndex, experts.PlacementVersion, []).Combine();
+    }
+
+    public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches)
+    {
+        ArgumentNullException.ThrowIfNull(batches);
+        var group = Current();
+        if (_inFlight) throw Fail(group, "an exchange was abandoned half-way (a step failed between dispatch and combine)", null);
+        // Nothing was issued yet, so the peers are unaffected: a forward of this rank that its peers did not agree to.
+        if (_layersOfForward < 0 || _layersOfForward >= _layers.Count)
+            throw new InvalidOperationException("A forward's exchanges follow its agreement (AgreeForward): every rank must know a forward is coming.");
+        if (!_byLayer.TryGetValue(layerIndex, out var experts)) throw new ArgumentException($"Layer {layerIndex} is not a MoE layer of the bound model.", nameof(layerIndex));
+        var world = group.WorldSize;
+        var outRows = new long[world];
+        foreach (var batch in batches)
+        {
+            if (batch.Rank < 0 || batch.Rank >= world || batch.Rank == group.Rank || outRows[batch.Rank] != 0)
+                throw new ArgumentException($"Batches go to the ranks 0..{world - 1} but this one ({group.Rank}), at most one each; got rank {batch.Rank}.", nameof(batches));
+            outRows[batch.Rank] = batch.Hidden.shape[0];
+        }
+        var ordered = batches.OrderBy(b => b.Rank).ToList();
+        var hiddenSize = experts.HiddenSize;
+        var k = experts.ExpertsPerToken;
+        var dtype = _model!.DType;
+        try
+        {
+            var inRows = Announce(group, layerIndex, placementVersion, outRows);
+            Tensor Rows(Func<ExpertBatch, Tensor> part, long width, ScalarType type) =>
+                ordered.Count == 0 ? empty([0, width], type, Device) : cat(ordered.Select(b => part(b).to(type)).ToList(), 0).contiguous();
+            var hidden = Rows(b => b.Hidden, hiddenSize, dtype);
+            var ids = Rows(b => b.ExpertIds, k, ScalarType.Int64);
+            var weights = Rows(b => b.Weights, k, ScalarType.Float32);
+            var received = inRows.Sum();
+            var inHidden = empty([received, hiddenSize], dtype, Device);
+            var inIds = empty([received, k], ScalarType.Int64, Device);
+            var inWeights = empty([received, k], ScalarType.Float32, Device);
+            group.AllToAll(inHidden, hidden, inRows, outRows, TimeSpan.Zero);
+            group.AllToAll(inIds, ids, inRows, outRows, TimeSpan.Zero);
+            group.AllToAll(inWeights, weights, inRows, outRows, TimeSpan.Zero);
+            _inFlight = true;
+            return new PendingExchange(this, group, experts, batches, outRows, inRows, new ExpertBatch(group.Rank, inHidden, inIds, inWeights));
+        }
+        catch (Exception e) when (e is not ExpertTransportException)
+        {
+            throw Fail(group, $"dispatch of layer {layerIndex} failed: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Every rank tells every other which layer and placement it exchanges and how many rows it sends
+    /// there; returns the rows this rank receives from each. A rank at another layer or placement is out
+    /// of step: nothing is computed, and the caller fails the group.
+    /// </summary>
+    private long[] Announce(IProcessGroup group, int layerIndex, long placementVersion, long[] outRows)
+    {
+        var world = group.WorldSize;
+        var values = new long[world * AnnounceValues];
+        for (var rank = 0; rank < world; rank++) (values[rank * AnnounceValues], values[rank * AnnounceValues + 1], values[rank * AnnounceValues + 2]) = (layerIndex, placementVersion, outRows[rank]);
+        var heard = zeros([world, AnnounceValues], ScalarType.Int64, Device);
+        group.AllToAll(heard, tensor(values, [world, AnnounceValues], device: Device), null, null, _deadline);
+        var from = heard.cpu().data<long>().ToArray();
+        var inRows = new long[world];
+        for (var source = 0; source < world; source++)
+        {
+            var (layer, version, rows) = (from[source * AnnounceValues], from[source * AnnounceValues + 1], from[source * AnnounceValues + 2]);
+            if (layer != layerIndex || version != placementVersion)
+                throw new InvalidOperationException($"rank {source} exchanges layer {layer} under placement {version} where this rank (rank {group.Rank}) exchanges layer {layerIndex} under placement {placementVersion}: the ranks are out of step");
+            if (rows < 0 || (source == group.Rank && rows != 0)) throw new InvalidOperationException($"rank {source} announced {rows} rows for rank {group.Rank}");
+            inRows[source] = rows;
+        }
+        return inRows;
+    }
+
+    private IProcessGroup Current() =>
+        Volatile.Read(ref _group) ?? throw new ExpertTransportException($"Expert-parallel group unavailable: {DetachedBecause}");
+
+    private Device Device => _model?.Device ?? throw new InvalidOperationException("Bind the model before exchanging.");
+
+    /// <summary>Aborts and detaches <paramref name="group"/>, and says why as the forward's error.</summary>
+    private ExpertTransportException Fail(IProcessGroup group, string reason, Exception? inner)
+    {
+        var message = $"Expert-parallel group (generation {group.Generation}, rank {group.Rank} of {group.WorldSize}) failed: {reason}. Forwards fail until the group re-forms.";
+        group.Abort();
+        Volatile.Write(ref _detachedBecause, reason);
+        Interlocked.CompareExchange(ref _group, null, group);
+        (_inFlight, _layersOfForward) = (false, -1);
+        group.Dispose();
+        Detached?.Invoke(reason);
+        return new ExpertTransportException(message, inner);
+    }
+
+    public void Dispose()
+    {
+        Interlocked.Exchange(ref _group, null)?.Dispose();
+    }
+
+    private sealed class PendingExchange(LockstepExpertTransport transport, IProcessGroup group, RoutedExperts experts, IReadOnlyList<ExpertBatch> batches,
+        long[] outRows, long[] inRows, ExpertBatch received) : IExpertCombine
+    {
+        private bool _done;
+
+        public IReadOnlyList<Tensor> Combine()
+        {
+            if (_done) throw new InvalidOperationException("This exchange was already combined.");
+            _done = true;
+            if (!ReferenceEquals(transport.Group, group)) throw new ExpertTransportException($"Expert-parallel group unavailable: {transport.DetachedBecause}");
+            var device = received.Hidden.device;
+            var dtype = received.Hidden.dtype;
+            var hiddenSize = experts.HiddenSize;
+            Tensor back;
+            try
+            {
+                var answers = received.Hidden.shape[0] > 0
+                    ? experts.ComputeHeld(received).to(dtype).contiguous()
+                    : empty([0, hiddenSize], dtype, device);
+                back = empty([outRows.Sum(), hiddenSize], dtype, device);
+                group.AllToAll(back, answers, outRows, inRows, transport._deadline);
+            }
+            catch (Exception e) when (e is not ExpertTransportException)
+            {
+                throw transport.Fail(group, $"combine of layer {experts.LayerIndex} failed: {e.Message}", e);
+            }
+            transport._inFlight = false;
+            transport.RowsServed += received.Hidden.shape[0];
+            if (transport._layersOfForward >= 0) transport._layersOfForward++;
+            // Answers arrive in rank order; hand them back in the order dispatched.
+            var offsets = new long[outRows.Length];
+            for (var rank = 1; rank < outRows.Length; rank++) offsets[rank] = offsets[rank - 1] + outRows[rank - 1];
+            return [.. batches.Select(b => back.narrow(0, offsets[b.Rank], outRows[b.Rank]))];
+        }
+    }
+}
