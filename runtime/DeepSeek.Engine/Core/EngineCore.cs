@@ -27,6 +27,11 @@ namespace DeepSeek.Engine.Core;
 /// </summary>
 internal sealed partial class EngineCore
 {
+    // A lockstep rank's wait for input between idle turns: the most a peer's first forward waits for it.
+    private static readonly TimeSpan LockstepIdleWait = TimeSpan.FromMilliseconds(1);
+    // Between turns while the group is not formed: nothing to join, so no hot loop.
+    private static readonly TimeSpan LockstepGroupWait = TimeSpan.FromMilliseconds(100);
+
     private readonly EngineOptions _options;
     private readonly Func<IModelRunner> _createRunner;
     private readonly EngineMetrics _metrics;
@@ -196,12 +201,41 @@ internal sealed partial class EngineCore
             if (!scheduler.HasUnfinishedRequests)
             {
                 PublishLoad();
+                if (TakeIdleTurn(out var open))
+                {
+                    if (!open) return;
+                    continue;
+                }
                 // Idle: block on the input channel until work, a wake-up or completion (stop) arrives.
                 if (!Input.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) return;
                 continue;
             }
             Step(scheduler);
         }
+    }
+
+    /// <summary>
+    /// A rank of a lockstep group never blocks for work of its own: its peers' forwards need it in every
+    /// exchange, so with nothing to run it takes an idle turn (<see cref="IModelRunner.IdleTurn"/>), and
+    /// waits for input only briefly between turns when no rank is stepping. False when not in such a group.
+    /// </summary>
+    /// <param name="open">False when the input channel completed (the engine stops).</param>
+    private bool TakeIdleTurn(out bool open)
+    {
+        open = true;
+        var turn = _runner!.IdleTurn();
+        if (turn == LockstepTurn.Solo) return false;
+        if (turn == LockstepTurn.JoinedPeers) return true;
+        using var timeout = new CancellationTokenSource(turn == LockstepTurn.AllIdle ? LockstepIdleWait : LockstepGroupWait);
+        try
+        {
+            open = Input.Reader.WaitToReadAsync(timeout.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException)
+        {
+            // No work arrived meanwhile: the next turn.
+        }
+        return true;
     }
 
     private void ReadInput()
@@ -261,7 +295,7 @@ internal sealed partial class EngineCore
         {
             PublishLoad();
             // Nothing fits this step (only cancellations happened): look again after a short pause, not in a hot loop.
-            if (scheduler.HasUnfinishedRequests) Thread.Sleep(1);
+            if (scheduler.HasUnfinishedRequests && !TakeIdleTurn(out _)) Thread.Sleep(1);
             return;
         }
 

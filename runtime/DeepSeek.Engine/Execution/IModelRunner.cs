@@ -23,4 +23,10 @@ internal interface IModelRunner : IDisposable
 
     /// <summary>One short forward through block <paramref name="blockId"/> of the cache, so the first request does not pay for lazy initialisation.</summary>
     void WarmUp(int blockId);
+
+    /// <summary>
+    /// While the engine has no forward of its own to run: in a lockstep group, one agreement with the peers
+    /// and, when one of them steps, that forward's exchanges with nothing of this rank's own.
+    /// </summary>
+    LockstepTurn IdleTurn() => LockstepTurn.Solo;
 }

@@ -6,6 +6,7 @@ using DeepSeek.Model.Experts;
 using DeepSeek.Model.Lora;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Native;
+using DeepSeek.Model.Parallelism;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,6 +24,8 @@ internal sealed class ModelRunner : IModelRunner
     private readonly MlaKvCache _cache;
     private readonly Sampler _sampler;
     private readonly DecodeGraphs? _graphs;
+    // Data-parallel attention over a collective group: every forward is agreed with the peers first.
+    private readonly LockstepExpertTransport? _lockstep;
 
     /// <remarks>
     /// With <c>decodeBuckets</c>, decode steps run the padded decode body of <see cref="DecodeGraphs"/>
@@ -41,6 +44,7 @@ internal sealed class ModelRunner : IModelRunner
         NumBlocks = numBlocks;
         BlockSize = blockSize;
         _sampler = new Sampler(eosTokenIds);
+        _lockstep = ExpertParallelism.LockstepOf(model);
         _cache = model.CreateCache((long)(numBlocks + (decodeBuckets is null ? 0 : 1)) * blockSize);
         if (decodeBuckets is not null) _graphs = new DecodeGraphs(model, _cache, blockSize, paddingBlock: numBlocks, decodeBuckets, graphs, log);
     }
@@ -159,6 +163,7 @@ internal sealed class ModelRunner : IModelRunner
         try
         {
             using var scope = NewDisposeScope();
+            _lockstep?.AgreeForward(batch.TokenCount);
             using var output = _graphs?.TryForward(batch) ?? Model.Forward(batch, _cache);
             if (requests.Count == 0) return new ModelRunnerOutput(new Dictionary<string, SampledToken>(), output.ExpertLoads);
             var logits = rows.Count == step.Sequences.Count ? output.Logits : output.Logits.index_select(0, tensor(rows.ToArray(), device: Model.Device));
@@ -202,6 +207,7 @@ internal sealed class ModelRunner : IModelRunner
         using var scope = NewDisposeScope();
         using var cache = Model.CreateCache(tokenIds.Count);
         var batch = ForwardBatch.Contiguous(tokenIds.Select(id => (long)id).ToArray(), 0, LogitsSelection.AllTokens);
+        _lockstep?.AgreeForward(batch.TokenCount);
         using var hidden = Model.FinalHiddenStates(batch, cache);
         var mean = hidden.to(ScalarType.Float32).mean([0L]);
         var unit = nn.functional.normalize(mean.unsqueeze(0), p: 2, dim: 1).squeeze(0);
@@ -217,14 +223,32 @@ internal sealed class ModelRunner : IModelRunner
             [new SequenceSpan(0, count, [blockId])],
             BlockSize);
         using var scope = NewDisposeScope();
+        _lockstep?.AgreeForward(batch.TokenCount);
         using var output = Model.Forward(batch, _cache);
         _ = LogitsProcessing.ArgMax(output.Logits).cpu();
         // Decode graphs of the small batch buckets, so that the first requests do not pay for capturing them.
         _graphs?.Prepare();
     }
 
+    public LockstepTurn IdleTurn()
+    {
+        if (_lockstep is null) return LockstepTurn.Solo;
+        if (_lockstep.Group is null) return LockstepTurn.GroupUnavailable;
+        try
+        {
+            return _lockstep.IdleTurn() ? LockstepTurn.JoinedPeers : LockstepTurn.AllIdle;
+        }
+        catch (ExpertTransportException)
+        {
+            // The group failed and is detached with the reason; forwards say it until it re-forms.
+            return LockstepTurn.GroupUnavailable;
+        }
+    }
+
     public void Dispose()
     {
+        // Its peers take their turns with this rank no more.
+        _lockstep?.Leave();
         _graphs?.Dispose();
         _cache.Dispose();
         Model.Dispose();

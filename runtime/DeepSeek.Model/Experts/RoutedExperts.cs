@@ -162,6 +162,9 @@ public sealed class RoutedExperts : WeightedModule
     /// <summary>The version of the placement in force (what every dispatch of this layer carries); the initial one when not sharded.</summary>
     public long PlacementVersion => _shard?.Version ?? ExpertPlacement.InitialVersion;
 
+    /// <summary>What carries the picks of other ranks' experts; null while the layer is not sharded.</summary>
+    internal IExpertTransport? Transport => _shard?.Transport;
+
     /// <summary><c>[held, 2·inter, hidden]</c>: gate rows <c>[0, inter)</c>, up rows <c>[inter, 2·inter)</c>.</summary>
     public Tensor GateUp => gate_up_proj;
 

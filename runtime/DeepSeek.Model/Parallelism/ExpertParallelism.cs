@@ -40,6 +40,16 @@ public static class ExpertParallelism
     }
 
     /// <summary>
+    /// The lockstep transport <paramref name="model"/>'s MoE layers are sharded over (data-parallel attention
+    /// over a collective group), or null: then its forwards need no agreement with other ranks.
+    /// </summary>
+    public static LockstepExpertTransport? LockstepOf(DeepSeekForCausalLM model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.RoutedExperts.Count == 0 ? null : model.RoutedExperts[0].Transport as LockstepExpertTransport;
+    }
+
+    /// <summary>
     /// The first half of a placement change on one rank, for one MoE layer: the experts
     /// <paramref name="next"/> gives <paramref name="rank"/> in <paramref name="layerIndex"/> are
     /// allocated beside the ones in force, kept ones copied, newly assigned ones read from the

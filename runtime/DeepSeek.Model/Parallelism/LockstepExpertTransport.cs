@@ -91,7 +91,31 @@ public sealed class LockstepExpertTransport : IExpertTransport, IDisposable
     public IReadOnlyList<long> AgreeForward(long tokens)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        var group = Current();
+        return Agree(Current(), tokens);
+    }
+
+    /// <summary>
+    /// This rank leaves the group (its engine stops): one last agreement, in which it says so, lets every
+    /// peer detach at once instead of waiting out the deadline for a turn that never comes.
+    /// </summary>
+    public void Leave()
+    {
+        if (Volatile.Read(ref _group) is not { } group) return;
+        try
+        {
+            Agree(group, Leaving);
+        }
+        catch (ExpertTransportException)
+        {
+            // Detached either way.
+        }
+    }
+
+    /// <summary>The count a leaving rank agrees with.</summary>
+    private const long Leaving = -1;
+
+    private long[] Agree(IProcessGroup group, long tokens)
+    {
         if (_layersOfForward >= 0 && _layersOfForward != _layers.Count)
             throw Fail(group, $"this rank's last forward stopped after {_layersOfForward} of {_layers.Count} MoE layers (it failed), so its peers wait in an exchange it will not run", null);
         try
@@ -100,6 +124,8 @@ public sealed class LockstepExpertTransport : IExpertTransport, IDisposable
             var counts = zeros([group.WorldSize, 1], ScalarType.Int64, Device);
             group.AllGather(counts, tensor(new[] { tokens }, [1, 1], device: Device), _deadline);
             var all = counts.cpu().data<long>().ToArray();
+            if (Array.IndexOf(all, Leaving) is var leaver and >= 0)
+                throw Fail(group, leaver == group.Rank ? "this rank left the group" : $"rank {leaver} left the group", null);
             _layersOfForward = all.Any(c => c > 0) ? 0 : -1;
             return all;
         }
