@@ -70,7 +70,6 @@ public sealed class LockstepServingTests
         var model = DeepSeekForCausalLM.Build(DeepSeekConfig.Load(directory), ScalarType.Float64);
         ExpertParallelism.Apply(model, placement, rank, transport);
         model.Materialise(checkpoint, CPU);
-        transport.Bind(model);
         return model;
     }
 }

@@ -45,6 +45,8 @@ internal sealed class ModelRunner : IModelRunner
         BlockSize = blockSize;
         _sampler = new Sampler(eosTokenIds);
         _lockstep = ExpertParallelism.LockstepOf(model);
+        // Its peers' rows are computed with the experts of the model this runner runs.
+        _lockstep?.Bind(model);
         _cache = model.CreateCache((long)(numBlocks + (decodeBuckets is null ? 0 : 1)) * blockSize);
         if (decodeBuckets is not null) _graphs = new DecodeGraphs(model, _cache, blockSize, paddingBlock: numBlocks, decodeBuckets, graphs, log);
     }
