@@ -7,7 +7,9 @@ Runs on a GPU host (no .NET needed) from the repository root:
   3. on every fixture under tests/fixtures, greedy tokens over HTTP compared with reference.json from
      - `serve --expert-transport nccl --world-size 1` (one GPU, the default transport on CUDA),
      - two `serve` ranks over gRPC on the same GPU (`--world-size 2`),
-     - with two or more GPUs: one pod's `serve --local-ranks 2 --expert-transport nccl` (cuda:0, cuda:1);
+     - two data-parallel `serve` ranks over gRPC on the same GPU, both asked at once (`--data-parallel-attention true`),
+     - with two or more GPUs: one pod's `serve --local-ranks 2 --expert-transport nccl` (cuda:0, cuda:1), and two
+       data-parallel ranks over NCCL in lockstep (cuda:0, cuda:1), both asked at once;
   4. writes everything under OUT: results.json (one entry per check, with pass/fail or the skip reason)
      and each process's log.
 Exit status 0 when no check failed.
@@ -121,9 +123,33 @@ def compare(check, port, model_name, reference):
     record(check, not mismatches, prompts=len(reference["prompts"]), mismatches=mismatches)
 
 
-def serve_args(fixture, port, grpc_port, *extra):
-    return ["serve", "--model", fixture, "--device", "cuda", "--dtype", "float32", "--host", "127.0.0.1",
+def serve_args(fixture, port, grpc_port, *extra, device="cuda"):
+    return ["serve", "--model", fixture, "--device", device, "--dtype", "float32", "--host", "127.0.0.1",
             "--http-port", str(port), "--grpc-port", str(grpc_port), *extra]
+
+
+def data_parallel_pair(check, name, fixture, reference, transport, devices):
+    """Two data-parallel ranks, each asked every prompt at once (both ranks' requests in flight together)."""
+    import threading
+    expert = [free_port(), free_port()]
+    ports = [(free_port(), free_port()) for _ in range(2)]
+    group = ["--world-size", "2", "--peers", ",".join(f"127.0.0.1:{p}" for p in expert), "--expert-transport", transport,
+             "--group-token-file", token_file, "--data-parallel-attention", "true"]
+    ranks = [start(f"{name}-dp-{transport}-rank{r}", serve_args(fixture, ports[r][0], ports[r][1], "--rank", str(r), "--expert-port", str(expert[r]),
+                                                                 *group, device=devices[r])) for r in range(2)]
+    try:
+        for r in range(2):
+            wait_ready(ranks[r], ports[r][0], f"{name}-dp-{transport}-rank{r}")
+        threads = [threading.Thread(target=compare, args=(f"{check}, rank {r}", ports[r][0], name, reference)) for r in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(900)
+    except Exception as e:
+        record(check, False, error=str(e))
+    finally:
+        for p in ranks:
+            stop(p)
 
 
 work = tempfile.mkdtemp(prefix="expert-transport-")
@@ -201,11 +227,15 @@ try:
             for p in ranks:
                 stop(p)
 
+        data_parallel_pair(f"{name}: two data-parallel gRPC ranks on one GPU", name, fixture, reference, "grpc", ["cuda", "cuda"])
+
         # Two NCCL ranks, one per GPU, under one pod's serve.
         check = f"{name}: serve --local-ranks 2 --expert-transport nccl (cuda:0, cuda:1)"
         if gpus < 2:
             record(check, None, reason=f"{gpus} GPU visible: NCCL refuses two ranks on one GPU")
+            record(f"{name}: two data-parallel NCCL ranks in lockstep (cuda:0, cuda:1)", None, reason=f"{gpus} GPU visible: NCCL refuses two ranks on one GPU")
             continue
+        data_parallel_pair(f"{name}: two data-parallel NCCL ranks in lockstep (cuda:0, cuda:1)", name, fixture, reference, "nccl", ["cuda:0", "cuda:1"])
         http_base, grpc_base, expert_base = free_block(), free_block(), free_block()
         pod = start(f"{name}-nccl-local2", serve_args(fixture, http_base, grpc_base, "--local-ranks", "2", "--world-size", "2", "--rank", "0",
                                                         "--peers", f"127.0.0.1:{expert_base}", "--expert-port", str(expert_base),

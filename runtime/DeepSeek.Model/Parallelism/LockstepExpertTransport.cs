@@ -34,11 +34,14 @@ public sealed class LockstepExpertTransport : IExpertTransport, IDisposable
     private const int AnnounceValues = 3;
 
     private readonly TimeSpan _deadline;
+    private readonly TimeSpan _firstFormationWait;
+    private readonly ManualResetEventSlim _firstAttach = new(false);
     private IReadOnlyList<RoutedExperts> _layers = [];
     private Dictionary<int, RoutedExperts> _byLayer = [];
     private DeepSeekForCausalLM? _model;
     private IProcessGroup? _group;
     private string _detachedBecause = "the group has not formed yet";
+    private string? _abortedBecause;
     private bool _inFlight;
     // MoE layers exchanged since the last agreed forward of this rank, or −1 when none is open: the next
     // agreement checks the forward went through every layer (a forward that threw half-way leaves its
@@ -46,10 +49,15 @@ public sealed class LockstepExpertTransport : IExpertTransport, IDisposable
     private int _layersOfForward = -1;
 
     /// <param name="deadline">How long any collective may keep the host waiting before the group counts as failed.</param>
-    public LockstepExpertTransport(TimeSpan deadline)
+    /// <param name="firstFormationWait">
+    /// How long a forward waits for the first group (the engine's warm-up may run while its peers still load);
+    /// once a group was attached, a forward without one fails at once.
+    /// </param>
+    public LockstepExpertTransport(TimeSpan deadline, TimeSpan firstFormationWait = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(deadline, TimeSpan.Zero);
         _deadline = deadline;
+        _firstFormationWait = firstFormationWait;
     }
 
     /// <summary>Raised on the failing thread when a failure detaches the group; the argument says why.</summary>
@@ -84,6 +92,23 @@ public sealed class LockstepExpertTransport : IExpertTransport, IDisposable
         ArgumentNullException.ThrowIfNull(group);
         if (Interlocked.CompareExchange(ref _group, group, null) is not null)
             throw new InvalidOperationException("A group is attached already; a new one is attached after the old one failed.");
+        Volatile.Write(ref _abortedBecause, null);
+        _firstAttach.Set();
+    }
+
+    /// <summary>Records why no group is attached (a formation that failed), for readiness messages.</summary>
+    public void Detach(string reason) => Volatile.Write(ref _detachedBecause, reason);
+
+    /// <summary>
+    /// Ends the group's collectives in flight now (any thread): a peer the control plane reports lost will not
+    /// join them, and waiting out the deadline would hold this rank's requests. The engine thread's next or
+    /// current collective then fails, and the group is detached there.
+    /// </summary>
+    public void Abort(string reason)
+    {
+        if (Volatile.Read(ref _group) is not { } group) return;
+        Volatile.Write(ref _abortedBecause, reason);
+        group.Abort();
     }
 
     /// <summary>Every rank's token count for the forward each is about to run, in rank order (this rank's own included).</summary>
@@ -225,14 +250,18 @@ public sealed class LockstepExpertTransport : IExpertTransport, IDisposable
         return inRows;
     }
 
-    private IProcessGroup Current() =>
-        Volatile.Read(ref _group) ?? throw new ExpertTransportException($"Expert-parallel group unavailable: {DetachedBecause}");
+    private IProcessGroup Current()
+    {
+        if (_firstFormationWait > TimeSpan.Zero) _firstAttach.Wait(_firstFormationWait);
+        return Volatile.Read(ref _group) ?? throw new ExpertTransportException($"Expert-parallel group unavailable: {DetachedBecause}");
+    }
 
     private Device Device => _model?.Device ?? throw new InvalidOperationException("Bind the model before exchanging.");
 
     /// <summary>Aborts and detaches <paramref name="group"/>, and says why as the forward's error.</summary>
     private ExpertTransportException Fail(IProcessGroup group, string reason, Exception? inner)
     {
+        if (Volatile.Read(ref _abortedBecause) is { } aborted) reason = $"{aborted} ({reason})";
         var message = $"Expert-parallel group (generation {group.Generation}, rank {group.Rank} of {group.WorldSize}) failed: {reason}. Forwards fail until the group re-forms.";
         group.Abort();
         Volatile.Write(ref _detachedBecause, reason);
@@ -246,6 +275,7 @@ public sealed class LockstepExpertTransport : IExpertTransport, IDisposable
     public void Dispose()
     {
         Interlocked.Exchange(ref _group, null)?.Dispose();
+        _firstAttach.Dispose();
     }
 
     private sealed class PendingExchange(LockstepExpertTransport transport, IProcessGroup group, RoutedExperts experts, IReadOnlyList<ExpertBatch> batches,

@@ -49,9 +49,24 @@ public static partial class ExpertGroupHosting
         {
             services.AddSingleton(provider => new ExpertPeers(group, TimeProvider.System, provider.GetRequiredService<ILogger<ExpertPeers>>()));
             services.AddSingleton(new PeerWork());
-            services.AddSingleton<IExpertTransport>(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.ComputeDeadline, FirstFormationWait,
-                provider.GetRequiredService<PeerWork>()));
-            services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(), nccl: null));
+            if (parallel.Transport == ExpertTransportKind.Nccl)
+            {
+                // Lockstep: every forward agreed with the peers, all-to-all per MoE layer (LockstepExpertTransport).
+                services.AddSingleton(_ => new LockstepExpertTransport(ExpertGroup.ComputeDeadline, FirstFormationWait));
+                services.AddSingleton<IExpertTransport>(provider => provider.GetRequiredService<LockstepExpertTransport>());
+                services.AddSingleton(provider => new LockstepGroupFormation(group, engine.Device, provider.GetRequiredService<ExpertPeers>(),
+                    provider.GetRequiredService<LockstepExpertTransport>(), provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(),
+                    TimeProvider.System, provider.GetRequiredService<ILogger<LockstepGroupFormation>>()));
+                services.AddSingleton<INcclGroupFormation>(provider => provider.GetRequiredService<LockstepGroupFormation>());
+                services.AddHostedService(provider => provider.GetRequiredService<LockstepGroupFormation>());
+            }
+            else
+            {
+                services.AddSingleton<IExpertTransport>(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.ComputeDeadline, FirstFormationWait,
+                    provider.GetRequiredService<PeerWork>()));
+            }
+            services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(),
+                provider.GetService<INcclGroupFormation>()));
             builder.AddExpertListener(configuration, group);
             services.AddSingleton<IRankExperts>(provider => new EngineRankExperts(group, provider.GetRequiredService<EngineService>(), provider.GetRequiredService<PeerWork>()));
             return GroupRole.DataParallel;
@@ -66,13 +81,14 @@ public static partial class ExpertGroupHosting
                 services.AddSingleton<IExpertTransport>(provider => provider.GetRequiredService<NcclExpertTransport>());
                 services.AddSingleton(provider => new NcclGroupLeader(group, engine.Device, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<NcclExpertTransport>(),
                     provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System, provider.GetRequiredService<ILogger<NcclGroupLeader>>()));
+                services.AddSingleton<INcclGroupFormation>(provider => provider.GetRequiredService<NcclGroupLeader>());
                 services.AddHostedService(provider => provider.GetRequiredService<NcclGroupLeader>());
             }
             else
             {
                 services.AddSingleton<IExpertTransport>(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.ComputeDeadline, FirstFormationWait));
             }
-            services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(), provider.GetService<NcclGroupLeader>()));
+            services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(), provider.GetService<INcclGroupFormation>()));
             if (parallel.RebalanceInterval > TimeSpan.Zero)
             {
                 services.AddSingleton(provider => new ObservedExpertLoad(provider.GetRequiredService<IMeterFactory>(),
@@ -142,7 +158,7 @@ public static partial class ExpertGroupHosting
     /// Keeps the leader's readiness in step with its ranks: not ready while one is missing (or, over NCCL,
     /// while the group is not formed), ready again when it returns.
     /// </summary>
-    private sealed class LeaderGroupMonitor(ExpertPeers peers, Readiness readiness, NcclGroupLeader? nccl) : BackgroundService
+    private sealed class LeaderGroupMonitor(ExpertPeers peers, Readiness readiness, INcclGroupFormation? nccl) : BackgroundService
     {
         protected override async Task ExecuteAsync(CancellationToken stoppingToken)
         {

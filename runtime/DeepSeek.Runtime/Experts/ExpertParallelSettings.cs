@@ -65,15 +65,8 @@ public sealed record ExpertParallelSettings
         // An NCCL rank's tensor thread sits in the follower loop, where a placement's staging and commit cannot run.
         if (RebalanceInterval > TimeSpan.Zero && WorldSize > 1 && Transport == ExpertTransportKind.Nccl)
             errors.Add("--rebalance-interval-seconds works with --expert-transport grpc only for now; the nccl transport keeps the initial placement (set 0).");
-        if (DataParallelAttention && WorldSize > 1)
-        {
-            // NCCL's collectives need every rank in each exchange (lockstep, an idle rank with an empty batch); gRPC's
-            // calls are answered by whichever rank holds the experts, between or during its own steps.
-            if (Transport == ExpertTransportKind.Nccl)
-                errors.Add("--data-parallel-attention runs over --expert-transport grpc only for now; nccl needs the lockstep all-to-all, not built yet.");
-            if (RebalanceInterval > TimeSpan.Zero)
-                errors.Add("--data-parallel-attention keeps the initial placement: set --rebalance-interval-seconds 0 (rebalancing is driven by a single leader).");
-        }
+        if (DataParallelAttention && WorldSize > 1 && RebalanceInterval > TimeSpan.Zero)
+            errors.Add("--data-parallel-attention keeps the initial placement: set --rebalance-interval-seconds 0 (rebalancing is driven by a single leader).");
         if (WorldSize > 1)
         {
             if (Peers.Count != WorldSize) errors.Add($"--peers must list {WorldSize} addresses (one per rank, in rank order), got {Peers.Count}.");

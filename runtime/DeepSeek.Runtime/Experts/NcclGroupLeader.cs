@@ -13,7 +13,7 @@ namespace DeepSeek.Runtime.Experts;
 /// serialises them with the engine thread's exchanges.
 /// </summary>
 public sealed partial class NcclGroupLeader(ExpertGroup group, string deviceName, ExpertPeers peers, NcclExpertTransport transport,
-    Serving.Readiness readiness, IHostApplicationLifetime lifetime, TimeProvider time, ILogger<NcclGroupLeader> logger) : BackgroundService
+    Serving.Readiness readiness, IHostApplicationLifetime lifetime, TimeProvider time, ILogger<NcclGroupLeader> logger) : BackgroundService, INcclGroupFormation
 {
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(250);
 
@@ -75,51 +75,27 @@ public sealed partial class NcclGroupLeader(ExpertGroup group, string deviceName
     private bool Form(NativeHelper helper, long generation)
     {
         var settings = group.Settings;
-        var store = NcclFormation.StoreEndpoint(settings);
         var device = TorchRuntime.Resolve(deviceName);
+        var store = NcclFormation.StoreEndpoint(settings);
         LogForming(logger, generation, settings.WorldSize, store.Port);
-        NcclProcessGroup? formed = null;
-        try
+        if (NcclGroupJoin.TryJoin(helper, group, device, generation, out var problem) is not { } formed)
         {
-            formed = helper.CreateProcessGroup(store.Host, store.Port, 0, settings.WorldSize, device, NcclFormation.JoinTimeout, generation);
-            if (ExpertGroupAgreement.Exchange(formed, AgreementRow(group), device, NcclFormation.JoinTimeout) is { } problem)
-            {
-                formed.Abort();
-                formed.Dispose();
-                LogFormationFailed(logger, generation, problem);
-                transport.Detach(problem);
-                Changed?.Invoke();
-                return false;
-            }
-            transport.Attach(formed, device);
-            LogFormed(logger, generation, settings.WorldSize);
-            Changed?.Invoke();
-            return true;
-        }
-        catch (Exception e) when (e is NativeHelperException or ArgumentException or InvalidOperationException or IOException)
-        {
-            // A store that did not come up, a rank that did not join in time: try again after a backoff.
-            formed?.Abort();
-            formed?.Dispose();
-            LogFormationFailed(logger, generation, e.Message);
-            transport.Detach($"forming generation {generation} failed: {e.Message}");
+            // A store that did not come up, a rank that did not join in time or disagrees: try again after a backoff.
+            LogFormationFailed(logger, generation, problem);
+            transport.Detach(problem);
             Changed?.Invoke();
             return false;
         }
+        transport.Attach(formed, device);
+        LogFormed(logger, generation, settings.WorldSize);
+        Changed?.Invoke();
+        return true;
     }
 
     private void OnDetached(string reason)
     {
         LogDetached(logger, reason);
         Changed?.Invoke();
-    }
-
-    /// <summary>What every member compares when a group forms; the same on the leader and its ranks.</summary>
-    public static long[] AgreementRow(ExpertGroup group)
-    {
-        ArgumentNullException.ThrowIfNull(group);
-        return ExpertGroupAgreement.Row(group.Placement.Version, group.Config.HiddenSize, group.Model.DType, group.Config.NumExpertsPerTok,
-            group.Placement.Layers.Count, group.Fingerprint);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Forming NCCL group generation {Generation} of {WorldSize} ranks (store on port {Port})")]

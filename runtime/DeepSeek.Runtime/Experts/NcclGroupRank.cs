@@ -31,11 +31,10 @@ public sealed partial class NcclGroupRank(ExpertGroup group, RankExperts experts
             lifetime.StopApplication();
             return;
         }
-        var row = NcclGroupLeader.AgreementRow(group);
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
-            var outcome = await experts.RunWithModelAsync(model => JoinAndFollow(helper, model, row, stoppingToken), CancellationToken.None).ConfigureAwait(false);
+            var outcome = await experts.RunWithModelAsync(model => JoinAndFollow(helper, model, stoppingToken), CancellationToken.None).ConfigureAwait(false);
             if (outcome.End == FollowEnd.Cancelled) return;
             failures = outcome.End == FollowEnd.Failed ? failures + 1 : 0;
             LogGroupEnded(logger, outcome.End, outcome.Reason, outcome.RowsServed);
@@ -51,36 +50,13 @@ public sealed partial class NcclGroupRank(ExpertGroup group, RankExperts experts
     }
 
     /// <summary>On the tensor thread: one group's life, from joining to its end.</summary>
-    private FollowOutcome JoinAndFollow(NativeHelper helper, DeepSeekForCausalLM model, long[] row, CancellationToken stoppingToken)
+    private FollowOutcome JoinAndFollow(NativeHelper helper, DeepSeekForCausalLM model, CancellationToken stoppingToken)
     {
         var settings = group.Settings;
-        var store = NcclFormation.StoreEndpoint(settings);
-        NcclProcessGroup formed;
-        try
-        {
-            formed = helper.CreateProcessGroup(store.Host, store.Port, settings.Rank, settings.WorldSize, model.Device, NcclFormation.JoinTimeout);
-        }
-        catch (NativeHelperException e)
-        {
-            return new FollowOutcome(FollowEnd.Failed, $"could not join the leader's group at {store.Host}:{store.Port}: {e.Message}", 0);
-        }
-        using (formed)
-        {
-            try
-            {
-                if (ExpertGroupAgreement.Exchange(formed, row, model.Device, NcclFormation.JoinTimeout) is { } problem)
-                {
-                    formed.Abort();
-                    return new FollowOutcome(FollowEnd.Failed, $"generation {formed.Generation}: {problem}", 0);
-                }
-            }
-            catch (NativeHelperException e)
-            {
-                return new FollowOutcome(FollowEnd.Failed, $"generation {formed.Generation} did not form: {e.Message}", 0);
-            }
-            LogJoined(logger, settings.Rank, formed.Generation, settings.WorldSize);
-            return NcclExpertFollower.Follow(formed, model, NcclFormation.IdleDeadline, ExpertGroup.ComputeDeadline, stoppingToken);
-        }
+        using var formed = NcclGroupJoin.TryJoin(helper, group, model.Device, generation: null, out var problem);
+        if (formed is null) return new FollowOutcome(FollowEnd.Failed, problem, 0);
+        LogJoined(logger, settings.Rank, formed.Generation, settings.WorldSize);
+        return NcclExpertFollower.Follow(formed, model, NcclFormation.IdleDeadline, ExpertGroup.ComputeDeadline, stoppingToken);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rank {Rank} joined NCCL group generation {Generation} of {WorldSize} ranks")]
