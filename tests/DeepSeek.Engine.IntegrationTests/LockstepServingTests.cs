@@ -30,7 +30,7 @@ public sealed class LockstepServingTests
         var placement = ExpertPlacement.Initial(DeepSeekConfig.Load(directory), Ranks, 0);
         var group = new ThreadProcessGroup(Ranks, generation: 1, Patience);
         var transports = Enumerable.Range(0, Ranks).Select(_ => new LockstepExpertTransport(Patience)).ToList();
-        for (var rank = 0; rank < Ranks; rank++) transports[rank].Attach(group.Members[rank]);
+        for (var rank = 0; rank < Ranks; rank++) transports[rank].Attach(group.Members[rank], CPU);
         var engines = new List<InferenceEngine>();
         try
         {

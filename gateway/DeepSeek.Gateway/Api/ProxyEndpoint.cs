@@ -99,7 +99,9 @@ internal sealed partial class ProxyEndpoint(
         metrics.CacheHit(record.Model!);
         record.Cache = "hit";
         record.Variant = hit.Variant;
-        if (UsageReader.FromJson(hit.Body) is { } usage) (record.PromptTokens, record.CompletionTokens) = (usage.PromptTokens, usage.CompletionTokens);
+        var streamed = hit.ContentType.StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase);
+        if ((streamed ? UsageReader.FromEventStreamTail(hit.Body) : UsageReader.FromJson(hit.Body)) is { } usage)
+            (record.PromptTokens, record.CompletionTokens) = (usage.PromptTokens, usage.CompletionTokens);
         var response = context.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = hit.ContentType;
@@ -171,7 +173,9 @@ internal sealed partial class ProxyEndpoint(
         context.Request.Body = new MemoryStream(bytes, writable: false);
         context.Request.ContentLength = bytes.Length;
         var clientBody = context.Response.Body;
-        using var capture = new ResponseCapture(clientBody, tailOnly: streamed, streamed ? StreamTail : CaptureLimit);
+        // A stream is kept whole only when it may become a cache entry; otherwise its tail has the usage.
+        var tailOnly = streamed && cacheKey is null;
+        using var capture = new ResponseCapture(clientBody, tailOnly, tailOnly ? StreamTail : CaptureLimit);
         context.Response.Body = capture;
         var transformer = new ForwardTransformer(variant.Name, endpoint.Url, record.RequestId);
         ForwarderError error;
@@ -213,14 +217,14 @@ internal sealed partial class ProxyEndpoint(
     /// <summary>A finished answer's tokens (audit, the key's tokens per minute) and, for a deterministic 200, its cache entry.</summary>
     private void Account(HttpContext context, RequestRecord record, GatewayModel model, GatewayVariant variant, ResponseCapture capture, bool streamed, string? cacheKey)
     {
-        var usage = streamed ? UsageReader.FromEventStreamTail(capture.Kept) : capture.Complete ? UsageReader.FromJson(capture.Kept) : null;
+        var usage = !capture.Complete ? null : streamed ? UsageReader.FromEventStreamTail(capture.Kept) : UsageReader.FromJson(capture.Kept);
         if (usage is { } u)
         {
             (record.PromptTokens, record.CompletionTokens) = (u.PromptTokens, u.CompletionTokens);
             limits.AddTokens(record.Key.Key, u.Total);
         }
-        if (cacheKey is not null && context.Response.StatusCode == StatusCodes.Status200OK && capture.Complete && !streamed)
-            model.Cache!.Put(cacheKey, context.Response.ContentType ?? "application/json", capture.Captured(), variant.Name);
+        if (cacheKey is not null && context.Response.StatusCode == StatusCodes.Status200OK && capture.Complete && CacheKey.IsKeepable(streamed, capture.Kept))
+            model.Cache!.Put(cacheKey, context.Response.ContentType ?? (streamed ? "text/event-stream" : "application/json"), capture.Captured(), variant.Name);
     }
 
     /// <summary>

@@ -8,13 +8,13 @@ namespace DeepSeek.Gateway.Caching;
 internal static class CacheKey
 {
     /// <summary>
-    /// Non-streamed, and deterministic: <c>temperature</c> 0 (greedy) or a <c>seed</c> (the runtime's
-    /// sampling is reproducible under one). Embeddings have neither and are left to the runtime.
+    /// Deterministic: <c>temperature</c> 0 (greedy) or a <c>seed</c> (the runtime's sampling is reproducible
+    /// under one). Streamed or not, each its own entry (<c>stream</c> is part of the body, so of the key): a
+    /// stream is replayed as the events it was. Embeddings have neither and are left to the runtime.
     /// </summary>
     public static bool IsCacheable(JsonElement body)
     {
         if (body.ValueKind != JsonValueKind.Object) return false;
-        if (body.TryGetProperty("stream", out var stream) && stream.ValueKind == JsonValueKind.True) return false;
         var greedy = body.TryGetProperty("temperature", out var temperature) && temperature.ValueKind == JsonValueKind.Number && temperature.GetDouble() == 0;
         var seeded = body.TryGetProperty("seed", out var seed) && seed.ValueKind == JsonValueKind.Number;
         return greedy || seeded;
@@ -39,6 +39,18 @@ internal static class CacheKey
             writer.WriteEndArray();
         }
         return Convert.ToHexStringLower(SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
+    }
+
+    /// <summary>
+    /// Whether an answer may be kept: a JSON body as it is; an event stream only when it ran to its
+    /// <c>data: [DONE]</c> and carried no error event (a stream cut short or failed is never replayed).
+    /// </summary>
+    public static bool IsKeepable(bool streamed, ReadOnlySpan<byte> body)
+    {
+        if (!streamed) return true;
+        var done = "data: [DONE]"u8;
+        var end = body.TrimEnd("\r\n"u8);
+        return end.EndsWith(done) && body.IndexOf("data: {\"error\""u8) < 0;
     }
 
     /// <summary>Canonical JSON: object properties in ordinal order, numbers by value (<c>0</c>, <c>0.0</c> and <c>0e0</c> alike), the rest as sent.</summary>

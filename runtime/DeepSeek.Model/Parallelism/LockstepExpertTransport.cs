@@ -28,7 +28,7 @@ namespace DeepSeek.Model.Parallelism;
 /// until <see cref="Attach"/> gives a new group. All calls but <see cref="Attach"/> come from the engine
 /// thread of the rank's process.
 /// </summary>
-public sealed class LockstepExpertTransport : IExpertTransport, IDisposable
+public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTransport, IDisposable
 {
     /// <summary>Values per destination in the announce: layer, placement version, rows.</summary>
     private const int AnnounceValues = 3;
@@ -86,10 +86,14 @@ public sealed class LockstepExpertTransport : IExpertTransport, IDisposable
         _model = model;
     }
 
-    /// <summary>Starts using <paramref name="group"/> (formed and agreed); only while none is attached, so the engine thread never holds it.</summary>
-    public void Attach(IProcessGroup group)
+    /// <summary>
+    /// Starts using <paramref name="group"/> (formed and agreed); only while none is attached, so the engine
+    /// thread never holds the one it replaces. Its collectives run on the bound model's device.
+    /// </summary>
+    public void Attach(IProcessGroup group, Device device)
     {
         ArgumentNullException.ThrowIfNull(group);
+        ArgumentNullException.ThrowIfNull(device);
         if (Interlocked.CompareExchange(ref _group, group, null) is not null)
             throw new InvalidOperationException("A group is attached already; a new one is attached after the old one failed.");
         Volatile.Write(ref _abortedBecause, null);

@@ -25,7 +25,7 @@ namespace DeepSeek.Model.Parallelism;
 /// desynchronise the ranks.
 /// </para>
 /// </summary>
-public sealed class NcclExpertTransport : IExpertTransport, IDisposable
+public sealed class NcclExpertTransport : IExpertTransport, IGroupBoundTransport, IDisposable
 {
     private readonly SemaphoreSlim _exchange = new(1, 1);
     private readonly ManualResetEventSlim _firstAttach = new(false);

@@ -54,11 +54,7 @@ public static partial class ExpertGroupHosting
                 // Lockstep: every forward agreed with the peers, all-to-all per MoE layer (LockstepExpertTransport).
                 services.AddSingleton(_ => new LockstepExpertTransport(ExpertGroup.ComputeDeadline, FirstFormationWait));
                 services.AddSingleton<IExpertTransport>(provider => provider.GetRequiredService<LockstepExpertTransport>());
-                services.AddSingleton(provider => new LockstepGroupFormation(group, engine.Device, provider.GetRequiredService<ExpertPeers>(),
-                    provider.GetRequiredService<LockstepExpertTransport>(), provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(),
-                    TimeProvider.System, provider.GetRequiredService<ILogger<LockstepGroupFormation>>()));
-                services.AddSingleton<INcclGroupFormation>(provider => provider.GetRequiredService<LockstepGroupFormation>());
-                services.AddHostedService(provider => provider.GetRequiredService<LockstepGroupFormation>());
+                services.AddNcclGroupFormation<LockstepExpertTransport>(group, engine.Device);
             }
             else
             {
@@ -66,7 +62,7 @@ public static partial class ExpertGroupHosting
                     provider.GetRequiredService<PeerWork>()));
             }
             services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(),
-                provider.GetService<INcclGroupFormation>()));
+                provider.GetService<NcclGroupFormation>()));
             builder.AddExpertListener(configuration, group);
             services.AddSingleton<IRankExperts>(provider => new EngineRankExperts(group, provider.GetRequiredService<EngineService>(), provider.GetRequiredService<PeerWork>()));
             return GroupRole.DataParallel;
@@ -79,16 +75,13 @@ public static partial class ExpertGroupHosting
             {
                 services.AddSingleton(_ => new NcclExpertTransport(ExpertGroup.ComputeDeadline, TimeProvider.System, FirstFormationWait));
                 services.AddSingleton<IExpertTransport>(provider => provider.GetRequiredService<NcclExpertTransport>());
-                services.AddSingleton(provider => new NcclGroupLeader(group, engine.Device, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<NcclExpertTransport>(),
-                    provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System, provider.GetRequiredService<ILogger<NcclGroupLeader>>()));
-                services.AddSingleton<INcclGroupFormation>(provider => provider.GetRequiredService<NcclGroupLeader>());
-                services.AddHostedService(provider => provider.GetRequiredService<NcclGroupLeader>());
+                services.AddNcclGroupFormation<NcclExpertTransport>(group, engine.Device);
             }
             else
             {
                 services.AddSingleton<IExpertTransport>(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.ComputeDeadline, FirstFormationWait));
             }
-            services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(), provider.GetService<INcclGroupFormation>()));
+            services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(), provider.GetService<NcclGroupFormation>()));
             if (parallel.RebalanceInterval > TimeSpan.Zero)
             {
                 services.AddSingleton(provider => new ObservedExpertLoad(provider.GetRequiredService<IMeterFactory>(),
@@ -108,6 +101,16 @@ public static partial class ExpertGroupHosting
             services.AddHostedService(provider => new NcclGroupRank(group, provider.GetRequiredService<RankExperts>(), provider.GetRequiredService<Readiness>(),
                 provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System, provider.GetRequiredService<ILogger<NcclGroupRank>>()));
         return GroupRole.Rank;
+    }
+
+    /// <summary>The NCCL group's formation over the transport the engine's model is sharded with (registered as <typeparamref name="TTransport"/>).</summary>
+    private static void AddNcclGroupFormation<TTransport>(this IServiceCollection services, ExpertGroup group, string device)
+        where TTransport : class, IGroupBoundTransport
+    {
+        services.AddSingleton(provider => new NcclGroupFormation(group, device, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<TTransport>(),
+            provider.GetRequiredService<Readiness>(), provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System,
+            provider.GetRequiredService<ILogger<NcclGroupFormation>>()));
+        services.AddHostedService(provider => provider.GetRequiredService<NcclGroupFormation>());
     }
 
     /// <summary>The expert port (HTTP/2, the Experts service behind the group token), on ranks that answer Compute calls.</summary>
@@ -158,7 +161,7 @@ public static partial class ExpertGroupHosting
     /// Keeps the leader's readiness in step with its ranks: not ready while one is missing (or, over NCCL,
     /// while the group is not formed), ready again when it returns.
     /// </summary>
-    private sealed class LeaderGroupMonitor(ExpertPeers peers, Readiness readiness, INcclGroupFormation? nccl) : BackgroundService
+    private sealed class LeaderGroupMonitor(ExpertPeers peers, Readiness readiness, NcclGroupFormation? nccl) : BackgroundService
     {
         protected override async Task ExecuteAsync(CancellationToken stoppingToken)
         {

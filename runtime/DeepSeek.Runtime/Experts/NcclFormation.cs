@@ -4,7 +4,7 @@ namespace DeepSeek.Runtime.Experts;
 
 /// <summary>
 /// The NCCL transport's lifecycle as pure decisions (the services that act on them are
-/// <see cref="NcclGroupLeader"/> and <see cref="NcclGroupRank"/>). The gRPC control plane stays as it is:
+/// <see cref="NcclGroupFormation"/> and <see cref="NcclGroupRank"/>). The gRPC control plane stays as it is:
 /// the leader polls every rank's Status, and forms an NCCL group only while every rank answers ready;
 /// a failed collective detaches the group, and it is formed anew (a new generation, a new store).
 /// </summary>

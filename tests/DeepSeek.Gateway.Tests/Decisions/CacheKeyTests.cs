@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using DeepSeek.Gateway.Caching;
 using DeepSeek.Gateway.Configuration;
@@ -16,10 +17,27 @@ public sealed class CacheKeyTests
     [InlineData("""{"model":"m","temperature":0.7,"seed":7}""", true)]
     [InlineData("""{"model":"m"}""", false)]
     [InlineData("""{"model":"m","temperature":0.2}""", false)]
-    [InlineData("""{"model":"m","temperature":0,"stream":true}""", false)]
+    [InlineData("""{"model":"m","temperature":0,"stream":true}""", true)]
+    [InlineData("""{"model":"m","temperature":1,"stream":true}""", false)]
     [InlineData("""{"model":"m","temperature":"0"}""", false)]
-    public void OnlyDeterministicNonStreamedRequestsAreCacheable(string body, bool cacheable) =>
+    public void OnlyDeterministicRequestsAreCacheable(string body, bool cacheable) =>
         Assert.Equal(cacheable, CacheKey.IsCacheable(J(body)));
+
+    [Fact]
+    public void AStreamIsKeptOnlyWhenItRanToItsEndWithoutAnError()
+    {
+        const string events = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n";
+        Assert.True(CacheKey.IsKeepable(true, Encoding.UTF8.GetBytes(events + "data: [DONE]\n\n")));
+        Assert.True(CacheKey.IsKeepable(true, Encoding.UTF8.GetBytes(events + "data: [DONE]\r\n\r\n")));
+        Assert.False(CacheKey.IsKeepable(true, Encoding.UTF8.GetBytes(events)));
+        Assert.False(CacheKey.IsKeepable(true, Encoding.UTF8.GetBytes(events + "data: {\"error\":{\"message\":\"step failed\"}}\n\ndata: [DONE]\n\n")));
+        // A JSON answer is kept as it is; streamed or not is what the request asked.
+        Assert.True(CacheKey.IsKeepable(false, "{}"u8));
+        Assert.False(CacheKey.IsKeepable(true, "{}"u8));
+        // Different keys for the same request streamed and not.
+        Assert.NotEqual(CacheKey.For("k", "/v1/completions", J("""{"model":"m","temperature":0}""")),
+            CacheKey.For("k", "/v1/completions", J("""{"model":"m","temperature":0,"stream":true}""")));
+    }
 
     [Fact]
     public void TheSameRequestSpelledDifferentlyHasOneKey()

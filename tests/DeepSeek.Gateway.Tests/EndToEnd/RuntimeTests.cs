@@ -76,6 +76,32 @@ public sealed class RuntimeTests(RuntimesBehindGateway fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task ADeterministicStreamIsReplayedFromTheCacheAsTheSameEvents()
+    {
+        var body = Chat("chat", "stream me", 3, ",\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+        using var first = await Gateway.Http.SendAsync(Post("/v1/chat/completions", body, RuntimesBehindGateway.Key));
+        var live = await first.Content.ReadAsStringAsync();
+        Assert.True(first.StatusCode == HttpStatusCode.OK, live);
+        Assert.Equal("miss", Header(first, "x-deepseek-cache"));
+        Assert.EndsWith("data: [DONE]", live.TrimEnd(), StringComparison.Ordinal);
+
+        using var second = await Gateway.Http.SendAsync(Post("/v1/chat/completions", body, RuntimesBehindGateway.Key));
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal("hit", Header(second, "x-deepseek-cache"));
+        Assert.Equal("text/event-stream", second.Content.Headers.ContentType!.MediaType);
+        Assert.Equal(live, await second.Content.ReadAsStringAsync());
+        // The same request not streamed is an entry of its own.
+        using var unstreamed = await Gateway.Http.SendAsync(Post("/v1/chat/completions", Chat("chat", "stream me", 3, ",\"temperature\":0"), RuntimesBehindGateway.Key));
+        Assert.Equal("miss", Header(unstreamed, "x-deepseek-cache"));
+
+        // The official SDK reads a replayed stream as it reads a live one: the second run is a hit.
+        var sdkFirst = await OpenAiClient.RunAsync(Gateway.Url, "chat", RuntimesBehindGateway.Key, "chatStream");
+        var sdkReplayed = await OpenAiClient.RunAsync(Gateway.Url, "chat", RuntimesBehindGateway.Key, "chatStream");
+        Assert.True(sdkReplayed.GetProperty("chunks").GetInt32() > 1);
+        Assert.Equal(sdkFirst.GetRawText(), sdkReplayed.GetRawText());
+    }
+
+    [Fact]
     public async Task AKeyPastItsRequestsPerMinuteGets429WithRetryAfter()
     {
         var statuses = new List<HttpStatusCode>();

@@ -158,7 +158,7 @@ public sealed class LockstepExpertTransportTests
         public ThreadProcessGroup Form(long generation, TimeSpan unboundedWait)
         {
             var group = new ThreadProcessGroup(Models.Count, generation, unboundedWait);
-            for (var rank = 0; rank < Models.Count; rank++) Transports[rank].Attach(group.Members[rank]);
+            for (var rank = 0; rank < Models.Count; rank++) Transports[rank].Attach(group.Members[rank], CPU);
             return group;
         }
 

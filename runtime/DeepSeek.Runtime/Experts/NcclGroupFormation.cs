@@ -5,22 +5,26 @@ using DeepSeek.Model.Parallelism;
 namespace DeepSeek.Runtime.Experts;
 
 /// <summary>
-/// A data-parallel rank's side of its NCCL group (<c>--data-parallel-attention</c> with
-/// <c>--expert-transport nccl</c>): every rank forms the group together with its peers when all of them answer
-/// <c>Status</c> ready over gRPC and none is attached (<see cref="NcclFormation.ShouldForm"/>; rank 0 serves the
-/// store and names each generation), and hands it to the engine's <see cref="LockstepExpertTransport"/>. When
-/// the control plane loses a peer while a group is attached, the group's collectives are aborted at once
-/// rather than waited out; the group then forms anew when the peer returns. Formation runs on a thread of its
-/// own (it blocks in NCCL for up to the join timeout); its only tensors are the agreement rows, and the engine
-/// thread does not touch a group until it is attached.
+/// The NCCL group's lifecycle on a member whose engine exchanges over it: the leader of the leader shape
+/// (its <see cref="NcclExpertTransport"/>; the other ranks follow in <see cref="NcclGroupRank"/>), or every
+/// data-parallel rank (its <see cref="LockstepExpertTransport"/>). Forms a group when
+/// <see cref="NcclFormation.ShouldForm"/> says so (rank 0 serves the store and names each generation; every
+/// member agrees on the model before it is used, <see cref="NcclGroupJoin"/>) and attaches it to the
+/// transport. While a group is attached, each tick tends it: the leader keeps its idle ranks' waits alive
+/// with heartbeats; a data-parallel rank whose control plane lost a peer aborts the group's collectives at
+/// once rather than at their deadline. On stop the leader tells its ranks it leaves (a data-parallel rank's
+/// engine leaves in its last agreement). A thread of its own: forming blocks in NCCL for up to the join
+/// timeout; its only tensors are the small agreement and header rows.
 /// </summary>
-public sealed partial class LockstepGroupFormation(ExpertGroup group, string deviceName, ExpertPeers peers, LockstepExpertTransport transport,
-    Serving.Readiness readiness, IHostApplicationLifetime lifetime, TimeProvider time, ILogger<LockstepGroupFormation> logger) : BackgroundService, INcclGroupFormation
+public sealed partial class NcclGroupFormation(ExpertGroup group, string deviceName, ExpertPeers peers, IGroupBoundTransport transport,
+    Serving.Readiness readiness, IHostApplicationLifetime lifetime, TimeProvider time, ILogger<NcclGroupFormation> logger) : BackgroundService
 {
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>Raised when the group is attached or detached.</summary>
     public event Action? Changed;
 
+    /// <summary>The peers' readiness (gRPC) combined with the NCCL group's.</summary>
     public GroupReadiness Readiness(GroupReadiness ranks) => NcclFormation.Readiness(ranks, transport.Group?.Generation, transport.DetachedBecause);
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -37,10 +41,11 @@ public sealed partial class LockstepGroupFormation(ExpertGroup group, string dev
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                var ranks = peers.Readiness;
-                if (!ranks.Ready && transport.Group is not null) transport.Abort($"the group lost a peer: {ranks.Message}");
+                var peersNow = peers.Readiness;
+                Tend(peersNow);
+                // Not gated on the engine: its warm-up already needs the group (its first exchange waits for it).
                 if (readiness.State != Serving.ReadinessState.Failed
-                    && NcclFormation.ShouldForm(ranks.Ready, transport.Group is not null, failures, time.GetElapsedTime(lastAttempt)))
+                    && NcclFormation.ShouldForm(peersNow.Ready, transport.Group is not null, failures, time.GetElapsedTime(lastAttempt)))
                 {
                     lastAttempt = time.GetTimestamp();
                     helper ??= LoadHelper();
@@ -54,6 +59,21 @@ public sealed partial class LockstepGroupFormation(ExpertGroup group, string dev
         finally
         {
             transport.Detached -= OnDetached;
+            (transport as NcclExpertTransport)?.Stop();
+        }
+    }
+
+    /// <summary>Each tick, what the transport's shape needs of an attached group.</summary>
+    private void Tend(GroupReadiness peersNow)
+    {
+        switch (transport)
+        {
+            case NcclExpertTransport leader:
+                leader.Heartbeat(NcclFormation.HeartbeatInterval);
+                break;
+            case LockstepExpertTransport lockstep when !peersNow.Ready && lockstep.Group is not null:
+                lockstep.Abort($"the group lost a peer: {peersNow.Message}");
+                break;
         }
     }
 
@@ -70,19 +90,22 @@ public sealed partial class LockstepGroupFormation(ExpertGroup group, string dev
     }
 
     /// <param name="helper">The native helper, loaded.</param>
-    /// <param name="generation">This rank's count of attempts; only rank 0's names the group (the others learn it from the store).</param>
+    /// <param name="generation">This member's count of attempts; only rank 0's names the group (the others learn it from the store).</param>
     private bool Form(NativeHelper helper, long generation)
     {
         var settings = group.Settings;
         var device = TorchRuntime.Resolve(deviceName);
+        var store = NcclFormation.StoreEndpoint(settings);
+        LogForming(logger, settings.Rank, settings.WorldSize, store.Port);
         if (NcclGroupJoin.TryJoin(helper, group, device, settings.Rank == 0 ? generation : null, out var problem) is not { } formed)
         {
+            // A store that did not come up, a rank that did not join in time or disagrees: try again after a backoff.
             LogFormationFailed(logger, settings.Rank, problem);
             transport.Detach(problem);
             Changed?.Invoke();
             return false;
         }
-        transport.Attach(formed);
+        transport.Attach(formed, device);
         LogFormed(logger, settings.Rank, formed.Generation, settings.WorldSize);
         Changed?.Invoke();
         return true;
@@ -94,7 +117,10 @@ public sealed partial class LockstepGroupFormation(ExpertGroup group, string dev
         Changed?.Invoke();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Rank {Rank} formed NCCL group generation {Generation} of {WorldSize} data-parallel ranks")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rank {Rank} forming an NCCL group of {WorldSize} ranks (store on port {Port})")]
+    private static partial void LogForming(ILogger logger, int rank, int worldSize, int port);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rank {Rank}: NCCL group generation {Generation} of {WorldSize} ranks formed")]
     private static partial void LogFormed(ILogger logger, int rank, long generation, int worldSize);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Rank {Rank}: the NCCL group did not form: {Problem}")]
