@@ -99,9 +99,7 @@ internal sealed partial class ProxyEndpoint(
         metrics.CacheHit(record.Model!);
         record.Cache = "hit";
         record.Variant = hit.Variant;
-        var streamed = hit.ContentType.StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase);
-        if ((streamed ? UsageReader.FromEventStreamTail(hit.Body) : UsageReader.FromJson(hit.Body)) is { } usage)
-            (record.PromptTokens, record.CompletionTokens) = (usage.PromptTokens, usage.CompletionTokens);
+        if (hit.Usage is { } usage) (record.PromptTokens, record.CompletionTokens) = (usage.PromptTokens, usage.CompletionTokens);
         var response = context.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = hit.ContentType;
@@ -169,20 +167,25 @@ internal sealed partial class ProxyEndpoint(
     private async Task<Outcome> SendAsync(HttpContext context, RequestRecord record, GatewayModel model, GatewayVariant variant, EndpointState endpoint,
         RequestBody body, ForwarderRequestConfig requestConfig, bool streamed, string? cacheKey)
     {
-        var bytes = body.WithModel(variant.ServedName);
+        // A stream the client did not ask the usage of is asked it all the same, so that its tokens count
+        // (the key's tokens per minute, the audit line); the usage chunk is then held back from the client.
+        var askUsage = body.NeedsUsageAsked();
+        var bytes = body.Forwarded(variant.ServedName, askUsage);
         context.Request.Body = new MemoryStream(bytes, writable: false);
         context.Request.ContentLength = bytes.Length;
         var clientBody = context.Response.Body;
         // A stream is kept whole only when it may become a cache entry; otherwise its tail has the usage.
         var tailOnly = streamed && cacheKey is null;
         using var capture = new ResponseCapture(clientBody, tailOnly, tailOnly ? StreamTail : CaptureLimit);
-        context.Response.Body = capture;
+        using var filter = askUsage ? new UsageChunkFilter(capture) : null;
+        context.Response.Body = (Stream?)filter ?? capture;
         var transformer = new ForwardTransformer(variant.Name, endpoint.Url, record.RequestId);
         ForwarderError error;
         try
         {
             using (endpoint.Enter())
                 error = await forwarder.SendAsync(context, endpoint.Url, upstream.Invoker, requestConfig, transformer);
+            if (filter is not null && error == ForwarderError.None) await filter.CompleteAsync(context.RequestAborted);
         }
         finally
         {
@@ -202,7 +205,7 @@ internal sealed partial class ProxyEndpoint(
             if (context.RequestAborted.IsCancellationRequested) context.Response.StatusCode = 499;
             return Outcome.Done;
         }
-        Account(context, record, model, variant, capture, streamed, cacheKey);
+        Account(context, record, model, variant, capture, filter?.Usage, streamed, cacheKey);
         return Outcome.Done;
     }
 
@@ -215,16 +218,18 @@ internal sealed partial class ProxyEndpoint(
     }
 
     /// <summary>A finished answer's tokens (audit, the key's tokens per minute) and, for a deterministic 200, its cache entry.</summary>
-    private void Account(HttpContext context, RequestRecord record, GatewayModel model, GatewayVariant variant, ResponseCapture capture, bool streamed, string? cacheKey)
+    private void Account(HttpContext context, RequestRecord record, GatewayModel model, GatewayVariant variant, ResponseCapture capture, TokenUsage? askedUsage,
+        bool streamed, string? cacheKey)
     {
-        var usage = !capture.Complete ? null : streamed ? UsageReader.FromEventStreamTail(capture.Kept) : UsageReader.FromJson(capture.Kept);
+        // askedUsage: the usage chunk held back from a stream whose usage the gateway asked (null otherwise).
+        var usage = askedUsage ?? (!capture.Complete ? null : streamed ? UsageReader.FromEventStreamTail(capture.Kept) : UsageReader.FromJson(capture.Kept));
         if (usage is { } u)
         {
             (record.PromptTokens, record.CompletionTokens) = (u.PromptTokens, u.CompletionTokens);
             limits.AddTokens(record.Key.Key, u.Total);
         }
         if (cacheKey is not null && context.Response.StatusCode == StatusCodes.Status200OK && capture.Complete && CacheKey.IsKeepable(streamed, capture.Kept))
-            model.Cache!.Put(cacheKey, context.Response.ContentType ?? (streamed ? "text/event-stream" : "application/json"), capture.Captured(), variant.Name);
+            model.Cache!.Put(cacheKey, context.Response.ContentType ?? (streamed ? "text/event-stream" : "application/json"), capture.Captured(), variant.Name, usage);
     }
 
     /// <summary>

@@ -93,22 +93,61 @@ internal sealed class RequestBody(byte[] bytes, JsonDocument document, string mo
         return (new RequestBody(bytes, document, root.GetProperty("model").GetString()!), null);
     }
 
-    /// <summary>The body with <c>model</c> set to <paramref name="servedName"/> (a variant whose runtimes serve another name); every other field as sent.</summary>
-    public byte[] WithModel(string servedName)
+    /// <summary>
+    /// Whether the gateway asks the usage of this stream on the client's behalf: streamed, and
+    /// <c>stream_options</c> absent, null, or an object without <c>include_usage: true</c> (any other
+    /// <c>stream_options</c> goes to the runtime as sent, which answers it).
+    /// </summary>
+    public bool NeedsUsageAsked()
     {
-        if (servedName == Model) return Bytes;
-        using var buffer = new MemoryStream(Bytes.Length + 32);
+        if (!Json.TryGetProperty("stream", out var stream) || stream.ValueKind != JsonValueKind.True) return false;
+        if (!Json.TryGetProperty("stream_options", out var options) || options.ValueKind == JsonValueKind.Null) return true;
+        return options.ValueKind == JsonValueKind.Object
+            && !(options.TryGetProperty("include_usage", out var include) && include.ValueKind == JsonValueKind.True);
+    }
+
+    /// <summary>
+    /// The body as the runtime gets it: <c>model</c> set to <paramref name="servedName"/> (a variant whose
+    /// runtimes serve another name) and, with <paramref name="askUsage"/>, <c>stream_options.include_usage</c>
+    /// set (<see cref="NeedsUsageAsked"/>); every other field as sent.
+    /// </summary>
+    public byte[] Forwarded(string servedName, bool askUsage)
+    {
+        if (servedName == Model && !askUsage) return Bytes;
+        using var buffer = new MemoryStream(Bytes.Length + 64);
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartObject();
+            var optionsWritten = false;
             foreach (var property in Json.EnumerateObject())
             {
-                if (property.NameEquals("model")) writer.WriteString("model", servedName);
-                else property.WriteTo(writer);
+                if (property.NameEquals("model"))
+                {
+                    writer.WriteString("model", servedName);
+                }
+                else if (askUsage && property.NameEquals("stream_options"))
+                {
+                    WriteUsageAsked(writer, property.Value);
+                    optionsWritten = true;
+                }
+                else
+                {
+                    property.WriteTo(writer);
+                }
             }
+            if (askUsage && !optionsWritten) WriteUsageAsked(writer, default);
             writer.WriteEndObject();
         }
         return buffer.ToArray();
+    }
+
+    private static void WriteUsageAsked(Utf8JsonWriter writer, JsonElement options)
+    {
+        writer.WriteStartObject("stream_options");
+        if (options.ValueKind == JsonValueKind.Object)
+            foreach (var option in options.EnumerateObject().Where(o => !o.NameEquals("include_usage"))) option.WriteTo(writer);
+        writer.WriteBoolean("include_usage", true);
+        writer.WriteEndObject();
     }
 
     /// <summary>application/json, with no charset or UTF-8 (what the runtime accepts too).</summary>

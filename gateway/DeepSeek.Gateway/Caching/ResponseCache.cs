@@ -1,10 +1,11 @@
 using DeepSeek.Gateway.Configuration;
+using DeepSeek.Gateway.Upstream;
 using Microsoft.Extensions.Caching.Memory;
 
 namespace DeepSeek.Gateway.Caching;
 
-/// <summary>A response kept to answer the same request again: what the client got, and which variant produced it.</summary>
-internal sealed record CachedResponse(string ContentType, byte[] Body, string Variant, DateTimeOffset ExpiresAt);
+/// <summary>A response kept to answer the same request again: what the client got, which variant produced it, and its token counts.</summary>
+internal sealed record CachedResponse(string ContentType, byte[] Body, string Variant, TokenUsage? Usage, DateTimeOffset ExpiresAt);
 
 /// <summary>
 /// One model's exact-response cache: at most <see cref="CacheConfig.MaxEntries"/> (each entry counts 1
@@ -34,9 +35,9 @@ internal sealed class ResponseCache : IDisposable
         return null;
     }
 
-    public void Put(string key, string contentType, byte[] body, string variant)
+    public void Put(string key, string contentType, byte[] body, string variant, TokenUsage? usage)
     {
-        var entry = new CachedResponse(contentType, body, variant, _time.GetUtcNow() + _ttl);
+        var entry = new CachedResponse(contentType, body, variant, usage, _time.GetUtcNow() + _ttl);
         _cache.Set(key, entry, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = _ttl });
     }
 

@@ -43,6 +43,28 @@ internal static class UsageReader
         return null;
     }
 
+    /// <summary>
+    /// The counts of one event when it is a stream's usage chunk (<c>data: {…}</c> with no choices and a
+    /// <c>usage</c> object, the last before <c>data: [DONE]</c>); null for any other event.
+    /// </summary>
+    public static TokenUsage? FromUsageChunk(ReadOnlySpan<byte> item)
+    {
+        var data = "data: "u8;
+        if (!item.StartsWith(data) || item.IndexOf("\"usage\""u8) < 0) return null;
+        try
+        {
+            var reader = new Utf8JsonReader(item[data.Length..]);
+            using var document = JsonDocument.ParseValue(ref reader);
+            var root = document.RootElement;
+            return root.ValueKind == JsonValueKind.Object && root.TryGetProperty("choices", out var choices)
+                && choices.ValueKind == JsonValueKind.Array && choices.GetArrayLength() == 0 ? Read(root) : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
     private static TokenUsage? Read(JsonElement root)
     {
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("usage", out var usage) || usage.ValueKind != JsonValueKind.Object) return null;

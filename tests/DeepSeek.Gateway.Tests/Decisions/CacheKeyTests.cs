@@ -67,7 +67,7 @@ public sealed class CacheKeyTests
     {
         var time = new FakeTimeProvider(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
         using var cache = new ResponseCache(new CacheConfig { TtlSeconds = 10, MaxEntries = 5 }, time);
-        cache.Put("k", "application/json", [1, 2], "a");
+        cache.Put("k", "application/json", [1, 2], "a", null);
         time.Advance(TimeSpan.FromSeconds(9));
         Assert.Equal([1, 2], cache.Get("k")!.Body);
         time.Advance(TimeSpan.FromSeconds(2));

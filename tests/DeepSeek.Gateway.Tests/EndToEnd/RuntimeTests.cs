@@ -102,6 +102,32 @@ public sealed class RuntimeTests(RuntimesBehindGateway fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task AStreamWithoutIncludeUsageStillCountsItsTokensAndTheClientSeesNoUsageChunk()
+    {
+        using var request = Post("/v1/completions", $$"""{"model":"{{RuntimeProcess.TinyModel}}","prompt":"count me","max_tokens":3,"stream":true}""", RuntimesBehindGateway.Key);
+        request.Headers.Add("x-request-id", "stream-usage-1");
+        using var response = await Gateway.Http.SendAsync(request);
+        var events = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, events);
+        Assert.EndsWith("data: [DONE]", events.TrimEnd(), StringComparison.Ordinal);
+        Assert.Contains("\"finish_reason\":\"length\"", events, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"usage\"", events, StringComparison.Ordinal);
+
+        JsonElement line = default;
+        await Eventually.HoldsAsync(async () =>
+        {
+            if (!File.Exists(fixture.AuditPath)) return false;
+            var found = (await File.ReadAllTextAsync(fixture.AuditPath)).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement)
+                .Where(l => l.GetProperty("request_id").GetString() == "stream-usage-1").ToList();
+            if (found.Count == 0) return false;
+            line = Assert.Single(found).Clone();
+            return true;
+        }, TimeSpan.FromSeconds(10), "the audit line of request stream-usage-1");
+        Assert.True(line.GetProperty("prompt_tokens").GetInt64() > 0);
+        Assert.Equal(3, line.GetProperty("completion_tokens").GetInt64());
+    }
+
+    [Fact]
     public async Task AKeyPastItsRequestsPerMinuteGets429WithRetryAfter()
     {
         var statuses = new List<HttpStatusCode>();
