@@ -27,11 +27,6 @@ namespace DeepSeek.Engine.Core;
 /// </summary>
 internal sealed partial class EngineCore
 {
-    // A lockstep rank's wait for input between idle turns: the most a peer's first forward waits for it.
-    private static readonly TimeSpan LockstepIdleWait = TimeSpan.FromMilliseconds(1);
-    // Between turns while the group is not formed: nothing to join, so no hot loop.
-    private static readonly TimeSpan LockstepGroupWait = TimeSpan.FromMilliseconds(100);
-
     private readonly EngineOptions _options;
     private readonly Func<IModelRunner> _createRunner;
     private readonly EngineMetrics _metrics;
@@ -49,6 +44,7 @@ internal sealed partial class EngineCore
     private volatile bool _stopRequested;
     private volatile EngineState _state = EngineState.Starting;
     private int _consecutiveStepFailures;
+    private int _idleTurnsInARow;
     private long _preemptions;
     private long _reportedQueries;
     private long _reportedHits;
@@ -225,8 +221,9 @@ internal sealed partial class EngineCore
         open = true;
         var turn = _runner!.IdleTurn();
         if (turn == LockstepTurn.Solo) return false;
+        _idleTurnsInARow = turn == LockstepTurn.AllIdle ? Math.Min(_idleTurnsInARow + 1, LockstepIdle.QuietAfter) : 0;
         if (turn == LockstepTurn.JoinedPeers) return true;
-        using var timeout = new CancellationTokenSource(turn == LockstepTurn.AllIdle ? LockstepIdleWait : LockstepGroupWait);
+        using var timeout = new CancellationTokenSource(LockstepIdle.Wait(turn, _idleTurnsInARow));
         try
         {
             open = Input.Reader.WaitToReadAsync(timeout.Token).AsTask().GetAwaiter().GetResult();
@@ -299,6 +296,7 @@ internal sealed partial class EngineCore
             return;
         }
 
+        _idleTurnsInARow = 0;
         _outputs.MarkScheduled(step.Sequences);
         ModelRunnerOutput output;
         IReadOnlyList<RequestProgress> progress;
