@@ -77,6 +77,8 @@ internal static partial class GatewayHost
         services.AddHttpForwarder();
         services.AddSingleton(new ReadinessProbe(new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(2) })));
         services.AddHostedService<ReadinessMonitor>();
+        services.AddHostedService(provider => new RuntimeLoadMonitor(provider.GetRequiredService<ModelTable>(),
+            new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(1) }), provider.GetRequiredService<TimeProvider>()));
         services.AddSingleton(provider => new AuditLog(config.Audit?.Path, provider.GetRequiredService<ILogger<AuditLog>>()));
         services.AddHostedService(provider => provider.GetRequiredService<AuditLog>());
         services.AddSingleton<GatewayMetrics>();

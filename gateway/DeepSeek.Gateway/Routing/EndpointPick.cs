@@ -32,7 +32,7 @@ internal static class EndpointPick
         }
     }
 
-    /// <summary>Fewest in flight; among equals, the one the ticket's turn reaches first (so an idle pool is still spread, not all on the first).</summary>
+    /// <summary>Least load; among equals, the one the ticket's turn reaches first (so an idle pool is still spread, not all on the first).</summary>
     private static int LeastLoaded(IReadOnlyList<EndpointCandidate> endpoints, long ticket)
     {
         var start = (int)(Math.Abs(ticket) % endpoints.Count);
@@ -40,7 +40,7 @@ internal static class EndpointPick
         for (var step = 0; step < endpoints.Count; step++)
         {
             var i = (start + step) % endpoints.Count;
-            if (endpoints[i].Eligible && (best < 0 || endpoints[i].InFlight < endpoints[best].InFlight)) best = i;
+            if (endpoints[i].Eligible && (best < 0 || endpoints[i].Load < endpoints[best].Load)) best = i;
         }
         return best;
     }
@@ -59,6 +59,6 @@ internal static class EndpointPick
                 bestScore = score;
             }
         }
-        return endpoints[best].InFlight >= spillInFlight ? LeastLoaded(endpoints, ticket) : best;
+        return endpoints[best].Load >= spillInFlight ? LeastLoaded(endpoints, ticket) : best;
     }
 }

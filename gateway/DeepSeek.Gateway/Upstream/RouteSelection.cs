@@ -17,7 +17,7 @@ internal static class RouteSelection
         var weights = model.Variants.Select(v => v.Endpoints.Any(Usable) ? v.Weight : 0).ToList();
         if (VariantPick.Choose(weights, sample) is not { } v) return null;
         var variant = model.Variants[v];
-        var candidates = variant.Endpoints.Select(e => new EndpointCandidate(e.Url, e.InFlight, Usable(e))).ToList();
+        var candidates = variant.Endpoints.Select(e => new EndpointCandidate(e.Url, e.Load, Usable(e))).ToList();
         if (EndpointPick.Choose(model.Routing, candidates, ticket, prefixKey, model.Config.PrefixSpillInFlight) is not { } e) return null;
         return (variant, variant.Endpoints[e]);
     }

@@ -70,7 +70,7 @@ public sealed class EndpointPickTests
         var busy = Urls.Select((u, i) => new EndpointCandidate(u, i == preferred ? 4 : 1 + i, true)).ToList();
         var spilled = EndpointPick.Choose(RoutingPolicy.Prefix, busy, 0, key, 4)!.Value;
         Assert.NotEqual(preferred, spilled);
-        Assert.Equal(busy.Where((_, i) => i != preferred).Min(c => c.InFlight), busy[spilled].InFlight);
+        Assert.Equal(busy.Where((_, i) => i != preferred).Min(c => c.Load), busy[spilled].Load);
     }
 
     [Fact]

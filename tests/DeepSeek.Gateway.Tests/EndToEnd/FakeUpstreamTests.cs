@@ -13,6 +13,7 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
     private FakeUpstream _neverReady = null!;
     private FakeUpstream _resetting = null!;
     private FakeUpstream _draining = null!;
+    private FakeUpstream _queued = null!;
     private RunningGateway _gateway = null!;
     private string _dead = "";
 
@@ -27,6 +28,10 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
         _resetting.ResetConnections = true;
         _draining = await FakeUpstream.StartAsync();
         _draining.ApiUnavailable = true;
+        // A runtime whose own queue is long (traffic from elsewhere), beside _fast, which reports an empty one.
+        _queued = await FakeUpstream.StartAsync();
+        _queued.ReportedWaiting = 40;
+        _fast.ReportedWaiting = 0;
         // A port nothing listens on: connections are refused.
         _dead = $"http://127.0.0.1:{FreePort.Next()}";
         _gateway = await RunningGateway.StartAsync($$"""
@@ -38,6 +43,7 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
               - {name: drain, routing: round-robin, variants: [{name: a, endpoints: ["{{_draining.Url}}", "{{_fast.Url}}"]}]}
               - {name: held, holdSeconds: 120, variants: [{name: a, endpoints: ["{{_loading.Url}}"]}]}
               - {name: never, holdSeconds: 0.5, variants: [{name: a, endpoints: ["{{_neverReady.Url}}"]}]}
+              - {name: loaded, routing: least-load, variants: [{name: a, endpoints: ["{{_queued.Url}}", "{{_fast.Url}}"]}]}
               - {name: ab, routing: least-load, variants: [{name: a, weight: 1, endpoints: ["{{_neverReady.Url}}"]}, {name: b, weight: 1, endpoints: ["{{_fast.Url}}"], servedName: fast-b}]}
             """);
     }
@@ -50,6 +56,27 @@ public sealed class FakeUpstreamTests : IAsyncLifetime
         await _neverReady.DisposeAsync();
         await _resetting.DisposeAsync();
         await _draining.DisposeAsync();
+        await _queued.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task LeastLoadWeighsTheQueueARuntimeReportsNotOnlyTheGatewaysOwnRequests()
+    {
+        // With the gateway's own counts alone (nothing in flight) the two would take turns; once it has read
+        // the runtimes' /metrics, the one reporting 40 waiting is passed over every time.
+        await Eventually.HoldsAsync(async () =>
+        {
+            using var response = await _gateway.Http.SendAsync(Post("/v1/chat/completions", Chat("loaded")));
+            return Header(response, "x-deepseek-endpoint") == _fast.Url;
+        }, TimeSpan.FromSeconds(20), "a request routed away from the runtime that reports a queue");
+        var queuedBefore = _queued.Requests;
+        for (var i = 0; i < 10; i++)
+        {
+            using var response = await _gateway.Http.SendAsync(Post("/v1/chat/completions", Chat("loaded")));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(_fast.Url, Header(response, "x-deepseek-endpoint"));
+        }
+        Assert.Equal(queuedBefore, _queued.Requests);
     }
 
     [Fact]

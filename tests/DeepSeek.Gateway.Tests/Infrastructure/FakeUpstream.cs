@@ -39,6 +39,9 @@ internal sealed class FakeUpstream : IAsyncDisposable
     /// <summary>Answers the API 503 while <c>/ready</c> says 200: a replica that started draining between two probes.</summary>
     public volatile bool ApiUnavailable;
 
+    /// <summary>Requests waiting that its <c>/metrics</c> reports, as a runtime's does; negative: no <c>/metrics</c> (404).</summary>
+    public volatile int ReportedWaiting = -1;
+
     public int Requests => Volatile.Read(ref _requests);
 
     public int ReadyProbes => Volatile.Read(ref _readyProbes);
@@ -62,6 +65,11 @@ internal sealed class FakeUpstream : IAsyncDisposable
             Interlocked.Increment(ref fake._readyProbes);
             return fake.Ready ? Results.Ok() : Results.StatusCode(503);
         });
+        app.MapGet("/metrics", () => fake.ReportedWaiting is var waiting and >= 0
+            ? Results.Text($"# HELP deepseek_requests_waiting Requests admitted and waiting.\n# TYPE deepseek_requests_waiting gauge\n"
+                + $"deepseek_requests_waiting{{otel_scope_name=\"DeepSeek.Engine\",model=\"m\"}} {waiting}\n"
+                + "# TYPE deepseek_requests_running gauge\ndeepseek_requests_running{otel_scope_name=\"DeepSeek.Engine\",model=\"m\"} 1\n", "text/plain; version=0.0.4")
+            : Results.NotFound());
         app.MapPost("/v1/{**path}", fake.HandleAsync);
         await app.StartAsync();
         fake.Url = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single().TrimEnd('/');
