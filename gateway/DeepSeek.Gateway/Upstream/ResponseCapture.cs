@@ -5,7 +5,7 @@ namespace DeepSeek.Gateway.Upstream;
 /// its usage, and the cache entry), or only the last bytes (a stream: its final usage chunk). Every
 /// write and flush goes straight through, so streaming stays unbuffered.
 /// </summary>
-internal sealed class ResponseCapture(Stream inner, bool tailOnly, int limit) : Stream
+internal sealed class ResponseCapture(Stream inner, bool tailOnly, int limit) : WriteOnlyStream
 {
     private readonly MemoryStream _copy = new();
 
@@ -66,15 +66,6 @@ internal sealed class ResponseCapture(Stream inner, bool tailOnly, int limit) : 
             }
         }
     }
-
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -6,7 +6,7 @@ namespace DeepSeek.Gateway.Upstream;
 /// is complete, but the usage chunk, whose counts are kept instead. Events end at their blank line; a
 /// partial one waits for its rest (the runtime writes and flushes whole events, so nothing waits long).
 /// </summary>
-internal sealed class UsageChunkFilter(Stream inner) : Stream
+internal sealed class UsageChunkFilter(Stream inner) : WriteOnlyStream
 {
     private static readonly byte[] EventEnd = "\n\n"u8.ToArray();
     private readonly MemoryStream _pending = new();
@@ -54,15 +54,6 @@ internal sealed class UsageChunkFilter(Stream inner) : Stream
         _pending.SetLength(0);
         _pending.Write(rest);
     }
-
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
