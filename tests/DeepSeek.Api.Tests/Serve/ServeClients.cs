@@ -21,7 +21,10 @@ public static class ServeClients
             ["SCENARIO"] = scenario,
         };
         foreach (var (name, value) in extra ?? []) environment[name] = value;
-        var output = await ExternalTool.RunNodeAsync("openai-client.mjs", environment, DeepSeek.Testing.TestTime.Budget(timeout ?? TimeSpan.FromSeconds(120)));
+        var budget = DeepSeek.Testing.TestTime.Budget(timeout ?? TimeSpan.FromSeconds(120));
+        // The SDK's own per-request timeout is the same budget: one slow request must not fail a scenario given longer.
+        environment["SCENARIO_BUDGET_MS"] = ((long)budget.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var output = await ExternalTool.RunNodeAsync("openai-client.mjs", environment, budget);
         return JsonDocument.Parse(output).RootElement;
     }
 
