@@ -22,11 +22,15 @@
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <type_traits>
 #include <unordered_map>
@@ -187,14 +191,24 @@ at::Tensor routed_experts(const at::Tensor& hidden, const at::Tensor& slots, con
 }
 
 template <typename Weights>
+at::Tensor empty_dequantized(const Weights& weights, int64_t experts, const at::Tensor& like, bool stacked) {
+  return stacked ? at::empty({experts, weights.rows, weights.k}, like.options().dtype(at::kBFloat16))
+                 : at::empty({weights.rows, weights.k}, like.options().dtype(at::kBFloat16));
+}
+
+template <typename Weights>
+void dequantize_into(const Weights& weights, int64_t experts, at::Tensor& output, cudaStream_t stream) {
+  if (weights.rows == 0 || experts == 0) return;
+  kernels::dequantize<<<dim3(blocks(weights.rows, kernels::kWarpsPerBlock), static_cast<unsigned>(experts)), kernels::kThreads, 0, stream>>>(
+      weights, bf16_out(output));
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename Weights>
 at::Tensor dequantized(const Weights& weights, int64_t experts, const at::Tensor& like, bool stacked) {
   const c10::cuda::CUDAGuard guard(like.device());
-  auto output = stacked ? at::empty({experts, weights.rows, weights.k}, like.options().dtype(at::kBFloat16))
-                        : at::empty({weights.rows, weights.k}, like.options().dtype(at::kBFloat16));
-  if (weights.rows == 0 || experts == 0) return output;
-  kernels::dequantize<<<dim3(blocks(weights.rows, kernels::kWarpsPerBlock), static_cast<unsigned>(experts)), kernels::kThreads, 0,
-                        at::cuda::getCurrentCUDAStream()>>>(weights, bf16_out(output));
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  auto output = empty_dequantized(weights, experts, like, stacked);
+  dequantize_into(weights, experts, output, at::cuda::getCurrentCUDAStream());
   return output;
 }
 
@@ -357,6 +371,49 @@ extern "C" void* dsn_fp8_dequantize(void* bytes_h, void* scale_inv_h, int64_t sp
     return new at::Tensor(dequantized(weights, stacked ? bytes.size(0) : 1, bytes, stacked));
   });
 }
+
+extern "C" void* dsn_fp8_dequantize_ahead(void* bytes_h, void* scale_inv_h, int64_t split, void** ready) {
+  return guarded<void*>(nullptr, [&] {
+    TORCH_CHECK(ready != nullptr, "ready must point to where the event goes");
+    *ready = nullptr;
+    const auto& bytes = tensor(bytes_h, "bytes");
+    const auto weights = fp8_rows(bytes, tensor(scale_inv_h, "scale_inv"), split > 0 ? split : bytes.size(-2), "bytes");
+    const bool stacked = bytes.dim() == 3;
+    const int64_t experts = stacked ? bytes.size(0) : 1;
+    const c10::cuda::CUDAGuard guard(bytes.device());
+    const auto current = at::cuda::getCurrentCUDAStream();
+    auto output = empty_dequantized(weights, experts, bytes, stacked);
+    if (c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None) {
+      // Inside a graph capture the order is the graph's: no side stream, nothing to wait for.
+      dequantize_into(weights, experts, output, current.stream());
+      return new at::Tensor(std::move(output));
+    }
+    const auto side = at::cuda::getStreamFromPool(false, bytes.device().index());
+    // The scratch comes from the current stream's pool, where a block is free once the work queued before
+    // it has run: the side stream starts after that work, and the allocator keeps the block until the side
+    // stream's use has run too.
+    at::cuda::CUDAEvent queued;
+    queued.record(current);
+    queued.block(side);
+    c10::cuda::CUDACachingAllocator::recordStream(output.storage().data_ptr(), side);
+    dequantize_into(weights, experts, output, side.stream());
+    auto done = std::make_unique<at::cuda::CUDAEvent>();
+    done->record(side);
+    *ready = done.release();
+    return new at::Tensor(std::move(output));
+  });
+}
+
+extern "C" int dsn_stream_wait(void* ready) {
+  return guarded<int>(-1, [&] {
+    TORCH_CHECK(ready != nullptr, "no event to wait for");
+    std::unique_ptr<at::cuda::CUDAEvent> event(static_cast<at::cuda::CUDAEvent*>(ready));
+    event->block(at::cuda::getCurrentCUDAStream());
+    return 0;
+  });
+}
+
+extern "C" void dsn_event_destroy(void* ready) { delete static_cast<at::cuda::CUDAEvent*>(ready); }
 
 extern "C" void* dsn_fp8_linear(void* x_h, void* bytes_h, void* scale_inv_h) {
   return guarded<void*>(nullptr, [&] {

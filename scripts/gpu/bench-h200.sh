@@ -268,7 +268,7 @@ fi
 
 if [[ $phases == *structured* ]]; then
   # Constrained decoding's cost (issue #32): half of each batch under a JSON schema, in the same steps as
-  # the unconstrained half, against the same batches unconstrained; masks built on the host per step.
+  # the unconstrained half, against the same batches unconstrained; each state's mask cached on the device.
   log "bench --structured-share 0.5: V2-Lite shape, batch 1 and 32"
   peak bench-structured timeout "$(left 300)" "$rt" bench --device cuda --dtype bfloat16 --shape deepseek-v2-lite --batches 1,32 \
     --prompt-tokens 256 --output-tokens 64 --structured-share 0.5 --bandwidth-gbs 4800 --json "$out/bench-structured.json" | grep -E "│"

@@ -45,6 +45,8 @@ internal sealed partial class EngineCore
     private volatile EngineState _state = EngineState.Starting;
     private int _consecutiveStepFailures;
     private int _idleTurnsInARow;
+    // The load was published since the engine last ran a step (PublishLoad is not repeated while idle).
+    private bool _idlePublished;
     private long _preemptions;
     private long _reportedQueries;
     private long _reportedHits;
@@ -196,7 +198,9 @@ internal sealed partial class EngineCore
             if (_stopRequested) return;
             if (!scheduler.HasUnfinishedRequests)
             {
-                PublishLoad();
+                // Once per idle spell: a lockstep rank loops here every turn (up to a thousand a second).
+                if (!_idlePublished) PublishLoad();
+                _idlePublished = true;
                 if (TakeIdleTurn(out var open))
                 {
                     if (!open) return;
@@ -239,6 +243,8 @@ internal sealed partial class EngineCore
     {
         while (Input.Reader.TryRead(out var work))
         {
+            // Any work may change what the load says (between-steps work may free cached blocks).
+            _idlePublished = false;
             switch (work)
             {
                 case EngineWork.Submit submit:
@@ -297,6 +303,7 @@ internal sealed partial class EngineCore
         }
 
         _idleTurnsInARow = 0;
+        _idlePublished = false;
         _outputs.MarkScheduled(step.Sequences);
         ModelRunnerOutput output;
         IReadOnlyList<RequestProgress> progress;
@@ -413,6 +420,8 @@ internal sealed partial class EngineCore
         var failure = failed ? FailureReasons.EngineFailed : FailureReasons.Cancelled;
         while (Input.Reader.TryRead(out var work))
         {
+            // Any work may change what the load says (between-steps work may free cached blocks).
+            _idlePublished = false;
             switch (work)
             {
                 case EngineWork.Submit submit:

@@ -252,6 +252,7 @@ internal sealed class ModelRunner : IModelRunner
         // Its peers take their turns with this rank no more.
         _lockstep?.Leave();
         _graphs?.Dispose();
+        _sampler.Dispose();
         _cache.Dispose();
         Model.Dispose();
     }

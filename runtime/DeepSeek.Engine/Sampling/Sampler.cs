@@ -14,19 +14,20 @@ namespace DeepSeek.Engine.Sampling;
 /// row-wise, so a request's tokens depend neither on what else is batched with it nor on the device
 /// beyond floating-point rounding. Create, use and dispose on the engine thread.
 /// </summary>
-public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
+public sealed class Sampler(IReadOnlyList<int> eosTokenIds) : IDisposable
 {
     private const float GreedyBelow = 1e-5f;
     private readonly Dictionary<string, Random> _generators = [];
     private readonly Dictionary<string, ConstraintCursor> _cursors = [];
+    private readonly ConstraintMasks _masks = new();
 
     /// <summary>Requests with a generator (sampled at least once and not forgotten).</summary>
     public int Count => _generators.Count;
 
     /// <summary>
-    /// Host time the last <see cref="Sample"/> spent building constrained rows' masks (zero without
-    /// constrained rows); on a GPU that time overlaps the step's forward, which the mask's copy to the
-    /// device then waits for.
+    /// Host time the last <see cref="Sample"/> spent on constrained rows' masks (zero without constrained
+    /// rows): advancing each row's grammar state and choosing its rule; the masks themselves are built
+    /// on the device (<see cref="ConstraintMasks"/>), where the step's forward may still be running.
     /// </summary>
     public TimeSpan LastMaskElapsed { get; private set; }
 
@@ -118,16 +119,14 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
     /// <summary>
     /// Rows of requests with a <c>response_format</c> keep only the tokens their grammar allows
     /// (<see cref="ConstraintCursor.Allowed"/>, with the request's remaining token budget); the other
-    /// rows are untouched. The mask is built on the host from the cached per-state token sets and
-    /// applied where the logits are.
+    /// rows are untouched. The host picks each row's rule; the mask is built on the logits' device.
     /// </summary>
     private Tensor ApplyConstraints(Tensor logits, IReadOnlyList<EngineRequest> requests, int vocab, Device device)
     {
-        // Timed on the host alone: until the mask goes to the device (which waits for the step's forward
-        // on a GPU), building it overlaps the forward still running there.
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var rows = Enumerable.Range(0, requests.Count).Where(r => requests[r].Sampling.Constraint is not null).ToArray();
-        var allowed = new bool[rows.Length * vocab];
+        var rules = new MaskRule[rows.Length];
+        var endIds = new IReadOnlyList<int>[rows.Length];
         for (var i = 0; i < rows.Length; i++)
         {
             var request = requests[rows[i]];
@@ -138,14 +137,18 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds)
             }
             cursor.Advance(request.OutputTokenIds);
             var left = (request.Sampling.MaxTokens ?? int.MaxValue) - request.OutputTokenIds.Count;
-            cursor.Allowed(Math.Max(1, left), vocab, allowed.AsSpan(i * vocab, vocab));
+            rules[i] = cursor.Next(Math.Max(1, left), vocab);
+            endIds[i] = request.Sampling.Constraint!.Vocabulary.EndOfSequenceIds;
         }
         LastMaskElapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
-        var refused = tensor(allowed, device: device).view(rows.Length, vocab).logical_not();
+        var refused = _masks.Refused(rules, endIds, vocab, device);
         if (rows.Length == requests.Count) return LogitsProcessing.MaskTokens(logits, refused);
         var index = tensor(rows.Select(r => (long)r).ToArray(), device: device);
         return logits.index_copy(0, index, LogitsProcessing.MaskTokens(logits.index_select(0, index), refused));
     }
+
+    /// <summary>Frees the constrained rows' device masks.</summary>
+    public void Dispose() => _masks.Dispose();
 
     private Random Generator(EngineRequest request)
     {

@@ -90,14 +90,21 @@ internal sealed class TokenMask
 
     public long Bytes => (Ids.Length * 8L) + 64;
 
+    /// <summary>No token: the mask of a dead output (only end-of-sequence may follow).</summary>
+    public static TokenMask None { get; } = new([], [], complete: false);
+
     /// <summary>How many of <see cref="Ids"/> leave a document no more than <paramref name="distance"/> bytes from its end.</summary>
     public int CountWithin(int distance)
     {
-        var index = Array.BinarySearch(Distances, distance + 1);
-        if (index < 0) return ~index;
-        // The first entry equal to distance + 1.
-        while (index > 0 && Distances[index - 1] == distance + 1) index--;
-        return index;
+        // The first index whose distance exceeds it: a prefix, since the ids are sorted by distance.
+        int low = 0, high = Distances.Length;
+        while (low < high)
+        {
+            var middle = low + ((high - low) >> 1);
+            if (Distances[middle] <= distance) low = middle + 1;
+            else high = middle;
+        }
+        return low;
     }
 
     public static TokenMask Compute(GrammarState state, TokenVocabulary vocabulary)
@@ -210,30 +217,36 @@ public sealed class ConstraintCursor
     public void Allowed(int tokensLeft, int width, Span<bool> allowed)
     {
         allowed.Clear();
-        if (_state.IsDead)
-        {
-            AllowEndOfSequence(width, allowed);
-            return;
-        }
+        var rule = Next(tokensLeft, width);
+        var mask = rule.Mask;
+        var count = mask.CountWithin(rule.MaxDistance);
+        for (var i = 0; i < count; i++)
+            if (mask.Ids[i] < width) allowed[mask.Ids[i]] = true;
+        if (rule.EndAllowed) AllowEndOfSequence(width, allowed);
+    }
+
+    /// <summary>
+    /// The choice <see cref="Allowed"/> makes, as a rule the device can apply without the host walking the
+    /// vocabulary: the state's mask, the greatest distance a token may leave (every allowed token where the
+    /// budget does not bind, none when the output is dead), and whether end-of-sequence may come.
+    /// </summary>
+    internal MaskRule Next(int tokensLeft, int width)
+    {
+        if (_state.IsDead) return new MaskRule(TokenMask.None, -1, EndAllowed: true);
         var mask = _constraint.MaskOf(_state);
-        var count = mask.Ids.Length;
+        var maxDistance = MaskRule.Unbounded;
         if (_constraint.Vocabulary.EveryAsciiByteIsAToken)
         {
             // One token for this one and one for end-of-sequence: a whole document also needs to end.
             var within = mask.CountWithin(tokensLeft - 2);
-            if (within > 0 || mask.Complete) count = within;
+            if (within > 0 || mask.Complete) maxDistance = tokensLeft - 2;
         }
         var any = false;
-        for (var i = 0; i < count; i++)
-        {
-            var id = mask.Ids[i];
-            if (id >= width) continue;
-            allowed[id] = true;
-            any = true;
-        }
+        var count = mask.CountWithin(maxDistance);
+        for (var i = 0; i < count && !any; i++) any = mask.Ids[i] < width;
         // A whole document may end; and should no token of the model's width continue it (a vocabulary
         // whose needed tokens all lie past the logits), ending beats sampling from nothing.
-        if (mask.Complete || !any) AllowEndOfSequence(width, allowed);
+        return new MaskRule(mask, maxDistance, mask.Complete || !any);
     }
 
     private void AllowEndOfSequence(int width, Span<bool> allowed)
@@ -241,4 +254,15 @@ public sealed class ConstraintCursor
         foreach (var eos in _constraint.Vocabulary.EndOfSequenceIds)
             if ((uint)eos < (uint)width) allowed[eos] = true;
     }
+}
+
+/// <summary>
+/// One row's token mask for one step: tokens of <paramref name="Mask"/> that leave at most
+/// <paramref name="MaxDistance"/> bytes to finish the document, plus end-of-sequence when
+/// <paramref name="EndAllowed"/>.
+/// </summary>
+internal readonly record struct MaskRule(TokenMask Mask, int MaxDistance, bool EndAllowed)
+{
+    /// <summary>A distance no token reaches: the budget does not bind.</summary>
+    public const int Unbounded = int.MaxValue - 1;
 }

@@ -369,6 +369,13 @@ public sealed class RoutedExperts : WeightedModule
     }
 
     /// <summary>
+    /// Called before the layer's attention with the batch's token count: the held experts may start
+    /// preparing their weights for it (<see cref="LocalExperts.DequantizeAhead"/>). Only a hint; a sharded
+    /// layer computes its peers' rows too, and one that takes another path drops what was prepared.
+    /// </summary>
+    public void PrepareFor(long tokens) => _local?.DequantizeAhead(tokens);
+
+    /// <summary>
     /// <c>Σ_k weights[t,k] · expert_{ids[t,k]}(hidden[t])</c> for every token, wherever the experts live.
     /// </summary>
     /// <param name="hidden"><c>[T, hidden]</c>.</param>

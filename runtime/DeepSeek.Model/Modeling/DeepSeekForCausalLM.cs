@@ -377,6 +377,7 @@ internal sealed class DecoderLayer : nn.Module
     /// <returns>The layer's output and, for a MoE layer, its pairs per expert.</returns>
     public (Tensor Hidden, Tensor? Counts) Forward(Tensor hidden, AttentionMetadata batch, Tensor cache)
     {
+        (mlp as Moe)?.Experts.PrepareFor(hidden.shape[0]);
         var attended = hidden.Plus(self_attn.Forward(input_layernorm.Forward(hidden), batch, cache));
         var normed = post_attention_layernorm.Forward(attended);
         if (mlp is Moe moe)

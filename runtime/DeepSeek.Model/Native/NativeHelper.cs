@@ -16,7 +16,7 @@ public sealed unsafe class NativeHelper
     public const string LibraryFileName = "libdeepseek_native.so";
 
     /// <summary>The C ABI version this binding was written for (<c>DSN_ABI_VERSION</c> in <c>deepseek_native.h</c>).</summary>
-    public const int AbiVersion = 5;
+    public const int AbiVersion = 6;
 
     private readonly delegate* unmanaged<IntPtr> _lastError;
     private readonly delegate* unmanaged<IntPtr> _graphPoolCreate;
@@ -33,6 +33,9 @@ public sealed unsafe class NativeHelper
     private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr> _int4Dequantize;
     private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr> _fp8Moe;
     private readonly delegate* unmanaged<IntPtr, IntPtr, long, IntPtr> _fp8Dequantize;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, long, IntPtr*, IntPtr> _fp8DequantizeAhead;
+    private readonly delegate* unmanaged<IntPtr, int> _streamWait;
+    private readonly delegate* unmanaged<IntPtr, void> _eventDestroy;
     private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr> _fp8Linear;
     private readonly delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr> _processGroupCreate;
     private readonly delegate* unmanaged<IntPtr, long> _processGroupGeneration;
@@ -60,6 +63,9 @@ public sealed unsafe class NativeHelper
         _int4Dequantize = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr>)Export(library, "dsn_int4_dequantize");
         _fp8Moe = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr>)Export(library, "dsn_fp8_moe");
         _fp8Dequantize = (delegate* unmanaged<IntPtr, IntPtr, long, IntPtr>)Export(library, "dsn_fp8_dequantize");
+        _fp8DequantizeAhead = (delegate* unmanaged<IntPtr, IntPtr, long, IntPtr*, IntPtr>)Export(library, "dsn_fp8_dequantize_ahead");
+        _streamWait = (delegate* unmanaged<IntPtr, int>)Export(library, "dsn_stream_wait");
+        _eventDestroy = (delegate* unmanaged<IntPtr, void>)Export(library, "dsn_event_destroy");
         _fp8Linear = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Export(library, "dsn_fp8_linear");
         _processGroupCreate = (delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr>)Export(library, "dsn_process_group_create");
         _processGroupGeneration = (delegate* unmanaged<IntPtr, long>)Export(library, "dsn_process_group_generation");
@@ -255,6 +261,23 @@ public sealed unsafe class NativeHelper
         GC.KeepAlive(scaleInv);
         return Owned(result, "fp8_dequantize");
     }
+
+    /// <summary>
+    /// <see cref="Fp8Dequantize"/> ahead of its use, on a side stream that overlaps whatever the current
+    /// stream runs until <see cref="PendingTensor.Take"/>, which makes the current stream wait for it.
+    /// </summary>
+    public PendingTensor Fp8DequantizeAhead(Tensor bytes, Tensor scaleInv, long splitRows = 0)
+    {
+        IntPtr ready;
+        var result = _fp8DequantizeAhead(bytes.Handle, scaleInv.Handle, splitRows, &ready);
+        GC.KeepAlive(bytes);
+        GC.KeepAlive(scaleInv);
+        return new PendingTensor(Owned(result, "fp8_dequantize_ahead"), this, ready);
+    }
+
+    internal void StreamWait(IntPtr ready) => Check(_streamWait(ready), "stream_wait");
+
+    internal void EventDestroy(IntPtr ready) => _eventDestroy(ready);
 
     /// <summary>
     /// bf16 <paramref name="input"/> <c>[M, K]</c> times an FP8 weight's transpose, bf16 <c>[M, N]</c>: a few

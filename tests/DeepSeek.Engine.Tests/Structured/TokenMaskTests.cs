@@ -215,4 +215,49 @@ public sealed class TokenMaskTests
         sampler.Sample(logits.narrow(0, 0, 1), [requests[0]]);
         Assert.Equal(TimeSpan.Zero, sampler.LastMaskElapsed);
     }
+
+    [Theory]
+    [InlineData("""{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},"tags":{"type":"array","items":{"enum":["a","bc"]},"maxItems":3}},"required":["name","age"],"additionalProperties":false}""")]
+    [InlineData("""{"type":"object"}""")]
+    public void The_device_mask_is_the_complement_of_the_host_mask_at_every_budget_width_and_state(string schema)
+    {
+        using var scope = NewDisposeScope();
+        var constraint = Constraint(schema);
+        var random = new Random(7);
+        // A bound of three rows: the walk keeps evicting, and a step needing more than fit still gets them.
+        using var masks = new ConstraintMasks(cacheBytes: 3L * 4 * Shared.Size);
+        foreach (var width in new[] { Shared.Size, Shared.Size - 5 })
+        {
+            // Several cursors at once (rows of one step), one of them driven dead by a token the mask refuses.
+            var cursors = Enumerable.Range(0, 5).Select(_ => constraint.Start()).ToArray();
+            var outputs = cursors.Select(_ => new List<int>()).ToArray();
+            outputs[4].Add(Shared.Size - 1);  // the merged token `,"` cannot open a document
+            for (var step = 0; step < 30; step++)
+            {
+                var budgets = cursors.Select((_, r) => 1 + ((step * 7) + (r * 3)) % 12).ToArray();
+                var rules = new MaskRule[cursors.Length];
+                for (var r = 0; r < cursors.Length; r++)
+                {
+                    cursors[r].Advance(outputs[r]);
+                    rules[r] = cursors[r].Next(budgets[r], width);
+                }
+                Assert.True(cursors[4].IsDead);
+                var refused = masks.Refused(rules, [.. rules.Select(_ => Shared.EndOfSequenceIds)], width, CPU);
+                Assert.Equal(new long[] { cursors.Length, width }, refused.shape);
+                var device = refused.data<bool>().ToArray();
+                var allowed = new bool[width];
+                for (var r = 0; r < cursors.Length; r++)
+                {
+                    cursors[r].Allowed(budgets[r], width, allowed);
+                    for (var id = 0; id < width; id++)
+                        Assert.True(allowed[id] != device[(r * width) + id], $"row {r}, step {step}, width {width}, id {id}: host {allowed[id]}");
+                    // The next token: a random allowed one other than end-of-sequence while there is any.
+                    var choices = Enumerable.Range(0, width).Where(id => allowed[id] && id != Eos).ToArray();
+                    if (choices.Length > 0 && r < 4) outputs[r].Add(choices[random.Next(choices.Length)]);
+                }
+            }
+        }
+        Assert.True(masks.RowsHeld <= 5, $"{masks.RowsHeld} rows held past the bound of 3 and a step of 5");
+        Assert.True(masks.RowsUploaded > 5);
+    }
 }
