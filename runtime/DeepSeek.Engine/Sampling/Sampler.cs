@@ -26,8 +26,9 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds) : IDisposable
 
     /// <summary>
     /// Host time the last <see cref="Sample"/> spent on constrained rows' masks (zero without constrained
-    /// rows): advancing each row's grammar state and choosing its rule; the masks themselves are built
-    /// on the device (<see cref="ConstraintMasks"/>), where the step's forward may still be running.
+    /// rows): advancing each row's grammar state, choosing its rule, uploading the masks of states met for
+    /// the first time and queueing the device's work (<see cref="ConstraintMasks"/>), which overlaps the
+    /// step's forward still running there.
     /// </summary>
     public TimeSpan LastMaskElapsed { get; private set; }
 
@@ -140,8 +141,8 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds) : IDisposable
             rules[i] = cursor.Next(Math.Max(1, left), vocab);
             endIds[i] = request.Sampling.Constraint!.Vocabulary.EndOfSequenceIds;
         }
-        LastMaskElapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
         var refused = _masks.Refused(rules, endIds, vocab, device);
+        LastMaskElapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
         if (rows.Length == requests.Count) return LogitsProcessing.MaskTokens(logits, refused);
         var index = tensor(rows.Select(r => (long)r).ToArray(), device: device);
         return logits.index_copy(0, index, LogitsProcessing.MaskTokens(logits.index_select(0, index), refused));

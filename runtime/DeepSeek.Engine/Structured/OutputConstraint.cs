@@ -90,6 +90,9 @@ internal sealed class TokenMask
 
     public long Bytes => (Ids.Length * 8L) + 64;
 
+    /// <summary>The largest distance any of <see cref="Ids"/> leaves; 0 for none.</summary>
+    public int MaxDistance => Distances.Length == 0 ? 0 : Distances[^1];
+
     /// <summary>No token: the mask of a dead output (only end-of-sequence may follow).</summary>
     public static TokenMask None { get; } = new([], [], complete: false);
 
@@ -232,7 +235,7 @@ public sealed class ConstraintCursor
     /// </summary>
     internal MaskRule Next(int tokensLeft, int width)
     {
-        if (_state.IsDead) return new MaskRule(TokenMask.None, -1, EndAllowed: true);
+        if (_state.IsDead) return new MaskRule(TokenMask.None, -1, EndAllowed: true, (_constraint, GrammarState.Dead));
         var mask = _constraint.MaskOf(_state);
         var maxDistance = MaskRule.Unbounded;
         if (_constraint.Vocabulary.EveryAsciiByteIsAToken)
@@ -246,7 +249,7 @@ public sealed class ConstraintCursor
         for (var i = 0; i < count && !any; i++) any = mask.Ids[i] < width;
         // A whole document may end; and should no token of the model's width continue it (a vocabulary
         // whose needed tokens all lie past the logits), ending beats sampling from nothing.
-        return new MaskRule(mask, maxDistance, mask.Complete || !any);
+        return new MaskRule(mask, maxDistance, mask.Complete || !any, (_constraint, _state));
     }
 
     private void AllowEndOfSequence(int width, Span<bool> allowed)
@@ -259,9 +262,10 @@ public sealed class ConstraintCursor
 /// <summary>
 /// One row's token mask for one step: tokens of <paramref name="Mask"/> that leave at most
 /// <paramref name="MaxDistance"/> bytes to finish the document, plus end-of-sequence when
-/// <paramref name="EndAllowed"/>.
+/// <paramref name="EndAllowed"/>. <paramref name="State"/> names the mask for caches that outlive the
+/// constraint's own (a state's mask is the same whenever it is computed).
 /// </summary>
-internal readonly record struct MaskRule(TokenMask Mask, int MaxDistance, bool EndAllowed)
+internal readonly record struct MaskRule(TokenMask Mask, int MaxDistance, bool EndAllowed, (OutputConstraint Constraint, GrammarState State) State)
 {
     /// <summary>A distance no token reaches: the budget does not bind.</summary>
     public const int Unbounded = int.MaxValue - 1;

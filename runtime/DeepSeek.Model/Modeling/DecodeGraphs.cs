@@ -148,7 +148,7 @@ public sealed class DecodeGraphs : IDisposable
         step.Run(_model, _cache);
         using var noGrad = no_grad();
         var logits = step.Logits.narrow(0, 0, batch.Sequences.Count);
-        return new ForwardOutput(logits, _model.ReadLoads(step.Counts));
+        return new ForwardOutput(logits, step.Counts, ownsCounts: false, _model.ReadLoads);
     }
 
     /// <summary>Batch buckets up to this size are captured at warm-up (<see cref="Prepare"/>).</summary>

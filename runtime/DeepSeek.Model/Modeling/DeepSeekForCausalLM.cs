@@ -197,7 +197,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
             hidden = hidden.index_select(0, tensor(rows, device: Device));
         }
         var logits = lm_head.Forward(model.Norm(hidden));
-        return new ForwardOutput(logits.MoveToOuterDisposeScope(), ReadLoads(StackCounts(counts)));
+        return new ForwardOutput(logits.MoveToOuterDisposeScope(), StackCounts(counts).MoveToOuterDisposeScope(), ownsCounts: true, ReadLoads);
     }
 
     /// <summary>

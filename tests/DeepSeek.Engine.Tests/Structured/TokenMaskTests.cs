@@ -225,7 +225,7 @@ public sealed class TokenMaskTests
         var constraint = Constraint(schema);
         var random = new Random(7);
         // A bound of three rows: the walk keeps evicting, and a step needing more than fit still gets them.
-        using var masks = new ConstraintMasks(cacheBytes: 3L * 4 * Shared.Size);
+        using var masks = new ConstraintMasks(cacheBytes: 3L * Shared.Size);
         foreach (var width in new[] { Shared.Size, Shared.Size - 5 })
         {
             // Several cursors at once (rows of one step), one of them driven dead by a token the mask refuses.
@@ -235,29 +235,61 @@ public sealed class TokenMaskTests
             for (var step = 0; step < 30; step++)
             {
                 var budgets = cursors.Select((_, r) => 1 + ((step * 7) + (r * 3)) % 12).ToArray();
-                var rules = new MaskRule[cursors.Length];
-                for (var r = 0; r < cursors.Length; r++)
-                {
-                    cursors[r].Advance(outputs[r]);
-                    rules[r] = cursors[r].Next(budgets[r], width);
-                }
+                var allowed = AssertSameMasks(masks, cursors, outputs, budgets, width);
                 Assert.True(cursors[4].IsDead);
-                var refused = masks.Refused(rules, [.. rules.Select(_ => Shared.EndOfSequenceIds)], width, CPU);
-                Assert.Equal(new long[] { cursors.Length, width }, refused.shape);
-                var device = refused.data<bool>().ToArray();
-                var allowed = new bool[width];
-                for (var r = 0; r < cursors.Length; r++)
+                // The next token of each live row: a random allowed one other than end-of-sequence while there is any.
+                for (var r = 0; r < 4; r++)
                 {
-                    cursors[r].Allowed(budgets[r], width, allowed);
-                    for (var id = 0; id < width; id++)
-                        Assert.True(allowed[id] != device[(r * width) + id], $"row {r}, step {step}, width {width}, id {id}: host {allowed[id]}");
-                    // The next token: a random allowed one other than end-of-sequence while there is any.
-                    var choices = Enumerable.Range(0, width).Where(id => allowed[id] && id != Eos).ToArray();
-                    if (choices.Length > 0 && r < 4) outputs[r].Add(choices[random.Next(choices.Length)]);
+                    var choices = Enumerable.Range(0, width).Where(id => allowed[r][id] && id != Eos).ToArray();
+                    if (choices.Length > 0) outputs[r].Add(choices[random.Next(choices.Length)]);
                 }
             }
         }
         Assert.True(masks.RowsHeld <= 5, $"{masks.RowsHeld} rows held past the bound of 3 and a step of 5");
         Assert.True(masks.RowsUploaded > 5);
+    }
+
+    [Fact]
+    public void Budgets_that_bind_past_the_saturated_distances_are_masked_exactly()
+    {
+        using var scope = NewDisposeScope();
+        // The shortest document is some two thousand bytes: distances far beyond a byte's reach.
+        var constraint = Constraint("""{"type":"array","items":{"type":"object","properties":{"s":{"type":"string"}},"required":["s"],"additionalProperties":false},"minItems":200}""");
+        using var masks = new ConstraintMasks();
+        // One row inside the first string, where tokens leave different distances (a letter, a closing quote,
+        // a quote and brace), one at the start.
+        int Id(string text) => text.Length == 1 ? 2 + text[0] : 2 + 256 + Array.IndexOf(Merged, text);
+        var inString = new List<int> { Id("["), Id("{\""), Id("s"), Id("\":\"") };
+        var cursors = new[] { constraint.Start(), constraint.Start() };
+        var outputs = new[] { inString, new List<int>() };
+        cursors[0].Advance(inString);
+        var distance = cursors[0].Distance;
+        Assert.True(distance > 1000, $"distance {distance}");
+        // Budgets around the distance (the one to the saturation too): some of the row's tokens fit, some do not.
+        foreach (var budget in new[] { 1, 253, 254, 255, 256, distance - 1, distance, distance + 1, distance + 2, distance + 3, 5000 })
+            AssertSameMasks(masks, cursors, outputs, [budget, budget], Shared.Size);
+    }
+
+    /// <summary>Each cursor's device mask row equals its host mask at its budget; returns the host masks.</summary>
+    private static bool[][] AssertSameMasks(ConstraintMasks masks, ConstraintCursor[] cursors, List<int>[] outputs, int[] budgets, int width)
+    {
+        var rules = new MaskRule[cursors.Length];
+        for (var r = 0; r < cursors.Length; r++)
+        {
+            cursors[r].Advance(outputs[r]);
+            rules[r] = cursors[r].Next(budgets[r], width);
+        }
+        var refused = masks.Refused(rules, [.. rules.Select(_ => Shared.EndOfSequenceIds)], width, CPU);
+        Assert.Equal(new long[] { cursors.Length, width }, refused.shape);
+        var device = refused.data<bool>().ToArray();
+        var host = new bool[cursors.Length][];
+        for (var r = 0; r < cursors.Length; r++)
+        {
+            host[r] = new bool[width];
+            cursors[r].Allowed(budgets[r], width, host[r]);
+            for (var id = 0; id < width; id++)
+                Assert.True(host[r][id] != device[(r * width) + id], $"row {r}, budget {budgets[r]}, width {width}, id {id}: host {host[r][id]}");
+        }
+        return host;
     }
 }
