@@ -4,7 +4,7 @@ namespace DeepSeek.Model.Parallelism;
 
 /// <summary>
 /// One layer's experts for the next placement, loaded beside those in force
-/// (<see cref="Experts.RoutedExperts.Stage"/>): the rank's memory holds both until the switch, which adopts
+/// (<see cref="ShardedExperts.Stage"/>): the rank's memory holds both until the switch, which adopts
 /// these stacks and frees the old ones, or until this is disposed (the change abandoned).
 /// </summary>
 public sealed class StagedExperts : IDisposable
