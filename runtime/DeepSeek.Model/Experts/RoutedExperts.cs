@@ -3,7 +3,6 @@ using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Native;
-using DeepSeek.Model.Parallelism;
 using DeepSeek.Model.Quantization;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -17,17 +16,18 @@ namespace DeepSeek.Model.Experts;
 /// <c>[held, 2·inter, hidden]</c> (each expert's gate rows, then its up rows) and <c>down_proj</c>
 /// <c>[held, hidden, inter]</c>; slot <c>j</c> holds expert <see cref="HeldExperts"/>[j].
 /// <para>
-/// Built, it holds every expert. The placement pass (<see cref="ExpertParallelism"/>) may shard it
-/// before materialisation: then it holds one rank's experts only, computes the picks of experts it
-/// holds, and hands the picks of the others to an <see cref="IExpertTransport"/>, a copy of a
-/// replicated expert taking every n-th of that expert's picks.
+/// Built, it holds every expert. A pass may hand its forward to an <see cref="IExpertDispatch"/> before
+/// materialisation (<see cref="HoldOnly"/>; the expert-parallel pass installs its sharded module): then
+/// it holds only the experts the pass leaves it and computes the picks of those
+/// (<see cref="ComputeSlots"/>), and the dispatch has the others computed elsewhere. Ranks and
+/// placements are the dispatch's business, not this layer's.
 /// </para>
 /// </summary>
 public sealed class RoutedExperts : WeightedModule
 {
     private Parameter gate_up_proj;
     private Parameter down_proj;
-    private Shard? _shard;
+    private IExpertDispatch? _dispatch;
     private LocalExperts? _local;
     private Int4Experts? _int4;
     private Parameter? gate_up_proj_scale_inv;
@@ -147,23 +147,17 @@ public sealed class RoutedExperts : WeightedModule
     /// <summary>Global expert id of each slot, ascending.</summary>
     public IReadOnlyList<int> HeldExperts { get; private set; }
 
-    /// <summary>True once a placement over several ranks was applied: some picks are computed elsewhere.</summary>
-    public bool IsSharded => _shard is not null;
+    /// <summary>True once a pass installed a dispatch (<see cref="HoldOnly"/>): some picks are computed elsewhere.</summary>
+    public bool IsSharded => _dispatch is not null;
 
     /// <summary>
-    /// Routed picks per shard of this layer: per rank of the placement when sharded (what the
-    /// group's imbalance is about), else per expert.
+    /// Routed picks per shard of this layer: as the dispatch counts them when sharded (per rank of the
+    /// placement, what the group's imbalance is about), else per expert.
     /// </summary>
-    public long[] TokensPerShard(long[] tokensPerExpert) => _shard?.Placement.TokensPerRank(tokensPerExpert) ?? tokensPerExpert;
+    public long[] TokensPerShard(long[] tokensPerExpert) => _dispatch?.TokensPerShard(tokensPerExpert) ?? tokensPerExpert;
 
-    /// <summary>The layer's placement in force, when sharded.</summary>
-    public LayerPlacement? Placement => _shard?.Placement;
-
-    /// <summary>The version of the placement in force (what every dispatch of this layer carries); the initial one when not sharded.</summary>
-    public long PlacementVersion => _shard?.Version ?? ExpertPlacement.InitialVersion;
-
-    /// <summary>What carries the picks of other ranks' experts; null while the layer is not sharded.</summary>
-    internal IExpertTransport? Transport => _shard?.Transport;
+    /// <summary>The dispatch a pass installed (<see cref="HoldOnly"/>), or null while the layer holds every expert.</summary>
+    internal IExpertDispatch? Dispatch => _dispatch;
 
     /// <summary><c>[held, 2·inter, hidden]</c>: gate rows <c>[0, inter)</c>, up rows <c>[inter, 2·inter)</c>.</summary>
     public Tensor GateUp => gate_up_proj;
@@ -182,105 +176,40 @@ public sealed class RoutedExperts : WeightedModule
     }
 
     /// <summary>
-    /// Keeps only <paramref name="rank"/>'s experts of <paramref name="placement"/> (still declared,
-    /// so the others are never allocated) and sends the picks of the others through <paramref name="transport"/>.
+    /// Keeps only the experts <paramref name="held"/> names (ascending global ids; still declared, so
+    /// the others are never allocated) and hands every forward to <paramref name="dispatch"/>, which the
+    /// layer owns from now on. A pass, before the model is materialised.
     /// </summary>
-    internal void ApplyPlacement(LayerPlacement placement, long version, int rank, IExpertTransport transport)
+    internal void HoldOnly(IReadOnlyList<int> held, IExpertDispatch dispatch)
     {
-        ArgumentNullException.ThrowIfNull(placement);
-        ArgumentNullException.ThrowIfNull(transport);
-        if (_shard is not null) throw new InvalidOperationException($"Layer {LayerIndex} is already sharded.");
-        if (placement.LayerIndex != LayerIndex || placement.ExpertCount != ExpertCount)
-            throw new ArgumentException($"The placement is for layer {placement.LayerIndex} with {placement.ExpertCount} experts, not layer {LayerIndex} with {ExpertCount}.", nameof(placement));
-        ArgumentOutOfRangeException.ThrowIfNegative(rank);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, placement.RankCount);
-        var held = placement.ExpertsOn(rank);
+        ArgumentNullException.ThrowIfNull(held);
+        ArgumentNullException.ThrowIfNull(dispatch);
+        if (_dispatch is not null) throw new InvalidOperationException($"Layer {LayerIndex} is already sharded.");
         gate_up_proj = Redeclared(nameof(gate_up_proj), gate_up_proj, held.Count, 2 * IntermediateSize, HiddenSize);
         down_proj = Redeclared(nameof(down_proj), down_proj, held.Count, HiddenSize, IntermediateSize);
         if (_fp8 is not null) DeclareScales(held.Count);
         HeldExperts = held;
-        _shard = new Shard(placement, version, rank, transport);
+        _dispatch = dispatch;
     }
 
+    /// <summary>True once the experts are materialised (they have a compute path).</summary>
+    internal bool IsMaterialised => _local is not null;
+
     /// <summary>
-    /// The experts this rank holds under <paramref name="next"/>, allocated beside the ones it holds
-    /// now, which stay in force: those of <paramref name="move"/>'s Keep copied from their slots, those
-    /// of its Load read by <paramref name="read"/> (checkpoint name relative to the layer's experts,
-    /// e.g. <c>5.gate_proj.weight</c>, and shape → a tensor the caller owns). Nothing changes until
-    /// <see cref="Switch"/>; disposing the result instead abandons it.
+    /// Puts <paramref name="gateUp"/> and <paramref name="down"/> (allocated stacks of the experts
+    /// <paramref name="held"/> names, taken over) in force and frees the stacks held before. Runs between
+    /// steps on the thread that owns the model: nothing may be computing with the old stacks.
     /// </summary>
-    internal StagedExperts Stage(LayerPlacement next, long version, LayerMove move, Func<string, long[], Tensor> read)
+    internal void Adopt(IReadOnlyList<int> held, Tensor gateUp, Tensor down)
     {
-        ArgumentNullException.ThrowIfNull(next);
-        ArgumentNullException.ThrowIfNull(move);
-        ArgumentNullException.ThrowIfNull(read);
-        var shard = _shard ?? throw new InvalidOperationException($"Layer {LayerIndex} is not sharded; only a sharded layer changes placement.");
-        if (_local is null) throw new InvalidOperationException("The experts are not materialised yet.");
+        ArgumentNullException.ThrowIfNull(held);
+        ArgumentNullException.ThrowIfNull(gateUp);
+        ArgumentNullException.ThrowIfNull(down);
         if (_fp8 is not null) throw new NotSupportedException($"Layer {LayerIndex}: FP8-resident experts are not moved between ranks yet; serve them without rebalancing.");
-        if (next.LayerIndex != LayerIndex || next.ExpertCount != ExpertCount || next.RankCount != shard.Placement.RankCount)
-            throw new ArgumentException($"The placement is for layer {next.LayerIndex} with {next.ExpertCount} experts on {next.RankCount} ranks, not layer {LayerIndex} with {ExpertCount} on {shard.Placement.RankCount}.", nameof(next));
-        var held = next.ExpertsOn(shard.Rank);
-        if (!held.Order().SequenceEqual(move.Load.Concat(move.Keep).Order()) || move.Keep.Except(HeldExperts).Any())
-            throw new ArgumentException($"Layer {LayerIndex}: the move (load [{string.Join(", ", move.Load)}], keep [{string.Join(", ", move.Keep)}]) does not lead from the experts held here to rank {shard.Rank}'s of the placement.", nameof(move));
-        var device = gate_up_proj.device;
-        var gateUp = empty([held.Count, 2 * IntermediateSize, HiddenSize], gate_up_proj.dtype, device).DetachFromDisposeScope();
-        var down = empty([held.Count, HiddenSize, IntermediateSize], down_proj.dtype, device).DetachFromDisposeScope();
-        try
-        {
-            using var noGrad = no_grad();
-            using var scope = NewDisposeScope();
-            for (var slot = 0; slot < held.Count; slot++)
-            {
-                var expert = held[slot];
-                var kept = IndexOf(HeldExperts, expert);
-                if (kept >= 0)
-                {
-                    gateUp[slot].copy_(gate_up_proj[kept]);
-                    down[slot].copy_(down_proj[kept]);
-                    continue;
-                }
-                var name = expert.ToString(CultureInfo.InvariantCulture);
-                gateUp[slot].narrow(0, 0, IntermediateSize).copy_(read($"{name}.gate_proj.weight", [IntermediateSize, HiddenSize]));
-                gateUp[slot].narrow(0, IntermediateSize, IntermediateSize).copy_(read($"{name}.up_proj.weight", [IntermediateSize, HiddenSize]));
-                down[slot].copy_(read($"{name}.down_proj.weight", [HiddenSize, IntermediateSize]));
-            }
-        }
-        catch
-        {
-            gateUp.Dispose();
-            down.Dispose();
-            throw;
-        }
-        return new StagedExperts(LayerIndex, next, version, gateUp, down);
-    }
-
-    /// <summary>
-    /// Puts <paramref name="staged"/> in force under its placement version and frees the experts held
-    /// before. Runs between steps on the thread that owns the model: nothing may be computing with the
-    /// old stacks.
-    /// </summary>
-    internal void Switch(StagedExperts staged)
-    {
-        ArgumentNullException.ThrowIfNull(staged);
-        var shard = _shard ?? throw new InvalidOperationException($"Layer {LayerIndex} is not sharded; only a sharded layer changes placement.");
-        if (staged.LayerIndex != LayerIndex) throw new ArgumentException($"Experts staged for layer {staged.LayerIndex} cannot go to layer {LayerIndex}.", nameof(staged));
-        var (gateUp, down) = staged.Take();
-        var device = gate_up_proj.device;
-        var next = new Shard(staged.Placement, staged.Version, shard.Rank, shard.Transport);
-        HeldExperts = staged.Placement.ExpertsOn(shard.Rank);
-        next.Allocate(HeldExperts, device);
+        HeldExperts = held;
         gate_up_proj = Replaced(nameof(gate_up_proj), gate_up_proj, gateUp);
         down_proj = Replaced(nameof(down_proj), down_proj, down);
-        _shard = next;
         _local = new LocalExperts(this);
-        shard.Dispose();
-    }
-
-    private static int IndexOf(IReadOnlyList<int> experts, int expert)
-    {
-        for (var i = 0; i < experts.Count; i++)
-            if (experts[i] == expert) return i;
-        return -1;
     }
 
     /// <summary>Bytes the held experts take on the device (the stacks, or their int4 weights once quantised).</summary>
@@ -344,7 +273,7 @@ public sealed class RoutedExperts : WeightedModule
         if (gate_up_proj_scale_inv is not null) gate_up_proj_scale_inv = Allocated(nameof(gate_up_proj_scale_inv), gate_up_proj_scale_inv, device);
         if (down_proj_scale_inv is not null) down_proj_scale_inv = Allocated(nameof(down_proj_scale_inv), down_proj_scale_inv, device);
         _local = new LocalExperts(this);
-        _shard?.Allocate(HeldExperts, device);
+        _dispatch?.Allocate(device);
     }
 
     /// <summary>
@@ -376,186 +305,36 @@ public sealed class RoutedExperts : WeightedModule
     public void PrepareFor(long tokens) => _local?.DequantizeAhead(tokens);
 
     /// <summary>
-    /// <c>Σ_k weights[t,k] · expert_{ids[t,k]}(hidden[t])</c> for every token, wherever the experts live.
+    /// <c>Σ_k weights[t,k] · expert_{ids[t,k]}(hidden[t])</c> for every token, wherever the experts live:
+    /// here when the layer holds every expert, else as its dispatch routes them.
     /// </summary>
     /// <param name="hidden"><c>[T, hidden]</c>.</param>
     /// <param name="ids">Global expert ids <c>[T, k]</c>.</param>
     /// <param name="weights"><c>[T, k]</c>, in the dtype of <paramref name="hidden"/>.</param>
     /// <param name="tokensPerExpert">Picks per expert <c>[n_routed_experts]</c> on the device.</param>
-    public Tensor Forward(Tensor hidden, Tensor ids, Tensor weights, Tensor tokensPerExpert)
-    {
-        if (_shard is null) return Local.Compute(new RoutedTokens(LayerIndex, hidden, ids, weights, tokensPerExpert));
+    public Tensor Forward(Tensor hidden, Tensor ids, Tensor weights, Tensor tokensPerExpert) =>
+        _dispatch is null
+            ? Local.Compute(new RoutedTokens(LayerIndex, hidden, ids, weights, tokensPerExpert))
+            : _dispatch.Forward(hidden, ids, weights, tokensPerExpert);
 
-        var destination = _shard.DestinationRanks(ids, tokensPerExpert);
-        var batches = new List<ExpertBatch>();
-        var rowsOfBatch = new List<Tensor>();
-        for (var rank = 0; rank < _shard.Placement.RankCount; rank++)
-        {
-            if (rank == _shard.Rank) continue;
-            using var rankScalar = rank.ToScalar(); // alive until eq has run (HeldScalars says why)
-            var picked = destination.eq(rankScalar);
-            var rows = picked.any(1).nonzero().squeeze(1);
-            if (rows.shape[0] == 0) continue;
-            var elsewhere = picked.index_select(0, rows).logical_not();
-            batches.Add(new ExpertBatch(rank, hidden.index_select(0, rows), ids.index_select(0, rows).masked_fill(elsewhere, HeldScalars.MinusOne),
-                weights.index_select(0, rows).masked_fill(elsewhere, HeldScalars.ZeroReal)));
-            rowsOfBatch.Add(rows);
-        }
-        // Peers compute while this rank computes its own share.
-        var pending = _shard.Transport.Dispatch(LayerIndex, _shard.Version, batches);
-        using var ownRank = _shard.Rank.ToScalar();
-        var output = ComputeHeld(hidden, ids.masked_fill(destination.ne(ownRank), HeldScalars.MinusOne), weights);
-        var results = pending.Combine();
-        if (results.Count != batches.Count)
-            throw new InvalidOperationException($"Layer {LayerIndex}: the expert transport returned {results.Count} results for {batches.Count} batches.");
-        for (var i = 0; i < results.Count; i++)
-        {
-            if (results[i].shape is not [var rows, var size] || rows != rowsOfBatch[i].shape[0] || size != HiddenSize)
-                throw new ExpertTransportException($"Layer {LayerIndex}: rank {batches[i].Rank} answered [{string.Join(", ", results[i].shape)}] for {rowsOfBatch[i].shape[0]} rows of {HiddenSize}.");
-            output.index_add_(0, rowsOfBatch[i], results[i].to(output.dtype, output.device), HeldScalars.One);
-        }
-        return output;
-    }
-
-    /// <summary>What a peer asks of this rank: the weighted sum of the picks of <paramref name="batch"/>, all of experts held here.</summary>
-    /// <returns><c>[rows of the batch, hidden]</c>.</returns>
-    public Tensor ComputeHeld(ExpertBatch batch)
-    {
-        ArgumentNullException.ThrowIfNull(batch);
-        using var scope = NewDisposeScope();
-        var slots = _shard?.SlotsOf(batch.ExpertIds);
-        using var heldCount = HeldExperts.Count.ToScalar();
-        if (slots is not null && slots.eq(heldCount).logical_and(batch.ExpertIds.ge(HeldScalars.Zero)).any().item<bool>())
-            throw new InvalidOperationException($"Rank {_shard!.Rank} was sent layer {LayerIndex} tokens of an expert it does not hold; the ranks disagree on the placement.");
-        return ComputeHeld(batch.Hidden, batch.ExpertIds, batch.Weights).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>The held experts' share; picks with id −1 or of experts held elsewhere are skipped.</summary>
-    private Tensor ComputeHeld(Tensor hidden, Tensor ids, Tensor weights)
-    {
-        if (_shard is null) throw new InvalidOperationException("Only a sharded layer computes a share of its picks.");
-        var slots = _shard.SlotsOf(ids);
-        var flat = slots.reshape(-1);
-        var held = HeldExperts.Count;
-        var perSlot = zeros([held + 1], ScalarType.Int64, hidden.device).scatter_add_(0, flat, ones_like(flat)).narrow(0, 0, held);
-        return Local.Compute(new RoutedTokens(LayerIndex, hidden, slots, weights, perSlot));
-    }
+    /// <summary>
+    /// The held experts' weighted sum over picks given by slot (<see cref="RoutedTokens"/>): a pick whose
+    /// slot is the sentinel <see cref="HeldExperts"/>.Count is computed elsewhere and skipped.
+    /// </summary>
+    /// <param name="hidden"><c>[T, hidden]</c>.</param>
+    /// <param name="slots">Slot of each pick's expert in the held stacks <c>[T, k]</c>.</param>
+    /// <param name="weights"><c>[T, k]</c>.</param>
+    /// <param name="perSlot">Picks per slot <c>[held]</c> on the device, the sentinel's not counted.</param>
+    internal Tensor ComputeSlots(Tensor hidden, Tensor slots, Tensor weights, Tensor perSlot) =>
+        Local.Compute(new RoutedTokens(LayerIndex, hidden, slots, weights, perSlot));
 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
-            _shard?.Dispose();
+            _dispatch?.Dispose();
             _int4?.Dispose();
         }
         base.Dispose(disposing);
-    }
-
-    /// <summary>This rank's view of a layer's placement, with the lookup tables the routing needs on the device.</summary>
-    private sealed class Shard(LayerPlacement placement, long version, int rank, IExpertTransport transport) : IDisposable
-    {
-        private Tensor? _slotOfExpert;
-        private Tensor? _copyRanks;
-        private Tensor? _copyCounts;
-        private int _maxCopies;
-
-        public LayerPlacement Placement { get; } = placement;
-
-        public long Version { get; } = version;
-
-        public int Rank { get; } = rank;
-
-        public IExpertTransport Transport { get; } = transport;
-
-        public void Allocate(IReadOnlyList<int> held, Device device)
-        {
-            // Index id + 1: entry 0 is id −1 (a pick for another rank); experts not held map to the sentinel slot.
-            var slotOfExpert = Enumerable.Repeat((long)held.Count, Placement.ExpertCount + 1).ToArray();
-            for (var slot = 0; slot < held.Count; slot++) slotOfExpert[held[slot] + 1] = slot;
-            _maxCopies = Enumerable.Range(0, Placement.ExpertCount).Max(e => Placement.RanksOf(e).Count);
-            var copyRanks = new long[Placement.ExpertCount * _maxCopies];
-            var copyCounts = new long[Placement.ExpertCount];
-            for (var expert = 0; expert < Placement.ExpertCount; expert++)
-            {
-                var ranks = Placement.RanksOf(expert);
-                copyCounts[expert] = ranks.Count;
-                for (var copy = 0; copy < _maxCopies; copy++) copyRanks[(expert * _maxCopies) + copy] = ranks[copy % ranks.Count];
-            }
-            _slotOfExpert = tensor(slotOfExpert, device: device).DetachFromDisposeScope();
-            _copyRanks = tensor(copyRanks, device: device).DetachFromDisposeScope();
-            _copyCounts = tensor(copyCounts, device: device).DetachFromDisposeScope();
-        }
-
-        public Tensor SlotsOf(Tensor ids) => Table(_slotOfExpert).index_select(0, ids.Plus(HeldScalars.One).reshape(-1)).view_as(ids);
-
-        /// <summary>
-        /// The rank computing each pick <c>[T, k]</c>: the i-th pick of expert e in batch order goes to
-        /// its copy <c>i mod copies(e)</c>, so copies split an expert's picks as evenly as integers
-        /// allow, exactly as <see cref="LayerPlacement.TokensPerRank"/> counts them.
-        /// </summary>
-        public Tensor DestinationRanks(Tensor ids, Tensor tokensPerExpert)
-        {
-            var flat = ids.reshape(-1);
-            var copyRanks = Table(_copyRanks);
-            if (_maxCopies == 1) return copyRanks.index_select(0, flat).view_as(ids);
-            var (sorted, order) = flat.sort(0, descending: false, stable: true);
-            var firstPick = tokensPerExpert.cumsum(0) - tokensPerExpert;
-            var indexInExpert = HeldScalars.Range(flat.shape[0], flat.device) - firstPick.index_select(0, sorted);
-            var pickIndex = empty_like(flat).index_copy_(0, order, indexInExpert);
-            var copy = pickIndex.remainder(Table(_copyCounts).index_select(0, flat));
-            using var maxCopies = _maxCopies.ToScalar();
-            return copyRanks.index_select(0, (flat * maxCopies).Plus(copy)).view_as(ids);
-        }
-
-        private static Tensor Table(Tensor? table) => table ?? throw new InvalidOperationException("The experts are not materialised yet.");
-
-        public void Dispose()
-        {
-            _slotOfExpert?.Dispose();
-            _copyRanks?.Dispose();
-            _copyCounts?.Dispose();
-        }
-    }
-}
-
-/// <summary>
-/// One layer's experts for the next placement, loaded beside those in force
-/// (<see cref="RoutedExperts.Stage"/>): the rank's memory holds both until the switch, which adopts
-/// these stacks and frees the old ones, or until this is disposed (the change abandoned).
-/// </summary>
-public sealed class StagedExperts : IDisposable
-{
-    private Tensor? _gateUp;
-    private Tensor? _down;
-
-    internal StagedExperts(int layerIndex, LayerPlacement placement, long version, Tensor gateUp, Tensor down)
-    {
-        LayerIndex = layerIndex;
-        Placement = placement;
-        Version = version;
-        _gateUp = gateUp;
-        _down = down;
-    }
-
-    public int LayerIndex { get; }
-
-    public LayerPlacement Placement { get; }
-
-    /// <summary>The version of the placement this layer's experts were staged for.</summary>
-    public long Version { get; }
-
-    /// <summary>Hands the stacks over to the layer; this no longer owns them.</summary>
-    internal (Tensor GateUp, Tensor Down) Take()
-    {
-        var taken = (_gateUp ?? throw new ObjectDisposedException(nameof(StagedExperts)), _down!);
-        (_gateUp, _down) = (null, null);
-        return taken;
-    }
-
-    public void Dispose()
-    {
-        _gateUp?.Dispose();
-        _down?.Dispose();
-        (_gateUp, _down) = (null, null);
     }
 }

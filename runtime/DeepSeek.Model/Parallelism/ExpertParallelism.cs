@@ -1,14 +1,16 @@
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Experts;
 using DeepSeek.Model.Modeling;
+using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Parallelism;
 
 /// <summary>
 /// The expert-parallel pass (gpt-fast's <c>apply_tp</c> shape): applied to a built model before it
-/// is materialised, it keeps in every MoE layer only the routed experts the placement gives this
-/// rank and routes the other picks through the transport. Materialising afterwards allocates the
-/// non-expert weights plus this rank's experts, nothing else. The model code knows nothing of ranks.
+/// is materialised, it swaps every MoE layer's forward for a <see cref="ShardedExperts"/>, which keeps
+/// in the layer only the routed experts the placement gives this rank and routes the other picks
+/// through the transport. Materialising afterwards allocates the non-expert weights plus this rank's
+/// experts, nothing else. The model code, and <see cref="RoutedExperts"/>, know nothing of ranks.
 /// </summary>
 public static class ExpertParallelism
 {
@@ -29,14 +31,40 @@ public static class ExpertParallelism
         // One rank holds every expert: the model stays as built, with all its compute paths.
         if (placement.RankCount == 1) return;
         foreach (var experts in model.RoutedExperts)
-            experts.ApplyPlacement(placement.Layer(experts.LayerIndex), placement.Version, rank, transport);
+            ShardedExperts.Install(experts, placement.Layer(experts.LayerIndex), placement.Version, rank, transport);
+    }
+
+    /// <summary>The sharded module this pass installed in <paramref name="experts"/>' layer, or null while the layer holds every expert.</summary>
+    public static ShardedExperts? ShardOf(RoutedExperts experts)
+    {
+        ArgumentNullException.ThrowIfNull(experts);
+        return experts.Dispatch as ShardedExperts;
     }
 
     /// <summary>The version of the placement <paramref name="model"/> runs (the initial one when it is not sharded).</summary>
     public static long VersionOf(DeepSeekForCausalLM model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return model.RoutedExperts.Count == 0 ? ExpertPlacement.InitialVersion : model.RoutedExperts[0].PlacementVersion;
+        return model.RoutedExperts.Count == 0 ? ExpertPlacement.InitialVersion : VersionOf(model.RoutedExperts[0]);
+    }
+
+    /// <summary>
+    /// The version of the placement in force in <paramref name="experts"/>' layer (what every dispatch of
+    /// the layer carries); the initial one when it is not sharded.
+    /// </summary>
+    public static long VersionOf(RoutedExperts experts) => ShardOf(experts)?.Version ?? ExpertPlacement.InitialVersion;
+
+    /// <summary>
+    /// What a peer asks of this rank for <paramref name="experts"/>' layer: the weighted sum of the picks
+    /// of <paramref name="batch"/>, all of experts held here (<see cref="ShardedExperts.ComputeHeld(ExpertBatch)"/>).
+    /// Only a sharded layer computes a share of its picks.
+    /// </summary>
+    /// <returns><c>[rows of the batch, hidden]</c>.</returns>
+    public static Tensor ComputeHeld(RoutedExperts experts, ExpertBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var shard = ShardOf(experts) ?? throw new InvalidOperationException("Only a sharded layer computes a share of its picks.");
+        return shard.ComputeHeld(batch);
     }
 
     /// <summary>
@@ -46,7 +74,7 @@ public static class ExpertParallelism
     public static LockstepExpertTransport? LockstepOf(DeepSeekForCausalLM model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return model.RoutedExperts.Count == 0 ? null : model.RoutedExperts[0].Transport as LockstepExpertTransport;
+        return model.RoutedExperts.Count == 0 ? null : ShardOf(model.RoutedExperts[0])?.Transport as LockstepExpertTransport;
     }
 
     /// <summary>
@@ -66,10 +94,10 @@ public static class ExpertParallelism
         var (prefix, experts) = model.named_modules().Where(m => m.module is RoutedExperts e && e.LayerIndex == layerIndex)
             .Select(m => (m.name, (RoutedExperts)m.module)).FirstOrDefault();
         if (experts is null) throw new ArgumentException($"Layer {layerIndex} is not a MoE layer of this model.", nameof(layerIndex));
-        var current = experts.Placement ?? throw new InvalidOperationException($"Layer {layerIndex} is not sharded; a placement change needs a group of several ranks.");
+        var shard = ShardOf(experts) ?? throw new InvalidOperationException($"Layer {layerIndex} is not sharded; a placement change needs a group of several ranks.");
         var target = next.Layer(layerIndex);
-        var move = PlacementChange.ForLayer(current, target, rank);
-        var staged = experts.Stage(target, next.Version, move, (name, shape) => checkpoint.Load($"{prefix}.{name}", shape, model.DType, model.Device));
+        var move = PlacementChange.ForLayer(shard.Placement, target, rank);
+        var staged = shard.Stage(target, next.Version, move, (name, shape) => checkpoint.Load($"{prefix}.{name}", shape, model.DType, model.Device));
         return (move, staged);
     }
 
@@ -87,6 +115,10 @@ public static class ExpertParallelism
         var missing = model.RoutedExperts.Where(e => !byLayer.TryGetValue(e.LayerIndex, out var s) || s.Version != next.Version || !ReferenceEquals(s.Placement, next.Layer(e.LayerIndex)))
             .Select(e => e.LayerIndex).ToList();
         if (missing.Count > 0) throw new ArgumentException($"Placement {next.Version} is not staged for MoE layers [{string.Join(", ", missing)}].", nameof(staged));
-        foreach (var experts in model.RoutedExperts) experts.Switch(byLayer[experts.LayerIndex]);
+        foreach (var experts in model.RoutedExperts)
+        {
+            var shard = ShardOf(experts) ?? throw new InvalidOperationException($"Layer {experts.LayerIndex} is not sharded; only a sharded layer changes placement.");
+            shard.Switch(byLayer[experts.LayerIndex]);
+        }
     }
 }

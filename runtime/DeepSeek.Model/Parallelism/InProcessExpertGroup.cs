@@ -5,7 +5,7 @@ namespace DeepSeek.Model.Parallelism;
 
 /// <summary>
 /// An expert-parallel group whose ranks are models in this process: each rank's transport calls the
-/// peer's <see cref="Experts.RoutedExperts.ComputeHeld(ExpertBatch)"/> directly, on the calling thread. For tests
+/// peer's <see cref="ShardedExperts.ComputeHeld(ExpertBatch)"/> directly, on the calling thread. For tests
 /// and for trying a placement on one machine: it runs exactly the dispatch and combine of a real group
 /// with none of the wire.
 /// </summary>
@@ -47,10 +47,11 @@ public sealed class InProcessExpertGroup
         var peer = _ranks[batch.Rank] ?? throw new ExpertTransportException($"Rank {batch.Rank} has not joined the group.");
         var experts = peer.RoutedExperts.FirstOrDefault(e => e.LayerIndex == layerIndex)
             ?? throw new ExpertTransportException($"Rank {batch.Rank} has no MoE layer {layerIndex}.");
-        if (experts.PlacementVersion != placementVersion)
-            throw new ExpertTransportException($"Rank {batch.Rank} holds placement {experts.PlacementVersion}; rank {from} routed layer {layerIndex} by placement {placementVersion}.");
+        var held = ExpertParallelism.VersionOf(experts);
+        if (held != placementVersion)
+            throw new ExpertTransportException($"Rank {batch.Rank} holds placement {held}; rank {from} routed layer {layerIndex} by placement {placementVersion}.");
         _picksServed[batch.Rank] += batch.ExpertIds.ge(Modeling.HeldScalars.Zero).sum().item<long>();
-        return experts.ComputeHeld(batch);
+        return ExpertParallelism.ComputeHeld(experts, batch);
     }
 
     private sealed class Transport(InProcessExpertGroup group, int rank) : IExpertTransport

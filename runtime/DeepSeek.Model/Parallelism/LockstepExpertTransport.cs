@@ -181,7 +181,7 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
         if (_model is null) throw new InvalidOperationException("Bind the model before it joins its peers' forwards.");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        foreach (var experts in _layers) _ = Dispatch(experts.LayerIndex, experts.PlacementVersion, []).Combine();
+        foreach (var experts in _layers) _ = Dispatch(experts.LayerIndex, ExpertParallelism.VersionOf(experts), []).Combine();
     }
 
     public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches)
@@ -299,7 +299,7 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
             try
             {
                 var answers = received.Hidden.shape[0] > 0
-                    ? experts.ComputeHeld(received).to(dtype).contiguous()
+                    ? ExpertParallelism.ComputeHeld(experts, received).to(dtype).contiguous()
                     : empty([0, hiddenSize], dtype, device);
                 back = empty([outRows.Sum(), hiddenSize], dtype, device);
                 group.AllToAll(back, answers, outRows, inRows, transport._deadline);

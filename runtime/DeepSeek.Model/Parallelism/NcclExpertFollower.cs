@@ -90,7 +90,7 @@ public static class NcclExpertFollower
                 group.AllToAll(ids, empty([0, k], ScalarType.Int64, device), fromLeader, none, deadline);
                 group.AllToAll(weights, empty([0, k], ScalarType.Float32, device), fromLeader, none, deadline);
                 var output = rows > 0
-                    ? experts.ComputeHeld(new ExpertBatch(rank, hidden, ids, weights)).to(model.DType).contiguous()
+                    ? ExpertParallelism.ComputeHeld(experts, new ExpertBatch(rank, hidden, ids, weights)).to(model.DType).contiguous()
                     : empty([0, hiddenSize], model.DType, device);
                 group.AllToAll(empty([0, hiddenSize], model.DType, device), output, none, fromLeader, deadline);
                 served += rows;

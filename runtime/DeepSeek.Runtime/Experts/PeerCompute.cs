@@ -39,7 +39,7 @@ public static class PeerCompute
             throw new ArgumentException($"Expert ids (int64) and weights must both be [{hidden.shape[0]}, k], got [{string.Join(", ", ids.shape)}] {ids.dtype} and [{string.Join(", ", weights.shape)}].");
         if (ids.numel() > 0 && (ids.max().item<long>() >= experts.ExpertCount || ids.min().item<long>() < -1))
             throw new ArgumentException($"Expert ids must be in [-1, {experts.ExpertCount}).");
-        var output = experts.ComputeHeld(new ExpertBatch(rank, hidden.to(model.DType), ids, weights.to(ScalarType.Float32)));
+        var output = ExpertParallelism.ComputeHeld(experts, new ExpertBatch(rank, hidden.to(model.DType), ids, weights.to(ScalarType.Float32)));
         return new ComputeReply { Output = WireTensors.Encode(output) };
     }
 }

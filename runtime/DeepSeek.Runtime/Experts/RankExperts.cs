@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using DeepSeek.Model.Checkpoints;
-using DeepSeek.Model.Experts;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Parallelism;
 using DeepSeek.Runtime.Grpc.V1;

@@ -144,7 +144,7 @@ public sealed partial class ExpertParallelismTests
         var foreign = Enumerable.Range(0, 8).First(e => !experts.HeldExperts.Contains(e));
         using var scope = NewDisposeScope();
         var batch = new ExpertBatch(1, randn([2, 64]), tensor(new long[] { foreign, -1, experts.HeldExperts[0], -1 }).view(2, 2), ones([2, 2]));
-        var error = Assert.Throws<InvalidOperationException>(() => experts.ComputeHeld(batch));
+        var error = Assert.Throws<InvalidOperationException>(() => ExpertParallelism.ComputeHeld(experts, batch));
         Assert.Contains("does not hold", error.Message, StringComparison.Ordinal);
     }
 

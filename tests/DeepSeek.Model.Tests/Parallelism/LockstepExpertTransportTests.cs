@@ -84,7 +84,7 @@ public sealed class LockstepExpertTransportTests
         group.Form(generation: 1, wait);
         var experts = group.Models[0].RoutedExperts[0];
         // No exchange outside an agreed forward: the peers would not know it is coming (nothing is issued).
-        Assert.Throws<InvalidOperationException>(() => group.Transports[0].Dispatch(experts.LayerIndex, experts.PlacementVersion, []));
+        Assert.Throws<InvalidOperationException>(() => group.Transports[0].Dispatch(experts.LayerIndex, ExpertParallelism.VersionOf(experts), []));
 
         var errors = group.RunEach(rank => Record.Exception(() =>
         {
@@ -118,11 +118,11 @@ public sealed class LockstepExpertTransportTests
             }
             group.Transports[0].AgreeForward(1);
             // Rank 0 routes by a placement rank 1 does not run.
-            group.Transports[0].Dispatch(experts.LayerIndex, experts.PlacementVersion + 1, []).Combine();
+            group.Transports[0].Dispatch(experts.LayerIndex, ExpertParallelism.VersionOf(experts) + 1, []).Combine();
         }));
 
         Assert.All(errors, e => Assert.Contains("out of step", Assert.IsType<ExpertTransportException>(e).Message, StringComparison.Ordinal));
-        Assert.Contains($"placement {experts.PlacementVersion + 1}", errors[1]!.Message, StringComparison.Ordinal);
+        Assert.Contains($"placement {ExpertParallelism.VersionOf(experts) + 1}", errors[1]!.Message, StringComparison.Ordinal);
         Assert.Equal(0, group.Transports[1].RowsServed);
     }
 
