@@ -26,9 +26,9 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds) : IDisposable
 
     /// <summary>
     /// Host time the last <see cref="Sample"/> spent on constrained rows' masks (zero without constrained
-    /// rows): advancing each row's grammar state, choosing its rule, uploading the masks of states met for
-    /// the first time and queueing the device's work (<see cref="ConstraintMasks"/>), which overlaps the
-    /// step's forward still running there.
+    /// rows): advancing each row's grammar state and choosing its rule (a state met for the first time
+    /// walks the vocabulary here). The masks are then built on the device (<see cref="ConstraintMasks"/>;
+    /// a new state's row is uploaded once), inside the step's time but not this.
     /// </summary>
     public TimeSpan LastMaskElapsed { get; private set; }
 
@@ -141,8 +141,9 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds) : IDisposable
             rules[i] = cursor.Next(Math.Max(1, left), vocab);
             endIds[i] = request.Sampling.Constraint!.Vocabulary.EndOfSequenceIds;
         }
-        var refused = _masks.Refused(rules, endIds, vocab, device);
+        // Before any copy to the device, which would wait for the forward still running there.
         LastMaskElapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+        var refused = _masks.Refused(rules, endIds, vocab, device);
         if (rows.Length == requests.Count) return LogitsProcessing.MaskTokens(logits, refused);
         var index = tensor(rows.Select(r => (long)r).ToArray(), device: device);
         return logits.index_copy(0, index, LogitsProcessing.MaskTokens(logits.index_select(0, index), refused));

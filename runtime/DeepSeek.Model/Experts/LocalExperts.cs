@@ -126,7 +126,7 @@ public sealed class LocalExperts
     public void DequantizeAhead(long tokens)
     {
         DropAhead();
-        if (Path != ExpertComputePath.Fp8Fused || tokens <= Fp8FusedMaxTokens || _fp8?.Kernel is not { } kernel) return;
+        if (!AheadEnabled || Path != ExpertComputePath.Fp8Fused || tokens <= Fp8FusedMaxTokens || _fp8?.Kernel is not { } kernel) return;
         var gateUp = kernel.Fp8DequantizeAhead(_gateUp, _fp8.GateUpScaleInv, splitRows: _inter);
         try
         {
@@ -138,6 +138,9 @@ public sealed class LocalExperts
             throw;
         }
     }
+
+    /// <summary><c>DEEPSEEK_FP8_AHEAD=0</c> dequantises in order instead (the same values), for benchmarks that measure the overlap.</summary>
+    private static readonly bool AheadEnabled = Environment.GetEnvironmentVariable("DEEPSEEK_FP8_AHEAD") != "0";
 
     private void DropAhead()
     {
