@@ -93,12 +93,12 @@ DSN_API void* dsn_fp8_dequantize(void* bytes, void* scale_inv, int64_t split);
 // The same, ahead of its use: the kernel runs on a side stream (after the work already queued on the
 // current one), so it overlaps what the current stream does meanwhile (a prefill's attention, bound by
 // arithmetic, while this is bound by memory). `*ready` receives an event that dsn_stream_wait turns into
-// the current stream's wait right before the result is read (or dsn_event_destroy frees unused); NULL
-// while the current stream is being captured into a graph, where the kernel runs on it in order.
+// the current stream's wait; make that wait before the result is read AND before it is freed (the
+// scratch is the current stream's, reused in its order). NULL while the current stream is being
+// captured into a graph, where the kernel runs on it in order.
 DSN_API void* dsn_fp8_dequantize_ahead(void* bytes, void* scale_inv, int64_t split, void** ready);
 // The current stream waits (on the device, not the host) for the work behind `ready`; frees the event. 0 on success.
 DSN_API int dsn_stream_wait(void* ready);
-DSN_API void dsn_event_destroy(void* ready);
 // x bf16 [M, k] · Wᵀ → bf16 [M, rows]: up to 16 rows a warp per weight row reading its bytes once, more
 // rows the weight dequantised (above) and multiplied by cuBLAS.
 DSN_API void* dsn_fp8_linear(void* x, void* bytes, void* scale_inv);

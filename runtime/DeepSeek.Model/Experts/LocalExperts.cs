@@ -121,7 +121,8 @@ public sealed class LocalExperts
     /// the stacks (one byte read, two written per weight, ~0.5 ms a V2-Lite layer on an H100) are then
     /// written while attention, bound by arithmetic, runs, instead of after it. The next
     /// <see cref="Compute"/> takes them (or drops them when its batch takes another path); a no-op
-    /// anywhere else. The stacks belong to the caller's dispose scope, which must outlive that Compute.
+    /// anywhere else. The stacks are freed when that Compute ends (after its products are queued), one
+    /// layer's scratch at a time as without the overlap.
     /// </summary>
     public void DequantizeAhead(long tokens)
     {

@@ -35,7 +35,6 @@ public sealed unsafe class NativeHelper
     private readonly delegate* unmanaged<IntPtr, IntPtr, long, IntPtr> _fp8Dequantize;
     private readonly delegate* unmanaged<IntPtr, IntPtr, long, IntPtr*, IntPtr> _fp8DequantizeAhead;
     private readonly delegate* unmanaged<IntPtr, int> _streamWait;
-    private readonly delegate* unmanaged<IntPtr, void> _eventDestroy;
     private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr> _fp8Linear;
     private readonly delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr> _processGroupCreate;
     private readonly delegate* unmanaged<IntPtr, long> _processGroupGeneration;
@@ -65,7 +64,6 @@ public sealed unsafe class NativeHelper
         _fp8Dequantize = (delegate* unmanaged<IntPtr, IntPtr, long, IntPtr>)Export(library, "dsn_fp8_dequantize");
         _fp8DequantizeAhead = (delegate* unmanaged<IntPtr, IntPtr, long, IntPtr*, IntPtr>)Export(library, "dsn_fp8_dequantize_ahead");
         _streamWait = (delegate* unmanaged<IntPtr, int>)Export(library, "dsn_stream_wait");
-        _eventDestroy = (delegate* unmanaged<IntPtr, void>)Export(library, "dsn_event_destroy");
         _fp8Linear = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Export(library, "dsn_fp8_linear");
         _processGroupCreate = (delegate* unmanaged<IntPtr, int, int, int, int, long, long, IntPtr>)Export(library, "dsn_process_group_create");
         _processGroupGeneration = (delegate* unmanaged<IntPtr, long>)Export(library, "dsn_process_group_generation");
@@ -276,8 +274,6 @@ public sealed unsafe class NativeHelper
     }
 
     internal void StreamWait(IntPtr ready) => Check(_streamWait(ready), "stream_wait");
-
-    internal void EventDestroy(IntPtr ready) => _eventDestroy(ready);
 
     /// <summary>
     /// bf16 <paramref name="input"/> <c>[M, K]</c> times an FP8 weight's transpose, bf16 <c>[M, N]</c>: a few

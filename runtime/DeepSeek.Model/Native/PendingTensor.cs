@@ -5,8 +5,10 @@ namespace DeepSeek.Model.Native;
 /// <summary>
 /// A tensor still being written on a side stream (<see cref="NativeHelper.Fp8DequantizeAhead"/>): reading
 /// it before <see cref="Take"/> reads unfinished values. Taking it queues the current stream's wait for
-/// the side stream (on the device; the host does not block). Disposing one never taken frees its event;
-/// the tensor itself belongs to the dispose scope it was made in. Engine thread only.
+/// the side stream (on the device; the host does not block). It owns the tensor, outside any dispose
+/// scope: disposing joins the side stream first if it was never taken, then frees the tensor, so its
+/// memory goes back to the current stream's pool only after the side stream's writes, in that stream's
+/// order. Engine thread only.
 /// </summary>
 public sealed class PendingTensor : IDisposable
 {
@@ -16,7 +18,7 @@ public sealed class PendingTensor : IDisposable
 
     internal PendingTensor(Tensor tensor, NativeHelper helper, IntPtr ready)
     {
-        _tensor = tensor;
+        _tensor = tensor.DetachFromDisposeScope();
         _helper = helper;
         _ready = ready;
     }
@@ -35,8 +37,13 @@ public sealed class PendingTensor : IDisposable
 
     public void Dispose()
     {
-        if (_ready == IntPtr.Zero) return;
-        _helper.EventDestroy(_ready);
-        _ready = IntPtr.Zero;
+        try
+        {
+            Take();
+        }
+        finally
+        {
+            _tensor.Dispose();
+        }
     }
 }
