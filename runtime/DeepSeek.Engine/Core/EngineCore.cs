@@ -420,8 +420,6 @@ internal sealed partial class EngineCore
         var failure = failed ? FailureReasons.EngineFailed : FailureReasons.Cancelled;
         while (Input.Reader.TryRead(out var work))
         {
-            // Any work may change what the load says (between-steps work may free cached blocks).
-            _idlePublished = false;
             switch (work)
             {
                 case EngineWork.Submit submit:

@@ -169,6 +169,8 @@ internal sealed class ModelRunner : IModelRunner
             using var output = _graphs?.TryForward(batch) ?? Model.Forward(batch, _cache);
             if (requests.Count == 0) return new ModelRunnerOutput(new Dictionary<string, SampledToken>(), output.ExpertLoads);
             var logits = rows.Count == step.Sequences.Count ? output.Logits : output.Logits.index_select(0, tensor(rows.ToArray(), device: Model.Device));
+            // Sampling is queued before the expert loads are read (the forward's one synchronisation), so
+            // its host work overlaps the forward still running on the device.
             var tokens = _sampler.Sample(logits, requests);
             var sampled = new Dictionary<string, SampledToken>(requests.Count);
             for (var i = 0; i < requests.Count; i++) sampled[requests[i].Id] = tokens[i];

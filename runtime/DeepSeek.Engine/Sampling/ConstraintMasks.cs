@@ -22,7 +22,7 @@ internal sealed class ConstraintMasks(long cacheBytes = ConstraintMasks.DefaultC
     private const byte RefusedToken = 255;
     private const int Saturated = 254;
 
-    private readonly Dictionary<(OutputConstraint, GrammarState), Row> _rows = [];
+    private readonly Dictionary<(OutputConstraint Constraint, GrammarState State), Row> _rows = [];
     private int _width = -1;
     private Device? _device;
     private byte[] _staging = [];
@@ -34,11 +34,14 @@ internal sealed class ConstraintMasks(long cacheBytes = ConstraintMasks.DefaultC
     /// <summary>Rows held now.</summary>
     public int RowsHeld => _rows.Count;
 
+    /// <summary>Constraints whose rows are held now (at most <see cref="MaxConstraints"/>).</summary>
+    public int ConstraintsHeld => _rows.Keys.Select(key => key.Constraint).Distinct().Count();
+
     /// <summary>
     /// <c>[rules, width]</c> booleans on <paramref name="device"/>, true where a row's token is refused:
     /// exactly the complement of <see cref="ConstraintCursor.Allowed"/> for the same rules.
     /// </summary>
-    public Tensor Refused(IReadOnlyList<MaskRule> rules, IReadOnlyList<IReadOnlyList<int>> endIds, int width, Device device)
+    public Tensor Refused(IReadOnlyList<MaskRule> rules, int width, Device device)
     {
         if (width != _width || _device is null || _device.type != device.type || _device.index != device.index) Clear();
         (_width, _device) = (width, device);
@@ -48,13 +51,16 @@ internal sealed class ConstraintMasks(long cacheBytes = ConstraintMasks.DefaultC
         for (var r = 0; r < rules.Count; r++)
         {
             var rule = rules[r];
-            var maxDistance = rule.MaxDistance;
-            if (maxDistance < 0) (distances[r], budgets[r]) = (RowOf(rule, rules), -1);
-            else if (maxDistance >= rule.Mask.MaxDistance) (distances[r], budgets[r]) = (RowOf(rule, rules), Saturated);
-            else if (maxDistance < Saturated) (distances[r], budgets[r]) = (RowOf(rule, rules), maxDistance);
-            // A budget that binds beyond the saturation (a document still hundreds of bytes from its end
-            // with a budget just short of them): this step's row is written exactly, not cached.
-            else (distances[r], budgets[r]) = (Upload(rule.Mask, width, device, maxDistance), 0);
+            if (rule.MaxDistance >= Saturated && rule.MaxDistance < rule.Mask.MaxDistance)
+            {
+                // A budget that binds beyond the saturation (a document still hundreds of bytes from its end
+                // with a budget just short of them): this step's row is written exactly, not cached.
+                (distances[r], budgets[r]) = (Upload(rule.Mask, width, device, exactWithin: rule.MaxDistance), 0);
+                continue;
+            }
+            distances[r] = RowOf(rule, rules);
+            // Every token of the mask where the budget does not bind; none below zero (a dead output).
+            budgets[r] = rule.MaxDistance >= rule.Mask.MaxDistance ? Saturated : rule.MaxDistance;
         }
         using var budget = tensor(budgets, device: device).unsqueeze(1);
         var allowed = stack(distances).le(budget);
@@ -62,7 +68,7 @@ internal sealed class ConstraintMasks(long cacheBytes = ConstraintMasks.DefaultC
         for (var r = 0; r < rules.Count; r++)
         {
             if (!rules[r].EndAllowed) continue;
-            foreach (var id in endIds[r])
+            foreach (var id in rules[r].Key.Constraint.Vocabulary.EndOfSequenceIds)
                 if ((uint)id < (uint)width) ends.Add(((long)r * width) + id);
         }
         if (ends.Count > 0)
@@ -75,27 +81,42 @@ internal sealed class ConstraintMasks(long cacheBytes = ConstraintMasks.DefaultC
 
     private Tensor RowOf(MaskRule rule, IReadOnlyList<MaskRule> step)
     {
-        if (_rows.TryGetValue(rule.State, out var row))
+        if (_rows.TryGetValue(rule.Key, out var row))
         {
             row.LastUsed = _clock;
             return row.Distances;
         }
-        if ((_rows.Count + 1L) * _width > cacheBytes) Evict(step);
-        row = new Row(Upload(rule.Mask, _width, _device!, within: int.MaxValue).DetachFromDisposeScope()) { LastUsed = _clock };
-        _rows[rule.State] = row;
+        if ((_rows.Count + 1L) * _width > cacheBytes) Evict(step, _ => true, untilUnderBound: true);
+        var constraint = rule.Key.Constraint;
+        // A row keeps its constraint (and that constraint's host masks) alive after the schema cache let it
+        // go: clients sending ever new schemas must not pin them all, so rows of few constraints are kept.
+        var constraints = _rows.Keys.Select(key => key.Constraint).ToHashSet(ReferenceEqualityComparer.Instance);
+        if (!constraints.Contains(constraint) && constraints.Count >= MaxConstraints)
+        {
+            var stale = _rows.GroupBy(pair => pair.Key.Constraint).OrderBy(group => group.Max(pair => pair.Value.LastUsed)).First().Key;
+            Evict(step, key => ReferenceEquals(key.Constraint, stale), untilUnderBound: false);
+        }
+        row = new Row(Upload(rule.Mask, _width, _device!).DetachFromDisposeScope()) { LastUsed = _clock };
+        _rows[rule.Key] = row;
         RowsUploaded++;
         return row.Distances;
     }
 
-    /// <summary>The least recently used rows out, down to three quarters of the bound; never a row this step uses.</summary>
-    private void Evict(IReadOnlyList<MaskRule> step)
+    /// <summary>Rows of at most this many constraints are kept (each keeps its constraint's host masks alive).</summary>
+    public const int MaxConstraints = 8;
+
+    /// <summary>
+    /// Rows that <paramref name="may"/> go, least recently used first: all of them, or with
+    /// <paramref name="untilUnderBound"/> until three quarters of the byte bound are left; never a row this step uses.
+    /// </summary>
+    private void Evict(IReadOnlyList<MaskRule> step, Func<(OutputConstraint Constraint, GrammarState State), bool> may, bool untilUnderBound)
     {
-        var keep = step.Select(rule => rule.State).ToHashSet();
+        var keep = step.Select(rule => rule.Key).ToHashSet();
         var target = cacheBytes * 3 / 4 / Math.Max(1, _width);
         foreach (var (key, row) in _rows.OrderBy(pair => pair.Value.LastUsed).ToArray())
         {
-            if (_rows.Count <= target) break;
-            if (keep.Contains(key)) continue;
+            if (untilUnderBound && _rows.Count <= target) break;
+            if (keep.Contains(key) || !may(key)) continue;
             row.Distances.Dispose();
             _rows.Remove(key);
         }
@@ -103,20 +124,18 @@ internal sealed class ConstraintMasks(long cacheBytes = ConstraintMasks.DefaultC
 
     /// <summary>
     /// One row on the device: each token's distance (saturated), refused ones 255; with
-    /// <paramref name="within"/> below the saturation's reach, allowed tokens within it 0 and the rest refused.
+    /// <paramref name="exactWithin"/> (a budget past the saturation's reach), allowed tokens within it 0 and the rest refused.
     /// </summary>
-    private Tensor Upload(TokenMask mask, int width, Device device, int within)
+    private Tensor Upload(TokenMask mask, int width, Device device, int? exactWithin = null)
     {
         if (_staging.Length != width) _staging = new byte[width];
         Array.Fill(_staging, RefusedToken);
-        var exact = within != int.MaxValue;
         for (var i = 0; i < mask.Ids.Length; i++)
         {
             var id = mask.Ids[i];
             if (id >= width) continue;
             var distance = mask.Distances[i];
-            if (exact) _staging[id] = distance <= within ? (byte)0 : RefusedToken;
-            else _staging[id] = (byte)Math.Min(distance, Saturated);
+            _staging[id] = exactWithin is { } within ? (distance <= within ? (byte)0 : RefusedToken) : (byte)Math.Min(distance, Saturated);
         }
         return tensor(_staging, device: device);
     }

@@ -127,7 +127,6 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds) : IDisposable
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var rows = Enumerable.Range(0, requests.Count).Where(r => requests[r].Sampling.Constraint is not null).ToArray();
         var rules = new MaskRule[rows.Length];
-        var endIds = new IReadOnlyList<int>[rows.Length];
         for (var i = 0; i < rows.Length; i++)
         {
             var request = requests[rows[i]];
@@ -139,11 +138,10 @@ public sealed class Sampler(IReadOnlyList<int> eosTokenIds) : IDisposable
             cursor.Advance(request.OutputTokenIds);
             var left = (request.Sampling.MaxTokens ?? int.MaxValue) - request.OutputTokenIds.Count;
             rules[i] = cursor.Next(Math.Max(1, left), vocab);
-            endIds[i] = request.Sampling.Constraint!.Vocabulary.EndOfSequenceIds;
         }
         // Before any copy to the device, which would wait for the forward still running there.
         LastMaskElapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
-        var refused = _masks.Refused(rules, endIds, vocab, device);
+        var refused = _masks.Refused(rules, vocab, device);
         if (rows.Length == requests.Count) return LogitsProcessing.MaskTokens(logits, refused);
         var index = tensor(rows.Select(r => (long)r).ToArray(), device: device);
         return logits.index_copy(0, index, LogitsProcessing.MaskTokens(logits.index_select(0, index), refused));

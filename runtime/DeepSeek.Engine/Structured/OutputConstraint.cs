@@ -262,10 +262,10 @@ public sealed class ConstraintCursor
 /// <summary>
 /// One row's token mask for one step: tokens of <paramref name="Mask"/> that leave at most
 /// <paramref name="MaxDistance"/> bytes to finish the document, plus end-of-sequence when
-/// <paramref name="EndAllowed"/>. <paramref name="State"/> names the mask for caches that outlive the
-/// constraint's own (a state's mask is the same whenever it is computed).
+/// <paramref name="EndAllowed"/> (the constraint's vocabulary's). <paramref name="Key"/> names the mask for
+/// caches that outlive the constraint's own (a state's mask is the same whenever it is computed).
 /// </summary>
-internal readonly record struct MaskRule(TokenMask Mask, int MaxDistance, bool EndAllowed, (OutputConstraint Constraint, GrammarState State) State)
+internal readonly record struct MaskRule(TokenMask Mask, int MaxDistance, bool EndAllowed, (OutputConstraint Constraint, GrammarState State) Key)
 {
     /// <summary>A distance no token reaches: the budget does not bind.</summary>
     public const int Unbounded = int.MaxValue - 1;

@@ -270,6 +270,22 @@ public sealed class TokenMaskTests
             AssertSameMasks(masks, cursors, outputs, [budget, budget], Shared.Size);
     }
 
+    [Fact]
+    public void Rows_of_ever_new_schemas_keep_few_constraints_alive()
+    {
+        using var scope = NewDisposeScope();
+        using var masks = new ConstraintMasks();
+        var width = Shared.Size;
+        for (var i = 0; i < 3 * ConstraintMasks.MaxConstraints; i++)
+        {
+            // A new schema each time, as a client sending unique keys would.
+            var cursor = Constraint("""{"type":"object","properties":{"NAME":{"type":"null"}},"required":["NAME"],"additionalProperties":false}""".Replace("NAME", $"p{i}", StringComparison.Ordinal)).Start();
+            AssertSameMasks(masks, [cursor], [[]], [50], width);
+            Assert.InRange(masks.ConstraintsHeld, 1, ConstraintMasks.MaxConstraints);
+        }
+        Assert.Equal(3 * ConstraintMasks.MaxConstraints, masks.RowsUploaded);
+    }
+
     /// <summary>Each cursor's device mask row equals its host mask at its budget; returns the host masks.</summary>
     private static bool[][] AssertSameMasks(ConstraintMasks masks, ConstraintCursor[] cursors, List<int>[] outputs, int[] budgets, int width)
     {
@@ -279,7 +295,7 @@ public sealed class TokenMaskTests
             cursors[r].Advance(outputs[r]);
             rules[r] = cursors[r].Next(budgets[r], width);
         }
-        var refused = masks.Refused(rules, [.. rules.Select(_ => Shared.EndOfSequenceIds)], width, CPU);
+        var refused = masks.Refused(rules, width, CPU);
         Assert.Equal(new long[] { cursors.Length, width }, refused.shape);
         var device = refused.data<bool>().ToArray();
         var host = new bool[cursors.Length][];
