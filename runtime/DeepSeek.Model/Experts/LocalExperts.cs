@@ -50,6 +50,18 @@ public sealed class LocalExperts
         Path = path;
     }
 
+    /// <summary>
+    /// Stacks held beside a layer's own (<c>Parallelism.StagedExperts</c>: another placement's experts a
+    /// rank still or already answers peers for), computed by the path of a shard: Sorted, plain stacks.
+    /// </summary>
+    internal LocalExperts(Tensor gateUp, Tensor down, long intermediateSize)
+    {
+        ArgumentNullException.ThrowIfNull(gateUp);
+        ArgumentNullException.ThrowIfNull(down);
+        (_gateUp, _down, _inter) = (gateUp, down, intermediateSize);
+        Path = ExpertComputePath.Sorted;
+    }
+
     /// <summary>The layer's path, fixed for its life.</summary>
     public ExpertComputePath Path { get; }
 

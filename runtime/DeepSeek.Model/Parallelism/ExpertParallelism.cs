@@ -56,15 +56,15 @@ public static class ExpertParallelism
 
     /// <summary>
     /// What a peer asks of this rank for <paramref name="experts"/>' layer: the weighted sum of the picks
-    /// of <paramref name="batch"/>, all of experts held here (<see cref="ShardedExperts.ComputeHeld(ExpertBatch)"/>).
-    /// Only a sharded layer computes a share of its picks.
+    /// of <paramref name="batch"/>, all of experts held here under placement <paramref name="version"/>
+    /// (null: the one in force; <see cref="ShardedExperts.ComputeHeld(ExpertBatch, long?)"/>). Only a sharded layer computes a share of its picks.
     /// </summary>
     /// <returns><c>[rows of the batch, hidden]</c>.</returns>
-    public static Tensor ComputeHeld(RoutedExperts experts, ExpertBatch batch)
+    public static Tensor ComputeHeld(RoutedExperts experts, ExpertBatch batch, long? version = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
         var shard = ShardOf(experts) ?? throw new InvalidOperationException("Only a sharded layer computes a share of its picks.");
-        return shard.ComputeHeld(batch);
+        return shard.ComputeHeld(batch, version);
     }
 
     /// <summary>
@@ -103,10 +103,12 @@ public static class ExpertParallelism
 
     /// <summary>
     /// The second half: every MoE layer switches to its staged experts under <paramref name="next"/>'s
-    /// version, and the experts no longer held are freed. Call between steps on the thread that owns the
-    /// model, with one staged entry per MoE layer (which this takes over).
+    /// version. The experts no longer held are freed, or with <paramref name="retire"/> returned (one
+    /// entry per MoE layer, which the caller owns), still answering peers that route by the placement
+    /// they belong to (data-parallel ranks switch one by one). Call between steps on the thread that owns
+    /// the model, with one staged entry per MoE layer (which this takes over).
     /// </summary>
-    public static void Switch(DeepSeekForCausalLM model, ExpertPlacement next, IReadOnlyList<StagedExperts> staged)
+    public static IReadOnlyList<StagedExperts> Switch(DeepSeekForCausalLM model, ExpertPlacement next, IReadOnlyList<StagedExperts> staged, bool retire = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(next);
@@ -115,10 +117,29 @@ public static class ExpertParallelism
         var missing = model.RoutedExperts.Where(e => !byLayer.TryGetValue(e.LayerIndex, out var s) || s.Version != next.Version || !ReferenceEquals(s.Placement, next.Layer(e.LayerIndex)))
             .Select(e => e.LayerIndex).ToList();
         if (missing.Count > 0) throw new ArgumentException($"Placement {next.Version} is not staged for MoE layers [{string.Join(", ", missing)}].", nameof(staged));
+        var retired = new List<StagedExperts>();
         foreach (var experts in model.RoutedExperts)
         {
             var shard = ShardOf(experts) ?? throw new InvalidOperationException($"Layer {experts.LayerIndex} is not sharded; only a sharded layer changes placement.");
-            shard.Switch(byLayer[experts.LayerIndex]);
+            if (shard.Switch(byLayer[experts.LayerIndex], retire) is { } old) retired.Add(old);
+        }
+        return retired;
+    }
+
+    /// <summary>
+    /// Peers' batches routed by the placement of <paramref name="experts"/> (one entry per MoE layer, staged
+    /// or retired, owned by the caller) are computed with them from now on; null: by the placement in force
+    /// only, which the caller sets before freeing them. On the thread that owns the model.
+    /// </summary>
+    public static void AnswerBeside(DeepSeekForCausalLM model, IReadOnlyList<StagedExperts>? experts)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var byLayer = experts?.ToDictionary(s => s.LayerIndex);
+        foreach (var layer in model.RoutedExperts)
+        {
+            if (ShardOf(layer) is not { } shard) continue;
+            shard.AnswerBeside(byLayer is null ? null
+                : byLayer.TryGetValue(layer.LayerIndex, out var held) ? held : throw new ArgumentException($"No experts beside those in force for MoE layer {layer.LayerIndex}.", nameof(experts)));
         }
     }
 }

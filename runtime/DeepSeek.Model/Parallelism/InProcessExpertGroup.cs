@@ -5,7 +5,7 @@ namespace DeepSeek.Model.Parallelism;
 
 /// <summary>
 /// An expert-parallel group whose ranks are models in this process: each rank's transport calls the
-/// peer's <see cref="ShardedExperts.ComputeHeld(ExpertBatch)"/> directly, on the calling thread. For tests
+/// peer's <see cref="ShardedExperts.ComputeHeld(ExpertBatch, long?)"/> directly, on the calling thread. For tests
 /// and for trying a placement on one machine: it runs exactly the dispatch and combine of a real group
 /// with none of the wire.
 /// </summary>
@@ -47,11 +47,18 @@ public sealed class InProcessExpertGroup
         var peer = _ranks[batch.Rank] ?? throw new ExpertTransportException($"Rank {batch.Rank} has not joined the group.");
         var experts = peer.RoutedExperts.FirstOrDefault(e => e.LayerIndex == layerIndex)
             ?? throw new ExpertTransportException($"Rank {batch.Rank} has no MoE layer {layerIndex}.");
-        var held = ExpertParallelism.VersionOf(experts);
-        if (held != placementVersion)
-            throw new ExpertTransportException($"Rank {batch.Rank} holds placement {held}; rank {from} routed layer {layerIndex} by placement {placementVersion}.");
+        Tensor answer;
+        try
+        {
+            // The peer computes by the version the picks were routed by: its own, or the one it holds beside it.
+            answer = ExpertParallelism.ComputeHeld(experts, batch, placementVersion);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ExpertTransportException($"Rank {from} routed layer {layerIndex} by placement {placementVersion}: {e.Message}", e);
+        }
         _picksServed[batch.Rank] += batch.ExpertIds.ge(Modeling.HeldScalars.Zero).sum().item<long>();
-        return ExpertParallelism.ComputeHeld(experts, batch);
+        return answer;
     }
 
     private sealed class Transport(InProcessExpertGroup group, int rank) : IExpertTransport

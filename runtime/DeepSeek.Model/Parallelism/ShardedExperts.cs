@@ -15,13 +15,17 @@ namespace DeepSeek.Model.Parallelism;
 /// forward comes here: each pick goes to a rank holding its expert, a copy of a replicated expert
 /// taking every n-th of that expert's picks; the picks of other ranks are dispatched through the
 /// transport while the layer computes its own, and their answers are combined in. It also answers
-/// what peers send (<see cref="ComputeHeld(ExpertBatch)"/>) and changes the layer's placement
+/// what peers send (<see cref="ComputeHeld(ExpertBatch, long?)"/>) and changes the layer's placement
 /// (<see cref="Stage"/>, then <see cref="Switch"/>).
 /// </summary>
 public sealed class ShardedExperts : IExpertDispatch
 {
     private readonly RoutedExperts _experts;
     private RouteTables? _tables;
+    // Another placement's experts this rank also answers peers for, while the ranks of a data-parallel
+    // group switch one by one (each between its own steps): borrowed from their owner, with this rank's
+    // lookup tables for them and their compute path.
+    private (StagedExperts Experts, RouteTables Tables, LocalExperts Local)? _beside;
 
     private ShardedExperts(RoutedExperts experts, LayerPlacement placement, long version, int rank, IExpertTransport transport)
     {
@@ -115,27 +119,58 @@ public sealed class ShardedExperts : IExpertDispatch
         return output;
     }
 
-    /// <summary>What a peer asks of this rank: the weighted sum of the picks of <paramref name="batch"/>, all of experts held here.</summary>
+    /// <summary>
+    /// What a peer asks of this rank: the weighted sum of the picks of <paramref name="batch"/>, all of
+    /// experts held here under the placement <paramref name="version"/> the peer routed by: the one in
+    /// force (null: that one), or the one held beside it (<see cref="AnswerBeside"/>).
+    /// </summary>
     /// <returns><c>[rows of the batch, hidden]</c>.</returns>
-    public Tensor ComputeHeld(ExpertBatch batch)
+    /// <exception cref="InvalidOperationException">This rank holds no experts of that version, or not those the batch names.</exception>
+    public Tensor ComputeHeld(ExpertBatch batch, long? version = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
         using var scope = NewDisposeScope();
-        var slots = Tables.SlotsOf(batch.ExpertIds);
-        using var heldCount = _experts.HeldExperts.Count.ToScalar();
+        var (tables, held, local) = version is null || version == Version ? (Tables, _experts.HeldExperts.Count, (LocalExperts?)null)
+            : _beside is { } beside && beside.Experts.Version == version ? (beside.Tables, beside.Experts.Placement.ExpertsOn(Rank).Count, beside.Local)
+            : throw new InvalidOperationException($"Rank {Rank} runs placement {Version}{(_beside is { } other ? $" (and answers for {other.Experts.Version})" : "")}, it was sent layer {LayerIndex} for placement {version}.");
+        var slots = tables.SlotsOf(batch.ExpertIds);
+        using var heldCount = held.ToScalar();
         if (slots.eq(heldCount).logical_and(batch.ExpertIds.ge(HeldScalars.Zero)).any().item<bool>())
             throw new InvalidOperationException($"Rank {Rank} was sent layer {LayerIndex} tokens of an expert it does not hold; the ranks disagree on the placement.");
-        return ComputeHeld(batch.Hidden, batch.ExpertIds, batch.Weights).MoveToOuterDisposeScope();
+        return Compute(tables, held, local, batch.Hidden, batch.ExpertIds, batch.Weights).MoveToOuterDisposeScope();
     }
 
     /// <summary>The held experts' share; picks with id −1 or of experts held elsewhere are skipped.</summary>
-    private Tensor ComputeHeld(Tensor hidden, Tensor ids, Tensor weights)
+    private Tensor ComputeHeld(Tensor hidden, Tensor ids, Tensor weights) => Compute(Tables, _experts.HeldExperts.Count, null, hidden, ids, weights);
+
+    /// <summary>The share of the experts <paramref name="tables"/> map to slots: the layer's own (<paramref name="local"/> null) or those beside them.</summary>
+    private Tensor Compute(RouteTables tables, int held, LocalExperts? local, Tensor hidden, Tensor ids, Tensor weights)
     {
-        var slots = Tables.SlotsOf(ids);
+        var slots = tables.SlotsOf(ids);
         var flat = slots.reshape(-1);
-        var held = _experts.HeldExperts.Count;
         var perSlot = zeros([held + 1], ScalarType.Int64, hidden.device).scatter_add_(0, flat, ones_like(flat)).narrow(0, 0, held);
-        return _experts.ComputeSlots(hidden, slots, weights, perSlot);
+        return local is null
+            ? _experts.ComputeSlots(hidden, slots, weights, perSlot)
+            : local.Compute(new RoutedTokens(LayerIndex, hidden, slots, weights, perSlot));
+    }
+
+    /// <summary>
+    /// From now on peers' batches routed by <paramref name="experts"/>' placement version are computed
+    /// with them (null: only the placement in force). The caller keeps owning them and calls this with
+    /// null, or with others, before disposing them. On the thread that owns the model.
+    /// </summary>
+    internal void AnswerBeside(StagedExperts? experts)
+    {
+        if (experts is not null && experts.LayerIndex != LayerIndex)
+            throw new ArgumentException($"Experts of layer {experts.LayerIndex} cannot answer for layer {LayerIndex}.", nameof(experts));
+        var before = _beside;
+        if (experts is null) _beside = null;
+        else
+        {
+            var (gateUp, down) = experts.Stacks;
+            _beside = (experts, RouteTables.Build(experts.Placement, experts.Placement.ExpertsOn(Rank), gateUp.device), new LocalExperts(gateUp, down, _experts.IntermediateSize));
+        }
+        before?.Tables.Dispose();
     }
 
     /// <summary>
@@ -193,22 +228,29 @@ public sealed class ShardedExperts : IExpertDispatch
     }
 
     /// <summary>
-    /// Puts <paramref name="staged"/> in force under its placement version and frees the experts held
-    /// before. Runs between steps on the thread that owns the model: nothing may be computing with the
-    /// old stacks.
+    /// Puts <paramref name="staged"/> in force under its placement version. The experts held before are
+    /// freed, or with <paramref name="retire"/> returned, still answering peers that route by the
+    /// placement they belong to (<see cref="AnswerBeside"/>), until their owner, the caller, frees them.
+    /// Runs between steps on the thread that owns the model: nothing may be computing with the old stacks.
     /// </summary>
-    internal void Switch(StagedExperts staged)
+    internal StagedExperts? Switch(StagedExperts staged, bool retire = false)
     {
         ArgumentNullException.ThrowIfNull(staged);
         if (staged.LayerIndex != LayerIndex) throw new ArgumentException($"Experts staged for layer {staged.LayerIndex} cannot go to layer {LayerIndex}.", nameof(staged));
-        var (gateUp, down) = staged.Take();
         var device = _experts.GateUp.device;
         var held = staged.Placement.ExpertsOn(Rank);
         var tables = RouteTables.Build(staged.Placement, held, device);
+        // The old stacks outlive the layer's parameters through their own handles.
+        var retired = retire
+            ? new StagedExperts(LayerIndex, Placement, Version, _experts.GateUp.alias().DetachFromDisposeScope(), _experts.Down.alias().DetachFromDisposeScope())
+            : null;
+        var (gateUp, down) = staged.Take();
         _experts.Adopt(held, gateUp, down);
         var before = _tables;
         (Placement, Version, _tables) = (staged.Placement, staged.Version, tables);
         before?.Dispose();
+        AnswerBeside(retired);
+        return retired;
     }
 
     private static int IndexOf(IReadOnlyList<int> experts, int expert)
@@ -222,6 +264,7 @@ public sealed class ShardedExperts : IExpertDispatch
     {
         _tables?.Dispose();
         _tables = null;
+        AnswerBeside(null);
     }
 
     /// <summary>This rank's view of a layer's placement: the lookup tables the routing needs on the device.</summary>

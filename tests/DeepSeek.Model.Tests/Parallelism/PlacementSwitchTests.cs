@@ -91,7 +91,62 @@ public sealed class PlacementSwitchTests
 
         var error = Assert.Throws<ExpertTransportException>(() => group.Leader.Forward(ForwardBatch.Contiguous(prompt, 0), cache));
 
-        Assert.Contains($"Rank 1 holds placement {next.Version}", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"Rank 1 runs placement {next.Version}, it was sent layer", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Data_parallel_ranks_switching_one_by_one_answer_both_placements_until_every_rank_has_switched()
+    {
+        var reference = Fixtures.LoadReference(Fixtures.V3Tiny);
+        var (_, initial, next) = Placements(3, 4);
+        using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
+        using var group = ShardedGroup.Load(Fixtures.V3Tiny, initial, ScalarType.Float64);
+        using var fresh = ShardedGroup.Load(Fixtures.V3Tiny, next, ScalarType.Float64);
+        var staged = Enumerable.Range(0, 3).Select(rank => Stage(group.Ranks[rank], next, rank, checkpoint).Select(s => s.Staged).ToList()).ToList();
+        for (var rank = 0; rank < 3; rank++) ExpertParallelism.AnswerBeside(group.Ranks[rank], staged[rank]);
+        void EveryRankGivesTheReferenceTokens(string when)
+        {
+            // Each rank routes its own prompts by its own placement; its peers answer by that version.
+            foreach (var model in group.Ranks)
+                foreach (var prompt in reference.Prompts)
+                    Assert.True(prompt.Greedy.SequenceEqual(GreedyDecoding.Cached(model, prompt.InputIds, prompt.Greedy.Length)),
+                        $"{when}: rank {group.Ranks.ToList().IndexOf(model)} on placement {ExpertParallelism.VersionOf(model)}");
+        }
+
+        // Rank 1 switches first: it routes by the next placement, which ranks 0 and 2 answer with what they staged;
+        // they route by the initial one, which rank 1 answers with what it retired.
+        var retired = new List<StagedExperts>[3];
+        retired[1] = [.. ExpertParallelism.Switch(group.Ranks[1], next, staged[1], retire: true)];
+        Assert.All(retired[1], r => Assert.Equal(initial.Version, r.Version));
+        EveryRankGivesTheReferenceTokens("rank 1 switched");
+
+        retired[0] = [.. ExpertParallelism.Switch(group.Ranks[0], next, staged[0], retire: true)];
+        retired[2] = [.. ExpertParallelism.Switch(group.Ranks[2], next, staged[2], retire: true)];
+        EveryRankGivesTheReferenceTokens("every rank switched, the old experts still answered for");
+
+        // Every rank switched: the retired experts go, and each rank holds exactly what a group started on the next placement holds.
+        for (var rank = 0; rank < 3; rank++)
+        {
+            ExpertParallelism.AnswerBeside(group.Ranks[rank], null);
+            foreach (var old in retired[rank]) old.Dispose();
+            Assert.Equal(fresh.Ranks[rank].ParameterCount, group.Ranks[rank].ParameterCount);
+        }
+        EveryRankGivesTheReferenceTokens("the old experts freed");
+    }
+
+    [Fact]
+    public void A_rank_that_switched_without_retiring_refuses_peers_still_on_the_placement_before()
+    {
+        var (_, initial, next) = Placements(3, 0);
+        using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
+        using var group = ShardedGroup.Load(Fixtures.V3Tiny, initial, ScalarType.Float32);
+        Assert.Empty(ExpertParallelism.Switch(group.Ranks[1], next, [.. Stage(group.Ranks[1], next, 1, checkpoint).Select(s => s.Staged)]));
+        var prompt = Fixtures.LoadReference(Fixtures.V3Tiny).Prompts[3].InputIds;
+        using var cache = group.Ranks[2].CreateCache(prompt.Length);
+
+        var error = Assert.Throws<ExpertTransportException>(() => group.Ranks[2].Forward(ForwardBatch.Contiguous(prompt, 0), cache));
+
+        Assert.Contains($"Rank 1 runs placement {next.Version}, it was sent layer", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
