@@ -56,6 +56,24 @@ public static class RebalancePolicy
         })];
     }
 
+    /// <summary>
+    /// A data-parallel group's picks: each rank observes only what its own forwards routed, so the
+    /// group's load is the per-expert sum over its ranks (a rank that observed nothing adds nothing).
+    /// </summary>
+    public static IReadOnlyList<ExpertLoad> Sum(IEnumerable<IReadOnlyList<ExpertLoad>> ranks)
+    {
+        ArgumentNullException.ThrowIfNull(ranks);
+        var sums = new SortedDictionary<int, long[]>();
+        foreach (var load in ranks.SelectMany(r => r))
+        {
+            if (!sums.TryGetValue(load.LayerIndex, out var sum)) sums[load.LayerIndex] = sum = new long[load.TokensPerExpert.Length];
+            if (sum.Length != load.TokensPerExpert.Length)
+                throw new ArgumentException($"Layer {load.LayerIndex}'s loads count {sum.Length} and {load.TokensPerExpert.Length} experts.", nameof(ranks));
+            for (var e = 0; e < sum.Length; e++) sum[e] += load.TokensPerExpert[e];
+        }
+        return [.. sums.Select(s => new ExpertLoad(s.Key, s.Value))];
+    }
+
     /// <param name="current">The placement in force.</param>
     /// <param name="observed">Routed picks per expert per MoE layer since the last look (the input of <c>deepseek_expert_tokens_total</c>).</param>
     /// <param name="redundantCopies">Extra copies per layer, as the group was started with.</param>

@@ -7,7 +7,7 @@ namespace DeepSeek.Runtime.Experts;
 /// <summary>
 /// This process's place in an expert-parallel group: the placement in force (every member starts
 /// with the same one, a pure function of the expert count, the ranks and the redundancy; the
-/// leader's rebalancer moves the group to later versions), the fingerprint of the checkpoint, and
+/// rebalancer of the leader, or of rank 0 with data-parallel attention, moves the group to later versions), the fingerprint of the checkpoint, and
 /// the pass that shards a built model for this rank. The leader's transport reaches the other ranks
 /// through <see cref="ExpertPeers"/>; a non-leader never dispatches.
 /// </summary>
@@ -18,6 +18,8 @@ public sealed class ExpertGroup
 
     private ExpertPlacement _placement;
     private ExpertPlacement? _switchingTo;
+    // The version of experts held beside those in force (staged, or retired until every rank switched), or 0.
+    private long _beside;
 
     public ExpertGroup(ExpertParallelSettings settings, Hosting.ModelFolder model)
     {
@@ -47,10 +49,15 @@ public sealed class ExpertGroup
     public DeepSeekForCausalLM? EngineModel { get; private set; }
 
     /// <summary>
-    /// Whether a rank reporting <paramref name="version"/> runs what the leader runs: the placement in
-    /// force, or during a switch also the one being committed (ranks commit just before the leader).
+    /// Whether a rank reporting <paramref name="version"/> runs what this member can work with: the placement
+    /// in force, during a switch also the one being committed (ranks commit just before the leader), and
+    /// with data-parallel attention the one whose experts this member holds beside it (ranks switch one by one).
     /// </summary>
-    public bool Runs(long version) => version == Placement.Version || version == Volatile.Read(ref _switchingTo)?.Version;
+    public bool Runs(long version) =>
+        version == Placement.Version || version == Volatile.Read(ref _switchingTo)?.Version || (version != 0 && version == Interlocked.Read(ref _beside));
+
+    /// <summary>This member holds the experts of placement <paramref name="version"/> beside those in force (null: none).</summary>
+    public void HoldsBeside(long? version) => Interlocked.Exchange(ref _beside, version ?? 0);
 
     /// <summary>The leader is committing <paramref name="next"/> on its ranks; <see cref="Switched"/> ends it.</summary>
     public void SwitchingTo(ExpertPlacement? next) => Volatile.Write(ref _switchingTo, next);

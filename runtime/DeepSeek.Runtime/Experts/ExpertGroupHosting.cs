@@ -64,7 +64,11 @@ public static partial class ExpertGroupHosting
             services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(),
                 provider.GetService<NcclGroupFormation>()));
             builder.AddExpertListener(configuration, group);
-            services.AddSingleton<IRankExperts>(provider => new EngineRankExperts(group, provider.GetRequiredService<EngineService>(), provider.GetRequiredService<PeerWork>()));
+            services.AddSingleton(provider => new PlacementStaging(group, new EngineModelThread(provider.GetRequiredService<EngineService>()), retire: true));
+            // Every rank observes its own forwards' picks; rank 0 sums them and leads the rebalance.
+            services.AddRebalancing(group);
+            services.AddSingleton<IRankExperts>(provider => new EngineRankExperts(group, provider.GetRequiredService<EngineService>(), provider.GetRequiredService<PeerWork>(),
+                provider.GetRequiredService<PlacementStaging>(), provider.GetService<ObservedExpertLoad>()));
             return GroupRole.DataParallel;
         }
 
@@ -82,13 +86,8 @@ public static partial class ExpertGroupHosting
                 services.AddSingleton<IExpertTransport>(provider => new GrpcExpertTransport(provider.GetRequiredService<ExpertPeers>(), ExpertGroup.ComputeDeadline, FirstFormationWait));
             }
             services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(), provider.GetService<NcclGroupFormation>()));
-            if (parallel.RebalanceInterval > TimeSpan.Zero)
-            {
-                services.AddSingleton(provider => new ObservedExpertLoad(provider.GetRequiredService<IMeterFactory>(),
-                    Enumerable.Range(0, group.Config.NumHiddenLayers).Where(group.Config.IsMoeLayer), group.Config.NRoutedExperts));
-                services.AddHostedService(provider => new Rebalancer(group, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<ObservedExpertLoad>(),
-                    provider.GetRequiredService<EngineService>(), provider.GetRequiredService<ExpertParallelMetrics>(), TimeProvider.System, provider.GetRequiredService<ILogger<Rebalancer>>()));
-            }
+            services.AddSingleton(provider => new PlacementStaging(group, new EngineModelThread(provider.GetRequiredService<EngineService>()), retire: false));
+            services.AddRebalancing(group);
             return GroupRole.Leader;
         }
 
@@ -101,6 +100,21 @@ public static partial class ExpertGroupHosting
             services.AddHostedService(provider => new NcclGroupRank(group, provider.GetRequiredService<RankExperts>(), provider.GetRequiredService<Readiness>(),
                 provider.GetRequiredService<IHostApplicationLifetime>(), TimeProvider.System, provider.GetRequiredService<ILogger<NcclGroupRank>>()));
         return GroupRole.Rank;
+    }
+
+    /// <summary>
+    /// With <c>--rebalance-interval-seconds</c> above 0: this member observes its expert load, and the
+    /// member that leads rebalancing (rank 0: the leader, or a data-parallel group's first rank) runs the rebalancer.
+    /// </summary>
+    private static void AddRebalancing(this IServiceCollection services, ExpertGroup group)
+    {
+        if (group.Settings.RebalanceInterval <= TimeSpan.Zero) return;
+        services.AddSingleton(provider => new ObservedExpertLoad(provider.GetRequiredService<IMeterFactory>(),
+            Enumerable.Range(0, group.Config.NumHiddenLayers).Where(group.Config.IsMoeLayer), group.Config.NRoutedExperts));
+        if (!group.Settings.IsLeader) return;
+        services.AddHostedService(provider => new Rebalancer(group, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<ObservedExpertLoad>(),
+            provider.GetRequiredService<PlacementStaging>(), provider.GetRequiredService<EngineService>(), provider.GetRequiredService<ExpertParallelMetrics>(),
+            TimeProvider.System, provider.GetRequiredService<ILogger<Rebalancer>>()));
     }
 
     /// <summary>The NCCL group's formation over the transport the engine's model is sharded with (registered as <typeparamref name="TTransport"/>).</summary>

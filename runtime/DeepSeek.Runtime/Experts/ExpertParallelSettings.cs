@@ -65,8 +65,6 @@ public sealed record ExpertParallelSettings
         // An NCCL rank's tensor thread sits in the follower loop, where a placement's staging and commit cannot run.
         if (RebalanceInterval > TimeSpan.Zero && WorldSize > 1 && Transport == ExpertTransportKind.Nccl)
             errors.Add("--rebalance-interval-seconds works with --expert-transport grpc only for now; the nccl transport keeps the initial placement (set 0).");
-        if (DataParallelAttention && WorldSize > 1 && RebalanceInterval > TimeSpan.Zero)
-            errors.Add("--data-parallel-attention keeps the initial placement: set --rebalance-interval-seconds 0 (rebalancing is driven by a single leader).");
         if (WorldSize > 1)
         {
             if (Peers.Count != WorldSize) errors.Add($"--peers must list {WorldSize} addresses (one per rank, in rank order), got {Peers.Count}.");

@@ -1,3 +1,4 @@
+using DeepSeek.Model.Experts;
 using DeepSeek.Model.Parallelism;
 using DeepSeek.Runtime.Grpc.V1;
 using Grpc.Core;
@@ -149,8 +150,18 @@ public sealed partial class ExpertPeers : IAsyncDisposable
     public Task<PlacementReply> AbandonAsync(int rank, long version, TimeSpan deadline, CancellationToken cancellationToken) =>
         PlacementCallAsync(rank, "abandon", client => client.AbandonPlacementAsync(new PlacementVersionRequest { PlacementVersion = version }, _auth, _time.GetUtcNow().UtcDateTime + deadline, cancellationToken));
 
+    /// <summary>The picks <paramref name="rank"/>'s own forwards routed since the last call (data-parallel attention).</summary>
+    /// <exception cref="ExpertTransportException">The rank refused or did not answer.</exception>
+    /// <exception cref="FormatException">The rank answered something that is not a load of this model.</exception>
+    public async Task<IReadOnlyList<ExpertLoad>> ExpertLoadAsync(int rank, TimeSpan deadline, CancellationToken cancellationToken)
+    {
+        var reply = await PlacementCallAsync(rank, "report the expert load of", client => client.ExpertLoadAsync(new ExpertLoadRequest(), _auth, _time.GetUtcNow().UtcDateTime + deadline, cancellationToken));
+        var config = _group.Config;
+        return PlacementMessages.FromReply(reply, [.. Enumerable.Range(0, config.NumHiddenLayers).Where(config.IsMoeLayer)], config.NRoutedExperts);
+    }
+
     // A refused placement call says nothing about the rank's health (the Status poll does): it only fails the rebalance.
-    private async Task<PlacementReply> PlacementCallAsync(int rank, string what, Func<Grpc.V1.Experts.ExpertsClient, AsyncUnaryCall<PlacementReply>> call)
+    private async Task<T> PlacementCallAsync<T>(int rank, string what, Func<Grpc.V1.Experts.ExpertsClient, AsyncUnaryCall<T>> call)
     {
         var (_, client, address) = _peers[rank];
         try

@@ -3,7 +3,7 @@ using Grpc.Core;
 
 namespace DeepSeek.Runtime.Experts;
 
-/// <summary>What a rank does for its leader; the implementation runs the tensor work on the rank's engine thread.</summary>
+/// <summary>What a rank does for its peers (the leader, or data-parallel ranks); the implementation runs the tensor work on the thread that owns its model.</summary>
 public interface IRankExperts
 {
     RankStatus Status();
@@ -20,6 +20,9 @@ public interface IRankExperts
     Task<PlacementReply> CommitAsync(long version);
 
     Task<PlacementReply> AbandonAsync(long version);
+
+    /// <summary>The picks this rank's own forwards routed since the last call (data-parallel attention; empty otherwise).</summary>
+    ExpertLoadReply ExpertLoad();
 }
 
 /// <summary>
@@ -53,6 +56,8 @@ public sealed class ExpertsService(IRankExperts experts) : Grpc.V1.Experts.Exper
         ArgumentNullException.ThrowIfNull(request);
         return Answer(() => experts.AbandonAsync(request.PlacementVersion));
     }
+
+    public override Task<ExpertLoadReply> ExpertLoad(ExpertLoadRequest request, ServerCallContext context) => Answer(() => Task.FromResult(experts.ExpertLoad()));
 
     private static async Task<T> Answer<T>(Func<Task<T>> call)
     {

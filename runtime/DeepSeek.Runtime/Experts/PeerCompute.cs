@@ -13,7 +13,7 @@ namespace DeepSeek.Runtime.Experts;
 /// </summary>
 public static class PeerCompute
 {
-    /// <exception cref="InvalidOperationException">The peer routed by another placement.</exception>
+    /// <exception cref="InvalidOperationException">The peer routed by a placement this rank holds no experts of.</exception>
     /// <exception cref="ArgumentException">Not a MoE layer, or malformed tensors.</exception>
     /// <exception cref="FormatException">Tensor bytes that do not decode.</exception>
     public static ComputeReply Answer(DeepSeekForCausalLM model, ExpertGroup group, ComputeRequest request)
@@ -22,9 +22,6 @@ public static class PeerCompute
         ArgumentNullException.ThrowIfNull(group);
         ArgumentNullException.ThrowIfNull(request);
         var rank = group.Settings.Rank;
-        var version = group.Placement.Version;
-        if (request.PlacementVersion != version)
-            throw new InvalidOperationException($"Rank {rank} runs placement {version}, it was sent layer {request.Layer} for placement {request.PlacementVersion}.");
         var experts = model.RoutedExperts.FirstOrDefault(e => e.LayerIndex == request.Layer)
             ?? throw new ArgumentException($"Layer {request.Layer} is not a MoE layer of this model.");
         using var scope = NewDisposeScope();
@@ -39,7 +36,8 @@ public static class PeerCompute
             throw new ArgumentException($"Expert ids (int64) and weights must both be [{hidden.shape[0]}, k], got [{string.Join(", ", ids.shape)}] {ids.dtype} and [{string.Join(", ", weights.shape)}].");
         if (ids.numel() > 0 && (ids.max().item<long>() >= experts.ExpertCount || ids.min().item<long>() < -1))
             throw new ArgumentException($"Expert ids must be in [-1, {experts.ExpertCount}).");
-        var output = ExpertParallelism.ComputeHeld(experts, new ExpertBatch(rank, hidden.to(model.DType), ids, weights.to(ScalarType.Float32)));
+        // By the placement the peer routed by: the one in force, or the one held beside it while ranks switch.
+        var output = ExpertParallelism.ComputeHeld(experts, new ExpertBatch(rank, hidden.to(model.DType), ids, weights.to(ScalarType.Float32)), request.PlacementVersion);
         return new ComputeReply { Output = WireTensors.Encode(output) };
     }
 }

@@ -1,35 +1,26 @@
 using System.Collections.Concurrent;
-using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Parallelism;
 using DeepSeek.Runtime.Grpc.V1;
-using static TorchSharp.torch;
 
 namespace DeepSeek.Runtime.Experts;
 
 /// <summary>
 /// A non-leader rank's work: its shard of the model answers the leader's Compute calls, one at a
 /// time, on the rank's own tensor thread (dispose scopes are per thread, and one thread keeps the
-/// device's work in order). gRPC handlers only queue work and await it.
-/// <para>
-/// A placement change comes in two calls from the leader. Prepare stages the next placement's
-/// experts beside those in force, one MoE layer per work item so Compute calls of the placement in
-/// force go on in between; Commit, between two of the leader's steps, switches to it and frees what
-/// is no longer held. Compute takes only the version in force, checked on the tensor thread, so a
-/// call is computed by exactly the placement it was routed by.
-/// </para>
+/// device's work in order). gRPC handlers only queue work and await it. A placement change comes in
+/// two calls from the leader (<see cref="PlacementStaging"/>, run on the same thread): Prepare stages
+/// the next placement beside the one in force, Commit switches between two of the leader's steps.
 /// </summary>
-public sealed class RankExperts : IRankExperts, IDisposable
+public sealed class RankExperts : IRankExperts, IModelThread, IDisposable
 {
     private readonly BlockingCollection<Action> _work = new();
     private readonly Thread _thread;
     private readonly ExpertGroup _group;
     private readonly int _rank;
     private readonly int _worldSize;
-    private readonly SemaphoreSlim _changing = new(1, 1);
+    private readonly PlacementStaging _staging;
     private DeepSeekForCausalLM? _model;
-    // Touched on the tensor thread only.
-    private (ExpertPlacement Placement, List<StagedExperts> Layers)? _staged;
 
     public RankExperts(ExpertGroup group)
     {
@@ -37,6 +28,7 @@ public sealed class RankExperts : IRankExperts, IDisposable
         _group = group;
         _rank = group.Settings.Rank;
         _worldSize = group.Settings.WorldSize;
+        _staging = new PlacementStaging(group, this, retire: false);
         _thread = new Thread(Run) { IsBackground = true, Name = $"rank-{_rank}-experts" };
         _thread.Start();
     }
@@ -52,7 +44,9 @@ public sealed class RankExperts : IRankExperts, IDisposable
 
     /// <summary>Runs <paramref name="work"/> with the loaded shard on the tensor thread (the NCCL transport's follower loop lives there).</summary>
     public Task<T> RunWithModelAsync<T>(Func<DeepSeekForCausalLM, T> work, CancellationToken cancellationToken) =>
-        RunAsync(() => work(_model ?? throw new InvalidOperationException($"Rank {_rank} has not loaded its experts yet.")), cancellationToken);
+        RunAsync(() => work(Model), cancellationToken);
+
+    private DeepSeekForCausalLM Model => Volatile.Read(ref _model) ?? throw new InvalidOperationException($"Rank {_rank} has not loaded its experts yet.");
 
     public RankStatus Status()
     {
@@ -71,92 +65,27 @@ public sealed class RankExperts : IRankExperts, IDisposable
     public Task<ComputeReply> ComputeAsync(ComputeRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return RunAsync(() => PeerCompute.Answer(_model ?? throw new InvalidOperationException($"Rank {_rank} has not loaded its experts yet."), _group, request), cancellationToken);
+        return RunAsync(() => PeerCompute.Answer(Model, _group, request), cancellationToken);
     }
 
-    /// <summary>Stages <paramref name="request"/>'s placement beside the one in force (replacing any other staged one).</summary>
     /// <exception cref="ArgumentException">Not a placement of this group and model.</exception>
     /// <exception cref="InvalidOperationException">Not loaded yet, or the experts could not be loaded (the staged part is freed).</exception>
-    public async Task<PlacementReply> PrepareAsync(PreparePlacementRequest request, CancellationToken cancellationToken)
+    public Task<PlacementReply> PrepareAsync(PreparePlacementRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var model = Volatile.Read(ref _model) ?? throw new InvalidOperationException($"Rank {_rank} has not loaded its experts yet.");
+        var model = Model;
         var next = PlacementMessages.FromRequest(request, _worldSize, [.. model.RoutedExperts.Select(e => e.LayerIndex)], model.Config.NRoutedExperts);
-        await _changing.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            await RunAsync(AbandonStaged, CancellationToken.None).ConfigureAwait(false);
-            if (next.Version == _group.Placement.Version) return new PlacementReply { PlacementVersion = next.Version };
-            var staged = new List<StagedExperts>();
-            var loaded = 0;
-            try
-            {
-                using var checkpoint = SafetensorsCheckpoint.Open(_group.Model.Directory);
-                foreach (var layer in next.Layers)
-                {
-                    // One layer per work item: Compute calls of the placement in force run in between.
-                    var (move, experts) = await RunAsync(() => ExpertParallelism.StageLayer(model, next, layer.LayerIndex, _rank, checkpoint), cancellationToken).ConfigureAwait(false);
-                    staged.Add(experts);
-                    loaded += move.Load.Count;
-                }
-            }
-            catch (Exception e)
-            {
-                await RunAsync(() => Free(staged), CancellationToken.None).ConfigureAwait(false);
-                if (e is ArgumentException or OperationCanceledException) throw;
-                throw new InvalidOperationException($"Rank {_rank} could not load the experts of placement {next.Version}: {e.Message}", e);
-            }
-            await RunAsync(() =>
-            {
-                _staged = (next, staged);
-                return true;
-            }, CancellationToken.None).ConfigureAwait(false);
-            return new PlacementReply { PlacementVersion = _group.Placement.Version, ExpertsMoved = loaded };
-        }
-        finally
-        {
-            _changing.Release();
-        }
+        return _staging.PrepareAsync(model, next, cancellationToken);
     }
 
-    /// <summary>Puts the staged placement <paramref name="version"/> in force and frees the experts no longer held; nothing to do when it already is.</summary>
-    /// <exception cref="InvalidOperationException">That version is neither in force nor staged.</exception>
-    public Task<PlacementReply> CommitAsync(long version) => RunAsync(() =>
-    {
-        var model = _model ?? throw new InvalidOperationException($"Rank {_rank} has not loaded its experts yet.");
-        var current = _group.Placement;
-        if (current.Version == version) return new PlacementReply { PlacementVersion = version };
-        if (_staged is not { } staged || staged.Placement.Version != version)
-            throw new InvalidOperationException($"Rank {_rank} runs placement {current.Version} and has not prepared placement {version}{(_staged is { } other ? $" (it has {other.Placement.Version} staged)" : "")}.");
-        var freed = PlacementChange.For(current, staged.Placement, _rank).Sum(m => m.Free.Count);
-        ExpertParallelism.Switch(model, staged.Placement, staged.Layers);
-        _staged = null;
-        _group.Switched(staged.Placement);
-        return new PlacementReply { PlacementVersion = version, ExpertsMoved = freed };
-    }, CancellationToken.None);
+    public Task<PlacementReply> CommitAsync(long version) => _staging.CommitAsync(Model, version);
 
-    /// <summary>Frees the staged placement <paramref name="version"/>, if that is the one staged.</summary>
-    public Task<PlacementReply> AbandonAsync(long version) => RunAsync(() =>
-    {
-        if (_staged is { } staged && staged.Placement.Version == version) AbandonStaged();
-        return new PlacementReply { PlacementVersion = _group.Placement.Version };
-    }, CancellationToken.None);
+    public Task<PlacementReply> AbandonAsync(long version) => _staging.AbandonAsync(Model, version);
 
-    private bool AbandonStaged()
-    {
-        if (_staged is { } staged) Free(staged.Layers);
-        _staged = null;
-        return true;
-    }
+    /// <summary>A leader-shape rank routes no tokens of its own: the leader observes the group's load.</summary>
+    public ExpertLoadReply ExpertLoad() => new();
 
-    private static bool Free(List<StagedExperts> staged)
-    {
-        foreach (var layer in staged) layer.Dispose();
-        staged.Clear();
-        return true;
-    }
-
-    private Task<T> RunAsync<T>(Func<T> work, CancellationToken cancellationToken)
+    public Task<T> RunAsync<T>(Func<T> work, CancellationToken cancellationToken)
     {
         var completion = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         _work.Add(() =>
@@ -188,8 +117,7 @@ public sealed class RankExperts : IRankExperts, IDisposable
         _work.CompleteAdding();
         _thread.Join(TimeSpan.FromSeconds(30));
         _work.Dispose();
-        if (_staged is { } staged) Free(staged.Layers);
+        _staging.Dispose();
         _model?.Dispose();
-        _changing.Dispose();
     }
 }

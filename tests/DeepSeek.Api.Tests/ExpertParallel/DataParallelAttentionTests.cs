@@ -12,10 +12,19 @@ namespace DeepSeek.Api.Tests.ExpertParallel;
 /// third of the tiny model's experts; started together, since each turns ready only once the others
 /// answer its warm-up's exchanges.
 /// </summary>
-public sealed class DataParallelGroup : IAsyncLifetime
+public class DataParallelGroup : IAsyncLifetime
 {
     public const string Token = "group-token-for-tests";
     public static readonly string[] Hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+
+    private readonly string[] _arguments;
+
+    public DataParallelGroup() : this([])
+    {
+    }
+
+    /// <param name="arguments">More <c>serve</c> flags for every rank.</param>
+    protected DataParallelGroup(string[] arguments) => _arguments = arguments;
 
     private readonly int _expertPort = FreePort.Next();
     private readonly string _tokenFile = Path.GetTempFileName();
@@ -42,13 +51,14 @@ public sealed class DataParallelGroup : IAsyncLifetime
 
     public Task<ServeProcess> StartRankAsync(int rank) => ServeProcess.StartOnAsync(Hosts[rank],
         ["--rank", $"{rank}", "--world-size", $"{Hosts.Length}", "--peers", string.Join(",", Enumerable.Range(0, Hosts.Length).Select(Address)),
-        "--expert-port", $"{_expertPort}", "--expert-transport", "grpc", "--group-token-file", _tokenFile, "--data-parallel-attention", "true"]);
+        "--expert-port", $"{_expertPort}", "--expert-transport", "grpc", "--group-token-file", _tokenFile, "--data-parallel-attention", "true", .. _arguments]);
 
     public async Task DisposeAsync()
     {
         foreach (var rank in Ranks)
             if (rank is not null) await rank.DisposeAsync();
         File.Delete(_tokenFile);
+        GC.SuppressFinalize(this);
     }
 }
 

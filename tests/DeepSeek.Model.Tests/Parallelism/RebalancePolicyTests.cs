@@ -155,6 +155,20 @@ public sealed class RebalancePolicyTests
     }
 
     [Fact]
+    public void A_data_parallel_groups_load_is_the_sum_of_what_each_rank_routed()
+    {
+        IReadOnlyList<ExpertLoad> rank0 = [new ExpertLoad(2, [1, 0, 5]), new ExpertLoad(1, [8, 4, 0])];
+        IReadOnlyList<ExpertLoad> rank1 = [new ExpertLoad(1, [0, 2, 3]), new ExpertLoad(2, [7, 7, 0])];
+
+        var group = RebalancePolicy.Sum([rank0, [], rank1]);
+
+        Assert.Equal([1, 2], group.Select(l => l.LayerIndex));
+        Assert.Equal([[8, 6, 3], [8, 7, 5]], group.Select(l => l.TokensPerExpert));
+        Assert.Equal([8, 4, 0], rank0[1].TokensPerExpert);
+        Assert.Throws<ArgumentException>(() => RebalancePolicy.Sum([rank0, [new ExpertLoad(1, [1, 2])]]));
+    }
+
+    [Fact]
     public void Too_few_picks_are_not_judged_and_nothing_moves()
     {
         var current = Uniform(8, 3, 0, 1, 2);

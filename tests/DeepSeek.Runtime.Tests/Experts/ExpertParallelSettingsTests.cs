@@ -31,17 +31,18 @@ public class ExpertParallelSettingsTests
     }
 
     [Fact]
-    public void Data_parallel_attention_runs_over_either_transport_with_the_initial_placement_and_says_so_otherwise()
+    public void Data_parallel_attention_runs_over_either_transport_and_rebalances_over_grpc()
     {
         var group = new ExpertParallelSettings
         {
             WorldSize = 2, Peers = ExpertParallelSettings.ParsePeers("a:1,b:2"), GroupToken = "t", DataParallelAttention = true,
             Transport = ExpertTransportKind.Grpc, RebalanceInterval = TimeSpan.FromMinutes(1),
         };
-        Assert.Contains(group.Problems(), p => p.Contains("--data-parallel-attention keeps the initial placement", StringComparison.Ordinal));
+        group.Validate();
         (group with { RebalanceInterval = TimeSpan.Zero }).Validate();
         // The lockstep all-to-all (LockstepExpertTransport) over NCCL.
         (group with { Transport = ExpertTransportKind.Nccl, RebalanceInterval = TimeSpan.Zero }).Validate();
+        Assert.Contains((group with { Transport = ExpertTransportKind.Nccl }).Problems(), p => p.Contains("the nccl transport keeps the initial placement", StringComparison.Ordinal));
         Assert.True(group.RunsEngine);
         Assert.True((group with { Rank = 1 }).RunsEngine);
         Assert.False((group with { Rank = 1, DataParallelAttention = false }).RunsEngine);
