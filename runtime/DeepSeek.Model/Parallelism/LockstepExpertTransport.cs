@@ -23,6 +23,9 @@ namespace DeepSeek.Model.Parallelism;
 /// rows received computed with the experts held here while the caller computes its own share; the
 /// answers all-to-all back.</item>
 /// </list>
+/// A placement change (rebalancing) is committed in the agreement too: each rank offers the version it
+/// staged (<see cref="OfferSwitch"/>), and the first agreement in which every rank offers it switches
+/// them all before the next forward.
 /// Every host wait is bounded by the deadline: a rank lost, stuck or out of step fails the forward with
 /// <see cref="ExpertTransportException"/>, aborts the group and detaches it, and later calls fail at once
 /// until <see cref="Attach"/> gives a new group. All calls but <see cref="Attach"/> come from the engine
@@ -47,6 +50,9 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
     // agreement checks the forward went through every layer (a forward that threw half-way leaves its
     // peers inside the exchanges it skipped).
     private int _layersOfForward = -1;
+    // A placement switch this rank offers (engine thread only): it runs at the first agreement in which
+    // every rank offers the same version, so all switch between the same two forwards.
+    private (long Version, Action Switch, TaskCompletionSource Done)? _offer;
 
     /// <param name="deadline">How long any collective may keep the host waiting before the group counts as failed.</param>
     /// <param name="firstFormationWait">
@@ -147,21 +153,66 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
     {
         if (_layersOfForward >= 0 && _layersOfForward != _layers.Count)
             throw Fail(group, $"this rank's last forward stopped after {_layersOfForward} of {_layers.Count} MoE layers (it failed), so its peers wait in an exchange it will not run", null);
+        long[] all;
+        long[] offers;
         try
         {
             using var scope = NewDisposeScope();
-            var counts = zeros([group.WorldSize, 1], ScalarType.Int64, Device);
-            group.AllGather(counts, tensor(new[] { tokens }, [1, 1], device: Device), _deadline);
-            var all = counts.cpu().data<long>().ToArray();
+            // Per rank: its token count and the placement version it offers to switch to (0: none).
+            var rows = zeros([group.WorldSize, 2], ScalarType.Int64, Device);
+            group.AllGather(rows, tensor(new[] { tokens, _offer?.Version ?? 0 }, [1, 2], device: Device), _deadline);
+            var gathered = rows.cpu().data<long>().ToArray();
+            all = [.. gathered.Where((_, i) => i % 2 == 0)];
+            offers = [.. gathered.Where((_, i) => i % 2 == 1)];
             if (Array.IndexOf(all, Leaving) is var leaver and >= 0)
                 throw Fail(group, leaver == group.Rank ? "this rank left the group" : $"rank {leaver} left the group", null);
             _layersOfForward = all.Any(c => c > 0) ? 0 : -1;
-            return all;
         }
         catch (Exception e) when (e is not ExpertTransportException)
         {
             throw Fail(group, $"the forward agreement failed: {e.Message}", e);
         }
+        // Every rank saw the same rows, so every rank switches here or none does.
+        if (_offer is { } offer && offers.All(v => v == offer.Version))
+        {
+            _offer = null;
+            try
+            {
+                offer.Switch();
+                offer.Done.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                offer.Done.TrySetException(e);
+                throw Fail(group, $"switching to placement {offer.Version} failed on this rank ({e.Message}) while its peers switched", e);
+            }
+        }
+        return all;
+    }
+
+    /// <summary>
+    /// Offers to switch to placement <paramref name="version"/>: <paramref name="switchPlacement"/> runs on the
+    /// engine thread inside the first agreement in which every rank offers that version (between two
+    /// forwards, the same two on every rank), and the task completes then. Replaces an earlier offer.
+    /// Call on the engine thread.
+    /// </summary>
+    public Task OfferSwitch(long version, Action switchPlacement)
+    {
+        ArgumentNullException.ThrowIfNull(switchPlacement);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(version, 0);
+        _offer?.Done.TrySetCanceled();
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _offer = (version, switchPlacement, done);
+        return done.Task;
+    }
+
+    /// <summary>Withdraws the offer to switch to <paramref name="version"/>, if it is still open (engine thread); false when there is none.</summary>
+    public bool WithdrawSwitch(long version)
+    {
+        if (_offer is not { } offer || offer.Version != version) return false;
+        _offer = null;
+        offer.Done.TrySetCanceled();
+        return true;
     }
 
     /// <summary>

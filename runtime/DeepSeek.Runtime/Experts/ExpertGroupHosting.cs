@@ -64,7 +64,9 @@ public static partial class ExpertGroupHosting
             services.AddHostedService(provider => new LeaderGroupMonitor(provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<Readiness>(),
                 provider.GetService<NcclGroupFormation>()));
             builder.AddExpertListener(configuration, group);
-            services.AddSingleton(provider => new PlacementStaging(group, new EngineModelThread(provider.GetRequiredService<EngineService>()), retire: true));
+            // Over NCCL the ranks switch together at a forward agreement; over gRPC each between its own steps.
+            services.AddSingleton(provider => new PlacementStaging(group, new EngineModelThread(provider.GetRequiredService<EngineService>()), retire: true,
+                provider.GetService<LockstepExpertTransport>()));
             // Every rank observes its own forwards' picks; rank 0 sums them and leads the rebalance.
             services.AddRebalancing(group);
             services.AddSingleton<IRankExperts>(provider => new EngineRankExperts(group, provider.GetRequiredService<EngineService>(), provider.GetRequiredService<PeerWork>(),

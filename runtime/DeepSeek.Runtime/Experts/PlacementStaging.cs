@@ -18,9 +18,14 @@ namespace DeepSeek.Runtime.Experts;
 /// placement, until <b>Abandon</b> of that version once every rank has switched.</item>
 /// <item><b>Abandon</b> frees the experts of a version held beside (staged or retired).</item>
 /// </list>
+/// Over a lockstep transport (data-parallel attention over NCCL) Commit offers the switch to the
+/// forward agreement instead, and every rank switches at the first agreement in which all offer it.
 /// </summary>
-public sealed class PlacementStaging(ExpertGroup group, IModelThread thread, bool retire) : IDisposable
+public sealed class PlacementStaging(ExpertGroup group, IModelThread thread, bool retire, LockstepExpertTransport? lockstep = null) : IDisposable
 {
+    /// <summary>How long a lockstep commit waits for every rank to offer the same switch.</summary>
+    private static readonly TimeSpan AgreementWait = TimeSpan.FromSeconds(30);
+
     private readonly SemaphoreSlim _changing = new(1, 1);
     private readonly int _rank = group.Settings.Rank;
     // Touched on the model's thread only: the experts held beside those in force, staged or retired.
@@ -73,8 +78,31 @@ public sealed class PlacementStaging(ExpertGroup group, IModelThread thread, boo
     }
 
     /// <summary>Puts the staged placement <paramref name="version"/> in force (between steps); nothing to do when it already is.</summary>
-    /// <exception cref="InvalidOperationException">That version is neither in force nor staged.</exception>
-    public Task<PlacementReply> CommitAsync(DeepSeekForCausalLM model, long version) => thread.RunAsync(() => Commit(model, version), CancellationToken.None);
+    /// <exception cref="InvalidOperationException">That version is neither in force nor staged, or (lockstep) not every rank offered it in time.</exception>
+    public async Task<PlacementReply> CommitAsync(DeepSeekForCausalLM model, long version)
+    {
+        if (lockstep is null) return await thread.RunAsync(() => Commit(model, version), CancellationToken.None).ConfigureAwait(false);
+        var agreed = await thread.RunAsync(() =>
+        {
+            if (group.Placement.Version == version) return Task.CompletedTask;
+            CheckStaged(version);
+            return lockstep.OfferSwitch(version, () => Commit(model, version));
+        }, CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            await agreed.WaitAsync(AgreementWait).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Withdrawn on the engine thread, so it either switched already or never will for this offer.
+            if (await thread.RunAsync(() => lockstep.WithdrawSwitch(version), CancellationToken.None).ConfigureAwait(false))
+                throw new InvalidOperationException($"Rank {_rank} offered to switch to placement {version}, but not every rank did within {AgreementWait.TotalSeconds:0} s; it stays on placement {group.Placement.Version}.");
+        }
+        return new PlacementReply { PlacementVersion = group.Placement.Version };
+    }
+
+    private ExpertPlacement CheckStaged(long version) => _beside is { Staged: { } next } && next.Version == version ? next
+        : throw new InvalidOperationException($"Rank {_rank} runs placement {group.Placement.Version} and has not prepared placement {version}{(_beside is { Staged: { } other } ? $" (it has {other.Version} staged)" : "")}.");
 
     /// <summary><see cref="CommitAsync"/>'s work, for a caller already on the model's thread between steps.</summary>
     public PlacementReply Commit(DeepSeekForCausalLM model, long version)
@@ -82,10 +110,9 @@ public sealed class PlacementStaging(ExpertGroup group, IModelThread thread, boo
         ArgumentNullException.ThrowIfNull(model);
         var current = group.Placement;
         if (current.Version == version) return new PlacementReply { PlacementVersion = version };
-        if (_beside is not { Staged: { } next } staged || next.Version != version)
-            throw new InvalidOperationException($"Rank {_rank} runs placement {current.Version} and has not prepared placement {version}{(_beside is { Staged: { } other } ? $" (it has {other.Version} staged)" : "")}.");
+        var next = CheckStaged(version);
         var freed = PlacementChange.For(current, next, _rank).Sum(m => m.Free.Count);
-        var retired = ExpertParallelism.Switch(model, next, staged.Layers, retire);
+        var retired = ExpertParallelism.Switch(model, next, _beside!.Value.Layers, retire);
         // Switch took the staged stacks over (and put the retired ones beside, if any).
         _beside = retire ? (null, current.Version, [.. retired]) : null;
         group.Switched(next);
@@ -104,6 +131,7 @@ public sealed class PlacementStaging(ExpertGroup group, IModelThread thread, boo
     private bool FreeBeside(DeepSeekForCausalLM model)
     {
         if (_beside is not { } beside) return false;
+        if (beside.Staged is { } staged) lockstep?.WithdrawSwitch(staged.Version);
         ExpertParallelism.AnswerBeside(model, null);
         group.HoldsBeside(null);
         _beside = null;

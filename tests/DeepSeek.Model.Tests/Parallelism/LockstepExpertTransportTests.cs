@@ -1,5 +1,6 @@
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Experts;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Parallelism;
 using DeepSeek.Model.Tests.Support;
@@ -124,6 +125,78 @@ public sealed class LockstepExpertTransportTests
         Assert.All(errors, e => Assert.Contains("out of step", Assert.IsType<ExpertTransportException>(e).Message, StringComparison.Ordinal));
         Assert.Contains($"placement {ExpertParallelism.VersionOf(experts) + 1}", errors[1]!.Message, StringComparison.Ordinal);
         Assert.Equal(0, group.Transports[1].RowsServed);
+    }
+
+    [Fact]
+    public void Ranks_offering_a_placement_switch_at_different_moments_all_switch_at_one_agreement_and_keep_the_reference_tokens()
+    {
+        var fixture = Fixtures.V3Tiny;
+        var reference = Fixtures.LoadReference(fixture);
+        var config = DeepSeekConfig.Load(Fixtures.Dir(fixture));
+        var initial = ExpertPlacement.Initial(config, 3, 4);
+        var skewed = new long[] { 0, 0, 0, 0, 24, 0, 0, 24 };
+        var next = RebalancePolicy.Decide(initial, [new ExpertLoad(1, skewed), new ExpertLoad(2, skewed)], 4).Next!;
+        using var group = Ranks.Load(fixture, initial, Generous);
+        group.Form(generation: 1, Generous);
+        using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(fixture));
+        var staged = Enumerable.Range(0, 3)
+            .Select(rank => next.Layers.Select(l => ExpertParallelism.StageLayer(group.Models[rank], next, l.LayerIndex, rank, checkpoint).Staged).ToList()).ToList();
+        var switchedBefore = new long[3];
+        Task Offer(int rank) => group.Transports[rank].OfferSwitch(next.Version, () => ExpertParallelism.Switch(group.Models[rank], next, staged[rank]));
+
+        // Rank 1 offers at once and then decodes; rank 2 offers and only answers its peers; rank 0 decodes a
+        // prompt on the initial placement first (its peers' offers wait for its own), then offers and decodes
+        // another: every exchange after the switch must find every rank on the next placement, or it fails.
+        var results = group.RunEach(rank =>
+        {
+            var decoded = new List<long[]>();
+            Task? offered = null;
+            if (rank != 0) offered = Offer(rank);
+            if (rank == 0)
+            {
+                decoded.Add(group.Decode(0, reference.Prompts[0].InputIds, reference.Prompts[0].Greedy.Length));
+                switchedBefore[0] = ExpertParallelism.VersionOf(group.Models[0]);
+                offered = Offer(0);
+                decoded.Add(group.Decode(0, reference.Prompts[1].InputIds, reference.Prompts[1].Greedy.Length));
+            }
+            if (rank == 1) decoded.Add(group.Decode(1, reference.Prompts[2].InputIds, reference.Prompts[2].Greedy.Length));
+            return (Decoded: decoded, Offered: offered!);
+        });
+
+        Assert.Equal(initial.Version, switchedBefore[0]);
+        Assert.Equal([reference.Prompts[0].Greedy, reference.Prompts[1].Greedy], results[0].Decoded);
+        Assert.Equal([reference.Prompts[2].Greedy], results[1].Decoded);
+        Assert.All(results, r => Assert.True(r.Offered.IsCompletedSuccessfully));
+        for (var rank = 0; rank < 3; rank++)
+        {
+            Assert.Equal(next.Version, ExpertParallelism.VersionOf(group.Models[rank]));
+            Assert.All(group.Models[rank].RoutedExperts, e => Assert.Equal(next.Layer(e.LayerIndex).ExpertsOn(rank), e.HeldExperts));
+        }
+    }
+
+    [Fact]
+    public void An_offer_not_every_rank_makes_switches_nobody_and_can_be_withdrawn()
+    {
+        var config = DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V3Tiny));
+        var initial = ExpertPlacement.Initial(config, 2, 0);
+        using var group = Ranks.Load(Fixtures.V3Tiny, initial, Generous);
+        group.Form(generation: 1, Generous);
+        var prompt = Fixtures.LoadReference(Fixtures.V3Tiny).Prompts[0];
+        var switched = false;
+
+        var results = group.RunEach(rank =>
+        {
+            if (rank == 1) return (Tokens: Array.Empty<long>(), Withdrawn: false, Offer: Task.CompletedTask);
+            var offer = group.Transports[0].OfferSwitch(initial.Version + 1, () => switched = true);
+            var tokens = group.Decode(0, prompt.InputIds, prompt.Greedy.Length);
+            return (Tokens: tokens, Withdrawn: group.Transports[0].WithdrawSwitch(initial.Version + 1), Offer: offer);
+        });
+
+        Assert.False(switched);
+        Assert.Equal(prompt.Greedy, results[0].Tokens);
+        Assert.True(results[0].Withdrawn);
+        Assert.True(results[0].Offer.IsCanceled);
+        Assert.All(group.Models, m => Assert.Equal(initial.Version, ExpertParallelism.VersionOf(m)));
     }
 
     /// <summary>The ranks of one fixture, each sharded over its own lockstep transport, run on threads of their own.</summary>

@@ -31,7 +31,7 @@ public class ExpertParallelSettingsTests
     }
 
     [Fact]
-    public void Data_parallel_attention_runs_over_either_transport_and_rebalances_over_grpc()
+    public void Data_parallel_attention_runs_and_rebalances_over_either_transport()
     {
         var group = new ExpertParallelSettings
         {
@@ -42,7 +42,9 @@ public class ExpertParallelSettingsTests
         (group with { RebalanceInterval = TimeSpan.Zero }).Validate();
         // The lockstep all-to-all (LockstepExpertTransport) over NCCL.
         (group with { Transport = ExpertTransportKind.Nccl, RebalanceInterval = TimeSpan.Zero }).Validate();
-        Assert.Contains((group with { Transport = ExpertTransportKind.Nccl }).Problems(), p => p.Contains("the nccl transport keeps the initial placement", StringComparison.Ordinal));
+        (group with { Transport = ExpertTransportKind.Nccl }).Validate();
+        Assert.Contains((group with { Transport = ExpertTransportKind.Nccl, DataParallelAttention = false }).Problems(),
+            p => p.Contains("the leader shape over nccl keeps the initial placement", StringComparison.Ordinal));
         Assert.True(group.RunsEngine);
         Assert.True((group with { Rank = 1 }).RunsEngine);
         Assert.False((group with { Rank = 1, DataParallelAttention = false }).RunsEngine);

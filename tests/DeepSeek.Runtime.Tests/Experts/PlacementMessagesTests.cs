@@ -45,6 +45,29 @@ public sealed class PlacementMessagesTests
         Assert.Throws<ArgumentException>(() => PlacementMessages.FromRequest(missingRank, 3, [1, 2], 8));
     }
 
+    [Fact]
+    public void A_ranks_observed_load_arrives_as_sent_and_a_malformed_one_is_refused_saying_why()
+    {
+        IReadOnlyList<ExpertLoad> load = [new ExpertLoad(1, [3, 0, 0, 9, 1, 0, 0, 2]), new ExpertLoad(2, [0, 0, 0, 0, 0, 0, 0, 7])];
+        var reply = PlacementMessages.ToReply(load);
+
+        var received = PlacementMessages.FromReply(reply, [1, 2], 8);
+
+        Assert.Equal(load.Select(l => l.LayerIndex), received.Select(l => l.LayerIndex));
+        Assert.Equal(load.Select(l => l.TokensPerExpert), received.Select(l => l.TokensPerExpert));
+        Assert.Empty(PlacementMessages.FromReply(new ExpertLoadReply(), [1, 2], 8));
+        Assert.Contains("MoE layers are [1, 2, 3]", Assert.Throws<FormatException>(() => PlacementMessages.FromReply(reply, [1, 2, 3], 8)).Message, StringComparison.Ordinal);
+        var negative = reply.Clone();
+        negative.Layers[1].Picks[3] = -1;
+        Assert.Contains("Layer 2's load must be 8 non-negative counts", Assert.Throws<FormatException>(() => PlacementMessages.FromReply(negative, [1, 2], 8)).Message, StringComparison.Ordinal);
+        var shorter = reply.Clone();
+        shorter.Layers[0].Picks.RemoveAt(0);
+        Assert.Throws<FormatException>(() => PlacementMessages.FromReply(shorter, [1, 2], 8));
+        var twice = reply.Clone();
+        twice.Layers[1].Layer = 1;
+        Assert.Throws<FormatException>(() => PlacementMessages.FromReply(twice, [1, 2], 8));
+    }
+
     [Theory]
     [InlineData(new string[0], 0.0)]
     [InlineData(new[] { "--rebalance-interval-seconds", "600" }, 600.0)]
