@@ -1,4 +1,6 @@
 using DeepSeek.Model.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepSeek.Model.Native;
 
@@ -7,12 +9,20 @@ namespace DeepSeek.Model.Native;
 /// helper's grouped GEMM wherever it applies (bf16 on CUDA, every expert held, not int4): exact FLOPs
 /// and no host synchronisation in the MoE layers, which a captured decode step needs
 /// (<see cref="DecodeGraphs"/>); FP8-resident experts and projections with the helper's FP8 kernels
-/// (their bytes read once, not dequantised per use); and every RMSNorm with its fused kernel. Int4
+/// (their bytes read once, not dequantised per use); every RMSNorm with its fused kernel; and, in bf16 or
+/// fp16, expanded (prefill) attention with FlashAttention-2 over packed sequences
+/// (<see cref="DeepSeekForCausalLM.PacksExpandedAttention"/>). Int4
 /// experts keep their own kernel (<see cref="Experts.Int4Experts"/>), chosen by the int4 pass. Apply it
 /// after that pass.
 /// </summary>
 public static class NativeKernels
 {
+    /// <summary>
+    /// <c>DEEPSEEK_FLASH_VARLEN=0</c> keeps expanded (prefill) attention on SDPA over the padded view with
+    /// its mask, the path before FlashAttention's varlen form: for A/B runs (<c>scripts/gpu/flash_chunks_check.sh</c>).
+    /// </summary>
+    private static readonly bool FlashVarlenEnabled = Environment.GetEnvironmentVariable("DEEPSEEK_FLASH_VARLEN") != "0";
+
     /// <returns>
     /// Tokens up to which a step runs without a host synchronisation in any MoE layer: every count
     /// with the grouped GEMM, <see cref="Experts.Int4Experts.FusedMaxTokens"/> with int4 experts, 0 when
@@ -26,6 +36,9 @@ public static class NativeKernels
         foreach (var experts in model.RoutedExperts) experts.UseGroupedKernel(helper);
         foreach (var linear in model.modules().OfType<Linear>().Where(l => l.Fp8 is not null)) linear.UseFp8Kernel(helper);
         foreach (var norm in model.modules().OfType<RmsNorm>()) norm.UseFusedKernel(helper);
+        if (FlashVarlenEnabled && model.Device.type == DeviceType.CUDA && model.DType is ScalarType.BFloat16 or ScalarType.Float16)
+            model.VarlenKernel = (query, keys, values, varlen, scale) => helper.FlashAttentionVarlen(query, keys, values,
+                varlen.CumulativeQueries, varlen.CumulativeContexts, varlen.Layout.MaxQueries, varlen.Layout.MaxContext, causal: true, scale);
         return model.RoutedExperts.Select(e => e.SyncFreeTokens).DefaultIfEmpty(long.MaxValue).Min();
     }
 }
