@@ -36,9 +36,31 @@ public static class NativeKernels
         foreach (var experts in model.RoutedExperts) experts.UseGroupedKernel(helper);
         foreach (var linear in model.modules().OfType<Linear>().Where(l => l.Fp8 is not null)) linear.UseFp8Kernel(helper);
         foreach (var norm in model.modules().OfType<RmsNorm>()) norm.UseFusedKernel(helper);
-        if (FlashVarlenEnabled && model.Device.type == DeviceType.CUDA && model.DType is ScalarType.BFloat16 or ScalarType.Float16)
+        if (FlashVarlenEnabled && model.Device.type == DeviceType.CUDA && model.DType is ScalarType.BFloat16 or ScalarType.Float16
+            && FlashVarlenRuns(helper, model.Device, model.DType))
             model.VarlenKernel = (query, keys, values, varlen, scale) => helper.FlashAttentionVarlen(query, keys, values,
                 varlen.CumulativeQueries, varlen.CumulativeContexts, varlen.Layout.MaxQueries, varlen.Layout.MaxContext, causal: true, scale);
         return model.RoutedExperts.Select(e => e.SyncFreeTokens).DefaultIfEmpty(long.MaxValue).Min();
+    }
+
+    /// <summary>
+    /// One tiny call of the helper's FlashAttention on <paramref name="device"/>: LibTorch refuses it on a
+    /// GPU older than Ampere or in a build without flash attention, and then every prefill would fail;
+    /// refused here, prefill keeps SDPA (<see cref="DeepSeekForCausalLM.PacksExpandedAttention"/> says which).
+    /// </summary>
+    private static bool FlashVarlenRuns(NativeHelper helper, Device device, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        try
+        {
+            var rows = zeros([2, 1, 8], dtype, device);
+            var cumulative = tensor(new[] { 0, 2 }, device: device);
+            helper.FlashAttentionVarlen(rows, rows, rows, cumulative, cumulative, 2, 2, causal: true, 1.0);
+            return true;
+        }
+        catch (NativeHelperException)
+        {
+            return false;
+        }
     }
 }
