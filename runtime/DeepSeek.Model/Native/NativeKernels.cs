@@ -37,10 +37,20 @@ public static class NativeKernels
         foreach (var linear in model.modules().OfType<Linear>().Where(l => l.Fp8 is not null)) linear.UseFp8Kernel(helper);
         foreach (var norm in model.modules().OfType<RmsNorm>()) norm.UseFusedKernel(helper);
         if (FlashVarlenEnabled && model.Device.type == DeviceType.CUDA && model.DType is ScalarType.BFloat16 or ScalarType.Float16
-            && FlashVarlenRuns(helper, model.Device, model.DType))
+            && FitsFlash(model.Config) && FlashVarlenRuns(helper, model.Device, model.DType))
             model.VarlenKernel = (query, keys, values, varlen, scale) => helper.FlashAttentionVarlen(query, keys, values,
                 varlen.CumulativeQueries, varlen.CumulativeContexts, varlen.Layout.MaxQueries, varlen.Layout.MaxContext, causal: true, scale);
         return model.RoutedExperts.Select(e => e.SyncFreeTokens).DefaultIfEmpty(long.MaxValue).Min();
+    }
+
+    /// <summary>
+    /// FlashAttention-2 takes one head dim, a multiple of 8 up to 256: q·k's (nope + rope) serves, with v
+    /// padded up to it, when v is no wider (DeepSeek-V2/V3: 192 and 128).
+    /// </summary>
+    private static bool FitsFlash(DeepSeek.Model.Configuration.DeepSeekConfig config)
+    {
+        var headDim = config.QkNopeHeadDim + config.QkRopeHeadDim;
+        return headDim % 8 == 0 && headDim <= 256 && config.VHeadDim <= headDim;
     }
 
     /// <summary>
