@@ -1,8 +1,8 @@
 // C ABI of the DeepSeek runtime's native GPU helper (libdeepseek_native.so).
 //
 // The helper reaches the parts of PyTorch's LibTorch that TorchSharp does not expose: CUDA graph
-// capture and replay, the grouped (per-expert) matrix product, FlashAttention's variable-length
-// forward, the int4 weight-only kernels and NCCL collectives through c10d. It is compiled against the very LibTorch the process runs on, so
+// capture and replay, the grouped (per-expert) matrix product, the variable-length attention
+// forwards, the int4 weight-only kernels and NCCL collectives through c10d. It is compiled against the very LibTorch the process runs on, so
 // a tensor crosses the boundary as TorchSharp's native handle, an `at::Tensor*`:
 //   - arguments are borrowed (the caller keeps ownership);
 //   - a returned tensor is a new `at::Tensor*` that the caller owns (TorchSharp disposes it).
@@ -68,6 +68,11 @@ DSN_API void* dsn_rms_norm(void* x, void* weight, double eps);
 // are scaled by `scale`. fp16 or bf16 on sm80 or newer. Returns [total_q, H, D], or NULL.
 DSN_API void* dsn_flash_attention_varlen(void* q, void* k, void* v, void* cu_seqlens_q, void* cu_seqlens_k, int64_t max_q,
                                          int64_t max_k, int is_causal, double scale);
+// The same contract through at::_efficient_attention_forward (the memory-efficient CUTLASS kernel, mask
+// type "causal from bottom right"), which lets v's head dim differ: v [total_k, H, Dv] (last dimension
+// contiguous, strides multiples of 8 elements) → [total_q, H, Dv]. fp16, bf16 or float32.
+DSN_API void* dsn_efficient_attention_varlen(void* q, void* k, void* v, void* cu_seqlens_q, void* cu_seqlens_k, int64_t max_q,
+                                             int64_t max_k, int is_causal, double scale);
 
 // ---- int4 weight-only ---------------------------------------------------------------------------
 // at::_convert_weight_to_int4pack: `weight` uint8 [N, K/2] (two 4-bit values per byte, the

@@ -71,6 +71,12 @@ public sealed class DeepSeekForCausalLM : nn.Module
     /// <summary>Whether expanded (prefill) steps attend over packed sequences (<see cref="VarlenKernel"/>).</summary>
     public bool PacksExpandedAttention => VarlenKernel is not null;
 
+    /// <summary>What expanded (prefill) steps attend with, in words, for the load's log.</summary>
+    public string ExpandedAttentionKernel => VarlenKernelName is { } name && VarlenKernel is not null ? name : "SDPA over the padded view";
+
+    /// <summary>The name of <see cref="VarlenKernel"/> (<see cref="ExpandedAttentionKernel"/>).</summary>
+    internal string? VarlenKernelName { get; set; }
+
     /// <summary>How the weights are held: <see cref="WeightQuantization.None"/> until the int4 pass (<see cref="Int4Quantization"/>).</summary>
     public WeightQuantization Quantization { get; internal set; } = WeightQuantization.None;
 
@@ -537,23 +543,20 @@ internal sealed class MlaAttention : nn.Module
 
     /// <summary>
     /// The prefill form over packed sequences (<see cref="VarlenAttention"/>: FlashAttention-2's varlen
-    /// kernel on CUDA): keys and values expanded from each sequence's own context only (not padded to the
-    /// longest), queries packed without padding, and the causal rule aligned bottom-right instead of a
-    /// mask, so a chunk after cached context, a fresh prompt and a decode row share one call and nothing
-    /// grows with chunk × context. The kernel takes one head dim for q, k and v, so v (128) is padded with
-    /// zeros to q·k's (192) and the zero columns of the output dropped. DeepSeek's scale goes to the kernel.
+    /// kernel on CUDA, v padded to q·k's head dim for it): keys and values expanded from each sequence's
+    /// own context only (not padded to the longest), queries packed without padding, and the causal rule
+    /// aligned bottom-right instead of a mask, so a chunk after cached context, a fresh prompt and a decode
+    /// row share one call and nothing grows with chunk × context. DeepSeek's scale goes to the kernel.
     /// </summary>
     private Tensor PackedAttention(Tensor qNope, Tensor qRope, Tensor context, VarlenAttention varlen)
     {
         var total = context.shape[0];
-        var headDim = _nope + _rope;
         var kv = kv_b_proj.Forward(context.narrow(-1, 0, _latent)).view(total, _heads, _nope + _value);
         var keys = cat([kv.narrow(-1, 0, _nope), context.narrow(-1, _latent, _rope).unsqueeze(1).expand(total, _heads, _rope)], -1);
-        var values = zeros([total, _heads, headDim], kv.dtype, kv.device);
-        values.narrow(-1, 0, _value).copy_(kv.narrow(-1, _nope, _value));
+        var values = kv.narrow(-1, _nope, _value);                                    // [C, H, v], a view
         var query = cat([qNope, qRope], -1);                                          // [T, H, nope + rope]
         if (varlen.QueryRows is { } rows) query = query.index_select(0, rows);
-        var attended = varlen.Attend(query, keys, values, _scale).narrow(-1, 0, _value);
+        var attended = varlen.Attend(query, keys, values, _scale);
         return varlen.UnpackRows is { } unpack ? attended.index_select(0, unpack) : attended;  // [T, H, v]
     }
 }

@@ -18,10 +18,12 @@ namespace DeepSeek.Model.Native;
 public static class NativeKernels
 {
     /// <summary>
-    /// <c>DEEPSEEK_FLASH_VARLEN=0</c> keeps expanded (prefill) attention on SDPA over the padded view with
-    /// its mask, the path before FlashAttention's varlen form: for A/B runs (<c>scripts/gpu/flash_chunks_check.sh</c>).
+    /// <c>DEEPSEEK_FLASH_VARLEN</c>: which kernel expanded (prefill) steps attend over packed sequences with,
+    /// for A/B runs (<c>scripts/gpu/flash_chunks_check.sh</c>). Unset (or anything else): FlashAttention-2;
+    /// <c>efficient</c>: the memory-efficient kernel's varlen form (v unpadded); <c>0</c>: none, SDPA over the
+    /// padded view with its mask, the path before either.
     /// </summary>
-    private static readonly bool FlashVarlenEnabled = Environment.GetEnvironmentVariable("DEEPSEEK_FLASH_VARLEN") != "0";
+    private static readonly string VarlenChoice = Environment.GetEnvironmentVariable("DEEPSEEK_FLASH_VARLEN") ?? "";
 
     /// <returns>
     /// Tokens up to which a step runs without a host synchronisation in any MoE layer: every count
@@ -36,11 +38,28 @@ public static class NativeKernels
         foreach (var experts in model.RoutedExperts) experts.UseGroupedKernel(helper);
         foreach (var linear in model.modules().OfType<Linear>().Where(l => l.Fp8 is not null)) linear.UseFp8Kernel(helper);
         foreach (var norm in model.modules().OfType<RmsNorm>()) norm.UseFusedKernel(helper);
-        if (FlashVarlenEnabled && model.Device.type == DeviceType.CUDA && model.DType is ScalarType.BFloat16 or ScalarType.Float16
-            && FitsFlash(model.Config) && FlashVarlenRuns(helper, model.Device, model.DType))
-            model.VarlenKernel = (query, keys, values, varlen, scale) => helper.FlashAttentionVarlen(query, keys, values,
-                varlen.CumulativeQueries, varlen.CumulativeContexts, varlen.Layout.MaxQueries, varlen.Layout.MaxContext, causal: true, scale);
+        if (model.Device.type == DeviceType.CUDA && model.DType is ScalarType.BFloat16 or ScalarType.Float16 && VarlenKernel(helper, model) is { } varlen)
+            (model.VarlenKernel, model.VarlenKernelName) = varlen;
         return model.RoutedExperts.Select(e => e.SyncFreeTokens).DefaultIfEmpty(long.MaxValue).Min();
+    }
+
+    /// <summary>
+    /// The packed-sequence kernel <see cref="VarlenChoice"/> names, if the model's head dims suit it and one
+    /// tiny call of it succeeds on the model's device; null keeps SDPA.
+    /// </summary>
+    private static (VarlenAttentionKernel Kernel, string Name)? VarlenKernel(NativeHelper helper, DeepSeekForCausalLM model)
+    {
+        if (VarlenChoice == "0") return null;
+        if (VarlenChoice == "efficient")
+        {
+            VarlenAttentionKernel efficient = (query, keys, values, varlen, scale) => helper.EfficientAttentionVarlen(query, keys, values,
+                varlen.CumulativeQueries, varlen.CumulativeContexts, varlen.Layout.MaxQueries, varlen.Layout.MaxContext, causal: true, scale);
+            return Runs(efficient, model) ? (efficient, "the memory-efficient kernel over packed sequences (DEEPSEEK_FLASH_VARLEN=efficient)") : null;
+        }
+        if (!FitsFlash(model.Config)) return null;
+        var flash = VarlenAttentionKernels.WithValuesPadded((query, keys, values, varlen, scale) => helper.FlashAttentionVarlen(query, keys, values,
+            varlen.CumulativeQueries, varlen.CumulativeContexts, varlen.Layout.MaxQueries, varlen.Layout.MaxContext, causal: true, scale));
+        return Runs(flash, model) ? (flash, "FlashAttention-2 over packed sequences") : null;
     }
 
     /// <summary>
@@ -54,18 +73,20 @@ public static class NativeKernels
     }
 
     /// <summary>
-    /// One tiny call of the helper's FlashAttention on <paramref name="device"/>: LibTorch refuses it on a
-    /// GPU older than Ampere or in a build without flash attention, and then every prefill would fail;
-    /// refused here, prefill keeps SDPA (<see cref="DeepSeekForCausalLM.PacksExpandedAttention"/> says which).
+    /// One tiny call of <paramref name="kernel"/> on the model's device, in its dtype: LibTorch refuses
+    /// FlashAttention on a GPU older than Ampere or in a build without it, and then every prefill would
+    /// fail; refused here, prefill keeps SDPA (<see cref="DeepSeekForCausalLM.ExpandedAttentionKernel"/> says which).
     /// </summary>
-    private static bool FlashVarlenRuns(NativeHelper helper, Device device, ScalarType dtype)
+    private static bool Runs(VarlenAttentionKernel kernel, DeepSeekForCausalLM model)
     {
         using var scope = NewDisposeScope();
         try
         {
-            var rows = zeros([2, 1, 8], dtype, device);
-            var cumulative = tensor(new[] { 0, 2 }, device: device);
-            helper.FlashAttentionVarlen(rows, rows, rows, cumulative, cumulative, 2, 2, causal: true, 1.0);
+            var query = zeros([2, 1, 16], model.DType, model.Device);
+            var values = zeros([2, 1, 8], model.DType, model.Device);
+            var layout = VarlenLayout.Of(new ForwardBatch([0, 0], [0, 1], [new SequenceSpan(0, 2, [0])], BlockSize: 2));
+            using var varlen = new VarlenAttention(layout, kernel, model.Device);
+            varlen.Attend(query, query, values, 1.0);
             return true;
         }
         catch (NativeHelperException)

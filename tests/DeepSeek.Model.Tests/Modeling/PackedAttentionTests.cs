@@ -6,10 +6,11 @@ using static TorchSharp.torch;
 namespace DeepSeek.Model.Tests.Modeling;
 
 /// <summary>
-/// The expanded form over packed sequences (what FlashAttention's varlen kernel computes on CUDA), run
-/// on the CPU with a reference kernel of the same contract, gives the logits of the padded SDPA path:
-/// the packing, the per-sequence context gather, the padding of v to q·k's head dim, the scale and the
-/// way back to batch order are the model's own code; only the kernel is stood in for.
+/// The expanded form over packed sequences (what the varlen kernels compute on CUDA), run on the CPU
+/// with a reference kernel of the same contract, gives the logits of the padded SDPA path: the packing,
+/// the per-sequence context gather, the padding of v to q·k's head dim for FlashAttention
+/// (<see cref="VarlenAttentionKernels.WithValuesPadded"/>), the scale and the way back to batch order are
+/// the model's own code; only the kernel is stood in for.
 /// </summary>
 public sealed class PackedAttentionTests
 {
@@ -39,12 +40,16 @@ public sealed class PackedAttentionTests
         model.VarlenKernel = Counting(() => calls++);
         using var packed = LastLogits(17);
         using var packedWhole = LastLogits(prompt.Length);
+        // As FlashAttention takes it: v padded with zeros to q·k's head dim, the output narrowed back.
+        model.VarlenKernel = VarlenAttentionKernels.WithValuesPadded(Counting(() => calls++, headDimOfValues: model.Config.QkNopeHeadDim + model.Config.QkRopeHeadDim));
+        using var packedPaddedValues = LastLogits(17);
         model.VarlenKernel = null;
 
-        // Every layer of every step went through the kernel: the chunks of 17, then the whole prompt.
-        Assert.Equal((((prompt.Length + 16) / 17) + 1) * model.Config.NumHiddenLayers, calls);
+        // Every layer of every step went through the kernel: the chunks of 17, the whole prompt, the chunks again.
+        Assert.Equal(((2 * ((prompt.Length + 16) / 17)) + 1) * model.Config.NumHiddenLayers, calls);
         Assert.True((packed - padded).abs().max().item<double>() < 1e-10);
         Assert.True((packedWhole - padded).abs().max().item<double>() < 1e-10);
+        Assert.True((packedPaddedValues - padded).abs().max().item<double>() < 1e-10);
     }
 
     [Fact]
@@ -79,23 +84,25 @@ public sealed class PackedAttentionTests
 
         using var padded = AllLogits(null);
         var calls = 0;
-        using var packed = AllLogits(Counting(() => calls++));
+        using var packed = AllLogits(VarlenAttentionKernels.WithValuesPadded(Counting(() => calls++)));
 
         Assert.Equal(2 * model.Config.NumHiddenLayers, calls); // the prefixes' step and the mixed one
         Assert.Equal(21 + c.Length, packed.shape[0]);
         Assert.True((packed - padded).abs().max().item<double>() < 1e-10);
     }
 
-    private static VarlenAttentionKernel Counting(Action called) => (query, keys, values, varlen, scale) =>
+    /// <summary>The reference kernel, counting its calls; <paramref name="headDimOfValues"/>: the width it must be given v at.</summary>
+    private static VarlenAttentionKernel Counting(Action called, long? headDimOfValues = null) => (query, keys, values, varlen, scale) =>
     {
         called();
+        if (headDimOfValues is { } width) Assert.Equal(width, values.shape[^1]);
         return Reference(query, keys, values, varlen, scale);
     };
 
     /// <summary>
     /// Attention over packed sequences by definition: per sequence, softmax of scaled scores with
-    /// <see cref="VarlenLayout.Sees"/> as the causal rule, times the values. Returns every head dim of v
-    /// (the padded zeros included), as the kernel does.
+    /// <see cref="VarlenLayout.Sees"/> as the causal rule, times the values: every head dim of v, as the
+    /// kernels return it.
     /// </summary>
     private static Tensor Reference(Tensor query, Tensor keys, Tensor values, VarlenAttention varlen, double scale)
     {
