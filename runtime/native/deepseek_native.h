@@ -1,8 +1,8 @@
 // C ABI of the DeepSeek runtime's native GPU helper (libdeepseek_native.so).
 //
 // The helper reaches the parts of PyTorch's LibTorch that TorchSharp does not expose: CUDA graph
-// capture and replay, the grouped (per-expert) matrix product, the int4 weight-only kernels and
-// NCCL collectives through c10d. It is compiled against the very LibTorch the process runs on, so
+// capture and replay, the grouped (per-expert) matrix product, the variable-length attention
+// forwards, the int4 weight-only kernels and NCCL collectives through c10d. It is compiled against the very LibTorch the process runs on, so
 // a tensor crosses the boundary as TorchSharp's native handle, an `at::Tensor*`:
 //   - arguments are borrowed (the caller keeps ownership);
 //   - a returned tensor is a new `at::Tensor*` that the caller owns (TorchSharp disposes it).
@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define DSN_ABI_VERSION 6
+#define DSN_ABI_VERSION 7
 
 // The library is built with hidden visibility; only these functions are exported.
 #define DSN_API __attribute__((visibility("default")))
@@ -56,6 +56,23 @@ DSN_API void* dsn_grouped_mm(void* a, void* b, void* offsets);
 // at::rms_norm over the last dimension (one fused kernel on CUDA): `x` [..., N], `weight` [N], in
 // float32 inside, the result in x's dtype. Returns it, or NULL.
 DSN_API void* dsn_rms_norm(void* x, void* weight, double eps);
+
+// ---- Attention (attention.cpp) --------------------------------------------------------------------
+// at::_flash_attention_forward in its variable-length form (FlashAttention-2): S sequences packed
+// without padding, q [total_q, H, D] and k, v [total_k, H, D], one head dim D for all three (a
+// multiple of 8, at most 256; a smaller v is padded by the caller), the last dimension contiguous;
+// int32 cu_seqlens_q / cu_seqlens_k [S+1] on the device (each sequence's first row, then the total);
+// max_q / max_k the longest sequence of each, host values (they size the kernel's grid, so a call
+// cannot be captured for other lengths). With is_causal != 0 the mask is aligned bottom-right: query i
+// of a sequence of n queries over c keys sees keys 0..c−n+i (a chunk after its cached context). Scores
+// are scaled by `scale`. fp16 or bf16 on sm80 or newer. Returns [total_q, H, D], or NULL.
+DSN_API void* dsn_flash_attention_varlen(void* q, void* k, void* v, void* cu_seqlens_q, void* cu_seqlens_k, int64_t max_q,
+                                         int64_t max_k, int is_causal, double scale);
+// The same contract through at::_efficient_attention_forward (the memory-efficient CUTLASS kernel, mask
+// type "causal from bottom right"), which lets v's head dim differ: v [total_k, H, Dv] (last dimension
+// contiguous, strides multiples of 8 elements) → [total_q, H, Dv]. fp16, bf16 or float32.
+DSN_API void* dsn_efficient_attention_varlen(void* q, void* k, void* v, void* cu_seqlens_q, void* cu_seqlens_k, int64_t max_q,
+                                             int64_t max_k, int is_causal, double scale);
 
 // ---- int4 weight-only ---------------------------------------------------------------------------
 // at::_convert_weight_to_int4pack: `weight` uint8 [N, K/2] (two 4-bit values per byte, the

@@ -107,7 +107,9 @@ internal sealed class ModelRunner : IModelRunner
         var experts = model.Quantization.IsInt4 ? "int4 experts run their fused kernel up to " + Int4Experts.FusedMaxTokens + " tokens"
             : model.Quantization.IsFp8 && syncFreeTokens == long.MaxValue ? "FP8 projections and experts run the helper's FP8 kernels (experts up to " + LocalExperts.Fp8FusedMaxTokens + " tokens, then dequantised for grouped GEMMs)"
             : syncFreeTokens == long.MaxValue ? "routed experts run as grouped GEMMs" : "routed experts keep the sorted path (sharded or not bf16)";
-        log?.Invoke($"native helper: {reason}; {experts}.");
+        var prefill = model.PacksExpandedAttention ? $"prefill attention runs {model.ExpandedAttentionKernel}"
+            : "prefill attention keeps SDPA over the padded view (float32, DEEPSEEK_FLASH_VARLEN=0, or the helper's kernel refused this GPU)";
+        log?.Invoke($"native helper: {reason}; {experts}; {prefill}.");
         if (syncFreeBatch == 0)
         {
             log?.Invoke("CUDA graphs: off, since the MoE layers synchronise with the host (sharded experts, or a dtype other than bf16); decode runs eagerly.");

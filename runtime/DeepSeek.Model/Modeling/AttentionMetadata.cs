@@ -6,9 +6,10 @@ namespace DeepSeek.Model.Modeling;
 
 /// <summary>
 /// What every layer's attention needs about a batch, built once per forward: the rotary rotation of
-/// each token, where to write its latent, and a padded <c>[sequences, max queries, max context]</c>
-/// view for batched attention (gather indices, causal mask, and the way back to batch order). The
-/// context slots and the mask are computed on the device from the block tables.
+/// each token, where to write its latent, and either a padded <c>[sequences, max queries, max context]</c>
+/// view for batched attention (gather indices, causal mask, and the way back to batch order; the
+/// context slots and the mask computed on the device from the block tables) or, for an expanded step
+/// when the model has a varlen kernel, the sequences packed without padding (<see cref="Varlen"/>).
 /// </summary>
 public sealed class AttentionMetadata : IDisposable
 {
@@ -17,8 +18,8 @@ public sealed class AttentionMetadata : IDisposable
     public required Tensor SlotMapping { get; init; }
     /// <summary><c>[S·Qmax]</c>: batch row of each padded query (pads repeat a valid row); null when <see cref="RowsInBatchOrder"/>.</summary>
     public required Tensor? QueryRows { get; init; }
-    /// <summary><c>[S·Cmax]</c>: cache slot of each padded context entry.</summary>
-    public required Tensor ContextSlots { get; init; }
+    /// <summary><c>[S·Cmax]</c>: cache slot of each padded context entry; null when <see cref="Varlen"/> packs the contexts instead.</summary>
+    public required Tensor? ContextSlots { get; init; }
     /// <summary><c>[S, Qmax, 1, Cmax]</c>: true where a query must not see a context entry.</summary>
     public required Tensor? Masked { get; init; }
     /// <summary><c>[T]</c>: padded row of each batch token; null when <see cref="RowsInBatchOrder"/>.</summary>
@@ -38,7 +39,14 @@ public sealed class AttentionMetadata : IDisposable
     /// the batch rows, so there are no <see cref="QueryRows"/> and <see cref="UnpadRows"/> to gather
     /// by, and each sequence's last token is its row.
     /// </summary>
-    public bool RowsInBatchOrder => QueryRows is null;
+    public required bool RowsInBatchOrder { get; init; }
+
+    /// <summary>
+    /// The step's sequences packed without padding, with the kernel that attends over them: set for an
+    /// expanded step of a model with a varlen kernel, which then needs none of the padded view
+    /// (<see cref="ContextSlots"/>, <see cref="Masked"/>, <see cref="QueryRows"/>, <see cref="UnpadRows"/> are null).
+    /// </summary>
+    public VarlenAttention? Varlen { get; init; }
 
     /// <summary>The attention form every layer uses this step.</summary>
     public required AttentionForm Form { get; init; }
@@ -75,6 +83,7 @@ public sealed class AttentionMetadata : IDisposable
             ContextSlots = contextSlots.view(-1).MoveToOuterDisposeScope(),
             Masked = masked.MoveToOuterDisposeScope(),
             UnpadRows = null,
+            RowsInBatchOrder = true,
             SequenceCount = s,
             MaxQueries = 1,
             MaxContext = contextBucket,
@@ -84,7 +93,12 @@ public sealed class AttentionMetadata : IDisposable
         };
     }
 
-    internal static AttentionMetadata Build(ForwardBatch batch, DeepSeekConfig config, Layers.RotaryEmbedding rotary, ScalarType dtype, Device device)
+    /// <remarks>
+    /// <paramref name="varlen"/>: the model's kernel over packed sequences, if it has one; an expanded
+    /// step then gets <see cref="Varlen"/> and no padded view.
+    /// </remarks>
+    internal static AttentionMetadata Build(ForwardBatch batch, DeepSeekConfig config, Layers.RotaryEmbedding rotary, ScalarType dtype, Device device,
+        VarlenAttentionKernel? varlen = null)
     {
         var sequences = batch.Sequences;
         var s = sequences.Count;
@@ -93,6 +107,10 @@ public sealed class AttentionMetadata : IDisposable
         var maxContext = (int)sequences.Max(batch.ContextLength);
         var maxBlocks = (maxContext + blockSize - 1) / blockSize;
         var rowsInBatchOrder = maxQueries == 1 && Enumerable.Range(0, s).All(i => sequences[i].Start == i);
+        var isFreshCausal = sequences.All(q => q.Length == maxQueries && batch.ContextLength(q) == maxQueries);
+        var form = batch.Attention ?? AttentionForms.Choose(config, s, maxQueries, maxContext);
+        if (varlen is not null && form == AttentionForm.Expanded)
+            return Packed(batch, rotary, dtype, device, varlen, rowsInBatchOrder, isFreshCausal);
 
         // Host arrays grow with the step's new tokens and the block tables, never with the contexts:
         // context slots and the causal mask are derived on the device below.
@@ -136,10 +154,8 @@ public sealed class AttentionMetadata : IDisposable
         var contextIndex = HeldScalars.Range(maxContext, device);
         var starts = tensor(blockStarts, [s, maxBlocks], device: device);
         var contextSlots = starts.index_select(1, contextIndex.floor_divide(block)).add_(contextIndex.remainder(block), HeldScalars.One);
-        var isFreshCausal = sequences.All(q => q.Length == maxQueries && batch.ContextLength(q) == maxQueries);
         // [s, queries, 1, context] booleans: the one metadata tensor that grows with chunk × context, so
         // it is left out when attention needs no explicit mask (fresh prompts through the causal kernel).
-        var form = batch.Attention ?? AttentionForms.Choose(config, s, maxQueries, maxContext);
         var masked = isFreshCausal && form == AttentionForm.Expanded
             ? null
             : contextIndex.gt(tensor(queryPositions, [s, maxQueries, 1, 1], device: device));
@@ -151,6 +167,7 @@ public sealed class AttentionMetadata : IDisposable
             ContextSlots = contextSlots.view(-1).MoveToOuterDisposeScope(),
             Masked = masked?.MoveToOuterDisposeScope(),
             UnpadRows = rowsInBatchOrder ? null : tensor(unpad, device: device).MoveToOuterDisposeScope(),
+            RowsInBatchOrder = rowsInBatchOrder,
             SequenceCount = s,
             MaxQueries = maxQueries,
             MaxContext = maxContext,
@@ -159,12 +176,48 @@ public sealed class AttentionMetadata : IDisposable
         };
     }
 
+    /// <summary>
+    /// The metadata of an expanded step through <paramref name="kernel"/>: the rotations and slot mapping
+    /// as ever, and the sequences packed by <see cref="VarlenLayout.Of"/> (no mask: the kernel's causal
+    /// rule is the mask).
+    /// </summary>
+    private static AttentionMetadata Packed(ForwardBatch batch, Layers.RotaryEmbedding rotary, ScalarType dtype, Device device,
+        VarlenAttentionKernel kernel, bool rowsInBatchOrder, bool isFreshCausal)
+    {
+        var slotMapping = new long[batch.TokenCount];
+        foreach (var span in batch.Sequences)
+            for (var t = span.Start; t < span.Start + span.Length; t++) slotMapping[t] = batch.SlotOf(span, batch.Positions[t]);
+        var layout = VarlenLayout.Of(batch);
+        // Made outside this method's scope, which would free its tensors on return (it moves them out itself).
+        var packed = new VarlenAttention(layout, kernel, device);
+        using var scope = NewDisposeScope();
+        using var positions = tensor(batch.Positions, device: device);
+        var rotations = rotary.Positions(positions, dtype);
+        return new AttentionMetadata
+        {
+            Rotary = rotations.MoveToOuterDisposeScope(),
+            SlotMapping = tensor(slotMapping, device: device).MoveToOuterDisposeScope(),
+            QueryRows = null,
+            ContextSlots = null,
+            Masked = null,
+            UnpadRows = null,
+            RowsInBatchOrder = rowsInBatchOrder,
+            SequenceCount = layout.SequenceCount,
+            MaxQueries = layout.MaxQueries,
+            MaxContext = layout.MaxContext,
+            IsFreshCausal = isFreshCausal,
+            Form = AttentionForm.Expanded,
+            Varlen = packed,
+        };
+    }
+
     public void Dispose()
     {
         Rotary.Dispose();
         SlotMapping.Dispose();
         QueryRows?.Dispose();
-        ContextSlots.Dispose();
+        ContextSlots?.Dispose();
+        Varlen?.Dispose();
         Masked?.Dispose();
         UnpadRows?.Dispose();
         CountedRows?.Dispose();

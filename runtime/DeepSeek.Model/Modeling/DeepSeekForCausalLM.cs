@@ -61,6 +61,22 @@ public sealed class DeepSeekForCausalLM : nn.Module
 
     public long ParameterBytes => parameters().Sum(p => p.numel() * p.element_size());
 
+    /// <summary>
+    /// Attention over sequences packed without padding, which every expanded step then uses instead of
+    /// SDPA over the padded view (<see cref="VarlenAttention"/>): FlashAttention on CUDA, set by
+    /// <see cref="Native.NativeKernels.Apply"/>; null keeps SDPA (CPU, float32, no helper).
+    /// </summary>
+    internal VarlenAttentionKernel? VarlenKernel { get; set; }
+
+    /// <summary>Whether expanded (prefill) steps attend over packed sequences (<see cref="VarlenKernel"/>).</summary>
+    public bool PacksExpandedAttention => VarlenKernel is not null;
+
+    /// <summary>What expanded (prefill) steps attend with, in words, for the load's log.</summary>
+    public string ExpandedAttentionKernel => VarlenKernelName is { } name && VarlenKernel is not null ? name : "SDPA over the padded view";
+
+    /// <summary>The name of <see cref="VarlenKernel"/> (<see cref="ExpandedAttentionKernel"/>).</summary>
+    internal string? VarlenKernelName { get; set; }
+
     /// <summary>How the weights are held: <see cref="WeightQuantization.None"/> until the int4 pass (<see cref="Int4Quantization"/>).</summary>
     public WeightQuantization Quantization { get; internal set; } = WeightQuantization.None;
 
@@ -187,7 +203,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
         CheckBatch(batch, cache);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        using var metadata = AttentionMetadata.Build(batch, Config, _rotary, DType, Device);
+        using var metadata = AttentionMetadata.Build(batch, Config, _rotary, DType, Device, VarlenKernel);
         using var adapters = Lora?.Select(AdapterRows(batch));
         var (hidden, counts) = model.Forward(tensor(batch.TokenIds, device: Device), metadata, cache);
         // With one token per sequence in batch order, each sequence's last token is its row already.
@@ -242,7 +258,7 @@ public sealed class DeepSeekForCausalLM : nn.Module
         CheckBatch(batch, cache);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        using var metadata = AttentionMetadata.Build(batch, Config, _rotary, DType, Device);
+        using var metadata = AttentionMetadata.Build(batch, Config, _rotary, DType, Device, VarlenKernel);
         using var adapters = Lora?.Select(AdapterRows(batch));
         var (hidden, _) = model.Forward(tensor(batch.TokenIds, device: Device), metadata, cache);
         return model.Norm(hidden).MoveToOuterDisposeScope();
@@ -459,10 +475,18 @@ internal sealed class MlaAttention : nn.Module
         var kRope = batch.Rotary.Apply(compressed.narrow(-1, _latent, _rope).unsqueeze(1)).squeeze(1);
         cache.index_copy_(0, batch.SlotMapping, cat([latent, kRope], -1));
 
-        var context = cache.index_select(0, batch.ContextSlots).view(batch.SequenceCount, batch.MaxContext, _latent + _rope);
-        var values = batch.Form == AttentionForm.Expanded
-            ? ExpandedAttention(qNope, qRope, context, batch)
-            : AbsorbedAttention(qNope, qRope, context, batch);
+        Tensor values;
+        if (batch.Varlen is { } varlen)
+        {
+            values = PackedAttention(qNope, qRope, cache.index_select(0, varlen.ContextSlots), varlen);
+        }
+        else
+        {
+            var context = cache.index_select(0, batch.ContextSlots!).view(batch.SequenceCount, batch.MaxContext, _latent + _rope);
+            values = batch.Form == AttentionForm.Expanded
+                ? ExpandedAttention(qNope, qRope, context, batch)
+                : AbsorbedAttention(qNope, qRope, context, batch);
+        }
         return o_proj.Forward(values.reshape(tokens, _heads * _value)).MoveToOuterDisposeScope();
     }
 
@@ -515,6 +539,25 @@ internal sealed class MlaAttention : nn.Module
             : nn.functional.scaled_dot_product_attention(queries, keys, values, batch.Masked!.squeeze(2).logical_not().unsqueeze(1), 0.0, false);
         var unpadded = attended.transpose(1, 2).reshape(s * batch.MaxQueries, _heads, _value);
         return batch.UnpadRows is { } unpad ? unpadded.index_select(0, unpad) : unpadded;  // [T, H, v]
+    }
+
+    /// <summary>
+    /// The prefill form over packed sequences (<see cref="VarlenAttention"/>: FlashAttention-2's varlen
+    /// kernel on CUDA, v padded to q·k's head dim for it): keys and values expanded from each sequence's
+    /// own context only (not padded to the longest), queries packed without padding, and the causal rule
+    /// aligned bottom-right instead of a mask, so a chunk after cached context, a fresh prompt and a decode
+    /// row share one call and nothing grows with chunk × context. DeepSeek's scale goes to the kernel.
+    /// </summary>
+    private Tensor PackedAttention(Tensor qNope, Tensor qRope, Tensor context, VarlenAttention varlen)
+    {
+        var total = context.shape[0];
+        var kv = kv_b_proj.Forward(context.narrow(-1, 0, _latent)).view(total, _heads, _nope + _value);
+        var keys = cat([kv.narrow(-1, 0, _nope), context.narrow(-1, _latent, _rope).unsqueeze(1).expand(total, _heads, _rope)], -1);
+        var values = kv.narrow(-1, _nope, _value);                                    // [C, H, v], a view
+        var query = cat([qNope, qRope], -1);                                          // [T, H, nope + rope]
+        if (varlen.QueryRows is { } rows) query = query.index_select(0, rows);
+        var attended = varlen.Attend(query, keys, values, _scale);
+        return varlen.UnpackRows is { } unpack ? attended.index_select(0, unpack) : attended;  // [T, H, v]
     }
 }
 

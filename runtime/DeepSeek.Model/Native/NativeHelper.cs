@@ -6,7 +6,7 @@ namespace DeepSeek.Model.Native;
 /// <summary>
 /// The native GPU helper (<c>libdeepseek_native.so</c>, built from <c>runtime/native</c> by
 /// <c>scripts/build-native.sh</c> against the PyTorch LibTorch the runtime runs on): CUDA graphs, the
-/// grouped expert GEMM, int4 and FP8 weight kernels and NCCL collectives, which TorchSharp does not expose.
+/// grouped expert GEMM, varlen attention forwards, int4 and FP8 weight kernels and NCCL collectives, which TorchSharp does not expose.
 /// Tensors cross as TorchSharp's native handles (<c>at::Tensor*</c>): arguments are borrowed, results
 /// are new tensors this process owns. Optional: when the library is absent the caller logs the reason
 /// and keeps to the eager TorchSharp paths; the CPU path never needs it.
@@ -16,7 +16,7 @@ public sealed unsafe class NativeHelper
     public const string LibraryFileName = "libdeepseek_native.so";
 
     /// <summary>The C ABI version this binding was written for (<c>DSN_ABI_VERSION</c> in <c>deepseek_native.h</c>).</summary>
-    public const int AbiVersion = 6;
+    public const int AbiVersion = 7;
 
     private readonly delegate* unmanaged<IntPtr> _lastError;
     private readonly delegate* unmanaged<IntPtr> _graphPoolCreate;
@@ -27,6 +27,8 @@ public sealed unsafe class NativeHelper
     private readonly delegate* unmanaged<IntPtr, void> _graphDestroy;
     private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr> _groupedMm;
     private readonly delegate* unmanaged<IntPtr, IntPtr, double, IntPtr> _rmsNorm;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, long, long, int, double, IntPtr> _flashAttentionVarlen;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, long, long, int, double, IntPtr> _efficientAttentionVarlen;
     private readonly delegate* unmanaged<IntPtr, int, IntPtr> _int4Pack;
     private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr> _int4Mm;
     private readonly delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, IntPtr> _int4Moe;
@@ -56,6 +58,8 @@ public sealed unsafe class NativeHelper
         _graphDestroy = (delegate* unmanaged<IntPtr, void>)Export(library, "dsn_graph_destroy");
         _groupedMm = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Export(library, "dsn_grouped_mm");
         _rmsNorm = (delegate* unmanaged<IntPtr, IntPtr, double, IntPtr>)Export(library, "dsn_rms_norm");
+        _flashAttentionVarlen = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, long, long, int, double, IntPtr>)Export(library, "dsn_flash_attention_varlen");
+        _efficientAttentionVarlen = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, long, long, int, double, IntPtr>)Export(library, "dsn_efficient_attention_varlen");
         _int4Pack = (delegate* unmanaged<IntPtr, int, IntPtr>)Export(library, "dsn_int4_pack");
         _int4Mm = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr>)Export(library, "dsn_int4_mm");
         _int4Moe = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, IntPtr>)Export(library, "dsn_int4_moe");
@@ -179,6 +183,46 @@ public sealed unsafe class NativeHelper
         GC.KeepAlive(input);
         GC.KeepAlive(weight);
         return Owned(result, "rms_norm");
+    }
+
+    /// <summary>
+    /// FlashAttention-2 over sequences packed without padding (<c>at::_flash_attention_forward</c>, varlen):
+    /// <paramref name="query"/> <c>[total_q, H, D]</c>, <paramref name="keys"/> and <paramref name="values"/>
+    /// <c>[total_k, H, D]</c> (one D for all three, last dimension contiguous), int32
+    /// <paramref name="cumulativeQueries"/> and <paramref name="cumulativeKeys"/> <c>[S+1]</c> on the device,
+    /// and the longest sequence of each as host values. Causal is aligned bottom-right: the last query of a
+    /// sequence sees every key of it. Scores scaled by <paramref name="scale"/>. Returns <c>[total_q, H, D]</c>;
+    /// fp16 or bf16 on CUDA (sm80 or newer).
+    /// </summary>
+    public Tensor FlashAttentionVarlen(Tensor query, Tensor keys, Tensor values, Tensor cumulativeQueries, Tensor cumulativeKeys,
+        long maxQueries, long maxKeys, bool causal, double scale)
+    {
+        var result = _flashAttentionVarlen(query.Handle, keys.Handle, values.Handle, cumulativeQueries.Handle, cumulativeKeys.Handle,
+            maxQueries, maxKeys, causal ? 1 : 0, scale);
+        GC.KeepAlive(query);
+        GC.KeepAlive(keys);
+        GC.KeepAlive(values);
+        GC.KeepAlive(cumulativeQueries);
+        GC.KeepAlive(cumulativeKeys);
+        return Owned(result, "flash_attention_varlen");
+    }
+
+    /// <summary>
+    /// <see cref="FlashAttentionVarlen"/>'s contract through the memory-efficient (CUTLASS) kernel
+    /// (<c>at::_efficient_attention_forward</c>, causal from the bottom right), which lets
+    /// <paramref name="values"/>' head dim differ from q·k's: <c>[total_k, H, Dv]</c> → <c>[total_q, H, Dv]</c>.
+    /// </summary>
+    public Tensor EfficientAttentionVarlen(Tensor query, Tensor keys, Tensor values, Tensor cumulativeQueries, Tensor cumulativeKeys,
+        long maxQueries, long maxKeys, bool causal, double scale)
+    {
+        var result = _efficientAttentionVarlen(query.Handle, keys.Handle, values.Handle, cumulativeQueries.Handle, cumulativeKeys.Handle,
+            maxQueries, maxKeys, causal ? 1 : 0, scale);
+        GC.KeepAlive(query);
+        GC.KeepAlive(keys);
+        GC.KeepAlive(values);
+        GC.KeepAlive(cumulativeQueries);
+        GC.KeepAlive(cumulativeKeys);
+        return Owned(result, "efficient_attention_varlen");
     }
 
     /// <summary>The int4 kernel's tiled layout of <see cref="Int4GroupQuantization.Packed"/> (uint8 <c>[N, K/2]</c>).</summary>
