@@ -118,8 +118,6 @@ public static partial class ModelValidator
         if (spec.Parallelism is { DataParallelAttention: true, PodsPerReplica: > 0 and var dpPods } && spec.Runtime is not null
             && ModelShape.ExpertParallelSizeOf(spec) != dpPods)
             errors.Add(new("spec.parallelism.dataParallelAttention", DeepSeekModelSpec.DataParallelRanksMessage));
-        if (spec.Parallelism is { DataParallelAttention: true, RebalanceIntervalSeconds: > 0 })
-            errors.Add(new("spec.parallelism.rebalanceIntervalSeconds", MessageOf<ParallelismSpec>()));
         if (spec.Parallelism is { ExpertParallelSize: { } ranks, PodsPerReplica: > 0 and var pods } && spec.Runtime is { } runtime)
         {
             if (ranks % pods != 0 || runtime.GpusPerPod % (ranks / pods) != 0)

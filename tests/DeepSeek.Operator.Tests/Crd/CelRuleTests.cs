@@ -28,7 +28,7 @@ public sealed class CelRuleTests
         Assert.Equal(
             ["spec", "spec", "spec", "spec", "spec.adapters", "spec.adapters[*].name", "spec.adapters[*].source", "spec.adapters[*].source.hostPath", "spec.adapters[*].source.pvc",
                 "spec.adapters[*].source.pvc.download.endpoint", "spec.adapters[*].source.pvc.download.repo", "spec.autoscaling", "spec.model", "spec.model.source", "spec.model.source.hostPath", "spec.model.source.pvc",
-                "spec.model.source.pvc.download.endpoint", "spec.model.source.pvc.download.repo", "spec.parallelism", "spec.runtime.nodeSelector"],
+                "spec.model.source.pvc.download.endpoint", "spec.model.source.pvc.download.repo", "spec.runtime.nodeSelector"],
             Rules.Select(r => r.SchemaPath).Order(StringComparer.Ordinal));
     }
 
@@ -90,7 +90,6 @@ public sealed class CelRuleTests
     [InlineData("int4 with float32", """{"model":{"dtype":"float32","quantization":"int4"}}""", "spec.model.quantization")]
     [InlineData("data-parallel attention with eight ranks in a pod", """{"runtime":{"gpusPerPod":8},"parallelism":{"dataParallelAttention":true}}""", "spec.parallelism.dataParallelAttention")]
     [InlineData("data-parallel attention with two ranks per pod", """{"runtime":{"gpusPerPod":2},"parallelism":{"podsPerReplica":2,"expertParallelSize":4,"dataParallelAttention":true}}""", "spec.parallelism.dataParallelAttention")]
-    [InlineData("data-parallel attention with rebalancing", """{"parallelism":{"podsPerReplica":2,"dataParallelAttention":true,"rebalanceIntervalSeconds":60}}""", "spec.parallelism.rebalanceIntervalSeconds")]
     [InlineData("int4 with float16", """{"model":{"dtype":"float16","quantization":"int4"}}""", "spec.model.quantization")]
     [InlineData("download repo with a space", """{"model":{"source":{"pvc":{"download":{"repo":"deepseek ai/V3"}}}}}""", "spec.model.source.pvc.download.repo")]
     [InlineData("download repo with two slashes", """{"model":{"source":{"pvc":{"download":{"repo":"a/b/c"}}}}}""", "spec.model.source.pvc.download.repo")]

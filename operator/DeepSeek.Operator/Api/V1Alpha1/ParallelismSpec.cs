@@ -4,9 +4,6 @@ using DeepSeek.Operator.Crd;
 namespace DeepSeek.Operator.Api.V1Alpha1;
 
 /// <summary>How one replica is laid out: pods per replica and expert-parallel ranks.</summary>
-[CelRule("!has(self.dataParallelAttention) || !self.dataParallelAttention || !has(self.rebalanceIntervalSeconds) || self.rebalanceIntervalSeconds == 0",
-    "parallelism.dataParallelAttention keeps the initial expert placement: set parallelism.rebalanceIntervalSeconds to 0 (rebalancing is led by one rank of the leader shape)",
-    FieldPath = ".rebalanceIntervalSeconds")]
 public sealed class ParallelismSpec
 {
     /// <summary>Pods in one replica group; 1 gives a Deployment, more give one StatefulSet per group.</summary>
