@@ -2,21 +2,13 @@
 // weight-only kernels (the ones gpt-fast serves with).
 #include "deepseek_native.h"
 #include "native_error.h"
+#include "tensor_handles.h"
 
 #include <ATen/ATen.h>
 
 using deepseek_native::guarded;
-
-namespace {
-
-const at::Tensor& tensor(void* handle, const char* name) {
-  TORCH_CHECK(handle != nullptr, name, " is null");
-  return *static_cast<at::Tensor*>(handle);
-}
-
-void* owned(at::Tensor result) { return new at::Tensor(std::move(result)); }
-
-}  // namespace
+using deepseek_native::tensor;
+using deepseek_native::owned;
 
 extern "C" void* dsn_grouped_mm(void* a, void* b, void* offsets) {
   return guarded<void*>(nullptr, [&] {

@@ -18,6 +18,7 @@
 #include "deepseek_native.h"
 #include "moe_kernels.cuh"
 #include "native_error.h"
+#include "tensor_handles.h"
 #include "tensor_core_tiles.cuh"
 
 #include <ATen/ATen.h>
@@ -35,6 +36,7 @@
 #include <unordered_map>
 
 using deepseek_native::guarded;
+using deepseek_native::tensor;
 using deepseek_native::Fp8Rows;
 using deepseek_native::Int4Rows;
 namespace kernels = deepseek_native::moe;
@@ -57,10 +59,6 @@ Fp8Kernels fp8_kernels() {
   return chosen;
 }
 
-const at::Tensor& tensor(void* handle, const char* name) {
-  TORCH_CHECK(handle != nullptr, name, " is null");
-  return *static_cast<at::Tensor*>(handle);
-}
 
 unsigned blocks(int64_t n, int64_t per_block) { return static_cast<unsigned>((n + per_block - 1) / per_block); }
 

@@ -195,17 +195,8 @@ public sealed unsafe class NativeHelper
     /// fp16 or bf16 on CUDA (sm80 or newer).
     /// </summary>
     public Tensor FlashAttentionVarlen(Tensor query, Tensor keys, Tensor values, Tensor cumulativeQueries, Tensor cumulativeKeys,
-        long maxQueries, long maxKeys, bool causal, double scale)
-    {
-        var result = _flashAttentionVarlen(query.Handle, keys.Handle, values.Handle, cumulativeQueries.Handle, cumulativeKeys.Handle,
-            maxQueries, maxKeys, causal ? 1 : 0, scale);
-        GC.KeepAlive(query);
-        GC.KeepAlive(keys);
-        GC.KeepAlive(values);
-        GC.KeepAlive(cumulativeQueries);
-        GC.KeepAlive(cumulativeKeys);
-        return Owned(result, "flash_attention_varlen");
-    }
+        long maxQueries, long maxKeys, bool causal, double scale) =>
+        Varlen(_flashAttentionVarlen, "flash_attention_varlen", query, keys, values, cumulativeQueries, cumulativeKeys, maxQueries, maxKeys, causal, scale);
 
     /// <summary>
     /// <see cref="FlashAttentionVarlen"/>'s contract through the memory-efficient (CUTLASS) kernel
@@ -213,16 +204,19 @@ public sealed unsafe class NativeHelper
     /// <paramref name="values"/>' head dim differ from q·k's: <c>[total_k, H, Dv]</c> → <c>[total_q, H, Dv]</c>.
     /// </summary>
     public Tensor EfficientAttentionVarlen(Tensor query, Tensor keys, Tensor values, Tensor cumulativeQueries, Tensor cumulativeKeys,
-        long maxQueries, long maxKeys, bool causal, double scale)
+        long maxQueries, long maxKeys, bool causal, double scale) =>
+        Varlen(_efficientAttentionVarlen, "efficient_attention_varlen", query, keys, values, cumulativeQueries, cumulativeKeys, maxQueries, maxKeys, causal, scale);
+
+    private Tensor Varlen(delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, long, long, int, double, IntPtr> kernel, string name,
+        Tensor query, Tensor keys, Tensor values, Tensor cumulativeQueries, Tensor cumulativeKeys, long maxQueries, long maxKeys, bool causal, double scale)
     {
-        var result = _efficientAttentionVarlen(query.Handle, keys.Handle, values.Handle, cumulativeQueries.Handle, cumulativeKeys.Handle,
-            maxQueries, maxKeys, causal ? 1 : 0, scale);
+        var result = kernel(query.Handle, keys.Handle, values.Handle, cumulativeQueries.Handle, cumulativeKeys.Handle, maxQueries, maxKeys, causal ? 1 : 0, scale);
         GC.KeepAlive(query);
         GC.KeepAlive(keys);
         GC.KeepAlive(values);
         GC.KeepAlive(cumulativeQueries);
         GC.KeepAlive(cumulativeKeys);
-        return Owned(result, "efficient_attention_varlen");
+        return Owned(result, name);
     }
 
     /// <summary>The int4 kernel's tiled layout of <see cref="Int4GroupQuantization.Packed"/> (uint8 <c>[N, K/2]</c>).</summary>
