@@ -19,6 +19,8 @@ repo="$(pwd)"
 out="${OUT:-/tmp/out}"; mkdir -p "$out"; out="$(cd "$out" && pwd)"
 bundle="${BUNDLE:-$repo/deepseek-runtime-linux-x64.tar.xz}"
 phases="${PHASES:-fixtures check speed32 speed128}"
+# VARIANTS narrows the kernels compared (default all three), for a short call.
+variants="${VARIANTS:-flash efficient sdpa}"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 exec > >(tee -a "$out/run.log") 2>&1
 t0=$(date +%s)
@@ -74,13 +76,14 @@ if [[ $phases == *fixtures* ]]; then
 fi
 
 if [[ $phases == *check* ]]; then
-  for variant in flash efficient sdpa; do
+  for variant in $variants; do
     bench "check-32k-chunks-$variant" $variant 150 --layers 8 --batches 1 --prompt-tokens 32768 --output-tokens 32 --max-batch-tokens 8192 --record-margins
     bench "check-3x12k-$variant" $variant 150 --layers 8 --batches 3 --prompt-tokens 12000 --output-tokens 32 --max-batch-tokens 8192 --record-margins
   done
   bench check-32k-one-step-flash flash 150 --layers 8 --batches 1 --prompt-tokens 32768 --output-tokens 32 --max-batch-tokens 32768 --record-margins
   log "greedy tokens: each varlen kernel against SDPA; flash in chunks against flash in one step"
-  for variant in flash efficient; do
+  for variant in $variants; do
+    [[ $variant == sdpa ]] && continue
     for case in 32k-chunks 3x12k; do
       python3 scripts/gpu/compare_greedy.py "$out/check-$case-sdpa.json" "$out/check-$case-$variant.json" > "$out/compare-$case-$variant-vs-sdpa.json"
     done
@@ -89,14 +92,14 @@ if [[ $phases == *check* ]]; then
 fi
 
 if [[ $phases == *speed32* ]]; then
-  for variant in flash efficient sdpa; do
+  for variant in $variants; do
     bench "speed-32768-chunks-$variant" $variant 150 --batches 1 --prompt-tokens 32768 --output-tokens 8 --max-batch-tokens 8192
     bench "speed-32768-one-step-$variant" $variant 150 --batches 1 --prompt-tokens 32768 --output-tokens 8 --max-batch-tokens 32768
   done
 fi
 
 if [[ $phases == *speed128* ]]; then
-  for variant in flash efficient sdpa; do
+  for variant in $variants; do
     bench "speed-131072-chunks-$variant" $variant 190 --batches 1 --prompt-tokens 131072 --output-tokens 8 --max-batch-tokens 8192
   done
 fi
