@@ -126,10 +126,15 @@ public sealed partial class ExpertPeers : IAsyncDisposable
             : $"it runs expert placement {status.PlacementVersion}, the group {_group.Placement.Version} (being brought up to date)";
     }
 
-    /// <summary>Ranks that answered ready with another placement than the group's: a restarted rank after a rebalance.</summary>
+    /// <summary>
+    /// Ranks that answered ready with another placement than the one in force here: a restarted rank after
+    /// a rebalance, or a data-parallel rank that missed its commit (its peers still answer its version from
+    /// the experts they retired, so it counts as ready, but it must still be brought up to date).
+    /// </summary>
     public IReadOnlyList<int> RanksOnOtherPlacements()
     {
-        lock (_lock) return [.. _versions.Where(v => v.Value is { } version && !_group.Runs(version)).Select(v => v.Key).Order()];
+        var current = _group.Placement.Version;
+        lock (_lock) return [.. _versions.Where(v => v.Value is { } version && version != current).Select(v => v.Key).Order()];
     }
 
     /// <summary>The ranks other than this one.</summary>

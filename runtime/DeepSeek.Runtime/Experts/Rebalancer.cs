@@ -241,8 +241,9 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
             {
                 var before = await peers.PrepareAsync(rank, PlacementMessages.ToRequest(current), PrepareDeadline, cancellationToken).ConfigureAwait(false);
                 await peers.CommitAsync(rank, current.Version, CommitDeadline, cancellationToken).ConfigureAwait(false);
-                // Data-parallel: the rank kept its old experts to answer peers on its old version; none are left.
-                if (DataParallel) await peers.AbandonAsync(rank, before.PlacementVersion, CommitDeadline, cancellationToken).ConfigureAwait(false);
+                // Data-parallel: every rank kept the experts of that rank's old version to answer it (the rank
+                // too, once it switched); no rank routes by it any more.
+                if (DataParallel && group.EngineModel is { } model) await ReleaseAsync(model, peers.Ranks, before.PlacementVersion).ConfigureAwait(false);
                 LogBroughtUpToDate(logger, rank, current.Version);
             }
             catch (ExpertTransportException e)
