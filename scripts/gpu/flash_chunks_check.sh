@@ -2,8 +2,8 @@
 # Usage (on a GPU host, from the repository root):
 #   BUNDLE=path/to/deepseek-runtime-linux-x64.tar.xz OUT=dir [PHASES="fixtures check speed32 speed128"] scripts/gpu/flash_chunks_check.sh
 # Prefill attention over packed sequences (varlen) against SDPA over the padded view with its mask, the path
-# before it. Three variants, by DEEPSEEK_FLASH_VARLEN: 1 (the default) FlashAttention-2 with v padded to q·k's
-# head dim, efficient (the memory-efficient kernel's varlen form, v unpadded), 0 (SDPA with the mask).
+# before it. Three variants, by DEEPSEEK_FLASH_VARLEN: 1 FlashAttention-2 with v padded to q·k's
+# head dim, efficient (the memory-efficient kernel's varlen form, v unpadded), 0 (SDPA with the mask, the default).
 #  fixtures: the float32 fixtures' reference tokens (float32 never takes a varlen kernel; bench-h200.sh's phase);
 #  check:    random V2-Lite-shaped bf16 weights (bench --shape, 8 layers, one seed): a 32K prompt in chunks of 8,192
 #            and three 12,000-token prompts sharing steps (chunks after cached context beside fresh prompts), each

@@ -108,7 +108,7 @@ internal sealed class ModelRunner : IModelRunner
             : model.Quantization.IsFp8 && syncFreeTokens == long.MaxValue ? "FP8 projections and experts run the helper's FP8 kernels (experts up to " + LocalExperts.Fp8FusedMaxTokens + " tokens, then dequantised for grouped GEMMs)"
             : syncFreeTokens == long.MaxValue ? "routed experts run as grouped GEMMs" : "routed experts keep the sorted path (sharded or not bf16)";
         var prefill = model.PacksExpandedAttention ? $"prefill attention runs {model.ExpandedAttentionKernel}"
-            : "prefill attention keeps SDPA over the padded view (float32, DEEPSEEK_FLASH_VARLEN=0, or the helper's kernel refused this GPU)";
+            : "prefill attention keeps SDPA over the padded view (DEEPSEEK_FLASH_VARLEN unset, float32, or the helper's kernel refused this GPU)";
         log?.Invoke($"native helper: {reason}; {experts}; {prefill}.");
         if (syncFreeBatch == 0)
         {

@@ -18,10 +18,10 @@ namespace DeepSeek.Model.Native;
 public static class NativeKernels
 {
     /// <summary>
-    /// <c>DEEPSEEK_FLASH_VARLEN</c>: which kernel expanded (prefill) steps attend over packed sequences with,
-    /// for A/B runs (<c>scripts/gpu/flash_chunks_check.sh</c>). Unset (or anything else): FlashAttention-2;
-    /// <c>efficient</c>: the memory-efficient kernel's varlen form (v unpadded); <c>0</c>: none, SDPA over the
-    /// padded view with its mask, the path before either.
+    /// <c>DEEPSEEK_FLASH_VARLEN</c>: which kernel expanded (prefill) steps attend over packed sequences with
+    /// (<c>scripts/gpu/flash_chunks_check.sh</c> compares them). <c>1</c>: FlashAttention-2; <c>efficient</c>: the
+    /// memory-efficient kernel's varlen form (v unpadded); unset or anything else: none, SDPA over the padded
+    /// view with its mask. Opt-in until the varlen kernels have run on a GPU beside SDPA (docs/gpu.md).
     /// </summary>
     private static readonly string VarlenChoice = Environment.GetEnvironmentVariable("DEEPSEEK_FLASH_VARLEN") ?? "";
 
@@ -49,7 +49,7 @@ public static class NativeKernels
     /// </summary>
     private static (VarlenAttentionKernel Kernel, string Name)? VarlenKernel(NativeHelper helper, DeepSeekForCausalLM model)
     {
-        if (VarlenChoice == "0") return null;
+        if (VarlenChoice is not ("1" or "efficient")) return null;
         if (VarlenChoice == "efficient")
         {
             VarlenAttentionKernel efficient = (query, keys, values, varlen, scale) => helper.EfficientAttentionVarlen(query, keys, values,
@@ -59,7 +59,7 @@ public static class NativeKernels
         if (!FitsFlash(model.Config)) return null;
         var flash = VarlenAttentionKernels.WithValuesPadded((query, keys, values, varlen, scale) => helper.FlashAttentionVarlen(query, keys, values,
             varlen.CumulativeQueries, varlen.CumulativeContexts, varlen.Layout.MaxQueries, varlen.Layout.MaxContext, causal: true, scale));
-        return Runs(flash, model) ? (flash, "FlashAttention-2 over packed sequences") : null;
+        return Runs(flash, model) ? (flash, "FlashAttention-2 over packed sequences (DEEPSEEK_FLASH_VARLEN=1)") : null;
     }
 
     /// <summary>
