@@ -162,8 +162,8 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
             var rows = zeros([group.WorldSize, 2], ScalarType.Int64, Device);
             group.AllGather(rows, tensor(new[] { tokens, _offer?.Version ?? 0 }, [1, 2], device: Device), _deadline);
             var gathered = rows.cpu().data<long>().ToArray();
-            all = [.. gathered.Where((_, i) => i % 2 == 0)];
-            offers = [.. gathered.Where((_, i) => i % 2 == 1)];
+            (all, offers) = (new long[group.WorldSize], new long[group.WorldSize]);
+            for (var rank = 0; rank < group.WorldSize; rank++) (all[rank], offers[rank]) = (gathered[rank * 2], gathered[(rank * 2) + 1]);
             if (Array.IndexOf(all, Leaving) is var leaver and >= 0)
                 throw Fail(group, leaver == group.Rank ? "this rank left the group" : $"rank {leaver} left the group", null);
             _layersOfForward = all.Any(c => c > 0) ? 0 : -1;

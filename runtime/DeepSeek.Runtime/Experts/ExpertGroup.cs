@@ -27,6 +27,7 @@ public sealed class ExpertGroup
         Settings = settings;
         Model = model;
         _placement = ExpertPlacement.Initial(Config, settings.WorldSize, settings.RedundantExperts);
+        MoeLayers = [.. Enumerable.Range(0, Config.NumHiddenLayers).Where(Config.IsMoeLayer)];
         Fingerprint = ModelFingerprint.Of(model);
     }
 
@@ -36,6 +37,9 @@ public sealed class ExpertGroup
     public Hosting.ModelFolder Model { get; }
 
     public DeepSeekConfig Config => Model.Config;
+
+    /// <summary>The model's MoE layers, ascending: what a placement and an observed load cover.</summary>
+    public IReadOnlyList<int> MoeLayers { get; }
 
     /// <summary>The placement in force on this member (its version is what Status reports and Compute requires).</summary>
     public ExpertPlacement Placement => Volatile.Read(ref _placement);

@@ -112,7 +112,7 @@ public static partial class ExpertGroupHosting
     {
         if (group.Settings.RebalanceInterval <= TimeSpan.Zero) return;
         services.AddSingleton(provider => new ObservedExpertLoad(provider.GetRequiredService<IMeterFactory>(),
-            Enumerable.Range(0, group.Config.NumHiddenLayers).Where(group.Config.IsMoeLayer), group.Config.NRoutedExperts));
+            group.MoeLayers, group.Config.NRoutedExperts));
         if (!group.Settings.IsLeader) return;
         services.AddHostedService(provider => new Rebalancer(group, provider.GetRequiredService<ExpertPeers>(), provider.GetRequiredService<ObservedExpertLoad>(),
             provider.GetRequiredService<PlacementStaging>(), provider.GetRequiredService<EngineService>(), provider.GetRequiredService<ExpertParallelMetrics>(),

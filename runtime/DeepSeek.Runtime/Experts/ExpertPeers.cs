@@ -161,8 +161,7 @@ public sealed partial class ExpertPeers : IAsyncDisposable
     public async Task<IReadOnlyList<ExpertLoad>> ExpertLoadAsync(int rank, TimeSpan deadline, CancellationToken cancellationToken)
     {
         var reply = await PlacementCallAsync(rank, "report the expert load of", client => client.ExpertLoadAsync(new ExpertLoadRequest(), _auth, _time.GetUtcNow().UtcDateTime + deadline, cancellationToken));
-        var config = _group.Config;
-        return PlacementMessages.FromReply(reply, [.. Enumerable.Range(0, config.NumHiddenLayers).Where(config.IsMoeLayer)], config.NRoutedExperts);
+        return PlacementMessages.FromReply(reply, [.. _group.MoeLayers], _group.Config.NRoutedExperts);
     }
 
     // A refused placement call says nothing about the rank's health (the Status poll does): it only fails the rebalance.

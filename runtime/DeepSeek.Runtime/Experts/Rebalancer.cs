@@ -136,17 +136,7 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
             : $"rank {members[i]}{(i == 0 ? " (this one)" : "")}: {task.Exception?.InnerException?.Message ?? "cancelled"}").OfType<string>().ToList();
         if (failures.Count == 0) return prepares.Sum(p => p.Result.ExpertsMoved);
 
-        await Task.WhenAll(ranks.Select(async rank =>
-        {
-            try
-            {
-                await peers.AbandonAsync(rank, next.Version, CommitDeadline, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (ExpertTransportException)
-            {
-                // A rank that cannot be told frees the staged experts at its next prepare.
-            }
-        }).Append(staging.AbandonAsync(model, next.Version))).ConfigureAwait(false);
+        await ReleaseAsync(model, ranks, next.Version).ConfigureAwait(false);
         throw new InvalidOperationException($"Placement {next.Version} was not prepared everywhere, the group keeps placement {group.Placement.Version}: {string.Join("; ", failures)}");
     }
 
@@ -211,7 +201,10 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
         return unconfirmed;
     }
 
-    /// <summary>Data-parallel: every rank runs a later placement, so the experts of <paramref name="version"/> held beside go.</summary>
+    /// <summary>
+    /// Every member, this one included, frees the experts of <paramref name="version"/> it holds beside those
+    /// in force: a staged placement given up, or (data-parallel) one no rank routes by any more.
+    /// </summary>
     private async Task ReleaseAsync(DeepSeekForCausalLM model, IEnumerable<int> ranks, long version)
     {
         await Task.WhenAll(ranks.Select(async rank =>
@@ -222,7 +215,7 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
             }
             catch (ExpertTransportException)
             {
-                // That rank frees them at its next prepare.
+                // A rank that cannot be told frees them at its next prepare.
             }
         }).Append(staging.AbandonAsync(model, version))).ConfigureAwait(false);
     }
