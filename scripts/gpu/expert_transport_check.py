@@ -8,8 +8,13 @@ Runs on a GPU host (no .NET needed) from the repository root:
      - `serve --expert-transport nccl --world-size 1` (one GPU, the default transport on CUDA),
      - two `serve` ranks over gRPC on the same GPU (`--world-size 2`),
      - two data-parallel `serve` ranks over gRPC on the same GPU, both asked at once (`--data-parallel-attention true`),
+       in float32 and in bf16 (each rank's experts on the grouped GEMM; tokens up to the first near-tie of 0.1),
      - with two or more GPUs: one pod's `serve --local-ranks 2 --expert-transport nccl` (cuda:0, cuda:1), and two
        data-parallel ranks over NCCL in lockstep (cuda:0, cuda:1), both asked at once;
+     - with two or more GPUs, in bf16 (where decode steps are captured): the data-parallel NCCL pair with decode
+       graphs (each MoE layer exchanging at a fixed capacity inside the graph) against the same pair with
+       `--cuda-graphs false` (the same padded shapes, eagerly): the same greedy tokens on both ranks, and each
+       rank's log says which decode steps it captured;
   4. writes everything under OUT: results.json (one entry per check, with pass/fail or the skip reason)
      and each process's log.
 Exit status 0 when no check failed.
@@ -100,17 +105,17 @@ def wait_ready(proc, port, name):
     raise RuntimeError(f"{name} was not ready within {a.ready_seconds} s (see {name}.log)")
 
 
-def expected_tokens(prompt):
+def expected_tokens(prompt, near_tie=1e-3):
     greedy, margins = prompt["greedy"], prompt["greedy_margins"]
     # Past a near-tie the argmax may flip on rounding: compare up to the first one.
-    tie = next((i for i, m in enumerate(margins) if m < 1e-3), len(greedy))
+    tie = next((i for i, m in enumerate(margins) if m < near_tie), len(greedy))
     return greedy[:tie]
 
 
-def compare(check, port, model_name, reference):
+def compare(check, port, model_name, reference, near_tie=1e-3):
     mismatches = []
     for n, prompt in enumerate(reference["prompts"]):
-        want = expected_tokens(prompt)
+        want = expected_tokens(prompt, near_tie)
         if not want:
             continue
         _, body = http(f"http://127.0.0.1:{port}/v1/completions", {"model": model_name, "prompt": prompt["input_ids"], "max_tokens": len(want),
@@ -123,24 +128,38 @@ def compare(check, port, model_name, reference):
     record(check, not mismatches, prompts=len(reference["prompts"]), mismatches=mismatches)
 
 
-def serve_args(fixture, port, grpc_port, *extra, device="cuda"):
-    return ["serve", "--model", fixture, "--device", device, "--dtype", "float32", "--host", "127.0.0.1",
+def serve_args(fixture, port, grpc_port, *extra, device="cuda", dtype="float32"):
+    return ["serve", "--model", fixture, "--device", device, "--dtype", dtype, "--host", "127.0.0.1",
             "--http-port", str(port), "--grpc-port", str(grpc_port), *extra]
 
 
-def data_parallel_pair(check, name, fixture, reference, transport, devices):
-    """Two data-parallel ranks, each asked every prompt at once (both ranks' requests in flight together)."""
+def generate(port, model_name, prompt_ids, max_tokens):
+    _, body = http(f"http://127.0.0.1:{port}/v1/completions", {"model": model_name, "prompt": prompt_ids, "max_tokens": max_tokens,
+                                                               "temperature": 0, "logprobs": 0, "return_tokens_as_token_ids": True})
+    return [int(t[len("token_id:"):]) for t in json.loads(body)["choices"][0]["logprobs"]["tokens"]]
+
+
+def data_parallel_pair(check, name, fixture, reference, transport, devices, dtype="float32", extra=(), per_rank=None):
+    """Two data-parallel ranks, each asked every prompt at once (both ranks' requests in flight together):
+    compared with the references, or with per_rank(rank, port) when given (its result is returned per rank)."""
     import threading
     expert = [free_port(), free_port()]
     ports = [(free_port(), free_port()) for _ in range(2)]
     group = ["--world-size", "2", "--peers", ",".join(f"127.0.0.1:{p}" for p in expert), "--expert-transport", transport,
-             "--group-token-file", token_file, "--data-parallel-attention", "true"]
-    ranks = [start(f"{name}-dp-{transport}-rank{r}", serve_args(fixture, ports[r][0], ports[r][1], "--rank", str(r), "--expert-port", str(expert[r]),
-                                                                 *group, device=devices[r])) for r in range(2)]
+             "--group-token-file", token_file, "--data-parallel-attention", "true", *extra]
+    label = f"{name}-dp-{transport}-{dtype}{'-' + '-'.join(x.strip('-') for x in extra) if extra else ''}"
+    ranks = [start(f"{label}-rank{r}", serve_args(fixture, ports[r][0], ports[r][1], "--rank", str(r), "--expert-port", str(expert[r]),
+                                                  *group, device=devices[r], dtype=dtype)) for r in range(2)]
+    outcome = [None, None]
     try:
         for r in range(2):
-            wait_ready(ranks[r], ports[r][0], f"{name}-dp-{transport}-rank{r}")
-        threads = [threading.Thread(target=compare, args=(f"{check}, rank {r}", ports[r][0], name, reference)) for r in range(2)]
+            wait_ready(ranks[r], ports[r][0], f"{label}-rank{r}")
+        def run(r):
+            if per_rank is None:
+                compare(f"{check}, rank {r}", ports[r][0], name, reference)
+            else:
+                outcome[r] = per_rank(r, ports[r][0])
+        threads = [threading.Thread(target=run, args=(r,)) for r in range(2)]
         for t in threads:
             t.start()
         for t in threads:
@@ -150,6 +169,22 @@ def data_parallel_pair(check, name, fixture, reference, transport, devices):
     finally:
         for p in ranks:
             stop(p)
+    return outcome, label
+
+
+def graphs_against_eager(name, fixture, reference):
+    """bf16 data-parallel NCCL pair: decode graphs (fixed-capacity exchanges captured) against eager steps."""
+    check = f"{name}: data-parallel NCCL pair in bf16, captured decode steps against eager ones (cuda:0, cuda:1)"
+    prompts = [p["input_ids"] for p in reference["prompts"]]
+    tokens = lambda r, port: [generate(port, name, ids, 24) for ids in prompts]
+    graphs, graphs_label = data_parallel_pair(check, name, fixture, reference, "nccl", ["cuda:0", "cuda:1"], "bfloat16", (), tokens)
+    eager, _ = data_parallel_pair(check, name, fixture, reference, "nccl", ["cuda:0", "cuda:1"], "bfloat16", ("--cuda-graphs", "false"), tokens)
+    captured = []
+    for r in range(2):
+        with open(os.path.join(a.out, f"{graphs_label}-rank{r}.log")) as f:
+            captured.append(sum("CUDA graphs: captured a decode step" in line for line in f))
+    ok = None not in graphs and None not in eager and graphs == eager and all(c > 0 for c in captured)
+    record(check, ok, captured_per_rank=captured, graphs=graphs, eager=eager if graphs != eager else "equal")
 
 
 work = tempfile.mkdtemp(prefix="expert-transport-")
@@ -228,14 +263,22 @@ try:
                 stop(p)
 
         data_parallel_pair(f"{name}: two data-parallel gRPC ranks on one GPU", name, fixture, reference, "grpc", ["cuda", "cuda"])
+        # bf16: each rank's share of the experts on the grouped GEMM, the picks held by the other rank sorted past
+        # every group and zeroed (float32 takes the sorted path). Compared up to the first near-tie at bf16's resolution.
+        bf16_check = f"{name}: two data-parallel gRPC ranks on one GPU in bf16 (grouped GEMM shards)"
+        data_parallel_pair(bf16_check, name, fixture, reference, "grpc", ["cuda", "cuda"], "bfloat16",
+                           per_rank=lambda r, port: compare(f"{bf16_check}, rank {r}", port, name, reference, near_tie=0.1))
 
         # Two NCCL ranks, one per GPU, under one pod's serve.
         check = f"{name}: serve --local-ranks 2 --expert-transport nccl (cuda:0, cuda:1)"
         if gpus < 2:
             record(check, None, reason=f"{gpus} GPU visible: NCCL refuses two ranks on one GPU")
             record(f"{name}: two data-parallel NCCL ranks in lockstep (cuda:0, cuda:1)", None, reason=f"{gpus} GPU visible: NCCL refuses two ranks on one GPU")
+            record(f"{name}: data-parallel NCCL pair in bf16, captured decode steps against eager ones (cuda:0, cuda:1)", None,
+                   reason=f"{gpus} GPU visible: NCCL refuses two ranks on one GPU")
             continue
         data_parallel_pair(f"{name}: two data-parallel NCCL ranks in lockstep (cuda:0, cuda:1)", name, fixture, reference, "nccl", ["cuda:0", "cuda:1"])
+        graphs_against_eager(name, fixture, reference)
         http_base, grpc_base, expert_base = free_block(), free_block(), free_block()
         pod = start(f"{name}-nccl-local2", serve_args(fixture, http_base, grpc_base, "--local-ranks", "2", "--world-size", "2", "--rank", "0",
                                                         "--peers", f"127.0.0.1:{expert_base}", "--expert-port", str(expert_base),

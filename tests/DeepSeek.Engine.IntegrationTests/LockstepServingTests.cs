@@ -54,6 +54,8 @@ public sealed class LockstepServingTests
             Assert.True(transports[2].RowsServed > 0, "the rank without requests computed no rows for its peers");
             Assert.True(transports[0].RowsServed > 0 && transports[1].RowsServed > 0, "the busy ranks computed no rows for each other");
             Assert.All(engines, e => Assert.Equal(128, e.NumKvBlocks));
+            // Decode steps (all ranks decoding or idle) exchanged at a fixed capacity, the others with split sizes.
+            Assert.All(transports, t => Assert.True(t.FixedForwards > 0, "no forward exchanged at a fixed capacity"));
         }
         finally
         {

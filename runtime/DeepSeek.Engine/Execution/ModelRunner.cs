@@ -48,7 +48,8 @@ internal sealed class ModelRunner : IModelRunner
         // Its peers' rows are computed with the experts of the model this runner runs.
         _lockstep?.Bind(model);
         _cache = model.CreateCache((long)(numBlocks + (decodeBuckets is null ? 0 : 1)) * blockSize);
-        if (decodeBuckets is not null) _graphs = new DecodeGraphs(model, _cache, blockSize, paddingBlock: numBlocks, decodeBuckets, graphs, log);
+        // A lockstep rank runs each agreed forward once: a new bucket is captured without an eager run first.
+        if (decodeBuckets is not null) _graphs = new DecodeGraphs(model, _cache, blockSize, paddingBlock: numBlocks, decodeBuckets, graphs, log, warmUpBeforeCapture: _lockstep is null);
     }
 
     /// <summary>
@@ -89,7 +90,7 @@ internal sealed class ModelRunner : IModelRunner
     /// <summary>
     /// On CUDA, with the native helper: the routed experts as grouped GEMMs (int4 and FP8 experts by their
     /// own kernels), and the largest decode batch that then runs without a host synchronisation in any MoE
-    /// layer (0: none; sharded experts or a dtype other than bf16). Decode steps up to it run padded to
+    /// layer (0: none; experts sharded over gRPC or the leader shape, or a dtype other than bf16). Decode steps up to it run padded to
     /// buckets and, when graphs are asked for, captured (the helper is returned for that); larger steps
     /// run eagerly. Elsewhere nothing changes; <paramref name="log"/> says which, or why not.
     /// </summary>
@@ -106,13 +107,13 @@ internal sealed class ModelRunner : IModelRunner
         var syncFreeBatch = (int)Math.Min(options.MaxRunningRequests, syncFreeTokens);
         var experts = model.Quantization.IsInt4 ? "int4 experts run their fused kernel up to " + Int4Experts.FusedMaxTokens + " tokens"
             : model.Quantization.IsFp8 && syncFreeTokens == long.MaxValue ? "FP8 projections and experts run the helper's FP8 kernels (experts up to " + LocalExperts.Fp8FusedMaxTokens + " tokens, then dequantised for grouped GEMMs)"
-            : syncFreeTokens == long.MaxValue ? "routed experts run as grouped GEMMs" : "routed experts keep the sorted path (sharded or not bf16)";
+            : syncFreeTokens == long.MaxValue ? "routed experts run as grouped GEMMs" : "routed experts synchronise with the host (sharded over a transport that reads split sizes back, or not bf16)";
         var prefill = model.PacksExpandedAttention ? $"prefill attention runs {model.ExpandedAttentionKernel}"
             : "prefill attention keeps SDPA over the padded view (DEEPSEEK_FLASH_VARLEN unset, float32, or the helper's kernel refused this GPU)";
         log?.Invoke($"native helper: {reason}; {experts}; {prefill}.");
         if (syncFreeBatch == 0)
         {
-            log?.Invoke("CUDA graphs: off, since the MoE layers synchronise with the host (sharded experts, or a dtype other than bf16); decode runs eagerly.");
+            log?.Invoke("CUDA graphs: off, since the MoE layers synchronise with the host (experts sharded over a transport that reads split sizes back, or a dtype other than bf16); decode runs eagerly.");
             return (0, null);
         }
         if (!options.CudaGraphs)
@@ -167,8 +168,8 @@ internal sealed class ModelRunner : IModelRunner
         try
         {
             using var scope = NewDisposeScope();
-            _lockstep?.AgreeForward(batch.TokenCount);
-            using var output = _graphs?.TryForward(batch) ?? Model.Forward(batch, _cache);
+            _lockstep?.AgreeForward(batch.TokenCount, DecodeRows(batch));
+            using var output = Forward(batch);
             if (requests.Count == 0) return new ModelRunnerOutput(new Dictionary<string, SampledToken>(), output.ExpertLoads);
             var logits = rows.Count == step.Sequences.Count ? output.Logits : output.Logits.index_select(0, tensor(rows.ToArray(), device: Model.Device));
             // Sampling is queued before the expert loads are read (the forward's one synchronisation), so
@@ -194,6 +195,35 @@ internal sealed class ModelRunner : IModelRunner
             return null;
         }
         return slots.Place([.. step.Sequences.Select(s => s.Request.Adapter)]);
+    }
+
+    /// <summary>
+    /// The rows this rank proposes for a fixed-capacity exchange (<see cref="LockstepExpertTransport.AgreeForward"/>):
+    /// for a decode step, the batch bucket its captured graph would run, or its sequences when it runs eagerly;
+    /// <see cref="LockstepExpertTransport.NotDecode"/> for any other step.
+    /// </summary>
+    private long DecodeRows(ForwardBatch batch)
+    {
+        if (_lockstep is null || batch.Sequences.Count != batch.TokenCount) return LockstepExpertTransport.NotDecode;
+        return _graphs?.BucketFor(batch) is { } bucket ? bucket.Batch : batch.Sequences.Count;
+    }
+
+    /// <summary>
+    /// The step's forward: replayed from a decode graph where one applies, else the model's own. A lockstep
+    /// rank replays only a graph of the rows every rank agreed to exchange (none when the forward exchanges
+    /// with split sizes, which read back to the host), and tells the transport how the forward ran.
+    /// </summary>
+    private ForwardOutput Forward(ForwardBatch batch)
+    {
+        if (_graphs is null) return Model.Forward(batch, _cache);
+        if (_lockstep is null) return _graphs.TryForward(batch) ?? Model.Forward(batch, _cache);
+        if (_lockstep.FixedRows is { } rows && _graphs.TryForward(batch, rows) is { } replayed)
+        {
+            _lockstep.ReplayedForward();
+            return replayed;
+        }
+        _lockstep.RestartForward();
+        return Model.Forward(batch, _cache);
     }
 
     /// <summary>

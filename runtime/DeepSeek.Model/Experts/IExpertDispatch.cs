@@ -21,6 +21,12 @@ internal interface IExpertDispatch : IDisposable
     /// <param name="tokensPerExpert">Picks per expert <c>[n_routed_experts]</c> on the device.</param>
     Tensor Forward(Tensor hidden, Tensor ids, Tensor weights, Tensor tokensPerExpert);
 
+    /// <summary>
+    /// Whether <see cref="Forward"/> reads nothing back to the host (when the layer's own compute path does not
+    /// either), so that a decode step through it can be captured as a CUDA graph.
+    /// </summary>
+    bool SyncFree { get; }
+
     /// <summary>The layer's routed picks per shard (what a group's imbalance is about) from its picks per expert.</summary>
     long[] TokensPerShard(long[] tokensPerExpert);
 

@@ -23,6 +23,9 @@ public sealed class LocalExperts
     private readonly Int4Experts? _int4;
     private readonly NativeHelper? _kernel;
     private readonly Fp8Stacks? _fp8;
+    // A shard's picks of experts held elsewhere carry the sentinel slot (the held count); the grouped GEMM
+    // leaves their rows uncomputed, so they are zeroed before the weighted sum.
+    private readonly bool _sentinelSlots;
     private (PendingTensor GateUp, PendingTensor Down)? _ahead;
 
     /// <remarks>
@@ -47,6 +50,7 @@ public sealed class LocalExperts
         _fp8 = experts.Fp8 is { } blocks ? new Fp8Stacks(blocks, experts.GateUpScaleInv!, experts.DownScaleInv!, experts.ComputeDType, fp8Kernel) : null;
         _int4 = int4;
         _kernel = kernel;
+        _sentinelSlots = experts.IsSharded;
         Path = path;
     }
 
@@ -67,18 +71,18 @@ public sealed class LocalExperts
 
     /// <summary>
     /// The path for <paramref name="experts"/>: int4 experts take their kernel when they were packed for
-    /// it (CUDA); bf16 stacks on CUDA holding every expert take <paramref name="kernel"/>'s grouped GEMM
-    /// (a shard's stacks hold only some experts, which the grouped GEMM cannot skip); the rest Sorted.
+    /// it (CUDA); bf16 stacks on CUDA take <paramref name="kernel"/>'s grouped GEMM (a shard's too: the
+    /// picks of experts held elsewhere sort last, past every group, and their rows are zeroed), FP8 stacks
+    /// its FP8 kernels; the rest Sorted, or Dense for a small stack held whole.
     /// </summary>
     public static ExpertComputePath Choose(RoutedExperts experts, Int4Experts? int4, NativeHelper? kernel)
     {
         ArgumentNullException.ThrowIfNull(experts);
         if (int4 is not null) return int4.UsesKernel ? ExpertComputePath.Int4Fused : ExpertComputePath.Sorted;
-        if (experts.IsSharded) return ExpertComputePath.Sorted;
         if (kernel is not null && experts.GateUp.device_type == DeviceType.CUDA && experts.ComputeDType == ScalarType.BFloat16)
             return experts.Fp8 is null ? ExpertComputePath.GroupedGemm : ExpertComputePath.Fp8Fused;
         // FP8 stacks take Sorted, which dequantises the active experts only.
-        return experts.Fp8 is null && experts.ResidentBytes <= DenseMaxStackBytes ? ExpertComputePath.Dense : ExpertComputePath.Sorted;
+        return experts.Fp8 is null && !experts.IsSharded && experts.ResidentBytes <= DenseMaxStackBytes ? ExpertComputePath.Dense : ExpertComputePath.Sorted;
     }
 
     /// <summary>
@@ -193,6 +197,12 @@ public sealed class LocalExperts
         var gateUp = groupedMm(inputs, GateUpStack().transpose(1, 2), offsets);
         var activated = nn.functional.silu(gateUp.narrow(1, 0, inter)) * gateUp.narrow(1, inter, inter);
         var outputs = groupedMm(activated, DownStack().transpose(1, 2), offsets);
+        if (_sentinelSlots)
+        {
+            // Rows past the last group (picks for other ranks) are left as the product found them.
+            var computed = offsets.narrow(0, offsets.shape[0] - 1, 1).to(ScalarType.Int64);
+            outputs.masked_fill_(HeldScalars.Range(outputs.shape[0], outputs.device).ge(computed).unsqueeze(1), HeldScalars.ZeroReal);
+        }
         var inPairOrder = empty_like(outputs).index_copy_(0, order, outputs).view(count, topK, hidden.shape[1]);
         return bmm(tokens.Weights.unsqueeze(1), inPairOrder).squeeze(1);
     }
@@ -200,12 +210,13 @@ public sealed class LocalExperts
     /// <summary>
     /// What <c>_grouped_mm</c> computes, one matmul per group with the offsets read on the host: the
     /// GroupedGemm path when it is forced without the native kernel (the CPU tests of its sorting and
-    /// combining). Rows past the last offset stay zero.
+    /// combining). Rows past the last offset are NaN: the CUDA kernel leaves them as it found them.
     /// </summary>
     private static Tensor ReferenceGroupedMm(Tensor rows, Tensor weights, Tensor offsets)
     {
         var ends = offsets.cpu().data<int>().ToArray();
-        var output = zeros([rows.shape[0], weights.shape[2]], rows.dtype, rows.device);
+        using var undefined = double.NaN.ToScalar();
+        var output = full([rows.shape[0], weights.shape[2]], undefined, rows.dtype, rows.device);
         var start = 0;
         for (var group = 0; group < ends.Length; group++)
         {

@@ -252,9 +252,10 @@ public sealed class RoutedExperts : WeightedModule
 
     /// <summary>
     /// Tokens up to which a batch of this layer runs without a host synchronisation (<see cref="LocalExperts.SyncFreeTokens"/>);
-    /// none when sharded, since the picks of experts held elsewhere are exchanged through the host.
+    /// none when sharded over a transport whose exchanges read split sizes back to the host (all but the
+    /// lockstep transport's fixed-capacity decode steps).
     /// </summary>
-    public long SyncFreeTokens => IsSharded ? 0 : Local.SyncFreeTokens;
+    public long SyncFreeTokens => _dispatch is { SyncFree: false } ? 0 : Local.SyncFreeTokens;
 
     /// <summary>An empty stack in place of one whose experts are now held as int4.</summary>
     private Parameter Replaced(string name, Parameter stack, Device device)

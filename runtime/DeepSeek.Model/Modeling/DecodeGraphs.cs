@@ -37,13 +37,18 @@ public sealed class DecodeGraphs : IDisposable
     private readonly int _paddingBlock;
     private readonly Dictionary<(int Batch, int Context), Step> _steps = [];
     private readonly Action<string>? _log;
+    private readonly bool _warmUpBeforeCapture;
     private bool _captureFailed;
 
     /// <remarks>
     /// <c>paddingBlock</c>: a block of <c>cache</c> that no sequence is ever given; padding rows write
     /// and read it. <c>helper</c> captures and replays on CUDA; null runs the padded body eagerly.
+    /// <c>warmUpBeforeCapture</c> false captures a new bucket without running its body eagerly first: a model
+    /// whose body exchanges with other ranks in lockstep may run each agreed forward once, so the replay
+    /// after the capture is the step's only run (and <see cref="Prepare"/> captures nothing).
     /// </remarks>
-    public DecodeGraphs(DeepSeekForCausalLM model, MlaKvCache cache, int blockSize, int paddingBlock, DecodeGraphBuckets buckets, NativeHelper? helper, Action<string>? log = null)
+    public DecodeGraphs(DeepSeekForCausalLM model, MlaKvCache cache, int blockSize, int paddingBlock, DecodeGraphBuckets buckets, NativeHelper? helper,
+        Action<string>? log = null, bool warmUpBeforeCapture = true)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(cache);
@@ -58,6 +63,7 @@ public sealed class DecodeGraphs : IDisposable
         Buckets = buckets;
         _helper = helper;
         _log = log;
+        _warmUpBeforeCapture = warmUpBeforeCapture;
         // The cache starts zeroed, so what padding rows attend over is finite before any writes it.
         _pool = helper?.CreateGraphPool();
     }
@@ -71,17 +77,20 @@ public sealed class DecodeGraphs : IDisposable
     /// The (batch, context) bucket <paramref name="batch"/> replays, or null when it is not a decode
     /// step this can run: a sequence adds more than one token, logits of every token are asked for,
     /// more sequences than the largest bucket, a forced attention form, or a context for which the
-    /// model would not take the absorbed form (what the captured body uses).
+    /// model would not take the absorbed form (what the captured body uses). With <paramref name="rows"/>
+    /// the batch bucket must be exactly that many rows (what the ranks of a lockstep group agreed to
+    /// exchange), or null.
     /// </summary>
-    public (int Batch, int Context)? BucketFor(ForwardBatch batch)
+    public (int Batch, int Context)? BucketFor(ForwardBatch batch, long? rows = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.Logits != LogitsSelection.LastTokenOfEachSequence || batch.Attention is not null || batch.BlockSize != _blockSize) return null;
         if (batch.Sequences.Count != batch.TokenCount || batch.Sequences.Any(s => s.Length != 1)) return null;
-        if (Buckets.For(batch.Sequences.Count) is not { } rows) return null;
+        if (rows is { } agreed && (agreed < batch.Sequences.Count || agreed > int.MaxValue || Buckets.For((int)agreed) != agreed)) return null;
+        if (Buckets.For((int)(rows ?? batch.Sequences.Count)) is not { } bucket) return null;
         var longest = (int)batch.Sequences.Max(batch.ContextLength);
         var context = DecodeGraphBuckets.ContextBucket(longest, _blockSize);
-        return AttentionForms.Choose(_model.Config, rows, 1, context) == AttentionForm.Absorbed ? (rows, context) : null;
+        return AttentionForms.Choose(_model.Config, bucket, 1, context) == AttentionForm.Absorbed ? (bucket, context) : null;
     }
 
     /// <summary>
@@ -134,12 +143,12 @@ public sealed class DecodeGraphs : IDisposable
     /// Runs <paramref name="batch"/> from its captured graph (capturing it first when its bucket is
     /// new), or returns null when <see cref="BucketFor"/> rejects it or capturing is off, so the
     /// caller runs the model's forward instead. The logits returned are a view of the graph's output:
-    /// read them before the next step.
+    /// read them before the next step. <paramref name="rows"/>: the bucket's rows, as <see cref="BucketFor"/> says.
     /// </summary>
-    public ForwardOutput? TryForward(ForwardBatch batch)
+    public ForwardOutput? TryForward(ForwardBatch batch, long? rows = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        if (BucketFor(batch) is not { } key) return null;
+        if (BucketFor(batch, rows) is not { } key) return null;
         batch.Validate(_model.Config.VocabSize, _cache.SlotCount);
         var inputs = PackInputs(batch, key.Batch, key.Context, _paddingBlock, HasAdapters);
         if (_steps.TryGetValue(key, out var step)) step.Fill(inputs);
@@ -169,7 +178,7 @@ public sealed class DecodeGraphs : IDisposable
         var captured = 0;
         foreach (var rows in Buckets.CaptureOrder.Where(b => b <= PreparedBatches))
         {
-            if (_helper is null || _steps.ContainsKey((rows, context))) continue;
+            if (_helper is null || !_warmUpBeforeCapture || _steps.ContainsKey((rows, context))) continue;
             if (Add((rows, context), Pack(null, rows, context, _blockSize, _paddingBlock, HasAdapters)) is null) break;
             captured++;
         }
@@ -212,8 +221,9 @@ public sealed class DecodeGraphs : IDisposable
     private void Record(Step step)
     {
         if (_helper is null) return;
-        // As torch.cuda.graphs asks: run the work once eagerly (library handles, workspaces), then capture.
-        step.Run(_model, _cache);
+        // As torch.cuda.graphs asks: run the work once eagerly (library handles, workspaces), then capture;
+        // a lockstep model's earlier eager steps warmed the same kernels up.
+        if (_warmUpBeforeCapture) step.Run(_model, _cache);
         var captured = _helper.CaptureGraph(_pool, _model.Device, () => step.RunBody(_model, _cache));
         step.Adopt(captured);
         _log?.Invoke($"CUDA graphs: captured a decode step of {step.Rows} sequences × {step.Context} context tokens ({_steps.Count + 1} so far)");

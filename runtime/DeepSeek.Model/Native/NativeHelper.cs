@@ -129,6 +129,15 @@ public sealed unsafe class NativeHelper
     /// <summary>A memory pool that graphs of several batch-size buckets share (<see cref="DecodeGraphBuckets.CaptureOrder"/>).</summary>
     public CudaGraphPool CreateGraphPool() => new(this, Check(_graphPoolCreate(), "graph_pool_create"));
 
+    [ThreadStatic]
+    private static bool t_capturing;
+
+    /// <summary>
+    /// Whether this thread is inside <see cref="CaptureGraph"/>'s work: what it issues is recorded, not run, so a
+    /// failure there is the capture's (the caller stops capturing), not the work's.
+    /// </summary>
+    public static bool IsCapturing => t_capturing;
+
     /// <summary>
     /// Captures the CUDA work <paramref name="work"/> issues on this thread into a graph, on
     /// <paramref name="device"/>'s side stream. The work must have static shapes and never read a tensor to
@@ -141,12 +150,17 @@ public sealed unsafe class NativeHelper
         var handle = Check(_graphCaptureBegin(pool?.Handle ?? IntPtr.Zero, device.index), "graph_capture_begin");
         try
         {
+            t_capturing = true;
             work();
         }
         catch
         {
             _graphDestroy(handle);
             throw;
+        }
+        finally
+        {
+            t_capturing = false;
         }
         if (_graphCaptureEnd(handle) != 0)
         {
@@ -411,4 +425,4 @@ public sealed unsafe class NativeHelper
 }
 
 /// <summary>A native helper call that failed; the message is LibTorch's.</summary>
-public sealed class NativeHelperException(string message) : InvalidOperationException(message);
+public sealed class NativeHelperException(string message, Exception? inner = null) : InvalidOperationException(message, inner);

@@ -17,11 +17,18 @@ namespace DeepSeek.Model.Parallelism;
 /// <item>when any count is above 0, each rank with tokens runs its forward and each without runs
 /// <see cref="JoinForward"/>: the same MoE layers' exchanges, in the same order, with an empty batch, so
 /// it still computes what its peers send it;</item>
-/// <item>per MoE layer (<see cref="Dispatch"/>, then <see cref="IExpertCombine.Combine"/>): an announce
-/// all-to-all of <c>[layer, placement version, rows]</c> per destination, which gives the split sizes and
-/// catches ranks out of step; the rows, their expert ids and weights all-to-all with those splits; the
-/// rows received computed with the experts held here while the caller computes its own share; the
-/// answers all-to-all back.</item>
+/// <item>per MoE layer, in one of two forms the agreement chose for the forward on every rank alike:
+/// <list type="bullet">
+/// <item>with split sizes (<see cref="Dispatch"/>, then <see cref="IExpertCombine.Combine"/>): an
+/// announce all-to-all of <c>[layer, placement version, rows]</c> per destination, which gives the split
+/// sizes and catches ranks out of step; the rows, their expert ids and weights all-to-all with those
+/// splits; the rows received computed with the experts held here while the caller computes its own
+/// share; the answers all-to-all back;</item>
+/// <item>at a fixed capacity (<see cref="ExchangeFixed"/>), when every rank's forward is a decode step (or
+/// it has none) and all run one placement: each rank sends every rank the same <see cref="FixedRows"/>
+/// rows, so the split sizes are known before the forward and no layer reads anything back to the host.
+/// Such a forward has static shapes and is captured as a CUDA graph (the collectives inside it).</item>
+/// </list></item>
 /// </list>
 /// A placement change (rebalancing) is committed in the agreement too: each rank offers the version it
 /// staged (<see cref="OfferSwitch"/>), and the first agreement in which every rank offers it switches
@@ -35,6 +42,18 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
 {
     /// <summary>Values per destination in the announce: layer, placement version, rows.</summary>
     private const int AnnounceValues = 3;
+
+    /// <summary>Values per rank in the agreement: tokens, the placement version offered, decode rows, the placement version in force.</summary>
+    private const int AgreementValues = 4;
+
+    /// <summary>
+    /// The most rows a rank sends each rank in the fixed form (a decode step's padded batch). Every rank sends
+    /// every rank this many rows whatever its picks, so past it the form with split sizes moves fewer bytes.
+    /// </summary>
+    public const long MaxFixedRows = 256;
+
+    /// <summary>What a rank agrees with when its forward is not a decode step: the exchange takes split sizes.</summary>
+    public const long NotDecode = -1;
 
     private readonly TimeSpan _deadline;
     private readonly TimeSpan _firstFormationWait;
@@ -77,6 +96,15 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
 
     /// <summary>Rows of its peers' tokens this rank computed.</summary>
     public long RowsServed { get; private set; }
+
+    /// <summary>
+    /// The rows every rank sends every rank at each MoE layer of the forward just agreed (the largest decode
+    /// batch any rank proposed), or null when that forward exchanges with split sizes.
+    /// </summary>
+    public long? FixedRows { get; private set; }
+
+    /// <summary>Forwards agreed so far that exchanged at a fixed capacity (<see cref="FixedRows"/>).</summary>
+    public long FixedForwards { get; private set; }
 
     /// <summary>
     /// The model this rank runs, sharded by <see cref="ExpertParallelism.Apply"/> with this transport and
@@ -122,11 +150,36 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
     }
 
     /// <summary>Every rank's token count for the forward each is about to run, in rank order (this rank's own included).</summary>
+    /// <param name="tokens">This rank's tokens in the forward (0: it has none).</param>
+    /// <param name="decodeRows">
+    /// When the forward is a decode step, the rows it exchanges at a fixed capacity (its batch, or the padded
+    /// batch its captured graph runs); <see cref="NotDecode"/> otherwise. When every rank with tokens proposes
+    /// rows, the forward exchanges at the largest proposal (<see cref="FixedRows"/>).
+    /// </param>
     /// <exception cref="ExpertTransportException">No group, a rank lost, or this rank's previous forward did not finish its exchanges.</exception>
-    public IReadOnlyList<long> AgreeForward(long tokens)
+    public IReadOnlyList<long> AgreeForward(long tokens, long decodeRows = NotDecode)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        return Agree(Current(), tokens);
+        ArgumentOutOfRangeException.ThrowIfLessThan(decodeRows, NotDecode);
+        return Agree(Current(), tokens, tokens == 0 ? 0 : decodeRows);
+    }
+
+    /// <summary>
+    /// The forward just agreed ran whole inside a replayed CUDA graph, so its exchanges were not counted as they
+    /// ran: it counts as finished. Call after the replay.
+    /// </summary>
+    public void ReplayedForward()
+    {
+        if (_layersOfForward >= 0) _layersOfForward = _layers.Count;
+    }
+
+    /// <summary>
+    /// The forward just agreed starts its exchanges over: a capture that failed part-way recorded some (none of
+    /// which ran), and the forward now runs eagerly.
+    /// </summary>
+    public void RestartForward()
+    {
+        if (_layersOfForward >= 0) _layersOfForward = 0;
     }
 
     /// <summary>
@@ -138,7 +191,7 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
         if (Volatile.Read(ref _group) is not { } group) return;
         try
         {
-            Agree(group, Leaving);
+            Agree(group, Leaving, NotDecode);
         }
         catch (ExpertTransportException)
         {
@@ -149,7 +202,7 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
     /// <summary>The count a leaving rank agrees with.</summary>
     private const long Leaving = -1;
 
-    private long[] Agree(IProcessGroup group, long tokens)
+    private long[] Agree(IProcessGroup group, long tokens, long decodeRows)
     {
         if (_layersOfForward >= 0 && _layersOfForward != _layers.Count)
             throw Fail(group, $"this rank's last forward stopped after {_layersOfForward} of {_layers.Count} MoE layers (it failed), so its peers wait in an exchange it will not run", null);
@@ -158,15 +211,19 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
         try
         {
             using var scope = NewDisposeScope();
-            // Per rank: its token count and the placement version it offers to switch to (0: none).
-            var rows = zeros([group.WorldSize, 2], ScalarType.Int64, Device);
-            group.AllGather(rows, tensor(new[] { tokens, _offer?.Version ?? 0 }, [1, 2], device: Device), _deadline);
+            // Per rank: its token count, the placement version it offers to switch to (0: none), the rows it
+            // proposes for a fixed-capacity exchange (NotDecode: none) and the placement version in force.
+            var rows = zeros([group.WorldSize, AgreementValues], ScalarType.Int64, Device);
+            var mine = new[] { tokens, _offer?.Version ?? 0, decodeRows, _layers.Count == 0 ? 0 : ExpertParallelism.VersionOf(_layers[0]) };
+            group.AllGather(rows, tensor(mine, [1, AgreementValues], device: Device), _deadline);
             var gathered = rows.cpu().data<long>().ToArray();
             (all, offers) = (new long[group.WorldSize], new long[group.WorldSize]);
-            for (var rank = 0; rank < group.WorldSize; rank++) (all[rank], offers[rank]) = (gathered[rank * 2], gathered[(rank * 2) + 1]);
+            for (var rank = 0; rank < group.WorldSize; rank++) (all[rank], offers[rank]) = (gathered[rank * AgreementValues], gathered[(rank * AgreementValues) + 1]);
             if (Array.IndexOf(all, Leaving) is var leaver and >= 0)
                 throw Fail(group, leaver == group.Rank ? "this rank left the group" : $"rank {leaver} left the group", null);
             _layersOfForward = all.Any(c => c > 0) ? 0 : -1;
+            FixedRows = FixedCapacity(gathered, group.WorldSize);
+            if (FixedRows is not null) FixedForwards++;
         }
         catch (Exception e) when (e is not ExpertTransportException)
         {
@@ -188,6 +245,24 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
             }
         }
         return all;
+    }
+
+    /// <summary>
+    /// The rows of a fixed-capacity exchange every rank derives from the same agreement rows: the largest
+    /// decode batch proposed, when some rank has tokens, none runs anything but a decode step, all run the
+    /// same placement (so every rank routes a pick where its holder expects it), and it is at most
+    /// <see cref="MaxFixedRows"/>; null otherwise.
+    /// </summary>
+    internal static long? FixedCapacity(IReadOnlyList<long> agreement, int worldSize)
+    {
+        long rows = 0;
+        for (var rank = 0; rank < worldSize; rank++)
+        {
+            var (decodeRows, version) = (agreement[(rank * AgreementValues) + 2], agreement[(rank * AgreementValues) + 3]);
+            if (decodeRows < 0 || version != agreement[3]) return null;
+            rows = Math.Max(rows, decodeRows);
+        }
+        return rows is > 0 and <= MaxFixedRows ? rows : null;
     }
 
     /// <summary>
@@ -232,7 +307,64 @@ public sealed class LockstepExpertTransport : IExpertTransport, IGroupBoundTrans
         if (_model is null) throw new InvalidOperationException("Bind the model before it joins its peers' forwards.");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        if (FixedRows is not null)
+        {
+            foreach (var experts in _layers) _ = ExpertParallelism.ShardOf(experts)!.JoinFixed(_model.DType);
+            return;
+        }
         foreach (var experts in _layers) _ = Dispatch(experts.LayerIndex, ExpertParallelism.VersionOf(experts), []).Combine();
+    }
+
+    /// <summary>
+    /// One MoE layer's exchange at the fixed capacity the agreement chose (<see cref="FixedRows"/>): chunk
+    /// <c>r</c> of each input (<see cref="FixedRows"/> rows) goes to rank <c>r</c>, this rank's own chunk
+    /// included; <paramref name="computeHeld"/> computes what every rank sent here; the answers go back. No
+    /// host wait and no read back: the collectives are queued on the device, and a capture records them.
+    /// </summary>
+    /// <param name="layerIndex">The MoE layer exchanged.</param>
+    /// <param name="hidden"><c>[world · rows, hidden]</c> in the model's dtype.</param>
+    /// <param name="ids">Global expert ids <c>[world · rows, k]</c>, −1 for a pick another rank computes.</param>
+    /// <param name="weights"><c>[world · rows, k]</c> float32, 0 where the id is −1.</param>
+    /// <param name="computeHeld">This rank's answer to the rows received: <c>[world · rows, hidden]</c>.</param>
+    /// <returns>Every rank's answers to this rank's rows, <c>[world · rows, hidden]</c> in rank order.</returns>
+    public Tensor ExchangeFixed(int layerIndex, Tensor hidden, Tensor ids, Tensor weights, Func<ExpertBatch, Tensor> computeHeld)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        ArgumentNullException.ThrowIfNull(ids);
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(computeHeld);
+        var group = Current();
+        if (_inFlight) throw Fail(group, "an exchange was abandoned half-way (a step failed between dispatch and combine)", null);
+        if (_layersOfForward < 0 || _layersOfForward >= _layers.Count || FixedRows is not { } rows)
+            throw new InvalidOperationException("A fixed-capacity exchange follows an agreement that chose it (AgreeForward with decode rows on every rank).");
+        if (!_byLayer.ContainsKey(layerIndex)) throw new ArgumentException($"Layer {layerIndex} is not a MoE layer of the bound model.", nameof(layerIndex));
+        var total = rows * group.WorldSize;
+        if (hidden.shape[0] != total || ids.shape[0] != total || weights.shape[0] != total)
+            throw new ArgumentException($"A fixed-capacity exchange sends {rows} rows to each of {group.WorldSize} ranks ({total} rows), not [{string.Join(", ", hidden.shape)}].", nameof(hidden));
+        Tensor back;
+        try
+        {
+            var inHidden = empty_like(hidden);
+            var inIds = empty_like(ids);
+            var inWeights = empty_like(weights);
+            group.AllToAll(inHidden, hidden, null, null, TimeSpan.Zero);
+            group.AllToAll(inIds, ids, null, null, TimeSpan.Zero);
+            group.AllToAll(inWeights, weights, null, null, TimeSpan.Zero);
+            var answers = computeHeld(new ExpertBatch(group.Rank, inHidden, inIds, inWeights)).to(hidden.dtype).contiguous();
+            back = empty_like(answers);
+            group.AllToAll(back, answers, null, null, TimeSpan.Zero);
+        }
+        catch (Exception e) when (e is not ExpertTransportException)
+        {
+            var failed = Fail(group, $"the fixed-capacity exchange of layer {layerIndex} failed{(NativeHelper.IsCapturing ? " to be captured" : "")}: {e.Message}", e);
+            // Capturing ran nothing, but the helper aborts a group whose collective failed: the group re-forms,
+            // and decode steps stop being captured (DecodeGraphs turns capturing off on a capture's failure).
+            if (NativeHelper.IsCapturing) throw new NativeHelperException(failed.Message, e);
+            throw failed;
+        }
+        RowsServed += rows * (group.WorldSize - 1);
+        _layersOfForward++;
+        return back;
     }
 
     public IExpertCombine Dispatch(int layerIndex, long placementVersion, IReadOnlyList<ExpertBatch> batches)

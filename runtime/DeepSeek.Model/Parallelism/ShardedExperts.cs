@@ -87,6 +87,7 @@ public sealed class ShardedExperts : IExpertDispatch
     /// <param name="tokensPerExpert">Picks per expert <c>[n_routed_experts]</c> on the device.</param>
     public Tensor Forward(Tensor hidden, Tensor ids, Tensor weights, Tensor tokensPerExpert)
     {
+        if (Transport is LockstepExpertTransport { FixedRows: { } capacity } lockstep) return ForwardFixed(lockstep, capacity, hidden, ids, weights, tokensPerExpert);
         var destination = Tables.DestinationRanks(ids, tokensPerExpert);
         var batches = new List<ExpertBatch>();
         var rowsOfBatch = new List<Tensor>();
@@ -117,6 +118,57 @@ public sealed class ShardedExperts : IExpertDispatch
             output.index_add_(0, rowsOfBatch[i], results[i].to(output.dtype, output.device), HeldScalars.One);
         }
         return output;
+    }
+
+    /// <summary>
+    /// Whether a forward of this layer runs without reading anything back to the host, so a decode step can be
+    /// captured: over a lockstep transport, whose decode steps exchange at a fixed capacity
+    /// (<see cref="LockstepExpertTransport.ExchangeFixed"/>), when the layer's own compute path is sync-free too.
+    /// </summary>
+    public bool SyncFree => Transport is LockstepExpertTransport;
+
+    /// <summary>
+    /// The layer's forward at the fixed capacity the ranks agreed (<paramref name="rows"/> a rank): the batch
+    /// padded to it, each row sent to every rank with the picks of the others masked (id −1, weight 0), the
+    /// rows received computed with the experts held here, and every rank's answers summed in rank order.
+    /// Static shapes, no host read: what a captured decode step needs.
+    /// </summary>
+    private Tensor ForwardFixed(LockstepExpertTransport lockstep, long rows, Tensor hidden, Tensor ids, Tensor weights, Tensor tokensPerExpert)
+    {
+        var tokens = hidden.shape[0];
+        if (tokens > rows) throw new InvalidOperationException($"Layer {LayerIndex}: {tokens} tokens do not fit the {rows} rows a rank the ranks agreed to exchange.");
+        var (world, k, hiddenSize, device) = (Placement.RankCount, ids.shape[1], hidden.shape[1], hidden.device);
+        using var scope = NewDisposeScope();
+        var destination = Tables.DestinationRanks(ids, tokensPerExpert);
+        if (tokens < rows)
+        {
+            var padding = rows - tokens;
+            hidden = cat([hidden, zeros([padding, hiddenSize], hidden.dtype, device)], 0);
+            ids = cat([ids, full([padding, k], HeldScalars.MinusOne, ScalarType.Int64, device)], 0);
+            weights = cat([weights, zeros([padding, k], weights.dtype, device)], 0);
+            destination = cat([destination, full([padding, k], HeldScalars.MinusOne, ScalarType.Int64, device)], 0);
+        }
+        var elsewhere = destination.unsqueeze(0).expand(world, rows, k).ne(HeldScalars.Range(world, device).view(world, 1, 1));
+        var sendIds = ids.unsqueeze(0).expand(world, rows, k).masked_fill(elsewhere, HeldScalars.MinusOne).reshape(world * rows, k);
+        var sendWeights = weights.to(ScalarType.Float32).unsqueeze(0).expand(world, rows, k).masked_fill(elsewhere, HeldScalars.ZeroReal).reshape(world * rows, k);
+        var sendHidden = hidden.unsqueeze(0).expand(world, rows, hiddenSize).reshape(world * rows, hiddenSize);
+        var back = lockstep.ExchangeFixed(LayerIndex, sendHidden, sendIds, sendWeights,
+            received => ComputeHeld(received.Hidden, received.ExpertIds, received.Weights.to(received.Hidden.dtype)));
+        return back.view(world, rows, hiddenSize).sum([0L]).narrow(0, 0, tokens).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// This layer's fixed-capacity exchange with no tokens of this rank's own (a rank without work in its peers'
+    /// forward): it sends only padding and computes what its peers send.
+    /// </summary>
+    internal Tensor JoinFixed(ScalarType dtype)
+    {
+        if (Transport is not LockstepExpertTransport { FixedRows: { } rows } lockstep)
+            throw new InvalidOperationException("Only a lockstep transport's fixed-capacity forward is joined without tokens.");
+        var device = _experts.GateUp.device;
+        var k = _experts.ExpertsPerToken;
+        return ForwardFixed(lockstep, rows, empty([0, _experts.HiddenSize], dtype, device), empty([0, k], ScalarType.Int64, device),
+            empty([0, k], dtype, device), zeros([_experts.ExpertCount], ScalarType.Int64, device));
     }
 
     /// <summary>

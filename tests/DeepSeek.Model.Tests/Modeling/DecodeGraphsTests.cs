@@ -58,6 +58,11 @@ public sealed class DecodeGraphsTests
         Assert.Null(graphs.BucketFor(new ForwardBatch([1, 2, 3], [0, 0, 0],
             [new SequenceSpan(0, 1, [0]), new SequenceSpan(1, 1, [1]), new SequenceSpan(2, 1, [2])], BlockSize)));            // more than the largest bucket
         Assert.Null(graphs.BucketFor(decode with { BlockSize = 8 }));
+        // The rows a lockstep group agreed: that bucket exactly, or none.
+        var single = new ForwardBatch([1], [3], [new SequenceSpan(0, 1, [0])], BlockSize);
+        Assert.Equal((2, 256), graphs.BucketFor(single, rows: 2));
+        Assert.Null(graphs.BucketFor(single, rows: 3));   // not a bucket
+        Assert.Null(graphs.BucketFor(decode, rows: 1));   // fewer rows than sequences
     }
 
     [Theory]

@@ -20,9 +20,11 @@ public sealed class LockstepExpertTransportTests
     private static readonly TimeSpan Generous = TimeSpan.FromSeconds(60);
 
     [Theory]
-    [InlineData(Fixtures.V2LiteTiny, 3, 0)]
-    [InlineData(Fixtures.V3Tiny, 2, 1)]
-    public void Every_rank_decodes_its_own_prompts_at_once_and_gets_the_reference_tokens(string fixture, int ranks, int redundant)
+    [InlineData(Fixtures.V2LiteTiny, 3, 0, false)]
+    [InlineData(Fixtures.V3Tiny, 2, 1, false)]
+    [InlineData(Fixtures.V2LiteTiny, 3, 0, true)]
+    [InlineData(Fixtures.V3Tiny, 3, 1, true)]
+    public void Every_rank_decodes_its_own_prompts_at_once_and_gets_the_reference_tokens(string fixture, int ranks, int redundant, bool fixedDecode)
     {
         var reference = Fixtures.LoadReference(fixture);
         var placement = ExpertPlacement.Initial(DeepSeekConfig.Load(Fixtures.Dir(fixture)), ranks, redundant);
@@ -31,8 +33,13 @@ public sealed class LockstepExpertTransportTests
         // The prompts dealt over every rank but the last, which has none: it only answers its peers.
         var prompts = Enumerable.Range(0, ranks)
             .Select(rank => reference.Prompts.Where((_, i) => rank < ranks - 1 && i % (ranks - 1) == rank).ToList()).ToList();
+        // With fixedDecode each rank's decode steps propose rank + 1 rows (as graph buckets of different sizes
+        // would), so the agreed capacity exceeds some ranks' one token and their rows are padded; a rank's
+        // prompt (a prefill) beside its peers' decode steps makes that forward exchange with split sizes.
+        var fixedForwards = new int[ranks];
 
-        var tokens = group.RunEach(rank => prompts[rank].Select(p => group.Decode(rank, p.InputIds, p.Greedy.Length)).ToList());
+        var tokens = group.RunEach(rank => prompts[rank].Select(p => group.Decode(rank, p.InputIds, p.Greedy.Length,
+            fixedDecode ? rank + 1 : null, () => fixedForwards[rank] += group.Transports[rank].FixedRows is null ? 0 : 1)).ToList());
 
         for (var rank = 0; rank < ranks; rank++)
         {
@@ -41,6 +48,20 @@ public sealed class LockstepExpertTransportTests
         }
         Assert.True(group.Transports[^1].RowsServed > 0, "the rank without prompts computed no rows for its peers");
         Assert.All(group.Transports, t => Assert.NotNull(t.Group));
+        if (fixedDecode) Assert.All(fixedForwards.Take(ranks - 1), n => Assert.True(n > 0, "no forward exchanged at a fixed capacity"));
+        else Assert.All(fixedForwards, n => Assert.Equal(0, n));
+    }
+
+    [Fact]
+    public void The_fixed_capacity_is_the_largest_decode_batch_when_every_rank_decodes_one_placement()
+    {
+        // Per rank: tokens, offered version, decode rows, version in force.
+        Assert.Equal(8, LockstepExpertTransport.FixedCapacity([1, 0, 1, 3, 0, 0, 0, 3, 5, 0, 8, 3], 3));             // one idle rank
+        Assert.Null(LockstepExpertTransport.FixedCapacity([1, 0, 1, 3, 40, 0, -1, 3], 2));                           // a peer prefills
+        Assert.Null(LockstepExpertTransport.FixedCapacity([1, 0, 1, 3, 1, 0, 1, 4], 2));                             // two placements
+        Assert.Null(LockstepExpertTransport.FixedCapacity([0, 0, 0, 3, 0, 0, 0, 3], 2));                             // all idle
+        Assert.Null(LockstepExpertTransport.FixedCapacity([1, 0, LockstepExpertTransport.MaxFixedRows + 1, 3, 0, 0, 0, 3], 2));
+        Assert.Equal(LockstepExpertTransport.MaxFixedRows, LockstepExpertTransport.FixedCapacity([1, 0, LockstepExpertTransport.MaxFixedRows, 3, 0, 0, 0, 3], 2));
     }
 
     [Fact]
@@ -235,9 +256,16 @@ public sealed class LockstepExpertTransportTests
             return group;
         }
 
-        /// <summary>One prompt greedily on <paramref name="rank"/>, agreeing each forward with the peers.</summary>
-        public long[] Decode(int rank, IReadOnlyList<long> prompt, int count) =>
-            GreedyDecoding.Cached(Models[rank], prompt, count, tokens => Transports[rank].AgreeForward(tokens));
+        /// <summary>
+        /// One prompt greedily on <paramref name="rank"/>, agreeing each forward with the peers; with
+        /// <paramref name="decodeRows"/> its decode steps propose that many rows for a fixed-capacity exchange.
+        /// </summary>
+        public long[] Decode(int rank, IReadOnlyList<long> prompt, int count, long? decodeRows = null, Action? agreed = null) =>
+            GreedyDecoding.Cached(Models[rank], prompt, count, tokens =>
+            {
+                Transports[rank].AgreeForward(tokens, tokens == 1 && decodeRows is { } rows ? rows : LockstepExpertTransport.NotDecode);
+                agreed?.Invoke();
+            });
 
         /// <summary>
         /// Runs <paramref name="work"/> for every rank on a thread of its own; a rank whose work ends without
