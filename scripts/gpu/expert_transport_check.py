@@ -27,6 +27,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--bundle", required=True, help="scripts/publish-gpu-bundle.sh's tar.xz, or the folder it unpacks to")
 ap.add_argument("--out", default=os.environ.get("OUT", "out"))
 ap.add_argument("--fixtures", default="tests/fixtures")
+ap.add_argument("--only", default="", help="comma-separated fixture names to check (default: every fixture with a reference)")
 ap.add_argument("--ready-seconds", type=int, default=300)
 a = ap.parse_args()
 os.makedirs(a.out, exist_ok=True)
@@ -229,6 +230,8 @@ try:
     with open(token_file, "w") as f:
         f.write("gpu-check-token\n")
     for name in sorted(os.listdir(a.fixtures)):
+        if a.only and name not in a.only.split(","):
+            continue
         fixture = os.path.join(a.fixtures, name)
         if not os.path.isfile(os.path.join(fixture, "reference.json")) or not os.path.isfile(os.path.join(fixture, "model.safetensors")):
             continue

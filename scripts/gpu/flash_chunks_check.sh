@@ -51,8 +51,10 @@ if [[ ! -f $so || -n ${REBUILD:-} ]]; then
   rm -f "$out"/native/*.o
   [[ $rc == 0 ]] || { echo "build-native failed (rc $rc); see $out/build-native.log"; exit 1; }
 fi
+# The symbol table read once: `nm | grep -q` under pipefail fails when grep quits before nm has written all (SIGPIPE).
+exported="$(nm -D --defined-only "$so")"
 for symbol in dsn_flash_attention_varlen dsn_efficient_attention_varlen; do
-  nm -D --defined-only "$so" | grep -q " $symbol$" || { echo "the helper does not export $symbol"; exit 1; }
+  grep -q " $symbol$" <<< "$exported" || { echo "the helper does not export $symbol"; exit 1; }
 done
 cp "$so" /tmp/rt/deepseek-runtime/ || exit 1
 export DEEPSEEK_LIBTORCH_DIR="$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
 using DeepSeek.Model.Experts;
@@ -42,12 +43,14 @@ public sealed record Fp8Result(string Weight, long OutFeatures, long InFeatures,
 /// <summary>
 /// An NCCL group's bring-up and collectives, checked value by value; <c>LargeAllToAllMs</c>: a 64 MiB bf16
 /// all-to-all; <c>Broadcast</c> and <c>BoundedWait</c>: the expert transport's header broadcast and a
-/// host-blocking all-to-all; <c>LostRankFails</c> (two ranks or more, run last): a broadcast that the other
-/// ranks never join fails on rank 0 within its wait, without ending the process, and the group then
-/// refuses further calls (null with one rank).
+/// host-blocking all-to-all; <c>CapturedAllToAll</c>: an equal-split all-to-all captured in a CUDA graph and
+/// replayed twice with new inputs, an eager all-gather between (a data-parallel decode step's fixed-capacity
+/// exchange, and the agreement before the next); <c>LostRankFails</c> (two ranks or more, run last): a
+/// broadcast that the other ranks never join fails on rank 0 within its wait, without ending the process,
+/// and the group then refuses further calls (null with one rank, or when the capture failed).
 /// </summary>
 public sealed record NcclResult(int Rank, int WorldSize, long Generation, double InitMs, bool AllToAllEqualSplits, bool AllToAllUnevenSplits, bool AllGather,
-    bool Broadcast, bool BoundedWait, bool? LostRankFails, double LargeAllToAllMs);
+    bool Broadcast, bool BoundedWait, bool CapturedAllToAll, bool? LostRankFails, double LargeAllToAllMs);
 
 /// <summary>
 /// <c>bench native</c>: proves each function of the native helper from TorchSharp on a CUDA device and
@@ -433,8 +436,43 @@ public sealed class NativeBenchmark(NativeHelper helper, Device device, Action<s
         var big = randn([32L << 20], ScalarType.BFloat16, device); // 64 MiB
         var bigOut = empty_like(big);
         var allToAllMs = MedianMs(() => group.AllToAll(bigOut, big), 20);
-        bool? lostRankFails = worldSize > 1 ? LostRankFails(group, rank) : null;
-        return new NcclResult(rank, worldSize, group.Generation, initMs, equalOk, unevenOk, gatherOk, broadcastOk, boundedOk, lostRankFails, allToAllMs);
+        var capturedOk = CapturedAllToAll();
+        // A capture that failed aborted the group (the helper does on any failed collective).
+        bool? lostRankFails = worldSize > 1 && capturedOk ? LostRankFails(group, rank) : null;
+        return new NcclResult(rank, worldSize, group.Generation, initMs, equalOk, unevenOk, gatherOk, broadcastOk, boundedOk, capturedOk, lostRankFails, allToAllMs);
+
+        bool CapturedAllToAll()
+        {
+            var input = Filled(4, peer => (1000 * rank) + peer);
+            var output = Full([4L * worldSize, width], float.NaN);
+            using var pool = helper.CreateGraphPool();
+            CudaGraph graph;
+            try
+            {
+                graph = helper.CaptureGraph(pool, device, () => group.AllToAll(output, input));
+            }
+            catch (Exception e) when (e is NativeHelperException or ExternalException)
+            {
+                log($"nccl: capturing an all-to-all failed: {e.Message}");
+                return false;
+            }
+            using (graph)
+            {
+                for (var round = 1; round <= 2; round++)
+                {
+                    input.copy_(Filled(4, peer => (1000 * rank) + peer + (100 * round)));
+                    graph.Replay();
+                    var agreement = Full([worldSize], float.NaN);
+                    group.AllGather(agreement, Full([1], rank), TimeSpan.FromSeconds(30));
+                    if (!output.eq(Filled(4, peer => (1000 * peer) + rank + (100 * round))).all().item<bool>() || !agreement.eq(DeepSeek.Model.Modeling.HeldScalars.Range(worldSize, device).to(ScalarType.Float32)).all().item<bool>())
+                    {
+                        log($"nccl: replay {round} of the captured all-to-all gave other values");
+                        return false;
+                    }
+                }
+            }
+            return true;
+        }
     }
 
     /// <summary>A float32 tensor of <paramref name="shape"/> filled with <paramref name="value"/>, its Scalar held through the call (HeldScalars says why).</summary>

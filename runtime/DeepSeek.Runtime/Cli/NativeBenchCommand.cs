@@ -170,9 +170,9 @@ public static class NativeBenchCommand
     {
         var table = new Table().Title($"NCCL process group (c10d ProcessGroupNCCL, TCPStore rendezvous), rank {r.Rank} of {r.WorldSize}")
             .AddColumn("init + first collective ms").AddColumn("all-to-all equal splits").AddColumn("all-to-all uneven splits").AddColumn("all-gather")
-            .AddColumn("broadcast").AddColumn("host-bounded wait").AddColumn("lost rank fails in time").AddColumn("64 MiB all-to-all ms");
+            .AddColumn("broadcast").AddColumn("host-bounded wait").AddColumn("captured all-to-all").AddColumn("lost rank fails in time").AddColumn("64 MiB all-to-all ms");
         table.AddRow(F(r.InitMs, "N1"), Check(r.AllToAllEqualSplits), Check(r.AllToAllUnevenSplits), Check(r.AllGather), Check(r.Broadcast), Check(r.BoundedWait),
-            r.LostRankFails is { } lost ? Check(lost) : "n/a (one rank)", F(r.LargeAllToAllMs, "N3"));
+            Check(r.CapturedAllToAll), r.LostRankFails is { } lost ? Check(lost) : r.CapturedAllToAll ? "n/a (one rank)" : "n/a (capture failed)", F(r.LargeAllToAllMs, "N3"));
         return table;
     }
 }
@@ -193,7 +193,7 @@ public sealed record NativeBenchReport(
         && GroupedMm.All(g => g.GroupedVsLoopRelativeError <= 1e-2 && g.Int4FusedRelativeError <= 1e-2)
         && Int4.All(i => i.KernelRelativeError <= 1e-2)
         && Fp8.All(f => f.KernelRelativeError <= 1e-2)
-        && (Nccl is null || (Nccl.AllToAllEqualSplits && Nccl.AllToAllUnevenSplits && Nccl.AllGather && Nccl.Broadcast && Nccl.BoundedWait && Nccl.LostRankFails != false));
+        && (Nccl is null || (Nccl.AllToAllEqualSplits && Nccl.AllToAllUnevenSplits && Nccl.AllGather && Nccl.Broadcast && Nccl.BoundedWait && Nccl.CapturedAllToAll && Nccl.LostRankFails != false));
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]

@@ -139,14 +139,10 @@ public sealed class RoutedExpertPathTests
     [Fact]
     public void A_shard_on_the_grouped_GEMM_skips_the_picks_held_elsewhere_as_the_sorted_path_does()
     {
-        var directory = Fixtures.Dir(Fixtures.V3Tiny);
-        var config = DeepSeekConfig.Load(directory);
-        using var checkpoint = SafetensorsCheckpoint.Open(directory);
-        using var model = DeepSeekForCausalLM.Build(config, ScalarType.Float64);
+        var config = DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V3Tiny));
         var placement = ExpertPlacement.Initial(config, 2, 0);
-        ExpertParallelism.Apply(model, placement, 1, new InProcessExpertGroup(2).TransportFor(1));
-        model.Materialise(checkpoint, CPU);
-        var experts = model.RoutedExperts[0];
+        using var group = ShardedGroup.Load(Fixtures.V3Tiny, placement, ScalarType.Float64);
+        var experts = group.Ranks[1].RoutedExperts[0];
         var held = placement.Layer(experts.LayerIndex).ExpertsOn(1);
         using var scope = NewDisposeScope();
         var generator = new Generator(7);
