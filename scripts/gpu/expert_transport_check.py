@@ -11,6 +11,8 @@ Runs on a GPU host (no .NET needed) from the repository root:
        in float32 and in bf16 (each rank's experts on the grouped GEMM; tokens up to the first near-tie of 0.1),
      - with two or more GPUs: one pod's `serve --local-ranks 2 --expert-transport nccl` (cuda:0, cuda:1), and two
        data-parallel ranks over NCCL in lockstep (cuda:0, cuda:1), both asked at once;
+     - with two or more GPUs, the leader shape over NCCL rebalancing (`--redundant-experts 4 --rebalance-interval-seconds 2`):
+       the placement version moves past 1 under traffic and the reference tokens hold;
      - with two or more GPUs, in bf16 (where decode steps are captured): the data-parallel NCCL pair with decode
        graphs (each MoE layer exchanging at a fixed capacity inside the graph) against the same pair with
        `--cuda-graphs false` (the same padded shapes, eagerly): the same greedy tokens on both ranks, and each
@@ -188,6 +190,37 @@ def graphs_against_eager(name, fixture, reference):
     record(check, ok, captured_per_rank=captured, graphs=graphs, eager=eager if graphs != eager else "equal")
 
 
+def metric(port, name):
+    _, text = http(f"http://127.0.0.1:{port}/metrics")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name) and not line.startswith("#"))
+
+
+def nccl_rebalance(name, fixture, reference):
+    """The leader shape over NCCL rebalancing (cuda:0, cuda:1): the rank stages and switches between the leader's
+    headers. Traffic, a look every 2 s; the leader must switch placement and keep the reference tokens."""
+    check = f"{name}: serve --local-ranks 2 --expert-transport nccl rebalancing (cuda:0, cuda:1)"
+    http_base, grpc_base, expert_base = free_block(), free_block(), free_block()
+    pod = start(f"{name}-nccl-rebalance", serve_args(fixture, http_base, grpc_base, "--local-ranks", "2", "--world-size", "2", "--rank", "0",
+                                                       "--peers", f"127.0.0.1:{expert_base}", "--expert-port", str(expert_base),
+                                                       "--expert-transport", "nccl", "--group-token-file", token_file,
+                                                       "--redundant-experts", "4", "--rebalance-interval-seconds", "2"))
+    try:
+        wait_ready(pod, http_base, f"{name}-nccl-rebalance")
+        deadline = time.time() + 120
+        while metric(http_base, "deepseek_ep_rebalances_total{") < 1 and time.time() < deadline:
+            for prompt in reference["prompts"]:
+                generate(http_base, name, prompt["input_ids"], 8)
+        switched = metric(http_base, "deepseek_ep_placement_version")
+        compare(check, http_base, name, reference)
+        results[-1]["placement_version"] = switched
+        if switched < 2:
+            record(check, False, error=f"the placement stayed at version {switched} (see {name}-nccl-rebalance.log)")
+    except Exception as e:
+        record(check, False, error=str(e))
+    finally:
+        stop(pod, 120)
+
+
 work = tempfile.mkdtemp(prefix="expert-transport-")
 try:
     # The bundle and the helper next to its executable.
@@ -293,6 +326,7 @@ try:
             record(check, False, error=str(e))
         finally:
             stop(pod, 120)
+        nccl_rebalance(name, fixture, reference)
 finally:
     for proc in started:
         if proc.poll() is None:

@@ -123,9 +123,9 @@ public static class DesiredStateBuilder
         if (spec.Model.MaxContextLength is { } context) data[Variable(RuntimeContract.Flags.MaxContextLength)] = Invariant(context);
         if (spec.Parallelism.RebalanceIntervalSeconds > 0) data[Variable(RuntimeContract.Flags.RebalanceIntervalSeconds)] = Invariant(spec.Parallelism.RebalanceIntervalSeconds);
         if (spec.Parallelism.DataParallelAttention) data[Variable(RuntimeContract.Flags.DataParallelAttention)] = "true";
-        // Rebalancing runs over gRPC only (the runtime refuses it with NCCL, its default on CUDA). Data-parallel
-        // attention also runs over NCCL in lockstep, but that has not run on several GPUs yet: gRPC until it has.
-        if (shape.IsExpertParallel && (spec.Parallelism.DataParallelAttention || spec.Parallelism.RebalanceIntervalSeconds > 0))
+        // Data-parallel attention also runs over NCCL in lockstep, but that has not run on several GPUs yet: gRPC
+        // until it has. The leader shape keeps the runtime's default (NCCL on CUDA), rebalancing or not.
+        if (shape.IsExpertParallel && spec.Parallelism.DataParallelAttention)
             data[Variable(RuntimeContract.Flags.ExpertTransport)] = "grpc";
         return new V1ConfigMap
         {

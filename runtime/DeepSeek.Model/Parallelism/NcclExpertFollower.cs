@@ -27,11 +27,17 @@ public sealed record FollowOutcome(FollowEnd End, string Reason, long RowsServed
 /// back. Every wait is bounded: a leader silent for longer than the idle deadline (it sends heartbeats
 /// while idle) or a collective not done within the deadline ends the loop with the group aborted; the
 /// caller disposes it and joins the next formation.
+/// <para>
+/// The loop owns the rank's tensor thread for the group's life, so the rank's other work on the model (a
+/// placement change: staging the next experts, then the switch the leader asks for between two of its
+/// steps) runs between two headers through <c>betweenHeaders</c>: while the leader steps, after each of
+/// its layers; while it idles, at each heartbeat. A layer's header then names the placement in force.
+/// </para>
 /// </summary>
 public static class NcclExpertFollower
 {
     public static FollowOutcome Follow(IProcessGroup group, DeepSeekForCausalLM model, TimeSpan idleDeadline, TimeSpan deadline,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, Action? betweenHeaders = null)
     {
         ArgumentNullException.ThrowIfNull(group);
         ArgumentNullException.ThrowIfNull(model);
@@ -49,6 +55,7 @@ public static class NcclExpertFollower
 
         while (!cancellationToken.IsCancellationRequested)
         {
+            betweenHeaders?.Invoke();
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             ExpertExchangeHeader header;

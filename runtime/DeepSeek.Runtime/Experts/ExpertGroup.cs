@@ -18,6 +18,7 @@ public sealed class ExpertGroup
 
     private ExpertPlacement _placement;
     private ExpertPlacement? _switchingTo;
+    private volatile bool _placementChanging;
     // The version of experts held beside those in force (staged, or retired until every rank switched), or 0.
     private long _beside;
 
@@ -62,6 +63,17 @@ public sealed class ExpertGroup
 
     /// <summary>This member holds the experts of placement <paramref name="version"/> beside those in force (null: none).</summary>
     public void HoldsBeside(long? version) => Interlocked.Exchange(ref _beside, version ?? 0);
+
+    /// <summary>
+    /// Whether this member is changing the group's placement (preparing it on the ranks, switching, or bringing
+    /// a rank up to date): the NCCL leader then sends its ranks a heartbeat every tick while idle, since they run
+    /// their part of the change between its headers.
+    /// </summary>
+    public bool PlacementChanging
+    {
+        get => _placementChanging;
+        set => _placementChanging = value;
+    }
 
     /// <summary>The leader is committing <paramref name="next"/> on its ranks; <see cref="Switched"/> ends it.</summary>
     public void SwitchingTo(ExpertPlacement? next) => Volatile.Write(ref _switchingTo, next);

@@ -62,10 +62,6 @@ public sealed record ExpertParallelSettings
         if (ExpertPort is < 0 or > 65535) errors.Add($"--expert-port must be between 0 and 65535, got {ExpertPort}.");
         if (RedundantExperts < 0) errors.Add($"--redundant-experts must be 0 or more, got {RedundantExperts}.");
         if (RebalanceInterval < TimeSpan.Zero) errors.Add($"--rebalance-interval-seconds must be 0 or more, got {RebalanceInterval.TotalSeconds}.");
-        // A leader-shape NCCL rank's tensor thread sits in the follower loop, where a placement's staging and
-        // commit cannot run; data-parallel ranks stage on their engine threads and commit at a forward agreement.
-        if (RebalanceInterval > TimeSpan.Zero && WorldSize > 1 && Transport == ExpertTransportKind.Nccl && !DataParallelAttention)
-            errors.Add("--rebalance-interval-seconds with --expert-transport nccl needs --data-parallel-attention true; the leader shape over nccl keeps the initial placement (set 0, or use grpc).");
         if (WorldSize > 1)
         {
             if (Peers.Count != WorldSize) errors.Add($"--peers must list {WorldSize} addresses (one per rank, in rank order), got {Peers.Count}.");

@@ -69,7 +69,8 @@ public sealed partial class NcclGroupFormation(ExpertGroup group, string deviceN
         switch (transport)
         {
             case NcclExpertTransport leader:
-                leader.Heartbeat(NcclFormation.HeartbeatInterval);
+                // During a placement change the ranks stage and switch between headers: one every tick then.
+                leader.Heartbeat(group.PlacementChanging ? TimeSpan.Zero : NcclFormation.HeartbeatInterval);
                 break;
             case LockstepExpertTransport lockstep when !peersNow.Ready && lockstep.Group is not null:
                 lockstep.Abort($"the group lost a peer: {peersNow.Message}");

@@ -7,7 +7,8 @@ namespace DeepSeek.Runtime.Experts;
 /// <summary>
 /// A non-leader rank's side of the NCCL group's lifecycle: once its shard is loaded, join the leader's
 /// group (store on the leader, the generation the leader names), agree on the model, follow the
-/// leader's exchanges on the rank's tensor thread, and when the group ends (leader stopped, lost or a
+/// leader's exchanges on the rank's tensor thread (running its other queued work, a placement change,
+/// between the leader's headers), and when the group ends (leader stopped, lost or a
 /// collective failed) join the next one after a backoff. The Experts gRPC service keeps answering
 /// Status meanwhile: it is how the leader knows this rank is loaded and reachable.
 /// </summary>
@@ -56,7 +57,8 @@ public sealed partial class NcclGroupRank(ExpertGroup group, RankExperts experts
         using var formed = NcclGroupJoin.TryJoin(helper, group, model.Device, generation: null, out var problem);
         if (formed is null) return new FollowOutcome(FollowEnd.Failed, problem, 0);
         LogJoined(logger, settings.Rank, formed.Generation, settings.WorldSize);
-        return NcclExpertFollower.Follow(formed, model, NcclFormation.IdleDeadline, ExpertGroup.ComputeDeadline, stoppingToken);
+        // A placement change queued for this thread (Prepare, Commit) runs between the leader's headers.
+        return NcclExpertFollower.Follow(formed, model, NcclFormation.IdleDeadline, ExpertGroup.ComputeDeadline, stoppingToken, experts.RunPending);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rank {Rank} joined NCCL group generation {Generation} of {WorldSize} ranks")]

@@ -107,6 +107,16 @@ public sealed class RankExperts : IRankExperts, IModelThread, IDisposable
         return completion.Task;
     }
 
+    /// <summary>
+    /// Runs the work queued for the tensor thread so far (a placement's staging and commit), from inside a
+    /// long work item on it: the NCCL follower loop calls this between the leader's headers. Tensor thread only.
+    /// </summary>
+    public void RunPending()
+    {
+        if (Thread.CurrentThread != _thread) throw new InvalidOperationException("Queued work runs on the rank's tensor thread only.");
+        while (_work.TryTake(out var work)) work();
+    }
+
     private void Run()
     {
         foreach (var work in _work.GetConsumingEnumerable()) work();

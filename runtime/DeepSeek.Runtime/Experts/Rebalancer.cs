@@ -75,6 +75,10 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
                 metrics.RecordRebalance(ExpertParallelMetrics.Failed);
                 LogRebalanceFailed(logger, e, group.Placement.Version, e.Message);
             }
+            finally
+            {
+                group.PlacementChanging = false;
+            }
         }
     }
 
@@ -99,6 +103,7 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
         }
         var next = decision.Next!;
         var started = time.GetTimestamp();
+        group.PlacementChanging = true;
         var loaded = await PrepareAsync(model, next, cancellationToken).ConfigureAwait(false);
         var uncommitted = DataParallel
             ? await SwitchEveryRankAsync(model, current, next).ConfigureAwait(false)
@@ -229,6 +234,7 @@ public sealed partial class Rebalancer(ExpertGroup group, ExpertPeers peers, Obs
     {
         foreach (var rank in peers.RanksOnOtherPlacements())
         {
+            group.PlacementChanging = true;
             var current = group.Placement;
             try
             {

@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using DeepSeek.Model.Checkpoints;
 using DeepSeek.Model.Configuration;
+using DeepSeek.Model.Experts;
 using DeepSeek.Model.Modeling;
 using DeepSeek.Model.Parallelism;
 using DeepSeek.Model.Tests.Support;
@@ -144,15 +146,93 @@ public sealed class NcclExpertTransportTests
         Assert.Equal(FollowEnd.Failed, followers[0].Join().End);
     }
 
+    [Fact]
+    public void Ranks_change_placement_between_the_leaders_headers_and_the_group_keeps_the_reference_tokens()
+    {
+        var fixture = Fixtures.V3Tiny;
+        var reference = Fixtures.LoadReference(fixture);
+        var config = DeepSeekConfig.Load(Fixtures.Dir(fixture));
+        var initial = ExpertPlacement.Initial(config, 3, 4);
+        var skewed = new long[] { 0, 0, 0, 0, 24, 0, 0, 24 };
+        var next = RebalancePolicy.Decide(initial, [new ExpertLoad(1, skewed), new ExpertLoad(2, skewed)], 4).Next!;
+        using var transport = new NcclExpertTransport(Generous, TimeProvider.System);
+        using var group = Group.Load(fixture, initial, transport);
+        var followers = group.Form(generation: 1, idleDeadline: Generous, unboundedWait: Generous);
+        var prompt = reference.Prompts[0];
+        Assert.Equal(prompt.Greedy, GreedyDecoding.Cached(group.Leader, prompt.InputIds, prompt.Greedy.Length));
+
+        // Every member stages the next placement beside its own: the ranks on their threads, between the
+        // leader's headers (heartbeats while it idles), the leader on its own.
+        var staged = new IReadOnlyList<StagedExperts>[initial.RankCount];
+        group.OnEveryRank(transport, (rank, model) => staged[rank] = Stage(model, next, rank));
+        staged[0] = Stage(group.Leader, next, 0);
+        // Between two of the leader's steps: the ranks switch, then the leader.
+        group.OnEveryRank(transport, (rank, model) => ExpertParallelism.Switch(model, next, staged[rank]));
+        ExpertParallelism.Switch(group.Leader, next, staged[0]);
+
+        foreach (var p in reference.Prompts) Assert.Equal(p.Greedy, GreedyDecoding.Cached(group.Leader, p.InputIds, p.Greedy.Length));
+        for (var rank = 0; rank < initial.RankCount; rank++)
+            foreach (var experts in group.Models[rank].RoutedExperts)
+                Assert.Equal(next.Layer(experts.LayerIndex).ExpertsOn(rank), experts.HeldExperts);
+        Assert.NotEqual(initial.Layer(1).ExpertsOn(1), next.Layer(1).ExpertsOn(1));
+        transport.Stop();
+        Assert.All(followers, f => Assert.Equal(FollowEnd.Stopped, f.Join().End));
+
+        static IReadOnlyList<StagedExperts> Stage(DeepSeekForCausalLM model, ExpertPlacement next, int rank)
+        {
+            using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
+            return [.. next.Layers.Select(l => ExpertParallelism.StageLayer(model, next, l.LayerIndex, rank, checkpoint).Staged)];
+        }
+    }
+
     /// <summary>A leader sharded over the NCCL transport and its ranks' models, each rank following on a thread of its own.</summary>
     private sealed class Group : IDisposable
     {
         private readonly NcclExpertTransport _transport;
         private readonly IReadOnlyList<DeepSeekForCausalLM> _ranks;
 
-        private Group(NcclExpertTransport transport, IReadOnlyList<DeepSeekForCausalLM> ranks) => (_transport, _ranks) = (transport, ranks);
+        // Work for each rank's thread, run by its follower loop between the leader's headers.
+        private readonly ConcurrentQueue<Action>[] _queued;
+
+        private Group(NcclExpertTransport transport, IReadOnlyList<DeepSeekForCausalLM> ranks) =>
+            (_transport, _ranks, _queued) = (transport, ranks, [.. ranks.Select(_ => new ConcurrentQueue<Action>())]);
 
         public DeepSeekForCausalLM Leader => _ranks[0];
+
+        public IReadOnlyList<DeepSeekForCausalLM> Models => _ranks;
+
+        /// <summary>
+        /// Runs <paramref name="work"/> on every rank but the leader, each on its own thread between two headers,
+        /// sending heartbeats until all have run (bounded); rethrows a rank's failure.
+        /// </summary>
+        public void OnEveryRank(NcclExpertTransport transport, Action<int, DeepSeekForCausalLM> work)
+        {
+            using var done = new CountdownEvent(_ranks.Count - 1);
+            var errors = new Exception?[_ranks.Count];
+            for (var rank = 1; rank < _ranks.Count; rank++)
+            {
+                var r = rank;
+                _queued[r].Enqueue(() =>
+                {
+                    try
+                    {
+                        work(r, _ranks[r]);
+                    }
+                    catch (Exception e)
+                    {
+                        errors[r] = e;
+                    }
+                    done.Signal();
+                });
+            }
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (!done.Wait(TimeSpan.FromMilliseconds(10)))
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromMinutes(1), "a rank did not run its queued work between headers");
+                transport.Heartbeat(TimeSpan.Zero);
+            }
+            Assert.All(errors, e => Assert.Null(e));
+        }
 
         public ThreadProcessGroup? Current { get; private set; }
 
@@ -189,7 +269,10 @@ public sealed class NcclExpertTransportTests
                 var problem = Agree(rank);
                 return problem is not null
                     ? new FollowOutcome(FollowEnd.Failed, problem, 0)
-                    : NcclExpertFollower.Follow(group.Members[rank], _ranks[rank], idleDeadline, followerDeadline ?? Generous, CancellationToken.None);
+                    : NcclExpertFollower.Follow(group.Members[rank], _ranks[rank], idleDeadline, followerDeadline ?? Generous, CancellationToken.None, () =>
+                    {
+                        while (_queued[rank].TryDequeue(out var queued)) queued();
+                    });
             })).ToList();
             Assert.Null(Agree(0));
             _transport.Attach(group.Members[0], CPU);

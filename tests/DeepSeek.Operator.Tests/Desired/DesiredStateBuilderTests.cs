@@ -202,11 +202,13 @@ public sealed class DesiredStateBuilderTests
     }
 
     [Fact]
-    public void Rebalancing_on_gpus_asks_for_the_grpc_transport_it_needs_and_the_leader_shape_says_nothing_of_either()
+    public void The_leader_shape_keeps_the_runtime_default_transport_whether_or_not_it_rebalances()
     {
         var rebalanced = Models.MultiPod();
         rebalanced.Spec.Parallelism.RebalanceIntervalSeconds = 300;
-        Assert.Equal("grpc", Build(rebalanced).OfType<V1ConfigMap>().Single().Data["DEEPSEEK_EXPERT_TRANSPORT"]);
+        var settings = Build(rebalanced).OfType<V1ConfigMap>().Single().Data;
+        Assert.Equal("300", settings["DEEPSEEK_REBALANCE_INTERVAL"]);
+        Assert.False(settings.ContainsKey("DEEPSEEK_EXPERT_TRANSPORT"));
 
         var plain = Build(Models.MultiPod()).OfType<V1ConfigMap>().Single().Data;
         Assert.False(plain.ContainsKey("DEEPSEEK_EXPERT_TRANSPORT"));

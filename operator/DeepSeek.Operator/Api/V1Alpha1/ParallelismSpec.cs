@@ -18,7 +18,7 @@ public sealed class ParallelismSpec
     [Range(0, 1024)]
     public int RedundantExperts { get; set; }
 
-    /// <summary>Seconds between expert rebalancing passes from observed load; 0 (the default) turns rebalancing off. Needs the gRPC expert transport.</summary>
+    /// <summary>Seconds between expert rebalancing passes from observed load; 0 (the default) turns rebalancing off. Works over either expert transport.</summary>
     [Range(0, 86400)]
     public int RebalanceIntervalSeconds { get; set; }
 
