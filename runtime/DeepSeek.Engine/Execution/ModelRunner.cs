@@ -26,6 +26,8 @@ internal sealed class ModelRunner : IModelRunner
     private readonly DecodeGraphs? _graphs;
     // Data-parallel attention over a collective group: every forward is agreed with the peers first.
     private readonly LockstepExpertTransport? _lockstep;
+    // The placement the captured decode steps of a lockstep rank were recorded under.
+    private long _graphsPlacement = ExpertPlacement.InitialVersion;
 
     /// <remarks>
     /// With <c>decodeBuckets</c>, decode steps run the padded decode body of <see cref="DecodeGraphs"/>
@@ -217,6 +219,12 @@ internal sealed class ModelRunner : IModelRunner
     {
         if (_graphs is null) return Model.Forward(batch, _cache);
         if (_lockstep is null) return _graphs.TryForward(batch) ?? Model.Forward(batch, _cache);
+        // A placement switch (at an agreement) replaced the experts and lookup tables the graphs read.
+        if (ExpertParallelism.VersionOf(Model) is var placement && placement != _graphsPlacement)
+        {
+            _graphs.Clear();
+            _graphsPlacement = placement;
+        }
         if (_lockstep.FixedRows is { } rows && _graphs.TryForward(batch, rows) is { } replayed)
         {
             _lockstep.ReplayedForward();

@@ -229,10 +229,19 @@ public sealed class DecodeGraphs : IDisposable
         _log?.Invoke($"CUDA graphs: captured a decode step of {step.Rows} sequences × {step.Context} context tokens ({_steps.Count + 1} so far)");
     }
 
-    public void Dispose()
+    /// <summary>
+    /// Drops every captured step: what they recorded reads tensors that are no longer the model's (a placement
+    /// switch replaced a sharded layer's experts and lookup tables). Later steps capture again on first use.
+    /// </summary>
+    public void Clear()
     {
         foreach (var step in _steps.Values) step.Dispose();
         _steps.Clear();
+    }
+
+    public void Dispose()
+    {
+        Clear();
         _pool?.Dispose();
     }
 
