@@ -153,10 +153,7 @@ public sealed class LockstepExpertTransportTests
     {
         var fixture = Fixtures.V3Tiny;
         var reference = Fixtures.LoadReference(fixture);
-        var config = DeepSeekConfig.Load(Fixtures.Dir(fixture));
-        var initial = ExpertPlacement.Initial(config, 3, 4);
-        var skewed = new long[] { 0, 0, 0, 0, 24, 0, 0, 24 };
-        var next = RebalancePolicy.Decide(initial, [new ExpertLoad(1, skewed), new ExpertLoad(2, skewed)], 4).Next!;
+        var (_, initial, next) = SkewedPlacements.Of(3, 4);
         using var group = Ranks.Load(fixture, initial, Generous);
         group.Form(generation: 1, Generous);
         using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(fixture));

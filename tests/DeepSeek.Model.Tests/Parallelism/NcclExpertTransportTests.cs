@@ -151,10 +151,7 @@ public sealed class NcclExpertTransportTests
     {
         var fixture = Fixtures.V3Tiny;
         var reference = Fixtures.LoadReference(fixture);
-        var config = DeepSeekConfig.Load(Fixtures.Dir(fixture));
-        var initial = ExpertPlacement.Initial(config, 3, 4);
-        var skewed = new long[] { 0, 0, 0, 0, 24, 0, 0, 24 };
-        var next = RebalancePolicy.Decide(initial, [new ExpertLoad(1, skewed), new ExpertLoad(2, skewed)], 4).Next!;
+        var (_, initial, next) = SkewedPlacements.Of(3, 4);
         using var transport = new NcclExpertTransport(Generous, TimeProvider.System);
         using var group = Group.Load(fixture, initial, transport);
         var followers = group.Form(generation: 1, idleDeadline: Generous, unboundedWait: Generous);
@@ -181,7 +178,7 @@ public sealed class NcclExpertTransportTests
         static IReadOnlyList<StagedExperts> Stage(DeepSeekForCausalLM model, ExpertPlacement next, int rank)
         {
             using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
-            return [.. next.Layers.Select(l => ExpertParallelism.StageLayer(model, next, l.LayerIndex, rank, checkpoint).Staged)];
+            return [.. SkewedPlacements.Stage(model, next, rank, checkpoint).Select(l => l.Staged)];
         }
     }
 

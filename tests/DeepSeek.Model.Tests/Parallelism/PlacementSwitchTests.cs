@@ -16,20 +16,6 @@ namespace DeepSeek.Model.Tests.Parallelism;
 /// </summary>
 public sealed class PlacementSwitchTests
 {
-    private static readonly long[] Skewed = [0, 0, 0, 0, 24, 0, 0, 24];
-
-    private static (DeepSeekConfig Config, ExpertPlacement Initial, ExpertPlacement Next) Placements(int ranks, int redundant)
-    {
-        var config = DeepSeekConfig.Load(Fixtures.Dir(Fixtures.V3Tiny));
-        var initial = ExpertPlacement.Initial(config, ranks, redundant);
-        var next = RebalancePolicy.Decide(initial, [new ExpertLoad(1, Skewed), new ExpertLoad(2, Skewed)], redundant).Next
-            ?? throw new InvalidOperationException("The skewed load should move experts.");
-        return (config, initial, next);
-    }
-
-    private static List<(LayerMove Move, StagedExperts Staged)> Stage(DeepSeekForCausalLM model, ExpertPlacement next, int rank, SafetensorsCheckpoint checkpoint) =>
-        [.. next.Layers.Select(layer => ExpertParallelism.StageLayer(model, next, layer.LayerIndex, rank, checkpoint))];
-
     [Theory]
     [InlineData(3, 0)]
     [InlineData(3, 4)]
@@ -37,15 +23,15 @@ public sealed class PlacementSwitchTests
     public void Switching_every_rank_keeps_the_reference_tokens_and_holds_what_a_fresh_group_would(int ranks, int redundant)
     {
         var reference = Fixtures.LoadReference(Fixtures.V3Tiny);
-        var (_, initial, next) = Placements(ranks, redundant);
+        var (_, initial, next) = SkewedPlacements.Of(ranks, redundant);
         using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
         using var group = ShardedGroup.Load(Fixtures.V3Tiny, initial, ScalarType.Float64);
         var sizeBefore = group.Ranks.Select(m => m.ParameterCount).ToList();
 
         // Abandoned staging leaves every rank as it was.
         for (var rank = 0; rank < ranks; rank++)
-            foreach (var (_, staged) in Stage(group.Ranks[rank], next, rank, checkpoint)) staged.Dispose();
-        var stagedByRank = Enumerable.Range(0, ranks).Select(rank => Stage(group.Ranks[rank], next, rank, checkpoint)).ToList();
+            foreach (var (_, staged) in SkewedPlacements.Stage(group.Ranks[rank], next, rank, checkpoint)) staged.Dispose();
+        var stagedByRank = Enumerable.Range(0, ranks).Select(rank => SkewedPlacements.Stage(group.Ranks[rank], next, rank, checkpoint)).ToList();
         Assert.All(group.Ranks, m => Assert.Equal(ExpertPlacement.InitialVersion, ExpertParallelism.VersionOf(m)));
         Assert.Equal(sizeBefore, group.Ranks.Select(m => m.ParameterCount));
         Assert.Equal(reference.Prompts[0].Greedy, GreedyDecoding.Cached(group.Leader, reference.Prompts[0].InputIds, reference.Prompts[0].Greedy.Length));
@@ -82,10 +68,10 @@ public sealed class PlacementSwitchTests
     [Fact]
     public void A_rank_on_another_placement_refuses_the_leaders_dispatch()
     {
-        var (_, initial, next) = Placements(3, 0);
+        var (_, initial, next) = SkewedPlacements.Of(3, 0);
         using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
         using var group = ShardedGroup.Load(Fixtures.V3Tiny, initial, ScalarType.Float32);
-        ExpertParallelism.Switch(group.Ranks[1], next, [.. Stage(group.Ranks[1], next, 1, checkpoint).Select(s => s.Staged)]);
+        ExpertParallelism.Switch(group.Ranks[1], next, [.. SkewedPlacements.Stage(group.Ranks[1], next, 1, checkpoint).Select(s => s.Staged)]);
         var prompt = Fixtures.LoadReference(Fixtures.V3Tiny).Prompts[3].InputIds;
         using var cache = group.Leader.CreateCache(prompt.Length);
 
@@ -98,11 +84,11 @@ public sealed class PlacementSwitchTests
     public void Data_parallel_ranks_switching_one_by_one_answer_both_placements_until_every_rank_has_switched()
     {
         var reference = Fixtures.LoadReference(Fixtures.V3Tiny);
-        var (_, initial, next) = Placements(3, 4);
+        var (_, initial, next) = SkewedPlacements.Of(3, 4);
         using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
         using var group = ShardedGroup.Load(Fixtures.V3Tiny, initial, ScalarType.Float64);
         using var fresh = ShardedGroup.Load(Fixtures.V3Tiny, next, ScalarType.Float64);
-        var staged = Enumerable.Range(0, 3).Select(rank => Stage(group.Ranks[rank], next, rank, checkpoint).Select(s => s.Staged).ToList()).ToList();
+        var staged = Enumerable.Range(0, 3).Select(rank => SkewedPlacements.Stage(group.Ranks[rank], next, rank, checkpoint).Select(s => s.Staged).ToList()).ToList();
         for (var rank = 0; rank < 3; rank++) ExpertParallelism.AnswerBeside(group.Ranks[rank], staged[rank]);
         void EveryRankGivesTheReferenceTokens(string when)
         {
@@ -137,10 +123,10 @@ public sealed class PlacementSwitchTests
     [Fact]
     public void A_rank_that_switched_without_retiring_refuses_peers_still_on_the_placement_before()
     {
-        var (_, initial, next) = Placements(3, 0);
+        var (_, initial, next) = SkewedPlacements.Of(3, 0);
         using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
         using var group = ShardedGroup.Load(Fixtures.V3Tiny, initial, ScalarType.Float32);
-        Assert.Empty(ExpertParallelism.Switch(group.Ranks[1], next, [.. Stage(group.Ranks[1], next, 1, checkpoint).Select(s => s.Staged)]));
+        Assert.Empty(ExpertParallelism.Switch(group.Ranks[1], next, [.. SkewedPlacements.Stage(group.Ranks[1], next, 1, checkpoint).Select(s => s.Staged)]));
         var prompt = Fixtures.LoadReference(Fixtures.V3Tiny).Prompts[3].InputIds;
         using var cache = group.Ranks[2].CreateCache(prompt.Length);
 
@@ -152,10 +138,10 @@ public sealed class PlacementSwitchTests
     [Fact]
     public void Switching_needs_every_layer_staged_for_that_placement()
     {
-        var (_, initial, next) = Placements(3, 0);
+        var (_, initial, next) = SkewedPlacements.Of(3, 0);
         using var checkpoint = SafetensorsCheckpoint.Open(Fixtures.Dir(Fixtures.V3Tiny));
         using var group = ShardedGroup.Load(Fixtures.V3Tiny, initial, ScalarType.Float32);
-        var staged = Stage(group.Leader, next, 0, checkpoint);
+        var staged = SkewedPlacements.Stage(group.Leader, next, 0, checkpoint);
 
         Assert.Throws<ArgumentException>(() => ExpertParallelism.Switch(group.Leader, next, [staged[0].Staged]));
         Assert.Throws<ArgumentException>(() => ExpertParallelism.Switch(group.Leader, next with { Version = 7 }, [.. staged.Select(s => s.Staged)]));
